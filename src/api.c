@@ -1,0 +1,184 @@
+/* api.c — see api.h. */
+#include "api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errmap.h"
+#include "log.h"
+
+void url_escape_into(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~') {
+			buf_addc(b, (char)c);
+		} else {
+			buf_addc(b, '%');
+			buf_addc(b, hex[c >> 4]);
+			buf_addc(b, hex[c & 15]);
+		}
+	}
+}
+
+json_object *api_parse_object(const char *what, const struct http_resp *r)
+{
+	if (r->status == 204 || !r->body.len)
+		return json_object_new_object(); /* 204: counts as {} */
+	enum json_tokener_error err = json_tokener_success;
+	json_object *o = json_tokener_parse_verbose(r->body.data, &err);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		plog("parse", what, "answer is not a JSON object (%s)",
+		     o ? "wrong type" : json_tokener_error_desc(err));
+		stats_count(ST_API_ERRORS);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* One GET whose 2xx body must be an object: 0 and *out, or -errno. */
+static int get_object(struct api *a, const char *path, const char *endpoint,
+		      json_object **out)
+{
+	struct http_resp r;
+	http_resp_init(&r);
+	int rc = 0;
+	*out = NULL;
+	if (!http_call(a->http, "GET", path, NULL, endpoint, &r))
+		rc = api_fail(endpoint, path, &r);
+	else if (!(*out = api_parse_object(endpoint, &r)))
+		rc = -EIO;
+	http_resp_free(&r);
+	return rc;
+}
+
+static int fetch_offers(struct api *a, const char *endpoint_path,
+			bool multinode, struct offer_list *out)
+{
+	size_t cap = out->n;
+	size_t collected = 0;
+	char endpoint[64];
+	snprintf(endpoint, sizeof endpoint, "GET %s", endpoint_path);
+	for (int page = 1; page <= API_MAX_PAGES; page++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s?page=%d&page_size=%d",
+			 endpoint_path, page, API_PAGE_SIZE);
+		json_object *o;
+		int rc = get_object(a, path, endpoint, &o);
+		if (rc)
+			return rc;
+		json_object *items = jx_arr(o, "items");
+		struct num total = jx_num(o, "totalCount");
+		size_t len = items ? json_object_array_length(items) : 0;
+		if (out->n + len > cap) {
+			cap = (out->n + len) * 2;
+			out->v = xrealloc(out->v, cap * sizeof *out->v);
+		}
+		for (size_t i = 0; i < len; i++) {
+			json_object *it = json_object_array_get_idx(items, i);
+			if (offer_parse(it, multinode, &out->v[out->n]) == 0)
+				out->n++;
+		}
+		json_object_put(o);
+		collected += len;
+		if (len == 0 || !total.set || total.d <= (double)collected)
+			return 0;
+	}
+	plog("list", endpoint_path, "stopped after %d pages", API_MAX_PAGES);
+	return 0;
+}
+
+int api_list_offers(struct api *a, struct offer_list *out)
+{
+	out->v = NULL;
+	out->n = 0;
+	int rc = fetch_offers(a, "/availability/gpus", false, out);
+	if (!rc)
+		rc = fetch_offers(a, "/availability/multi-node", true, out);
+	if (rc)
+		offer_list_free(out);
+	return rc;
+}
+
+void offer_list_free(struct offer_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		offer_free(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int api_list_pods(struct api *a, bool history, struct pod_list *out)
+{
+	const char *base = history ? "/pods/history" : "/pods";
+	const char *endpoint = history ? "GET /pods/history" : "GET /pods";
+	size_t cap = 0;
+	long offset = 0;
+	out->v = NULL;
+	out->n = 0;
+	for (int page = 0; page < API_MAX_PAGES; page++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s?offset=%ld&limit=%d", base,
+			 offset, API_PAGE_SIZE);
+		json_object *o;
+		int rc = get_object(a, path, endpoint, &o);
+		if (rc) {
+			pod_list_free(out);
+			return rc;
+		}
+		json_object *data = jx_arr(o, "data");
+		struct num total = jx_num(o, "total_count");
+		size_t len = data ? json_object_array_length(data) : 0;
+		if (out->n + len > cap) {
+			cap = (out->n + len) * 2;
+			out->v = xrealloc(out->v, cap * sizeof *out->v);
+		}
+		for (size_t i = 0; i < len; i++) {
+			json_object *it = json_object_array_get_idx(data, i);
+			if (pod_parse(it, history, &out->v[out->n]) == 0)
+				out->n++;
+		}
+		json_object_put(o);
+		/* Advance by what came, not by the limit asked for: a server
+		 * that clamps the limit must not make us skip pods. */
+		offset += (long)len;
+		if (len == 0 || !total.set || total.d <= (double)offset)
+			return 0;
+	}
+	plog("list", base, "stopped after %d pages", API_MAX_PAGES);
+	return 0;
+}
+
+void pod_list_free(struct pod_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		pod_free(&l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int api_get_wallet(struct api *a, struct wallet *out)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_adds(&path, "/billing/wallet?limit=1&offset=0");
+	if (a->team_id && *a->team_id) {
+		buf_adds(&path, "&teamId=");
+		url_escape_into(&path, a->team_id);
+	}
+	json_object *o;
+	int rc = get_object(a, path.data, "GET /billing/wallet", &o);
+	buf_free(&path);
+	if (rc)
+		return rc;
+	wallet_parse(o, out);
+	json_object_put(o);
+	return 0;
+}

@@ -1,0 +1,44 @@
+/* api.h — the Prime Intellect endpoints primefs reads (PRIME_API.md 4, 5,
+ * 7.1), with every page fetched: availability pages until totalCount,
+ * pod pages until total_count, and a stop on an empty page whatever the
+ * counts claim (a loop that never ends is the CLI's own bug, not ours).
+ * Each returns 0 or -errno, having logged the reason. */
+#ifndef PRIMEFS_API_H
+#define PRIMEFS_API_H
+
+#include "http.h"
+#include "model.h"
+
+#define API_PAGE_SIZE 100
+#define API_MAX_PAGES 2000
+
+struct api {
+	struct http_client *http;
+	const char *team_id;
+};
+
+struct offer_list {
+	struct offer *v;
+	size_t n;
+};
+
+struct pod_list {
+	struct pod *v;
+	size_t n;
+};
+
+int api_list_offers(struct api *a, struct offer_list *out);
+void offer_list_free(struct offer_list *l);
+/* history=false: GET /pods; true: GET /pods/history. */
+int api_list_pods(struct api *a, bool history, struct pod_list *out);
+void pod_list_free(struct pod_list *l);
+int api_get_wallet(struct api *a, struct wallet *out);
+
+/* Parses a 2xx body that must be a JSON object; NULL (and a log line) if it
+ * is not. */
+json_object *api_parse_object(const char *what, const struct http_resp *r);
+
+/* Percent-encodes a query value. */
+void url_escape_into(struct buf *b, const char *s);
+
+#endif

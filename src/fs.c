@@ -1,0 +1,326 @@
+/* fs.c — FUSE operations over the tree. Files are rendered whole at open
+ * into the handle, so a read never mixes two versions, and opened with
+ * direct_io so that the kernel reads to end of file whatever size an
+ * earlier getattr saw (cost grows while you look at it). */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct handle {
+	struct buf data;
+	const struct file_def *file;
+};
+
+static struct primefs *fs(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	(void)conn;
+	cfg->entry_timeout = 1.0;
+	cfg->attr_timeout = 1.0;
+	cfg->negative_timeout = 1.0;
+	cfg->kernel_cache = 0;
+	return fuse_get_context()->private_data;
+}
+
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	memset(st, 0, sizeof *st);
+	st->st_mode = node_mode(&n);
+	st->st_nlink = n.type == N_DIR ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_mtime = st->st_ctime = st->st_atime = n.mtime;
+	st->st_blksize = 4096;
+	struct buf b;
+	buf_init(&b);
+	if (n.type == N_LINK)
+		rc = tree_readlink(fs()->tree, &n, &b);
+	else if (n.type == N_FILE &&
+		 !(n.file->flags & (F_STREAM | F_WRITE_ONLY)))
+		rc = tree_render(fs()->tree, &n, &b);
+	st->st_size = (off_t)b.len;
+	st->st_blocks = (blkcnt_t)((b.len + 511) / 512);
+	buf_free(&b);
+	node_release(&n);
+	return rc;
+}
+
+static int fs_readlink(const char *path, char *out, size_t size)
+{
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	struct buf b;
+	buf_init(&b);
+	rc = tree_readlink(fs()->tree, &n, &b);
+	if (!rc && size) {
+		size_t len = b.len < size - 1 ? b.len : size - 1;
+		memcpy(out, b.data, len);
+		out[len] = '\0';
+	}
+	buf_free(&b);
+	node_release(&n);
+	return rc;
+}
+
+struct fill_ctx {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static int add_entry(void *ctx, const char *name)
+{
+	struct fill_ctx *f = ctx;
+	return f->filler(f->buf, name, NULL, 0, 0);
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	(void)off;
+	(void)fi;
+	(void)flags;
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	struct fill_ctx ctx = {buf, filler};
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	rc = tree_list(fs()->tree, &n, add_entry, &ctx);
+	node_release(&n);
+	return rc;
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	int acc = fi->flags & O_ACCMODE;
+	if (n.type == N_DIR)
+		rc = -EISDIR;
+	else if (n.type != N_FILE)
+		rc = -EACCES;
+	else if (acc != O_RDONLY && !(n.file->flags & F_WRITABLE))
+		rc = -EACCES;
+	else if (acc != O_WRONLY && (n.file->flags & F_WRITE_ONLY))
+		rc = -EACCES;
+	if (rc) {
+		node_release(&n);
+		return rc;
+	}
+	struct handle *h = xcalloc(1, sizeof *h);
+	buf_init(&h->data);
+	h->file = n.file;
+	if (acc != O_WRONLY)
+		rc = tree_render(fs()->tree, &n, &h->data);
+	node_release(&n);
+	if (rc) {
+		buf_free(&h->data);
+		free(h);
+		return rc;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int fs_read(const char *path, char *out, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (off < 0 || (size_t)off >= h->data.len)
+		return 0;
+	size_t n = h->data.len - (size_t)off;
+	if (n > size)
+		n = size;
+	memcpy(out, h->data.data + off, n);
+	return (int)n;
+}
+
+/* The ctl file's commands, one per line. */
+static int ctl_command(const char *line, size_t len)
+{
+	while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	while (len && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	if (!len)
+		return 0;
+	if (len == 7 && !memcmp(line, "refresh", 7)) {
+		cache_refresh(fs()->cache);
+		plog("ctl", "/ctl", "refresh: every cached answer dropped");
+		return 0;
+	}
+	plog("ctl", "/ctl", "unknown command '%.*s' (known: refresh)",
+	     (int)(len > 64 ? 64 : len), line);
+	return -EINVAL;
+}
+
+static int fs_write(const char *path, const char *data, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)off;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (!(h->file->flags & F_WRITABLE))
+		return -EACCES;
+	size_t start = 0;
+	for (size_t i = 0; i <= size; i++) {
+		if (i == size || data[i] == '\n' || data[i] == '\r') {
+			int rc = ctl_command(data + start, i - start);
+			if (rc)
+				return rc;
+			start = i + 1;
+		}
+	}
+	return (int)size;
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	buf_free(&h->data);
+	free(h);
+	return 0;
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	(void)size;
+	(void)fi;
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	if (n.type == N_DIR)
+		rc = -EISDIR;
+	else if (n.type != N_FILE || !(n.file->flags & F_WRITABLE))
+		rc = -EACCES;
+	node_release(&n);
+	return rc; /* `echo x > ctl` truncates first: nothing to do */
+}
+
+static int fs_statfs(const char *path, struct statvfs *st)
+{
+	(void)path; /* never fetches anything */
+	memset(st, 0, sizeof *st);
+	st->f_bsize = 4096;
+	st->f_frsize = 4096;
+	st->f_namemax = 255;
+	return 0;
+}
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	(void)path;
+	(void)mode;
+	return -EPERM;
+}
+
+static int fs_rmdir(const char *path)
+{
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	rc = n.type == N_DIR ? -EPERM : -ENOTDIR;
+	node_release(&n);
+	return rc;
+}
+
+static int fs_unlink(const char *path)
+{
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	rc = n.type == N_DIR ? -EISDIR : -EPERM;
+	node_release(&n);
+	return rc;
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)mode;
+	(void)fi;
+	return -EACCES;
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	(void)from;
+	(void)to;
+	(void)flags;
+	return -EPERM;
+}
+
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)mode;
+	(void)fi;
+	return -EPERM;
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)uid;
+	(void)gid;
+	(void)fi;
+	return -EPERM;
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)tv;
+	(void)fi;
+	return -EPERM;
+}
+
+const struct fuse_operations primefs_ops = {
+    .init = fs_init,
+    .getattr = fs_getattr,
+    .readlink = fs_readlink,
+    .readdir = fs_readdir,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .release = fs_release,
+    .truncate = fs_truncate,
+    .statfs = fs_statfs,
+    .mkdir = fs_mkdir,
+    .rmdir = fs_rmdir,
+    .unlink = fs_unlink,
+    .create = fs_create,
+    .rename = fs_rename,
+    .chmod = fs_chmod,
+    .chown = fs_chown,
+    .utimens = fs_utimens,
+};

@@ -1,0 +1,18 @@
+/* fs.h — the thin FUSE layer: each operation resolves its path through the
+ * tree and answers from it; one reply path per request. */
+#ifndef PRIMEFS_FS_H
+#define PRIMEFS_FS_H
+
+#define FUSE_USE_VERSION 31
+#include <fuse.h>
+
+#include "tree.h"
+
+struct primefs {
+	struct tree *tree;
+	struct cache *cache;
+};
+
+extern const struct fuse_operations primefs_ops;
+
+#endif

@@ -1,0 +1,50 @@
+/* http.h — the one way primefs talks HTTP(S): libcurl with TLS always
+ * verified, a deadline on every call (retries included), CURLOPT_NOSIGNAL
+ * (FUSE is multithreaded), one easy handle per thread sharing connections,
+ * DNS and TLS sessions, and retries with backoff and jitter for GET only,
+ * honouring Retry-After on 429 and 503. */
+#ifndef PRIMEFS_HTTP_H
+#define PRIMEFS_HTTP_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+
+#include "util.h"
+
+#define HTTP_MAX_BODY (64u << 20)
+
+struct http_opts {
+	const char *base_url; /* scheme://host[:port], without /api/v1 */
+	const char *api_key;  /* may be NULL; must outlive the client */
+	const char *cafile;   /* may be NULL: the system's CAs */
+	double timeout;	      /* seconds for one call, retries included */
+	int max_attempts;     /* for GET; 0 means the default (4) */
+};
+
+struct http_resp {
+	long status; /* 0 when no HTTP answer came */
+	CURLcode curl;
+	char error[CURL_ERROR_SIZE];
+	struct buf body;
+	double retry_after; /* seconds; < 0 when the server named none */
+	bool too_large;
+	bool no_key; /* nothing was sent: no API key is configured */
+	int attempts;
+};
+
+struct http_client;
+
+struct http_client *http_new(const struct http_opts *o);
+void http_free(struct http_client *c);
+
+void http_resp_init(struct http_resp *r);
+void http_resp_free(struct http_resp *r);
+
+/* Sends METHOD <base>/api/v1<path> (path carries the query). `endpoint`
+ * names it in `stats`. Returns true for a 2xx answer; anything else is
+ * described in r (see errmap.h). */
+bool http_call(struct http_client *c, const char *method, const char *path,
+	       const char *json_body, const char *endpoint,
+	       struct http_resp *r);
+
+#endif

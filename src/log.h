@@ -1,0 +1,32 @@
+/* log.h — the sources of the `log` and `stats` files. `log` keeps the most
+ * recent lines (time, operation, path, what the API or SSH said); `stats`
+ * counts API calls per endpoint, retries, 429s and cache hits. Both are
+ * safe from any thread and never block on I/O. */
+#ifndef PRIMEFS_LOG_H
+#define PRIMEFS_LOG_H
+
+#include "util.h"
+
+enum stat_counter {
+	ST_RETRIES,
+	ST_RATE_LIMITED,
+	ST_API_ERRORS,
+	ST_CACHE_HITS,
+	ST_CACHE_MISSES,
+	ST_STALE_SERVED,
+	ST_COUNTERS
+};
+
+void log_init(size_t max_lines, bool echo_stderr);
+void log_shutdown(void);
+/* One line: "<UTC time> <op> <path>: <message>". */
+void plog(const char *op, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_render(struct buf *out);
+
+void stats_count(enum stat_counter c);
+/* One API request sent to `endpoint` (a stable name such as "GET /pods"). */
+void stats_api_call(const char *endpoint);
+void stats_render(struct buf *out);
+
+#endif

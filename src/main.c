@@ -1,0 +1,175 @@
+/* main.c — the command line: primefs's own -o options, --help and
+ * --version, credentials, then the FUSE main loop. */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <libssh2.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "creds.h"
+#include "fs.h"
+#include "log.h"
+
+struct options {
+	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
+	double pods_ttl, offers_ttl, timeout;
+	int show_help, show_version;
+};
+
+#define OPT(t, p)                                                              \
+	{                                                                      \
+		t, offsetof(struct options, p), 1                              \
+	}
+static const struct fuse_opt option_spec[] = {
+    OPT("cafile=%s", cafile),
+    OPT("config=%s", config),
+    OPT("known_hosts=%s", known_hosts),
+    OPT("ssh_key=%s", ssh_key),
+    OPT("key_file=%s", key_file),
+    OPT("pods_ttl=%lf", pods_ttl),
+    OPT("offers_ttl=%lf", offers_ttl),
+    OPT("timeout=%lf", timeout),
+    OPT("-h", show_help),
+    OPT("--help", show_help),
+    OPT("-V", show_version),
+    OPT("--version", show_version),
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf(
+	    "usage: %s [-f] [-d] [-o option[,option...]] MOUNTPOINT\n"
+	    "       fusermount3 -u MOUNTPOINT\n"
+	    "\n"
+	    "The Prime Intellect GPU cloud as files: availability/, pods/,\n"
+	    "history/, balance, config, log, stats, ctl. See primefs(1).\n"
+	    "\n"
+	    "primefs options:\n"
+	    "    -o cafile=FILE       CA bundle to verify the API's TLS with\n"
+	    "    -o config=FILE       the pod template (default\n"
+	    "                         $XDG_CONFIG_HOME/primefs/config)\n"
+	    "    -o key_file=FILE     API key file (mode 0600; wins over "
+	    "the environment)\n"
+	    "    -o known_hosts=FILE  SSH host keys of pods\n"
+	    "    -o ssh_key=FILE      SSH private key for pods\n"
+	    "    -o pods_ttl=SECONDS  freshness of pods, history, balance "
+	    "(default 5)\n"
+	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
+	    "    -o timeout=SECONDS   limit for one API call, retries "
+	    "included (default 10)\n"
+	    "\n"
+	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
+	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
+	    "~/.prime/config.json), XDG_CONFIG_HOME.\n"
+	    "\n",
+	    prog);
+}
+
+static void version(void)
+{
+	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	printf("primefs %s\n", PRIMEFS_VERSION);
+	printf("libfuse %s\n", fuse_pkgversion());
+	printf("libcurl %s (%s)\n", cv->version,
+	       cv->ssl_version ? cv->ssl_version : "no TLS");
+	printf("json-c %s\n", json_c_version());
+	printf("libssh2 %s\n", libssh2_version(0));
+}
+
+static char *default_config_path(void)
+{
+	struct buf b;
+	buf_init(&b);
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && *xdg)
+		buf_printf(&b, "%s/primefs/config", xdg);
+	else
+		buf_printf(&b, "%s/.config/primefs/config",
+			   home && *home ? home : "/root");
+	return buf_steal(&b);
+}
+
+static bool foreground(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "-d"))
+			return true;
+	return false;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = {.pods_ttl = 5, .offers_ttl = 60, .timeout = 10};
+	if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
+		return 2;
+	if (o.show_version) {
+		version();
+		fuse_opt_free_args(&args);
+		return 0;
+	}
+	if (o.show_help) {
+		usage(argv[0]);
+		fuse_opt_add_arg(&args, "--help");
+		args.argv[0][0] = '\0';
+		int rc = fuse_main(args.argc, args.argv, &primefs_ops, NULL);
+		fuse_opt_free_args(&args);
+		return rc;
+	}
+	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0) {
+		fprintf(stderr, "primefs: ttls must be >= 0 and timeout > 0\n");
+		return 2;
+	}
+
+	log_init(1000, foreground(argc, argv));
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	struct creds cr;
+	char err[512];
+	if (creds_load(&cr, o.key_file, err, sizeof err) != 0) {
+		fprintf(stderr, "primefs: %s\n", err);
+		return 1;
+	}
+	if (!cr.api_key)
+		fprintf(stderr, "primefs: warning: no API key configured (set "
+				"PRIME_API_KEY, run 'prime login', or use -o "
+				"key_file=); reads will fail with EACCES\n");
+	plog("mount", "/", "API %s, key from %s%s%s", cr.base_url, cr.source,
+	     cr.team_id ? ", team " : "", cr.team_id ? cr.team_id : "");
+
+	struct http_opts ho = {.base_url = cr.base_url,
+			       .api_key = cr.api_key,
+			       .cafile = o.cafile,
+			       .timeout = o.timeout};
+	struct http_client *http = http_new(&ho);
+	struct api api = {.http = http, .team_id = cr.team_id};
+	double ttl[SNAP_KINDS] = {[SNAP_OFFERS] = o.offers_ttl,
+				  [SNAP_PODS] = o.pods_ttl,
+				  [SNAP_HISTORY] = o.pods_ttl,
+				  [SNAP_WALLET] = o.pods_ttl};
+	struct cache *cache = cache_new(&api, ttl);
+	char *config_path = o.config ? strdup(o.config) : default_config_path();
+	struct tree_opts to = {.cache = cache, .config_path = config_path};
+	struct primefs pf = {.tree = tree_new(&to), .cache = cache};
+
+	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
+
+	tree_free(pf.tree);
+	cache_free(cache);
+	http_free(http);
+	creds_free(&cr);
+	free(config_path);
+	fuse_opt_free_args(&args);
+	free(o.cafile);
+	free(o.config);
+	free(o.known_hosts);
+	free(o.ssh_key);
+	free(o.key_file);
+	curl_global_cleanup();
+	log_shutdown();
+	return rc;
+}

@@ -1,0 +1,94 @@
+/* model.h — the API's objects as primefs keeps them: offers, pods (live and
+ * history) and the wallet, read out of json-c trees defensively (a missing,
+ * null or wrongly typed field is an unset value, never a crash) and kept as
+ * small C structs plus the object's JSON text, so a 10,000-offer listing
+ * does not hold 10,000 json-c trees. */
+#ifndef PRIMEFS_MODEL_H
+#define PRIMEFS_MODEL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "util.h"
+
+/* A number that may be unknown. Integers stay integers ("120", not "120.0"). */
+struct num {
+	bool set;
+	bool integral;
+	long long i;
+	double d;
+};
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct spec {
+	struct num min, def, max;
+};
+
+struct offer {
+	char *name; /* directory name, given by naming.c */
+	char *cloud_id, *gpu_type, *socket, *provider, *region, *data_center,
+	    *country, *stock, *security;
+	struct num gpu_count, gpu_memory;
+	struct num price; /* communityPrice, else onDemand (PRIME_API.md 4.1) */
+	struct spec disk, vcpu, memory;
+	struct strlist images;
+	int is_spot;	/* -1 unknown */
+	bool multinode; /* came from /availability/multi-node */
+	char *json;
+};
+
+struct pod {
+	char *dir; /* directory name, given by naming.c */
+	char *id, *name, *status, *install_status, *gpu_type, *provider, *image,
+	    *socket, *created, *updated, *terminated;
+	struct num gpu_count, progress, price_hr, billed;
+	struct strlist ssh, ip;
+	time_t created_t; /* -1 when createdAt is missing or unreadable */
+	bool history;
+	char *json;
+};
+
+struct wallet {
+	struct num balance;
+	char *currency;
+	char *json;
+};
+
+/* Defensive field access. */
+const char *jx_str(json_object *o, const char *key);
+struct num jx_num(json_object *o, const char *key);
+json_object *jx_obj(json_object *o, const char *key);
+json_object *jx_arr(json_object *o, const char *key);
+char *jx_dup(json_object *o, const char *key);
+char *json_text(json_object *o);
+
+void num_render(struct buf *b, struct num n);
+
+/* Each returns 0, or -1 when `o` is not an object (nothing allocated). */
+int offer_parse(json_object *o, bool multinode, struct offer *out);
+void offer_free(struct offer *o);
+int pod_parse(json_object *o, bool history, struct pod *out);
+void pod_free(struct pod *p);
+int wallet_parse(json_object *o, struct wallet *out);
+void wallet_free(struct wallet *w);
+
+/* What `status` shows: INSTALLING while ACTIVE and installationStatus is
+ * present and not FINISHED (as the Prime CLI's list shows it). */
+const char *pod_status(const struct pod *p);
+/* True when the pod runs and takes SSH: ACTIVE, installed, ssh known. */
+bool pod_ready(const struct pod *p);
+/* Billing status: PENDING, PROVISIONING or ACTIVE. */
+bool pod_billing(const struct pod *p);
+
+/* Price per hour × hours since creation, or the billed total once the
+ * API gives one; -1 when neither can be known. */
+int pod_cost(const struct pod *p, time_t now, double *cost);
+
+void strlist_free(struct strlist *l);
+
+#endif

@@ -1,0 +1,279 @@
+/* naming.c — see naming.h. Names are computed from sorted copies so that
+ * the API's listing order never changes which offer gets which name. */
+#include "naming.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* A component: sanitized, with leading dots turned into '_' so that no
+ * name is hidden or a dot-dot. */
+static void add_component(struct buf *b, const char *s)
+{
+	if (!s || !*s)
+		return;
+	size_t start = b->len;
+	if (start)
+		buf_addc(b, '-');
+	size_t from = b->len;
+	sanitize_into(b, s);
+	for (size_t i = from; i < b->len && b->data[i] == '.'; i++)
+		b->data[i] = '_';
+	if (b->len == from) { /* nothing usable: drop the separator too */
+		b->len = start;
+		b->data[start] = '\0';
+	}
+}
+
+char *gpu_type_dir(const char *gpu_type)
+{
+	struct buf b;
+	buf_init(&b);
+	add_component(&b, gpu_type);
+	if (!b.len) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+static const char *security_word(const char *security)
+{
+	if (!security)
+		return "unknown";
+	if (!strcmp(security, "secure_cloud"))
+		return "secure";
+	if (!strcmp(security, "community_cloud"))
+		return "community";
+	return security;
+}
+
+struct named {
+	struct offer *o;
+	char *base;
+	char
+	    *key; /* identity, for an order that does not depend on the API's */
+};
+
+static char *identity_key(const struct offer *o)
+{
+	struct buf b;
+	buf_init(&b);
+	const char *parts[] = {o->provider, o->cloud_id,    o->gpu_type,
+			       o->socket,   o->data_center, o->country,
+			       o->security, o->region};
+	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+		buf_printf(&b, "%s\x1f", parts[i] ? parts[i] : "\x01");
+	num_render(&b, o->gpu_count);
+	buf_printf(&b, "\x1f%d\x1f%d\x1f", o->is_spot, o->multinode);
+	buf_adds(&b, o->json ? o->json : "");
+	return buf_steal(&b);
+}
+
+static int cmp_named(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+	return c ? c : strcmp(x->key, y->key);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Appends `word` to the names of a run [from, to) when `differs`. */
+static void qualify(struct named *v, size_t from, size_t to,
+		    const char *(*word)(const struct offer *))
+{
+	const char *first = word(v[from].o);
+	bool differs = false;
+	for (size_t i = from + 1; i < to && !differs; i++) {
+		const char *w = word(v[i].o);
+		differs = (first == NULL) != (w == NULL) ||
+			  (first && strcmp(first, w));
+	}
+	if (!differs)
+		return;
+	for (size_t i = from; i < to; i++) {
+		const char *w = word(v[i].o);
+		if (!w)
+			continue;
+		struct buf b;
+		buf_init(&b);
+		buf_adds(&b, v[i].base);
+		add_component(&b, w);
+		free(v[i].base);
+		v[i].base = buf_steal(&b);
+	}
+}
+
+static const char *security_of(const struct offer *o)
+{
+	return security_word(o->security);
+}
+
+static const char *spot_of(const struct offer *o)
+{
+	return o->is_spot == 1 ? "spot" : NULL;
+}
+
+static bool in_sorted(char **names, size_t n, const char *s)
+{
+	return bsearch(&s, names, n, sizeof *names, cmp_str) != NULL;
+}
+
+void name_offers(struct offer **offers, size_t n)
+{
+	if (!n)
+		return;
+	struct named *v = xcalloc(n, sizeof *v);
+	for (size_t i = 0; i < n; i++) {
+		struct offer *o = offers[i];
+		struct buf b;
+		buf_init(&b);
+		add_component(&b, o->provider ? o->provider : "unknown");
+		add_component(&b, o->data_center ? o->data_center : o->country);
+		add_component(&b, o->socket);
+		if (o->gpu_count.set) {
+			char count[32];
+			snprintf(count, sizeof count, "%lldx",
+				 o->gpu_count.integral
+				     ? o->gpu_count.i
+				     : (long long)o->gpu_count.d);
+			add_component(&b, count);
+		}
+		v[i].o = o;
+		v[i].base = buf_steal(&b);
+		v[i].key = identity_key(o);
+	}
+
+	/* Security, then spot, only inside runs that share a base name. */
+	const char *(*words[])(const struct offer *) = {security_of, spot_of};
+	for (size_t w = 0; w < 2; w++) {
+		qsort(v, n, sizeof *v, cmp_named);
+		for (size_t from = 0; from < n;) {
+			size_t to = from + 1;
+			while (to < n && !strcmp(v[to].base, v[from].base))
+				to++;
+			if (to - from > 1)
+				qualify(v, from, to, words[w]);
+			from = to;
+		}
+	}
+
+	/* Twins left: the first in identity order keeps the name, the others
+	 * get the first free "-N". Free means unused by any offer's name. */
+	qsort(v, n, sizeof *v, cmp_named);
+	char **taken = xcalloc(n, sizeof *taken);
+	for (size_t i = 0; i < n; i++)
+		taken[i] = v[i].base;
+	qsort(taken, n, sizeof *taken, cmp_str);
+	char **extra = NULL;
+	size_t n_extra = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || strcmp(v[i].base, v[i - 1].base)) {
+			v[i].o->name = xstrdup(v[i].base);
+			continue;
+		}
+		for (int k = 2;; k++) {
+			struct buf b;
+			buf_init(&b);
+			buf_printf(&b, "%s-%d", v[i].base, k);
+			bool used = in_sorted(taken, n, b.data);
+			for (size_t e = 0; e < n_extra && !used; e++)
+				used = !strcmp(extra[e], b.data);
+			if (!used) {
+				v[i].o->name = buf_steal(&b);
+				extra = xrealloc(extra,
+						 (n_extra + 1) * sizeof *extra);
+				extra[n_extra++] = v[i].o->name;
+				break;
+			}
+			buf_free(&b);
+		}
+	}
+	free(extra);
+	free(taken);
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].base);
+		free(v[i].key);
+	}
+	free(v);
+}
+
+static size_t count_sorted(char **v, size_t n, const char *s)
+{
+	char **hit = bsearch(&s, v, n, sizeof *v, cmp_str);
+	if (!hit)
+		return 0;
+	char **lo = hit, **hi = hit;
+	while (lo > v && !strcmp(lo[-1], s))
+		lo--;
+	while (hi + 1 < v + n && !strcmp(hi[1], s))
+		hi++;
+	return (size_t)(hi - lo) + 1;
+}
+
+void name_pods(struct pod *pods, size_t n)
+{
+	char **ids = xcalloc(n, sizeof *ids);
+	char **names = xcalloc(n, sizeof *names);
+	size_t n_names = 0;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = pods[i].id;
+		if (pods[i].name)
+			names[n_names++] = pods[i].name;
+	}
+	qsort(ids, n, sizeof *ids, cmp_str);
+	qsort(names, n_names, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = pods[i].name;
+		bool by_name = name && safe_name(name) &&
+			       count_sorted(names, n_names, name) == 1 &&
+			       !in_sorted(ids, n, name);
+		pods[i].dir = xstrdup(by_name ? name : pods[i].id);
+	}
+	free(ids);
+	free(names);
+}
+
+static bool newer(const struct pod *a, const struct pod *b)
+{
+	time_t ta = parse_iso8601(a->updated), tb = parse_iso8601(b->updated);
+	return ta > tb;
+}
+
+size_t dedupe_pods(struct pod *pods, size_t n, const char *what)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pod *p = &pods[i];
+		if (!safe_name(p->id)) {
+			plog("list", what, "skipped a pod whose id is %s",
+			     p->id ? "not a safe file name" : "missing");
+			pod_free(p);
+			continue;
+		}
+		size_t j;
+		for (j = 0; j < kept; j++)
+			if (!strcmp(pods[j].id, p->id))
+				break;
+		if (j == kept) {
+			if (kept != i)
+				pods[kept] = *p;
+			kept++;
+			continue;
+		}
+		/* The same id twice (seen in the API's own list): keep one. */
+		if (newer(p, &pods[j])) {
+			pod_free(&pods[j]);
+			pods[j] = *p;
+		} else {
+			pod_free(p);
+		}
+	}
+	return kept;
+}

@@ -1,0 +1,532 @@
+/* tree.c — see tree.h. The tables below are the tree; the walker and the
+ * listers only read them. */
+#include "tree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+struct tree {
+	struct tree_opts o;
+};
+
+/* ---- value helpers ---- */
+
+/* One value and a newline; control characters a server sent become
+ * spaces, so a value is always exactly one line. */
+static void add_value(struct buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		buf_addc(b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
+	}
+	buf_addc(b, '\n');
+}
+
+static void add_num(struct buf *b, struct num n)
+{
+	num_render(b, n);
+	buf_addc(b, '\n');
+}
+
+static void add_list(struct buf *b, const struct strlist *l)
+{
+	if (!l->n)
+		buf_addc(b, '\n'); /* unknown: one empty line */
+	for (size_t i = 0; i < l->n; i++)
+		add_value(b, l->v[i]);
+}
+
+static void add_bool(struct buf *b, int v)
+{
+	add_value(b, v < 0 ? "" : v ? "true" : "false");
+}
+
+/* ---- offers ---- */
+
+#define OFFER_STR(fn, field)                                                   \
+	static int fn(struct tree *t, const void *obj, struct buf *out)        \
+	{                                                                      \
+		(void)t;                                                       \
+		add_value(out, ((const struct offer *)obj)->field);            \
+		return 0;                                                      \
+	}
+#define OFFER_NUM(fn, field)                                                   \
+	static int fn(struct tree *t, const void *obj, struct buf *out)        \
+	{                                                                      \
+		(void)t;                                                       \
+		add_num(out, ((const struct offer *)obj)->field);              \
+		return 0;                                                      \
+	}
+
+OFFER_NUM(r_offer_price, price)
+OFFER_STR(r_offer_stock, stock)
+OFFER_STR(r_offer_provider, provider)
+OFFER_STR(r_offer_data_center, data_center)
+OFFER_STR(r_offer_country, country)
+OFFER_STR(r_offer_region, region)
+OFFER_STR(r_offer_socket, socket)
+OFFER_NUM(r_offer_gpu_count, gpu_count)
+OFFER_NUM(r_offer_gpu_memory, gpu_memory)
+OFFER_NUM(r_offer_vcpus, vcpu.def)
+OFFER_NUM(r_offer_memory, memory.def)
+OFFER_NUM(r_offer_disk, disk.def)
+OFFER_STR(r_offer_cloud_id, cloud_id)
+OFFER_STR(r_offer_security, security)
+
+static int r_offer_spot(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_bool(out, ((const struct offer *)obj)->is_spot);
+	return 0;
+}
+
+static int r_offer_images(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_list(out, &((const struct offer *)obj)->images);
+	return 0;
+}
+
+static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	buf_adds(out, ((const struct offer *)obj)->json);
+	return 0;
+}
+
+static const struct file_def offer_files[] = {
+    {"price", r_offer_price, 0, -1},
+    {"stock", r_offer_stock, 0, -1},
+    {"provider", r_offer_provider, 0, -1},
+    {"data_center", r_offer_data_center, 0, -1},
+    {"country", r_offer_country, 0, -1},
+    {"region", r_offer_region, 0, -1},
+    {"socket", r_offer_socket, 0, -1},
+    {"gpu_count", r_offer_gpu_count, 0, -1},
+    {"gpu_memory", r_offer_gpu_memory, 0, -1},
+    {"vcpus", r_offer_vcpus, 0, -1},
+    {"memory", r_offer_memory, 0, -1},
+    {"disk", r_offer_disk, 0, -1},
+    {"spot", r_offer_spot, 0, -1},
+    {"cloud_id", r_offer_cloud_id, 0, -1},
+    {"images", r_offer_images, 0, -1},
+    {"security", r_offer_security, 0, -1},
+    {"json", r_offer_json, 0, -1},
+    {NULL, NULL, 0, -1},
+};
+
+/* ---- pods (live and history) ---- */
+
+#define POD_STR(fn, expr)                                                      \
+	static int fn(struct tree *t, const void *obj, struct buf *out)        \
+	{                                                                      \
+		(void)t;                                                       \
+		const struct pod *p = obj;                                     \
+		add_value(out, expr);                                          \
+		return 0;                                                      \
+	}
+
+POD_STR(r_pod_id, p->id)
+POD_STR(r_pod_name, p->name)
+POD_STR(r_pod_status, pod_status(p))
+POD_STR(r_pod_gpu_type, p->gpu_type)
+POD_STR(r_pod_provider, p->provider)
+POD_STR(r_pod_image, p->image)
+POD_STR(r_pod_created, p->created)
+
+static int r_pod_gpu_count(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_num(out, ((const struct pod *)obj)->gpu_count);
+	return 0;
+}
+
+static int r_pod_price(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_num(out, ((const struct pod *)obj)->price_hr);
+	return 0;
+}
+
+static int r_pod_progress(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_num(out, ((const struct pod *)obj)->progress);
+	return 0;
+}
+
+static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	double cost;
+	if (pod_cost(obj, time(NULL), &cost) == 0)
+		buf_printf(out, "%.4f", cost);
+	buf_addc(out, '\n');
+	return 0;
+}
+
+static int r_pod_ssh(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_list(out, &((const struct pod *)obj)->ssh);
+	return 0;
+}
+
+static int r_pod_ip(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_list(out, &((const struct pod *)obj)->ip);
+	return 0;
+}
+
+static int r_pod_json(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	buf_adds(out, ((const struct pod *)obj)->json);
+	return 0;
+}
+
+static const struct file_def pod_files[] = {
+    {"id", r_pod_id, 0, -1},
+    {"name", r_pod_name, 0, -1},
+    {"status", r_pod_status, 0, -1},
+    {"gpu_type", r_pod_gpu_type, 0, -1},
+    {"gpu_count", r_pod_gpu_count, 0, -1},
+    {"provider", r_pod_provider, 0, -1},
+    {"image", r_pod_image, 0, -1},
+    {"price", r_pod_price, 0, -1},
+    {"cost", r_pod_cost, 0, -1},
+    {"created", r_pod_created, 0, -1},
+    {"ssh", r_pod_ssh, 0, -1},
+    {"ip", r_pod_ip, 0, -1},
+    {"progress", r_pod_progress, 0, -1},
+    {"json", r_pod_json, 0, -1},
+    {NULL, NULL, 0, -1},
+};
+
+/* ---- root files ---- */
+
+static int r_balance(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	const struct snap *s = obj;
+	add_num(out, s->wallet.balance);
+	return 0;
+}
+
+static int r_config(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)obj;
+	FILE *f = t->o.config_path ? fopen(t->o.config_path, "r") : NULL;
+	if (!f)
+		return 0; /* no template yet: an empty file */
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_add(out, chunk, n);
+	fclose(f);
+	return 0;
+}
+
+static int r_log(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	(void)obj;
+	log_render(out);
+	return 0;
+}
+
+static int r_stats(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	(void)obj;
+	stats_render(out);
+	return 0;
+}
+
+static int r_nothing(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	(void)obj;
+	(void)out;
+	return 0;
+}
+
+static const struct file_def root_files[] = {
+    {"balance", r_balance, 0, SNAP_WALLET},
+    {"config", r_config, 0, -1},
+    {"log", r_log, 0, -1},
+    {"stats", r_stats, 0, -1},
+    {"ctl", r_nothing, F_WRITABLE | F_WRITE_ONLY, -1},
+    {NULL, NULL, 0, -1},
+};
+
+static const struct file_def no_files[] = {{NULL, NULL, 0, -1}};
+
+/* ---- directories ---- */
+
+struct dir_def {
+	const char *const *subdirs; /* fixed subdirectories, NULL-ended */
+	const struct file_def *files;
+	int listing; /* snapshot kind its dynamic entries come from, or -1 */
+	enum dir_kind child; /* kind of a dynamic entry */
+};
+
+static const char *const root_subdirs[] = {"availability", "pods", "history",
+					   NULL};
+static const enum dir_kind root_subdir_kinds[] = {D_AVAIL, D_PODS, D_HISTORY};
+static const char *const no_subdirs[] = {NULL};
+
+static const struct dir_def dirs[D_KINDS] = {
+    [D_ROOT] = {root_subdirs, root_files, -1, D_ROOT},
+    [D_AVAIL] = {no_subdirs, no_files, SNAP_OFFERS, D_TYPE},
+    [D_TYPE] = {no_subdirs, no_files, SNAP_OFFERS, D_OFFER},
+    [D_OFFER] = {no_subdirs, offer_files, -1, D_OFFER},
+    [D_PODS] = {no_subdirs, no_files, SNAP_PODS, D_POD},
+    [D_POD] = {no_subdirs, pod_files, -1, D_POD},
+    [D_HISTORY] = {no_subdirs, no_files, SNAP_HISTORY, D_HIST},
+    [D_HIST] = {no_subdirs, pod_files, -1, D_HIST},
+};
+
+/* ---- walking ---- */
+
+struct tree *tree_new(const struct tree_opts *o)
+{
+	struct tree *t = xcalloc(1, sizeof *t);
+	t->o = *o;
+	return t;
+}
+
+void tree_free(struct tree *t)
+{
+	free(t);
+}
+
+struct cache *tree_cache(struct tree *t)
+{
+	return t->o.cache;
+}
+
+void node_release(struct node *n)
+{
+	if (n->snap)
+		snap_put(n->snap);
+	n->snap = NULL;
+}
+
+bool probe_name(const char *name)
+{
+	static const char *const probes[] = {
+	    "HEAD",	 "objects",	"refs",	       "commondir",
+	    "gitdir",	 "autorun.inf", "Desktop.ini", "desktop.ini",
+	    "Thumbs.db", "folder.jpg",	NULL};
+	if (name[0] == '.')
+		return true;
+	for (int i = 0; probes[i]; i++)
+		if (!strcmp(name, probes[i]))
+			return true;
+	return false;
+}
+
+static const struct file_def *find_file(const struct file_def *files,
+					const char *name)
+{
+	for (; files->name; files++)
+		if (!strcmp(files->name, name))
+			return files;
+	return NULL;
+}
+
+/* Steps from directory n into its entry `name`. */
+static int step(struct tree *t, struct node *n, const char *name)
+{
+	const struct dir_def *d = &dirs[n->dir];
+	if (n->type != N_DIR)
+		return -ENOTDIR;
+	for (int i = 0; d->subdirs[i]; i++)
+		if (!strcmp(d->subdirs[i], name)) {
+			n->dir = root_subdir_kinds[i];
+			return 0;
+		}
+	const struct file_def *f = find_file(d->files, name);
+	if (f) {
+		n->type = N_FILE;
+		n->file = f;
+		if (f->needs >= 0) {
+			struct snap *s;
+			int rc = cache_get(t->o.cache, f->needs,
+					   probe_name(name), &s);
+			if (rc)
+				return rc;
+			node_release(n);
+			n->snap = s;
+			n->obj = s;
+			n->mtime = s->fetched;
+		}
+		return 0;
+	}
+	if (d->listing < 0)
+		return -ENOENT;
+	/* Real names never start with '.', so a probe of a hidden name is
+	 * answered at once; other probes are answered from the cache. */
+	if (name[0] == '.')
+		return -ENOENT;
+	if (!n->snap) {
+		int rc = cache_get(t->o.cache, d->listing, probe_name(name),
+				   &n->snap);
+		if (rc)
+			return rc;
+		n->mtime = n->snap->fetched;
+	}
+	switch (n->dir) {
+	case D_AVAIL:
+		n->gtype = snap_type(n->snap, name);
+		if (!n->gtype)
+			return -ENOENT;
+		break;
+	case D_TYPE:
+		if (!strcmp(name, "cheapest")) {
+			if (!n->gtype->cheapest)
+				return -ENOENT;
+			n->type = N_LINK;
+			return 0;
+		}
+		n->obj = type_offer(n->gtype, name);
+		if (!n->obj)
+			return -ENOENT;
+		break;
+	case D_PODS:
+	case D_HISTORY: {
+		const struct pod *p = snap_pod(n->snap, name);
+		if (!p)
+			return -ENOENT;
+		n->obj = p;
+		if (!p->history && p->created_t >= 0)
+			n->mtime = p->created_t;
+		break;
+	}
+	default:
+		return -ENOENT;
+	}
+	n->dir = d->child;
+	return 0;
+}
+
+int tree_resolve(struct tree *t, const char *path, struct node *n)
+{
+	memset(n, 0, sizeof *n);
+	n->type = N_DIR;
+	n->dir = D_ROOT;
+	n->mtime = time(NULL);
+	if (path[0] != '/')
+		return -ENOENT;
+	char name[256];
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, "/");
+		if (len >= sizeof name) {
+			node_release(n);
+			return -ENAMETOOLONG;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (n->type != N_DIR) {
+			node_release(n);
+			return -ENOTDIR;
+		}
+		int rc = step(t, n, name);
+		if (rc) {
+			node_release(n);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
+{
+	(void)t;
+	if (n->type != N_DIR)
+		return -ENOTDIR;
+	const struct dir_def *d = &dirs[n->dir];
+	for (int i = 0; d->subdirs[i]; i++)
+		if (add(ctx, d->subdirs[i]))
+			return 0;
+	for (const struct file_def *f = d->files; f->name; f++)
+		if (add(ctx, f->name))
+			return 0;
+	if (d->listing < 0)
+		return 0;
+	struct snap *s = n->snap;
+	struct snap *own = NULL;
+	if (!s) {
+		int rc = cache_get(t->o.cache, d->listing, false, &own);
+		if (rc)
+			return rc;
+		s = own;
+	}
+	switch (n->dir) {
+	case D_AVAIL:
+		for (size_t i = 0; i < s->n_types; i++)
+			if (add(ctx, s->types[i].name))
+				break;
+		break;
+	case D_TYPE:
+		if (n->gtype->cheapest && add(ctx, "cheapest"))
+			break;
+		for (size_t i = 0; i < n->gtype->n; i++)
+			if (add(ctx, n->gtype->offers[i]->name))
+				break;
+		break;
+	default:
+		for (size_t i = 0; i < s->pods.n; i++)
+			if (add(ctx, s->by_dir[i]->dir))
+				break;
+		break;
+	}
+	if (own)
+		snap_put(own);
+	return 0;
+}
+
+int tree_render(struct tree *t, const struct node *n, struct buf *out)
+{
+	if (n->type != N_FILE)
+		return -EISDIR;
+	return n->file->render(t, n->obj, out);
+}
+
+int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
+{
+	(void)t;
+	if (n->type != N_LINK)
+		return -EINVAL;
+	buf_adds(out, n->gtype->cheapest->name);
+	return 0;
+}
+
+mode_t node_mode(const struct node *n)
+{
+	switch (n->type) {
+	case N_DIR:
+		return S_IFDIR | 0555;
+	case N_LINK:
+		return S_IFLNK | 0777;
+	default:
+		if (n->file->flags & F_WRITE_ONLY)
+			return S_IFREG | 0200;
+		if (n->file->flags & F_WRITABLE)
+			return S_IFREG | 0644;
+		return S_IFREG | 0444;
+	}
+}

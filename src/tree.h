@@ -1,0 +1,82 @@
+/* tree.h — DESIGN.md's tree, written once as tables: the kinds of
+ * directory, the files each holds and a render function per value file.
+ * It resolves paths to nodes, lists directories and renders files from the
+ * cache's snapshots; it knows nothing of FUSE, so unit tests and the FUSE
+ * layer share it. */
+#ifndef PRIMEFS_TREE_H
+#define PRIMEFS_TREE_H
+
+#include <sys/types.h>
+
+#include "cache.h"
+
+enum dir_kind {
+	D_ROOT,
+	D_AVAIL,
+	D_TYPE,
+	D_OFFER,
+	D_PODS,
+	D_POD,
+	D_HISTORY,
+	D_HIST,
+	D_KINDS
+};
+
+enum node_type { N_DIR, N_FILE, N_LINK };
+
+struct tree;
+
+/* What a file's render function gets: the tree, and the object the file
+ * belongs to (an offer, a pod, the wallet snapshot, or NULL). */
+typedef int (*render_fn)(struct tree *t, const void *obj, struct buf *out);
+
+enum file_flags {
+	F_STREAM = 1, /* size 0, read until end of file (run, exit) */
+	F_WRITABLE = 2,
+	F_WRITE_ONLY = 4,
+};
+
+struct file_def {
+	const char *name;
+	render_fn render;
+	unsigned flags;
+	int needs; /* a snapshot kind the object comes from, or -1 */
+};
+
+struct node {
+	enum node_type type;
+	enum dir_kind dir; /* the directory, or the one holding the file */
+	const struct file_def *file;
+	struct snap *snap; /* referenced; released by node_release */
+	const struct gpu_type *gtype;
+	const void *obj;
+	time_t mtime;
+};
+
+struct tree_opts {
+	struct cache *cache;
+	const char *config_path; /* the pod template on disk */
+};
+
+struct tree *tree_new(const struct tree_opts *o);
+void tree_free(struct tree *t);
+struct cache *tree_cache(struct tree *t);
+
+/* 0 and a node to release, or -errno. */
+int tree_resolve(struct tree *t, const char *path, struct node *n);
+void node_release(struct node *n);
+
+/* Calls add for every entry of a directory node (not "." or ".."). */
+typedef int (*add_fn)(void *ctx, const char *name);
+int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
+
+/* A file's whole content as of now. */
+int tree_render(struct tree *t, const struct node *n, struct buf *out);
+int tree_readlink(struct tree *t, const struct node *n, struct buf *out);
+mode_t node_mode(const struct node *n);
+
+/* Names that shells, prompts and file managers probe: answered from what
+ * is cached, never fetched for. */
+bool probe_name(const char *name);
+
+#endif

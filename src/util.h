@@ -1,0 +1,56 @@
+/* util.h — small helpers shared by the whole core: a growable byte buffer,
+ * allocation that never returns NULL, number and time formatting as DESIGN.md
+ * wants them (shortest exact form, no exponent; ISO-8601 UTC), and the check
+ * for names that may become path components. */
+#ifndef PRIMEFS_UTIL_H
+#define PRIMEFS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_add(struct buf *b, const void *data, size_t n);
+void buf_adds(struct buf *b, const char *s);
+void buf_addc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Takes the contents as a NUL-terminated string; the buffer is left empty. */
+char *buf_steal(struct buf *b);
+
+/* A number as the API gives it: the shortest text that reads back as the
+ * same double, never with an exponent ("2.49", "1.6567999999999998"). */
+void fmt_number(struct buf *b, double v);
+
+/* Parses ISO-8601 ("2026-05-01T12:00:00.000Z", "+00:00" offsets); -1 if it
+ * is not one. */
+time_t parse_iso8601(const char *s);
+void fmt_iso8601(char out[32], time_t t);
+
+/* [A-Za-z0-9._-]+, not "." or "..": the names DESIGN.md lets into paths. */
+bool safe_name(const char *s);
+/* Appends s with every character outside [A-Za-z0-9._-] turned into '_';
+ * runs of replaced characters collapse to one. */
+void sanitize_into(struct buf *b, const char *s);
+
+double now_monotonic(void);
+/* Sleeps, in seconds; a fraction works. */
+void sleep_seconds(double s);
+
+#endif

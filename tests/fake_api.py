@@ -1,0 +1,1175 @@
+#!/usr/bin/python3
+"""Fake Prime Intellect API server for the primefs tests.
+
+Follows the contract in PRIME_API.md (sections 1, 3, 4.1, 4.4, 5.x, 7.1, 8):
+
+  GET    /api/v1/availability/gpus          paged {items, totalCount}
+  GET    /api/v1/availability/multi-node    paged {items, totalCount}
+  GET    /api/v1/availability/gpu-summary
+  GET    /api/v1/pods                       {total_count, offset, limit, data}
+  GET    /api/v1/pods/status?pod_ids=..     {data: [PodStatus]}
+  GET    /api/v1/pods/history               {total_count, offset, limit, data}
+  GET    /api/v1/pods/{id}
+  POST   /api/v1/pods
+  DELETE /api/v1/pods/{id}
+  GET    /api/v1/billing/wallet
+
+plus unauthenticated test-control endpoints under /_admin (stats, reset,
+fault injection, balance, pods, offers).  Standard library only.
+
+The first line on stdout is the bound port; one log line per request goes
+to stderr ("METHOD path status").  Run with --help for the options.
+"""
+
+import argparse
+import collections
+import copy
+import datetime
+import json
+import random
+import signal
+import socket
+import ssl
+import string
+import struct
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+API_PREFIX = "/api/v1"
+ADMIN_PREFIX = "/_admin"
+REQUEST_LOG_SIZE = 500
+
+# Counter keys that always appear in /_admin/stats (zero when unused).
+KNOWN_ENDPOINTS = [
+    "GET /availability/gpus",
+    "GET /availability/multi-node",
+    "GET /availability/gpu-summary",
+    "GET /pods",
+    "GET /pods/{id}",
+    "GET /pods/status",
+    "GET /pods/history",
+    "GET /billing/wallet",
+    "POST /pods",
+    "DELETE /pods/{id}",
+]
+
+FAULT_KINDS = ("500", "503", "429", "reset", "slow", "badjson", "drop_post")
+
+# Every key of the Pod model (5.1), in the order the fixtures use.
+POD_KEYS = [
+    "id", "name", "gpuName", "gpuCount", "socket", "status",
+    "installationStatus", "installationProgress", "installationFailure",
+    "createdAt", "updatedAt", "providerType", "type", "teamId", "userId",
+    "walletId", "resources", "attachedResources", "primePortMapping",
+    "sshConnection", "ip", "priceHr", "stoppedPriceHr", "provisioningPriceHr",
+    "basePriceHr", "baseCurrency", "environmentType", "jupyterPassword",
+    "customTemplateId", "isSpot", "autoRestart",
+]
+
+USER_ID = "user-123"
+WALLET_ID = "wal_abc"
+
+# Ids of the hand-made pods added next to the fixture pods (CUID-shaped).
+ID_INSTALLING = "cm9zq1x2a0005l508abcdefgh"
+ID_PENDING = "cm9zq1x2a0006l508abcdefgh"
+ID_ERROR = "cm9zq1x2a0007l508abcdefgh"
+ID_DUP_1 = "cm9zq1x2a0008l508abcdefgh"
+ID_DUP_2 = "cm9zq1x2a0009l508abcdefgh"
+ID_SPACE = "cm9zq1x2a0010l508abcdefgh"
+ID_SLASH = "cm9zq1x2a0011l508abcdefgh"
+ID_DOTDOT = "cm9zq1x2a0012l508abcdefgh"
+ID_NULLNAME = "cm9zq1x2a0013l508abcdefgh"
+ID_NAME_IS_ID = "cm9zq1x2a0014l508abcdefgh"
+ID_DEMO = "cm9zq1x2a0015l508abcdefgh"
+# The pod whose *id* the pod ID_NAME_IS_ID uses as its *name* (the stopped one).
+ID_STOPPED = "cm9zq1x2a0004l508abcdefgh"
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+def iso(ts):
+    """Epoch seconds -> '2026-05-01T12:00:00.000Z' (the fixtures' format)."""
+    dt = datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
+
+
+def parse_iso(text):
+    """ISO-8601 with 'Z' -> epoch seconds, or None when unparsable."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def cuid(rng):
+    """A CUID-v1-looking id: 'c' + 24 of [a-z0-9]."""
+    return "c" + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(24))
+
+
+def offer_price(offer):
+    """The CLI's effective price: communityPrice, else onDemand, else None."""
+    prices = offer.get("prices") or {}
+    if prices.get("communityPrice") is not None:
+        return prices["communityPrice"]
+    return prices.get("onDemand")
+
+
+def spec(min_count=None, default=None, max_count=None, price=None, step=None,
+         included=None, info=None):
+    """A ResourceSpec with every key present."""
+    return {"minCount": min_count, "defaultCount": default, "maxCount": max_count,
+            "pricePerUnit": price, "step": step, "defaultIncludedInPrice": included,
+            "additionalInfo": info}
+
+
+def make_pod(**fields):
+    """A Pod with every 5.1 key present (null unless given)."""
+    pod = {k: None for k in POD_KEYS}
+    pod.update(fields)
+    return pod
+
+
+def ssh_port_mapping(port):
+    # Ports are strings in the API (the CLI model rejects ints).
+    return [{"internal": "22", "external": str(port), "protocol": "TCP",
+             "usedBy": "SSH", "description": None}]
+
+
+class ValidationErrors(Exception):
+    """Raised with a FastAPI-style list of {loc, msg, type}."""
+
+    def __init__(self, errors):
+        super().__init__("validation failed")
+        self.errors = errors
+
+
+def verr(loc, msg, typ):
+    return {"loc": list(loc), "msg": msg, "type": typ}
+
+
+def q_int(query, name, default, errors, minimum=None, maximum=None):
+    """Read an int query parameter (last value wins, like FastAPI).
+
+    Values below `minimum` are a 422; values above `maximum` are clamped
+    (the brief asks for clamping page_size/limit rather than refusing)."""
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        value = int(values[-1])
+    except ValueError:
+        errors.append(verr(["query", name], "value is not a valid integer", "type_error.integer"))
+        return default
+    if minimum is not None and value < minimum:
+        errors.append(verr(["query", name], "ensure this value is greater than or equal to %d" % minimum,
+                           "value_error.number.not_ge"))
+        return default
+    if maximum is not None and value > maximum:
+        value = maximum
+    return value
+
+
+# --------------------------------------------------------------------------
+# generated data (deterministic from --seed)
+
+# gpuType, GB per GPU, [(cloudId, socket)], base USD per GPU-hour
+GPU_MODELS = [
+    ("H100_80GB", 80, [("NVIDIA H100 80GB HBM3", "SXM5"), ("NVIDIA H100 PCIe", "PCIe"),
+                       ("NVIDIA H100 NVL", "PCIe")], 2.49),
+    ("A100_80GB", 80, [("NVIDIA A100-SXM4-80GB", "SXM4"), ("NVIDIA A100 80GB PCIe", "PCIe")], 1.59),
+    ("RTX4090_24GB", 24, [("NVIDIA GeForce RTX 4090", "PCIe")], 0.44),
+    ("L40S_48GB", 48, [("NVIDIA L40S", "PCIe")], 0.86),
+    ("A6000_48GB", 48, [("NVIDIA RTX A6000", "PCIe")], 0.49),
+]
+
+# provider -> [(dataCenter, country, region)]
+LOCATIONS = {
+    "runpod": [("US-KS-2", "US", "united_states"), ("CA-MTL-1", "CA", "canada"),
+               ("EU-RO-1", "RO", "eu_east"), ("EU-SE-1", "SE", "eu_north")],
+    "hyperstack": [("CANADA-1", "CA", "canada"), ("NORWAY-1", "NO", "eu_north"),
+                   ("US-1", "US", "united_states")],
+    "lambdalabs": [("us-east-1", "US", "united_states"), ("us-west-2", "US", "united_states"),
+                   ("asia-northeast-1", "JP", "asia_northeast")],
+    "massedcompute": [("US-CENTRAL-1", "US", "united_states"), ("US-EAST-2", "US", "united_states")],
+    # tensordock: like the legacy data, some offers have no data center/country.
+    "tensordock": [(None, None, None), ("tensordock-dal-1", "US", "united_states"),
+                   ("tensordock-fra-1", "DE", "eu_west")],
+    "datacrunch": [("FIN-01", "FI", "eu_north"), ("FIN-02", "FI", "eu_north"),
+                   ("ICE-01", "IS", "eu_north")],
+}
+
+ALL_IMAGES = ["ubuntu_22_cuda_12", "cuda_12_1_pytorch_2_2", "cuda_12_4_pytorch_2_5",
+              "cuda_12_6_pytorch_2_7", "stable_diffusion", "axolotl", "bittensor",
+              "vllm_llama_8b", "custom_template", "prime_rl"]
+
+RUNPOD_DISK_INFO = ("Runpod uses 40GB of disk size for the filesystem. Only additional disk "
+                    "size is available for the user.")
+
+STOCK = ["Available", "High", "Medium", "Low"]
+
+
+def gen_offer(rng, gpu_type=None, gb=None, cloud=None, base=None, provider=None,
+              location=None, count=None, multinode=False):
+    """One offer with every key present.  Unset arguments are drawn from rng."""
+    if gpu_type is None:
+        gpu_type, gb, clouds, base = rng.choice(GPU_MODELS)
+        cloud = rng.choice(clouds)
+    provider = provider or rng.choice(sorted(LOCATIONS))
+    data_center, country, region = location or rng.choice(LOCATIONS[provider])
+    count = count or rng.choice([1, 1, 2, 4, 8])
+    cloud_id, socket_name = cloud
+
+    community = (not multinode and provider in ("runpod", "tensordock")
+                 and rng.random() < 0.4)
+    spot = not community and not multinode and rng.random() < 0.1
+    price = round(base * count * rng.uniform(0.9, 1.3) * (0.5 if spot else 1.0), 4)
+    prices = {"onDemand": None if community else price,
+              "communityPrice": round(price * 0.75, 4) if community else None,
+              "isVariable": True if provider == "tensordock" else None,
+              "currency": "USD"}
+
+    if provider == "runpod":
+        disk = spec(120, 120, 3000, 0.00014, 1, False, RUNPOD_DISK_INFO)
+    elif provider == "tensordock":
+        disk = spec(20, 100, 2000, 0.0001, 10, False, None)
+    else:
+        disk = spec(None, 100 * count, None, None, None, True, None)
+    vcpu_per, mem_per = rng.choice([(8, 64), (14, 125), (16, 251), (24, 180)])
+    if provider == "tensordock":
+        vcpu = spec(2, min(26, 6 * count), 12 * count, 0.005, 2, None, None)
+        memory = spec(8, 32 * count, 128 * count, 0.002, 4, None, None)
+    else:
+        vcpu = spec(default=vcpu_per * count)
+        memory = spec(default=mem_per * count)
+
+    roll = rng.random()
+    if roll < 0.03:
+        images = None
+    elif roll < 0.25:
+        images = ["ubuntu_22_cuda_12"]              # single image: no prompt in the CLI
+    elif roll < 0.4:
+        images = ["cuda_12_4_pytorch_2_5"]
+    else:
+        images = rng.sample(ALL_IMAGES, rng.randint(2, len(ALL_IMAGES)))
+
+    return {
+        "cloudId": cloud_id,
+        "gpuType": gpu_type,
+        "socket": socket_name,
+        "provider": provider,
+        "region": region,
+        "dataCenter": data_center,
+        "country": country,
+        "gpuCount": count,
+        "gpuMemory": gb * count,                    # whole offer, not per GPU
+        "disk": disk,
+        "sharedDisk": spec(),
+        "vcpu": vcpu,
+        "memory": memory,
+        "internetSpeed": rng.choice([None, None, 25, 100]),
+        "interconnect": 3200 if multinode else rng.choice([None, None, 100]),
+        "interconnectType": "InfiniBand" if multinode else rng.choice([None, "NVLink", "PCIe"]),
+        "provisioningTime": rng.choice([None, 5, 15]),
+        "stockStatus": rng.choice(STOCK),
+        "security": "community_cloud" if community else "secure_cloud",
+        "prices": prices,
+        "images": images,
+        "isSpot": True if spot else rng.choice([None, False]),
+        "prepaidTime": None,
+    }
+
+
+def gen_offers(rng, n):
+    """n generated /gpus offers; from 10 up, 5 of them are the nasty ones."""
+    offers = []
+    if n >= 10:
+        h100 = GPU_MODELS[0]
+        nasty = [
+            # provider with a space and a slash
+            gen_offer(rng, h100[0], h100[1], h100[2][0], h100[3], provider="evil/provider x",
+                      location=("EVIL-1", "US", "united_states"), count=1),
+            # data center ".."
+            gen_offer(rng, "A100_80GB", 80, ("NVIDIA A100 80GB PCIe", "PCIe"), 1.59,
+                      provider="hyperstack", location=("..", "NO", "eu_north"), count=2),
+            # every price null
+            gen_offer(rng, "L40S_48GB", 48, ("NVIDIA L40S", "PCIe"), 0.86,
+                      provider="lambdalabs", location=("us-west-2", "US", "united_states"),
+                      count=1),
+            # gpuType with a space
+            gen_offer(rng, "RTX 3090_24GB", 24, ("NVIDIA GeForce RTX 3090", "PCIe"), 0.22,
+                      provider="tensordock", location=("tensordock-dal-1", "US", "united_states"),
+                      count=1),
+        ]
+        nasty[2]["prices"] = {"onDemand": None, "communityPrice": None,
+                              "isVariable": None, "currency": None}
+        offers.extend(nasty)
+    while len(offers) < n - (1 if n >= 10 else 0):
+        offers.append(gen_offer(rng))
+    if n >= 10:
+        # a true duplicate: identical in every field to another offer
+        offers.append(copy.deepcopy(offers[len(offers) // 2]))
+    rng.shuffle(offers)
+    return offers
+
+
+def gen_multinode(rng):
+    h100 = ("H100_80GB", 80, ("NVIDIA H100 80GB HBM3", "SXM5"), 2.49)
+    a100 = ("A100_80GB", 80, ("NVIDIA A100-SXM4-80GB", "SXM4"), 1.59)
+    plan = [
+        (h100, "hyperstack", ("CANADA-1", "CA", "canada"), 16),
+        (h100, "hyperstack", ("CANADA-1", "CA", "canada"), 32),
+        (h100, "datacrunch", ("FIN-01", "FI", "eu_north"), 16),
+        (h100, "lambdalabs", ("us-east-1", "US", "united_states"), 32),
+        (a100, "datacrunch", ("FIN-02", "FI", "eu_north"), 16),
+        (a100, "hyperstack", ("NORWAY-1", "NO", "eu_north"), 32),
+    ]
+    return [gen_offer(rng, m[0], m[1], m[2], m[3], provider=p, location=loc,
+                      count=c, multinode=True)
+            for m, p, loc, c in plan]
+
+
+# --------------------------------------------------------------------------
+# state
+
+class State:
+    """Everything the server knows.  All access goes through self.lock."""
+
+    def __init__(self, args):
+        self.lock = threading.RLock()
+        self.args = args
+        self.key = args.key
+        self.balance = float(args.balance)
+        self.delete_204 = args.delete_204
+        fixtures = Path(args.fixtures)
+
+        # ssh endpoint given to the demo pod and to created pods
+        self.ssh_conn = self.ssh_ip = self.ssh_port = None
+        if args.ssh:
+            user, _, hostport = args.ssh.rpartition("@")
+            host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "22")
+            self.ssh_ip, self.ssh_port = host, int(port)
+            self.ssh_conn = "%s@%s -p %d" % (user or "root", host, self.ssh_port)
+
+        # Separate generators: data, fault dice and new ids never disturb
+        # one another, so a run is repeatable for a given --seed.
+        data_rng = random.Random(args.seed)
+        self.fault_rng = random.Random("faults-%s" % args.seed)
+        self.id_rng = random.Random("ids-%s" % args.seed)
+
+        # --- offers
+        recorded = json.loads((fixtures / "availability_response.json").read_text())["items"]
+        legacy = json.loads((fixtures / "legacy" / "availability_legacy_response.json").read_text())
+        legacy_flat = [o for offers in legacy.values() for o in offers]  # no region: kept as is
+        self.gpus = recorded + legacy_flat + gen_offers(data_rng, args.offers)
+        self.multinode = gen_multinode(data_rng)
+        self.summary_fixture = json.loads((fixtures / "availability_summary.json").read_text())
+
+        # --- pods
+        pods_list = json.loads((fixtures / "synthetic" / "pods_list.json").read_text())["data"]
+        stopped = json.loads((fixtures / "synthetic" / "pod_get_stopped.json").read_text())
+        self.pods = pods_list + [stopped] + self._special_pods() + self._gen_pods(data_rng, args.pods)
+
+        # --- history, wallet
+        self.history = json.loads((fixtures / "synthetic" / "pods_history.json").read_text())["data"]
+        self.wallet = json.loads((fixtures / "from_tests" / "billing_wallet.json").read_text())
+
+        # --- admin
+        self.counts = {}
+        self.requests = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self.faults = []
+        self.reset_stats()
+
+    # ---- pods: construction ------------------------------------------------
+
+    def _special_pods(self):
+        base = dict(gpuName="A100_80GB", gpuCount=1, socket="PCIe", providerType="runpod",
+                    userId=USER_ID, walletId=WALLET_ID, priceHr=1.6568, basePriceHr=1.6568,
+                    stoppedPriceHr=0.0, provisioningPriceHr=0.0, baseCurrency="USD",
+                    environmentType="ubuntu_22_cuda_12", attachedResources=[],
+                    isSpot=False, autoRestart=False)
+
+        def pod(pid, name, created, status="ACTIVE", inst="FINISHED", progress=100,
+                ssh="root@203.0.113.50 -p 22", ip="203.0.113.50", port=22, **extra):
+            fields = dict(base, id=pid, name=name, createdAt=created, updatedAt=created,
+                          status=status, installationStatus=inst, installationProgress=progress,
+                          sshConnection=ssh, ip=ip,
+                          primePortMapping=ssh_port_mapping(port) if ssh else None)
+            fields.update(extra)
+            return make_pod(**fields)
+
+        return [
+            pod(ID_INSTALLING, "installing-1", "2026-05-03T09:00:00.000Z",
+                inst="INSTALLING", progress=40, ssh=None, ip="203.0.113.41"),
+            pod(ID_PENDING, "pending-1", "2026-05-03T09:05:00.000Z", status="PENDING",
+                inst=None, progress=None, ssh=None, ip=None),
+            pod(ID_ERROR, "error-1", "2026-05-03T09:10:00.000Z", status="ERROR",
+                inst="FAILED", progress=10, ssh=None, ip=None,
+                installationFailure="Failed to pull image: manifest unknown"),
+            pod(ID_DUP_1, "dup", "2026-05-04T10:00:00.000Z"),
+            pod(ID_DUP_2, "dup", "2026-05-04T10:01:00.000Z", gpuName="H100_80GB",
+                socket="SXM5", priceHr=2.7068, basePriceHr=2.7068),
+            pod(ID_SPACE, "my pod", "2026-05-04T11:00:00.000Z"),
+            pod(ID_SLASH, "a/b", "2026-05-04T11:01:00.000Z"),
+            pod(ID_DOTDOT, "..", "2026-05-04T11:02:00.000Z"),
+            pod(ID_NULLNAME, None, "2026-05-04T11:03:00.000Z"),
+            pod(ID_NAME_IS_ID, ID_STOPPED, "2026-05-04T11:04:00.000Z"),
+            pod(ID_DEMO, "demo", "2026-05-05T08:00:00.000Z", ssh=self.ssh_conn,
+                ip=self.ssh_ip, port=self.ssh_port),
+        ]
+
+    def _gen_pods(self, rng, n):
+        kinds = ["ACTIVE", "ACTIVE", "INSTALLING", "PENDING", "STOPPED", "ERROR"]
+        start = parse_iso("2026-05-10T00:00:00.000Z")
+        pods = []
+        for i in range(1, n + 1):
+            gpu_type, _gb, clouds, base = rng.choice(GPU_MODELS)
+            count = rng.choice([1, 2, 4, 8])
+            price = round(base * count * rng.uniform(0.9, 1.3), 4)
+            kind = rng.choice(kinds)
+            created = iso(start + i * 600)
+            host = "203.0.113.%d" % (100 + i % 150)   # TEST-NET: never reachable
+            status = "ACTIVE" if kind == "INSTALLING" else kind
+            finished = kind == "ACTIVE"
+            pods.append(make_pod(
+                id=cuid(rng), name="gen-%04d" % i, gpuName=gpu_type, gpuCount=count,
+                socket=rng.choice(clouds)[1], status=status,
+                installationStatus="FINISHED" if finished or kind == "STOPPED"
+                else ("INSTALLING" if kind == "INSTALLING" else None),
+                installationProgress=100 if finished else (rng.randint(1, 99) if kind == "INSTALLING" else None),
+                installationFailure="Out of capacity" if kind == "ERROR" else None,
+                createdAt=created, updatedAt=created,
+                providerType=rng.choice(sorted(LOCATIONS)), userId=USER_ID, walletId=WALLET_ID,
+                attachedResources=[],
+                primePortMapping=ssh_port_mapping(22) if finished else None,
+                sshConnection=("root@%s -p 22" % host) if finished else ([None] if kind == "STOPPED" else None),
+                ip=host if kind in ("ACTIVE", "INSTALLING") else ([None] if kind == "STOPPED" else None),
+                priceHr=price, basePriceHr=price, stoppedPriceHr=round(price * 0.01, 4),
+                provisioningPriceHr=0.0, baseCurrency="USD",
+                environmentType="ubuntu_22_cuda_12", isSpot=False, autoRestart=False))
+        return pods
+
+    def new_id(self):
+        existing = {p["id"] for p in self.pods} | {h["id"] for h in self.history}
+        while True:
+            pid = cuid(self.id_rng)
+            if pid not in existing:
+                return pid
+
+    # ---- pods: the time-driven life cycle of created pods -----------------
+
+    def render(self, pod):
+        """The pod as the API shows it now.
+
+        Pods created through POST carry a private '_life' record; their
+        status is derived from the time since creation at every request:
+        PENDING for pending_secs, then ACTIVE/INSTALLING with progress 0->99
+        for install_secs, then ACTIVE/FINISHED with ssh and ip."""
+        out = {k: copy.deepcopy(v) for k, v in pod.items() if not k.startswith("_")}
+        life = pod.get("_life")
+        if not life:
+            return out
+        elapsed = time.monotonic() - life["t0"]
+        pending, install = life["pending"], life["install"]
+        if elapsed < pending:
+            out.update(status="PENDING", installationStatus=None, installationProgress=None,
+                       sshConnection=None, ip=None, primePortMapping=None)
+        elif elapsed < pending + install:
+            progress = min(99, int(99 * (elapsed - pending) / install)) if install > 0 else 99
+            out.update(status="ACTIVE", installationStatus="INSTALLING",
+                       installationProgress=progress, sshConnection=None, ip=None,
+                       primePortMapping=None, updatedAt=iso(life["wall0"] + pending))
+        else:
+            nodes = life["nodes"]
+            ssh, ip = self.ssh_conn, self.ssh_ip
+            if nodes > 1:   # multi-node pods list one connection per node
+                ssh, ip = ([ssh] * nodes if ssh else None), ([ip] * nodes if ip else None)
+            out.update(status="ACTIVE", installationStatus="FINISHED", installationProgress=100,
+                       sshConnection=ssh, ip=ip,
+                       primePortMapping=ssh_port_mapping(self.ssh_port) if ssh else None,
+                       updatedAt=iso(life["wall0"] + pending + install))
+        return out
+
+    # ---- offers -------------------------------------------------------------
+
+    def find_offer(self, pod_req, provider_type):
+        """First current offer matching the create request (both endpoints)."""
+        matches = []
+        for multinode, offers in ((False, self.gpus), (True, self.multinode)):
+            for o in offers:
+                if (o.get("cloudId") == pod_req.get("cloudId")
+                        and o.get("gpuType") == pod_req.get("gpuType")
+                        and o.get("gpuCount") == pod_req.get("gpuCount")
+                        and o.get("socket") == pod_req.get("socket")
+                        and o.get("dataCenter") == pod_req.get("dataCenterId")
+                        and o.get("provider") == provider_type):
+                    matches.append((o, multinode))
+        if not matches:
+            return None, False
+        # Offers can differ only in security tier (4.3): honour it when sent.
+        wanted = pod_req.get("security")
+        for o, multinode in matches:
+            if wanted and o.get("security") == wanted:
+                return o, multinode
+        return matches[0]
+
+    def summary(self):
+        """The recorded gpu-summary, plus entries computed from the offers
+        for GPU types the recording does not mention (so the keys list
+        every gpuType that /gpus can return)."""
+        out = copy.deepcopy(self.summary_fixture)
+        groups = {}
+        for o in self.gpus + self.multinode:
+            groups.setdefault(o.get("gpuType"), {}).setdefault(str(o.get("gpuCount")), []).append(o)
+
+        def cheapest(offers):
+            def low(values):
+                values = [v for v in values if v is not None]
+                return min(values) if values else None
+            return {"onDemand": low(o["prices"].get("onDemand") for o in offers if not o.get("isSpot")),
+                    "communityPrice": low(o["prices"].get("communityPrice") for o in offers),
+                    "spotPrice": low(offer_price(o) for o in offers if o.get("isSpot"))}
+
+        for gpu_type in sorted(g for g in groups if g not in out):
+            entry = {}
+            for count in sorted(groups[gpu_type], key=int):
+                offers = groups[gpu_type][count]
+                per = {"cheapest": cheapest(offers)}
+                for region in sorted({o.get("region") for o in offers if o.get("region")}):
+                    per[region] = cheapest([o for o in offers if o.get("region") == region])
+                entry[count] = per
+            out[gpu_type] = entry
+        return out
+
+    # ---- admin --------------------------------------------------------------
+
+    def reset_stats(self):
+        self.counts = {k: 0 for k in KNOWN_ENDPOINTS}
+        self.requests.clear()
+
+    def pick_fault(self, key):
+        """The first fault rule that fires for this request, or None.
+
+        drop_post only ever applies to POST /pods.  A rule's dice are only
+        rolled for requests it matches, from a seeded generator."""
+        for rule in self.faults:
+            if rule["count"] is not None and rule["fired"] >= rule["count"]:
+                continue
+            if rule["match"] and not key.startswith(rule["match"]):
+                continue
+            if rule["kind"] == "drop_post" and key != "POST /pods":
+                continue
+            if self.fault_rng.random() < rule["rate"]:
+                rule["fired"] += 1
+                return rule
+        return None
+
+    # ---- API endpoints: each returns (status, json_object) ----------------
+    # Callers hold self.lock.
+
+    def api_availability(self, offers, query):
+        errors = []
+        page = q_int(query, "page", 1, errors, minimum=1)
+        size = q_int(query, "page_size", 100, errors, minimum=1, maximum=100)
+        gpu_count = q_int(query, "gpu_count", None, errors)
+        if errors:
+            return 422, {"detail": errors}
+        gpu_type = (query.get("gpu_type") or [None])[-1]
+        regions = [r for r in query.get("regions", []) if r]
+        items = [o for o in offers
+                 if (gpu_type is None or o.get("gpuType") == gpu_type)
+                 and (gpu_count is None or o.get("gpuCount") == gpu_count)
+                 and (not regions or o.get("region") in regions)]
+        start = (page - 1) * size
+        return 200, {"items": copy.deepcopy(items[start:start + size]), "totalCount": len(items)}
+
+    def api_pods_list(self, query):
+        errors = []
+        offset = q_int(query, "offset", 0, errors, minimum=0)
+        limit = q_int(query, "limit", 100, errors, minimum=1, maximum=100)
+        if errors:
+            return 422, {"detail": errors}
+        data = [self.render(p) for p in self.pods[offset:offset + limit]]
+        return 200, {"total_count": len(self.pods), "offset": offset, "limit": limit, "data": data}
+
+    def api_pod_get(self, pod_id):
+        for p in self.pods:
+            if p["id"] == pod_id:
+                return 200, self.render(p)
+        return 404, {"detail": "Pod not found"}
+
+    def api_pods_status(self, query):
+        wanted = {i for i in query.get("pod_ids", []) if i}
+        data = []
+        for p in self.pods:
+            if wanted and p["id"] not in wanted:
+                continue
+            r = self.render(p)
+            data.append({"podId": r["id"], "providerType": r["providerType"], "status": r["status"],
+                         "ip": r.get("ip"), "sshConnection": r.get("sshConnection"),
+                         "priceHr": r.get("priceHr"), "primePortMapping": r.get("primePortMapping"),
+                         "installationFailure": r.get("installationFailure"),
+                         "installationProgress": r.get("installationProgress")})
+        return 200, {"data": data}
+
+    def api_history(self, query):
+        errors = []
+        offset = q_int(query, "offset", 0, errors, minimum=0)
+        limit = q_int(query, "limit", 100, errors, minimum=1, maximum=100)
+        if errors:
+            return 422, {"detail": errors}
+        entries = list(self.history)
+        sort_by = (query.get("sort_by") or [None])[-1]
+        if sort_by in ("terminatedAt", "createdAt"):
+            desc = (query.get("sort_order") or ["desc"])[-1] != "asc"
+            present = [e for e in entries if e.get(sort_by)]
+            absent = [e for e in entries if not e.get(sort_by)]   # nulls always last
+            present.sort(key=lambda e: parse_iso(e[sort_by]) or 0, reverse=desc)
+            entries = present + absent
+        return 200, {"total_count": len(entries), "offset": offset, "limit": limit,
+                     "data": copy.deepcopy(entries[offset:offset + limit])}
+
+    def api_wallet(self, query):
+        errors = []
+        limit = q_int(query, "limit", 20, errors, minimum=1, maximum=100)
+        offset = q_int(query, "offset", 0, errors, minimum=0)
+        if errors:
+            return 422, {"detail": errors}
+        w = copy.deepcopy(self.wallet)
+        team = (query.get("teamId") or [None])[-1]
+        if team:
+            w["team_id"] = team
+        w["balance_usd"] = self.balance
+        w["total_billings"] = len(w["recent_billings"])
+        w["recent_billings"] = w["recent_billings"][offset:offset + limit]
+        return 200, w
+
+    def api_create(self, body, body_error):
+        if body_error:
+            return 422, {"detail": [verr(["body", 0], body_error, "value_error.jsondecode")]}
+        try:
+            pod_req, provider_type, team = self._validate_create(body)
+        except ValidationErrors as e:
+            return 422, {"detail": e.errors}
+        offer, multinode = self.find_offer(pod_req, provider_type)
+        if offer is None:
+            return 422, {"detail": [verr(
+                ["body", "pod"],
+                "No available offer matches cloudId=%r gpuType=%r gpuCount=%r socket=%r "
+                "dataCenterId=%r provider=%r" % (
+                    pod_req.get("cloudId"), pod_req.get("gpuType"), pod_req.get("gpuCount"),
+                    pod_req.get("socket"), pod_req.get("dataCenterId"), provider_type),
+                "value_error.offer_unavailable")]}
+        if self.balance <= 0:
+            return 402, {"detail": "Payment required"}
+
+        now = time.time()
+        price = offer_price(offer)
+        pod = make_pod(
+            id=self.new_id(), name=pod_req["name"], gpuName=offer["gpuType"],
+            gpuCount=offer["gpuCount"], socket=offer.get("socket"), status="PENDING",
+            createdAt=iso(now), updatedAt=iso(now), providerType=offer.get("provider") or "",
+            teamId=team, userId=USER_ID, walletId=WALLET_ID, attachedResources=[],
+            priceHr=price, basePriceHr=price, stoppedPriceHr=None, provisioningPriceHr=None,
+            baseCurrency=(offer.get("prices") or {}).get("currency") or "USD",
+            environmentType=pod_req.get("image"),
+            jupyterPassword=pod_req.get("jupyterPassword"),
+            customTemplateId=pod_req.get("customTemplateId"),
+            isSpot=bool(offer.get("isSpot")), autoRestart=bool(pod_req.get("autoRestart")))
+        pod["_life"] = {"t0": time.monotonic(), "wall0": now,
+                        "pending": self.args.pending_secs, "install": self.args.install_secs,
+                        "nodes": max(1, offer["gpuCount"] // 8) if multinode else 1}
+        self.pods.append(pod)
+        return 200, self.render(pod)
+
+    @staticmethod
+    def _validate_create(body):
+        """FastAPI-like validation: every problem is listed, not just the first."""
+        errors = []
+        if not isinstance(body, dict):
+            raise ValidationErrors([verr(["body"], "value is not a valid dict", "type_error.dict")])
+        pod = body.get("pod")
+        if pod is None:
+            errors.append(verr(["body", "pod"], "field required", "value_error.missing"))
+            pod = {}
+        elif not isinstance(pod, dict):
+            errors.append(verr(["body", "pod"], "value is not a valid dict", "type_error.dict"))
+            pod = {}
+        else:
+            for field in ("name", "cloudId", "gpuType"):
+                if field not in pod:
+                    errors.append(verr(["body", "pod", field], "field required", "value_error.missing"))
+                elif pod[field] is None:
+                    errors.append(verr(["body", "pod", field], "none is not an allowed value",
+                                       "type_error.none.not_allowed"))
+                elif not isinstance(pod[field], str):
+                    errors.append(verr(["body", "pod", field], "str type expected", "type_error.str"))
+            count = pod.get("gpuCount")
+            if "gpuCount" not in pod:
+                errors.append(verr(["body", "pod", "gpuCount"], "field required", "value_error.missing"))
+            elif isinstance(count, bool) or not isinstance(count, (int, str)) or \
+                    (isinstance(count, str) and not count.strip().lstrip("-").isdigit()):
+                errors.append(verr(["body", "pod", "gpuCount"], "value is not a valid integer",
+                                   "type_error.integer"))
+            else:
+                count = int(count)     # pydantic's lax mode accepts "2"
+                pod = dict(pod, gpuCount=count)
+                if count <= 0:
+                    errors.append(verr(["body", "pod", "gpuCount"], "ensure this value is greater than 0",
+                                       "value_error.number.not_gt"))
+        provider = body.get("provider")
+        if provider is not None and not isinstance(provider, dict):
+            errors.append(verr(["body", "provider"], "value is not a valid dict", "type_error.dict"))
+            provider = {}
+        team = body.get("team")
+        if team is not None and not isinstance(team, dict):
+            errors.append(verr(["body", "team"], "value is not a valid dict", "type_error.dict"))
+            team = None
+        if errors:
+            raise ValidationErrors(errors)
+        return pod, (provider or {}).get("type"), (team or {}).get("teamId")
+
+    def terminate(self, pod_id):
+        """Remove every pod with this id (the fixture lists one id twice) and
+        add one history entry for it.  Returns False when unknown."""
+        victims = [p for p in self.pods if p["id"] == pod_id]
+        if not victims:
+            return False
+        self.pods = [p for p in self.pods if p["id"] != pod_id]
+        r = self.render(victims[0])
+        now = time.time()
+        created = parse_iso(r.get("createdAt"))
+        hours = max(0.0, (now - created) / 3600.0) if created is not None else 0.0
+        price = r.get("priceHr") or 0.0
+        # 5.3: these keys are required AND non-null, so nulls get stand-ins.
+        self.history.insert(0, {
+            "id": r["id"], "name": r.get("name") or "", "providerType": r.get("providerType") or "",
+            "provisionedBy": None, "type": r.get("type") or "pod",
+            "createdAt": r.get("createdAt") or iso(now), "terminatedAt": iso(now),
+            "gpuName": r.get("gpuName") or "", "gpuCount": r.get("gpuCount") or 0,
+            "socket": r.get("socket"), "priceHr": price, "userId": r.get("userId") or USER_ID,
+            "teamId": r.get("teamId"), "totalBilledPrice": round(price * hours, 4)})
+        return True
+
+    # ---- admin endpoints -----------------------------------------------------
+
+    def admin(self, method, name, body):
+        """Returns (status, json_object)."""
+        if method == "GET" and name == "stats":
+            return 200, {"counts": dict(self.counts), "requests": list(self.requests)}
+        if method != "POST":
+            return 404, {"detail": "Not Found"}
+        if not isinstance(body, dict):
+            body = {}
+        if name == "reset":
+            self.reset_stats()
+            return 200, {"ok": True}
+        if name == "clear_faults":
+            self.faults = []
+            return 200, {"ok": True}
+        if name == "fault":
+            kind = str(body.get("kind"))
+            if kind not in FAULT_KINDS:
+                return 400, {"detail": "kind must be one of %s" % ", ".join(FAULT_KINDS)}
+            rule = {"kind": kind, "rate": float(body.get("rate", 1.0)),
+                    "count": None if body.get("count") is None else int(body["count"]),
+                    "match": body.get("match") or None,
+                    "retry_after": body.get("retry_after"),
+                    "delay": float(body.get("delay", 1.0)), "fired": 0}
+            self.faults.append(rule)
+            return 200, {"ok": True, "rules": len(self.faults)}
+        if name == "balance":
+            self.balance = float(body.get("balance", self.balance))
+            return 200, {"balance": self.balance}
+        if name == "pods":
+            result = {"added": [], "deleted": [], "set": 0}
+            for p in body.get("add") or []:
+                pod = make_pod(id=self.new_id(), name=None, gpuName="A100_80GB", gpuCount=1,
+                               status="ACTIVE", createdAt=iso(time.time()), providerType="runpod",
+                               priceHr=1.0)
+                pod.update(p)
+                self.pods.append(pod)
+                result["added"].append(pod["id"])
+            for pid in body.get("delete") or []:
+                if self.terminate(pid):
+                    result["deleted"].append(pid)
+            changes = body.get("set")
+            if changes:
+                for i, p in enumerate(self.pods):
+                    if p["id"] == changes.get("id"):
+                        # the explicit fields win over the time-driven life cycle
+                        frozen = self.render(p)
+                        frozen.update(changes)
+                        self.pods[i] = frozen
+                        result["set"] += 1
+            return 200, result
+        if name == "offers":
+            result = {"removed": 0, "stock_set": 0}
+
+            def matches(o, m):
+                return all(o.get(k) == v for k, v in m.items())
+            if isinstance(body.get("remove"), dict):
+                before = len(self.gpus) + len(self.multinode)
+                self.gpus = [o for o in self.gpus if not matches(o, body["remove"])]
+                self.multinode = [o for o in self.multinode if not matches(o, body["remove"])]
+                result["removed"] = before - len(self.gpus) - len(self.multinode)
+            if isinstance(body.get("set_stock"), dict):
+                m = body["set_stock"].get("match") or {}
+                for o in self.gpus + self.multinode:
+                    if matches(o, m):
+                        o["stockStatus"] = body["set_stock"].get("stockStatus")
+                        result["stock_set"] += 1
+            return 200, result
+        return 404, {"detail": "Not Found"}
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+def route(rel):
+    """'/pods/abc' -> ('/pods/{id}', {'id': 'abc'}).  rel has no trailing slash."""
+    segs = [unquote(s) for s in rel.split("/")[1:]]
+    if segs in (["availability", "gpus"], ["availability", "multi-node"],
+                ["availability", "gpu-summary"], ["pods"], ["pods", "status"],
+                ["pods", "history"], ["billing", "wallet"]):
+        return "/" + "/".join(segs), {}
+    if len(segs) == 2 and segs[0] == "pods":
+        return "/pods/{id}", {"id": segs[1]}
+    return rel, None
+
+
+ALLOWED = {
+    "/availability/gpus": {"GET"}, "/availability/multi-node": {"GET"},
+    "/availability/gpu-summary": {"GET"}, "/pods": {"GET", "POST"},
+    "/pods/status": {"GET"}, "/pods/history": {"GET"}, "/billing/wallet": {"GET"},
+    "/pods/{id}": {"GET", "DELETE"},
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"          # keep-alive
+    server_version = "fake-prime-api/1.0"
+    timeout = 120                          # drop idle keep-alive connections
+
+    # -- connection setup/teardown -------------------------------------------
+
+    def setup(self):
+        ctx = self.server.ssl_context
+        if ctx is not None:
+            # The handshake happens here, in the connection's own thread:
+            # wrapping the listening socket would run it inside accept(),
+            # where one idle client blocks the whole server.
+            self.request.settimeout(10)
+            self.request = ctx.wrap_socket(self.request, server_side=True,
+                                           do_handshake_on_connect=False)
+            self.request.do_handshake()
+        super().setup()
+
+    def finish(self):
+        try:
+            super().finish()
+        except OSError:
+            pass
+        if self.server.ssl_context is not None:
+            # The server only knows the plain socket, now detached.
+            try:
+                self.request.close()
+            except OSError:
+                pass
+
+    def log_request(self, code="-", size="-"):
+        pass                               # we log our own line in _finish_log
+
+    def log_message(self, fmt, *args):
+        self.server.log("%s %s" % (self.address_string(), fmt % args))
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass                # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, status, obj=None, raw=None, headers=()):
+        if status == 204:
+            body = b""
+        elif raw is not None:
+            body = raw
+        else:
+            body = json.dumps(obj).encode()
+        self.send_response(status)
+        if status != 204:                   # 204 must not carry Content-Length
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _reset(self):
+        """Close the connection without answering: RST thanks to SO_LINGER 0."""
+        self.close_connection = True
+        sock = self.request
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # rfile holds a reference that would defer the real close; wfile
+        # does not (unbuffered), and stays open so the final flush is a no-op.
+        try:
+            self.rfile.close()
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    # -- dispatch ------------------------------------------------------------
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def do_PUT(self):
+        self._dispatch("PUT")
+
+    def do_PATCH(self):
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method):
+        state = self.server.state
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        try:
+            raw_body = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._send(400, {"detail": "Bad request body framing"})
+            return self._log(method, 400)
+        body, body_error = None, None
+        if raw_body.strip():
+            try:
+                body = json.loads(raw_body)
+            except ValueError as e:
+                body_error = str(e)
+
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            name = path[len(ADMIN_PREFIX):].strip("/")
+            with state.lock:
+                try:
+                    status, obj = state.admin(method, name, body)
+                except (ValueError, TypeError, AttributeError, KeyError) as e:
+                    status, obj = 400, {"detail": "bad admin request: %s: %s" % (type(e).__name__, e)}
+            self._send(status, obj)
+            return self._log(method, status)
+
+        if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            self._send(404, {"detail": "Not Found"})
+            return self._log(method, 404)
+
+        rel = path[len(API_PREFIX):] or "/"
+        if len(rel) > 1 and rel.endswith("/"):
+            rel = rel[:-1]                  # the MCP sent trailing slashes
+        template, params = route(rel)
+        key = "%s %s" % (method, template)
+
+        with state.lock:
+            state.counts[key] = state.counts.get(key, 0) + 1
+            fault = state.pick_fault(key) if params is not None else None
+        entry = {"method": method, "path": path, "query": query, "body": body, "status": None,
+                 "headers": {h: self.headers.get(h) for h in
+                             ("authorization", "user-agent", "content-type")}}
+        if fault:
+            entry["fault"] = fault["kind"]
+        kind = fault["kind"] if fault else None
+
+        # faults that replace the answer entirely
+        if kind in ("500", "503", "429"):
+            headers = []
+            retry = fault["retry_after"]
+            if kind == "429" and retry is None:
+                retry = 1
+            if retry is not None:
+                headers.append(("Retry-After", str(retry)))
+            text = {"500": "Internal Server Error", "503": "Service Unavailable",
+                    "429": "Too Many Requests"}[kind]
+            return self._answer(entry, int(kind), {"detail": text + " (injected fault)"}, headers=headers)
+        if kind == "reset":
+            return self._answer_reset(entry)
+        if kind == "slow":
+            time.sleep(fault["delay"])
+
+        if params is None:
+            return self._answer(entry, 404, {"detail": "Not Found"})
+        if method not in ALLOWED[template]:
+            return self._answer(entry, 405, {"detail": "Method Not Allowed"})
+        expected = "Bearer %s" % state.key
+        if state.key and self.headers.get("Authorization") != expected:
+            detail = "Not authenticated" if not self.headers.get("Authorization") else "Invalid API key"
+            return self._answer(entry, 401, {"detail": detail})
+
+        with state.lock:
+            try:
+                status, obj = self._call(state, key, query, body, body_error, params)
+            except Exception:           # a bug here must not look like a network fault
+                self.server.log(traceback.format_exc().rstrip())
+                status, obj = 500, {"detail": "fake API internal error (see its stderr)"}
+
+        if kind == "drop_post":             # the pod exists, the answer is lost
+            return self._answer_reset(entry, status)
+        if status == 200 and key == "DELETE /pods/{id}" and state.delete_204:
+            status = 204
+        if kind == "badjson":
+            good = b"" if status == 204 else json.dumps(obj).encode()
+            return self._answer(entry, 200, raw=good[:max(1, len(good) // 2)] or b"{")
+        return self._answer(entry, status, obj)
+
+    @staticmethod
+    def _call(state, key, query, body, body_error, params):
+        if key == "GET /availability/gpus":
+            return state.api_availability(state.gpus, query)
+        if key == "GET /availability/multi-node":
+            return state.api_availability(state.multinode, query)
+        if key == "GET /availability/gpu-summary":
+            return 200, state.summary()
+        if key == "GET /pods":
+            return state.api_pods_list(query)
+        if key == "GET /pods/status":
+            return state.api_pods_status(query)
+        if key == "GET /pods/history":
+            return state.api_history(query)
+        if key == "GET /pods/{id}":
+            return state.api_pod_get(params["id"])
+        if key == "GET /billing/wallet":
+            return state.api_wallet(query)
+        if key == "POST /pods":
+            return state.api_create(body, body_error)
+        if key == "DELETE /pods/{id}":
+            if state.terminate(params["id"]):
+                return 200, {}
+            return 404, {"detail": "Pod not found"}
+        return 404, {"detail": "Not Found"}
+
+    def _record(self, entry, status):
+        entry["status"] = status
+        with self.server.state.lock:
+            self.server.state.requests.append(entry)
+        self._log(entry["method"], status if status is not None else "RESET")
+
+    def _answer(self, entry, status, obj=None, raw=None, headers=()):
+        self._record(entry, status)
+        self._send(status, obj, raw=raw, headers=headers)
+
+    def _answer_reset(self, entry, status=None):
+        # the log shows the status the request would have had, if any
+        entry["status"] = None
+        with self.server.state.lock:
+            self.server.state.requests.append(entry)
+        self._log(entry["method"], "RESET" if status is None else "%s->RESET" % status)
+        self._reset()
+
+    def _log(self, method, status):
+        self.server.log("%s %s %s" % (method, self.path, status))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Do not wait for handler threads on exit: an idle keep-alive client
+    # would hold SIGTERM up for the whole Handler.timeout.
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, addr, state, ssl_context):
+        self.state = state
+        self.ssl_context = ssl_context
+        self._log_lock = threading.Lock()
+        super().__init__(addr, Handler)
+
+    def log(self, line):
+        with self._log_lock:
+            try:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    def handle_error(self, request, client_address):
+        # One line, not a traceback: resets, failed handshakes and clients
+        # that vanish are routine in these tests.
+        exc = sys.exc_info()[1]
+        self.log("connection from %s:%s ended: %s: %s" % (
+            client_address[0], client_address[1], type(exc).__name__, exc))
+
+
+def parse_args(argv=None):
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(description="Fake Prime Intellect API for primefs tests.")
+    ap.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="private key for --tls-cert")
+    ap.add_argument("--key", default="test-key", help="the API key expected as 'Bearer KEY' ('' = no auth)")
+    ap.add_argument("--fixtures", default=str(here / "fixtures"))
+    ap.add_argument("--offers", type=int, default=300, help="generated /gpus offers (5 nasty ones from 10 up)")
+    ap.add_argument("--pods", type=int, default=0, help="generated extra pods gen-0001...")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--ssh", help="USER@HOST:PORT given as sshConnection to created pods and 'demo'")
+    ap.add_argument("--pending-secs", type=float, default=2.0)
+    ap.add_argument("--install-secs", type=float, default=3.0)
+    ap.add_argument("--balance", type=float, default=100.0)
+    ap.add_argument("--delete-204", action="store_true", help="DELETE answers 204 with no body")
+    args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    state = State(args)
+    ctx = None
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    server = Server((args.bind, args.port), state, ctx)
+
+    # SIGTERM (meson's timeout, the tests' teardown) -> SystemExit in the
+    # main thread, which leaves serve_forever through the finally below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    print(server.server_address[1], flush=True)
+    server.log("fake API listening on %s://%s:%d" % (
+        "https" if ctx else "http", args.bind, server.server_address[1]))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""The mounted tree against the fake API over HTTPS: every file, sizes,
+names, symlink, cost, statuses, and that reads cost no more API calls than
+the listings need."""
+
+import errno
+import json
+import os
+import re
+import stat
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
+               "socket", "gpu_count", "gpu_memory", "vcpus", "memory", "disk",
+               "spot", "cloud_id", "images", "security", "json"}
+POD_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
+             "price", "cost", "created", "ssh", "ip", "progress", "json"}
+
+
+def all_pages(api, path, key="data"):
+    out, offset = [], 0
+    while True:
+        page = api.get(f"{path}?offset={offset}&limit=100")
+        out += page[key]
+        offset += len(page[key])
+        if not page[key] or offset >= page["total_count"]:
+            return out
+
+
+def all_offers(api):
+    out = []
+    for ep in ("gpus", "multi-node"):
+        page = 1
+        while True:
+            r = api.get(f"/availability/{ep}?page={page}&page_size=100")
+            out += r["items"]
+            if not r["items"] or len(out) >= r["totalCount"]:
+                break
+            page += 1
+    return out
+
+
+def test_root(mnt):
+    assert sorted(os.listdir(mnt.path)) == sorted(
+        ["availability", "pods", "history", "balance", "config", "log", "stats", "ctl"])
+    assert mnt.read("balance") == "100\n"
+    assert stat.S_ISDIR(os.stat(mnt.p("pods")).st_mode)
+
+
+def test_every_file_size_matches_read(mnt):
+    """st_size is the true size of what a read returns, for every file."""
+    checked = 0
+    for top in ("availability", "pods", "history"):
+        for dirpath, dirnames, filenames in os.walk(mnt.p(top)):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                assert os.stat(path).st_size == len(data), path
+                assert data.endswith(b"\n"), path
+                checked += 1
+    assert checked > 1000
+
+
+def test_offer_dirs(mnt, api):
+    types = os.listdir(mnt.p("availability"))
+    assert "H100_80GB" in types and "A100_80GB" in types
+    assert "RTX_3090_24GB" in types  # "RTX 3090_24GB" sanitized
+    names = []
+    for t in types:
+        assert SAFE.match(t) and not t.startswith(".")
+        for o in os.listdir(mnt.p("availability", t)):
+            assert SAFE.match(o) and not o.startswith("."), o
+            if o != "cheapest":
+                names.append((t, o))
+                assert set(os.listdir(mnt.p("availability", t, o))) == OFFER_FILES
+    # Every offer of both endpoints appears once (minus none: all have a type).
+    assert len(names) == len(all_offers(api))
+    assert len(set(names)) == len(names)
+    # The recorded first offer, by DESIGN's naming rule.
+    o = mnt.p("availability", "A100_80GB", "runpod-US-KS-2-PCIe-1x")
+    assert mnt.read(o, "price") == "1.6567999999999998\n"
+    assert mnt.read(o, "stock") == "Low\n"
+    assert mnt.read(o, "provider") == "runpod\n"
+    assert mnt.read(o, "data_center") == "US-KS-2\n"
+    assert mnt.read(o, "country") == "US\n"
+    assert mnt.read(o, "socket") == "PCIe\n"
+    assert mnt.read(o, "gpu_count") == "1\n"
+    assert mnt.read(o, "gpu_memory") == "80\n"
+    assert mnt.read(o, "vcpus") == "14\n"
+    assert mnt.read(o, "memory") == "125\n"
+    assert mnt.read(o, "disk") == "120\n"
+    assert mnt.read(o, "spot") == "\n"
+    assert mnt.read(o, "cloud_id") == "NVIDIA A100 80GB PCIe\n"
+    assert mnt.read(o, "security") == "secure_cloud\n"
+    assert mnt.read(o, "images").splitlines()[0] == "ubuntu_22_cuda_12"
+    assert json.loads(mnt.read(o, "json"))["cloudId"] == "NVIDIA A100 80GB PCIe"
+
+
+def test_offer_json_is_the_api_object(mnt, api):
+    by_json = {json.dumps(o, sort_keys=True) for o in all_offers(api)}
+    for t in os.listdir(mnt.p("availability")):
+        for o in os.listdir(mnt.p("availability", t)):
+            if o != "cheapest":
+                got = json.loads(mnt.read("availability", t, o, "json"))
+                assert json.dumps(got, sort_keys=True) in by_json
+
+
+def test_nasty_offers(mnt):
+    everything = []
+    for t in os.listdir(mnt.p("availability")):
+        everything += os.listdir(mnt.p("availability", t))
+    assert any(n.startswith("evil_provider_x-") for n in everything)
+    assert not any(n in (".", "..") or "/" in n for n in everything)
+    # The offer with no price is listed, with an empty price.
+    empty = [t + "/" + o for t in os.listdir(mnt.p("availability"))
+             for o in os.listdir(mnt.p("availability", t))
+             if o != "cheapest" and mnt.read("availability", t, o, "price") == "\n"]
+    assert empty
+
+
+def test_cheapest_symlink(mnt):
+    for t in os.listdir(mnt.p("availability")):
+        d = mnt.p("availability", t)
+        priced = {}
+        for o in os.listdir(d):
+            if o == "cheapest":
+                continue
+            price = mnt.read(d, o, "price").strip()
+            if price and mnt.read(d, o, "stock").strip():
+                priced[o] = float(price)
+        link = mnt.p(d, "cheapest")
+        if not priced:
+            assert not os.path.lexists(link)
+            continue
+        assert os.path.islink(link)
+        target = os.readlink(link)
+        assert priced[target] == min(priced.values()), t
+        assert mnt.read(d, "cheapest", "price") == mnt.read(d, target, "price")
+
+
+def test_pods_listed_once_and_by_id(mnt, api):
+    pods = all_pages(api, "/pods")
+    ids = {p["id"] for p in pods}
+    listing = os.listdir(mnt.p("pods"))
+    assert len(listing) == len(ids) == len(set(listing))
+    seen = set()
+    for d in listing:
+        assert SAFE.match(d) and d not in (".", "..")
+        assert set(os.listdir(mnt.p("pods", d))) == POD_FILES
+        pid = mnt.read("pods", d, "id").strip()
+        seen.add(pid)
+        assert mnt.read("pods", pid, "id").strip() == pid
+    assert seen == ids
+
+
+def test_pod_names(mnt, api):
+    pods = {p["id"]: p for p in all_pages(api, "/pods")}
+    listing = set(os.listdir(mnt.p("pods")))
+    names = [p["name"] for p in pods.values()]
+    for pid, p in pods.items():
+        name = p["name"]
+        by_name = (isinstance(name, str) and SAFE.match(name) and name not in (".", "..")
+                   and names.count(name) == 1 and name not in pods)
+        assert (name if by_name else pid) in listing, (pid, name)
+    assert "demo" in listing
+    assert "dup" not in listing
+    for pid in ("cm9zq1x2a0010l508abcdefgh",   # "my pod"
+                "cm9zq1x2a0011l508abcdefgh",   # "a/b"
+                "cm9zq1x2a0012l508abcdefgh",   # ".."
+                "cm9zq1x2a0013l508abcdefgh",   # null name
+                "cm9zq1x2a0014l508abcdefgh",   # named like another pod's id
+                "cm9zq1x2a0008l508abcdefgh",   # "dup"
+                "cm9zq1x2a0009l508abcdefgh"):  # "dup"
+        assert pid in listing
+    # Where a name equals another pod's id, the id wins.
+    assert mnt.read("pods/cm9zq1x2a0004l508abcdefgh/status") == "STOPPED\n"
+
+
+def test_pod_files(mnt):
+    d = "pods/a100-1"
+    assert mnt.read(d, "id") == "cm9zq1x2a0001l508abcdefgh\n"
+    assert mnt.read(d, "gpu_type") == "A100_80GB\n"
+    assert mnt.read(d, "provider") == "runpod\n"
+    assert mnt.read(d, "price") == "1.6568\n"
+    assert mnt.read(d, "image") == "ubuntu_22_cuda_12\n"
+    assert mnt.read("pods/h100-16/ssh") == "root@198.51.100.21 -p 22\nroot@198.51.100.22 -p 22\n"
+    assert mnt.read("pods/h100-16/ip") == "198.51.100.21\n198.51.100.22\n"
+    assert mnt.read("pods/a40-1/ssh") == "\n"  # [null]
+    assert mnt.read("pods/a40-1/status") == "STOPPED\n"
+    assert mnt.read("pods/installing-1/status") == "INSTALLING\n"
+    assert mnt.read("pods/installing-1/progress") == "40\n"
+    assert mnt.read("pods/pending-1/status") == "PENDING\n"
+    assert mnt.read("pods/error-1/status") == "ERROR\n"
+    for d in os.listdir(mnt.p("pods")):
+        for f in POD_FILES - {"json", "ssh", "ip"}:
+            assert "null" not in mnt.read("pods", d, f)
+
+
+def test_cost_arithmetic(mnt):
+    for d in os.listdir(mnt.p("pods")):
+        price = mnt.read("pods", d, "price").strip()
+        created = mnt.read("pods", d, "created").strip()
+        cost = mnt.read("pods", d, "cost").strip()
+        if not price or not created:
+            continue
+        assert re.match(r"^\d+\.\d{4}$", cost), cost
+        t = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        hours = (datetime.now(timezone.utc) - t).total_seconds() / 3600
+        assert abs(float(cost) - float(price) * hours) < 0.01 + float(price) / 360
+
+
+def test_history(mnt, api):
+    hist = all_pages(api, "/pods/history")
+    assert sorted(os.listdir(mnt.p("history"))) == sorted(h["id"] for h in hist)
+    for h in hist:
+        assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
+        assert mnt.read("history", h["id"], "status") == "TERMINATED\n"
+        assert json.loads(mnt.read("history", h["id"], "json")) == h
+
+
+def test_pod_json_is_the_api_object(mnt, api):
+    pods = {p["id"]: p for p in all_pages(api, "/pods")}
+    for d in os.listdir(mnt.p("pods")):
+        got = json.loads(mnt.read("pods", d, "json"))
+        assert got["id"] in pods
+
+
+def test_full_crawl_costs_one_listing(mnt, api):
+    """ls -lR and cat of every file: API calls grow with pages, not files."""
+    api.reset()
+    mnt.write("ctl", "refresh\n")
+    files = 0
+    for dirpath, dirnames, filenames in os.walk(mnt.path):
+        for name in filenames:
+            if name != "ctl":
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    f.read()
+                files += 1
+    c = api.counts()
+    offers = len(all_offers(api))
+    api.reset()
+    assert files > 1000
+    assert c["GET /availability/gpus"] == (offers - 6 + 99) // 100
+    assert c["GET /availability/multi-node"] == 1
+    assert c["GET /pods"] == 1
+    assert c["GET /pods/history"] == 1
+    assert c["GET /billing/wallet"] == 1
+    assert c["GET /pods/{id}"] == 0
+
+
+def test_stats_match_server_counts(mnt, api):
+    os.listdir(mnt.p("pods"))
+    os.listdir(mnt.p("availability"))
+    s = mnt.stats()
+    c = api.counts()
+    assert s["GET /pods"] == c["GET /pods"]
+    assert s["GET /availability/gpus"] == c["GET /availability/gpus"]
+    assert s["api_calls"] == sum(c.values())
+    before = s["cache_hits"]
+    mnt.read("pods/demo/status")
+    assert mnt.stats()["cache_hits"] > before
+
+
+def test_refresh_refetches(mnt, api):
+    os.listdir(mnt.p("pods"))
+    n = api.counts()["GET /pods"]
+    os.listdir(mnt.p("pods"))
+    assert api.counts()["GET /pods"] == n  # fresh: from the cache
+    mnt.write("ctl", "refresh\n")
+    os.listdir(mnt.p("pods"))
+    assert api.counts()["GET /pods"] == n + 1
+    assert "refresh" in mnt.log()
+    with pytest.raises(OSError) as e:
+        mnt.write("ctl", "explode\n")
+    assert e.value.errno == errno.EINVAL
+    assert "unknown command" in mnt.log()
+
+
+def test_probes_and_statfs_cost_nothing(mnt, api):
+    mnt.write("ctl", "refresh\n")
+    api.reset()
+    for probe in (".git", "HEAD", ".DS_Store", "._foo", "autorun.inf", ".hidden"):
+        for d in ("pods", "availability", "history", ""):
+            assert not os.path.exists(mnt.p(d, probe))
+    os.statvfs(mnt.path)
+    assert sum(api.counts().values()) == 0
+
+
+def test_pods_paging(make_api, make_mount):
+    api = make_api("--pods", "230")
+    m = make_mount(api)
+    listing = os.listdir(m.p("pods"))
+    assert len([d for d in listing if d.startswith("gen-")]) == 230
+    assert api.counts()["GET /pods"] == 3
+
+
+def test_read_only(mnt):
+    with pytest.raises(PermissionError):
+        mnt.write("pods/demo/status", "x")
+    with pytest.raises(PermissionError):
+        mnt.write("balance", "1000000")
+    with pytest.raises(OSError) as e:
+        os.unlink(mnt.p("pods/demo/status"))
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(PermissionError):
+        open(mnt.p("pods/demo/newfile"), "w")
+    with pytest.raises(OSError) as e:
+        open(mnt.p("ctl")).read()
+    assert e.value.errno == errno.EACCES
+
+
+def test_concurrent_misses_share_one_request(mnt, api):
+    os.listdir(mnt.p("pods"))
+    mnt.write("ctl", "refresh\n")
+    api.fault(kind="slow", delay=0.5, match="GET /pods")
+    api.reset()
+    errors = []
+
+    def reader(i):
+        try:
+            mnt.read("pods", "demo" if i % 2 else "a100-1", "status")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert api.counts()["GET /pods"] == 1

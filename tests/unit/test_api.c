@@ -1,0 +1,342 @@
+/* test_api.c — the API client against a tiny in-process HTTP server that
+ * answers from a script: paging loops (stop on totalCount, survive an empty
+ * page, advance by what came), retries and Retry-After, errno mapping and
+ * its log lines, deadlines. Real sockets, real libcurl. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "creds.h"
+#include "errmap.h"
+#include "log.h"
+#include "t.h"
+
+/* ---- the server ---- */
+
+struct answer {
+	int status;
+	const char *headers; /* extra header lines, each ending in \r\n */
+	char body[4096];
+	double delay;
+};
+
+typedef void (*script_fn)(const char *path, int nth, struct answer *a);
+
+static script_fn script;
+static int requests;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int listen_fd;
+
+static void *serve_one(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[8192];
+	size_t len = 0;
+	while (len < sizeof req - 1) {
+		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		req[len] = '\0';
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	req[len] = '\0';
+	char method[16] = "", path[4096] = "";
+	sscanf(req, "%15s %4095s", method, path);
+	pthread_mutex_lock(&mu);
+	int nth = requests++;
+	pthread_mutex_unlock(&mu);
+	struct answer a = {200, "", "{}", 0};
+	script(path, nth, &a);
+	sleep_seconds(a.delay);
+	char head[512];
+	int hl = snprintf(head, sizeof head,
+			  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			  a.status, strlen(a.body), a.headers);
+	if (write(fd, head, (size_t)hl) < 0 ||
+	    write(fd, a.body, strlen(a.body)) < 0)
+		perror("write");
+	close(fd);
+	return NULL;
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		pthread_t t;
+		pthread_create(&t, NULL, serve_one, (void *)(intptr_t)fd);
+		pthread_detach(t);
+	}
+}
+
+static int start_server(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof sa;
+	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	bind(listen_fd, (struct sockaddr *)&sa, sizeof sa);
+	listen(listen_fd, 64);
+	getsockname(listen_fd, (struct sockaddr *)&sa, &sl);
+	pthread_t t;
+	pthread_create(&t, NULL, serve, NULL);
+	pthread_detach(t);
+	return ntohs(sa.sin_port);
+}
+
+static struct api api;
+static struct http_client *http;
+static char base[64];
+
+static void use(script_fn fn, double timeout)
+{
+	if (http)
+		http_free(http);
+	struct http_opts ho = {
+	    .base_url = base, .api_key = "k", .timeout = timeout};
+	http = http_new(&ho);
+	api.http = http;
+	script = fn;
+	requests = 0;
+}
+
+/* ---- scripts ---- */
+
+static int page_of(const char *path)
+{
+	const char *p = strstr(path, "page=");
+	return p ? atoi(p + 5) : 0;
+}
+
+static void items_json(char *out, size_t size, int n, int total)
+{
+	size_t len = (size_t)snprintf(out, size, "{\"items\":[");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		    out + len, size - len,
+		    "%s{\"gpuType\":\"H100_80GB\",\"provider\":\"p%d\"}",
+		    i ? "," : "", i);
+	if (total >= 0)
+		snprintf(out + len, size - len, "],\"totalCount\":%d}", total);
+	else
+		snprintf(out + len, size - len, "]}");
+}
+
+/* 25 offers in pages of at most 10 (the server clamps page_size) — but the
+ * client asks for 100, so: page 1 has 10, page 2 10, page 3 5. */
+static void s_paging(const char *path, int nth, struct answer *a)
+{
+	(void)nth;
+	if (strstr(path, "multi-node")) {
+		items_json(a->body, sizeof a->body, 0, 0);
+		return;
+	}
+	int page = page_of(path);
+	int n = page < 3 ? 10 : page == 3 ? 5 : 0;
+	items_json(a->body, sizeof a->body, n, 25);
+}
+
+/* totalCount lies: 1000, but page 2 is empty. */
+static void s_lying(const char *path, int nth, struct answer *a)
+{
+	(void)nth;
+	int page = page_of(path);
+	items_json(a->body, sizeof a->body, page == 1 ? 3 : 0, 1000);
+}
+
+static void s_no_total(const char *path, int nth, struct answer *a)
+{
+	(void)nth;
+	(void)path;
+	items_json(a->body, sizeof a->body, 2, -1);
+}
+
+/* Pods: total 7, server clamps the limit to 3. */
+static void s_pods(const char *path, int nth, struct answer *a)
+{
+	(void)nth;
+	const char *o = strstr(path, "offset=");
+	int offset = o ? atoi(o + 7) : 0;
+	size_t len = (size_t)snprintf(a->body, sizeof a->body,
+				      "{\"total_count\":7,\"offset\":%d,"
+				      "\"limit\":3,\"data\":[",
+				      offset);
+	for (int i = offset; i < offset + 3 && i < 7; i++)
+		len += (size_t)snprintf(a->body + len, sizeof a->body - len,
+					"%s{\"id\":\"c%d\",\"name\":\"n%d\"}",
+					i > offset ? "," : "", i, i);
+	snprintf(a->body + len, sizeof a->body - len, "]}");
+}
+
+static int fixed_status;
+static const char *fixed_body;
+static const char *fixed_headers = "";
+static void s_fixed(const char *path, int nth, struct answer *a)
+{
+	(void)path;
+	(void)nth;
+	a->status = fixed_status;
+	a->headers = fixed_headers;
+	snprintf(a->body, sizeof a->body, "%s", fixed_body);
+}
+
+static void s_flaky(const char *path, int nth, struct answer *a)
+{
+	(void)path;
+	if (nth == 0) {
+		a->status = 503;
+		a->headers = "Retry-After: 0\r\n";
+		snprintf(a->body, sizeof a->body, "{\"detail\":\"busy\"}");
+	} else {
+		snprintf(a->body, sizeof a->body, "{\"balance_usd\":5}");
+	}
+}
+
+static void s_slow(const char *path, int nth, struct answer *a)
+{
+	(void)path;
+	(void)nth;
+	a->delay = 3;
+}
+
+/* ---- tests ---- */
+
+static int fixed(int status, const char *body)
+{
+	fixed_status = status;
+	fixed_body = body;
+	use(s_fixed, 5);
+	struct wallet w;
+	int rc = api_get_wallet(&api, &w);
+	if (!rc)
+		wallet_free(&w);
+	return rc;
+}
+
+static bool logged(const char *needle)
+{
+	struct buf b;
+	buf_init(&b);
+	log_render(&b);
+	bool found = b.data && strstr(b.data, needle);
+	buf_free(&b);
+	return found;
+}
+
+int main(void)
+{
+	log_init(200, false);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", start_server());
+
+	struct offer_list ol;
+	use(s_paging, 5);
+	CHECK(api_list_offers(&api, &ol) == 0);
+	CHECK(ol.n == 25);
+	CHECK(requests == 4); /* 3 pages of /gpus, 1 of /multi-node */
+	offer_list_free(&ol);
+
+	use(s_lying, 5);
+	CHECK(api_list_offers(&api, &ol) == 0);
+	CHECK(ol.n == 6);     /* 3 from each endpoint */
+	CHECK(requests == 4); /* an empty page stops the loop */
+	offer_list_free(&ol);
+
+	use(s_no_total, 5);
+	CHECK(api_list_offers(&api, &ol) == 0);
+	CHECK(requests == 2 && ol.n == 4);
+	offer_list_free(&ol);
+
+	struct pod_list pl;
+	use(s_pods, 5);
+	CHECK(api_list_pods(&api, false, &pl) == 0);
+	CHECK(pl.n == 7 && requests == 3);
+	CHECK(pl.n == 7 && !strcmp(pl.v[6].id, "c6"));
+	pod_list_free(&pl);
+
+	CHECK(fixed(401, "{\"detail\":\"bad key\"}") == -EACCES);
+	CHECK(requests == 1); /* never retried */
+	CHECK(logged("HTTP 401"));
+	CHECK(fixed(403, "{\"detail\":\"forbidden\"}") == -EACCES);
+	CHECK(fixed(402, "{\"detail\":\"Payment required\"}") == -EDQUOT);
+	CHECK(fixed(404, "{\"detail\":\"Pod not found\"}") == -ENOENT);
+	CHECK(logged("Pod not found"));
+	CHECK(fixed(422, "{\"detail\":[{\"loc\":[\"body\",\"pod\",\"cloudId\"],"
+			 "\"msg\":\"field required\"},{\"loc\":[\"body\","
+			 "\"pod\",\"gpuCount\"],\"msg\":\"must be > 0\"}]}") ==
+	      -EINVAL);
+	CHECK(logged("pod.cloudId: field required; pod.gpuCount: must be > 0"));
+	CHECK(fixed(500, "<html>oops</html>") == -EIO);
+	CHECK(requests == 4); /* retried, then given up */
+	CHECK(logged("oops"));
+	fixed_headers = "Retry-After: 0\r\n";
+	CHECK(fixed(429, "{\"detail\":\"slow down\"}") == -EAGAIN);
+	CHECK(requests == 4);
+	fixed_headers = "Retry-After: 3600\r\n";
+	double t0 = now_monotonic();
+	CHECK(fixed(429, "{\"detail\":\"slow down\"}") == -EAGAIN);
+	CHECK(requests == 1); /* a Retry-After past the deadline: no wait */
+	CHECK(now_monotonic() - t0 < 2);
+	fixed_headers = "";
+	CHECK(fixed(200, "{\"balance_usd\": 1") == -EIO); /* truncated */
+	CHECK(logged("not a JSON object"));
+	CHECK(fixed(200, "[1,2]") == -EIO);
+	CHECK(fixed(200, "{\"balance_usd\":null}") == 0);
+
+	use(s_flaky, 5);
+	struct wallet w;
+	CHECK(api_get_wallet(&api, &w) == 0);
+	CHECK(requests == 2 && w.balance.set && w.balance.i == 5);
+	wallet_free(&w);
+
+	use(s_slow, 1);
+	t0 = now_monotonic();
+	CHECK(api_get_wallet(&api, &w) == -ETIMEDOUT);
+	double took = now_monotonic() - t0;
+	CHECK(took < 1.8);
+	printf("# slow call gave up after %.2f s\n", took);
+
+	/* Nothing listens on port 1: refused at once, retried, EIO. */
+	http_free(http);
+	struct http_opts dead = {
+	    .base_url = "http://127.0.0.1:1", .api_key = "k", .timeout = 3};
+	http = http_new(&dead);
+	api.http = http;
+	t0 = now_monotonic();
+	CHECK(api_get_wallet(&api, &w) == -EIO);
+	CHECK(now_monotonic() - t0 < 3.5);
+
+	/* No key: nothing is sent. */
+	http_free(http);
+	struct http_opts nokey = {.base_url = base, .timeout = 3};
+	http = http_new(&nokey);
+	api.http = http;
+	requests = 0;
+	CHECK(api_get_wallet(&api, &w) == -EACCES);
+	CHECK(requests == 0);
+	CHECK(logged("no API key configured"));
+	http_free(http);
+
+	/* The key never reaches the log. */
+	CHECK(!logged("Bearer"));
+	char *u = normalize_base_url("http://127.0.0.1:8080/api/v1/");
+	CHECK_STR(u, "http://127.0.0.1:8080");
+	free(u);
+	u = normalize_base_url("https://api.primeintellect.ai");
+	CHECK_STR(u, "https://api.primeintellect.ai");
+	free(u);
+	curl_global_cleanup();
+	log_shutdown();
+	return t_done();
+}

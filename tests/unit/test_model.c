@@ -1,0 +1,285 @@
+/* test_model.c — JSON → model for every fixture, and hostile variants:
+ * nulls everywhere, wrong types, huge strings. Nothing may crash and every
+ * value must come out as the fixture says or as unset. */
+#include <stdlib.h>
+
+#include "api.h"
+#include "model.h"
+#include "t.h"
+
+static const char *dir;
+
+static json_object *load(const char *rel)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	json_object *o = json_object_from_file(path);
+	if (!o)
+		printf("# cannot read %s\n", path);
+	return o;
+}
+
+static const char *rendered(struct num n)
+{
+	static struct buf b;
+	buf_free(&b);
+	num_render(&b, n);
+	return b.data ? b.data : "";
+}
+
+static void test_offers(void)
+{
+	json_object *o = load("availability_response.json");
+	json_object *items = jx_arr(o, "items");
+	CHECK(items && json_object_array_length(items) == 8);
+	struct offer of;
+	CHECK(offer_parse(json_object_array_get_idx(items, 0), false, &of) ==
+	      0);
+	CHECK_STR(of.cloud_id, "NVIDIA A100 80GB PCIe");
+	CHECK_STR(of.gpu_type, "A100_80GB");
+	CHECK_STR(of.provider, "runpod");
+	CHECK_STR(of.data_center, "US-KS-2");
+	CHECK_STR(of.stock, "Low");
+	CHECK_STR(rendered(of.price), "1.6567999999999998");
+	CHECK_STR(rendered(of.disk.def), "120");
+	CHECK_STR(rendered(of.vcpu.def), "14");
+	CHECK(of.is_spot == -1);
+	CHECK(of.images.n == 17);
+	CHECK(strstr(of.json, "\"cloudId\"") != NULL);
+	offer_free(&of);
+	size_t n = json_object_array_length(items);
+	size_t parsed = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (offer_parse(json_object_array_get_idx(items, i), false,
+				&of) == 0) {
+			parsed++;
+			CHECK(of.gpu_type != NULL);
+			offer_free(&of);
+		}
+	}
+	CHECK(parsed == n);
+	json_object_put(o);
+
+	/* Legacy: community offers carry only communityPrice. */
+	o = load("legacy/availability_legacy_response.json");
+	size_t total = 0, community_priced = 0;
+	json_object_object_foreach(o, key, list)
+	{
+		(void)key;
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			CHECK(offer_parse(json_object_array_get_idx(list, i),
+					  false, &of) == 0);
+			total++;
+			if (of.security &&
+			    !strcmp(of.security, "community_cloud"))
+				community_priced += of.price.set;
+			offer_free(&of);
+		}
+	}
+	CHECK(total == 79);
+	CHECK(community_priced > 0);
+	json_object_put(o);
+
+	o = load("from_tests/availability_item_minimal.json");
+	CHECK(offer_parse(o, false, &of) == 0);
+	offer_free(&of);
+	json_object_put(o);
+}
+
+static void test_pods(void)
+{
+	json_object *o = load("synthetic/pods_list.json");
+	json_object *data = jx_arr(o, "data");
+	struct pod p;
+	CHECK(pod_parse(json_object_array_get_idx(data, 0), false, &p) == 0);
+	CHECK_STR(p.id, "cm9zq1x2a0001l508abcdefgh");
+	CHECK_STR(p.gpu_type, "A100_80GB");
+	CHECK_STR(pod_status(&p), "ACTIVE");
+	CHECK(p.ssh.n == 1);
+	CHECK_STR(p.ssh.v[0], "root@203.0.113.10 -p 22022");
+	CHECK_STR(rendered(p.price_hr), "1.6568");
+	CHECK(p.created_t == parse_iso8601("2026-05-01T12:00:00Z"));
+	double cost;
+	CHECK(pod_cost(&p, p.created_t + 7200, &cost) == 0);
+	CHECK(cost > 3.3135 && cost < 3.3137);
+	CHECK(pod_ready(&p));
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pod_get_multinode.json");
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK(p.ssh.n == 2 && p.ip.n == 2);
+	CHECK_STR(p.ip.v[1], "198.51.100.22");
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pod_get_stopped.json");
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK(p.ssh.n == 0 && p.ip.n == 0); /* [null] is no connection */
+	CHECK_STR(pod_status(&p), "STOPPED");
+	CHECK(!pod_billing(&p));
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pod_create_response.json");
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK_STR(pod_status(&p), "PENDING");
+	CHECK(pod_billing(&p) && !pod_ready(&p));
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pod_get_active.json");
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK(p.id != NULL);
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pods_history.json");
+	data = jx_arr(o, "data");
+	CHECK(pod_parse(json_object_array_get_idx(data, 0), true, &p) == 0);
+	CHECK_STR(pod_status(&p), "TERMINATED");
+	CHECK(pod_cost(&p, time(NULL), &cost) == 0 && cost == 75.7904);
+	pod_free(&p);
+	json_object_put(o);
+
+	o = load("synthetic/pods_status.json");
+	data = jx_arr(o, "data");
+	CHECK(pod_parse(json_object_array_get_idx(data, 0), false, &p) == 0);
+	CHECK_STR(p.id, "cm9zq1x2a0001l508abcdefgh");
+	pod_free(&p);
+	json_object_put(o);
+}
+
+static void test_installing(void)
+{
+	json_object *o =
+	    json_tokener_parse("{\"id\":\"x\",\"status\":\"ACTIVE\","
+			       "\"installationStatus\":\"INSTALLING\","
+			       "\"installationProgress\":40}");
+	struct pod p;
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK_STR(pod_status(&p), "INSTALLING");
+	CHECK(!pod_ready(&p));
+	CHECK_STR(rendered(p.progress), "40");
+	pod_free(&p);
+	json_object_put(o);
+}
+
+static void test_wallet(void)
+{
+	json_object *o = load("from_tests/billing_wallet.json");
+	struct wallet w;
+	CHECK(wallet_parse(o, &w) == 0);
+	CHECK_STR(rendered(w.balance), "123.45");
+	wallet_free(&w);
+	json_object_put(o);
+	o = load("from_tests/billing_wallet_empty.json");
+	CHECK(wallet_parse(o, &w) == 0);
+	wallet_free(&w);
+	json_object_put(o);
+}
+
+/* Every key of an object replaced by each hostile value in turn. */
+static void test_hostile(void)
+{
+	const char *values[] = {"null",
+				"[]",
+				"{}",
+				"true",
+				"-1",
+				"1e308",
+				"\"\"",
+				"[null]",
+				"[1,2]",
+				"\"1.5\"",
+				"\"x\\u0000y\\n\""};
+	const char *sources[] = {"synthetic/pod_get_active.json",
+				 "synthetic/pods_history.json",
+				 "availability_response.json"};
+	size_t survived = 0, tried = 0;
+	for (size_t s = 0; s < 3; s++) {
+		json_object *root = load(sources[s]);
+		json_object *obj = root;
+		json_object *arr = jx_arr(root, "items");
+		if (!arr)
+			arr = jx_arr(root, "data");
+		if (arr)
+			obj = json_object_array_get_idx(arr, 0);
+		const char *text = json_object_to_json_string(obj);
+		json_object *tmpl = json_tokener_parse(text);
+		json_object_object_foreach(tmpl, key, val)
+		{
+			(void)val;
+			for (size_t v = 0; v < sizeof values / sizeof *values;
+			     v++) {
+				json_object *copy = json_tokener_parse(text);
+				json_object_object_add(
+				    copy, key, json_tokener_parse(values[v]));
+				struct offer of;
+				struct pod p;
+				tried++;
+				if (offer_parse(copy, false, &of) == 0 &&
+				    pod_parse(copy, s == 1, &p) == 0) {
+					struct buf b;
+					buf_init(&b);
+					num_render(&b, p.price_hr);
+					num_render(&b, of.price);
+					double c;
+					pod_cost(&p, time(NULL), &c);
+					pod_status(&p);
+					buf_free(&b);
+					offer_free(&of);
+					pod_free(&p);
+					survived++;
+				}
+				json_object_put(copy);
+			}
+		}
+		json_object_put(tmpl);
+		json_object_put(root);
+	}
+	CHECK(tried > 100 && survived == tried);
+
+	/* Not objects at all. */
+	struct pod p;
+	struct offer of;
+	json_object *arr = json_tokener_parse("[1,2,3]");
+	CHECK(pod_parse(arr, false, &p) == -1);
+	CHECK(offer_parse(arr, false, &of) == -1);
+	CHECK(pod_parse(NULL, false, &p) == -1);
+	json_object_put(arr);
+
+	/* A 1 MiB name survives and is kept whole. */
+	struct buf big;
+	buf_init(&big);
+	buf_adds(&big, "{\"id\":\"x\",\"name\":\"");
+	for (int i = 0; i < (1 << 20); i++)
+		buf_addc(&big, 'a');
+	buf_adds(&big, "\"}");
+	json_object *o = json_tokener_parse(big.data);
+	CHECK(pod_parse(o, false, &p) == 0 && strlen(p.name) == (1u << 20));
+	pod_free(&p);
+	json_object_put(o);
+	buf_free(&big);
+
+	/* Numbers as strings (pydantic lax mode) and ints as doubles. */
+	o = json_tokener_parse("{\"id\":\"x\",\"gpuCount\":\"2\","
+			       "\"priceHr\":\"1.5\",\"createdAt\":17}");
+	CHECK(pod_parse(o, false, &p) == 0);
+	CHECK_STR(rendered(p.gpu_count), "2");
+	CHECK_STR(rendered(p.price_hr), "1.5");
+	CHECK(p.created == NULL && p.created_t == -1);
+	pod_free(&p);
+	json_object_put(o);
+}
+
+int main(int argc, char **argv)
+{
+	dir = argc > 1 ? argv[1] : "tests/fixtures";
+	test_offers();
+	test_pods();
+	test_installing();
+	test_wallet();
+	test_hostile();
+	return t_done();
+}
