@@ -20,6 +20,7 @@ struct slot {
 	int fail_errno;
 	double fail_at;
 	double ttl;
+	unsigned long changes; /* bumped by cache_pods_change */
 };
 
 struct cache {
@@ -291,15 +292,20 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 	}
 }
 
-int cache_get(struct cache *c, enum snap_kind kind, bool cached_only,
+int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	      struct snap **out)
 {
 	struct slot *sl = &c->slots[kind];
+	bool cached_only = mode == CACHE_HELD;
+	double began = now_monotonic();
 	pthread_mutex_lock(&sl->mu);
 	for (;;) {
 		double now = now_monotonic();
-		if (sl->snap &&
-		    (cached_only || now - sl->snap->fetched_mono < sl->ttl)) {
+		bool fresh =
+		    sl->snap && (mode == CACHE_FRESH
+				     ? sl->snap->fetched_mono >= began
+				     : now - sl->snap->fetched_mono < sl->ttl);
+		if (sl->snap && (cached_only || fresh)) {
 			*out = snap_get(sl->snap);
 			pthread_mutex_unlock(&sl->mu);
 			stats_count(ST_CACHE_HITS);
@@ -309,7 +315,8 @@ int cache_get(struct cache *c, enum snap_kind kind, bool cached_only,
 			pthread_mutex_unlock(&sl->mu);
 			return -ENOENT;
 		}
-		if (sl->fail_errno && now - sl->fail_at < CACHE_FAIL_HOLDDOWN) {
+		if (sl->fail_errno && mode != CACHE_FRESH &&
+		    now - sl->fail_at < CACHE_FAIL_HOLDDOWN) {
 			int e = sl->fail_errno;
 			if (sl->snap &&
 			    now - sl->snap->fetched_mono < CACHE_STALE_MAX) {
@@ -326,6 +333,7 @@ int cache_get(struct cache *c, enum snap_kind kind, bool cached_only,
 		pthread_cond_wait(&sl->cv, &sl->mu);
 	}
 	sl->fetching = true;
+	unsigned long changes = sl->changes;
 	pthread_mutex_unlock(&sl->mu);
 
 	stats_count(ST_CACHE_MISSES);
@@ -335,15 +343,22 @@ int cache_get(struct cache *c, enum snap_kind kind, bool cached_only,
 	pthread_mutex_lock(&sl->mu);
 	sl->fetching = false;
 	if (rc == 0) {
-		if (sl->snap)
-			snap_put(sl->snap);
-		sl->snap = fresh;
+		if (changes == sl->changes || !sl->snap) {
+			if (sl->snap)
+				snap_put(sl->snap);
+			sl->snap = fresh;
+			*out = snap_get(fresh);
+		} else {
+			/* Our own change came after this listing left: the
+			 * held snapshot is the newer truth. */
+			*out = snap_get(sl->snap);
+			snap_put(fresh);
+		}
 		sl->fail_errno = 0;
-		*out = snap_get(fresh);
 	} else {
 		sl->fail_errno = -rc;
 		sl->fail_at = now_monotonic();
-		if (sl->snap &&
+		if (sl->snap && mode != CACHE_FRESH &&
 		    sl->fail_at - sl->snap->fetched_mono < CACHE_STALE_MAX) {
 			*out = snap_get(sl->snap);
 			plog("cache", kind_names[kind],
@@ -383,4 +398,42 @@ void cache_install(struct cache *c, struct snap *s)
 	pthread_mutex_unlock(&sl->mu);
 	if (old)
 		snap_put(old);
+}
+
+void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
+{
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	struct snap *old = sl->snap;
+	if (!old) {
+		/* Nothing held: the next access fetches, and sees the change.
+		 */
+		sl->changes++;
+		pthread_mutex_unlock(&sl->mu);
+		if (add)
+			pod_free(add);
+		return;
+	}
+	/* A copy made from each pod's own JSON: pods are immutable once in a
+	 * snapshot, and mkdir and rmdir are rare. */
+	struct pod_list l = {xcalloc(old->pods.n + 1, sizeof(struct pod)), 0};
+	for (size_t i = 0; i < old->pods.n; i++) {
+		const struct pod *p = &old->pods.v[i];
+		if (remove && !strcmp(p->id, remove))
+			continue;
+		json_object *o = json_tokener_parse(p->json);
+		if (pod_parse(o, false, &l.v[l.n]) == 0)
+			l.n++;
+		json_object_put(o);
+	}
+	if (add)
+		l.v[l.n++] = *add;
+	struct snap *s = snap_from_pods(&l, false);
+	/* It is as fresh as the listing it came from. */
+	s->fetched = old->fetched;
+	s->fetched_mono = old->fetched_mono;
+	sl->snap = s;
+	sl->changes++;
+	pthread_mutex_unlock(&sl->mu);
+	snap_put(old);
 }

@@ -55,16 +55,27 @@ struct cache;
 struct cache *cache_new(struct api *api, const double ttl[SNAP_KINDS]);
 void cache_free(struct cache *c);
 
-/* A referenced snapshot in *out, or -errno. cached_only answers from what
- * is held, however old, and never fetches (-ENOENT when nothing is). */
-int cache_get(struct cache *c, enum snap_kind kind, bool cached_only,
+enum cache_mode {
+	CACHE_HELD,  /* what is held, however old; never fetches (-ENOENT) */
+	CACHE_TTL,   /* fetched when older than the kind's freshness window */
+	CACHE_FRESH, /* fetched after this call began (mkdir's checks) */
+};
+
+/* A referenced snapshot in *out, or -errno. */
+int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	      struct snap **out);
 void snap_put(struct snap *s);
 /* Drops every cached answer: the next access fetches. */
 void cache_refresh(struct cache *c);
-/* Installs a snapshot built by the caller (tests, and changes primefs made
- * itself); takes the caller's reference. */
+/* Installs a snapshot built by the caller (tests); takes the caller's
+ * reference. */
 void cache_install(struct cache *c, struct snap *s);
+
+/* A change primefs made itself (a pod created or deleted), shown at once:
+ * the held pods snapshot is copied with `add` appended (taken) and the pod
+ * with id `remove` left out. A listing that was on the wire meanwhile does
+ * not overwrite it, as it may predate the change. */
+void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
 /* Builders, exposed for unit tests: they take the list's contents. */
 struct snap *snap_from_offers(struct offer_list *l);

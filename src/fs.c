@@ -10,10 +10,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "template.h"
 
 struct handle {
 	struct buf data;
 	const struct file_def *file;
+	bool dirty;	/* written since the last store */
+	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 };
 
 static struct primefs *fs(void)
@@ -23,10 +26,15 @@ static struct primefs *fs(void)
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
-	cfg->entry_timeout = 1.0;
-	cfg->attr_timeout = 1.0;
-	cfg->negative_timeout = 1.0;
+	/* O_TRUNC arrives with open, not as a separate truncate. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* No kernel caching of names or attributes: a pod has two names (its
+	 * own and its id), and when rmdir removes one the other must be gone
+	 * too. Lookups are answered from the snapshot, in memory. */
+	cfg->entry_timeout = 0;
+	cfg->attr_timeout = 0;
+	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
 	return fuse_get_context()->private_data;
 }
@@ -120,7 +128,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	else if (n.type != N_FILE)
 		rc = -EACCES;
-	else if (acc != O_RDONLY && !(n.file->flags & F_WRITABLE))
+	else if (acc != O_RDONLY && !n.file->store)
 		rc = -EACCES;
 	else if (acc != O_WRONLY && (n.file->flags & F_WRITE_ONLY))
 		rc = -EACCES;
@@ -131,7 +139,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	struct handle *h = xcalloc(1, sizeof *h);
 	buf_init(&h->data);
 	h->file = n.file;
-	if (acc != O_WRONLY)
+	if (fi->flags & O_TRUNC)
+		h->truncated = true;
+	else if (!(n.file->flags & F_WRITE_ONLY))
 		rc = tree_render(fs()->tree, &n, &h->data);
 	node_release(&n);
 	if (rc) {
@@ -158,49 +168,50 @@ static int fs_read(const char *path, char *out, size_t size, off_t off,
 	return (int)n;
 }
 
-/* The ctl file's commands, one per line. */
-static int ctl_command(const char *line, size_t len)
-{
-	while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-		len--;
-	while (len && (*line == ' ' || *line == '\t'))
-		line++, len--;
-	if (!len)
-		return 0;
-	if (len == 7 && !memcmp(line, "refresh", 7)) {
-		cache_refresh(fs()->cache);
-		plog("ctl", "/ctl", "refresh: every cached answer dropped");
-		return 0;
-	}
-	plog("ctl", "/ctl", "unknown command '%.*s' (known: refresh)",
-	     (int)(len > 64 ? 64 : len), line);
-	return -EINVAL;
-}
-
 static int fs_write(const char *path, const char *data, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	(void)path;
-	(void)off;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (!(h->file->flags & F_WRITABLE))
+	if (!h->file->store)
 		return -EACCES;
-	size_t start = 0;
-	for (size_t i = 0; i <= size; i++) {
-		if (i == size || data[i] == '\n' || data[i] == '\r') {
-			int rc = ctl_command(data + start, i - start);
-			if (rc)
-				return rc;
-			start = i + 1;
-		}
+	if (h->file->flags & F_PER_WRITE) {
+		int rc = h->file->store(fs()->tree, data, size);
+		return rc ? rc : (int)size;
 	}
+	/* Whole-file writes are gathered and stored when the file closes. */
+	if (off < 0 || (size_t)off + size > TEMPLATE_MAX_SIZE)
+		return -EFBIG;
+	size_t end = (size_t)off + size;
+	while (h->data.len < end) /* a hole, or the file growing */
+		buf_addc(&h->data, '\0');
+	memcpy(h->data.data + off, data, size);
+	h->dirty = true;
 	return (int)size;
+}
+
+/* close() returns what this returns: a bad template fails the close. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (!h->dirty || !h->file->store || (h->file->flags & F_PER_WRITE))
+		return 0;
+	h->dirty = false;
+	h->truncated = false;
+	return h->file->store(fs()->tree, h->data.data ? h->data.data : "",
+			      h->data.len);
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	/* `: > config`: truncated, never written. Flush did not store it, as
+	 * a shell's dup2 flushes before the write comes; an empty template
+	 * cannot be invalid, so nothing is lost by storing it this late. */
+	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE))
+		h->file->store(fs()->tree, "", 0);
 	buf_free(&h->data);
 	free(h);
 	return 0;
@@ -208,18 +219,44 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	(void)size;
-	(void)fi;
+	if (size < 0 || size > TEMPLATE_MAX_SIZE)
+		return -EFBIG;
+	if (fi) { /* ftruncate on an open writable file */
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		if (!h->file->store)
+			return -EACCES;
+		if (!(h->file->flags & F_PER_WRITE)) {
+			while (h->data.len < (size_t)size)
+				buf_addc(&h->data, '\0');
+			h->data.len = (size_t)size;
+			h->dirty = true;
+		}
+		return 0;
+	}
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
 		return rc;
-	if (n.type == N_DIR)
+	if (n.type == N_DIR) {
 		rc = -EISDIR;
-	else if (n.type != N_FILE || !(n.file->flags & F_WRITABLE))
+	} else if (n.type != N_FILE || !n.file->store) {
 		rc = -EACCES;
+	} else if (!(n.file->flags & F_PER_WRITE)) {
+		/* `truncate -s N config`: the new content, checked whole. */
+		struct buf b;
+		buf_init(&b);
+		rc = tree_render(fs()->tree, &n, &b);
+		while (rc == 0 && b.len < (size_t)size)
+			buf_addc(&b, '\0');
+		if (rc == 0) {
+			b.len = (size_t)size;
+			rc = n.file->store(fs()->tree, b.data ? b.data : "",
+					   b.len);
+		}
+		buf_free(&b);
+	}
 	node_release(&n);
-	return rc; /* `echo x > ctl` truncates first: nothing to do */
+	return rc;
 }
 
 static int fs_statfs(const char *path, struct statvfs *st)
@@ -234,20 +271,13 @@ static int fs_statfs(const char *path, struct statvfs *st)
 
 static int fs_mkdir(const char *path, mode_t mode)
 {
-	(void)path;
 	(void)mode;
-	return -EPERM;
+	return tree_mkdir(fs()->tree, path);
 }
 
 static int fs_rmdir(const char *path)
 {
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
-	rc = n.type == N_DIR ? -EPERM : -ENOTDIR;
-	node_release(&n);
-	return rc;
+	return tree_rmdir(fs()->tree, path);
 }
 
 static int fs_unlink(const char *path)
@@ -261,12 +291,18 @@ static int fs_unlink(const char *path)
 	return rc;
 }
 
+/* open(O_CREAT) of a file that exists (`echo x > config`) arrives here
+ * when the kernel has no entry cached: it is an open. Nothing new can be
+ * created. */
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)path;
 	(void)mode;
-	(void)fi;
-	return -EACCES;
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	node_release(&n);
+	if (rc == -ENOENT)
+		return -EACCES;
+	return rc ? rc : fs_open(path, fi);
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)
@@ -312,6 +348,7 @@ const struct fuse_operations primefs_ops = {
     .open = fs_open,
     .read = fs_read,
     .write = fs_write,
+    .flush = fs_flush,
     .release = fs_release,
     .truncate = fs_truncate,
     .statfs = fs_statfs,

@@ -165,7 +165,9 @@ static double jitter(void)
 bool http_call(struct http_client *c, const char *method, const char *path,
 	       const char *json_body, const char *endpoint, struct http_resp *r)
 {
-	bool idempotent = !strcmp(method, "GET");
+	/* GET and DELETE may be repeated; a POST never is (mkdir checks the
+	 * listing instead). */
+	bool idempotent = !strcmp(method, "GET") || !strcmp(method, "DELETE");
 	if (!c->api_key || !*c->api_key) {
 		/* As the Prime CLI: fail before sending anything. */
 		r->no_key = true;
@@ -224,6 +226,14 @@ bool http_call(struct http_client *c, const char *method, const char *path,
 				 "primefs/" PRIMEFS_VERSION);
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		if (!idempotent) {
+			/* On a reused connection that turns out dead, libcurl
+			 * silently sends the request again: for a POST that
+			 * may rent a second pod. A fresh connection of its own
+			 * is never retried behind our back. */
+			curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+			curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+		}
 		if (json_body) {
 			curl_easy_setopt(h, CURLOPT_POSTFIELDS, json_body);
 		} else if (!idempotent) {

@@ -1,7 +1,7 @@
 /* http.h — the one way primefs talks HTTP(S): libcurl with TLS always
  * verified, a deadline on every call (retries included), CURLOPT_NOSIGNAL
  * (FUSE is multithreaded), one easy handle per thread sharing connections,
- * DNS and TLS sessions, and retries with backoff and jitter for GET only,
+ * DNS and TLS sessions, and retries with backoff and jitter for GET and DELETE,
  * honouring Retry-After on 429 and 503. */
 #ifndef PRIMEFS_HTTP_H
 #define PRIMEFS_HTTP_H

@@ -10,6 +10,8 @@
 
 #include "creds.h"
 #include "fs.h"
+#include "lifecycle.h"
+#include "template.h"
 #include "log.h"
 
 struct options {
@@ -152,13 +154,20 @@ int main(int argc, char *argv[])
 				  [SNAP_HISTORY] = o.pods_ttl,
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
-	char *config_path = o.config ? strdup(o.config) : default_config_path();
-	struct tree_opts to = {.cache = cache, .config_path = config_path};
+	char *config_path =
+	    o.config ? xstrdup(o.config) : default_config_path();
+	struct template_store tmpl;
+	template_store_init(&tmpl, config_path);
+	struct lifecycle life;
+	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
+	struct tree_opts to = {.cache = cache, .tmpl = &tmpl, .life = &life};
 	struct primefs pf = {.tree = tree_new(&to), .cache = cache};
 
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
 	tree_free(pf.tree);
+	lifecycle_destroy(&life);
+	template_store_destroy(&tmpl);
 	cache_free(cache);
 	http_free(http);
 	creds_free(&cr);

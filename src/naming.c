@@ -231,7 +231,7 @@ void name_pods(struct pod *pods, size_t n)
 	qsort(names, n_names, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = pods[i].name;
-		bool by_name = name && safe_name(name) &&
+		bool by_name = name && safe_name(name) && name[0] != '.' &&
 			       count_sorted(names, n_names, name) == 1 &&
 			       !in_sorted(ids, n, name);
 		pods[i].dir = xstrdup(by_name ? name : pods[i].id);

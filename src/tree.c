@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lifecycle.h"
 #include "log.h"
+#include "template.h"
 
 struct tree {
 	struct tree_opts o;
@@ -100,24 +102,24 @@ static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def offer_files[] = {
-    {"price", r_offer_price, 0, -1},
-    {"stock", r_offer_stock, 0, -1},
-    {"provider", r_offer_provider, 0, -1},
-    {"data_center", r_offer_data_center, 0, -1},
-    {"country", r_offer_country, 0, -1},
-    {"region", r_offer_region, 0, -1},
-    {"socket", r_offer_socket, 0, -1},
-    {"gpu_count", r_offer_gpu_count, 0, -1},
-    {"gpu_memory", r_offer_gpu_memory, 0, -1},
-    {"vcpus", r_offer_vcpus, 0, -1},
-    {"memory", r_offer_memory, 0, -1},
-    {"disk", r_offer_disk, 0, -1},
-    {"spot", r_offer_spot, 0, -1},
-    {"cloud_id", r_offer_cloud_id, 0, -1},
-    {"images", r_offer_images, 0, -1},
-    {"security", r_offer_security, 0, -1},
-    {"json", r_offer_json, 0, -1},
-    {NULL, NULL, 0, -1},
+    {"price", r_offer_price, 0, -1, NULL},
+    {"stock", r_offer_stock, 0, -1, NULL},
+    {"provider", r_offer_provider, 0, -1, NULL},
+    {"data_center", r_offer_data_center, 0, -1, NULL},
+    {"country", r_offer_country, 0, -1, NULL},
+    {"region", r_offer_region, 0, -1, NULL},
+    {"socket", r_offer_socket, 0, -1, NULL},
+    {"gpu_count", r_offer_gpu_count, 0, -1, NULL},
+    {"gpu_memory", r_offer_gpu_memory, 0, -1, NULL},
+    {"vcpus", r_offer_vcpus, 0, -1, NULL},
+    {"memory", r_offer_memory, 0, -1, NULL},
+    {"disk", r_offer_disk, 0, -1, NULL},
+    {"spot", r_offer_spot, 0, -1, NULL},
+    {"cloud_id", r_offer_cloud_id, 0, -1, NULL},
+    {"images", r_offer_images, 0, -1, NULL},
+    {"security", r_offer_security, 0, -1, NULL},
+    {"json", r_offer_json, 0, -1, NULL},
+    {NULL, NULL, 0, -1, NULL},
 };
 
 /* ---- pods (live and history) ---- */
@@ -192,21 +194,21 @@ static int r_pod_json(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def pod_files[] = {
-    {"id", r_pod_id, 0, -1},
-    {"name", r_pod_name, 0, -1},
-    {"status", r_pod_status, 0, -1},
-    {"gpu_type", r_pod_gpu_type, 0, -1},
-    {"gpu_count", r_pod_gpu_count, 0, -1},
-    {"provider", r_pod_provider, 0, -1},
-    {"image", r_pod_image, 0, -1},
-    {"price", r_pod_price, 0, -1},
-    {"cost", r_pod_cost, 0, -1},
-    {"created", r_pod_created, 0, -1},
-    {"ssh", r_pod_ssh, 0, -1},
-    {"ip", r_pod_ip, 0, -1},
-    {"progress", r_pod_progress, 0, -1},
-    {"json", r_pod_json, 0, -1},
-    {NULL, NULL, 0, -1},
+    {"id", r_pod_id, 0, -1, NULL},
+    {"name", r_pod_name, 0, -1, NULL},
+    {"status", r_pod_status, 0, -1, NULL},
+    {"gpu_type", r_pod_gpu_type, 0, -1, NULL},
+    {"gpu_count", r_pod_gpu_count, 0, -1, NULL},
+    {"provider", r_pod_provider, 0, -1, NULL},
+    {"image", r_pod_image, 0, -1, NULL},
+    {"price", r_pod_price, 0, -1, NULL},
+    {"cost", r_pod_cost, 0, -1, NULL},
+    {"created", r_pod_created, 0, -1, NULL},
+    {"ssh", r_pod_ssh, 0, -1, NULL},
+    {"ip", r_pod_ip, 0, -1, NULL},
+    {"progress", r_pod_progress, 0, -1, NULL},
+    {"json", r_pod_json, 0, -1, NULL},
+    {NULL, NULL, 0, -1, NULL},
 };
 
 /* ---- root files ---- */
@@ -222,7 +224,7 @@ static int r_balance(struct tree *t, const void *obj, struct buf *out)
 static int r_config(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)obj;
-	FILE *f = t->o.config_path ? fopen(t->o.config_path, "r") : NULL;
+	FILE *f = t->o.tmpl ? fopen(t->o.tmpl->path, "r") : NULL;
 	if (!f)
 		return 0; /* no template yet: an empty file */
 	char chunk[4096];
@@ -257,16 +259,51 @@ static int r_nothing(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+static int w_config(struct tree *t, const char *data, size_t len)
+{
+	return template_store_replace(t->o.tmpl, data, len);
+}
+
+/* The ctl file's commands, one per line. */
+static int w_ctl(struct tree *t, const char *data, size_t len)
+{
+	while (len) {
+		size_t n = 0;
+		while (n < len && data[n] != '\n' && data[n] != '\r')
+			n++;
+		const char *line = data;
+		size_t ll = n;
+		data += n < len ? n + 1 : n;
+		len -= n < len ? n + 1 : n;
+		while (ll && (line[ll - 1] == ' ' || line[ll - 1] == '\t'))
+			ll--;
+		while (ll && (*line == ' ' || *line == '\t'))
+			line++, ll--;
+		if (!ll)
+			continue;
+		if (ll == 7 && !memcmp(line, "refresh", 7)) {
+			cache_refresh(t->o.cache);
+			plog("ctl", "/ctl",
+			     "refresh: every cached answer dropped");
+			continue;
+		}
+		plog("ctl", "/ctl", "unknown command '%.*s' (known: refresh)",
+		     (int)(ll > 64 ? 64 : ll), line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static const struct file_def root_files[] = {
-    {"balance", r_balance, 0, SNAP_WALLET},
-    {"config", r_config, 0, -1},
-    {"log", r_log, 0, -1},
-    {"stats", r_stats, 0, -1},
-    {"ctl", r_nothing, F_WRITABLE | F_WRITE_ONLY, -1},
-    {NULL, NULL, 0, -1},
+    {"balance", r_balance, 0, SNAP_WALLET, NULL},
+    {"config", r_config, 0, -1, w_config},
+    {"log", r_log, 0, -1, NULL},
+    {"stats", r_stats, 0, -1, NULL},
+    {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl},
+    {NULL, NULL, 0, -1, NULL},
 };
 
-static const struct file_def no_files[] = {{NULL, NULL, 0, -1}};
+static const struct file_def no_files[] = {{NULL, NULL, 0, -1, NULL}};
 
 /* ---- directories ---- */
 
@@ -359,8 +396,9 @@ static int step(struct tree *t, struct node *n, const char *name)
 		n->file = f;
 		if (f->needs >= 0) {
 			struct snap *s;
-			int rc = cache_get(t->o.cache, f->needs,
-					   probe_name(name), &s);
+			int rc = cache_get(
+			    t->o.cache, f->needs,
+			    probe_name(name) ? CACHE_HELD : CACHE_TTL, &s);
 			if (rc)
 				return rc;
 			node_release(n);
@@ -372,12 +410,14 @@ static int step(struct tree *t, struct node *n, const char *name)
 	}
 	if (d->listing < 0)
 		return -ENOENT;
-	/* Real names never start with '.', so a probe of a hidden name is
-	 * answered at once; other probes are answered from the cache. */
-	if (name[0] == '.')
+	/* Real names are safe and never start with '.', so a probe of a
+	 * hidden name, or a name no listing could hold, is answered at once;
+	 * other probes are answered from the cache. */
+	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
 	if (!n->snap) {
-		int rc = cache_get(t->o.cache, d->listing, probe_name(name),
+		int rc = cache_get(t->o.cache, d->listing,
+				   probe_name(name) ? CACHE_HELD : CACHE_TTL,
 				   &n->snap);
 		if (rc)
 			return rc;
@@ -470,7 +510,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	struct snap *s = n->snap;
 	struct snap *own = NULL;
 	if (!s) {
-		int rc = cache_get(t->o.cache, d->listing, false, &own);
+		int rc = cache_get(t->o.cache, d->listing, CACHE_TTL, &own);
 		if (rc)
 			return rc;
 		s = own;
@@ -519,14 +559,45 @@ mode_t node_mode(const struct node *n)
 {
 	switch (n->type) {
 	case N_DIR:
-		return S_IFDIR | 0555;
+		return S_IFDIR | (n->dir == D_PODS ? 0755 : 0555);
 	case N_LINK:
 		return S_IFLNK | 0777;
 	default:
 		if (n->file->flags & F_WRITE_ONLY)
 			return S_IFREG | 0200;
-		if (n->file->flags & F_WRITABLE)
+		if (n->file->store)
 			return S_IFREG | 0644;
 		return S_IFREG | 0444;
 	}
+}
+
+int tree_mkdir(struct tree *t, const char *path)
+{
+	static const char prefix[] = "/pods/";
+	const char *name = path + sizeof prefix - 1;
+	if (strncmp(path, prefix, sizeof prefix - 1) || strchr(name, '/')) {
+		struct node n;
+		int rc = tree_resolve(t, path, &n);
+		node_release(&n);
+		return rc == 0 ? -EEXIST : -EPERM;
+	}
+	if (!t->o.life)
+		return -EPERM;
+	return pod_create(t->o.life, name);
+}
+
+int tree_rmdir(struct tree *t, const char *path)
+{
+	struct node n;
+	int rc = tree_resolve(t, path, &n);
+	if (rc)
+		return rc;
+	if (n.type != N_DIR)
+		rc = -ENOTDIR;
+	else if (n.dir != D_POD || !t->o.life)
+		rc = -EPERM;
+	else
+		rc = pod_delete(t->o.life, strrchr(path, '/') + 1);
+	node_release(&n);
+	return rc;
 }

@@ -29,18 +29,23 @@ struct tree;
 /* What a file's render function gets: the tree, and the object the file
  * belongs to (an offer, a pod, the wallet snapshot, or NULL). */
 typedef int (*render_fn)(struct tree *t, const void *obj, struct buf *out);
+/* What a write to a writable file does with what was written. */
+typedef int (*store_fn)(struct tree *t, const char *data, size_t len);
 
 enum file_flags {
 	F_STREAM = 1, /* size 0, read until end of file (run, exit) */
-	F_WRITABLE = 2,
-	F_WRITE_ONLY = 4,
+	F_WRITE_ONLY = 2,
+	F_PER_WRITE = 4, /* store each write() (commands), not the whole file */
 };
 
 struct file_def {
 	const char *name;
 	render_fn render;
 	unsigned flags;
-	int needs; /* a snapshot kind the object comes from, or -1 */
+	int needs;	/* a snapshot kind the object comes from, or -1 */
+	store_fn store; /* NULL: read-only. Else called with the whole new
+			 * content when the writer closes (or each write()
+			 * with F_PER_WRITE) */
 };
 
 struct node {
@@ -53,9 +58,13 @@ struct node {
 	time_t mtime;
 };
 
+struct lifecycle;
+struct template_store;
+
 struct tree_opts {
 	struct cache *cache;
-	const char *config_path; /* the pod template on disk */
+	struct template_store *tmpl;
+	struct lifecycle *life;
 };
 
 struct tree *tree_new(const struct tree_opts *o);
@@ -74,6 +83,10 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 int tree_render(struct tree *t, const struct node *n, struct buf *out);
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out);
 mode_t node_mode(const struct node *n);
+
+/* mkdir and rmdir of a path: 0 or -errno. */
+int tree_mkdir(struct tree *t, const char *path);
+int tree_rmdir(struct tree *t, const char *path);
 
 /* Names that shells, prompts and file managers probe: answered from what
  * is cached, never fetched for. */

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import BUILD, HERE
 
-UNITS = ["test_util", "test_model", "test_naming", "test_cache", "test_api"]
+UNITS = ["test_util", "test_model", "test_naming", "test_cache", "test_api",
+         "test_template"]
 
 
 @pytest.mark.parametrize("name", UNITS)

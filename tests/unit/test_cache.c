@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "t.h"
+#include "template.h"
 #include "tree.h"
 
 static const char *dir;
@@ -69,7 +70,9 @@ int main(int argc, char **argv)
 	struct api api = {.http = http};
 	double ttl[SNAP_KINDS] = {1e9, 1e9, 1e9, 1e9};
 	struct cache *cache = cache_new(&api, ttl);
-	struct tree_opts to = {.cache = cache, .config_path = "/nonexistent"};
+	struct template_store tmpl;
+	template_store_init(&tmpl, "/nonexistent/config");
+	struct tree_opts to = {.cache = cache, .tmpl = &tmpl};
 	tree = tree_new(&to);
 
 	CHECK_STR(cat("/pods/HEAD"), "<errno 2>");
@@ -170,6 +173,7 @@ int main(int argc, char **argv)
 	CHECK(strstr(cat("/stats"), "cache_hits") != NULL);
 
 	tree_free(tree);
+	template_store_destroy(&tmpl);
 	cache_free(cache);
 	http_free(http);
 	log_shutdown();

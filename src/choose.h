@@ -1,0 +1,21 @@
+/* choose.h — what mkdir sends: the cheapest in-stock offer that fits the
+ * template (and, when none does, which filter emptied the list), and the
+ * POST /pods body built from that complete offer as PRIME_API.md 5.4 says.
+ * Pure functions over the model, for unit tests. */
+#ifndef PRIMEFS_CHOOSE_H
+#define PRIMEFS_CHOOSE_H
+
+#include "cache.h"
+#include "template.h"
+
+/* 0 and *out, or -ENOSPC (no offer fits; why says which filter emptied
+ * the list) or -EINVAL (the template cannot choose: why says so). */
+int choose_offer(const struct snap *offers, const struct pod_spec *spec,
+		 const struct offer **out, struct buf *why);
+
+/* The body of POST /pods, or NULL with the reason in why (-EINVAL). */
+json_object *create_body(const struct offer *o, const struct pod_spec *spec,
+			 const char *name, const char *team_id,
+			 struct buf *why);
+
+#endif

@@ -1,0 +1,276 @@
+/* lifecycle.c — see lifecycle.h. The only lock is the set of names being
+ * created; it is held for memory operations only, and a second mkdir of a
+ * name waits on a condition for the first to finish, then sees EEXIST. */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choose.h"
+#include "errmap.h"
+#include "log.h"
+
+void lifecycle_init(struct lifecycle *l, struct cache *cache, struct api *api,
+		    struct template_store *tmpl, const char *team_id)
+{
+	memset(l, 0, sizeof *l);
+	l->cache = cache;
+	l->api = api;
+	l->tmpl = tmpl;
+	l->team_id = team_id;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+}
+
+void lifecycle_destroy(struct lifecycle *l)
+{
+	free(l->creating);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+}
+
+static bool creating(struct lifecycle *l, const char *name)
+{
+	for (size_t i = 0; i < l->n_creating; i++)
+		if (!strcmp(l->creating[i], name))
+			return true;
+	return false;
+}
+
+/* Takes the name; returns how many other creations are under way. */
+static size_t claim(struct lifecycle *l, const char *name)
+{
+	pthread_mutex_lock(&l->mu);
+	while (creating(l, name))
+		pthread_cond_wait(&l->cv, &l->mu);
+	l->creating =
+	    xrealloc(l->creating, (l->n_creating + 1) * sizeof *l->creating);
+	l->creating[l->n_creating++] = (char *)name;
+	size_t others = l->n_creating - 1;
+	pthread_mutex_unlock(&l->mu);
+	return others;
+}
+
+static void release(struct lifecycle *l, const char *name)
+{
+	pthread_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->n_creating; i++)
+		if (l->creating[i] == name) {
+			l->creating[i] = l->creating[--l->n_creating];
+			break;
+		}
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static const struct pod *named(const struct snap *s, const char *name)
+{
+	for (size_t i = 0; i < s->pods.n; i++) {
+		const struct pod *p = &s->pods.v[i];
+		if ((p->name && !strcmp(p->name, name)) || !strcmp(p->id, name))
+			return p;
+	}
+	return NULL;
+}
+
+/* Was the request perhaps received? Then its answer, not the request, may
+ * be what was lost. */
+static bool maybe_sent(const struct http_resp *r)
+{
+	if (r->no_key)
+		return false;
+	if (r->curl != CURLE_OK)
+		return r->curl != CURLE_COULDNT_CONNECT &&
+		       r->curl != CURLE_COULDNT_RESOLVE_HOST &&
+		       r->curl != CURLE_COULDNT_RESOLVE_PROXY &&
+		       r->curl != CURLE_PEER_FAILED_VERIFICATION &&
+		       r->curl != CURLE_SSL_CACERT_BADFILE &&
+		       r->curl != CURLE_SSL_CONNECT_ERROR;
+	return r->status >= 500;
+}
+
+/* Adds the created pod to the cache, so the directory exists at once. */
+static void show_created(struct lifecycle *l, json_object *o)
+{
+	struct pod p;
+	if (pod_parse(o, false, &p) != 0)
+		return;
+	if (safe_name(p.id))
+		cache_pods_change(l->cache, &p, NULL); /* takes p's contents */
+	else
+		pod_free(&p);
+}
+
+static int post(struct lifecycle *l, const char *name, const char *path,
+		json_object *body)
+{
+	const char *text =
+	    json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	struct http_resp r;
+	http_resp_init(&r);
+	int rc = 0;
+	if (http_call(l->api->http, "POST", "/pods", text, "POST /pods", &r)) {
+		json_object *o = api_parse_object("POST /pods", &r);
+		if (o) {
+			plog("mkdir", path, "created pod %s (id %s)", name,
+			     jx_str(o, "id") ? jx_str(o, "id") : "?");
+			show_created(l, o);
+			json_object_put(o);
+		} else {
+			/* Created, but the answer is unreadable: the listing
+			 * will show it. */
+			cache_refresh(l->cache);
+		}
+	} else if (maybe_sent(&r)) {
+		struct snap *s;
+		int lrc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
+		const struct pod *p = lrc == 0 ? named(s, name) : NULL;
+		if (p) {
+			plog(
+			    "mkdir", path,
+			    "the API's answer was lost; pod %s (id %s) is in a "
+			    "fresh listing, so it was created once",
+			    name, p->id);
+		} else {
+			rc = api_fail("mkdir", path, &r);
+			plog("mkdir", path,
+			     "the answer was lost and no pod named %s is "
+			     "listed%s",
+			     name, lrc ? " (the listing failed too)" : "");
+		}
+		if (lrc == 0)
+			snap_put(s);
+	} else {
+		rc = api_fail("mkdir", path, &r);
+	}
+	http_resp_free(&r);
+	return rc;
+}
+
+int pod_create(struct lifecycle *l, const char *name)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s", name);
+	if (!safe_name(name) || name[0] == '.') {
+		plog("mkdir", path.data,
+		     "refused: pod names are [A-Za-z0-9._-] only, not starting "
+		     "with '.' (nothing was rented)");
+		buf_free(&path);
+		return -EINVAL;
+	}
+	char *mine = xstrdup(name);
+	size_t others = claim(l, mine);
+	struct pod_spec spec;
+	template_store_resolve(l->tmpl, name, &spec);
+	struct snap *pods = NULL, *offers = NULL;
+	const struct offer *offer = NULL;
+	json_object *body = NULL;
+	struct buf why;
+	buf_init(&why);
+
+	int rc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &pods);
+	if (rc)
+		goto out;
+	if (named(pods, name)) {
+		plog("mkdir", path.data, "a pod named %s exists already", name);
+		rc = -EEXIST;
+		goto out;
+	}
+	size_t billing = others;
+	for (size_t i = 0; i < pods->pods.n; i++)
+		billing += pod_billing(&pods->pods.v[i]);
+	if ((long)billing >= spec.max_pods) {
+		plog("mkdir", path.data,
+		     "refused: max_pods = %ld reached (%zu pods pending or "
+		     "active)",
+		     spec.max_pods, billing);
+		rc = -EDQUOT;
+		goto out;
+	}
+	if ((rc = cache_get(l->cache, SNAP_OFFERS, CACHE_TTL, &offers)))
+		goto out;
+	if ((rc = choose_offer(offers, &spec, &offer, &why))) {
+		plog("mkdir", path.data, "no offer chosen: %s", why.data);
+		goto out;
+	}
+	body = create_body(offer, &spec, name, l->team_id, &why);
+	if (!body) {
+		plog("mkdir", path.data, "%s", why.data);
+		rc = -EINVAL;
+		goto out;
+	}
+	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
+	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
+	     offer->price.d);
+	rc = post(l, name, path.data, body);
+out:
+	json_object_put(body);
+	if (pods)
+		snap_put(pods);
+	if (offers)
+		snap_put(offers);
+	pod_spec_free(&spec);
+	release(l, mine);
+	free(mine);
+	buf_free(&why);
+	buf_free(&path);
+	return rc;
+}
+
+int pod_delete(struct lifecycle *l, const char *name)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s", name);
+	struct snap *pods;
+	int rc = cache_get(l->cache, SNAP_PODS, CACHE_TTL, &pods);
+	if (rc) {
+		buf_free(&path);
+		return rc;
+	}
+	const struct pod *p = snap_pod(pods, name);
+	if (!p) {
+		/* A stale answer (served while the API fails) must not say a
+		 * pod that may exist is gone: ask again. */
+		snap_put(pods);
+		rc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &pods);
+		if (rc) {
+			buf_free(&path);
+			return rc;
+		}
+		p = snap_pod(pods, name);
+	}
+	if (!p) {
+		snap_put(pods);
+		buf_free(&path);
+		return -ENOENT;
+	}
+	char *id = xstrdup(p->id);
+	snap_put(pods);
+
+	struct buf api_path;
+	buf_init(&api_path);
+	buf_adds(&api_path, "/pods/");
+	url_escape_into(&api_path, id);
+	struct http_resp r;
+	http_resp_init(&r);
+	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,
+			    "DELETE /pods/{id}", &r);
+	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
+		plog("rmdir", path.data, "pod %s terminated%s", id,
+		     ok ? "" : " (it was gone already)");
+		cache_pods_change(l->cache, NULL, id);
+		if (l->on_delete)
+			l->on_delete(l->on_delete_arg, id);
+		rc = 0;
+	} else {
+		rc = api_fail("rmdir", path.data, &r);
+	}
+	http_resp_free(&r);
+	buf_free(&api_path);
+	free(id);
+	buf_free(&path);
+	return rc;
+}

@@ -1,0 +1,472 @@
+/* template.c — see template.h. Every value is checked at parse time, so a
+ * template that parsed never fails mkdir for its syntax. */
+#include "template.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <ini.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum kind { K_STR, K_INT, K_PRICE, K_BOOL, K_LIST, K_SECURITY };
+
+static const struct {
+	const char *key;
+	enum kind kind;
+} keys[] = {
+    {"gpu_type", K_STR},      {"gpu_count", K_INT},
+    {"socket", K_STR},	      {"regions", K_LIST},
+    {"provider", K_STR},      {"data_center", K_STR},
+    {"security", K_SECURITY}, {"max_price", K_PRICE},
+    {"image", K_STR},	      {"disk_size", K_INT},
+    {"vcpus", K_INT},	      {"memory", K_INT},
+    {"spot", K_BOOL},	      {"custom_template_id", K_STR},
+    {"team_id", K_STR},	      {"max_pods", K_INT},
+};
+
+struct parse_ctx {
+	struct template *t;
+	struct buf *err;
+	bool failed;
+};
+
+static bool env_name_ok(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+static bool parse_long(const char *v, long *out)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (end == v || *end || errno || n <= 0 || n > 1000000)
+		return false;
+	*out = n;
+	return true;
+}
+
+static bool parse_price(const char *v, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (end == v || *end || !isfinite(d) || d < 0)
+		return false;
+	*out = d;
+	return true;
+}
+
+/* A glob fnmatch would read differently from what its writer meant: an
+ * unclosed bracket or a trailing backslash. */
+static bool glob_ok(const char *g)
+{
+	for (const char *p = g; *p; p++) {
+		if (*p == '\\') {
+			if (!p[1])
+				return false;
+			p++;
+		} else if (*p == '[') {
+			const char *q = p + 1;
+			if (*q == '!' || *q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']')
+				q++;
+			if (!*q)
+				return false;
+			p = q;
+		}
+	}
+	return *g != '\0';
+}
+
+static const char *check_value(const char *key, const char *value)
+{
+	long l;
+	double d;
+	if (!strncmp(key, "env.", 4))
+		return env_name_ok(key + 4) ? NULL
+					    : "bad environment variable name";
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		if (strcmp(keys[i].key, key))
+			continue;
+		switch (keys[i].kind) {
+		case K_INT:
+			return parse_long(value, &l) ? NULL
+						     : "not a positive number";
+		case K_PRICE:
+			return parse_price(value, &d) ? NULL
+						      : "not a price in USD";
+		case K_BOOL:
+			return !strcmp(value, "true") || !strcmp(value, "false")
+				   ? NULL
+				   : "not true or false";
+		case K_SECURITY:
+			return !strcmp(value, "secure_cloud") ||
+				       !strcmp(value, "community_cloud")
+				   ? NULL
+				   : "not secure_cloud or community_cloud";
+		case K_LIST:
+		case K_STR:
+			return *value ? NULL : "empty value";
+		}
+	}
+	return "unknown key";
+}
+
+static int on_entry(void *user, const char *section, const char *name,
+		    const char *value)
+{
+	struct parse_ctx *ctx = user;
+	if (ctx->failed)
+		return 0;
+	const char *why = NULL;
+	if (*section && !glob_ok(section))
+		why = "bad glob in section name";
+	else
+		why = check_value(name, value);
+	if (why) {
+		buf_printf(ctx->err, "%s '%s'%s%s%s", why, name,
+			   *section ? " in [" : "", section,
+			   *section ? "]" : "");
+		ctx->failed = true;
+		return 0;
+	}
+	struct template *t = ctx->t;
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof *t->v);
+	t->v[t->n].section = xstrdup(section);
+	t->v[t->n].key = xstrdup(name);
+	t->v[t->n].value = xstrdup(value);
+	t->n++;
+	return 1;
+}
+
+/* What inih should see: no leading blanks (inih would take an indented
+ * `key = value` for the continuation of the previous value) and no
+ * trailing ` # comment`. Lines keep their numbers. */
+static char *normalize(const char *text)
+{
+	struct buf b;
+	buf_init(&b);
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		const char *line = text;
+		text += len + (text[len] == '\n');
+		while (len && (*line == ' ' || *line == '\t'))
+			line++, len--;
+		size_t keep = len;
+		if (len && *line != '#' && *line != ';')
+			for (size_t i = 1; i < len; i++)
+				if (line[i] == '#' && (line[i - 1] == ' ' ||
+						       line[i - 1] == '\t')) {
+					keep = i;
+					break;
+				}
+		buf_add(&b, line, keep);
+		buf_addc(&b, '\n');
+	}
+	return buf_steal(&b);
+}
+
+int template_parse(const char *text, struct template *out, struct buf *err)
+{
+	memset(out, 0, sizeof *out);
+	if (strlen(text) > TEMPLATE_MAX_SIZE) {
+		buf_printf(err, "template larger than %d bytes",
+			   TEMPLATE_MAX_SIZE);
+		return -EINVAL;
+	}
+	struct buf reason;
+	buf_init(&reason);
+	struct parse_ctx ctx = {out, &reason, false};
+	int n = 1;
+	for (const char *p = text; *p; n++) {
+		size_t len = strcspn(p, "\n");
+		if (len >= 200) { /* inih would cut it in two */
+			buf_printf(err, "line %d: longer than 199 characters",
+				   n);
+			return -EINVAL;
+		}
+		p += len + (p[len] == '\n');
+	}
+	char *plain = normalize(text);
+	int line = ini_parse_string(plain, on_entry, &ctx);
+	free(plain);
+	if (line != 0) {
+		buf_printf(err, "line %d: %s", line,
+			   reason.len ? reason.data
+				      : "not a 'key = value' line or a "
+					"[section]");
+		buf_free(&reason);
+		template_free(out);
+		return -EINVAL;
+	}
+	buf_free(&reason);
+	return 0;
+}
+
+void template_free(struct template *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->v[i].section);
+		free(t->v[i].key);
+		free(t->v[i].value);
+	}
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+static void set_str(char **slot, const char *v)
+{
+	free(*slot);
+	*slot = xstrdup(v);
+}
+
+static void apply(struct pod_spec *s, const char *key, const char *value)
+{
+	if (!strncmp(key, "env.", 4)) {
+		for (size_t i = 0; i < s->n_env; i++)
+			if (!strcmp(s->env[i].key, key + 4)) {
+				set_str(&s->env[i].value, value);
+				return;
+			}
+		s->env = xrealloc(s->env, (s->n_env + 1) * sizeof *s->env);
+		s->env[s->n_env].key = xstrdup(key + 4);
+		s->env[s->n_env].value = xstrdup(value);
+		s->n_env++;
+		return;
+	}
+	struct {
+		const char *key;
+		char **slot;
+	} strs[] = {
+	    {"gpu_type", &s->gpu_type},
+	    {"socket", &s->socket},
+	    {"provider", &s->provider},
+	    {"data_center", &s->data_center},
+	    {"security", &s->security},
+	    {"image", &s->image},
+	    {"custom_template_id", &s->custom_template_id},
+	    {"team_id", &s->team_id},
+	};
+	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+		if (!strcmp(key, strs[i].key)) {
+			set_str(strs[i].slot, value);
+			return;
+		}
+	struct {
+		const char *key;
+		long *slot;
+	} ints[] = {
+	    {"gpu_count", &s->gpu_count}, {"disk_size", &s->disk_size},
+	    {"vcpus", &s->vcpus},	  {"memory", &s->memory},
+	    {"max_pods", &s->max_pods},
+	};
+	for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+		if (!strcmp(key, ints[i].key)) {
+			parse_long(value, ints[i].slot);
+			return;
+		}
+	if (!strcmp(key, "max_price")) {
+		parse_price(value, &s->max_price);
+	} else if (!strcmp(key, "spot")) {
+		s->spot = !strcmp(value, "true");
+	} else if (!strcmp(key, "regions")) {
+		strlist_free(&s->regions);
+		char *copy = xstrdup(value), *save = NULL;
+		for (char *tok = strtok_r(copy, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			size_t len = strlen(tok);
+			while (len &&
+			       (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+				tok[--len] = '\0';
+			if (!len)
+				continue;
+			s->regions.v =
+			    xrealloc(s->regions.v,
+				     (s->regions.n + 1) * sizeof *s->regions.v);
+			s->regions.v[s->regions.n++] = xstrdup(tok);
+		}
+		free(copy);
+	}
+}
+
+void template_resolve(const struct template *t, const char *pod_name,
+		      struct pod_spec *out)
+{
+	memset(out, 0, sizeof *out);
+	out->max_price = -1;
+	out->spot = -1;
+	out->max_pods = TEMPLATE_DEFAULT_MAX_PODS;
+	for (size_t i = 0; i < t->n; i++) {
+		const char *sec = t->v[i].section;
+		if (*sec && fnmatch(sec, pod_name, 0) != 0)
+			continue;
+		apply(out, t->v[i].key, t->v[i].value);
+	}
+}
+
+void pod_spec_free(struct pod_spec *s)
+{
+	free(s->gpu_type);
+	free(s->socket);
+	free(s->provider);
+	free(s->data_center);
+	free(s->security);
+	free(s->image);
+	free(s->custom_template_id);
+	free(s->team_id);
+	strlist_free(&s->regions);
+	for (size_t i = 0; i < s->n_env; i++) {
+		free(s->env[i].key);
+		free(s->env[i].value);
+	}
+	free(s->env);
+	memset(s, 0, sizeof *s);
+}
+
+/* ---- the store ---- */
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	struct buf b;
+	buf_init(&b);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 &&
+	       b.len <= TEMPLATE_MAX_SIZE)
+		buf_add(&b, chunk, n);
+	fclose(f);
+	return buf_steal(&b);
+}
+
+void template_store_init(struct template_store *s, const char *path)
+{
+	pthread_mutex_init(&s->mu, NULL);
+	s->path = xstrdup(path);
+	memset(&s->current, 0, sizeof s->current);
+	char *text = read_file(path);
+	if (!text)
+		return;
+	struct buf err;
+	buf_init(&err);
+	if (template_parse(text, &s->current, &err) != 0)
+		plog("config", path,
+		     "%s; mkdir has no template until a good one is written",
+		     err.data);
+	buf_free(&err);
+	free(text);
+}
+
+void template_store_destroy(struct template_store *s)
+{
+	template_free(&s->current);
+	free(s->path);
+	pthread_mutex_destroy(&s->mu);
+}
+
+/* Temp file beside the target, fsync, rename: a crash leaves the old
+ * template or the new one, never half of one. */
+static int save_atomically(const char *path, const char *text, size_t len)
+{
+	struct buf tmp;
+	buf_init(&tmp);
+	buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
+	/* The directories may not exist yet ($XDG_CONFIG_HOME/primefs). */
+	char *dir = xstrdup(path);
+	for (char *p = dir + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(dir, 0700);
+			*p = '/';
+		}
+	free(dir);
+	int rc = 0;
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+	} else {
+		size_t off = 0;
+		while (off < len && rc == 0) {
+			ssize_t n = write(fd, text + off, len - off);
+			if (n < 0 && errno != EINTR)
+				rc = -errno;
+			else if (n > 0)
+				off += (size_t)n;
+		}
+		if (rc == 0 && fsync(fd) != 0)
+			rc = -errno;
+		if (close(fd) != 0 && rc == 0)
+			rc = -errno;
+		if (rc == 0 && rename(tmp.data, path) != 0)
+			rc = -errno;
+		if (rc != 0)
+			unlink(tmp.data);
+	}
+	if (rc)
+		plog("config", path, "cannot save the template: %s",
+		     strerror(-rc));
+	buf_free(&tmp);
+	return rc;
+}
+
+int template_store_replace(struct template_store *s, const char *text,
+			   size_t len)
+{
+	if (memchr(text, '\0', len)) {
+		plog("config", s->path, "refused: the template has a NUL byte");
+		return -EINVAL;
+	}
+	char *copy = xstrndup(text, len);
+	struct template t;
+	struct buf err;
+	buf_init(&err);
+	int rc = template_parse(copy, &t, &err);
+	if (rc) {
+		plog("config", s->path, "refused, the old template is kept: %s",
+		     err.data);
+	} else {
+		pthread_mutex_lock(&s->mu);
+		rc = save_atomically(s->path, copy, len);
+		if (rc == 0) {
+			template_free(&s->current);
+			s->current = t;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (rc == 0)
+			plog("config", s->path, "template replaced (%zu keys)",
+			     t.n);
+		else
+			template_free(&t);
+	}
+	buf_free(&err);
+	free(copy);
+	return rc;
+}
+
+void template_store_resolve(struct template_store *s, const char *pod_name,
+			    struct pod_spec *out)
+{
+	pthread_mutex_lock(&s->mu);
+	template_resolve(&s->current, pod_name, out);
+	pthread_mutex_unlock(&s->mu);
+}
