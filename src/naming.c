@@ -27,6 +27,18 @@ static void add_component(struct buf *b, const char *s)
 	}
 }
 
+/* A path component is at most NAME_MAX (255) bytes: a longer name would be
+ * listed but could never be looked up. An offer's base name leaves room
+ * for a twin's "-N" suffix. */
+#define NAME_LEN_MAX 255
+#define BASE_LEN_MAX (NAME_LEN_MAX - 12)
+
+static void truncate_name(char *s, size_t max)
+{
+	if (strlen(s) > max)
+		s[max] = '\0';
+}
+
 char *gpu_type_dir(const char *gpu_type)
 {
 	struct buf b;
@@ -36,6 +48,7 @@ char *gpu_type_dir(const char *gpu_type)
 		buf_free(&b);
 		return NULL;
 	}
+	truncate_name(b.data, NAME_LEN_MAX);
 	return buf_steal(&b);
 }
 
@@ -163,6 +176,11 @@ void name_offers(struct offer **offers, size_t n)
 			from = to;
 		}
 	}
+
+	/* Too long to be a path component: cut, and let a cut that makes two
+	 * names equal be settled as twins are. */
+	for (size_t i = 0; i < n; i++)
+		truncate_name(v[i].base, BASE_LEN_MAX);
 
 	/* Twins left: the first in identity order keeps the name, the others
 	 * get the first free "-N". Free means unused by any offer's name. */

@@ -124,6 +124,30 @@ static void test_many_twins(void)
 		offer_free(&v[i]);
 }
 
+/* Names longer than a path component may be (255) are cut: two offers
+ * that differ only past the cut still get distinct names. */
+static void test_long_names(void)
+{
+	char longp[400], longq[400];
+	memset(longp, 'p', sizeof longp - 2);
+	longp[sizeof longp - 2] = 'a';
+	longp[sizeof longp - 1] = '\0';
+	memcpy(longq, longp, sizeof longq);
+	longq[sizeof longq - 2] = 'b';
+	struct offer v[2] = {mk(longp, "dc", NULL, "PCIe", 1, NULL, -1),
+			     mk(longq, "dc", NULL, "PCIe", 1, NULL, -1)};
+	struct offer *p[2] = {&v[0], &v[1]};
+	name_offers(p, 2);
+	CHECK(strlen(v[0].name) <= 255 && name_ok(v[0].name));
+	CHECK(strlen(v[1].name) <= 255 && name_ok(v[1].name));
+	CHECK(strcmp(v[0].name, v[1].name) != 0);
+	offer_free(&v[0]);
+	offer_free(&v[1]);
+	char *d = gpu_type_dir(longp);
+	CHECK(d && strlen(d) == 255 && name_ok(d));
+	free(d);
+}
+
 static struct pod mkpod(const char *id, const char *name)
 {
 	struct pod p;
@@ -177,6 +201,7 @@ int main(void)
 {
 	test_offers();
 	test_many_twins();
+	test_long_names();
 	test_pods();
 	CHECK(gpu_type_dir(NULL) == NULL);
 	char *d = gpu_type_dir("///");
