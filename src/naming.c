@@ -235,6 +235,14 @@ static size_t count_sorted(char **v, size_t n, const char *s)
 	return (size_t)(hi - lo) + 1;
 }
 
+/* A name a pod may be listed under: safe, and not hidden. tree.c answers
+ * every name that starts with '.' as a probe (ENOENT), so such a name would
+ * be listed yet never resolve. */
+static bool listable(const char *s)
+{
+	return safe_name(s) && s[0] != '.';
+}
+
 void name_pods(struct pod *pods, size_t n)
 {
 	char **ids = xcalloc(n, sizeof *ids);
@@ -249,7 +257,7 @@ void name_pods(struct pod *pods, size_t n)
 	qsort(names, n_names, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = pods[i].name;
-		bool by_name = name && safe_name(name) &&
+		bool by_name = name && listable(name) &&
 			       count_sorted(names, n_names, name) == 1 &&
 			       !in_sorted(ids, n, name);
 		pods[i].dir = xstrdup(by_name ? name : pods[i].id);
@@ -269,9 +277,10 @@ size_t dedupe_pods(struct pod *pods, size_t n, const char *what)
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct pod *p = &pods[i];
-		if (!safe_name(p->id)) {
+		if (!listable(p->id)) {
 			plog("list", what, "skipped a pod whose id is %s",
-			     p->id ? "not a safe file name" : "missing");
+			     p->id ? "not a safe, visible file name"
+				   : "missing");
 			pod_free(p);
 			continue;
 		}

@@ -162,7 +162,7 @@ static struct pod mkpod(const char *id, const char *name)
 static void test_pods(void)
 {
 	struct pod_list l;
-	l.n = 10;
+	l.n = 12;
 	l.v = xcalloc(l.n, sizeof *l.v);
 	l.v[0] = mkpod("c1", "bench");
 	l.v[1] = mkpod("c2", "dup");
@@ -174,8 +174,10 @@ static void test_pods(void)
 	l.v[7] = mkpod("c1", "bench"); /* the same id twice */
 	l.v[8] = mkpod("bad/id", "evil");
 	l.v[9] = mkpod(NULL, "noid");
+	l.v[10] = mkpod("c8", ".hidden"); /* would never resolve: by id */
+	l.v[11] = mkpod(".c9", "dotid");  /* an id that would be hidden */
 	struct snap *s = snap_from_pods(&l, false);
-	CHECK(s->pods.n == 7);
+	CHECK(s->pods.n == 8);
 	const struct pod *p = snap_pod(s, "bench");
 	CHECK(p && !strcmp(p->id, "c1") && !strcmp(p->dir, "bench"));
 	CHECK(snap_pod(s, "c2") && !strcmp(snap_pod(s, "c2")->dir, "c2"));
@@ -187,6 +189,8 @@ static void test_pods(void)
 	/* "c1" is both a pod's id and another pod's name: the id wins. */
 	CHECK_STR(snap_pod(s, "c1")->name, "bench");
 	CHECK(snap_pod(s, "evil") == NULL);
+	CHECK_STR(snap_pod(s, "c8")->dir, "c8");
+	CHECK(snap_pod(s, "dotid") == NULL && snap_pod(s, ".c9") == NULL);
 	/* Listed once each, by unique names. */
 	for (size_t i = 0; i < s->pods.n; i++) {
 		CHECK(safe_name(s->by_dir[i]->dir));
