@@ -2,6 +2,7 @@
  * the API's listing order never changes which offer gets which name. */
 #include "naming.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,12 +151,14 @@ void name_offers(struct offer **offers, size_t n)
 		add_component(&b, o->provider ? o->provider : "unknown");
 		add_component(&b, o->data_center ? o->data_center : o->country);
 		add_component(&b, o->socket);
-		if (o->gpu_count.set) {
+		/* A fractional count is cut to an integer; one too large
+		 * for a long long (converting it would be undefined) is left
+		 * out, as an unknown count is. */
+		const struct num *c = &o->gpu_count;
+		if (c->set && (c->integral || fabs(c->d) < 9e18)) {
 			char count[32];
 			snprintf(count, sizeof count, "%lldx",
-				 o->gpu_count.integral
-				     ? o->gpu_count.i
-				     : (long long)o->gpu_count.d);
+				 c->integral ? c->i : (long long)c->d);
 			add_component(&b, count);
 		}
 		v[i].o = o;

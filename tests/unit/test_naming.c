@@ -143,6 +143,14 @@ static void test_long_names(void)
 	CHECK(strcmp(v[0].name, v[1].name) != 0);
 	offer_free(&v[0]);
 	offer_free(&v[1]);
+	/* A count too large for a long long is left out of the name. */
+	struct offer big = mk("p", "dc", NULL, "PCIe", 1, NULL, -1);
+	big.gpu_count.integral = false;
+	big.gpu_count.d = 1e300;
+	struct offer *pbig = &big;
+	name_offers(&pbig, 1);
+	CHECK_STR(big.name, "p-dc-PCIe");
+	offer_free(&big);
 	char *d = gpu_type_dir(longp);
 	CHECK(d && strlen(d) == 255 && name_ok(d));
 	free(d);
