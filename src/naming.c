@@ -195,7 +195,10 @@ void name_offers(struct offer **offers, size_t n)
 	char **extra = NULL;
 	size_t n_extra = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (i == 0 || strcmp(v[i].base, v[i - 1].base)) {
+		/* The type directory's link holds OFFER_LINK_NAME: an offer
+		 * whose name it would be is a twin of the link. */
+		if ((i == 0 || strcmp(v[i].base, v[i - 1].base)) &&
+		    strcmp(v[i].base, OFFER_LINK_NAME)) {
 			v[i].o->name = xstrdup(v[i].base);
 			continue;
 		}

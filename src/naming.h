@@ -10,6 +10,10 @@
 
 #include "model.h"
 
+/* The symlink in each GPU type directory to its cheapest offer in stock;
+ * no offer is given this name. */
+#define OFFER_LINK_NAME "cheapest"
+
 /* The directory name of a GPU type, or NULL when nothing of it is usable. */
 char *gpu_type_dir(const char *gpu_type);
 

@@ -143,6 +143,13 @@ static void test_long_names(void)
 	CHECK(strcmp(v[0].name, v[1].name) != 0);
 	offer_free(&v[0]);
 	offer_free(&v[1]);
+	/* No offer is named like the type directory's link. */
+	struct offer link = mk("cheapest", NULL, NULL, NULL, 1, NULL, -1);
+	link.gpu_count.set = false;
+	struct offer *plink = &link;
+	name_offers(&plink, 1);
+	CHECK_STR(link.name, "cheapest-2");
+	offer_free(&link);
 	/* A count too large for a long long is left out of the name. */
 	struct offer big = mk("p", "dc", NULL, "PCIe", 1, NULL, -1);
 	big.gpu_count.integral = false;
