@@ -1,11 +1,14 @@
 /* fuzz_errmap.c — libFuzzer target for errmap.c: http_errno and api_fail on
  * any status and any body, and api_parse_object on the same answer.
  *
- * Input layout: byte 0 flags (bit 0 no_key, bit 1 too_large, bit 2 a
- * transport failure whose code is byte 3, bit 3 an error text), bytes 1-2
- * the HTTP status (big-endian), byte 4 the attempt count; the rest is the
- * body, and also the error text when bit 3 is set. Whatever the answer,
- * the errno is one of DESIGN.md's and the message is a C string. */
+ * The whole input is the body of an answer with each status DESIGN.md's
+ * error table names (so JSON seeds such as the fixtures are useful as they
+ * are). Then the first five bytes describe one more answer and the rest is
+ * its body: byte 0 flags (bit 0 no_key, bit 1 too_large, bit 2 a transport
+ * failure whose code is byte 3, bit 3 an error text, the start of the
+ * body), bytes 1-2 the HTTP status (big-endian), byte 4 the attempt count.
+ * Whatever the answer, the errno is one of DESIGN.md's and the message a C
+ * string. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,11 +40,42 @@ static bool known_errno(int e)
 	return false;
 }
 
+static void check(struct http_resp *r)
+{
+	struct buf msg;
+	buf_init(&msg);
+	int e = http_errno(r, &msg);
+	if (!known_errno(e)) {
+		fprintf(stderr, "fuzz_errmap: errno %d is not DESIGN.md's\n",
+			e);
+		abort();
+	}
+	if (!msg.data || strlen(msg.data) > msg.len) {
+		fprintf(stderr, "fuzz_errmap: no message\n");
+		abort();
+	}
+	buf_free(&msg);
+	if (api_fail("GET /fuzz", "/fuzz", r) != -e)
+		abort();
+	json_object_put(api_parse_object("fuzz", r));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const long statuses[] = {0,   200, 204, 400, 401, 402, 403,
+					404, 409, 422, 429, 500, 502, 503};
+	struct http_resp r;
+	http_resp_init(&r);
+	buf_add(&r.body, data, size);
+	r.attempts = 1;
+	for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+		r.status = statuses[i];
+		check(&r);
+	}
+	http_resp_free(&r);
+
 	if (size < 5)
 		return 0;
-	struct http_resp r;
 	http_resp_init(&r);
 	r.no_key = data[0] & 1;
 	r.too_large = data[0] & 2;
@@ -56,23 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.error[n] = '\0';
 	}
 	buf_add(&r.body, body, len);
-
-	struct buf msg;
-	buf_init(&msg);
-	int e = http_errno(&r, &msg);
-	if (!known_errno(e)) {
-		fprintf(stderr, "fuzz_errmap: errno %d is not DESIGN.md's\n",
-			e);
-		abort();
-	}
-	if (!msg.data || strlen(msg.data) > msg.len) {
-		fprintf(stderr, "fuzz_errmap: no message\n");
-		abort();
-	}
-	buf_free(&msg);
-	if (api_fail("GET /fuzz", "/fuzz", &r) != -e)
-		abort();
-	json_object_put(api_parse_object("fuzz", &r));
+	check(&r);
 	http_resp_free(&r);
 	return 0;
 }
