@@ -19,7 +19,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-FUZZ_BUILD = Path(os.environ.get("PRIMEFS_FUZZ_BUILD", ROOT / "build-fuzz"))
+FUZZ_BUILD = Path(os.environ.get("PRIMEFS_FUZZ_BUILD",
+                                 ROOT / "build-fuzz")).resolve()
 SECONDS = int(os.environ.get("PRIMEFS_FUZZ_TIME", "20"))
 TARGETS = ["fuzz_model", "fuzz_errmap"]
 
