@@ -2,6 +2,7 @@
  * the API's listing order never changes which offer gets which name. */
 #include "naming.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,18 @@ static void add_component(struct buf *b, const char *s)
 	}
 }
 
+/* A path component is at most NAME_MAX (255) bytes: a longer name would be
+ * listed but could never be looked up. An offer's base name leaves room
+ * for a twin's "-N" suffix. */
+#define NAME_LEN_MAX 255
+#define BASE_LEN_MAX (NAME_LEN_MAX - 12)
+
+static void truncate_name(char *s, size_t max)
+{
+	if (strlen(s) > max)
+		s[max] = '\0';
+}
+
 char *gpu_type_dir(const char *gpu_type)
 {
 	struct buf b;
@@ -36,6 +49,7 @@ char *gpu_type_dir(const char *gpu_type)
 		buf_free(&b);
 		return NULL;
 	}
+	truncate_name(b.data, NAME_LEN_MAX);
 	return buf_steal(&b);
 }
 
@@ -137,12 +151,14 @@ void name_offers(struct offer **offers, size_t n)
 		add_component(&b, o->provider ? o->provider : "unknown");
 		add_component(&b, o->data_center ? o->data_center : o->country);
 		add_component(&b, o->socket);
-		if (o->gpu_count.set) {
+		/* A fractional count is cut to an integer; one too large
+		 * for a long long (converting it would be undefined) is left
+		 * out, as an unknown count is. */
+		const struct num *c = &o->gpu_count;
+		if (c->set && (c->integral || fabs(c->d) < 9e18)) {
 			char count[32];
 			snprintf(count, sizeof count, "%lldx",
-				 o->gpu_count.integral
-				     ? o->gpu_count.i
-				     : (long long)o->gpu_count.d);
+				 c->integral ? c->i : (long long)c->d);
 			add_component(&b, count);
 		}
 		v[i].o = o;
@@ -164,6 +180,11 @@ void name_offers(struct offer **offers, size_t n)
 		}
 	}
 
+	/* Too long to be a path component: cut, and let a cut that makes two
+	 * names equal be settled as twins are. */
+	for (size_t i = 0; i < n; i++)
+		truncate_name(v[i].base, BASE_LEN_MAX);
+
 	/* Twins left: the first in identity order keeps the name, the others
 	 * get the first free "-N". Free means unused by any offer's name. */
 	qsort(v, n, sizeof *v, cmp_named);
@@ -174,7 +195,10 @@ void name_offers(struct offer **offers, size_t n)
 	char **extra = NULL;
 	size_t n_extra = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (i == 0 || strcmp(v[i].base, v[i - 1].base)) {
+		/* The type directory's link holds OFFER_LINK_NAME: an offer
+		 * whose name it would be is a twin of the link. */
+		if ((i == 0 || strcmp(v[i].base, v[i - 1].base)) &&
+		    strcmp(v[i].base, OFFER_LINK_NAME)) {
 			v[i].o->name = xstrdup(v[i].base);
 			continue;
 		}
@@ -217,6 +241,14 @@ static size_t count_sorted(char **v, size_t n, const char *s)
 	return (size_t)(hi - lo) + 1;
 }
 
+/* A name a pod may be listed under: safe, and not hidden. tree.c answers
+ * every name that starts with '.' as a probe (ENOENT), so such a name would
+ * be listed yet never resolve. */
+static bool listable(const char *s)
+{
+	return safe_name(s) && s[0] != '.';
+}
+
 void name_pods(struct pod *pods, size_t n)
 {
 	char **ids = xcalloc(n, sizeof *ids);
@@ -231,7 +263,7 @@ void name_pods(struct pod *pods, size_t n)
 	qsort(names, n_names, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = pods[i].name;
-		bool by_name = name && safe_name(name) && name[0] != '.' &&
+		bool by_name = name && listable(name) &&
 			       count_sorted(names, n_names, name) == 1 &&
 			       !in_sorted(ids, n, name);
 		pods[i].dir = xstrdup(by_name ? name : pods[i].id);
@@ -251,9 +283,10 @@ size_t dedupe_pods(struct pod *pods, size_t n, const char *what)
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct pod *p = &pods[i];
-		if (!safe_name(p->id)) {
+		if (!listable(p->id)) {
 			plog("list", what, "skipped a pod whose id is %s",
-			     p->id ? "not a safe file name" : "missing");
+			     p->id ? "not a safe, visible file name"
+				   : "missing");
 			pod_free(p);
 			continue;
 		}

@@ -10,6 +10,7 @@
 
 #include "lifecycle.h"
 #include "log.h"
+#include "naming.h"
 #include "template.h"
 
 struct tree {
@@ -430,7 +431,7 @@ static int step(struct tree *t, struct node *n, const char *name)
 			return -ENOENT;
 		break;
 	case D_TYPE:
-		if (!strcmp(name, "cheapest")) {
+		if (!strcmp(name, OFFER_LINK_NAME)) {
 			if (!n->gtype->cheapest)
 				return -ENOENT;
 			n->type = N_LINK;
@@ -522,7 +523,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 				break;
 		break;
 	case D_TYPE:
-		if (n->gtype->cheapest && add(ctx, "cheapest"))
+		if (n->gtype->cheapest && add(ctx, OFFER_LINK_NAME))
 			break;
 		for (size_t i = 0; i < n->gtype->n; i++)
 			if (add(ctx, n->gtype->offers[i]->name))

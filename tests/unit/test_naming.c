@@ -124,6 +124,45 @@ static void test_many_twins(void)
 		offer_free(&v[i]);
 }
 
+/* Names longer than a path component may be (255) are cut: two offers
+ * that differ only past the cut still get distinct names. */
+static void test_long_names(void)
+{
+	char longp[400], longq[400];
+	memset(longp, 'p', sizeof longp - 2);
+	longp[sizeof longp - 2] = 'a';
+	longp[sizeof longp - 1] = '\0';
+	memcpy(longq, longp, sizeof longq);
+	longq[sizeof longq - 2] = 'b';
+	struct offer v[2] = {mk(longp, "dc", NULL, "PCIe", 1, NULL, -1),
+			     mk(longq, "dc", NULL, "PCIe", 1, NULL, -1)};
+	struct offer *p[2] = {&v[0], &v[1]};
+	name_offers(p, 2);
+	CHECK(strlen(v[0].name) <= 255 && name_ok(v[0].name));
+	CHECK(strlen(v[1].name) <= 255 && name_ok(v[1].name));
+	CHECK(strcmp(v[0].name, v[1].name) != 0);
+	offer_free(&v[0]);
+	offer_free(&v[1]);
+	/* No offer is named like the type directory's link. */
+	struct offer link = mk("cheapest", NULL, NULL, NULL, 1, NULL, -1);
+	link.gpu_count.set = false;
+	struct offer *plink = &link;
+	name_offers(&plink, 1);
+	CHECK_STR(link.name, "cheapest-2");
+	offer_free(&link);
+	/* A count too large for a long long is left out of the name. */
+	struct offer big = mk("p", "dc", NULL, "PCIe", 1, NULL, -1);
+	big.gpu_count.integral = false;
+	big.gpu_count.d = 1e300;
+	struct offer *pbig = &big;
+	name_offers(&pbig, 1);
+	CHECK_STR(big.name, "p-dc-PCIe");
+	offer_free(&big);
+	char *d = gpu_type_dir(longp);
+	CHECK(d && strlen(d) == 255 && name_ok(d));
+	free(d);
+}
+
 static struct pod mkpod(const char *id, const char *name)
 {
 	struct pod p;
@@ -138,7 +177,7 @@ static struct pod mkpod(const char *id, const char *name)
 static void test_pods(void)
 {
 	struct pod_list l;
-	l.n = 10;
+	l.n = 12;
 	l.v = xcalloc(l.n, sizeof *l.v);
 	l.v[0] = mkpod("c1", "bench");
 	l.v[1] = mkpod("c2", "dup");
@@ -150,8 +189,10 @@ static void test_pods(void)
 	l.v[7] = mkpod("c1", "bench"); /* the same id twice */
 	l.v[8] = mkpod("bad/id", "evil");
 	l.v[9] = mkpod(NULL, "noid");
+	l.v[10] = mkpod("c8", ".hidden"); /* would never resolve: by id */
+	l.v[11] = mkpod(".c9", "dotid");  /* an id that would be hidden */
 	struct snap *s = snap_from_pods(&l, false);
-	CHECK(s->pods.n == 7);
+	CHECK(s->pods.n == 8);
 	const struct pod *p = snap_pod(s, "bench");
 	CHECK(p && !strcmp(p->id, "c1") && !strcmp(p->dir, "bench"));
 	CHECK(snap_pod(s, "c2") && !strcmp(snap_pod(s, "c2")->dir, "c2"));
@@ -163,6 +204,8 @@ static void test_pods(void)
 	/* "c1" is both a pod's id and another pod's name: the id wins. */
 	CHECK_STR(snap_pod(s, "c1")->name, "bench");
 	CHECK(snap_pod(s, "evil") == NULL);
+	CHECK_STR(snap_pod(s, "c8")->dir, "c8");
+	CHECK(snap_pod(s, "dotid") == NULL && snap_pod(s, ".c9") == NULL);
 	/* Listed once each, by unique names. */
 	for (size_t i = 0; i < s->pods.n; i++) {
 		CHECK(safe_name(s->by_dir[i]->dir));
@@ -177,6 +220,7 @@ int main(void)
 {
 	test_offers();
 	test_many_twins();
+	test_long_names();
 	test_pods();
 	CHECK(gpu_type_dir(NULL) == NULL);
 	char *d = gpu_type_dir("///");

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""API calls of a full crawl, next to the minimum.
+
+After `echo refresh > ctl`, `ls -lR` of the mount and a read of every file
+(as `cat` would). The fake API counts the calls per endpoint; the minimum
+is the number of pages each listing needs (ceil(items/100), at least one)
+and one wallet call. Goal: equal. A second crawl right after is also
+counted (minimum: none, everything is fresh). Default TTLs (pods 5 s,
+offers 60 s).
+
+    bench/api_calls.py [--offers N] [--pods N]
+"""
+
+import argparse
+import subprocess
+import sys
+
+import common
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--offers", type=int, default=300)
+    ap.add_argument("--pods", type=int, default=250)
+    args = ap.parse_args()
+    common.check_setup()
+    certs = common.certs()
+    api = common.FakeAPI(certs, ["--offers", str(args.offers), "--pods", str(args.pods)])
+    m = None
+    try:
+        minimum = common.minimum_calls(api)
+        m = common.Mount(api, certs=certs)
+        api.reset()
+        m.write("ctl", "refresh\n")
+
+        def full_crawl():
+            ls = subprocess.run(["ls", "-lR", m.path], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+            c = common.crawl(m.path)
+            c["ls errors"] = len(ls.stderr.splitlines())
+            return c
+
+        t1, c1 = common.timed(full_crawl)
+        cold = api.counts()
+        api.reset()
+        t2, c2 = common.timed(full_crawl)
+        warm = api.counts()
+
+        print("== api_calls: API calls of `ls -lR` + reading every file, after `echo refresh > ctl`")
+        print(f"fake API: --offers {args.offers} --pods {args.pods}: "
+              f"{minimum['GET /availability/gpus (items)']} + "
+              f"{minimum['GET /availability/multi-node (items)']} offers, "
+              f"{minimum['GET /pods (items)']} pods, "
+              f"{minimum['GET /pods/history (items)']} history entries")
+        print(f"crawl: {c1['dirs']} dirs, {c1['files']} files read ({c1['bytes']} bytes), "
+              f"{c1['links']} links, {c1['errors'] + c1['ls errors']} errors; "
+              f"{common.fmt_s(t1)} (default TTLs: pods 5 s, offers 60 s)")
+        print()
+        print("first crawl (after refresh):")
+        n1, min1 = common.calls_table(cold, minimum)
+        print()
+        print(f"second crawl, right after ({common.fmt_s(t2)}): "
+              f"{sum(warm.values())} calls (minimum 0)")
+        own = m.stats()
+        print(f"primefs's own stats file: api_calls {own.get('api_calls')}, "
+              f"cache_hits {own.get('cache_hits')}, cache_misses {own.get('cache_misses')}, "
+              f"retries {own.get('retries')}")
+        print(f"goal: calls = minimum -> {'met' if n1 == min1 else 'NOT met'}")
+    finally:
+        if m:
+            m.stop()
+        api.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
