@@ -94,9 +94,10 @@ json_object *jx_arr(json_object *o, const char *key)
 
 char *json_text(json_object *o)
 {
+	/* Compact, as the API sends it: a 10,000-offer listing keeps one of
+	 * these per offer. `jq .` pretty-prints it. */
 	const char *s = json_object_to_json_string_ext(
-	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-		   JSON_C_TO_STRING_NOSLASHESCAPE);
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	struct buf b;
 	buf_init(&b);
 	buf_adds(&b, s ? s : "null");

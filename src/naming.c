@@ -139,6 +139,68 @@ static bool in_sorted(char **names, size_t n, const char *s)
 	return bsearch(&s, names, n, sizeof *names, cmp_str) != NULL;
 }
 
+/* A set of borrowed strings (open addressing), so that finding a free
+ * "-N" for thousands of twins stays linear. */
+struct strset {
+	const char **slot;
+	size_t cap, n;
+};
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+static void strset_init(struct strset *set, size_t hint)
+{
+	set->cap = 16;
+	while (set->cap < 2 * hint)
+		set->cap *= 2;
+	set->slot = xcalloc(set->cap, sizeof *set->slot);
+	set->n = 0;
+}
+
+static void strset_free(struct strset *set)
+{
+	free(set->slot);
+}
+
+static const char **strset_find(const struct strset *set, const char *s)
+{
+	size_t i = str_hash(s) & (set->cap - 1);
+	while (set->slot[i] && strcmp(set->slot[i], s))
+		i = (i + 1) & (set->cap - 1);
+	return &set->slot[i];
+}
+
+static bool strset_has(const struct strset *set, const char *s)
+{
+	return *strset_find(set, s) != NULL;
+}
+
+static void strset_add(struct strset *set, const char *s)
+{
+	if (2 * (set->n + 1) > set->cap) {
+		struct strset bigger;
+		strset_init(&bigger, set->cap);
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->slot[i])
+				*strset_find(&bigger, set->slot[i]) =
+				    set->slot[i];
+		bigger.n = set->n;
+		free(set->slot);
+		*set = bigger;
+	}
+	const char **slot = strset_find(set, s);
+	if (!*slot) {
+		*slot = s;
+		set->n++;
+	}
+}
+
 void name_offers(struct offer **offers, size_t n)
 {
 	if (!n)
@@ -188,12 +250,10 @@ void name_offers(struct offer **offers, size_t n)
 	/* Twins left: the first in identity order keeps the name, the others
 	 * get the first free "-N". Free means unused by any offer's name. */
 	qsort(v, n, sizeof *v, cmp_named);
-	char **taken = xcalloc(n, sizeof *taken);
+	struct strset taken;
+	strset_init(&taken, 2 * n + 1);
 	for (size_t i = 0; i < n; i++)
-		taken[i] = v[i].base;
-	qsort(taken, n, sizeof *taken, cmp_str);
-	char **extra = NULL;
-	size_t n_extra = 0;
+		strset_add(&taken, v[i].base);
 	for (size_t i = 0; i < n; i++) {
 		/* The type directory's link holds OFFER_LINK_NAME: an offer
 		 * whose name it would be is a twin of the link. */
@@ -206,21 +266,15 @@ void name_offers(struct offer **offers, size_t n)
 			struct buf b;
 			buf_init(&b);
 			buf_printf(&b, "%s-%d", v[i].base, k);
-			bool used = in_sorted(taken, n, b.data);
-			for (size_t e = 0; e < n_extra && !used; e++)
-				used = !strcmp(extra[e], b.data);
-			if (!used) {
+			if (!strset_has(&taken, b.data)) {
 				v[i].o->name = buf_steal(&b);
-				extra = xrealloc(extra,
-						 (n_extra + 1) * sizeof *extra);
-				extra[n_extra++] = v[i].o->name;
+				strset_add(&taken, v[i].o->name);
 				break;
 			}
 			buf_free(&b);
 		}
 	}
-	free(extra);
-	free(taken);
+	strset_free(&taken);
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].base);
 		free(v[i].key);
