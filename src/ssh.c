@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,9 +56,10 @@
 #define READ_CHUNK (256 * 1024)
 /* Bytes one command may take per loop round before the others get theirs. */
 #define ROUND_BUDGET ((size_t)4 << 20)
-/* The receive window we grant sshd per channel: libssh2's 2 MiB default
- * caps loopback throughput well below what OpenSSH's client gets. */
-#define CHANNEL_WINDOW (16u << 20)
+/* The receive window we grant sshd per channel. Bigger is slower with
+ * libssh2: it queues the whole window as a list of packets that every read
+ * walks (16 MiB halved the throughput on a busy machine). */
+#define CHANNEL_WINDOW LIBSSH2_CHANNEL_WINDOW_DEFAULT
 
 #define LOST_MARKER "\n[primefs: connection lost]\n"
 
@@ -90,7 +92,8 @@ struct ssh_cmd {
 	/* Under lock. */
 	bool started;
 	int start_rc;
-	char *head; /* stream positions [0, head_len) */
+	bool abandoned; /* ssh_run() gave up waiting: do not start it */
+	char *head;	/* stream positions [0, head_len) */
 	size_t head_len, head_alloc, head_cap;
 	char *ring; /* position p >= head_cap at (p - head_cap) % ring_cap */
 	size_t ring_alloc, ring_cap;
@@ -113,6 +116,20 @@ struct ssh_cmd {
 };
 
 struct ssh_pool;
+
+/* libssh2's allocations carry their size and size class. */
+#define MIN_CLASS   13 /* 8 KiB */
+#define N_CLASSES   6  /* .. 256 KiB */
+#define CACHE_DEPTH 64
+struct blk {
+	union {
+		struct {
+			size_t size;
+			int cls; /* -1: not cached */
+		} h;
+		max_align_t align;
+	} u;
+};
 
 struct sess {
 	struct ssh_pool *pool;
@@ -137,6 +154,8 @@ struct sess {
 	char *rbuf;
 	int known_types; /* host key types known_hosts holds for this host */
 	unsigned long long rx; /* bytes libssh2 took from the socket */
+	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
+	int cached[N_CLASSES];
 };
 
 struct ssh_pool {
@@ -1108,6 +1127,74 @@ static int authenticate(struct sess *s)
 	return rc;
 }
 
+/* libssh2's memory, through a small cache of big blocks. It mallocs and
+ * frees a buffer per packet, and glibc gave the freed top of its heap back
+ * to the kernel each time, so every packet paid page faults: a tenth of the
+ * CPU at full speed. Only the session's thread calls these (no lock); the
+ * cache is emptied whenever the session goes idle. */
+static int size_class(size_t n)
+{
+	for (int k = 0; k < N_CLASSES; k++)
+		if (n <= (size_t)1 << (MIN_CLASS + k))
+			return n > (size_t)1 << (MIN_CLASS - 1) ? k : -1;
+	return -1;
+}
+
+static void *ss_alloc(size_t n, void **abstract)
+{
+	struct sess *s = *abstract;
+	int k = size_class(n);
+	struct blk *b;
+	if (k >= 0 && s->cached[k])
+		b = s->cache[k][--s->cached[k]];
+	else
+		b = malloc(sizeof *b +
+			   (k >= 0 ? (size_t)1 << (MIN_CLASS + k) : n));
+	if (!b)
+		return NULL;
+	b->u.h.size = n;
+	b->u.h.cls = k;
+	return b + 1;
+}
+
+static void ss_free(void *p, void **abstract)
+{
+	struct sess *s = *abstract;
+	if (!p)
+		return;
+	struct blk *b = (struct blk *)p - 1;
+	int k = b->u.h.cls;
+	if (k >= 0 && s->cached[k] < CACHE_DEPTH)
+		s->cache[k][s->cached[k]++] = b;
+	else
+		free(b);
+}
+
+static void *ss_realloc(void *p, size_t n, void **abstract)
+{
+	if (!p)
+		return ss_alloc(n, abstract);
+	struct blk *b = (struct blk *)p - 1;
+	if (b->u.h.cls >= 0 && n <= (size_t)1 << (MIN_CLASS + b->u.h.cls) &&
+	    size_class(n) == b->u.h.cls) {
+		b->u.h.size = n;
+		return p;
+	}
+	void *q = ss_alloc(n, abstract);
+	if (q) {
+		memcpy(q, p, n < b->u.h.size ? n : b->u.h.size);
+		ss_free(p, abstract);
+	}
+	return q;
+}
+
+static void cache_release(struct sess *s)
+{
+	for (int k = 0; k < N_CLASSES; k++)
+		while (s->cached[k])
+			free(s->cache[k][--s->cached[k]]);
+}
+
 /* libssh2's reads from the socket, counted: a loop round in which libssh2
  * took bytes may have queued packets for a channel already visited, so the
  * thread only sleeps after a round that took none. */
@@ -1129,7 +1216,7 @@ static int sess_open(struct sess *s)
 	int rc = tcp_connect(s, now_monotonic() + p->timeout);
 	if (rc)
 		return rc;
-	s->ss = libssh2_session_init_ex(NULL, NULL, NULL, s);
+	s->ss = libssh2_session_init_ex(ss_alloc, ss_free, ss_realloc, s);
 	if (!s->ss) {
 		plog("ssh", s->key, "libssh2_session_init failed");
 		return -EIO;
@@ -1400,6 +1487,13 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 		if (c->st == C_OPENING)
 			opening = true;
+	for (struct ssh_cmd *c = s->cmds; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		bool gone = c->abandoned && c->st == C_QUEUED;
+		pthread_mutex_unlock(&c->lock);
+		if (gone)
+			c->st = C_FREEING; /* no channel: dropped below */
+	}
 	if (!opening)
 		for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 			if (c->st == C_QUEUED) {
@@ -1475,6 +1569,8 @@ static void sess_loop(struct sess *s, struct fail *f)
 			return;
 		if (s->cmds)
 			s->idle_unread = false;
+		else
+			cache_release(s);
 		double now = now_monotonic();
 		/* Keepalives only when nothing is half sent and the socket
 		 * takes a small packet at once (see step_all). */
@@ -1550,7 +1646,8 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 		     s->host, s->port, f->why,
 		     running ? "; its running commands end" : "");
 	if (s->ss && was_up && stopping)
-		libssh2_session_disconnect(s->ss, "session closed"); /* best effort */
+		libssh2_session_disconnect(s->ss,
+					   "session closed"); /* best effort */
 	/* Nothing more will be sent: every libssh2 call below now fails at
 	 * once instead of waiting on the peer. */
 	if (s->sock >= 0)
@@ -1596,6 +1693,7 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 			sleep_seconds(0.001);
 		s->ss = NULL;
 	}
+	cache_release(s);
 	if (s->sock >= 0)
 		close(s->sock);
 	s->sock = -1;
@@ -1764,9 +1862,11 @@ static void free_list(struct sess *s)
 	}
 }
 
+/* A new session for the pod, its thread started with c already queued (a
+ * thread that fails at once must find c to fail it). */
 static struct sess *sess_start(struct ssh_pool *p, const char *key,
 			       const char *conn, char *user, char *host,
-			       int port)
+			       int port, struct ssh_cmd *c)
 {
 	struct sess *s = xcalloc(1, sizeof *s);
 	s->pool = p;
@@ -1779,6 +1879,8 @@ static struct sess *sess_start(struct ssh_pool *p, const char *key,
 	s->rbuf = xmalloc(READ_CHUNK);
 	atomic_init(&s->stop, false);
 	pthread_mutex_init(&s->lock, NULL);
+	c->next = NULL;
+	s->q_head = s->q_tail = c;
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* The thread blocks every signal: SIGPIPE from a send to a dead peer
 	 * (the agent's socket is written without MSG_NOSIGNAL) stays pending
@@ -1843,20 +1945,9 @@ static bool submit(struct ssh_pool *p, const char *key, const char *conn,
 		}
 	}
 	if (!queued) {
-		/* Queued before the thread runs: it sees c once connected. */
-		c->next = NULL;
-		s = sess_start(p, key, conn, user, host, port);
-		if (s) {
-			pthread_mutex_lock(&s->lock);
-			if (s->q_tail)
-				s->q_tail->next = c;
-			else
-				s->q_head = c;
-			s->q_tail = c;
-			pthread_mutex_unlock(&s->lock);
-			wake(s);
-			queued = true;
-		} else {
+		s = sess_start(p, key, conn, user, host, port, c);
+		queued = s != NULL;
+		if (!s) {
 			free(user);
 			free(host);
 		}
@@ -1886,11 +1977,24 @@ int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 			ssh_cmd_put(c);
 			return -EIO;
 		}
+		/* Every step of the thread has its own deadline; this one only
+		 * guards against a bug turning into a hung shell. */
+		double limit = 5 * p->timeout + 5;
+		struct timespec ts;
+		monotonic_abs(&ts, limit);
 		pthread_mutex_lock(&c->lock);
 		while (!c->started)
-			pthread_cond_wait(&c->cond, &c->lock);
-		int rc = c->start_rc;
+			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
+			    ETIMEDOUT)
+				break;
+		int rc = c->started ? c->start_rc : -EIO;
+		if (!c->started)
+			c->abandoned = true;
 		pthread_mutex_unlock(&c->lock);
+		if (rc == -EIO && !c->started)
+			plog("ssh", pod_key,
+			     "the command did not start within %gs; giving up",
+			     limit);
 		if (rc == 0) {
 			*out = c;
 			return 0;

@@ -584,30 +584,72 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-static void sc_throughput(struct ssh_pool *p)
+/* One run of cmd, read by a reader that keeps up; seconds. */
+static double timed_run(struct ssh_pool *p, const char *cmd,
+			unsigned long long size)
 {
-	unsigned long long size = strtoull(arg("bytes", "268435456"), NULL, 10);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "head -c %llu /dev/zero", size);
-	/* Warm: the session is up before the clock starts, as ssh's is not. */
-	struct result w;
-	run_cmd(p, "pod-a", conn_a, "true", &w);
-	result_free(&w);
 	double t0 = now_monotonic();
 	struct ssh_cmd *c = NULL;
 	CHECK(ssh_run(p, "pod-a", conn_a, cmd, &c) == 0);
 	if (!c)
-		return;
+		return 1e9;
 	struct reader r = {c, 0, 0, false};
+	if (atoi(arg("after", "0")))
+		ssh_cmd_wait_done(c, 60); /* the I/O thread alone */
 	reader_main(&r);
 	double t = now_monotonic() - t0;
-	printf("# throughput_bytes %llu\n", r.bytes);
-	printf("# throughput_s %.3f\n", t);
-	printf("# throughput_MBps %.1f\n", r.bytes / t / 1e6);
 	CHECK(r.bytes == size);
 	CHECK(r.zeros == size);
 	CHECK(!r.marker);
 	ssh_cmd_put(c);
+	return t;
+}
+
+static void sc_throughput(struct ssh_pool *p)
+{
+	unsigned long long size = strtoull(arg("bytes", "268435456"), NULL, 10);
+	int runs = atoi(arg("runs", "1"));
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "head -c %llu /dev/zero", size);
+	struct ssh_opts o = opts();
+	o.output_cap = strtoull(arg("cap", "0"), NULL, 10);
+	/* Cold: a new pool, so connect and authentication count, as they do
+	 * for `ssh host cmd`. Then warm: the session reused, as primefs
+	 * does. */
+	p = ssh_pool_new(&o);
+	double t = timed_run(p, cmd, size);
+	printf("# cold_s %.3f\n", t);
+	for (int i = 0; i < runs; i++) {
+		t = timed_run(p, cmd, size);
+		printf("# warm_s %.3f\n", t);
+		printf("# warm_MBps %.1f\n", size / t / 1e6);
+	}
+	ssh_pool_free(p);
+}
+
+/* Time of a trivial command on a warm session: ssh_run() to exit status. */
+static void sc_latency(struct ssh_pool *p)
+{
+	int n = atoi(arg("runs", "20"));
+	double best = 1e9, sum = 0;
+	for (int i = 0; i <= n; i++) {
+		double t0 = now_monotonic();
+		struct result r;
+		run_cmd(p, "pod-a", conn_a, "true", &r);
+		double t = now_monotonic() - t0;
+		CHECK(r.rc == 0 && r.ended);
+		result_free(&r);
+		if (i == 0) {
+			printf("# connect_and_true_ms %.2f\n", t * 1000);
+			continue;
+		}
+		printf("# true_ms %.2f\n", t * 1000);
+		sum += t;
+		if (t < best)
+			best = t;
+	}
+	printf("# true_best_ms %.2f\n# true_mean_ms %.2f\n", best * 1000,
+	       sum / n * 1000);
 }
 
 static void sc_agent(struct ssh_pool *p)
@@ -711,6 +753,7 @@ static const struct {
     {"cap", sc_cap},
     {"reuse", sc_reuse},
     {"throughput", sc_throughput},
+    {"latency", sc_latency},
     {"agent", sc_agent},
     {"watch", sc_watch},
 };
