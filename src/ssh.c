@@ -516,27 +516,29 @@ void ssh_cmd_put(struct ssh_cmd *c)
 /* From the I/O thread, no lock held: wake waiters and call watchers. */
 static void cmd_notify(struct ssh_cmd *c)
 {
-	struct watcher *snap[16];
-	size_t n = 0;
 	c->dirty = false;
 	pthread_mutex_lock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	if (!c->watchers) {
+	size_t n = 0;
+	for (struct watcher *w = c->watchers; w; w = w->next)
+		n++;
+	if (!n) {
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
 	c->notifying = true;
 	c->notifier = pthread_self();
 	/* Copies, so that fn may unwatch (which frees its node). */
-	struct watcher copies[16];
-	for (struct watcher *w = c->watchers; w && n < 16; w = w->next) {
-		copies[n] = *w;
-		snap[n] = &copies[n];
-		n++;
-	}
+	struct watcher few[8];
+	struct watcher *copy = n <= 8 ? few : xmalloc(n * sizeof *copy);
+	n = 0;
+	for (struct watcher *w = c->watchers; w; w = w->next)
+		copy[n++] = *w;
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; i < n; i++)
-		snap[i]->fn(snap[i]->arg);
+		copy[i].fn(copy[i].arg);
+	if (copy != few)
+		free(copy);
 	pthread_mutex_lock(&c->lock);
 	c->notifying = false;
 	pthread_cond_broadcast(&c->cond);
@@ -672,6 +674,8 @@ static int tcp_connect(struct sess *s, double deadline)
 		break;
 	}
 	freeaddrinfo(res);
+	if (s->sock < 0 && err == ECANCELED)
+		return -ECANCELED; /* stopped: nobody waits for a reason */
 	if (s->sock < 0) {
 		if (err == ETIMEDOUT)
 			plog("ssh", s->key,
@@ -893,20 +897,33 @@ static int check_host_key(struct sess *s, LIBSSH2_KNOWNHOSTS *k)
 	int rc = 0;
 	if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
 		rc = 0;
-	} else if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH ||
-		   (r == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND && s->known_types)) {
-		/* A new key, or a type we never saw while others are known
-		 * (the server no longer offers any known one). */
+	} else if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
 		plog("ssh", s->key,
 		     "HOST KEY CHANGED for [%s]:%d: it now presents %s key "
-		     "SHA256:%s, which does not match %s; refusing to connect "
-		     "(nothing was sent). If the pod was really rebuilt, "
-		     "remove its line from %s",
+		     "SHA256:%s, which does not match the one in %s; refusing "
+		     "to connect (nothing was sent). If the pod was really "
+		     "rebuilt, remove its line from that file",
 		     s->host, s->port, key_types[kt].name, fp.data,
-		     r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH
-			 ? "the key known for it"
-			 : "the key types known for it",
 		     s->pool->known_hosts);
+		rc = -EACCES;
+	} else if (r == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND && s->known_types) {
+		/* Known by keys of other types only, which this server no
+		 * longer offers (they were asked for first): as suspect as a
+		 * changed key, but maybe only a key type libssh2 cannot use. */
+		struct buf types;
+		buf_init(&types);
+		for (size_t i = 0; i < N_KEY_TYPES; i++)
+			if (s->known_types & (1 << i))
+				buf_printf(&types, "%s%s", types.len ? "/" : "",
+					   key_types[i].name);
+		plog("ssh", s->key,
+		     "HOST KEY CHANGED for [%s]:%d: it presents %s key "
+		     "SHA256:%s, but %s knows it by %s keys only; refusing to "
+		     "connect (nothing was sent). If this key is right, add it "
+		     "to that file (ssh-keyscan -p %d %s)",
+		     s->host, s->port, key_types[kt].name, fp.data,
+		     s->pool->known_hosts, types.data, s->port, s->host);
+		buf_free(&types);
 		rc = -EACCES;
 	} else if (r == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
 		rc = kh_learn(s, k, key, len, (int)kt, fp.data);
@@ -1086,11 +1103,12 @@ static int auth_file(struct sess *s, const char *path, double deadline,
 	}
 	if (r == 0)
 		return 0;
-	bool rsa = !strcmp(type, "ssh-rsa");
 	buf_printf(tried, "%skey %s (%s)", tried->len ? ", " : "", path, type);
 	if (r == LIBSSH2_ERROR_AUTHENTICATION_FAILED ||
 	    r == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
-		if (rsa)
+		/* A type we could not read (PKCS#8) may be RSA too: say so
+		 * rather than nothing. */
+		if (!strcmp(type, "ssh-rsa") || !strcmp(type, "unknown"))
 			*rsa_refused = true;
 		return 1;
 	}
@@ -1144,7 +1162,8 @@ static int authenticate(struct sess *s)
 			     "(tried %s): an RSA key was refused: libssh2 %s "
 			     "signs RSA only with SHA-1 (ssh-rsa), which "
 			     "OpenSSH >= 8.8 refuses; use an ed25519 key "
-			     "(ssh-keygen -t ed25519) or libssh2 >= 1.11",
+			     "(ssh-keygen -t ed25519) or libssh2 >= 1.11 (or "
+			     "the key is not in the pod's authorized_keys)",
 			     s->user, s->host, s->port, tried.data,
 			     libssh2_version(0));
 		else
@@ -1244,6 +1263,12 @@ static ssize_t counting_recv(libssh2_socket_t fd, void *buf, size_t len,
 static int sess_open(struct sess *s)
 {
 	const struct ssh_pool *p = s->pool;
+	if (!p->known_hosts) {
+		plog("ssh", s->key,
+		     "no known_hosts file: cannot check the host key, "
+		     "refusing");
+		return -EACCES;
+	}
 	int rc = tcp_connect(s, now_monotonic() + p->timeout);
 	if (rc)
 		return rc;
@@ -1262,12 +1287,6 @@ static int sess_open(struct sess *s)
 	 * them; a dead peer is found by TCP_USER_TIMEOUT instead. */
 	libssh2_keepalive_config(s->ss, 0, (unsigned)p->keepalive);
 
-	if (!p->known_hosts) {
-		plog("ssh", s->key,
-		     "no known_hosts file: cannot check the "
-		     "host key, refusing");
-		return -EACCES;
-	}
 	LIBSSH2_KNOWNHOSTS *k = kh_load(s);
 	if (!k)
 		return -EIO;
@@ -1298,8 +1317,9 @@ static int sess_open(struct sess *s)
 		     "SSH handshake with %s port %d failed: %s%s", s->host,
 		     s->port, last_error(s),
 		     rc == LIBSSH2_ERROR_KEX_FAILURE
-			 ? " (no host key type both sides know: libssh2 < "
-			   "1.11 cannot use RSA host keys with SHA-2)"
+			 ? " (no algorithms in common; libssh2 < 1.11 cannot "
+			   "use an RSA host key with SHA-2, as OpenSSH >= 8.8 "
+			   "wants)"
 			 : "");
 		libssh2_knownhost_free(k);
 		return rc == LIBSSH2_ERROR_SOCKET_RECV ||
@@ -1335,6 +1355,7 @@ struct fail {
 	int code; /* for the command being started */
 	struct ssh_cmd *who;
 	char why[256];
+	int stopped; /* commands not started because the pool closed it */
 };
 
 static void set_fail(struct sess *s, struct fail *f, struct ssh_cmd *who,
@@ -1546,10 +1567,15 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next) {
 		if (s->out_owner && s->out_owner != c)
 			continue;
+		/* Only steps that call libssh2 and may send can own a
+		 * half-sent packet (the bit below is the last call's). */
+		bool sends = c->st == C_OPENING || c->st == C_EXEC ||
+			     c->st == C_RUNNING ||
+			     (c->st == C_FREEING && c->ch);
 		if (!step_cmd(s, c, progress, f))
 			return false;
-		if (libssh2_session_block_directions(s->ss) &
-		    LIBSSH2_SESSION_BLOCK_OUTBOUND)
+		if (sends && (libssh2_session_block_directions(s->ss) &
+			      LIBSSH2_SESSION_BLOCK_OUTBOUND))
 			s->out_owner = c;
 		else if (s->out_owner == c)
 			s->out_owner = NULL;
@@ -1695,6 +1721,7 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 		switch (c->st) {
 		case C_QUEUED:
 		case C_OPENING: /* nothing of it ran */
+			f->stopped += c != f->who && stopping;
 			cmd_started(c, c == f->who ? f->code
 				       : stopping  ? -EHOSTUNREACH
 						   : RETRY_RC);
@@ -1754,14 +1781,21 @@ static void *sess_main(void *arg)
 	struct ssh_cmd *q = s->q_head;
 	s->q_head = s->q_tail = NULL;
 	pthread_mutex_unlock(&s->lock);
+	bool stopping = atomic_load(&s->stop);
 	while (q) {
 		struct ssh_cmd *c = q;
 		q = c->next;
-		cmd_started(
-		    c, up ? (atomic_load(&s->stop) ? -EHOSTUNREACH : RETRY_RC)
-			  : f.code);
+		f.stopped += stopping;
+		cmd_started(c, stopping ? -EHOSTUNREACH
+			       : up	? RETRY_RC
+					: f.code);
 		ssh_cmd_put(c); /* the thread's reference */
 	}
+	if (f.stopped)
+		plog("ssh", s->key,
+		     "session to %s port %d closed (pod gone or unmounting) "
+		     "before %d command%s could start",
+		     s->host, s->port, f.stopped, f.stopped == 1 ? "" : "s");
 	pthread_mutex_lock(&s->lock);
 	s->exited = true;
 	pthread_mutex_unlock(&s->lock);

@@ -188,6 +188,30 @@ def test_host_key_learned_then_change_refused(pods, tmp_path, keys):
     assert "HOST KEY CHANGED" in r.stderr
 
 
+def test_known_hosts_hashed_and_unparsable_lines(pods, tmp_path, keys):
+    a = pods()
+    scan = subprocess.run(["ssh-keyscan", "-H", "-t", "ed25519", "-p", str(a.port), "127.0.0.1"],
+                          capture_output=True, text=True, check=True).stdout
+    assert scan.startswith("|1|"), scan
+    kh = tmp_path / "known_hosts"
+    kh.write_text("# a comment\n"
+                  "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE\n"
+                  "other.example.com sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5\n"
+                  + scan)
+    run("known", a, tmp_path, keys, extra=["expect=match"]).check()
+    assert kh.read_text().endswith(scan), "a known host was learned again"
+    assert accepted(a.log_text()) == 1
+
+
+def test_known_by_another_key_type_refused(pods, tmp_path, keys):
+    a = pods()
+    _, other_host_key = make_key(tmp_path, "ecdsa", name="other_host_key")
+    kind, blob = other_host_key.split()[:2]
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{a.port} {kind} {blob}\n")
+    run("known", a, tmp_path, keys, extra=["expect=refused"]).check()
+    assert accepted(a.log_text()) == 0
+
+
 def test_rsa_key_refused_with_the_fix(pods, tmp_path, keys):
     a = pods()
     r = run("rsa", a, tmp_path, keys, extra=[f"rsa_key={keys['rsa']}"]).check()

@@ -403,6 +403,25 @@ static void sc_hostkey(struct ssh_pool *p)
 	ssh_pool_free(p2);
 }
 
+/* known_hosts prepared by the driver: expect=match (hashed OpenSSH lines,
+ * among lines libssh2 cannot parse) or expect=refused (the host known by a
+ * key of another type only). */
+static void sc_known(struct ssh_pool *p)
+{
+	struct result r;
+	run_cmd(p, "pod-a", conn_a, "echo known", &r);
+	if (!strcmp(arg("expect", ""), "match")) {
+		CHECK(r.rc == 0);
+		CHECK_STR(S(&r.out), "known\n");
+		CHECK(!log_has("learned host key"));
+	} else {
+		CHECK(r.rc == -EACCES);
+		CHECK(log_has("HOST KEY CHANGED for [127.0.0.1]:"));
+		CHECK(log_has("knows it by ECDSA-256 keys only"));
+	}
+	result_free(&r);
+}
+
 static void sc_rsa(struct ssh_pool *p)
 {
 	(void)p;
@@ -764,6 +783,7 @@ static const struct {
     {"concurrent", sc_concurrent},
     {"pods", sc_pods},
     {"hostkey", sc_hostkey},
+    {"known", sc_known},
     {"rsa", sc_rsa},
     {"lost", sc_lost},
     {"unreachable", sc_unreachable},
