@@ -634,6 +634,9 @@ static double timed_run(struct ssh_pool *p, const char *cmd,
 		ssh_cmd_wait_done(c, 60); /* the I/O thread alone */
 	reader_main(&r);
 	double t = now_monotonic() - t0;
+	if (r.bytes != size || r.marker)
+		printf("# reader got %llu of %llu bytes (%llu zeros)\n",
+		       r.bytes, size, r.zeros);
 	CHECK(r.bytes == size);
 	CHECK(r.zeros == size);
 	CHECK(!r.marker);
