@@ -14,7 +14,8 @@
  * across network I/O: readers copy from a command's buffer while its
  * thread reads the next packet. Order: pool, then sess; cmd alone.
  *
- * Output. A command keeps its first cap/2 bytes and a ring of its last
+ * Output. stdout and stderr become one stream in the order their packets
+ * arrived. A command keeps its first cap/2 bytes and a ring of its last
  * cap/2; what falls between is dropped, and a reader whose cursor lands
  * there gets a marker line before it continues at the tail. The thread
  * never stops reading a channel (there is no back-pressure to stall sshd),
@@ -1380,6 +1381,11 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		    s->ss, "session", 7, CHANNEL_WINDOW,
 		    LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL, 0);
 		if (c->ch) {
+			/* stderr packets come out of stream 0's reads, in the
+			 * order they arrived among stdout's: one stream, as
+			 * produced. (MERGE never blocks.) */
+			libssh2_channel_handle_extended_data2(
+			    c->ch, LIBSSH2_CHANNEL_EXTENDED_DATA_MERGE);
 			c->st = C_EXEC;
 			c->deadline = now_monotonic() + p->timeout;
 			*progress = true;
@@ -1446,6 +1452,10 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		bool any = true;
 		while (any && budget) {
 			any = false;
+			/* Stream 0 carries stderr too (MERGE, above); the
+			 * stderr read is a guard that finds nothing. Both in
+			 * one loop: reading one to its end first would stall
+			 * once the other fills the channel window. */
 			for (int stream = 0; stream < 2; stream++) {
 				/* Straight into the command's buffer: one copy
 				 * less per byte. */
