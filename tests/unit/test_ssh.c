@@ -5,6 +5,11 @@
  *   test_ssh SCENARIO host=127.0.0.1 port=N user=root key=FILE
  *            known_hosts=FILE dir=DIR [port_b=N] [stall_port=N]
  *            [closed_port=N] [rsa_key=FILE] [other_key=FILE] [explicit=0|1]
+ *            [timeout=S] [expect=match|refused]
+ *            [bytes=N runs=N cap=N after=0|1]   (throughput, latency)
+ *
+ * Scenarios: basic interleave big stream concurrent pods hostkey known rsa
+ * lost unreachable cap reuse throughput latency agent watch.
  *
  * Where a scenario needs the pod to change under it (killed, restarted,
  * given a new host key) it prints "@@ ACTION" and waits for a line on
