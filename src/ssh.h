@@ -1,0 +1,90 @@
+/* ssh.h — runs command lines on pods over SSH, without FUSE: the engine
+ * behind a pod's `run` and `exit` files. One libssh2 session per pod, reused
+ * for every command (a channel each), driven by one I/O thread per session;
+ * each command's output (stdout and stderr as they arrived) is kept in a
+ * capped buffer that any number of readers follow with their own cursor.
+ * Host keys are checked against a known_hosts file (learned on first use,
+ * refused on change); authentication is by public key (agent or key file). */
+#ifndef PRIMEFS_SSH_H
+#define PRIMEFS_SSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+struct ssh_opts {
+	const char *known_hosts; /* file; created if missing; unknown hosts
+				    are learned as [host]:port */
+	const char *key_path;	 /* private key file (may be NULL) */
+	bool key_explicit; /* -o ssh_key= given: use only that key, no agent */
+	double timeout;	   /* seconds for connect, handshake, auth, channel
+			      open (default 10) */
+	double keepalive;  /* seconds between keepalives (default 15) */
+	size_t output_cap; /* bytes of output kept per command (default 64
+			      MiB) */
+};
+
+struct ssh_pool; /* one libssh2 session per pod, reused */
+struct ssh_cmd;	 /* one command's output and exit, refcounted */
+/* A reader's place in a stream; start at {0, false}. marker_done becomes
+ * true once this reader has been given a "bytes dropped" marker. */
+struct ssh_cursor {
+	unsigned long long pos;
+	bool marker_done;
+};
+
+/* The pool copies what o points to. Network I/O happens only in the pool's
+ * threads, which block every signal: SIGPIPE cannot reach them (libssh2
+ * also sends with MSG_NOSIGNAL). */
+struct ssh_pool *ssh_pool_new(const struct ssh_opts *o);
+/* Closes every session; commands still referenced stay readable (a running
+ * one ends as "connection lost"). No other call on p may be in progress. */
+void ssh_pool_free(struct ssh_pool *p);
+
+/* Starts cmdline with the pod's shell on the pod known by pod_key (its id),
+ * reachable at conn ("user@host -p port", port optional → 22). Blocks until
+ * the exec request succeeded or failed. 0 and a referenced *out, or -errno
+ * after a plog() line giving the real reason: EHOSTUNREACH (connect failed
+ * or timed out), EACCES (host key changed — nothing sent —, or auth
+ * refused), EIO (other SSH failures). A session found dead is replaced
+ * transparently. */
+int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
+	    const char *cmdline, struct ssh_cmd **out);
+/* Pod gone: close its session; its running commands end as "connection
+ * lost". */
+void ssh_pool_forget(struct ssh_pool *p, const char *pod_key);
+
+struct ssh_cmd *ssh_cmd_get(struct ssh_cmd *c);
+void ssh_cmd_put(struct ssh_cmd *c);
+
+/* Non-blocking: copies up to n bytes at the cursor (stdout and stderr
+ * interleaved as they arrived); returns bytes copied; 0 with *eof=true when
+ * the command ended and everything was read. A reader whose place was
+ * dropped (see ssh_opts.output_cap) first gets the line
+ * "\n[primefs: N bytes dropped]\n", then the kept tail; a read shorter than
+ * that line gets its first n bytes only. */
+size_t ssh_cmd_read(struct ssh_cmd *c, struct ssh_cursor *cur, char *buf,
+		    size_t n, bool *eof);
+/* Waits up to timeout seconds for data past the cursor or the end; true when
+ * either is there. */
+bool ssh_cmd_wait(struct ssh_cmd *c, const struct ssh_cursor *cur,
+		  double timeout);
+bool ssh_cmd_done(struct ssh_cmd *c);
+/* Waits up to timeout for the end; true when done. */
+bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout);
+/* After done: "0\n", "3\n", "signal KILL\n", or "connection lost\n" (sshd
+ * died mid-command). Before: nothing is added. */
+void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out);
+/* fn is called (from the I/O thread, no locks of ours held) whenever new
+ * output or the end arrives; for FUSE poll. Returns an id for
+ * ssh_cmd_unwatch. Once ssh_cmd_unwatch returns, fn is not running and will
+ * not be called again (unless unwatch is called from fn itself). */
+int ssh_cmd_watch(struct ssh_cmd *c, void (*fn)(void *arg), void *arg);
+void ssh_cmd_unwatch(struct ssh_cmd *c, int id);
+
+/* Additions. Bytes the command has produced so far (what a reader that
+ * keeps up would get), dropped ones included. */
+unsigned long long ssh_cmd_total(struct ssh_cmd *c);
+
+#endif
