@@ -5,18 +5,37 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "runs.h"
 #include "template.h"
+
+/* A command line longer than this is refused (E2BIG), as a shell would. */
+#define RUN_MAX_LINE (1u << 20)
+
+/* A command line longer than this is refused (E2BIG), as a shell would. */
+#define RUN_MAX_LINE (1u << 20)
 
 struct handle {
 	struct buf data;
 	const struct file_def *file;
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
+	/* run and exit */
+	char *pod_id;
+	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
+	struct ssh_cursor cur;
+	bool own;	/* opened for writing: follows its own command */
+	bool exit_done; /* data holds the exit text */
+	bool nonblock;
+	pthread_mutex_t mu; /* guards ph and watch between poll and notify */
+	struct fuse_pollhandle *ph;
+	int watch;
 };
 
 static struct primefs *fs(void)
@@ -128,7 +147,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	else if (n.type != N_FILE)
 		rc = -EACCES;
-	else if (acc != O_RDONLY && !n.file->store)
+	else if (acc != O_RDONLY && !n.file->store && !(n.file->flags & F_RUN))
 		rc = -EACCES;
 	else if (acc != O_WRONLY && (n.file->flags & F_WRITE_ONLY))
 		rc = -EACCES;
@@ -139,10 +158,20 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	struct handle *h = xcalloc(1, sizeof *h);
 	buf_init(&h->data);
 	h->file = n.file;
-	if (fi->flags & O_TRUNC)
+	h->watch = -1;
+	pthread_mutex_init(&h->mu, NULL);
+	if (n.file->flags & (F_RUN | F_EXIT)) {
+		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
+		h->own = acc != O_RDONLY;
+		h->nonblock = fi->flags & O_NONBLOCK;
+		/* A reader follows the newest command as of its open. */
+		if (!h->own)
+			h->cmd = runs_newest(fs()->runs, h->pod_id);
+	} else if (fi->flags & O_TRUNC) {
 		h->truncated = true;
-	else if (!(n.file->flags & F_WRITE_ONLY))
+	} else if (!(n.file->flags & F_WRITE_ONLY)) {
 		rc = tree_render(fs()->tree, &n, &h->data);
+	}
 	node_release(&n);
 	if (rc) {
 		buf_free(&h->data);
@@ -151,6 +180,90 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
+	if (n.file->flags & F_STREAM)
+		fi->nonseekable = 1;
+	return 0;
+}
+
+static bool interrupted(void *arg)
+{
+	(void)arg;
+	return fuse_interrupted();
+}
+
+/* The command line written so far becomes a command: the caller waits
+ * until it has started (or could not). */
+static int start_pending(struct handle *h)
+{
+	if (!h->data.len)
+		return 0;
+	size_t len = h->data.len;
+	if (h->data.data[len - 1] == '\n')
+		len--; /* the newline that ended the line is not the command's
+			*/
+	char *line = xstrndup(h->data.data, len);
+	buf_reset(&h->data);
+	struct ssh_cmd *cmd = NULL;
+	int rc =
+	    runs_start(fs()->runs, h->pod_id, line, interrupted, NULL, &cmd);
+	free(line);
+	if (rc)
+		return rc;
+	struct ssh_cmd *old = h->cmd;
+	if (old && h->watch >= 0)
+		ssh_cmd_unwatch(old, h->watch);
+	pthread_mutex_lock(&h->mu);
+	h->watch = -1;
+	h->cmd = cmd;
+	h->cur.pos = 0;
+	h->cur.marker_done = false;
+	pthread_mutex_unlock(&h->mu);
+	if (old)
+		ssh_cmd_put(old);
+	return 0;
+}
+
+/* Output as it comes; blocks (interruptibly) until there is some or the
+ * command ends. */
+static int read_run(struct handle *h, char *out, size_t size)
+{
+	if (h->own) {
+		int rc = start_pending(h);
+		if (rc)
+			return rc;
+	}
+	if (!h->cmd)
+		return 0; /* before any command: empty */
+	for (;;) {
+		bool eof = false;
+		size_t n = ssh_cmd_read(h->cmd, &h->cur, out, size, &eof);
+		if (n || eof)
+			return (int)n;
+		if (h->nonblock)
+			return -EAGAIN;
+		if (fuse_interrupted())
+			return -EINTR;
+		ssh_cmd_wait(h->cmd, &h->cur, 0.2);
+	}
+}
+
+/* The status, once the command has ended; a wait until then. */
+/* Fills the handle with the exit text, once the command has ended. */
+static int read_exit(struct handle *h)
+{
+	if (!h->exit_done) {
+		while (h->cmd && !ssh_cmd_wait_done(h->cmd, 0.2)) {
+			if (h->nonblock)
+				return -EAGAIN;
+			if (fuse_interrupted())
+				return -EINTR;
+		}
+		if (h->cmd)
+			ssh_cmd_exit_text(h->cmd, &h->data);
+		else
+			buf_addc(&h->data, '\n'); /* before any command */
+		h->exit_done = true;
+	}
 	return 0;
 }
 
@@ -159,6 +272,13 @@ static int fs_read(const char *path, char *out, size_t size, off_t off,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h->file->flags & F_RUN)
+		return read_run(h, out, size);
+	if (h->file->flags & F_EXIT) {
+		int rc = read_exit(h);
+		if (rc)
+			return rc;
+	}
 	if (off < 0 || (size_t)off >= h->data.len)
 		return 0;
 	size_t n = h->data.len - (size_t)off;
@@ -173,6 +293,19 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h->file->flags & F_RUN) {
+		/* Writes gather one command line; a write that ends a line
+		 * starts it and returns once it has started. */
+		if (h->data.len + size > RUN_MAX_LINE)
+			return -E2BIG;
+		buf_add(&h->data, data, size);
+		if (size && data[size - 1] == '\n') {
+			int rc = start_pending(h);
+			if (rc)
+				return rc;
+		}
+		return (int)size;
+	}
 	if (!h->file->store)
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
@@ -195,6 +328,8 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h->file->flags & F_RUN)
+		return h->own ? start_pending(h) : 0;
 	if (!h->dirty || !h->file->store || (h->file->flags & F_PER_WRITE))
 		return 0;
 	h->dirty = false;
@@ -212,6 +347,15 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	 * cannot be invalid, so nothing is lost by storing it this late. */
 	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE))
 		h->file->store(fs()->tree, "", 0);
+	if (h->cmd) {
+		if (h->watch >= 0)
+			ssh_cmd_unwatch(h->cmd, h->watch);
+		ssh_cmd_put(h->cmd);
+	}
+	if (h->ph)
+		fuse_pollhandle_destroy(h->ph);
+	pthread_mutex_destroy(&h->mu);
+	free(h->pod_id);
 	buf_free(&h->data);
 	free(h);
 	return 0;
@@ -340,7 +484,60 @@ static int fs_utimens(const char *path, const struct timespec tv[2],
 	return -EPERM;
 }
 
+/* From a command's I/O thread: output or the end arrived. */
+static void poll_wake(void *arg)
+{
+	struct handle *h = arg;
+	pthread_mutex_lock(&h->mu);
+	struct fuse_pollhandle *ph = h->ph;
+	h->ph = NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (ph) {
+		fuse_notify_poll(ph);
+		fuse_pollhandle_destroy(ph);
+	}
+}
+
+static int fs_poll(const char *path, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	(void)path;
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	unsigned ready = POLLIN | POLLRDNORM;
+	if (h->file->store || (h->file->flags & F_RUN))
+		ready |= POLLOUT | POLLWRNORM;
+	bool waits = false;
+	if (h->cmd && (h->file->flags & F_RUN))
+		waits = !ssh_cmd_wait(h->cmd, &h->cur, 0);
+	else if (h->cmd && (h->file->flags & F_EXIT) && !h->exit_done)
+		waits = !ssh_cmd_done(h->cmd);
+	if (!waits) {
+		*reventsp = ready;
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		return 0;
+	}
+	*reventsp = ready & ~(unsigned)(POLLIN | POLLRDNORM);
+	if (ph) {
+		pthread_mutex_lock(&h->mu);
+		struct fuse_pollhandle *old = h->ph;
+		h->ph = ph;
+		bool need_watch = h->watch < 0;
+		pthread_mutex_unlock(&h->mu);
+		if (old)
+			fuse_pollhandle_destroy(old);
+		if (need_watch)
+			h->watch = ssh_cmd_watch(h->cmd, poll_wake, h);
+		/* It may have arrived between the check and the watch. */
+		if ((h->file->flags & F_RUN) ? ssh_cmd_wait(h->cmd, &h->cur, 0)
+					     : ssh_cmd_done(h->cmd))
+			poll_wake(h);
+	}
+	return 0;
+}
+
 const struct fuse_operations primefs_ops = {
+    .poll = fs_poll,
     .init = fs_init,
     .getattr = fs_getattr,
     .readlink = fs_readlink,

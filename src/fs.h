@@ -8,9 +8,12 @@
 
 #include "tree.h"
 
+struct runs;
+
 struct primefs {
 	struct tree *tree;
 	struct cache *cache;
+	struct runs *runs;
 };
 
 extern const struct fuse_operations primefs_ops;

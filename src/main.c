@@ -14,10 +14,11 @@
 #include "lifecycle.h"
 #include "template.h"
 #include "log.h"
+#include "runs.h"
 
 struct options {
 	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
-	double pods_ttl, offers_ttl, timeout;
+	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	int show_help, show_version;
 };
 
@@ -34,6 +35,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
     OPT("timeout=%lf", timeout),
+    OPT("ready_timeout=%lf", ready_timeout),
+    OPT("output_cap=%lf", output_cap_mib),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -56,13 +59,25 @@ static void usage(const char *prog)
 	    "                         $XDG_CONFIG_HOME/primefs/config)\n"
 	    "    -o key_file=FILE     API key file (mode 0600; wins over "
 	    "the environment)\n"
-	    "    -o known_hosts=FILE  SSH host keys of pods\n"
-	    "    -o ssh_key=FILE      SSH private key for pods\n"
+	    "    -o known_hosts=FILE  SSH host keys of pods (default\n"
+	    "                         $XDG_CONFIG_HOME/primefs/known_hosts)\n"
+	    "    -o ssh_key=FILE      SSH private key for pods (only it; "
+	    "default: the\n"
+	    "                         agent, then PRIME_SSH_KEY_PATH or "
+	    "~/.ssh/id_rsa)\n"
 	    "    -o pods_ttl=SECONDS  freshness of pods, history, balance "
 	    "(default 5)\n"
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
 	    "    -o timeout=SECONDS   limit for one API call, retries "
-	    "included (default 10)\n"
+	    "included, and for\n"
+	    "                         SSH connect and auth (default 10)\n"
+	    "    -o ready_timeout=SECONDS how long a write to run waits for "
+	    "a starting pod\n"
+	    "                         (default 300)\n"
+	    "    -o output_cap=MIB    output kept per command; the middle "
+	    "of more is\n"
+	    "                         dropped, with a marker (default "
+	    "64)\n"
 	    "\n"
 	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
 	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
@@ -82,18 +97,32 @@ static void version(void)
 	printf("libssh2 %s\n", libssh2_version(0));
 }
 
-static char *default_config_path(void)
+/* $XDG_CONFIG_HOME/primefs/NAME, else ~/.config/primefs/NAME. */
+static char *config_file(const char *name)
 {
 	struct buf b;
 	buf_init(&b);
 	const char *xdg = getenv("XDG_CONFIG_HOME");
 	const char *home = getenv("HOME");
 	if (xdg && *xdg)
-		buf_printf(&b, "%s/primefs/config", xdg);
+		buf_printf(&b, "%s/primefs/%s", xdg, name);
 	else
-		buf_printf(&b, "%s/.config/primefs/config",
-			   home && *home ? home : "/root");
+		buf_printf(&b, "%s/.config/primefs/%s",
+			   home && *home ? home : "/root", name);
 	return buf_steal(&b);
+}
+
+static void forget_pod(void *arg, const char *pod_id)
+{
+	runs_forget(arg, pod_id);
+}
+
+static bool has_max_threads(struct fuse_args *args)
+{
+	for (int i = 0; i < args->argc; i++)
+		if (strstr(args->argv[i], "max_threads="))
+			return true;
+	return false;
 }
 
 static bool foreground(int argc, char **argv)
@@ -107,7 +136,11 @@ static bool foreground(int argc, char **argv)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = {.pods_ttl = 5, .offers_ttl = 60, .timeout = 10};
+	struct options o = {.pods_ttl = 5,
+			    .offers_ttl = 60,
+			    .timeout = 10,
+			    .ready_timeout = 300,
+			    .output_cap_mib = 64};
 	if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
 		return 2;
 	if (o.show_version) {
@@ -123,10 +156,16 @@ int main(int argc, char *argv[])
 		fuse_opt_free_args(&args);
 		return rc;
 	}
-	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0) {
-		fprintf(stderr, "primefs: ttls must be >= 0 and timeout > 0\n");
+	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
+	    o.ready_timeout < 0 || o.output_cap_mib < 1) {
+		fprintf(stderr, "primefs: ttls and ready_timeout must be >= 0, "
+				"timeout > 0, output_cap >= 1\n");
 		return 2;
 	}
+	/* Readers of run and exit block while commands run: more threads
+	 * than libfuse's default 10, so that they never starve the tree. */
+	if (!has_max_threads(&args))
+		fuse_opt_add_arg(&args, "-omax_threads=64");
 
 	/* glibc gives each thread its own arena: with 64 FUSE threads a
 	 * 10,000-offer listing costs twice its size in idle arenas. */
@@ -159,18 +198,36 @@ int main(int argc, char *argv[])
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
 	char *config_path =
-	    o.config ? xstrdup(o.config) : default_config_path();
+	    o.config ? xstrdup(o.config) : config_file("config");
+	char *known_hosts =
+	    o.known_hosts ? xstrdup(o.known_hosts) : config_file("known_hosts");
+	struct ssh_opts so = {
+	    .known_hosts = known_hosts,
+	    .key_path = o.ssh_key ? o.ssh_key : cr.ssh_key_path,
+	    .key_explicit = o.ssh_key != NULL,
+	    .timeout = o.timeout,
+	    .keepalive = 15,
+	    .output_cap = (size_t)(o.output_cap_mib * 1048576)};
+	struct ssh_pool *pool = ssh_pool_new(&so);
+	struct runs runs;
+	runs_init(&runs, cache, pool, o.ready_timeout);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
+	life.on_delete = forget_pod;
+	life.on_delete_arg = &runs;
 	struct tree_opts to = {.cache = cache, .tmpl = &tmpl, .life = &life};
-	struct primefs pf = {.tree = tree_new(&to), .cache = cache};
+	struct primefs pf = {
+	    .tree = tree_new(&to), .cache = cache, .runs = &runs};
 
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
 	tree_free(pf.tree);
 	lifecycle_destroy(&life);
+	runs_destroy(&runs);
+	ssh_pool_free(pool);
+	free(known_hosts);
 	template_store_destroy(&tmpl);
 	cache_free(cache);
 	http_free(http);

@@ -210,7 +210,11 @@ void name_offers(struct offer **offers, size_t n)
 		struct offer *o = offers[i];
 		struct buf b;
 		buf_init(&b);
-		add_component(&b, o->provider ? o->provider : "unknown");
+		/* A provider that is missing, empty or all unusable
+		 * characters is "unknown": a name is never empty. */
+		add_component(&b, o->provider);
+		if (!b.len)
+			add_component(&b, "unknown");
 		add_component(&b, o->data_center ? o->data_center : o->country);
 		add_component(&b, o->socket);
 		/* A fractional count is cut to an integer; one too large

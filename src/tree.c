@@ -194,6 +194,15 @@ static int r_pod_json(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* run and exit are streams that fs.c serves from the command itself. */
+static int r_stream(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	(void)obj;
+	(void)out;
+	return 0;
+}
+
 static const struct file_def pod_files[] = {
     {"id", r_pod_id, 0, -1, NULL},
     {"name", r_pod_name, 0, -1, NULL},
@@ -209,6 +218,8 @@ static const struct file_def pod_files[] = {
     {"ip", r_pod_ip, 0, -1, NULL},
     {"progress", r_pod_progress, 0, -1, NULL},
     {"json", r_pod_json, 0, -1, NULL},
+    {"run", r_stream, F_STREAM | F_RUN | F_LIVE, -1, NULL},
+    {"exit", r_stream, F_STREAM | F_EXIT | F_LIVE, -1, NULL},
     {NULL, NULL, 0, -1, NULL},
 };
 
@@ -371,11 +382,17 @@ bool probe_name(const char *name)
 	return false;
 }
 
+/* History pods have the same files as live ones, but no run and exit. */
+static bool file_in(const struct file_def *f, enum dir_kind dir)
+{
+	return !(f->flags & F_LIVE) || dir != D_HIST;
+}
+
 static const struct file_def *find_file(const struct file_def *files,
-					const char *name)
+					enum dir_kind dir, const char *name)
 {
 	for (; files->name; files++)
-		if (!strcmp(files->name, name))
+		if (!strcmp(files->name, name) && file_in(files, dir))
 			return files;
 	return NULL;
 }
@@ -391,7 +408,7 @@ static int step(struct tree *t, struct node *n, const char *name)
 			n->dir = root_subdir_kinds[i];
 			return 0;
 		}
-	const struct file_def *f = find_file(d->files, name);
+	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
 		n->file = f;
@@ -504,7 +521,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		if (add(ctx, d->subdirs[i]))
 			return 0;
 	for (const struct file_def *f = d->files; f->name; f++)
-		if (add(ctx, f->name))
+		if (file_in(f, n->dir) && add(ctx, f->name))
 			return 0;
 	if (d->listing < 0)
 		return 0;
@@ -566,7 +583,7 @@ mode_t node_mode(const struct node *n)
 	default:
 		if (n->file->flags & F_WRITE_ONLY)
 			return S_IFREG | 0200;
-		if (n->file->store)
+		if (n->file->store || (n->file->flags & F_RUN))
 			return S_IFREG | 0644;
 		return S_IFREG | 0444;
 	}

@@ -36,6 +36,9 @@ enum file_flags {
 	F_STREAM = 1, /* size 0, read until end of file (run, exit) */
 	F_WRITE_ONLY = 2,
 	F_PER_WRITE = 4, /* store each write() (commands), not the whole file */
+	F_RUN = 8,	 /* a pod's run: commands in, output out (fs.c) */
+	F_EXIT = 16,	 /* a pod's exit: the newest command's status (fs.c) */
+	F_LIVE = 32,	 /* only in live pods, not in history */
 };
 
 struct file_def {

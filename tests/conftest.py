@@ -111,6 +111,15 @@ class FakeAPI:
                 self.proc.wait()
 
 
+def err_of(fn):
+    """The errno fn() fails with, or 0."""
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
 def mounted(mnt):
     mnt = os.path.realpath(mnt)
     with open("/proc/self/mountinfo") as f:

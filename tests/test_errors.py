@@ -11,13 +11,7 @@ import time
 
 import pytest
 
-
-def err_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
+from conftest import err_of
 
 
 @pytest.mark.parametrize("cafile", [None, "/etc/ssl/certs/ca-certificates.crt"])

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from conftest import err_of
+
 from test_tree import all_offers, all_pages
 
 BASE = "max_pods = 100\n"
@@ -18,14 +20,6 @@ CREATE_KEYS = ["name", "cloudId", "gpuType", "socket", "gpuCount", "diskSize",
                "vcpus", "memory", "image", "dataCenterId", "maxPrice", "country",
                "security", "jupyterPassword", "autoRestart", "customTemplateId",
                "envVars"]
-
-
-def err_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def price(o):

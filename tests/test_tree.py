@@ -17,8 +17,10 @@ SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
                "socket", "gpu_count", "gpu_memory", "vcpus", "memory", "disk",
                "spot", "cloud_id", "images", "security", "json"}
-POD_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
-             "price", "cost", "created", "ssh", "ip", "progress", "json"}
+HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
+                 "price", "cost", "created", "ssh", "ip", "progress", "json"}
+POD_FILES = HISTORY_FILES | {"run", "exit"}
+STREAMS = {"run", "exit"}
 
 
 def all_pages(api, path, key="data"):
@@ -60,6 +62,9 @@ def test_every_file_size_matches_read(mnt):
                 path = os.path.join(dirpath, name)
                 with open(path, "rb") as f:
                     data = f.read()
+                if name in STREAMS:  # sized 0, like /proc files
+                    assert os.stat(path).st_size == 0, path
+                    continue
                 assert os.stat(path).st_size == len(data), path
                 assert data.endswith(b"\n"), path
                 checked += 1
@@ -197,7 +202,7 @@ def test_pod_files(mnt):
     assert mnt.read("pods/pending-1/status") == "PENDING\n"
     assert mnt.read("pods/error-1/status") == "ERROR\n"
     for d in os.listdir(mnt.p("pods")):
-        for f in POD_FILES - {"json", "ssh", "ip"}:
+        for f in HISTORY_FILES - {"json", "ssh", "ip"}:
             assert "null" not in mnt.read("pods", d, f)
 
 
@@ -218,6 +223,7 @@ def test_history(mnt, api):
     hist = all_pages(api, "/pods/history")
     assert sorted(os.listdir(mnt.p("history"))) == sorted(h["id"] for h in hist)
     for h in hist:
+        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
         assert mnt.read("history", h["id"], "status") == "TERMINATED\n"
         assert json.loads(mnt.read("history", h["id"], "json")) == h

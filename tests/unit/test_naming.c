@@ -226,6 +226,13 @@ int main(void)
 	char *d = gpu_type_dir("///");
 	CHECK_STR(d, "_");
 	free(d);
+	/* An empty provider and nothing else known: still a name. */
+	struct offer e = mk("", NULL, NULL, NULL, 1, NULL, -1);
+	e.gpu_count.set = false;
+	struct offer *pe = &e;
+	name_offers(&pe, 1);
+	CHECK_STR(e.name, "unknown");
+	offer_free(&e);
 	d = gpu_type_dir("RTX 3090_24GB");
 	CHECK_STR(d, "RTX_3090_24GB");
 	free(d);

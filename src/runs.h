@@ -1,0 +1,41 @@
+/* runs.h — commands on pods: which command is each pod's newest (what
+ * `cat run` and `cat exit` follow), and starting one, after waiting for a
+ * pod that is still starting to become ready. FUSE-free; the caller says
+ * how to tell that the user gave up (Ctrl-C). */
+#ifndef PRIMEFS_RUNS_H
+#define PRIMEFS_RUNS_H
+
+#include <pthread.h>
+
+#include "cache.h"
+#include "ssh.h"
+
+struct runs {
+	struct cache *cache;
+	struct ssh_pool *pool;
+	double ready_timeout; /* seconds to wait for a starting pod */
+	double poll_interval; /* seconds between status checks meanwhile */
+	pthread_mutex_t mu;
+	struct newest {
+		char *pod_id;
+		struct ssh_cmd *cmd;
+	} * v;
+	size_t n;
+};
+
+void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
+	       double ready_timeout);
+void runs_destroy(struct runs *r);
+
+/* Runs cmdline on the pod with this id; returns once it has started: 0 and
+ * a referenced *out (now the pod's newest), or -errno with a line in `log`:
+ * ENOTCONN (the pod is not running, or did not become ready in time),
+ * EHOSTUNREACH, EACCES, EINTR (interrupted(arg) said so), ENOENT. */
+int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
+	       bool (*interrupted)(void *arg), void *arg, struct ssh_cmd **out);
+/* The pod's newest command, referenced, or NULL before any. */
+struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id);
+/* The pod is gone: drop its commands' registry entry and its session. */
+void runs_forget(struct runs *r, const char *pod_id);
+
+#endif

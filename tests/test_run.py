@@ -1,0 +1,242 @@
+"""run and exit on a real mount: the fake API's pods point at a real
+OpenSSH sshd on 127.0.0.1, reached with libssh2."""
+
+import errno
+import os
+import select
+import subprocess
+import threading
+import time
+
+import pytest
+
+from sshd import Sshd, make_key, free_port
+from conftest import PRIMEFS, err_of
+
+
+@pytest.fixture
+def keys(tmp_path):
+    d = tmp_path / "keys"
+    d.mkdir()
+    return make_key(d, "ed25519")
+
+
+@pytest.fixture
+def pod(tmp_path, keys):
+    s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def rig(pod, keys, make_api, make_mount, tmp_path):
+    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}",
+                   "--pending-secs", "1", "--install-secs", "1")
+    m = make_mount(api, options=(f"ssh_key={keys[0]}",
+                                 f"known_hosts={tmp_path / 'known_hosts'}",
+                                 "ready_timeout=20", "timeout=5"))
+    m.api = api
+    m.known_hosts = tmp_path / "known_hosts"
+    return m
+
+
+def run(m, pod, cmd):
+    with open(m.p("pods", pod, "run"), "w") as f:
+        f.write(cmd + "\n")
+
+
+def test_before_any_command(rig):
+    assert rig.read("pods/demo/run") == ""
+    assert rig.read("pods/demo/exit") == "\n"
+    assert os.stat(rig.p("pods/demo/run")).st_size == 0
+
+
+def test_output_and_exit_status(rig):
+    run(rig, "demo", "echo hello; echo oops >&2; exit 3")
+    out = rig.read("pods/demo/run")
+    assert sorted(out.splitlines()) == ["hello", "oops"]
+    assert rig.read("pods/demo/exit") == "3\n"
+    run(rig, "demo", "true")
+    assert rig.read("pods/demo/exit") == "0\n"
+    assert rig.read("pods/demo/run") == ""
+    run(rig, "demo", "echo bye; kill -KILL $$")
+    assert rig.read("pods/demo/run") == "bye\n"
+    assert rig.read("pods/demo/exit") == "signal KILL\n"
+
+
+def test_known_host_learned_as_host_port(rig, pod):
+    run(rig, "demo", "true")
+    rig.read("pods/demo/exit")
+    text = rig.known_hosts.read_text()
+    assert f"[127.0.0.1]:{pod.port}" in text
+
+
+def test_big_stdout_and_stderr_complete(rig):
+    run(rig, "demo", "head -c 5000000 /dev/zero; head -c 3000000 /dev/zero >&2")
+    with open(rig.p("pods/demo/run"), "rb") as f:
+        data = f.read()
+    assert len(data) == 8000000
+    assert rig.read("pods/demo/exit") == "0\n"
+
+
+def test_streaming_while_it_runs(rig):
+    run(rig, "demo", "echo before; sleep 2; echo done")
+    t = time.monotonic()
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        first = f.read(100)
+        assert first == b"before\n"
+        assert time.monotonic() - t < 1.5
+        rest = f.read()
+    assert rest == b"done\n"
+    assert time.monotonic() - t >= 1.5
+
+
+def test_poll_says_readable_when_output_comes(rig):
+    run(rig, "demo", "sleep 1; echo late")
+    fd = os.open(rig.p("pods/demo/run"), os.O_RDONLY)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        t = time.monotonic()
+        events = p.poll(10000)
+        assert events and events[0][1] & select.POLLIN
+        assert os.read(fd, 100) == b"late\n"
+        assert time.monotonic() - t >= 0.5
+    finally:
+        os.close(fd)
+
+
+def test_read_write_handle_gets_its_own_output(rig):
+    fd = os.open(rig.p("pods/demo/run"), os.O_RDWR)
+    try:
+        os.write(fd, b"sleep 1; echo mine\n")
+        run(rig, "demo", "echo theirs")  # now the newest
+        out = b""
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+        assert out == b"mine\n"
+    finally:
+        os.close(fd)
+    assert rig.read("pods/demo/run") == "theirs\n"
+
+
+def test_commands_on_two_pods_at_once(rig):
+    rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    os.mkdir(rig.p("pods/slow"))
+    os.mkdir(rig.p("pods/fast"))
+    done = {}
+
+    def go(name, cmd):
+        run(rig, name, cmd)
+        done[name + "-started"] = time.monotonic()
+        rig.read("pods", name, "exit")
+        done[name] = time.monotonic()
+
+    t0 = time.monotonic()
+    a = threading.Thread(target=go, args=("slow", "sleep 4"))
+    a.start()
+    time.sleep(0.3)
+    go("fast", "echo quick")
+    assert done["fast"] - t0 < 3.9  # not behind the slow pod
+    a.join()
+    assert done["slow"] - t0 >= 4
+    assert rig.read("pods/fast/run") == "quick\n"
+
+
+def test_waits_for_a_starting_pod(rig):
+    rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    os.mkdir(rig.p("pods/fresh"))
+    assert rig.read("pods/fresh/status") == "PENDING\n"
+    t = time.monotonic()
+    run(rig, "fresh", "echo ready")  # returns once it has started
+    assert time.monotonic() - t >= 1.0
+    assert rig.read("pods/fresh/run") == "ready\n"
+    assert "waiting for the pod" in rig.log()
+
+
+def test_not_running_pod_is_enotconn(rig):
+    assert err_of(lambda: run(rig, "a40-1", "true")) == errno.ENOTCONN  # STOPPED
+    assert err_of(lambda: run(rig, "error-1", "true")) == errno.ENOTCONN
+    assert "not running" in rig.log()
+
+
+def test_history_pods_have_no_run(rig):
+    h = os.listdir(rig.p("history"))[0]
+    assert "run" not in os.listdir(rig.p("history", h))
+    assert not os.path.exists(rig.p("history", h, "exit"))
+
+
+def test_unreachable_pod_is_ehostunreach(rig):
+    pid = rig.read("pods/demo/id").strip()
+    rig.api.admin("pods", {"set": {"id": pid, "sshConnection": f"root@127.0.0.1 -p {free_port()}"}})
+    rig.write("ctl", "refresh\n")
+    t = time.monotonic()
+    assert err_of(lambda: run(rig, "demo", "true")) == errno.EHOSTUNREACH
+    assert time.monotonic() - t < 6
+
+
+def test_changed_host_key_refused_nothing_sent(rig, pod, tmp_path):
+    run(rig, "demo", "true")
+    rig.read("pods/demo/exit")
+    pod.restart(new_host_key=True)
+    marker = tmp_path / "marker"
+    before = pod.log_text().count("Accepted publickey")
+    assert err_of(lambda: run(rig, "demo", f"touch {marker}")) == errno.EACCES
+    time.sleep(0.3)
+    assert not marker.exists()
+    assert pod.log_text().count("Accepted publickey") == before
+    assert "HOST KEY" in rig.log().upper()
+
+
+def test_sshd_killed_mid_command(rig, pod):
+    run(rig, "demo", "echo start; sleep 30")
+    t = time.monotonic()
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"start\n"
+        pod.kill()
+        rest = f.read()
+    assert time.monotonic() - t < 6
+    assert b"connection lost" in rest
+    assert rig.read("pods/demo/exit") == "connection lost\n"
+    assert rig.read("pods/demo/status") == "ACTIVE\n"  # the mount answers
+    pod.start()
+    run(rig, "demo", "echo again")
+    assert rig.read("pods/demo/run") == "again\n"
+
+
+def test_ctrl_c_interrupts_exit_wait(rig):
+    run(rig, "demo", "sleep 20")
+    p = subprocess.Popen(["cat", rig.p("pods/demo/exit")], stdout=subprocess.PIPE)
+    time.sleep(0.5)
+    p.send_signal(2)
+    t = time.monotonic()
+    p.wait(5)
+    assert time.monotonic() - t < 3
+    run(rig, "demo", "true")  # and the pod still takes commands
+
+
+def test_rsa_key_on_old_libssh2_says_why(pod, make_api, make_mount, tmp_path):
+    version = subprocess.run([str(PRIMEFS), "--version"], capture_output=True, text=True).stdout
+    libssh2 = [l for l in version.splitlines() if l.startswith("libssh2")][0].split()[1]
+    if tuple(int(x) for x in libssh2.split(".")[:2]) >= (1, 11):
+        pytest.skip("libssh2 >= 1.11 signs RSA with SHA-2")
+    (tmp_path / "rsa").mkdir()
+    priv, pub = make_key(tmp_path / "rsa", "rsa")
+    with open(pod.authorized_keys, "a") as f:
+        f.write(pub + "\n")
+    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+    m = make_mount(api, options=(f"ssh_key={priv}", f"known_hosts={tmp_path / 'kh'}"))
+    assert err_of(lambda: run(m, "demo", "true")) == errno.EACCES
+    assert "ed25519" in m.log() and "1.11" in m.log()
+
+
+def test_rmdir_closes_the_session(rig, pod):
+    rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    os.mkdir(rig.p("pods/gone"))
+    run(rig, "gone", "echo hi")
+    assert rig.read("pods/gone/run") == "hi\n"
+    os.rmdir(rig.p("pods/gone"))
+    assert not os.path.exists(rig.p("pods/gone"))
