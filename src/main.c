@@ -16,10 +16,19 @@
 #include "log.h"
 #include "runs.h"
 
+/* Arguments that are not options. An fstab line of type fuse.primefs makes
+ * mount.fuse3 run "primefs SOURCE MOUNTPOINT -o ...": the source means
+ * nothing to primefs, so with two the first is dropped. */
+struct nonopts {
+	char *v[2];
+	int n;
+};
+
 struct options {
 	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	int show_help, show_version;
+	struct nonopts nonopts;
 };
 
 #define OPT(t, p)                                                              \
@@ -125,6 +134,21 @@ static bool has_max_threads(struct fuse_args *args)
 	return false;
 }
 
+static int keep_nonopt(void *data, const char *arg, int key,
+		       struct fuse_args *outargs)
+{
+	(void)outargs;
+	struct options *o = data;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (o->nonopts.n == 2) {
+		fprintf(stderr, "primefs: too many arguments: %s\n", arg);
+		return -1;
+	}
+	o->nonopts.v[o->nonopts.n++] = xstrdup(arg);
+	return 0;
+}
+
 static bool foreground(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
@@ -141,8 +165,12 @@ int main(int argc, char *argv[])
 			    .timeout = 10,
 			    .ready_timeout = 300,
 			    .output_cap_mib = 64};
-	if (fuse_opt_parse(&args, &o, option_spec, NULL) == -1)
+	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
+	if (o.nonopts.n)
+		fuse_opt_add_arg(&args, o.nonopts.v[o.nonopts.n - 1]);
+	for (int i = 0; i < o.nonopts.n; i++)
+		free(o.nonopts.v[i]);
 	if (o.show_version) {
 		version();
 		fuse_opt_free_args(&args);

@@ -130,7 +130,7 @@ class Mount:
     """primefs mounted in the foreground (-f) so that the test holds its pid."""
 
     def __init__(self, api=None, options=(), env=None, base=None, certs=None,
-                 key=KEY, home=None, trust_ca=True):
+                 key=KEY, home=None, trust_ca=True, source=None):
         self.dir = tempfile.mkdtemp(prefix="primefs.")
         self.path = os.path.join(self.dir, "mnt")
         os.mkdir(self.path)
@@ -148,7 +148,8 @@ class Mount:
                 and not any(o.startswith("cafile=") for o in opts)):
             opts.append("cafile=" + certs["ca_pem"])
         wrapper = shlex.split(os.environ.get("PRIMEFS_WRAPPER", ""))
-        cmd = wrapper + [str(PRIMEFS), "-f", self.path]
+        # source: what mount.fuse3 passes first for an fstab line.
+        cmd = wrapper + [str(PRIMEFS), "-f"] + ([source] if source else []) + [self.path]
         if opts:
             cmd += ["-o", ",".join(opts)]
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
