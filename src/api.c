@@ -76,7 +76,14 @@ static int fetch_offers(struct api *a, const char *endpoint_path,
 		struct num total = jx_num(o, "totalCount");
 		size_t len = items ? json_object_array_length(items) : 0;
 		if (out->n + len > cap) {
-			cap = (out->n + len) * 2;
+			/* The first page says how many come: room for them
+			 * all at once, not a doubling array's spare half. */
+			size_t want = out->n + len;
+			if (total.set && total.d > (double)want &&
+			    total.d - (double)collected < 1e6)
+				want = out->n +
+				       (size_t)(total.d - (double)collected);
+			cap = want;
 			out->v = xrealloc(out->v, cap * sizeof *out->v);
 		}
 		for (size_t i = 0; i < len; i++) {

@@ -81,8 +81,7 @@ static char *identity_key(const struct offer *o)
 	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
 		buf_printf(&b, "%s\x1f", parts[i] ? parts[i] : "\x01");
 	num_render(&b, o->gpu_count);
-	buf_printf(&b, "\x1f%d\x1f%d\x1f", o->is_spot, o->multinode);
-	buf_adds(&b, o->json ? o->json : "");
+	buf_printf(&b, "\x1f%d\x1f%d", o->is_spot, o->multinode);
 	return buf_steal(&b);
 }
 
@@ -90,7 +89,13 @@ static int cmp_named(const void *a, const void *b)
 {
 	const struct named *x = a, *y = b;
 	int c = strcmp(x->base, y->base);
-	return c ? c : strcmp(x->key, y->key);
+	if (!c)
+		c = strcmp(x->key, y->key);
+	/* Last, the whole object: compared in place rather than copied
+	 * into every key (10,000 offers would double the listing). */
+	return c ? c
+		 : strcmp(x->o->json ? x->o->json : "",
+			  y->o->json ? y->o->json : "");
 }
 
 static int cmp_str(const void *a, const void *b)
