@@ -98,6 +98,8 @@ static const char *const counter_names[ST_COUNTERS] = {
     [ST_RETRIES] = "retries",		[ST_RATE_LIMITED] = "rate_limited",
     [ST_API_ERRORS] = "api_errors",	[ST_CACHE_HITS] = "cache_hits",
     [ST_CACHE_MISSES] = "cache_misses", [ST_STALE_SERVED] = "stale_served",
+    [ST_SSH_SESSIONS] = "ssh_sessions", [ST_SSH_COMMANDS] = "ssh_commands",
+    [ST_SSH_LOST] = "ssh_lost",
 };
 
 void stats_count(enum stat_counter c)

@@ -14,6 +14,9 @@ enum stat_counter {
 	ST_CACHE_HITS,
 	ST_CACHE_MISSES,
 	ST_STALE_SERVED,
+	ST_SSH_SESSIONS, /* sessions set up (connect, host key, auth) */
+	ST_SSH_COMMANDS, /* commands started */
+	ST_SSH_LOST,	 /* sessions that died under us */
 	ST_COUNTERS
 };
 

@@ -1334,7 +1334,10 @@ static int sess_open(struct sess *s)
 	libssh2_knownhost_free(k);
 	if (rc)
 		return rc;
-	return authenticate(s);
+	rc = authenticate(s);
+	if (rc == 0)
+		stats_count(ST_SSH_SESSIONS);
+	return rc;
 }
 
 /* ---- the I/O loop ---- */
@@ -1431,6 +1434,7 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		*progress = true;
 		if (r == 0) {
 			c->st = C_RUNNING;
+			stats_count(ST_SSH_COMMANDS);
 			cmd_started(c, 0);
 			return true;
 		}
@@ -1714,6 +1718,8 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 		if (c->st == C_RUNNING || c->st == C_CLOSING)
 			running++;
+	if (was_up && !stopping)
+		stats_count(ST_SSH_LOST);
 	if (was_up && !stopping)
 		plog("ssh", s->key, "connection to %s port %d lost: %s%s",
 		     s->host, s->port, f->why,

@@ -64,6 +64,15 @@ def test_output_and_exit_status(rig):
     assert rig.read("pods/demo/exit") == "signal KILL\n"
 
 
+def test_one_session_reused(rig, pod):
+    for i in range(5):
+        run(rig, "demo", f"echo {i}")
+        assert rig.read("pods/demo/exit") == "0\n"
+    s = rig.stats()
+    assert s["ssh_sessions"] == 1 and s["ssh_commands"] == 5
+    assert pod.log_text().count("Accepted publickey") == 1
+
+
 def test_known_host_learned_as_host_port(rig, pod):
     run(rig, "demo", "true")
     rig.read("pods/demo/exit")
@@ -201,6 +210,7 @@ def test_sshd_killed_mid_command(rig, pod):
     assert time.monotonic() - t < 6
     assert b"connection lost" in rest
     assert rig.read("pods/demo/exit") == "connection lost\n"
+    assert rig.stats()["ssh_lost"] == 1
     assert rig.read("pods/demo/status") == "ACTIVE\n"  # the mount answers
     pod.start()
     run(rig, "demo", "echo again")
