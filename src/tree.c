@@ -194,8 +194,9 @@ static int r_pod_json(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
-/* run and exit are streams that fs.c serves from the command itself. */
-static int r_stream(struct tree *t, const void *obj, struct buf *out)
+/* Files with nothing to render: ctl (write-only), and run and exit,
+ * streams that fs.c serves from the command itself. */
+static int r_nothing(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)t;
 	(void)obj;
@@ -218,8 +219,8 @@ static const struct file_def pod_files[] = {
     {"ip", r_pod_ip, 0, -1, NULL},
     {"progress", r_pod_progress, 0, -1, NULL},
     {"json", r_pod_json, 0, -1, NULL},
-    {"run", r_stream, F_STREAM | F_RUN | F_LIVE, -1, NULL},
-    {"exit", r_stream, F_STREAM | F_EXIT | F_LIVE, -1, NULL},
+    {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL},
+    {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL},
     {NULL, NULL, 0, -1, NULL},
 };
 
@@ -260,14 +261,6 @@ static int r_stats(struct tree *t, const void *obj, struct buf *out)
 	(void)t;
 	(void)obj;
 	stats_render(out);
-	return 0;
-}
-
-static int r_nothing(struct tree *t, const void *obj, struct buf *out)
-{
-	(void)t;
-	(void)obj;
-	(void)out;
 	return 0;
 }
 
