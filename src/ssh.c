@@ -1370,6 +1370,20 @@ static void set_fail(struct sess *s, struct fail *f, struct ssh_cmd *who,
 	snprintf(f->why, sizeof f->why, "%s: %s", what, last_error(s));
 }
 
+/* A step of c that would block: wait on until its deadline, then fail the
+ * session as unreachable. */
+static bool await_answer(const struct ssh_pool *p, struct ssh_cmd *c,
+			 struct fail *f, const char *what)
+{
+	if (now_monotonic() < c->deadline)
+		return true;
+	f->code = -EHOSTUNREACH;
+	f->who = c;
+	snprintf(f->why, sizeof f->why, "no answer to %s within %gs", what,
+		 p->timeout);
+	return false;
+}
+
 /* One step of c; false when the session failed (*f says why). */
 static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		     struct fail *f)
@@ -1395,16 +1409,8 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 			return true;
 		}
 		r = libssh2_session_last_errno(s->ss);
-		if (r == LIBSSH2_ERROR_EAGAIN) {
-			if (now_monotonic() < c->deadline)
-				return true;
-			f->code = -EHOSTUNREACH;
-			f->who = c;
-			snprintf(f->why, sizeof f->why,
-				 "no answer to a channel open within %gs",
-				 p->timeout);
-			return false;
-		}
+		if (r == LIBSSH2_ERROR_EAGAIN)
+			return await_answer(p, c, f, "a channel open");
 		if (channel_error(r)) {
 			plog("ssh", s->key, "sshd refused a new channel: %s%s",
 			     last_error(s),
@@ -1421,16 +1427,8 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 	case C_EXEC:
 		r = libssh2_channel_process_startup(
 		    c->ch, "exec", 4, c->cmdline, (unsigned)strlen(c->cmdline));
-		if (r == LIBSSH2_ERROR_EAGAIN) {
-			if (now_monotonic() < c->deadline)
-				return true;
-			f->code = -EHOSTUNREACH;
-			f->who = c;
-			snprintf(f->why, sizeof f->why,
-				 "no answer to the exec request within %gs",
-				 p->timeout);
-			return false;
-		}
+		if (r == LIBSSH2_ERROR_EAGAIN)
+			return await_answer(p, c, f, "the exec request");
 		*progress = true;
 		if (r == 0) {
 			c->st = C_RUNNING;
