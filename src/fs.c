@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,6 +42,22 @@ struct handle {
 static struct primefs *fs(void)
 {
 	return fuse_get_context()->private_data;
+}
+
+/* Defence in depth behind default_permissions (main.c always mounts with
+ * it): a caller other than the mounting user or root gets no more than
+ * the bits node_mode() gives others, for an access mode O_RDONLY,
+ * O_WRONLY or O_RDWR. A change to the tree (mkdir, rmdir) passes mode 0. */
+static int caller_may(mode_t mode, int acc)
+{
+	uid_t uid = fuse_get_context()->uid;
+	if (uid == getuid() || uid == 0)
+		return 0;
+	if (acc != O_WRONLY && !(mode & S_IROTH))
+		return -EACCES;
+	if (acc != O_RDONLY && !(mode & S_IWOTH))
+		return -EACCES;
+	return 0;
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -151,6 +168,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = -EACCES;
 	else if (acc != O_WRONLY && (n.file->flags & F_WRITE_ONLY))
 		rc = -EACCES;
+	else
+		rc = caller_may(node_mode(&n), acc);
 	if (rc) {
 		node_release(&n);
 		return rc;
@@ -385,7 +404,8 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	} else if (n.type != N_FILE || !n.file->store) {
 		rc = -EACCES;
-	} else if (!(n.file->flags & F_PER_WRITE)) {
+	} else if (!(rc = caller_may(node_mode(&n), O_WRONLY)) &&
+		   !(n.file->flags & F_PER_WRITE)) {
 		/* `truncate -s N config`: the new content, checked whole. */
 		struct buf b;
 		buf_init(&b);
@@ -416,12 +436,14 @@ static int fs_statfs(const char *path, struct statvfs *st)
 static int fs_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
-	return tree_mkdir(fs()->tree, path);
+	int rc = caller_may(0, O_WRONLY);
+	return rc ? rc : tree_mkdir(fs()->tree, path);
 }
 
 static int fs_rmdir(const char *path)
 {
-	return tree_rmdir(fs()->tree, path);
+	int rc = caller_may(0, O_WRONLY);
+	return rc ? rc : tree_rmdir(fs()->tree, path);
 }
 
 static int fs_unlink(const char *path)

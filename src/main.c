@@ -194,6 +194,10 @@ int main(int argc, char *argv[])
 	 * than libfuse's default 10, so that they never starve the tree. */
 	if (!has_max_threads(&args))
 		fuse_opt_add_arg(&args, "-omax_threads=64");
+	/* The kernel enforces the modes node_mode() reports, so that under
+	 * allow_other others may read values and nothing more (DESIGN.md,
+	 * "Credentials and trust"); fs.c checks the caller again. */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
 
 	/* glibc gives each thread its own arena: with 64 FUSE threads a
 	 * 10,000-offer listing costs twice its size in idle arenas. */

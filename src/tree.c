@@ -302,8 +302,8 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 static const struct file_def root_files[] = {
     {"balance", r_balance, 0, SNAP_WALLET, NULL},
     {"config", r_config, 0, -1, w_config},
-    {"log", r_log, 0, -1, NULL},
-    {"stats", r_stats, 0, -1, NULL},
+    {"log", r_log, F_OWNER, -1, NULL},
+    {"stats", r_stats, F_OWNER, -1, NULL},
     {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl},
     {NULL, NULL, 0, -1, NULL},
 };
@@ -566,19 +566,32 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	return 0;
 }
 
+/* The modes say who may do what (the mount is made with
+ * default_permissions, so the kernel enforces them): the mounting user owns
+ * everything; others (under allow_other) may list directories and read
+ * plain values — offers, cheapest/, balance, the pods' value files — and
+ * nothing else. Only the owner can write in a directory (mkdir rents,
+ * rmdir returns; the owner's other mkdirs reach primefs, which refuses
+ * or acts on them as it sees fit); every file that takes a write (config, ctl,
+ * run, guards), every stream (run, exit, a pod's log) and log and stats are the
+ * owner's alone. */
 mode_t node_mode(const struct node *n)
 {
 	switch (n->type) {
 	case N_DIR:
-		return S_IFDIR | (n->dir == D_PODS ? 0755 : 0555);
+		return S_IFDIR | 0755;
 	case N_LINK:
 		return S_IFLNK | 0777;
-	default:
-		if (n->file->flags & F_WRITE_ONLY)
+	default: {
+		unsigned fl = n->file->flags;
+		if (fl & F_WRITE_ONLY)
 			return S_IFREG | 0200;
-		if (n->file->store || (n->file->flags & F_RUN))
-			return S_IFREG | 0644;
+		if (n->file->store || (fl & F_RUN))
+			return S_IFREG | 0600;
+		if (fl & (F_OWNER | F_STREAM | F_EXIT))
+			return S_IFREG | 0400;
 		return S_IFREG | 0444;
+	}
 	}
 }
 

@@ -39,6 +39,7 @@ enum file_flags {
 	F_RUN = 8,	 /* a pod's run: commands in, output out (fs.c) */
 	F_EXIT = 16,	 /* a pod's exit: the newest command's status (fs.c) */
 	F_LIVE = 32,	 /* only in live pods, not in history */
+	F_OWNER = 64,	 /* the mounting user's alone, though read-only */
 };
 
 struct file_def {

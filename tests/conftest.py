@@ -130,8 +130,10 @@ class Mount:
     """primefs mounted in the foreground (-f) so that the test holds its pid."""
 
     def __init__(self, api=None, options=(), env=None, base=None, certs=None,
-                 key=KEY, home=None, trust_ca=True, source=None):
+                 key=KEY, home=None, trust_ca=True, source=None, traversable=False):
         self.dir = tempfile.mkdtemp(prefix="primefs.")
+        if traversable:  # for a second uid on an allow_other mount
+            os.chmod(self.dir, 0o755)
         self.path = os.path.join(self.dir, "mnt")
         os.mkdir(self.path)
         self.home = home or os.path.join(self.dir, "home")

@@ -1,0 +1,154 @@
+"""Who may do what on a mount shared with -o allow_other (DESIGN.md,
+"Credentials and trust"): mounted by root, the second uid `nobody` may read
+offers, cheapest/, balance and the pods' value files, and nothing else:
+renting, returning, running jobs, config, ctl, job output and log give it
+EACCES, and nothing reaches the API or the pod."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from sshd import Sshd, make_key
+
+# Run as nobody: try each operation, print {name: errno or 0}.
+PROBE = r"""
+import json, os, sys
+mnt = sys.argv[1]
+def p(*a):
+    return os.path.join(mnt, *a)
+def read(*a):
+    with open(p(*a)) as f:
+        return f.read()
+def write(text, *a):
+    with open(p(*a), "w") as f:
+        f.write(text)
+ops = {
+    "mkdir pods/evil": lambda: os.mkdir(p("pods", "evil")),
+    "rmdir pods/demo": lambda: os.rmdir(p("pods", "demo")),
+    "write config": lambda: write("gpu_type = A100_80GB\n", "config"),
+    "truncate config": lambda: os.truncate(p("config"), 0),
+    "read config": lambda: read("config"),
+    "write ctl": lambda: write("refresh\n", "ctl"),
+    "write run": lambda: write("touch " + sys.argv[2] + "\n", "pods", "demo", "run"),
+    "read run": lambda: read("pods", "demo", "run"),
+    "read exit": lambda: read("pods", "demo", "exit"),
+    "read log": lambda: read("log"),
+    "read stats": lambda: read("stats"),
+    "write value": lambda: write("x\n", "pods", "demo", "name"),
+    "create file": lambda: write("x\n", "pods", "demo", "new"),
+}
+out = {}
+for name, fn in ops.items():
+    try:
+        fn()
+        out[name] = 0
+    except OSError as e:
+        out[name] = e.errno
+print(json.dumps(out))
+"""
+
+READS = r"""
+import glob, json, os, sys
+mnt = sys.argv[1]
+out = {}
+for rel in ["balance", "pods/demo/status", "pods/demo/price", "pods/demo/json",
+            "availability/H100_80GB/cheapest/price"]:
+    with open(os.path.join(mnt, rel)) as f:
+        out[rel] = f.read()
+out["offers"] = sorted(glob.glob(os.path.join(mnt, "availability/*/*/price")))[:3]
+out["ls pods"] = sorted(os.listdir(os.path.join(mnt, "pods")))
+print(json.dumps(out))
+"""
+
+
+def as_nobody(script, *args):
+    cmd = "exec /usr/bin/python3 -c \"$0\" \"$@\""
+    r = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", cmd, script, *args],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture
+def shared(tmp_path, make_api, make_mount):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    priv, pub = make_key(keys, "ed25519")
+    pod = Sshd(tmp_path / "sshd", authorized_keys=[pub])
+    try:
+        api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+        m = make_mount(api, options=("allow_other", f"ssh_key={priv}",
+                                     f"known_hosts={tmp_path / 'known_hosts'}",
+                                     "timeout=5"), traversable=True)
+        m.api, m.pod = api, pod
+        # A directory root owns and nobody cannot write: a command that
+        # reaches the pod (it runs as root there) leaves its mark in it.
+        m.marks = tmp_path / "marks"
+        m.marks.mkdir()
+        os.chmod(tmp_path, 0o755)
+        yield m
+    finally:
+        pod.stop()
+
+
+def test_others_can_only_read_values(shared):
+    m = shared
+    m.read("balance")  # the listings are fetched once by the owner
+    before = m.api.counts()
+    mark = m.marks / "pwned"
+    got = as_nobody(PROBE, m.path, str(mark))
+    import errno
+    for op, err in got.items():
+        assert err == errno.EACCES, (op, err, got)
+    after = m.api.counts()
+    for key in ("POST /pods", "DELETE /pods/{id}"):
+        assert after[key] == before[key] == 0, key
+    assert not any(r["method"] in ("POST", "DELETE") for r in m.api.requests())
+    assert not mark.exists()
+    assert "Accepted publickey" not in m.pod.log_text()  # nothing reached the pod
+    # the owner's state is untouched
+    assert "demo" in os.listdir(m.p("pods"))
+    assert "evil" not in os.listdir(m.p("pods"))
+    assert m.stats()["ssh_commands"] == 0
+
+    reads = as_nobody(READS, m.path)
+    assert reads["balance"].strip()
+    assert reads["pods/demo/status"].strip()
+    assert json.loads(reads["pods/demo/json"])["id"]
+    assert reads["availability/H100_80GB/cheapest/price"].strip()
+    assert reads["offers"]
+    assert "demo" in reads["ls pods"]
+
+
+def test_owner_still_does_everything(shared):
+    m = shared
+    m.write("config", "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\nmax_pods = 50\n")
+    assert "max_pods = 50" in m.read("config")
+    m.write("ctl", "refresh\n")
+    mark = m.marks / "owner"
+    m.write("pods/demo/run", f"touch {mark}\n")
+    assert m.read("pods/demo/exit") == "0\n"
+    assert mark.exists()
+    m.read("log")
+    os.mkdir(m.p("pods", "mine"))
+    os.rmdir(m.p("pods", "mine"))
+
+
+def test_modes_say_it(shared):
+    m = shared
+
+    def mode(rel):
+        return oct(os.stat(m.p(rel)).st_mode & 0o7777)
+
+    for d in ("", "pods", "pods/demo", "availability", "history"):
+        assert mode(d) == "0o755", d
+    for f in ("balance", "pods/demo/status", "pods/demo/json", "availability/H100_80GB/cheapest/price"):
+        assert mode(f) == "0o444", f
+    assert mode("config") == "0o600"
+    assert mode("pods/demo/run") == "0o600"
+    assert mode("ctl") == "0o200"
+    for f in ("log", "stats", "pods/demo/exit"):
+        assert mode(f) == "0o400", f
+    assert os.stat(m.p("config")).st_uid == os.getuid()
