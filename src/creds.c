@@ -1,7 +1,9 @@
 /* creds.c — see creds.h. */
 #include "creds.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <strings.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,4 +224,67 @@ void creds_free(struct creds *c)
 	free(c->ssh_key_path);
 	free(c->source);
 	memset(c, 0, sizeof *c);
+}
+
+void creds_scrub_environ(void)
+{
+	char *v = getenv("PRIME_API_KEY");
+	if (v)
+		explicit_bzero(v, strlen(v));
+	unsetenv("PRIME_API_KEY");
+}
+
+static bool loopback_host(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (!strcasecmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+int base_url_check(const char *url, char *err, size_t errlen)
+{
+	if (!strncasecmp(url, "https://", 8))
+		return 0;
+	if (strncasecmp(url, "http://", 7)) {
+		snprintf(err, errlen,
+			 "base URL %s: only https:// is used (or plain "
+			 "http:// to a loopback address)",
+			 url);
+		return -1;
+	}
+	/* http://[userinfo@]host[:port][/path]: the host, brackets off. */
+	const char *h = url + 7;
+	size_t auth = strcspn(h, "/?#");
+	const char *at = memchr(h, '@', auth);
+	if (at) {
+		auth -= (size_t)(at + 1 - h);
+		h = at + 1;
+	}
+	char host[256] = "";
+	size_t n;
+	if (*h == '[') {
+		const char *close = memchr(h, ']', auth);
+		n = close ? (size_t)(close - h - 1) : 0;
+		h++;
+	} else {
+		n = strcspn(h, ":/?#");
+	}
+	if (n < sizeof host) {
+		memcpy(host, h, n);
+		host[n] = '\0';
+	}
+	if (loopback_host(host))
+		return 0;
+	snprintf(err, errlen,
+		 "base URL %s: refusing to send the API key over plain http "
+		 "to a host that is not loopback (use https://)",
+		 url);
+	return -1;
 }

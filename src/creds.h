@@ -24,6 +24,16 @@ struct creds {
 int creds_load(struct creds *c, const char *key_file, char *err, size_t errlen);
 void creds_free(struct creds *c);
 
+/* Overwrites PRIME_API_KEY's bytes in the environment block (which
+ * /proc/PID/environ shows) and removes it. Call once creds_load has taken
+ * the key, before any thread starts. */
+void creds_scrub_environ(void);
+
+/* 0 when the key may be sent to base_url: https://, or plain http:// to a
+ * loopback host (127.0.0.0/8, ::1, localhost); else -1 with a sentence in
+ * err. */
+int base_url_check(const char *base_url, char *err, size_t errlen);
+
 /* Strips trailing '/'s, then a trailing "/api/v1" (PRIME_API.md 1). */
 char *normalize_base_url(const char *url);
 

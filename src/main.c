@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "creds.h"
+#include "util.h"
 #include "fs.h"
 #include "lifecycle.h"
 #include "template.h"
@@ -121,6 +124,27 @@ static char *config_file(const char *name)
 	return buf_steal(&b);
 }
 
+/* A path made absolute now, so that it means the same once fuse_main has
+ * gone to the background (and to /): the real path of a file that exists,
+ * else the path against the current directory (config and known_hosts may
+ * be created later). Frees p. */
+static char *abs_path(char *p)
+{
+	if (!p || p[0] == '/')
+		return p;
+	char *r = realpath(p, NULL);
+	if (!r) {
+		char *cwd = getcwd(NULL, 0);
+		struct buf b;
+		buf_init(&b);
+		buf_printf(&b, "%s/%s", cwd ? cwd : ".", p);
+		free(cwd);
+		r = buf_steal(&b);
+	}
+	free(p);
+	return r;
+}
+
 static void forget_pod(void *arg, const char *pod_id)
 {
 	runs_forget(arg, pod_id);
@@ -199,6 +223,15 @@ int main(int argc, char *argv[])
 	 * "Credentials and trust"); fs.c checks the caller again. */
 	fuse_opt_add_arg(&args, "-odefault_permissions");
 
+	o.cafile = abs_path(o.cafile);
+	o.config = abs_path(o.config);
+	o.known_hosts = abs_path(o.known_hosts);
+	o.ssh_key = abs_path(o.ssh_key);
+	o.key_file = abs_path(o.key_file);
+	/* No core dumps and no ptrace by other processes of this user: the
+	 * process holds the API key (DESIGN.md, "Credentials and trust"). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
 	/* glibc gives each thread its own arena: with 64 FUSE threads a
 	 * 10,000-offer listing costs twice its size in idle arenas. */
 	mallopt(M_ARENA_MAX, 2);
@@ -207,8 +240,15 @@ int main(int argc, char *argv[])
 
 	struct creds cr;
 	char err[512];
-	if (creds_load(&cr, o.key_file, err, sizeof err) != 0) {
+	int crc = creds_load(&cr, o.key_file, err, sizeof err);
+	creds_scrub_environ();
+	if (crc != 0) {
 		fprintf(stderr, "primefs: %s\n", err);
+		return 1;
+	}
+	if (base_url_check(cr.base_url, err, sizeof err) != 0) {
+		fprintf(stderr, "primefs: %s\n", err);
+		creds_free(&cr);
 		return 1;
 	}
 	if (!cr.api_key)
@@ -230,9 +270,11 @@ int main(int argc, char *argv[])
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
 	char *config_path =
-	    o.config ? xstrdup(o.config) : config_file("config");
+	    abs_path(o.config ? xstrdup(o.config) : config_file("config"));
 	char *known_hosts =
-	    o.known_hosts ? xstrdup(o.known_hosts) : config_file("known_hosts");
+	    abs_path(o.known_hosts ? xstrdup(o.known_hosts)
+				   : config_file("known_hosts"));
+	cr.ssh_key_path = abs_path(cr.ssh_key_path);
 	struct ssh_opts so = {
 	    .known_hosts = known_hosts,
 	    .key_path = o.ssh_key ? o.ssh_key : cr.ssh_key_path,
