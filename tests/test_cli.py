@@ -66,8 +66,12 @@ def test_plain_http_only_to_loopback(tmp_path):
                  "http://localhost.evil.example", "ftp://127.0.0.1"):
         env = dict(os.environ, PRIME_API_KEY="test-key", PRIME_API_BASE_URL=base,
                    HOME=str(tmp_path))
-        r = subprocess.run([str(PRIMEFS), "-f", str(mnt)], env=env,
-                           capture_output=True, text=True, timeout=10)
+        try:
+            r = subprocess.run([str(PRIMEFS), "-f", str(mnt)], env=env,
+                               capture_output=True, text=True, timeout=10)
+        finally:
+            if mounted(mnt):  # it mounted after all (the test fails)
+                subprocess.run(["umount", "-l", str(mnt)])
         assert r.returncode != 0, base
         assert "base URL" in r.stderr and "https://" in r.stderr, r.stderr
         assert "test-key" not in r.stderr

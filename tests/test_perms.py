@@ -6,7 +6,10 @@ EACCES, and nothing reaches the API or the pod."""
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +90,6 @@ def shared(tmp_path, make_api, make_mount):
         # reaches the pod (it runs as root there) leaves its mark in it.
         m.marks = tmp_path / "marks"
         m.marks.mkdir()
-        os.chmod(tmp_path, 0o755)
         yield m
     finally:
         pod.stop()
@@ -152,3 +154,120 @@ def test_modes_say_it(shared):
     for f in ("log", "stats", "pods/demo/exit"):
         assert mode(f) == "0o400", f
     assert os.stat(m.p("config")).st_uid == os.getuid()
+
+
+def _mount_for(uid, gid, mnt):
+    """A FUSE mount owned by uid, made by root (here non-root mounts cannot
+    open /dev/fuse): the kernel mount is done with an open /dev/fuse, whose
+    fd the daemon then serves as its mount point /dev/fd/N."""
+    import ctypes
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    libc = ctypes.CDLL(None, use_errno=True)
+    opts = (f"fd={fd},rootmode=40000,user_id={uid},group_id={gid},"
+            "default_permissions,allow_other")
+    MS_NOSUID, MS_NODEV = 2, 4
+    if libc.mount(b"primefs", str(mnt).encode(), b"fuse.primefs",
+                  MS_NOSUID | MS_NODEV, opts.encode()) != 0:
+        e = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(e, os.strerror(e))
+    return fd
+
+
+@pytest.fixture
+def open_dir():
+    """A temporary directory nobody can traverse to (pytest's are 0700)."""
+    d = tempfile.mkdtemp(prefix="primefs.")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_mounting_user_not_root(open_dir, certs, make_api):
+    """A non-root mounting user can do everything the owner bits give it
+    (root would bypass them), and the daemon is not dumpable."""
+    from conftest import PRIMEFS, KEY, mounted
+    nobody = 65534
+    tmp_path = open_dir
+    home = tmp_path / "home"
+    home.mkdir()
+    keys = home / "keys"
+    keys.mkdir()
+    priv, pub = make_key(keys, "ed25519")
+    (home / "ca.pem").write_bytes(open(certs["ca_pem"], "rb").read())
+    for root, dirs, files in os.walk(home):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), nobody, nobody)
+    os.chown(home, nobody, nobody)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    pod = Sshd(tmp_path / "sshd", authorized_keys=[pub])
+    proc = None
+    fd = _mount_for(nobody, nobody, mnt)
+    try:
+        api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PRIME_API_KEY": KEY,
+               "PRIME_API_BASE_URL": api.base}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        log = open(tmp_path / "stderr", "w+")
+        proc = subprocess.Popen(
+            [os.path.abspath(PRIMEFS), "-f", f"/dev/fd/{fd}", "-o",
+             f"cafile={home / 'ca.pem'},ssh_key={priv},known_hosts={home / 'kh'},timeout=5"],
+            env=env, pass_fds=[fd], user=nobody, group=nobody, extra_groups=[],
+            stdout=log, stderr=log, cwd=str(home))
+        os.close(fd)
+        fd = None
+
+        def as_owner(script, *args):
+            r = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c",
+                                "exec /usr/bin/python3 -c \"$0\" \"$@\"", script, *args],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr + open(tmp_path / "stderr").read()
+            return r.stdout
+
+        mark = tmp_path / "marks" / "owner"
+        mark.parent.mkdir()
+        out = as_owner(r"""
+import os, sys
+mnt, mark = sys.argv[1], sys.argv[2]
+def p(*a): return os.path.join(mnt, *a)
+with open(p("config"), "w") as f:
+    f.write("gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\nmax_pods = 50\n")
+assert "max_pods = 50" in open(p("config")).read()
+with open(p("ctl"), "w") as f:
+    f.write("refresh\n")
+with open(p("pods", "demo", "run"), "w") as f:
+    f.write("touch " + mark + "\n")
+print("exit", open(p("pods", "demo", "exit")).read().strip())
+open(p("log")).read(); open(p("stats")).read()
+os.mkdir(p("pods", "mine"))
+os.rmdir(p("pods", "mine"))
+print("done")
+""", str(mnt), str(mark))
+        assert "exit 0" in out and "done" in out, out
+        assert mark.exists()
+        # The daemon runs as nobody, yet its /proc entries are root's: it
+        # is not dumpable (no core dump, no ptrace by the user's processes).
+        status = open(f"/proc/{proc.pid}/status").read()
+        assert f"Uid:\t{nobody}\t" in status
+        assert os.stat(f"/proc/{proc.pid}/environ").st_uid == 0
+        assert KEY.encode() not in open(f"/proc/{proc.pid}/environ", "rb").read()
+        posts = [r for r in api.requests() if r["method"] == "POST"]
+        assert len(posts) == 1
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if mounted(mnt):
+            if subprocess.run(["fusermount3", "-u", str(mnt)]).returncode != 0:
+                subprocess.run(["umount", "-l", str(mnt)])
+        if proc:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        pod.stop()
+    err = open(tmp_path / "stderr").read()
+    assert "ERROR: AddressSanitizer" not in err and "runtime error:" not in err, err
