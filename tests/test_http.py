@@ -208,4 +208,3 @@ def test_unread_stderr_does_not_stall(make_api, certs):
     assert rc == 0, text[-4000:]
     # What was logged meanwhile reached stderr once it was read again.
     assert "HTTP 500" in text, text[-4000:]
-
