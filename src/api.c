@@ -8,23 +8,6 @@
 #include "errmap.h"
 #include "log.h"
 
-void url_escape_into(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '.' || c == '~') {
-			buf_addc(b, (char)c);
-		} else {
-			buf_addc(b, '%');
-			buf_addc(b, hex[c >> 4]);
-			buf_addc(b, hex[c & 15]);
-		}
-	}
-}
-
 json_object *api_parse_object(const char *what, const struct http_resp *r)
 {
 	if (r->status == 204 || !r->body.len)
@@ -178,7 +161,7 @@ int api_get_wallet(struct api *a, struct wallet *out)
 	buf_adds(&path, "/billing/wallet?limit=1&offset=0");
 	if (a->team_id && *a->team_id) {
 		buf_adds(&path, "&teamId=");
-		url_escape_into(&path, a->team_id);
+		http_escape_into(&path, a->team_id);
 	}
 	json_object *o;
 	int rc = get_object(a, path.data, "GET /billing/wallet", &o);

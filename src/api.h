@@ -38,7 +38,4 @@ int api_get_wallet(struct api *a, struct wallet *out);
  * is not. */
 json_object *api_parse_object(const char *what, const struct http_resp *r);
 
-/* Percent-encodes a query value. */
-void url_escape_into(struct buf *b, const char *s);
-
 #endif

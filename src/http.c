@@ -1,5 +1,20 @@
 /* http.c — see http.h. No lock is held while a request is on the wire: the
- * share handle's locks guard only libcurl's shared caches, in memory. */
+ * share handle's locks guard only libcurl's shared caches, in memory.
+ *
+ * What is shared. The share handle holds the DNS cache and TLS sessions,
+ * which libcurl supports sharing between concurrent threads. It does not
+ * hold connections: libcurl documents that sharing the connection cache
+ * between concurrent threads is not supported (CURLSHOPT_SHARE,
+ * CURL_LOCK_DATA_CONNECT), and FUSE runs up to 64 threads. Each thread's
+ * easy handle (one per thread, kept in thread-specific data) keeps its own
+ * connection cache instead, which survives curl_easy_reset: a thread
+ * reuses its own keep-alive connection, a new thread resumes TLS from the
+ * shared sessions. One multi handle on a thread of its own would share
+ * connections too, but would add a hand-off and a wake-up per call for a
+ * saving of a few idle sockets; per-thread caches need no new code.
+ *
+ * A POST never reuses a connection (see http_call). Retry-After comes from
+ * libcurl (CURLINFO_RETRY_AFTER), which reads both seconds and HTTP-dates. */
 #include "http.h"
 
 #include <math.h>
@@ -58,7 +73,6 @@ struct http_client *http_new(const struct http_opts *o)
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(c->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	pthread_key_create(&c->handle_key, handle_destroy);
 	return c;
 }
@@ -102,27 +116,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *u)
 		return 0; /* makes curl fail the transfer */
 	}
 	buf_add(&r->body, p, len);
-	return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *u)
-{
-	struct http_resp *r = u;
-	size_t len = size * n;
-	static const char name[] = "retry-after:";
-	if (len > sizeof name && !strncasecmp(p, name, sizeof name - 1)) {
-		char tmp[64];
-		size_t vlen = len - (sizeof name - 1);
-		if (vlen >= sizeof tmp)
-			vlen = sizeof tmp - 1;
-		memcpy(tmp, p + sizeof name - 1, vlen);
-		tmp[vlen] = '\0';
-		char *end;
-		double v = strtod(tmp, &end);
-		/* Seconds only; an HTTP-date falls back to our own backoff. */
-		if (end != tmp && isfinite(v) && v >= 0)
-			r->retry_after = v;
-	}
 	return len;
 }
 
@@ -242,15 +235,22 @@ bool http_call(struct http_client *c, const char *method, const char *path,
 		}
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->error);
 
 		stats_api_call(endpoint);
 		r->curl = curl_easy_perform(h);
-		if (r->curl == CURLE_OK)
+		if (r->curl == CURLE_OK) {
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE,
 					  &r->status);
+			/* Seconds from either form of the header. 0 (none, or
+			 * "0") and < 0 (a past date, libcurl < 8.12) leave
+			 * the choice to our own backoff. */
+			curl_off_t ra = 0;
+			if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) ==
+				CURLE_OK &&
+			    ra > 0)
+				r->retry_after = (double)ra;
+		}
 		if (!r->error[0] && r->curl != CURLE_OK)
 			snprintf(r->error, sizeof r->error, "%s",
 				 curl_easy_strerror(r->curl));
@@ -278,4 +278,14 @@ bool http_call(struct http_client *c, const char *method, const char *path,
 	curl_slist_free_all(hdrs);
 	buf_free(&url);
 	return r->curl == CURLE_OK && r->status >= 200 && r->status < 300;
+}
+
+void http_escape_into(struct buf *b, const char *s)
+{
+	/* The handle argument is unused since libcurl 7.82. */
+	char *e = curl_easy_escape(NULL, s, 0);
+	if (!e)
+		abort(); /* out of memory, as xmalloc */
+	buf_adds(b, e);
+	curl_free(e);
 }

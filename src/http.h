@@ -1,8 +1,8 @@
 /* http.h — the one way primefs talks HTTP(S): libcurl with TLS always
  * verified, a deadline on every call (retries included), CURLOPT_NOSIGNAL
- * (FUSE is multithreaded), one easy handle per thread sharing connections,
- * DNS and TLS sessions, and retries with backoff and jitter for GET and DELETE,
- * honouring Retry-After on 429 and 503. */
+ * (FUSE is multithreaded), one easy handle per thread with its own
+ * connections, sharing DNS and TLS sessions, and retries with backoff and
+ * jitter for GET and DELETE, honouring Retry-After on 429 and 503. */
 #ifndef PRIMEFS_HTTP_H
 #define PRIMEFS_HTTP_H
 
@@ -46,5 +46,9 @@ void http_resp_free(struct http_resp *r);
 bool http_call(struct http_client *c, const char *method, const char *path,
 	       const char *json_body, const char *endpoint,
 	       struct http_resp *r);
+
+/* Appends s percent-encoded (all but A-Z a-z 0-9 - . _ ~), for a path
+ * segment or a query value. */
+void http_escape_into(struct buf *b, const char *s);
 
 #endif

@@ -253,7 +253,7 @@ int pod_delete(struct lifecycle *l, const char *name)
 	struct buf api_path;
 	buf_init(&api_path);
 	buf_adds(&api_path, "/pods/");
-	url_escape_into(&api_path, id);
+	http_escape_into(&api_path, id);
 	struct http_resp r;
 	http_resp_init(&r);
 	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,

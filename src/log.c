@@ -1,16 +1,103 @@
 /* log.c — see log.h. The log is a ring of lines under one mutex held only
- * for memory operations; the per-endpoint table is tiny and fixed-size. */
+ * for memory operations; the per-endpoint table is tiny and fixed-size.
+ *
+ * stderr. A full stderr pipe (a supervisor that stopped reading) must not
+ * stall the daemon, so no FUSE thread ever writes to stderr: plog queues a
+ * copy of its line, under the log lock, for one writer thread that writes
+ * with no lock held. The queue is bounded: when it is full, lines are
+ * dropped and counted, and the count is written in their place once the
+ * queue has room ("N log lines not written to stderr"). The `log` file
+ * keeps every line either way. Unmounting waits for the writer a bounded
+ * time, then leaves it to the process's exit. Non-blocking writes to fd 2
+ * were the alternative, but O_NONBLOCK is a flag of the open file, shared
+ * with whoever else holds it (often the user's terminal). */
 #include "log.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define ECHO_MAX      1024 /* lines waiting for stderr */
+#define ECHO_SHUTDOWN 2	   /* seconds log_shutdown waits for them */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **ring;
 static size_t ring_cap, ring_start, ring_len;
-static bool echo;
+
+/* The stderr queue, under log_lock too. */
+static pthread_cond_t echo_cv; /* CLOCK_MONOTONIC; set up by log_init */
+static char *echo_q[ECHO_MAX];
+static size_t echo_start, echo_len;
+static unsigned long echo_dropped; /* since the last note about it */
+static pthread_t echo_thread;
+static bool echo_on;   /* the writer takes lines (read unlocked as a hint) */
+static bool echo_stop; /* log_shutdown asked it to finish */
+static bool echo_done; /* it finished */
+static bool echo_abandoned; /* it was stuck at shutdown: never restart */
+
+static void echo_push(char *s)
+{
+	echo_q[(echo_start + echo_len) % ECHO_MAX] = s;
+	echo_len++;
+}
+
+static char *drop_note(unsigned long n)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b,
+		   "primefs: %lu log line%s not written to stderr (it was "
+		   "not being read; see the log file)\n",
+		   n, n == 1 ? "" : "s");
+	return buf_steal(&b);
+}
+
+static void write_all(const char *s)
+{
+	size_t len = strlen(s);
+	while (len) {
+		ssize_t n = write(STDERR_FILENO, s, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* stderr is gone: nothing to tell anyone */
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+static void *echo_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&log_lock);
+	for (;;) {
+		while (!echo_len && !echo_stop)
+			pthread_cond_wait(&echo_cv, &log_lock);
+		char *s;
+		if (echo_len) {
+			s = echo_q[echo_start];
+			echo_start = (echo_start + 1) % ECHO_MAX;
+			echo_len--;
+		} else if (echo_dropped) {
+			s = drop_note(echo_dropped);
+			echo_dropped = 0;
+		} else {
+			break; /* stopping, and everything is out */
+		}
+		pthread_mutex_unlock(&log_lock);
+		write_all(s); /* may block: this thread's whole job */
+		free(s);
+		pthread_mutex_lock(&log_lock);
+	}
+	echo_done = true;
+	pthread_cond_broadcast(&echo_cv);
+	pthread_mutex_unlock(&log_lock);
+	return NULL;
+}
 
 void log_init(size_t max_lines, bool echo_stderr)
 {
@@ -19,13 +106,55 @@ void log_init(size_t max_lines, bool echo_stderr)
 		ring_cap = max_lines ? max_lines : 1;
 		ring = xcalloc(ring_cap, sizeof *ring);
 	}
-	echo = echo_stderr;
+	bool start = echo_stderr && !echo_on && !echo_abandoned;
+	if (start) {
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&echo_cv, &ca);
+		pthread_condattr_destroy(&ca);
+		echo_stop = echo_done = false;
+		/* Signals go to the threads that act on them, not here. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		__atomic_store_n(
+		    &echo_on,
+		    !pthread_create(&echo_thread, NULL, echo_main, NULL),
+		    __ATOMIC_RELAXED);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 
 void log_shutdown(void)
 {
 	pthread_mutex_lock(&log_lock);
+	if (echo_on) {
+		/* Give the writer a moment to empty the queue; a stderr that
+		 * nobody reads must not hold the unmount up. */
+		echo_stop = true;
+		pthread_cond_broadcast(&echo_cv);
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += ECHO_SHUTDOWN;
+		while (!echo_done &&
+		       pthread_cond_timedwait(&echo_cv, &log_lock, &until) !=
+			   ETIMEDOUT)
+			;
+		__atomic_store_n(&echo_on, false, __ATOMIC_RELAXED);
+		if (echo_done) {
+			pthread_mutex_unlock(&log_lock);
+			pthread_join(echo_thread, NULL);
+			pthread_mutex_lock(&log_lock);
+			pthread_cond_destroy(&echo_cv);
+		} else {
+			/* Stuck in write(2): it keeps its queue; exit ends it.
+			 */
+			pthread_detach(echo_thread);
+			echo_abandoned = true;
+		}
+	}
 	for (size_t i = 0; ring && i < ring_cap; i++)
 		free(ring[i]);
 	free(ring);
@@ -51,25 +180,45 @@ void plog(const char *op, const char *path, const char *fmt, ...)
 		if ((unsigned char)b.data[i] < 0x20 || b.data[i] == 0x7f)
 			b.data[i] = ' ';
 	char *line = buf_steal(&b);
+	/* The copy for stderr, made before taking the lock. */
+	char *echo_line = NULL;
+	if (__atomic_load_n(&echo_on, __ATOMIC_RELAXED)) {
+		struct buf e;
+		buf_init(&e);
+		buf_printf(&e, "primefs: %s\n", line);
+		echo_line = buf_steal(&e);
+	}
 
 	pthread_mutex_lock(&log_lock);
-	if (echo)
-		fprintf(stderr, "primefs: %s\n", line);
-	if (!ring) {
-		pthread_mutex_unlock(&log_lock);
-		free(line);
-		return;
+	if (echo_line && echo_on && !echo_stop) {
+		if (echo_dropped && echo_len + 2 <= ECHO_MAX) {
+			/* Where the dropped lines were, once there is room. */
+			echo_push(drop_note(echo_dropped));
+			echo_dropped = 0;
+		}
+		if (echo_len < ECHO_MAX) {
+			echo_push(echo_line);
+			echo_line = NULL;
+			pthread_cond_signal(&echo_cv);
+		} else {
+			echo_dropped++;
+		}
 	}
-	size_t slot = (ring_start + ring_len) % ring_cap;
-	if (ring_len == ring_cap) {
-		free(ring[ring_start]);
-		ring_start = (ring_start + 1) % ring_cap;
-		slot = (ring_start + ring_len - 1) % ring_cap;
-	} else {
-		ring_len++;
+	if (ring) {
+		size_t slot = (ring_start + ring_len) % ring_cap;
+		if (ring_len == ring_cap) {
+			free(ring[ring_start]);
+			ring_start = (ring_start + 1) % ring_cap;
+			slot = (ring_start + ring_len - 1) % ring_cap;
+		} else {
+			ring_len++;
+		}
+		ring[slot] = line;
+		line = NULL;
 	}
-	ring[slot] = line;
 	pthread_mutex_unlock(&log_lock);
+	free(line);
+	free(echo_line);
 }
 
 void log_render(struct buf *out)

@@ -20,7 +20,10 @@ enum stat_counter {
 	ST_COUNTERS
 };
 
+/* echo_stderr: every line goes to stderr too, written by a thread of its
+ * own from a bounded queue (a full one drops lines, and says how many). */
 void log_init(size_t max_lines, bool echo_stderr);
+/* Waits at most 2 s for the queue to reach stderr. */
 void log_shutdown(void);
 /* One line: "<UTC time> <op> <path>: <message>". */
 void plog(const char *op, const char *path, const char *fmt, ...)

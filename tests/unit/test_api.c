@@ -1,13 +1,15 @@
 /* test_api.c — the API client against a tiny in-process HTTP server that
  * answers from a script: paging loops (stop on totalCount, survive an empty
  * page, advance by what came), retries and Retry-After, errno mapping and
- * its log lines, deadlines. Real sockets, real libcurl. */
+ * its log lines, deadlines, percent-encoding of what goes into a URL. Real
+ * sockets, real libcurl. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -31,6 +33,7 @@ static script_fn script;
 static int requests;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int listen_fd;
+static char last_path[4096]; /* as it came on the request line */
 
 static void *serve_one(void *arg)
 {
@@ -51,6 +54,7 @@ static void *serve_one(void *arg)
 	sscanf(req, "%15s %4095s", method, path);
 	pthread_mutex_lock(&mu);
 	int nth = requests++;
+	snprintf(last_path, sizeof last_path, "%s", path);
 	pthread_mutex_unlock(&mu);
 	struct answer a = {200, "", "{}", 0};
 	script(path, nth, &a);
@@ -212,6 +216,101 @@ static void s_slow(const char *path, int nth, struct answer *a)
 
 /* ---- tests ---- */
 
+/* One GET of the wallet through http_call itself, answered by s_fixed. */
+static struct http_resp *raw_get(struct http_resp *r, int status,
+				 const char *headers, double timeout)
+{
+	fixed_status = status;
+	fixed_body = "{\"detail\":\"slow down\"}";
+	fixed_headers = headers;
+	use(s_fixed, timeout);
+	http_resp_init(r);
+	http_call(http, "GET", "/billing/wallet", NULL, "GET /billing/wallet",
+		  r);
+	fixed_headers = "";
+	return r;
+}
+
+static void test_retry_after(void)
+{
+	struct http_resp r;
+	char hdr[128];
+	struct tm tm;
+
+	/* Seconds: 3600 does not fit the deadline, so no retry at all. */
+	raw_get(&r, 429, "Retry-After: 3600\r\n", 5);
+	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.retry_after == 3600);
+	http_resp_free(&r);
+
+	/* Seconds that fit: waited for, then asked again. */
+	raw_get(&r, 503, "Retry-After: 1\r\n", 5);
+	CHECK(r.status == 503 && r.attempts == 4 && requests == 4);
+	http_resp_free(&r);
+
+	/* Seconds past a short deadline: the backoff alone would have fitted
+	 * a retry; the server's word wins. */
+	raw_get(&r, 429, "Retry-After: 2\r\n", 1);
+	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.retry_after == 2);
+	http_resp_free(&r);
+
+	/* An HTTP-date an hour ahead is an hour, too. */
+	time_t later = time(NULL) + 3600;
+	strftime(hdr, sizeof hdr, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n",
+		 gmtime_r(&later, &tm));
+	raw_get(&r, 429, hdr, 5);
+	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.retry_after > 3500 && r.retry_after <= 3600);
+	printf("# Retry-After date gave %.0f s\n", r.retry_after);
+	http_resp_free(&r);
+
+	/* A date in the past, or nonsense: our own backoff, every attempt. */
+	raw_get(&r, 503, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", 5);
+	CHECK(r.status == 503 && r.attempts == 4 && requests == 4);
+	CHECK(r.retry_after < 0);
+	http_resp_free(&r);
+	raw_get(&r, 503, "Retry-After: soon\r\n", 5);
+	CHECK(r.attempts == 4 && r.retry_after < 0);
+	http_resp_free(&r);
+}
+
+static void check_escape(const char *in, const char *want)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "<");
+	http_escape_into(&b, in);
+	buf_adds(&b, ">");
+	struct buf w;
+	buf_init(&w);
+	buf_printf(&w, "<%s>", want);
+	CHECK_STR(b.data, w.data);
+	buf_free(&w);
+	buf_free(&b);
+}
+
+static void test_escape(void)
+{
+	check_escape("", "");
+	check_escape("cm3x-Abc_09.~", "cm3x-Abc_09.~");
+	check_escape("../pods/x y", "..%2Fpods%2Fx%20y");
+	check_escape("a&b=c?d#e+f%g", "a%26b%3Dc%3Fd%23e%2Bf%25g");
+	check_escape("\n\r\x01\x7f\xff\xc3\xa9", "%0A%0D%01%7F%FF%C3%A9");
+
+	/* A hostile team id stays one query value. */
+	api.team_id = "t1&limit=1000 /é?#";
+	fixed_status = 200;
+	fixed_body = "{\"balance_usd\":1}";
+	use(s_fixed, 5);
+	struct wallet w;
+	CHECK(api_get_wallet(&api, &w) == 0);
+	wallet_free(&w);
+	CHECK_STR(last_path, "/api/v1/billing/wallet?limit=1&offset=0&teamId="
+			     "t1%26limit%3D1000%20%2F%C3%A9%3F%23");
+	api.team_id = NULL;
+}
+
 static int fixed(int status, const char *body)
 {
 	fixed_status = status;
@@ -293,6 +392,9 @@ int main(void)
 	CHECK(logged("not a JSON object"));
 	CHECK(fixed(200, "[1,2]") == -EIO);
 	CHECK(fixed(200, "{\"balance_usd\":null}") == 0);
+
+	test_retry_after();
+	test_escape();
 
 	use(s_flaky, 5);
 	struct wallet w;
