@@ -373,10 +373,10 @@ static enum intent operands(const struct intent_caller *c, enum tool kind,
 		if (parents && next && next[0] && next[0] != '-') {
 			if (!doubt)
 				buf_printf(why,
-					   "%s may be making %s only as the "
-					   "parent of %s/%s (its arguments "
-					   "cannot tell); make one pod per "
-					   "mkdir",
+					   "%s makes %s on its way to %s/%s "
+					   "(were they two operands, its "
+					   "arguments could not tell: rent one "
+					   "pod per mkdir)",
 					   tname, t.v[i], t.v[i], next);
 			doubt = true;
 			continue;

@@ -174,3 +174,15 @@ def test_writing_run_of_a_new_pod_keeps_it(api, m):
     assert run(["touch", "pods/z/new"], m.path).returncode != 0
     assert deletes(api) == []
     assert os.path.isdir(m.p("pods/z"))
+
+
+def test_makedirs_of_a_deep_path_gets_its_parent_returned(api, m):
+    """os.makedirs("pods/a/b") is a program's mkdir of pods/a, then of
+    pods/a/b inside it: the pod it rented on the way goes back."""
+    prog = "import os\ntry:\n    os.makedirs('pods/a/b')\nexcept OSError:\n    pass\n"
+    r = run([sys.executable, "-c", prog], m.path)
+    assert r.returncode == 0, r
+    assert len(posts(api)) == 1
+    assert len(deletes(api)) == 1, api.requests()
+    assert not os.path.exists(m.p("pods/a"))
+    assert "pod a was rented a moment ago" in m.log()
