@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "intent.h"
 #include "log.h"
 #include "runs.h"
 #include "template.h"
@@ -433,11 +434,63 @@ static int fs_statfs(const char *path, struct statvfs *st)
 	return 0;
 }
 
+/* Pods rented here lately, and by whom: for the after-the-fact rule. */
+static struct intent_recent recent = INTENT_RECENT_INIT;
+
+/* Something new is being made at path, inside pods/x. When the process
+ * that rented x a moment ago (or its child) makes it, that mkdir was made
+ * on the way to something else (a copy): the pod goes back at once. */
+static void made_inside(const char *op, const char *path)
+{
+	char *name;
+	if (!intent_made_inside(&recent, fuse_get_context()->pid, path, &name))
+		return;
+	plog(op, path,
+	     "pod %s was rented a moment ago by the process that now creates "
+	     "this inside it: that mkdir was made on the way to something "
+	     "else, so the pod is returned",
+	     name);
+	struct buf dir;
+	buf_init(&dir);
+	buf_printf(&dir, "/pods/%s", name);
+	int rc = tree_rmdir(fs()->tree, dir.data);
+	if (rc)
+		plog(op, dir.data, "returning pod %s failed (%s): rmdir it",
+		     name, strerror(-rc));
+	buf_free(&dir);
+	free(name);
+}
+
+/* Only a deliberate mkdir of pods/NAME rents (intent.h); one made on the
+ * way to something else is EPERM and sends nothing. */
 static int fs_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
 	int rc = caller_may(0, O_WRONLY);
-	return rc ? rc : tree_mkdir(fs()->tree, path);
+	if (rc)
+		return rc;
+	static const char prefix[] = "/pods/";
+	const char *name = path + sizeof prefix - 1;
+	if (strncmp(path, prefix, sizeof prefix - 1) || !*name ||
+	    strchr(name, '/')) {
+		made_inside("mkdir", path);
+		return tree_mkdir(fs()->tree, path);
+	}
+	pid_t pid = fuse_get_context()->pid;
+	struct buf why;
+	buf_init(&why);
+	if (intent_of_mkdir(pid, fs()->mountpoint, path, &why) ==
+	    INTENT_INCIDENTAL) {
+		plog("mkdir", path, "refused: %s; nothing was rented",
+		     why.data);
+		buf_free(&why);
+		return -EPERM;
+	}
+	buf_free(&why);
+	rc = tree_mkdir(fs()->tree, path);
+	if (rc == 0)
+		intent_note_rent(&recent, pid, name);
+	return rc;
 }
 
 static int fs_rmdir(const char *path)
@@ -466,9 +519,36 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	node_release(&n);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
+		made_inside("create", path);
 		return -EACCES;
+	}
 	return rc ? rc : fs_open(path, fi);
+}
+
+/* mknod (other than of a regular file, which comes as create) and
+ * symlink: nothing new can be made. */
+static int refuse_new(const char *op, const char *path)
+{
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	node_release(&n);
+	if (rc == -ENOENT)
+		made_inside(op, path);
+	return rc == 0 ? -EEXIST : rc == -ENOENT ? -EPERM : rc;
+}
+
+static int fs_mknod(const char *path, mode_t mode, dev_t dev)
+{
+	(void)mode;
+	(void)dev;
+	return refuse_new("mknod", path);
+}
+
+static int fs_symlink(const char *target, const char *path)
+{
+	(void)target;
+	return refuse_new("symlink", path);
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)
@@ -575,6 +655,8 @@ const struct fuse_operations primefs_ops = {
     .rmdir = fs_rmdir,
     .unlink = fs_unlink,
     .create = fs_create,
+    .mknod = fs_mknod,
+    .symlink = fs_symlink,
     .rename = fs_rename,
     .chmod = fs_chmod,
     .chown = fs_chown,

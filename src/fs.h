@@ -14,6 +14,7 @@ struct primefs {
 	struct tree *tree;
 	struct cache *cache;
 	struct runs *runs;
+	const char *mountpoint; /* absolute, physical; NULL if unknown */
 };
 
 extern const struct fuse_operations primefs_ops;

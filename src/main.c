@@ -1,6 +1,7 @@
 /* main.c — the command line: primefs's own -o options, --help and
  * --version, credentials, then the FUSE main loop. */
 #include <curl/curl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <json-c/json.h>
 #include <libssh2.h>
@@ -193,6 +194,11 @@ int main(int argc, char *argv[])
 		return 2;
 	if (o.nonopts.n)
 		fuse_opt_add_arg(&args, o.nonopts.v[o.nonopts.n - 1]);
+	/* Where callers' paths must lead for mkdir to rent (intent.h). */
+	char mnt_buf[PATH_MAX];
+	const char *mountpoint =
+	    o.nonopts.n ? realpath(o.nonopts.v[o.nonopts.n - 1], mnt_buf)
+			: NULL;
 	for (int i = 0; i < o.nonopts.n; i++)
 		free(o.nonopts.v[i]);
 	if (o.show_version) {
@@ -292,8 +298,10 @@ int main(int argc, char *argv[])
 	life.on_delete = forget_pod;
 	life.on_delete_arg = &runs;
 	struct tree_opts to = {.cache = cache, .tmpl = &tmpl, .life = &life};
-	struct primefs pf = {
-	    .tree = tree_new(&to), .cache = cache, .runs = &runs};
+	struct primefs pf = {.tree = tree_new(&to),
+			     .cache = cache,
+			     .runs = &runs,
+			     .mountpoint = mountpoint};
 
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
