@@ -100,7 +100,7 @@ static void test_pods(void)
 	CHECK_STR(rendered(p.price_hr), "1.6568");
 	CHECK(p.created_t == parse_iso8601("2026-05-01T12:00:00Z"));
 	double cost;
-	CHECK(pod_cost(&p, p.created_t + 7200, &cost) == 0);
+	CHECK(pod_cost(&p, NULL, p.created_t + 7200, &cost) == 0);
 	CHECK(cost > 3.3135 && cost < 3.3137);
 	CHECK(pod_ready(&p));
 	pod_free(&p);
@@ -138,7 +138,7 @@ static void test_pods(void)
 	data = jx_arr(o, "data");
 	CHECK(pod_parse(json_object_array_get_idx(data, 0), true, &p) == 0);
 	CHECK_STR(pod_status(&p), "TERMINATED");
-	CHECK(pod_cost(&p, time(NULL), &cost) == 0 && cost == 75.7904);
+	CHECK(pod_cost(&p, NULL, time(NULL), &cost) == 0 && cost == 75.7904);
 	pod_free(&p);
 	json_object_put(o);
 
@@ -225,7 +225,7 @@ static void test_hostile(void)
 					num_render(&b, p.price_hr);
 					num_render(&b, of.price);
 					double c;
-					pod_cost(&p, time(NULL), &c);
+					pod_cost(&p, NULL, time(NULL), &c);
 					pod_status(&p);
 					buf_free(&b);
 					offer_free(&of);
