@@ -165,6 +165,12 @@ static int r_pod_progress(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* How old a held wallet may be and still give cost its billing rows. An
+ * older answer only moves money from the rows to the running part (price
+ * × time since the last bill), so a crawl of every pod's cost is served by
+ * one wallet fetch, as `balance` is. */
+#define COST_WALLET_MAX_AGE 60.0
+
 /* cost needs two snapshots, the pod's and the wallet's billing rows: the
  * wallet comes from the cache here (one listing serves every pod's cost).
  * While the wallet cannot be had, the rows count as none. */
@@ -172,9 +178,15 @@ static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
 {
 	const struct pod *p = obj;
 	struct snap *w = NULL;
-	if (!p->history && t->o.cache &&
-	    cache_get(t->o.cache, SNAP_WALLET, CACHE_TTL, &w) != 0)
-		w = NULL;
+	if (!p->history && t->o.cache) {
+		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
+		    now_monotonic() - w->fetched_mono > COST_WALLET_MAX_AGE) {
+			snap_put(w);
+			w = NULL;
+		}
+		if (!w && cache_get(t->o.cache, SNAP_WALLET, CACHE_TTL, &w))
+			w = NULL;
+	}
 	double cost;
 	if (pod_cost(p, w ? &w->wallet : NULL, time(NULL), &cost) == 0)
 		buf_printf(out, "%.4f", cost);
