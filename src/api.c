@@ -158,7 +158,7 @@ int api_get_wallet(struct api *a, struct wallet *out)
 {
 	struct buf path;
 	buf_init(&path);
-	buf_adds(&path, "/billing/wallet?limit=1&offset=0");
+	buf_adds(&path, "/billing/wallet?limit=100&offset=0");
 	if (a->team_id && *a->team_id) {
 		buf_adds(&path, "&teamId=");
 		http_escape_into(&path, a->team_id);

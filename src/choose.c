@@ -33,6 +33,37 @@ static long resource(long wanted, const struct spec *sp)
 	return 0;
 }
 
+/* The image the API uses when the body names none (compute.yml). */
+#define DEFAULT_IMAGE "ubuntu_22_cuda_12"
+
+/* The Prime CLI, given environment variables, drops every runpod offer and
+ * the ubuntu_22_cuda_12 image, and then offers left with no image
+ * (PRIME_API.md 5.4): neither takes environment variables. */
+static bool takes_env(const struct offer *o)
+{
+	return !str_is(o->provider, "runpod");
+}
+
+static bool image_ok(const struct offer *o, const char *image, bool env)
+{
+	if (env && str_is(image, DEFAULT_IMAGE))
+		return false;
+	return !o->images.n || in_list(&o->images, image);
+}
+
+/* The offer's images a pod with (env) or without environment variables
+ * can use; with env, an offer that lists none has none. */
+static size_t usable_images(const struct offer *o, bool env, const char **only)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < o->images.n; i++)
+		if (image_ok(o, o->images.v[i], env)) {
+			*only = o->images.v[i];
+			n++;
+		}
+	return n;
+}
+
 static bool fits_range(long v, const struct spec *sp)
 {
 	if (v <= 0)
@@ -42,6 +73,7 @@ static bool fits_range(long v, const struct spec *sp)
 }
 
 enum filter {
+	F_OFFER,
 	F_COUNT,
 	F_SOCKET,
 	F_REGIONS,
@@ -49,6 +81,8 @@ enum filter {
 	F_DATA_CENTER,
 	F_SECURITY,
 	F_SPOT,
+	F_PREPAID,
+	F_ENV,
 	F_IMAGE,
 	F_RESOURCES,
 	F_STOCK,
@@ -57,10 +91,38 @@ enum filter {
 	F_FILTERS
 };
 
+static bool has_prepaid(const struct offer *o)
+{
+	return o->prepaid.set && o->prepaid.d > 0;
+}
+
+/* Is o the offer `type/name` names? The type as the tree spells it. */
+static bool is_named(const struct offer *o, const char *type_dir,
+		     const char *ref)
+{
+	size_t tl = strlen(type_dir);
+	return !strncmp(ref, type_dir, tl) && ref[tl] == '/' &&
+	       str_is(o->name, ref + tl + 1);
+}
+
+/* `offer = type/name` names the offer: the filters that pick among
+ * offers step aside, and those that say whether it can be rented now
+ * (stock, price, max_price) and what it can run (env, image) stay. */
+static bool picked_by_name(enum filter f)
+{
+	return f != F_OFFER && f != F_ENV && f != F_IMAGE && f != F_RESOURCES &&
+	       f < F_STOCK;
+}
+
 static bool passes(enum filter f, const struct offer *o,
 		   const struct pod_spec *s)
 {
+	bool env = s->n_env > 0;
+	if (s->offer && picked_by_name(f))
+		return true;
 	switch (f) {
+	case F_OFFER:
+		return true; /* choose_offer matched the name already */
 	case F_COUNT:
 		return !s->gpu_count ||
 		       (o->gpu_count.set && o->gpu_count.d == s->gpu_count);
@@ -78,15 +140,21 @@ static bool passes(enum filter f, const struct offer *o,
 	case F_SPOT:
 		/* Spot offers are chosen only with spot = true. */
 		return s->spot == 1 ? o->is_spot == 1 : o->is_spot != 1;
+	case F_PREPAID:
+		/* Prepaid offers are chosen only with prepaid = true. */
+		return s->prepaid == 1 ? has_prepaid(o) : !has_prepaid(o);
+	case F_ENV: {
+		const char *only;
+		return !env || (takes_env(o) && usable_images(o, true, &only));
+	}
 	case F_IMAGE:
-		return !s->image || !o->images.n ||
-		       in_list(&o->images, s->image);
+		return !s->image || image_ok(o, s->image, env);
 	case F_RESOURCES:
 		return fits_range(s->disk_size, &o->disk) &&
 		       fits_range(s->vcpus, &o->vcpu) &&
 		       fits_range(s->memory, &o->memory);
 	case F_STOCK:
-		return o->stock != NULL;
+		return offer_in_stock(o);
 	case F_PRICED:
 		return o->price.set;
 	case F_MAX_PRICE:
@@ -99,6 +167,19 @@ static bool passes(enum filter f, const struct offer *o,
 static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 {
 	switch (f) {
+	case F_OFFER:
+		buf_printf(b, "offer = %s", s->offer);
+		break;
+	case F_PREPAID:
+		buf_adds(b,
+			 s->prepaid == 1
+			     ? "prepaid = true"
+			     : "offers with prepaid time (set prepaid = true)");
+		break;
+	case F_ENV:
+		buf_adds(b, "env.* (runpod offers and the ubuntu_22_cuda_12 "
+			    "image take no environment variables)");
+		break;
 	case F_COUNT:
 		buf_printf(b, "gpu_count = %ld", s->gpu_count);
 		break;
@@ -130,7 +211,7 @@ static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 		buf_adds(b, "disk_size/vcpus/memory within the offer's range");
 		break;
 	case F_STOCK:
-		buf_adds(b, "in stock");
+		buf_adds(b, "in stock (not Unavailable)");
 		break;
 	case F_PRICED:
 		buf_adds(b, "having a price");
@@ -147,7 +228,11 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		 const struct offer **out, struct buf *why)
 {
 	*out = NULL;
-	if (!spec->gpu_type) {
+	if (spec->invalid) {
+		buf_adds(why, spec->invalid);
+		return -EINVAL;
+	}
+	if (!spec->gpu_type && !spec->offer) {
 		buf_adds(why, "the template sets no gpu_type");
 		return -EINVAL;
 	}
@@ -160,9 +245,17 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		const struct gpu_type *t = &offers->types[i];
 		bool dir_match = str_is(t->name, spec->gpu_type);
 		for (size_t j = 0; j < t->n; j++)
-			if (dir_match ||
-			    str_is(t->offers[j]->gpu_type, spec->gpu_type))
+			if (spec->offer
+				? is_named(t->offers[j], t->name, spec->offer)
+				: dir_match || str_is(t->offers[j]->gpu_type,
+						      spec->gpu_type))
 				left[n++] = t->offers[j];
+	}
+	if (!n && spec->offer) {
+		buf_printf(why, "no offer %s now (see availability/)",
+			   spec->offer);
+		free(left);
+		return -ENOSPC;
 	}
 	if (!n) {
 		buf_printf(why, "no offer of gpu_type %s now", spec->gpu_type);
@@ -176,7 +269,8 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 				left[kept++] = left[i];
 		if (!kept) {
 			buf_printf(why, "none of the %zu %s offers left fits ",
-				   n, spec->gpu_type);
+				   n,
+				   spec->offer ? spec->offer : spec->gpu_type);
 			describe(f, spec, why);
 			free(left);
 			return -ENOSPC;
@@ -207,14 +301,22 @@ static json_object *count_or_null(long v)
 json_object *create_body(const struct offer *o, const struct pod_spec *spec,
 			 const char *name, const char *team_id, struct buf *why)
 {
-	const char *image = spec->image;
-	if (!image && o->images.n == 1)
-		image = o->images.v[0];
-	if (!image && o->images.n > 1) {
+	bool with_env = spec->n_env > 0;
+	const char *image = spec->image, *only = NULL;
+	if (!image && !with_env &&
+	    (!o->images.n || in_list(&o->images, DEFAULT_IMAGE)))
+		image = DEFAULT_IMAGE;
+	else if (!image && usable_images(o, with_env, &only) == 1)
+		image = only;
+	else if (!image) {
 		buf_printf(why,
-			   "offer %s has %zu images; set image in the template "
-			   "(see the offer's images file)",
-			   o->name, o->images.n);
+			   "offer %s has no default image%s; set image in the "
+			   "template to one of:",
+			   o->name,
+			   with_env ? " that takes environment variables" : "");
+		for (size_t i = 0; i < o->images.n; i++)
+			if (image_ok(o, o->images.v[i], with_env))
+				buf_printf(why, " %s", o->images.v[i]);
 		return NULL;
 	}
 	if (spec->custom_template_id && !str_is(image, "custom_template")) {
@@ -247,7 +349,10 @@ json_object *create_body(const struct offer *o, const struct pod_spec *spec,
 	json_object_object_add(pod, "image", str_or_null(image));
 	json_object_object_add(pod, "dataCenterId",
 			       str_or_null(o->data_center));
-	json_object_object_add(pod, "maxPrice", NULL);
+	json_object_object_add(pod, "maxPrice",
+			       spec->max_price >= 0
+				   ? json_object_new_double(spec->max_price)
+				   : NULL);
 	json_object_object_add(pod, "country", NULL);
 	json_object_object_add(pod, "security", str_or_null(o->security));
 	json_object_object_add(pod, "jupyterPassword", NULL);

@@ -148,6 +148,68 @@ static char *expand_tilde(const char *p)
 	return xstrdup(p);
 }
 
+/* PRIME_CONTEXT=NAME lays a saved environment over config.json in memory,
+ * as the Prime CLI's load_environment(persist=False) does: `production`
+ * resets the base URL and the team; a saved one replaces the key when it
+ * has an api_key (even "", which means no key), and always the team
+ * (absent, null or "" mean the personal account) and the base URL (absent
+ * or null mean the default). True when it replaced the key. */
+static bool overlay_context(char **key, char **team, char **base)
+{
+	const char *ctx = getenv("PRIME_CONTEXT");
+	if (!ctx || !*ctx)
+		return false;
+	if (!strcasecmp(ctx, "production")) {
+		free(*team);
+		free(*base);
+		*team = *base = NULL;
+		return false;
+	}
+	if (strspn(ctx, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			"0123456789_-") != strlen(ctx)) {
+		plog("config", "PRIME_CONTEXT",
+		     "not a context name ([A-Za-z0-9_-]); ignored");
+		return false;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, ".prime/environments/%s.json", ctx);
+	char *path = home_path(b.data);
+	buf_free(&b);
+	struct stat st;
+	json_object *o =
+	    stat(path, &st) == 0 ? json_object_from_file(path) : NULL;
+	bool replaced = false;
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		plog("config", path,
+		     "PRIME_CONTEXT names no readable saved environment; "
+		     "~/.prime/config.json is used as it is");
+	} else {
+		json_object *k;
+		if (json_object_object_get_ex(o, "api_key", &k)) {
+			const char *v = jx_str(o, "api_key");
+			if (*key)
+				explicit_bzero(*key, strlen(*key));
+			free(*key);
+			*key = v && *v ? xstrdup(v) : NULL;
+			replaced = true;
+			if (*key && (st.st_mode & 077))
+				plog("config", path,
+				     "holds the API key and is readable by "
+				     "others (chmod 600 it)");
+		}
+		const char *t = jx_str(o, "team_id"),
+			   *u = jx_str(o, "base_url");
+		free(*team);
+		*team = t && *t ? xstrdup(t) : NULL;
+		free(*base);
+		*base = u && *u ? xstrdup(u) : NULL;
+	}
+	json_object_put(o);
+	free(path);
+	return replaced;
+}
+
 int creds_load(struct creds *c, const char *key_file, char *err, size_t errlen)
 {
 	char *key = NULL, *team = NULL, *base = NULL, *ssh = NULL;
@@ -157,19 +219,8 @@ int creds_load(struct creds *c, const char *key_file, char *err, size_t errlen)
 	read_config(cfg, &key, &team, &base, &ssh, true);
 	const char *source = key ? "~/.prime/config.json" : NULL;
 	free(cfg);
-	const char *ctx = env_nonblank("PRIME_CONTEXT");
-	if (ctx && safe_name(ctx)) {
-		struct buf b;
-		buf_init(&b);
-		buf_printf(&b, ".prime/environments/%s.json", ctx);
-		char *env_file = home_path(b.data);
-		char *before = key;
-		read_config(env_file, &key, &team, &base, NULL, true);
-		if (key != before)
-			source = "PRIME_CONTEXT environment";
-		free(env_file);
-		buf_free(&b);
-	}
+	if (overlay_context(&key, &team, &base))
+		source = key ? "PRIME_CONTEXT environment" : NULL;
 	const char *v;
 	if ((v = getenv("PRIME_API_KEY")) && *v) {
 		take(&key, v);

@@ -4,8 +4,11 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
 
 static json_object *field(json_object *o, const char *key)
 {
@@ -124,8 +127,9 @@ void strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
-/* A string, or a list of strings; `[null]` and non-strings count as nothing
- * (PRIME_API.md 5.6). */
+/* A string, or a list of strings, one per node. A null (or non-string)
+ * entry keeps its node's place as ""; a list with no string at all, such
+ * as `[null]`, counts as nothing (PRIME_API.md 5.6). */
 static void strlist_read(json_object *o, const char *key, struct strlist *out)
 {
 	json_object *v = field(o, key);
@@ -140,12 +144,20 @@ static void strlist_read(json_object *o, const char *key, struct strlist *out)
 	}
 	if (!json_object_is_type(v, json_type_array))
 		return;
-	size_t len = json_object_array_length(v);
-	out->v = xcalloc(len ? len : 1, sizeof *out->v);
+	size_t len = json_object_array_length(v), strings = 0;
 	for (size_t i = 0; i < len; i++) {
 		json_object *e = json_object_array_get_idx(v, i);
-		if (e && json_object_is_type(e, json_type_string))
-			out->v[out->n++] = xstrdup(json_object_get_string(e));
+		strings += e && json_object_is_type(e, json_type_string);
+	}
+	if (!strings)
+		return;
+	out->v = xcalloc(len, sizeof *out->v);
+	for (size_t i = 0; i < len; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		out->v[out->n++] =
+		    xstrdup(e && json_object_is_type(e, json_type_string)
+				? json_object_get_string(e)
+				: "");
 	}
 }
 
@@ -181,6 +193,7 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 	if (!out->price.set)
 		out->price = jx_num(prices, "onDemand");
 	strlist_read(o, "images", &out->images);
+	out->prepaid = jx_num(o, "prepaidTime");
 	json_object *spot = field(o, "isSpot");
 	out->is_spot = spot && json_object_is_type(spot, json_type_boolean)
 			   ? json_object_get_boolean(spot)
@@ -207,11 +220,45 @@ void offer_free(struct offer *o)
 	memset(o, 0, sizeof *o);
 }
 
+static bool str_is(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+/* Pods whose installation failure is in the log already. */
+static pthread_mutex_t failed_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **failed_ids;
+static size_t n_failed;
+
+static void log_install_failure(const char *id, const char *name,
+				const char *why)
+{
+	pthread_mutex_lock(&failed_mu);
+	for (size_t i = 0; i < n_failed; i++)
+		if (!strcmp(failed_ids[i], id)) {
+			pthread_mutex_unlock(&failed_mu);
+			return;
+		}
+	failed_ids = xrealloc(failed_ids, (n_failed + 1) * sizeof *failed_ids);
+	failed_ids[n_failed++] = xstrdup(id);
+	pthread_mutex_unlock(&failed_mu);
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s", name ? name : id);
+	plog("install", path.data, "installation failed: %s",
+	     why ? why : "(the API gives no reason)");
+	buf_free(&path);
+}
+
 int pod_parse(json_object *o, bool history, struct pod *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!o || !json_object_is_type(o, json_type_object))
 		return -1;
+	const char *status = jx_str(o, "status");
+	if (!history &&
+	    (str_is(status, "DELETING") || str_is(status, "TERMINATED")))
+		return 1;
 	out->history = history;
 	out->id = jx_dup(o, "id");
 	if (!out->id)
@@ -219,6 +266,7 @@ int pod_parse(json_object *o, bool history, struct pod *out)
 	out->name = jx_dup(o, "name");
 	out->status = jx_dup(o, "status");
 	out->install_status = jx_dup(o, "installationStatus");
+	out->install_failure = jx_dup(o, "installationFailure");
 	out->gpu_type = jx_dup(o, "gpuName");
 	out->provider = jx_dup(o, "providerType");
 	out->image = jx_dup(o, "environmentType");
@@ -229,11 +277,16 @@ int pod_parse(json_object *o, bool history, struct pod *out)
 	out->gpu_count = jx_num(o, "gpuCount");
 	out->progress = jx_num(o, "installationProgress");
 	out->price_hr = jx_num(o, "priceHr");
+	out->stopped_price_hr = jx_num(o, "stoppedPriceHr");
+	out->provisioning_price_hr = jx_num(o, "provisioningPriceHr");
 	out->billed = jx_num(o, "totalBilledPrice");
 	strlist_read(o, "sshConnection", &out->ssh);
 	strlist_read(o, "ip", &out->ip);
 	out->created_t = parse_iso8601(out->created);
 	out->json = json_text(o);
+	if (!history && out->id && str_is(out->status, "ACTIVE") &&
+	    str_is(out->install_status, "ERROR"))
+		log_install_failure(out->id, out->name, out->install_failure);
 	return 0;
 }
 
@@ -244,6 +297,7 @@ void pod_free(struct pod *p)
 	free(p->name);
 	free(p->status);
 	free(p->install_status);
+	free(p->install_failure);
 	free(p->gpu_type);
 	free(p->provider);
 	free(p->image);
@@ -264,52 +318,119 @@ int wallet_parse(json_object *o, struct wallet *out)
 		return -1;
 	out->balance = jx_num(o, "balance_usd");
 	out->currency = jx_dup(o, "currency");
+	json_object *rows = jx_arr(o, "recent_billings");
+	size_t len = rows ? json_object_array_length(rows) : 0;
+	out->rows = xcalloc(len ? len : 1, sizeof *out->rows);
+	for (size_t i = 0; i < len; i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *id = jx_str(r, "resource_id");
+		struct num amount = jx_num(r, "amount_usd");
+		if (!id || !amount.set)
+			continue;
+		struct billing_row *b = &out->rows[out->n_rows++];
+		b->resource_id = xstrdup(id);
+		b->amount_usd = amount.d;
+		b->created = parse_iso8601(jx_str(r, "created_at"));
+		b->last_billed = parse_iso8601(jx_str(r, "last_billed_at"));
+	}
 	out->json = json_text(o);
 	return 0;
 }
 
 void wallet_free(struct wallet *w)
 {
+	for (size_t i = 0; i < w->n_rows; i++)
+		free(w->rows[i].resource_id);
+	free(w->rows);
 	free(w->currency);
 	free(w->json);
 	memset(w, 0, sizeof *w);
+}
+
+bool offer_in_stock(const struct offer *o)
+{
+	return o->stock && strcmp(o->stock, "Unavailable") != 0;
+}
+
+bool offer_plain_rentable(const struct offer *o)
+{
+	return offer_in_stock(o) && o->price.set && o->is_spot != 1 &&
+	       !(o->prepaid.set && o->prepaid.d > 0);
 }
 
 const char *pod_status(const struct pod *p)
 {
 	if (p->history)
 		return "TERMINATED";
-	if (p->status && !strcmp(p->status, "ACTIVE") && p->install_status &&
-	    strcmp(p->install_status, "FINISHED"))
-		return "INSTALLING";
+	if (str_is(p->status, "ACTIVE") && p->install_status) {
+		if (!strcmp(p->install_status, "ERROR"))
+			return "INSTALL_FAILED";
+		if (strcmp(p->install_status, "FINISHED"))
+			return "INSTALLING";
+	}
 	return p->status;
 }
 
 bool pod_ready(const struct pod *p)
 {
 	const char *s = pod_status(p);
-	return s && !strcmp(s, "ACTIVE") && p->ssh.n > 0;
+	return s && !strcmp(s, "ACTIVE") && p->ssh.n > 0 && *p->ssh.v[0];
 }
 
 bool pod_billing(const struct pod *p)
 {
-	return !p->history && p->status &&
-	       (!strcmp(p->status, "PENDING") ||
-		!strcmp(p->status, "PROVISIONING") ||
-		!strcmp(p->status, "ACTIVE"));
+	return !p->history && (str_is(p->status, "PENDING") ||
+			       str_is(p->status, "PROVISIONING") ||
+			       str_is(p->status, "ACTIVE"));
 }
 
-/* Price per hour × hours since creation, or the billed total once the
- * API gives one (PRIME_API.md 5.7: no running total is exposed). */
-int pod_cost(const struct pod *p, time_t now, double *cost)
+struct num pod_price(const struct pod *p)
 {
-	if (p->billed.set) {
+	struct num zero = {.set = true, .integral = true};
+	if (str_is(p->status, "PROVISIONING") || str_is(p->status, "PENDING"))
+		return p->provisioning_price_hr.set ? p->provisioning_price_hr
+						    : p->price_hr;
+	if (str_is(p->status, "STOPPED"))
+		return p->stopped_price_hr.set ? p->stopped_price_hr
+					       : p->price_hr;
+	if (str_is(p->status, "ERROR"))
+		return zero;
+	return p->price_hr;
+}
+
+int pod_cost(const struct pod *p, const struct wallet *w, time_t now,
+	     double *cost)
+{
+	if (p->history) {
+		if (!p->billed.set)
+			return -1;
 		*cost = p->billed.d;
 		return 0;
 	}
-	if (p->history || !p->price_hr.set || p->created_t < 0)
-		return -1;
-	double hours = difftime(now, p->created_t) / 3600.0;
-	*cost = p->price_hr.d * (hours > 0 ? hours : 0);
+	double billed = 0;
+	bool rows = false;
+	time_t newest = -1, since = p->created_t;
+	for (size_t i = 0; w && p->id && i < w->n_rows; i++) {
+		const struct billing_row *r = &w->rows[i];
+		if (strcmp(r->resource_id, p->id))
+			continue;
+		billed += r->amount_usd;
+		/* The newest row says until when the pod is billed. */
+		if (!rows || r->created >= newest) {
+			newest = r->created;
+			since =
+			    r->last_billed >= 0 ? r->last_billed : p->created_t;
+		}
+		rows = true;
+	}
+	struct num price = pod_price(p);
+	if (!price.set || since < 0) {
+		if (!rows)
+			return -1;
+		*cost = billed; /* the running part cannot be known */
+		return 0;
+	}
+	double hours = difftime(now, since) / 3600.0;
+	*cost = billed + price.d * (hours > 0 ? hours : 0);
 	return 0;
 }

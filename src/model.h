@@ -37,25 +37,38 @@ struct offer {
 	struct num price; /* communityPrice, else onDemand (PRIME_API.md 4.1) */
 	struct spec disk, vcpu, memory;
 	struct strlist images;
-	int is_spot;	/* -1 unknown */
-	bool multinode; /* came from /availability/multi-node */
+	struct num prepaid; /* prepaidTime: hours pre-charged at order */
+	int is_spot;	    /* -1 unknown */
+	bool multinode;	    /* came from /availability/multi-node */
 	char *json;
 };
 
 struct pod {
 	char *dir; /* directory name, given by naming.c */
-	char *id, *name, *status, *install_status, *gpu_type, *provider, *image,
-	    *socket, *created, *updated, *terminated;
-	struct num gpu_count, progress, price_hr, billed;
+	char *id, *name, *status, *install_status, *install_failure, *gpu_type,
+	    *provider, *image, *socket, *created, *updated, *terminated;
+	struct num gpu_count, progress, price_hr, stopped_price_hr,
+	    provisioning_price_hr, billed;
+	/* One entry per node, in node order; "" for a node with none. */
 	struct strlist ssh, ip;
 	time_t created_t; /* -1 when createdAt is missing or unreadable */
 	bool history;
 	char *json;
 };
 
+/* A row of the wallet's recent_billings that names a resource. */
+struct billing_row {
+	char *resource_id;
+	double amount_usd;
+	time_t created;	    /* created_at; -1 unknown */
+	time_t last_billed; /* last_billed_at; -1 when null */
+};
+
 struct wallet {
 	struct num balance;
 	char *currency;
+	struct billing_row *rows;
+	size_t n_rows;
 	char *json;
 };
 
@@ -72,22 +85,41 @@ void num_render(struct buf *b, struct num n);
 /* Each returns 0, or -1 when `o` is not an object (nothing allocated). */
 int offer_parse(json_object *o, bool multinode, struct offer *out);
 void offer_free(struct offer *o);
+/* Also 1 (nothing allocated) for a live pod that is gone: the API lists it
+ * as DELETING or TERMINATED, so pods/ neither lists nor resolves it. An
+ * ERROR installation's installationFailure goes to the log, once a pod. */
 int pod_parse(json_object *o, bool history, struct pod *out);
 void pod_free(struct pod *p);
 int wallet_parse(json_object *o, struct wallet *out);
 void wallet_free(struct wallet *w);
 
-/* What `status` shows: INSTALLING while ACTIVE and installationStatus is
- * present and not FINISHED (as the Prime CLI's list shows it). */
+/* In stock: any stockStatus the API sends but Unavailable. */
+bool offer_in_stock(const struct offer *o);
+/* What cheapest/ may point at, and mkdir rent with no spot or prepaid
+ * key: in stock, priced, not spot, no prepaid time. */
+bool offer_plain_rentable(const struct offer *o);
+
+/* What `status` shows: while ACTIVE, INSTALL_FAILED when installationStatus
+ * is ERROR, INSTALLING while it is present and not FINISHED (as the Prime
+ * CLI's list shows it); else the API's status as it is. */
 const char *pod_status(const struct pod *p);
-/* True when the pod runs and takes SSH: ACTIVE, installed, ssh known. */
+/* True when the pod runs and takes SSH: ACTIVE, installed, node 0's ssh
+ * known. */
 bool pod_ready(const struct pod *p);
 /* Billing status: PENDING, PROVISIONING or ACTIVE. */
 bool pod_billing(const struct pod *p);
 
-/* Price per hour × hours since creation, or the billed total once the
- * API gives one; -1 when neither can be known. */
-int pod_cost(const struct pod *p, time_t now, double *cost);
+/* USD per hour in the current state: provisioningPriceHr while
+ * PROVISIONING or PENDING, stoppedPriceHr while STOPPED (each falling back
+ * to priceHr when null), 0 in ERROR, else priceHr. Unset when unknown. */
+struct num pod_price(const struct pod *p);
+
+/* What the pod has cost: the sum of its rows in the wallet's
+ * recent_billings (w may be NULL) plus pod_price × the time since the
+ * newest row's last_billed_at (since creation when it has no row or the
+ * time is null); a history pod's billed total. -1 when unknown. */
+int pod_cost(const struct pod *p, const struct wallet *w, time_t now,
+	     double *cost);
 
 void strlist_free(struct strlist *l);
 

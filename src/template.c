@@ -14,7 +14,17 @@
 
 #include "log.h"
 
-enum kind { K_STR, K_INT, K_PRICE, K_BOOL, K_LIST, K_SECURITY };
+enum kind {
+	K_STR,
+	K_INT,
+	K_PRICE,
+	K_BOOL,
+	K_LIST,
+	K_SECURITY,
+	K_OFFER,
+	K_DURATION,
+	K_USD
+};
 
 static const struct {
 	const char *key;
@@ -28,6 +38,9 @@ static const struct {
     {"vcpus", K_INT},	      {"memory", K_INT},
     {"spot", K_BOOL},	      {"custom_template_id", K_STR},
     {"team_id", K_STR},	      {"max_pods", K_INT},
+    {"prepaid", K_BOOL},      {"offer", K_OFFER},
+    {"deadline", K_DURATION}, {"idle", K_DURATION},
+    {"max_cost", K_USD},
 };
 
 struct parse_ctx {
@@ -66,6 +79,44 @@ static bool parse_price(const char *v, double *out)
 		return false;
 	*out = d;
 	return true;
+}
+
+double parse_duration(const char *v)
+{
+	if (*v == '+')
+		v++;
+	if (!(*v >= '0' && *v <= '9') && *v != '.')
+		return -1;
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (end == v || errno || !isfinite(d) || d < 0 || !*end || end[1])
+		return -1;
+	switch (*end) {
+	case 's':
+		return d;
+	case 'm':
+		return d * 60;
+	case 'h':
+		return d * 3600;
+	case 'd':
+		return d * 86400;
+	default:
+		return -1;
+	}
+}
+
+/* "<type>/<offer>": two names as the tree spells them. */
+static bool offer_ref_ok(const char *v)
+{
+	const char *slash = strchr(v, '/');
+	if (!slash || strchr(slash + 1, '/') || slash == v)
+		return false;
+	char *type = xstrndup(v, (size_t)(slash - v));
+	bool ok = safe_name(type) && *type != '.' && safe_name(slash + 1) &&
+		  slash[1] != '.';
+	free(type);
+	return ok;
 }
 
 /* A glob fnmatch would read differently from what its writer meant: an
@@ -114,6 +165,18 @@ static const char *check_value(const char *key, const char *value)
 			return !strcmp(value, "true") || !strcmp(value, "false")
 				   ? NULL
 				   : "not true or false";
+		case K_OFFER:
+			return offer_ref_ok(value) ? NULL
+						   : "not <gpu type>/<offer> "
+						     "as in availability/";
+		case K_DURATION:
+			return parse_duration(value) >= 0
+				   ? NULL
+				   : "not a duration such as 45s, 90m, 2h or "
+				     "2d";
+		case K_USD:
+			return parse_price(value, &d) ? NULL
+						      : "not an amount in USD";
 		case K_SECURITY:
 			return !strcmp(value, "secure_cloud") ||
 				       !strcmp(value, "community_cloud")
@@ -218,6 +281,43 @@ int template_parse(const char *text, struct template *out, struct buf *err)
 	return 0;
 }
 
+int template_check_lines(const char *text, size_t len, size_t from,
+			 struct buf *err)
+{
+	if (memchr(text, '\0', len)) {
+		buf_adds(err, "the template has a NUL byte");
+		return -EINVAL;
+	}
+	int n = 1;
+	for (size_t at = 0; at < len; n++) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		if (!nl)
+			break; /* the last line is not complete yet */
+		size_t end = (size_t)(nl - text);
+		if (end + 1 > from) {
+			char *line = xstrndup(text + at, end - at + 1);
+			struct template t;
+			struct buf why;
+			buf_init(&why);
+			int rc = template_parse(line, &t, &why);
+			free(line);
+			if (rc) {
+				/* "line 1: reason", from the one line's parse.
+				 */
+				const char *r = strchr(why.data, ':');
+				buf_printf(err, "line %d%s", n,
+					   r ? r : ": not valid");
+				buf_free(&why);
+				return rc;
+			}
+			template_free(&t);
+			buf_free(&why);
+		}
+		at = end + 1;
+	}
+	return 0;
+}
+
 void template_free(struct template *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
@@ -262,6 +362,7 @@ static void apply(struct pod_spec *s, const char *key, const char *value)
 	    {"image", &s->image},
 	    {"custom_template_id", &s->custom_template_id},
 	    {"team_id", &s->team_id},
+	    {"offer", &s->offer},
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
 		if (!strcmp(key, strs[i].key)) {
@@ -283,8 +384,16 @@ static void apply(struct pod_spec *s, const char *key, const char *value)
 		}
 	if (!strcmp(key, "max_price")) {
 		parse_price(value, &s->max_price);
+	} else if (!strcmp(key, "max_cost")) {
+		parse_price(value, &s->max_cost);
+	} else if (!strcmp(key, "deadline")) {
+		s->deadline = parse_duration(value);
+	} else if (!strcmp(key, "idle")) {
+		s->idle = parse_duration(value);
 	} else if (!strcmp(key, "spot")) {
 		s->spot = !strcmp(value, "true");
+	} else if (!strcmp(key, "prepaid")) {
+		s->prepaid = !strcmp(value, "true");
 	} else if (!strcmp(key, "regions")) {
 		strlist_free(&s->regions);
 		char *copy = xstrdup(value), *save = NULL;
@@ -313,6 +422,8 @@ void template_resolve(const struct template *t, const char *pod_name,
 	memset(out, 0, sizeof *out);
 	out->max_price = -1;
 	out->spot = -1;
+	out->prepaid = -1;
+	out->deadline = out->idle = out->max_cost = -1;
 	out->max_pods = TEMPLATE_DEFAULT_MAX_PODS;
 	for (size_t i = 0; i < t->n; i++) {
 		const char *sec = t->v[i].section;
@@ -332,6 +443,8 @@ void pod_spec_free(struct pod_spec *s)
 	free(s->image);
 	free(s->custom_template_id);
 	free(s->team_id);
+	free(s->offer);
+	free(s->invalid);
 	strlist_free(&s->regions);
 	for (size_t i = 0; i < s->n_env; i++) {
 		free(s->env[i].key);
@@ -359,27 +472,76 @@ static char *read_file(const char *path)
 	return buf_steal(&b);
 }
 
-void template_store_init(struct template_store *s, const char *path)
+/* Forgets what was read: an empty template, and what config shows. */
+static void forget(struct template_store *s)
 {
-	pthread_mutex_init(&s->mu, NULL);
-	s->path = xstrdup(path);
-	memset(&s->current, 0, sizeof s->current);
-	char *text = read_file(path);
+	template_free(&s->current);
+	free(s->text);
+	free(s->invalid);
+	s->text = s->invalid = NULL;
+}
+
+static void remember_stat(struct template_store *s)
+{
+	struct stat st;
+	if (stat(s->path, &st) == 0) {
+		s->seen = st.st_mtim;
+		s->seen_size = st.st_size;
+		s->seen_ino = st.st_ino;
+	} else {
+		memset(&s->seen, 0, sizeof s->seen);
+		s->seen_size = 0;
+		s->seen_ino = 0;
+	}
+}
+
+/* Reads the file again when it changed on disk (or went away); s->mu held.
+ * Local file I/O only. */
+static void sync_locked(struct template_store *s)
+{
+	struct stat st;
+	if (stat(s->path, &st) != 0) {
+		if (s->seen_ino || s->text) {
+			forget(s);
+			remember_stat(s);
+		}
+		return;
+	}
+	if (st.st_ino == s->seen_ino && st.st_size == s->seen_size &&
+	    st.st_mtim.tv_sec == s->seen.tv_sec &&
+	    st.st_mtim.tv_nsec == s->seen.tv_nsec)
+		return;
+	char *text = read_file(s->path);
+	remember_stat(s);
 	if (!text)
 		return;
+	forget(s);
+	s->text = text;
 	struct buf err;
 	buf_init(&err);
-	if (template_parse(text, &s->current, &err) != 0)
-		plog("config", path,
-		     "%s; mkdir has no template until a good one is written",
-		     err.data);
+	if (template_parse(text, &s->current, &err) != 0) {
+		struct buf why;
+		buf_init(&why);
+		buf_printf(&why, "the template file %s is bad (%s)", s->path,
+			   err.data);
+		s->invalid = buf_steal(&why);
+		plog("config", s->path,
+		     "%s; mkdir refuses until a good one is written", err.data);
+	}
 	buf_free(&err);
-	free(text);
+}
+
+void template_store_init(struct template_store *s, const char *path)
+{
+	memset(s, 0, sizeof *s);
+	pthread_mutex_init(&s->mu, NULL);
+	s->path = xstrdup(path);
+	sync_locked(s); /* nobody else sees s yet */
 }
 
 void template_store_destroy(struct template_store *s)
 {
-	template_free(&s->current);
+	forget(s);
 	free(s->path);
 	pthread_mutex_destroy(&s->mu);
 }
@@ -448,8 +610,11 @@ int template_store_replace(struct template_store *s, const char *text,
 		pthread_mutex_lock(&s->mu);
 		rc = save_atomically(s->path, copy, len);
 		if (rc == 0) {
-			template_free(&s->current);
+			forget(s);
 			s->current = t;
+			s->text = copy;
+			copy = NULL;
+			remember_stat(s);
 		}
 		pthread_mutex_unlock(&s->mu);
 		if (rc == 0)
@@ -467,6 +632,18 @@ void template_store_resolve(struct template_store *s, const char *pod_name,
 			    struct pod_spec *out)
 {
 	pthread_mutex_lock(&s->mu);
+	sync_locked(s);
 	template_resolve(&s->current, pod_name, out);
+	if (s->invalid)
+		out->invalid = xstrdup(s->invalid);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void template_store_text(struct template_store *s, struct buf *out)
+{
+	pthread_mutex_lock(&s->mu);
+	sync_locked(s);
+	if (s->text)
+		buf_adds(out, s->text);
 	pthread_mutex_unlock(&s->mu);
 }

@@ -80,6 +80,7 @@ OFFER_NUM(r_offer_memory, memory.def)
 OFFER_NUM(r_offer_disk, disk.def)
 OFFER_STR(r_offer_cloud_id, cloud_id)
 OFFER_STR(r_offer_security, security)
+OFFER_NUM(r_offer_prepaid, prepaid)
 
 static int r_offer_spot(struct tree *t, const void *obj, struct buf *out)
 {
@@ -116,6 +117,7 @@ static const struct file_def offer_files[] = {
     {"memory", r_offer_memory, 0, -1, NULL},
     {"disk", r_offer_disk, 0, -1, NULL},
     {"spot", r_offer_spot, 0, -1, NULL},
+    {"prepaid", r_offer_prepaid, 0, -1, NULL},
     {"cloud_id", r_offer_cloud_id, 0, -1, NULL},
     {"images", r_offer_images, 0, -1, NULL},
     {"security", r_offer_security, 0, -1, NULL},
@@ -152,7 +154,7 @@ static int r_pod_gpu_count(struct tree *t, const void *obj, struct buf *out)
 static int r_pod_price(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)t;
-	add_num(out, ((const struct pod *)obj)->price_hr);
+	add_num(out, pod_price(obj));
 	return 0;
 }
 
@@ -163,13 +165,34 @@ static int r_pod_progress(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* How old a held wallet may be and still give cost its billing rows. An
+ * older answer only moves money from the rows to the running part (price
+ * × time since the last bill), so a crawl of every pod's cost is served by
+ * one wallet fetch, as `balance` is. */
+#define COST_WALLET_MAX_AGE 60.0
+
+/* cost needs two snapshots, the pod's and the wallet's billing rows: the
+ * wallet comes from the cache here (one listing serves every pod's cost).
+ * While the wallet cannot be had, the rows count as none. */
 static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
 {
-	(void)t;
+	const struct pod *p = obj;
+	struct snap *w = NULL;
+	if (!p->history && t->o.cache) {
+		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
+		    now_monotonic() - w->fetched_mono > COST_WALLET_MAX_AGE) {
+			snap_put(w);
+			w = NULL;
+		}
+		if (!w && cache_get(t->o.cache, SNAP_WALLET, CACHE_TTL, &w))
+			w = NULL;
+	}
 	double cost;
-	if (pod_cost(obj, time(NULL), &cost) == 0)
+	if (pod_cost(p, w ? &w->wallet : NULL, time(NULL), &cost) == 0)
 		buf_printf(out, "%.4f", cost);
 	buf_addc(out, '\n');
+	if (w)
+		snap_put(w);
 	return 0;
 }
 
@@ -234,17 +257,12 @@ static int r_balance(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* What mkdir uses, from the same store (empty when there is none). */
 static int r_config(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)obj;
-	FILE *f = t->o.tmpl ? fopen(t->o.tmpl->path, "r") : NULL;
-	if (!f)
-		return 0; /* no template yet: an empty file */
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(out, chunk, n);
-	fclose(f);
+	if (t->o.tmpl)
+		template_store_text(t->o.tmpl, out);
 	return 0;
 }
 

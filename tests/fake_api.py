@@ -788,6 +788,11 @@ class State:
         if name == "balance":
             self.balance = float(body.get("balance", self.balance))
             return 200, {"balance": self.balance}
+        if name == "wallet":
+            # test control: replace the wallet's billing rows (newest first)
+            if isinstance(body.get("recent_billings"), list):
+                self.wallet["recent_billings"] = body["recent_billings"]
+            return 200, {"rows": len(self.wallet["recent_billings"])}
         if name == "pods":
             result = {"added": [], "deleted": [], "set": 0}
             for p in body.get("add") or []:

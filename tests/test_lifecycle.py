@@ -31,7 +31,8 @@ def fitting_offers(api, gpu_type, image="ubuntu_22_cuda_12", **want):
     """The offers DESIGN.md lets mkdir pick, cheapest first, from the API."""
     fits = []
     for o in all_offers(api):
-        if o["gpuType"] != gpu_type or o.get("stockStatus") is None or price(o) is None:
+        if (o["gpuType"] != gpu_type or o.get("stockStatus") in (None, "Unavailable")
+                or price(o) is None or o.get("prepaidTime")):
             continue
         if bool(o.get("isSpot")) != bool(want.get("spot")):
             continue
@@ -120,8 +121,13 @@ def test_mkdir_picks_the_right_offer(api, life, template, want):
 def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
     api = make_api("--pending-secs", "0.5", "--install-secs", "0.5")
     m = make_mount(api, options=("pods_ttl=0.2",))
-    rent(m, "bench", "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
-                     "disk_size = 200\nenv.HF_TOKEN = secret=1\n")
+    # With env vars, runpod offers and ubuntu_22_cuda_12 are out (the CLI's
+    # rule): an image some other H100 offer has.
+    image = next(i for o in fitting_offers(api, "H100_80GB", image=None)
+                 if o["provider"] != "runpod" for i in o.get("images") or []
+                 if i != "ubuntu_22_cuda_12")
+    rent(m, "bench", "gpu_type = H100_80GB\nimage = %s\n"
+                     "disk_size = 200\nenv.HF_TOKEN = secret=1\n" % image)
     body = posts(api)[-1]["body"]["pod"]
     assert body["diskSize"] == 200
     assert body["envVars"] == [{"key": "HF_TOKEN", "value": "secret=1"}]
@@ -339,3 +345,103 @@ def test_cycles_under_faults_no_duplicate_no_leak(api, make_mount):
     for name in names:
         assert name not in live, "leaked " + name
         assert hist.count(name) == 1, "%s created %d times" % (name, hist.count(name))
+
+
+# ---- money exact: stock, maxPrice, image, offer =, gone pods, context ----
+
+def _offer_match(o):
+    return {k: o.get(k) for k in ("cloudId", "gpuType", "socket", "provider", "dataCenter",
+                                  "gpuCount", "security", "isSpot")}
+
+
+def test_unavailable_is_never_rented(api, life):
+    tmpl = "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
+    cheapest = expected_offer(api, "H100_80GB")
+    api.admin("offers", {"set_stock": {"match": _offer_match(cheapest),
+                                       "stockStatus": "Unavailable"}})
+    api.reset()
+    life.write("ctl", "refresh\n")
+    rent(life, "stockless", tmpl)
+    pod = posts(api)[-1]["body"]["pod"]
+    assert not (same_offer(pod, cheapest) and price(cheapest) == float(life.read("pods/stockless/price")))
+    chosen = [o for o in all_offers(api) if same_offer(pod, o) and o["gpuType"] == "H100_80GB"]
+    assert chosen and all(o["stockStatus"] != "Unavailable" for o in chosen)
+
+
+@pytest.mark.parametrize("gpu", ["H100_80GB", "A100_80GB", "RTX4090_24GB"])
+def test_max_price_is_sent_and_default_image(api, life, gpu):
+    exp = expected_offer(api, gpu, image=None)
+    api.reset()
+    life.write("config", BASE + "gpu_type = %s\nmax_price = 100\n" % gpu)
+    rc = err_of(lambda: os.mkdir(life.p("pods", "capped")))
+    imgs = exp.get("images") or []
+    if not imgs or "ubuntu_22_cuda_12" in imgs or len(imgs) == 1:
+        assert rc == 0, life.log()
+        pod = posts(api)[-1]["body"]["pod"]
+        assert pod["maxPrice"] == 100
+        assert pod["image"] == (imgs[0] if len(imgs) == 1 else "ubuntu_22_cuda_12")
+    else:
+        # several images and not the default: EINVAL, the choices in log
+        assert rc == errno.EINVAL and posts(api) == []
+        assert "one of: " + " ".join(imgs) in life.log()
+
+
+def test_offer_key_rents_exactly_that_offer(api, life):
+    d = life.p("availability", "A100_80GB")
+    names = [n for n in sorted(os.listdir(d)) if n != "cheapest"
+             and life.read("availability", "A100_80GB", n, "stock") not in ("\n", "Unavailable\n")
+             and life.read("availability", "A100_80GB", n, "price") != "\n"
+             and "ubuntu_22_cuda_12\n" in life.read("availability", "A100_80GB", n, "images")]
+    # not the cheapest one: the key must win over the price
+    name = next(n for n in reversed(names) if os.readlink(os.path.join(d, "cheapest")) != n)
+    want = json.loads(life.read("availability", "A100_80GB", name, "json"))
+    api.reset()
+    rent(life, "exact", "gpu_type = H100_80GB\noffer = A100_80GB/%s\n" % name)
+    pod = posts(api)[-1]["body"]["pod"]
+    assert same_offer(pod, want) and pod["gpuType"] == "A100_80GB"
+    # still checked against max_price: nothing is sent
+    api.reset()
+    life.write("config", BASE + "offer = A100_80GB/%s\nmax_price = 0.0001\n" % name)
+    assert err_of(lambda: os.mkdir(life.p("pods", "exact2"))) == errno.ENOSPC
+    assert posts(api) == []
+    assert "max_price" in life.log()
+
+
+def test_deleting_pod_frees_its_name(api, life):
+    life.write("config", BASE + "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    pid = api.admin("pods", {"add": [{"name": "reborn", "status": "DELETING"}]})["added"][0]
+    life.write("ctl", "refresh\n")
+    assert "reborn" not in os.listdir(life.p("pods"))
+    assert err_of(lambda: os.stat(life.p("pods", pid))) == errno.ENOENT
+    api.reset()
+    os.mkdir(life.p("pods", "reborn"))      # not EEXIST
+    assert len(posts(api)) == 1
+
+
+def test_max_pods_counts_billing_states_only(api, life):
+    for st in ("STOPPED", "ERROR", "UNKNOWN", "DELETING"):
+        api.admin("pods", {"add": [{"status": st}]})
+    listed = all_pages(api, "/pods")
+    # (the fixture lists one id twice: primefs counts that pod once)
+    billing = len({p["id"] for p in listed
+                   if p["status"] in ("PROVISIONING", "PENDING", "ACTIVE")})
+    life.write("config", "max_pods = %d\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
+               % (billing + 1))
+    life.write("ctl", "refresh\n")
+    os.mkdir(life.p("pods", "one-more"))
+    assert err_of(lambda: os.mkdir(life.p("pods", "two-more"))) == errno.EDQUOT, life.log()
+
+
+def test_prime_context_null_team_clears_team(api, make_mount, tmp_path):
+    home = tmp_path / "home"
+    (home / ".prime" / "environments").mkdir(parents=True)
+    (home / ".prime" / "config.json").write_text(json.dumps({"team_id": "cteamfromconfig0000000000"}))
+    (home / ".prime" / "environments" / "solo.json").write_text(json.dumps({"team_id": None}))
+    for ctx, team in (("solo", None), (None, {"teamId": "cteamfromconfig0000000000"})):
+        env = {"PRIME_CONTEXT": ctx} if ctx else {}
+        m = make_mount(api, home=str(home), env=env)
+        m.write("config", BASE + "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+        api.reset()
+        os.mkdir(m.p("pods", "ctx-%s" % (ctx or "none")))
+        assert posts(api)[-1]["body"]["team"] == team
+        m.stop()

@@ -16,7 +16,7 @@ import pytest
 SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
                "socket", "gpu_count", "gpu_memory", "vcpus", "memory", "disk",
-               "spot", "cloud_id", "images", "security", "json"}
+               "spot", "prepaid", "cloud_id", "images", "security", "json"}
 HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
                  "price", "cost", "created", "ssh", "ip", "progress", "json"}
 POD_FILES = HISTORY_FILES | {"run", "exit"}
@@ -135,8 +135,13 @@ def test_cheapest_symlink(mnt):
         for o in os.listdir(d):
             if o == "cheapest":
                 continue
+            # DESIGN.md: in stock (not Unavailable), priced, not spot,
+            # no prepaid time.
             price = mnt.read(d, o, "price").strip()
-            if price and mnt.read(d, o, "stock").strip():
+            stock = mnt.read(d, o, "stock").strip()
+            if (price and stock and stock != "Unavailable"
+                    and mnt.read(d, o, "spot") != "true\n"
+                    and mnt.read(d, o, "prepaid") == "\n"):
                 priced[o] = float(price)
         link = mnt.p(d, "cheapest")
         if not priced:
@@ -340,3 +345,90 @@ def test_concurrent_misses_share_one_request(mnt, api):
         t.join()
     assert not errors
     assert api.counts()["GET /pods"] == 1
+
+
+# ---- money exact: states, prices, cost, lists with nulls ----
+
+def _iso(ts):
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _add_pod(api, **fields):
+    return api.admin("pods", {"add": [fields]})["added"][0]
+
+
+def test_offer_prepaid_file(mnt, api):
+    offers = [o for o in all_offers(api) if o.get("prepaidTime") is None]
+    assert offers
+    for t in os.listdir(mnt.p("availability")):
+        for o in os.listdir(mnt.p("availability", t)):
+            if os.path.islink(mnt.p("availability", t, o)):
+                continue
+            pre = mnt.read("availability", t, o, "prepaid")
+            js = json.loads(mnt.read("availability", t, o, "json"))
+            want = "" if js.get("prepaidTime") is None else str(js["prepaidTime"])
+            assert pre == want + "\n"
+
+
+def test_price_and_cost_per_state(api, make_mount):
+    now = time.time()
+    created = _iso(now - 10 * 3600)
+    _add_pod(api, name="stopped-x", status="STOPPED", priceHr=2.5, stoppedPriceHr=0.05,
+             provisioningPriceHr=0.0, createdAt=created)
+    _add_pod(api, name="prov-x", status="PROVISIONING", priceHr=2.5, stoppedPriceHr=0.05,
+             provisioningPriceHr=0.0, createdAt=created)
+    _add_pod(api, name="pendnull-x", status="PENDING", priceHr=2.5, stoppedPriceHr=None,
+             provisioningPriceHr=None, createdAt=created)
+    _add_pod(api, name="err-x", status="ERROR", priceHr=2.5, createdAt=created)
+    _add_pod(api, name="unk-x", status="UNKNOWN", priceHr=2.5, createdAt=created)
+    billed = _add_pod(api, name="billed-x", status="ACTIVE", priceHr=2.0,
+                      createdAt=_iso(now - 5 * 3600))
+    # Billed up to one hour ago: 3.0 + 1.5; the running part is 1 h at 2.0.
+    row = {"created_at": _iso(now - 7200), "updated_at": _iso(now - 3600),
+           "currency": "USD", "resource_type": "compute", "resource_id": billed}
+    api.admin("wallet", {"recent_billings": [
+        dict(row, id="b2", created_at=_iso(now - 3600), last_billed_at=_iso(now - 3600),
+             amount_usd=1.5),
+        dict(row, id="b1", last_billed_at=_iso(now - 7200), amount_usd=3.0),
+        dict(row, id="b0", resource_id="someone-else", last_billed_at=None, amount_usd=99.0),
+    ]})
+    m = make_mount(api)
+    assert m.read("pods/stopped-x/price") == "0.05\n"
+    assert abs(float(m.read("pods/stopped-x/cost")) - 0.5) < 0.01   # not 25
+    assert m.read("pods/prov-x/price") == "0\n"
+    assert m.read("pods/prov-x/cost") == "0.0000\n"
+    assert m.read("pods/pendnull-x/price") == "2.5\n"
+    assert m.read("pods/err-x/price") == "0\n"
+    assert m.read("pods/err-x/cost") == "0.0000\n"
+    assert m.read("pods/unk-x/status") == "UNKNOWN\n"
+    assert m.read("pods/unk-x/price") == "2.5\n"
+    assert abs(float(m.read("pods/billed-x/cost")) - 6.5) < 0.01
+    assert re.match(r"^\d+\.\d{4}\n$", m.read("pods/billed-x/cost"))
+
+
+def test_install_failed_and_gone_pods(api, make_mount):
+    _add_pod(api, name="broken", status="ACTIVE", installationStatus="ERROR",
+             installationFailure="Failed to pull image: manifest unknown for xyz-42",
+             sshConnection=None)
+    gone = _add_pod(api, name="going", status="DELETING")
+    _add_pod(api, name="gone", status="TERMINATED")
+    m = make_mount(api)
+    assert m.read("pods/broken/status") == "INSTALL_FAILED\n"
+    names = os.listdir(m.p("pods"))
+    assert "going" not in names and "gone" not in names
+    assert not os.path.exists(m.p("pods", "going"))
+    assert not os.path.exists(m.p("pods", gone))
+    for _ in range(3):
+        m.read("pods/broken/status")
+        with open(m.p("ctl"), "w") as f:
+            f.write("refresh\n")
+    assert m.log().count("manifest unknown for xyz-42") == 1
+
+
+def test_lists_keep_node_positions(api, make_mount):
+    _add_pod(api, name="multi", status="ACTIVE", installationStatus="FINISHED",
+             sshConnection=["root@198.51.100.31 -p 22", None, "root@198.51.100.33 -p 22"],
+             ip=[None, "198.51.100.32", "198.51.100.33"])
+    m = make_mount(api)
+    assert m.read("pods/multi/ssh") == "root@198.51.100.31 -p 22\n\nroot@198.51.100.33 -p 22\n"
+    assert m.read("pods/multi/ip") == "\n198.51.100.32\n198.51.100.33\n"

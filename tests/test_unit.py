@@ -9,7 +9,7 @@ import pytest
 from conftest import BUILD, HERE
 
 UNITS = ["test_util", "test_model", "test_naming", "test_cache", "test_api",
-         "test_template", "test_log", "test_intent"]
+         "test_template", "test_log", "test_intent", "test_choose"]
 
 
 @pytest.mark.parametrize("name", UNITS)

@@ -306,7 +306,7 @@ static void test_escape(void)
 	struct wallet w;
 	CHECK(api_get_wallet(&api, &w) == 0);
 	wallet_free(&w);
-	CHECK_STR(last_path, "/api/v1/billing/wallet?limit=1&offset=0&teamId="
+	CHECK_STR(last_path, "/api/v1/billing/wallet?limit=100&offset=0&teamId="
 			     "t1%26limit%3D1000%20%2F%C3%A9%3F%23");
 	api.team_id = NULL;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "log.h"
 #include "model.h"
 #include "t.h"
 
@@ -100,7 +101,7 @@ static void test_pods(void)
 	CHECK_STR(rendered(p.price_hr), "1.6568");
 	CHECK(p.created_t == parse_iso8601("2026-05-01T12:00:00Z"));
 	double cost;
-	CHECK(pod_cost(&p, p.created_t + 7200, &cost) == 0);
+	CHECK(pod_cost(&p, NULL, p.created_t + 7200, &cost) == 0);
 	CHECK(cost > 3.3135 && cost < 3.3137);
 	CHECK(pod_ready(&p));
 	pod_free(&p);
@@ -138,7 +139,7 @@ static void test_pods(void)
 	data = jx_arr(o, "data");
 	CHECK(pod_parse(json_object_array_get_idx(data, 0), true, &p) == 0);
 	CHECK_STR(pod_status(&p), "TERMINATED");
-	CHECK(pod_cost(&p, time(NULL), &cost) == 0 && cost == 75.7904);
+	CHECK(pod_cost(&p, NULL, time(NULL), &cost) == 0 && cost == 75.7904);
 	pod_free(&p);
 	json_object_put(o);
 
@@ -225,7 +226,7 @@ static void test_hostile(void)
 					num_render(&b, p.price_hr);
 					num_render(&b, of.price);
 					double c;
-					pod_cost(&p, time(NULL), &c);
+					pod_cost(&p, NULL, time(NULL), &c);
 					pod_status(&p);
 					buf_free(&b);
 					offer_free(&of);
@@ -273,9 +274,177 @@ static void test_hostile(void)
 	json_object_put(o);
 }
 
+static struct pod pod_of(const char *json)
+{
+	struct pod p;
+	json_object *o = json_tokener_parse(json);
+	if (pod_parse(o, false, &p) != 0)
+		memset(&p, 0, sizeof p);
+	json_object_put(o);
+	return p;
+}
+
+/* DESIGN.md "Pods: status, cost": the states and what each costs. */
+static void test_states_and_prices(void)
+{
+	struct pod p;
+	const char *base = "{\"id\":\"p1\",\"priceHr\":2.5,"
+			   "\"stoppedPriceHr\":0.05,"
+			   "\"provisioningPriceHr\":%s,\"status\":\"%s\"%s}";
+	char j[512];
+	struct {
+		const char *prov, *status, *extra, *shown, *price;
+		bool billing;
+	} cases[] = {
+	    {"0.0", "PROVISIONING", "", "PROVISIONING", "0", true},
+	    {"0.0", "PENDING", "", "PENDING", "0", true},
+	    {"null", "PENDING", "", "PENDING", "2.5", true},
+	    {"0.0", "ACTIVE", "", "ACTIVE", "2.5", true},
+	    {"0.0", "ACTIVE", ",\"installationStatus\":\"ACTIVE\"",
+	     "INSTALLING", "2.5", true},
+	    {"0.0", "ACTIVE",
+	     ",\"installationStatus\":\"ERROR\",\"installationFailure\":"
+	     "\"Failed to pull image\"",
+	     "INSTALL_FAILED", "2.5", true},
+	    {"0.0", "STOPPED", "", "STOPPED", "0.05", false},
+	    {"0.0", "ERROR", "", "ERROR", "0", false},
+	    {"0.0", "UNKNOWN", "", "UNKNOWN", "2.5", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		snprintf(j, sizeof j, base, cases[i].prov, cases[i].status,
+			 cases[i].extra);
+		p = pod_of(j);
+		CHECK_STR(pod_status(&p), cases[i].shown);
+		CHECK_STR(rendered(pod_price(&p)), cases[i].price);
+		CHECK(pod_billing(&p) == cases[i].billing);
+		pod_free(&p);
+	}
+	/* stoppedPriceHr null: priceHr. */
+	p = pod_of("{\"id\":\"p1\",\"priceHr\":2.5,\"status\":\"STOPPED\","
+		   "\"stoppedPriceHr\":null}");
+	CHECK_STR(rendered(pod_price(&p)), "2.5");
+	pod_free(&p);
+	/* The failure text is logged once, however often the pod is read. */
+	log_init(100, false);
+	for (int i = 0; i < 3; i++) {
+		p = pod_of("{\"id\":\"pf\",\"name\":\"bad\",\"status\":"
+			   "\"ACTIVE\",\"installationStatus\":\"ERROR\","
+			   "\"installationFailure\":\"Failed to pull "
+			   "image\"}");
+		pod_free(&p);
+	}
+	struct buf lg;
+	buf_init(&lg);
+	log_render(&lg);
+	const char *hit = strstr(lg.data ? lg.data : "", "Failed to pull");
+	CHECK(hit && !strstr(hit + 1, "Failed to pull"));
+	CHECK(strstr(lg.data ? lg.data : "", "/pods/bad") != NULL);
+	buf_free(&lg);
+	log_shutdown();
+	/* DELETING and TERMINATED live pods are gone; history keeps them. */
+	json_object *o = json_tokener_parse(
+	    "{\"id\":\"g\",\"status\":\"DELETING\",\"priceHr\":1}");
+	CHECK(pod_parse(o, false, &p) == 1);
+	CHECK(pod_parse(o, true, &p) == 0);
+	pod_free(&p);
+	json_object_put(o);
+	o = json_tokener_parse("{\"id\":\"g\",\"status\":\"TERMINATED\"}");
+	CHECK(pod_parse(o, false, &p) == 1);
+	json_object_put(o);
+}
+
+/* Node positions survive nulls: node 2 of 3 has no ssh yet. */
+static void test_null_nodes(void)
+{
+	struct pod p =
+	    pod_of("{\"id\":\"m\",\"status\":\"ACTIVE\","
+		   "\"sshConnection\":[\"root@a -p 1\",null,\"root@c -p 3\"],"
+		   "\"ip\":[null,\"10.0.0.2\"]}");
+	CHECK(p.ssh.n == 3 && p.ip.n == 2);
+	CHECK(p.ssh.n == 3 && !strcmp(p.ssh.v[1], "") &&
+	      !strcmp(p.ssh.v[2], "root@c -p 3"));
+	CHECK(p.ip.n == 2 && !strcmp(p.ip.v[0], "") &&
+	      !strcmp(p.ip.v[1], "10.0.0.2"));
+	CHECK(pod_ready(&p));
+	pod_free(&p);
+	p = pod_of("{\"id\":\"m\",\"status\":\"ACTIVE\","
+		   "\"sshConnection\":[null,\"root@b -p 2\"]}");
+	CHECK(p.ssh.n == 2 && !pod_ready(&p)); /* node 0 not reachable yet */
+	pod_free(&p);
+}
+
+/* cost = billed rows of the pod + current price since the newest row's
+ * last_billed_at (or since creation). */
+static void test_cost(void)
+{
+	json_object *o = json_tokener_parse(
+	    "{\"wallet_id\":\"w\",\"balance_usd\":10,\"currency\":\"USD\","
+	    "\"total_billings\":4,\"recent_billings\":["
+	    "{\"id\":\"1\",\"created_at\":\"2026-05-01T13:00:00Z\","
+	    "\"updated_at\":\"2026-05-01T13:00:00Z\","
+	    "\"last_billed_at\":\"2026-05-01T14:00:00Z\",\"amount_usd\":1.25,"
+	    "\"currency\":\"USD\",\"resource_type\":\"compute\","
+	    "\"resource_id\":\"p1\"},"
+	    "{\"id\":\"2\",\"created_at\":\"2026-05-01T12:00:00Z\","
+	    "\"updated_at\":\"2026-05-01T12:00:00Z\","
+	    "\"last_billed_at\":\"2026-05-01T13:00:00Z\",\"amount_usd\":2.5,"
+	    "\"currency\":\"USD\",\"resource_type\":\"compute\","
+	    "\"resource_id\":\"p1\"},"
+	    "{\"id\":\"3\",\"created_at\":\"2026-05-01T12:00:00Z\","
+	    "\"updated_at\":\"2026-05-01T12:00:00Z\",\"last_billed_at\":null,"
+	    "\"amount_usd\":7,\"currency\":\"USD\","
+	    "\"resource_type\":\"compute\",\"resource_id\":\"p2\"},"
+	    "{\"id\":\"4\",\"created_at\":\"2026-05-01T12:00:00Z\","
+	    "\"updated_at\":\"2026-05-01T12:00:00Z\",\"amount_usd\":9,"
+	    "\"currency\":\"USD\",\"resource_type\":\"disks\","
+	    "\"resource_id\":null}]}");
+	struct wallet w;
+	CHECK(wallet_parse(o, &w) == 0);
+	CHECK(w.n_rows == 3);
+	json_object_put(o);
+	time_t t14 = parse_iso8601("2026-05-01T14:00:00Z");
+	double cost = -1;
+	/* STOPPED at 0.05/h, billed to 14:00: 3.75 + 2 h × 0.05. */
+	struct pod p = pod_of(
+	    "{\"id\":\"p1\",\"status\":\"STOPPED\",\"priceHr\":2.5,"
+	    "\"stoppedPriceHr\":0.05,\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	CHECK(pod_cost(&p, &w, t14 + 7200, &cost) == 0);
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "%.4f", cost);
+	CHECK_STR(b.data, "3.8500");
+	/* No wallet: the stopped price × the time since creation. */
+	CHECK(pod_cost(&p, NULL, t14 + 7200, &cost) == 0);
+	buf_reset(&b);
+	buf_printf(&b, "%.4f", cost);
+	CHECK_STR(b.data, "0.2500");
+	pod_free(&p);
+	/* A row with a null last_billed_at: running part since creation. */
+	p = pod_of("{\"id\":\"p2\",\"status\":\"ACTIVE\",\"priceHr\":1,"
+		   "\"createdAt\":\"2026-05-01T12:00:00Z\"}");
+	CHECK(pod_cost(&p, &w, t14, &cost) == 0);
+	buf_reset(&b);
+	buf_printf(&b, "%.4f", cost);
+	CHECK_STR(b.data, "9.0000");
+	pod_free(&p);
+	/* ERROR costs nothing more than its rows. */
+	p = pod_of("{\"id\":\"p1\",\"status\":\"ERROR\",\"priceHr\":2.5,"
+		   "\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	CHECK(pod_cost(&p, &w, t14 + 36000, &cost) == 0);
+	buf_reset(&b);
+	buf_printf(&b, "%.4f", cost);
+	CHECK_STR(b.data, "3.7500");
+	pod_free(&p);
+	buf_free(&b);
+	wallet_free(&w);
+}
+
 int main(int argc, char **argv)
 {
 	dir = argc > 1 ? argv[1] : "tests/fixtures";
+	test_states_and_prices();
+	test_null_nodes();
+	test_cost();
 	test_offers();
 	test_pods();
 	test_installing();

@@ -2,6 +2,7 @@
  * the choice of offer and POST body it leads to. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "choose.h"
 #include "log.h"
@@ -204,10 +205,11 @@ static void test_body(void)
 	CHECK_STR(a, b);
 	json_object_put(body);
 
-	/* Several images and none chosen: a clear error, no body. */
+	/* No image chosen: the API's default, which the offer lists. */
 	spec.image = (free(spec.image), NULL);
 	body = create_body(first, &spec, "a100-1", NULL, &why);
-	CHECK(body == NULL && strstr(why.data, "images"));
+	CHECK_STR(jx_str(jx_obj(body, "pod"), "image"), "ubuntu_22_cuda_12");
+	json_object_put(body);
 	/* Team and env vars. */
 	spec.image = xstrdup("ubuntu_22_cuda_12");
 	spec.env = xcalloc(1, sizeof *spec.env);
@@ -227,6 +229,112 @@ static void test_body(void)
 	snap_put(s);
 }
 
+/* New keys: prepaid, offer, and the guards (parsed, kept in the spec). */
+static void test_new_keys(void)
+{
+	struct buf err;
+	buf_init(&err);
+	CHECK(parse_err("prepaid = true\noffer = H100_80GB/runpod-US-1x\n"
+			"deadline = +2h\nidle = 90m\nmax_cost = 12.5\n",
+			&err) == 0);
+	CHECK(parse_err("deadline = 45s\nidle = 2d\nmax_cost = 0\n", &err) ==
+	      0);
+	const char *bad[] = {
+	    "prepaid = yes\n", "offer = runpod-US-1x\n", "offer = a/b/c\n",
+	    "offer = ../x\n",  "offer = H100/.x\n",	 "deadline = 2\n",
+	    "deadline = 2w\n", "idle = -5m\n",		 "idle = m\n",
+	    "max_cost = -1\n", "max_cost = lots\n",	 "deadline = 2h30m\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		CHECK(parse_err(bad[i], &err) == -EINVAL);
+		printf("# %s", bad[i]);
+	}
+	struct template t;
+	CHECK(template_parse("offer = H100_80GB/o\nprepaid = true\n"
+			     "deadline = +2h\nidle = 90m\nmax_cost = 3\n",
+			     &t, &err) == 0);
+	struct pod_spec s;
+	template_resolve(&t, "p", &s);
+	CHECK_STR(s.offer, "H100_80GB/o");
+	CHECK(s.prepaid == 1 && s.deadline == 7200 && s.idle == 5400 &&
+	      s.max_cost == 3);
+	pod_spec_free(&s);
+	template_free(&t);
+	memset(&t, 0, sizeof t);
+	template_resolve(&t, "p", &s);
+	CHECK(s.prepaid == -1 && s.deadline < 0 && s.idle < 0 &&
+	      s.max_cost < 0 && !s.offer);
+	pod_spec_free(&s);
+	buf_free(&err);
+}
+
+/* What a write() checks: complete lines only, from where it began. */
+static void test_check_lines(void)
+{
+	struct buf err;
+	buf_init(&err);
+	const char *t = "gpu_type = H100_80GB\ngpu_cou";
+	CHECK(template_check_lines(t, strlen(t), 0, &err) == 0);
+	t = "gpu_type = H100_80GB\ngpu_cou\n";
+	CHECK(template_check_lines(t, strlen(t), 0, &err) == -EINVAL);
+	CHECK(strstr(err.data, "line 2") != NULL);
+	/* A bad line before `from` was judged by an earlier write. */
+	t = "bad line\ngpu_type = A\n";
+	buf_reset(&err);
+	CHECK(template_check_lines(t, strlen(t), 9, &err) == 0);
+	t = "[big-*]\ngpu_count = 8\nspot = maybe\n";
+	CHECK(template_check_lines(t, strlen(t), 0, &err) == -EINVAL);
+	CHECK(strstr(err.data, "line 3") != NULL);
+	buf_free(&err);
+}
+
+/* config shows what mkdir uses: the store reads the file again when it
+ * changes on disk, and a bad file is shown and refused by mkdir. */
+static void test_store(void)
+{
+	char path[] = "/tmp/primefs-tmpl-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "gpu_type = A100_80GB\n", 21) == 21);
+	close(fd);
+	struct template_store st;
+	template_store_init(&st, path);
+	struct pod_spec s;
+	struct buf text;
+	buf_init(&text);
+	template_store_text(&st, &text);
+	CHECK_STR(text.data, "gpu_type = A100_80GB\n");
+	template_store_resolve(&st, "p", &s);
+	CHECK_STR(s.gpu_type, "A100_80GB");
+	CHECK(!s.invalid);
+	pod_spec_free(&s);
+	/* Edited behind our back, and bad: shown as it is, refused. */
+	FILE *f = fopen(path, "w");
+	fputs("gpu_type = H100_80GB\nspot = maybe\n", f);
+	fclose(f);
+	buf_reset(&text);
+	template_store_text(&st, &text);
+	CHECK_STR(text.data, "gpu_type = H100_80GB\nspot = maybe\n");
+	template_store_resolve(&st, "p", &s);
+	CHECK(s.invalid && strstr(s.invalid, "line 2"));
+	pod_spec_free(&s);
+	/* Written through the store: good again. */
+	CHECK(template_store_replace(&st, "gpu_type = H100_80GB\n", 21) == 0);
+	buf_reset(&text);
+	template_store_text(&st, &text);
+	CHECK_STR(text.data, "gpu_type = H100_80GB\n");
+	template_store_resolve(&st, "p", &s);
+	CHECK(!s.invalid && s.gpu_type && !strcmp(s.gpu_type, "H100_80GB"));
+	pod_spec_free(&s);
+	/* Removed: no template, an empty config. */
+	unlink(path);
+	buf_reset(&text);
+	template_store_text(&st, &text);
+	CHECK(text.len == 0);
+	buf_free(&text);
+	template_store_destroy(&st);
+}
+
 int main(int argc, char **argv)
 {
 	dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -235,6 +343,9 @@ int main(int argc, char **argv)
 	test_sections();
 	test_choose();
 	test_body();
+	test_new_keys();
+	test_check_lines();
+	test_store();
 	log_shutdown();
 	return t_done();
 }
