@@ -8,6 +8,7 @@ so the tests see exactly what a client on the wire sees.
 
 import http.client
 import json
+import os
 import re
 import select
 import socket
@@ -792,3 +793,27 @@ def test_https(fresh, certs, srv):
     with pytest.raises((ConnectionError, http.client.HTTPException, urllib.error.URLError, ssl.SSLError)):
         fake.api("GET", "/pods/")
     assert fake.api("GET", "/pods/")[0] == 200
+
+
+# --------------------------------------------------------------------------
+# primefs against the description (a real mount; conftest's fixtures)
+
+def test_primefs_requests_follow_the_description(make_api, make_mount):
+    """Every request primefs makes, for every tree and for mkdir/rmdir, uses
+    the documented path (no 307), documented query parameters and a create
+    body the description accepts; and every answer it got passed the
+    fake's self-check (no 5xx)."""
+    api = make_api("--pending-secs", "0", "--install-secs", "0")
+    m = make_mount(api)
+    os.listdir(m.p("pods"))
+    os.listdir(m.p("history"))
+    os.listdir(m.p("availability"))
+    m.read("balance")
+    m.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    os.mkdir(m.p("pods", "fidelity"))
+    os.rmdir(m.p("pods", "fidelity"))
+    reqs = api.requests()
+    assert {r["method"] for r in reqs} >= {"GET", "POST", "DELETE"}
+    bad = [(r["method"], r["path"], r["status"], r.get("check") or r.get("body"))
+           for r in reqs if r["status"] is None or r["status"] >= 300]
+    assert bad == []
