@@ -407,6 +407,95 @@ def gen_multinode(rng):
 
 
 # --------------------------------------------------------------------------
+# --dataset full: what the description allows beside the classic data
+
+# Ids of the full dataset's pods: cm9zq1x2a01SSl508abcdefgh.
+def full_id(n):
+    return "cm9zq1x2a%04dl508abcdefgh" % (100 + n)
+
+
+def add_full_dataset(state, rng):
+    """Adds, following the description's schemas exactly: a pod in every
+    PodStatusEnum value, ACTIVE pods whose installation failed (ERROR +
+    installationFailure), stoppedPriceHr/provisioningPriceHr null and set,
+    offers out of stock (Unavailable) and with prepaidTime, billing rows per
+    resource (wallet recent_billings) and history rows of every
+    ResourceType.  Deterministic (rng is the data generator)."""
+    host = "203.0.113.200"
+    base = dict(gpuName="H100_80GB", gpuCount=1, socket="SXM5", providerType="hyperstack",
+                walletId=WALLET_ID, priceHr=2.49, basePriceHr=2.49, baseCurrency="USD",
+                environmentType="ubuntu_22_cuda_12", attachedResources=[], isSpot=False,
+                autoRestart=False, resources={"disk": 100, "memory": 180, "vcpus": 24,
+                                              "shared_disk": None})
+    plan = [
+        # (status, installationStatus, progress, failure, stoppedPriceHr, provisioningPriceHr)
+        ("PROVISIONING", "PENDING", None, None, None, 0.5),
+        ("PENDING", "PENDING", None, None, 0.02, None),
+        ("ACTIVE", "ACTIVE", 55, None, 0.02, 0.5),
+        ("ACTIVE", "FINISHED", 100, None, None, None),
+        ("ACTIVE", "ERROR", 30, "Failed to pull image: manifest unknown", 0.02, 0.0),
+        ("STOPPED", "FINISHED", 100, None, 0.02, 0.0),
+        ("STOPPED", "FINISHED", 100, None, None, None),
+        ("ERROR", "ERROR", 10, "Out of capacity", None, None),
+        ("DELETING", "FINISHED", 100, None, 0.02, 0.0),
+        ("TERMINATED", "TERMINATED", 100, None, 0.02, 0.0),
+        ("UNKNOWN", "PENDING", None, None, None, None),
+    ]
+    for n, (status, inst, progress, failure, stopped, prov) in enumerate(plan):
+        created = "2026-05-06T%02d:00:00.000Z" % n
+        up = status == "ACTIVE" and inst == "FINISHED"
+        state.pods.append(make_pod(
+            **base, id=full_id(n), name="full-%s-%d" % (status.lower(), n), status=status,
+            installationStatus=inst, installationProgress=progress, installationFailure=failure,
+            createdAt=created, updatedAt=created, stoppedPriceHr=stopped,
+            provisioningPriceHr=prov, sshConnection=("root@%s -p 22" % host) if up else None,
+            ip=host if up else None, primePortMapping=ssh_port_mapping(22) if up else [],
+            terminatedAt="2026-05-06T23:00:00.000Z" if status == "TERMINATED" else None))
+
+    # offers: out of stock, and prepaid ones (prepaidTime hours charged at order)
+    h100 = GPU_MODELS[0]
+    extra = []
+    for stock, prepaid, loc in (("Unavailable", None, ("US-1", "US", "united_states")),
+                                ("Unavailable", None, ("NORWAY-1", "NO", "eu_north")),
+                                ("Available", 24.0, ("CANADA-1", "CA", "canada")),
+                                ("Low", 168.0, ("US-1", "US", "united_states"))):
+        o = gen_offer(rng, h100[0], h100[1], h100[2][0], h100[3], provider="hyperstack",
+                      location=loc, count=2)
+        o.update(stockStatus=stock, prepaidTime=prepaid, images=["ubuntu_22_cuda_12"])
+        extra.append(o)
+    state.gpus.extend(extra)
+
+    # history: one row of each ResourceType beside the classic Instance rows
+    for n, rtype in enumerate(RESOURCE_TYPES):
+        state.history.append({
+            "id": "cm9yy0%03dl508fullhist%02d" % (n, n),
+            "name": "%s-%d" % (rtype.lower(), n), "providerType": "hyperstack",
+            "provisionedBy": None if n % 2 else "user@example.com", "type": rtype,
+            "createdAt": "2026-04-2%dT10:00:00.000Z" % n,
+            "terminatedAt": None if n == 0 else "2026-04-2%dT12:00:00.000Z" % n,
+            "gpuName": "H100_80GB" if rtype in ("Instance", "Cluster") else "CPU_NODE",
+            "gpuCount": 16 if rtype == "Cluster" else (1 if rtype == "Instance" else 0),
+            "socket": "SXM5" if rtype in ("Instance", "Cluster") else None,
+            "priceHr": 2.49 if rtype == "Instance" else 0.05,
+            "userId": USER_ID, "teamId": None,
+            "totalBilledPrice": 4.98 if rtype == "Instance" else 0.1})
+
+    # billing rows (BillingEntry), newest first as the API sorts them
+    rows = []
+    kinds = [("compute", full_id(3)), ("compute", full_id(5)), ("disks", "disk_full_1"),
+             ("sandboxes", "sbx_full_1"), ("training", "rft_full_1"),
+             ("inference", "inf_full_1"), ("images", "img_full_1"), ("compute", None)]
+    for n, (rtype, rid) in enumerate(kinds):
+        t = "2026-05-07T%02d:00:00Z" % (23 - n)
+        rows.append({"id": "bill_full_%d" % n, "created_at": "2026-05-06T00:00:00Z",
+                     "updated_at": t, "last_billed_at": None if n == len(kinds) - 1 else t,
+                     "amount_usd": round(0.25 * (n + 1), 4), "currency": "USD",
+                     "resource_type": rtype, "resource_id": rid})
+    state.wallet["recent_billings"] = rows + state.wallet["recent_billings"]
+    state.wallet["total_billings"] = len(state.wallet["recent_billings"])
+
+
+# --------------------------------------------------------------------------
 # state
 
 class State:

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -794,6 +795,160 @@ def test_https(fresh, certs, srv):
         fake.api("GET", "/pods/")
     assert fake.api("GET", "/pods/")[0] == 200
 
+
+# --------------------------------------------------------------------------
+# fidelity: datasets, the self-check, knobs
+
+SPEC = openapi_check.load()
+
+
+def every_answer(fake):
+    """(template, status, body) of one call of each implemented endpoint,
+    every page of the lists."""
+    out = []
+    for ep in ("/availability/gpus", "/availability/multi-node"):
+        items, _, pages = all_pages(fake, ep)
+        for page in range(1, pages + 1):
+            out.append(("/api/v1" + ep, 200, fake.get("%s?page=%d" % (ep, page))))
+    pods = fake.get("/pods/?limit=100")
+    out.append(("/api/v1/pods/", 200, pods))
+    for ep in ("/availability/gpu-summary", "/pods/status", "/pods/history",
+               "/billing/wallet?limit=100"):
+        out.append(("/api/v1" + ep.split("?")[0], 200, fake.get(ep)))
+    for p in pods["data"]:
+        out.append(("/api/v1/pods/{pod_id}", 200, fake.get("/pods/" + p["id"])))
+        out.append(("/api/v1/pods/{pod_id}/log", 200, fake.get("/pods/%s/log?tail=2" % p["id"])))
+    return out
+
+
+@pytest.mark.parametrize("dataset", ["classic", "full"])
+def test_self_check_passes_on_every_answer(fresh, dataset):
+    """With the self-check on (the default) every endpoint answers 200 for
+    each dataset, and the answers fit the description but for the classic
+    data's deliberate deviations (fake_api.OFF_SCHEMA_CLASSIC)."""
+    fake = fresh("--dataset", dataset, "--pods", "6", "--ssh", SSH)
+    deviations = set()
+    for template, status, body in every_answer(fake):
+        problems = SPEC.operation("GET", template).check_response(status, body)
+        waived = [p for p in problems if any(r.search(p) for r in fake_api.OFF_SCHEMA_CLASSIC)]
+        assert problems == waived, (template, problems)
+        deviations |= {re.sub(r"\.\d+\.", ".N.", p) for p in waived}
+    # the waivers are only what they claim to be
+    assert all("evil" in d or "RTX 3090" in d or "null" in d or "None" in d for d in deviations)
+
+
+def test_self_check_fails_loudly(fresh):
+    """An answer off the description is a 500 with a stderr line; so is a
+    query parameter the operation does not document."""
+    fake = fresh()
+    fake.admin("pods", {"set": {"id": "cm9zq1x2a0015l508abcdefgh", "status": "SLEEPING"}})
+    status, _, data = fake.api("GET", "/pods/cm9zq1x2a0015l508abcdefgh")
+    assert status == 500 and "status" in data["detail"]
+    status, _, data = fake.api("GET", "/pods/?offset=0&limt=100")
+    assert status == 500 and "limt" in data["detail"]
+    fake.log.seek(0)
+    log = fake.log.read().decode()
+    assert "fake API check: GET /api/v1/pods/cm9zq1x2a0015l508abcdefgh: response.status:" in log
+    assert "fake API check: GET /api/v1/pods/: query parameter 'limt'" in log
+    # off: the same answer goes out as it is
+    off = fresh("--no-check-responses")
+    off.admin("pods", {"set": {"id": "cm9zq1x2a0015l508abcdefgh", "status": "SLEEPING"}})
+    assert off.get("/pods/cm9zq1x2a0015l508abcdefgh")["status"] == "SLEEPING"
+
+
+def test_full_dataset(fresh):
+    fake = fresh("--dataset", "full")
+    pods = fake.get("/pods/")["data"]
+    assert {p["status"] for p in pods} == set(SPEC.schema("PodStatusEnum")["enum"])
+    assert any(p["status"] == "ACTIVE" and p["installationStatus"] == "ERROR"
+               and p["installationFailure"] for p in pods)
+    for key in ("stoppedPriceHr", "provisioningPriceHr"):
+        values = [p.get(key) for p in pods]
+        assert None in values and any(isinstance(v, float) for v in values)
+    offers, _, _ = all_pages(fake, "/availability/gpus")
+    assert any(o["stockStatus"] == "Unavailable" for o in offers)
+    assert any(o.get("prepaidTime") for o in offers)
+    types = {h["type"] for h in fake.get("/pods/history")["data"]}
+    assert types == set(SPEC.schema("ResourceType")["enum"])
+    w = fake.get("/billing/wallet?limit=100")
+    rows = w["recent_billings"]
+    assert w["total_billings"] == len(rows) > 3
+    assert {r["resource_type"] for r in rows} >= {"compute", "disks", "sandboxes", "training"}
+    compute = {r["resource_id"] for r in rows if r["resource_type"] == "compute"}
+    assert compute & {p["id"] for p in pods}
+    assert any(r["last_billed_at"] is None for r in rows)
+    # the classic dataset has none of these
+    classic = fresh()
+    assert "DELETING" not in {p["status"] for p in classic.get("/pods/")["data"]}
+
+
+def test_pod_log(srv):
+    d = srv.get("/pods/cm9zq1x2a0007l508abcdefgh/log?tail=1")
+    assert d == {"logs": ["installation failed: Failed to pull image: manifest unknown"]}
+    assert len(srv.get("/pods/cm9zq1x2a0007l508abcdefgh/log")["logs"]) == 3
+    assert srv.api("GET", "/pods/cnope/log")[0] == 404
+    assert srv.api("GET", "/pods/cm9zq1x2a0007l508abcdefgh/log?tail=x")[0] == 422
+
+
+def test_create_provisioning_phase(fresh):
+    fake = fresh("--provisioning-secs", "30", "--pending-secs", "0")
+    status, _, pod = fake.api("POST", "/pods/", load("synthetic/pod_create_request.json"))
+    assert status == 200 and (pod["status"], pod["installationStatus"]) == ("PROVISIONING", "PENDING")
+
+
+def test_listing_lag(fresh):
+    """/_admin/lag: a new pod is in GET /pods/ only after the lag (GET by id
+    finds it at once); a deleted one stays, DELETING, for the lag, then is
+    gone and in the history as TERMINATED/Instance."""
+    fake = fresh("--pending-secs", "0", "--install-secs", "0")
+    assert fake.admin("lag", {"secs": 1.0}) == {"list_secs": 1.0, "delete_secs": 1.0}
+    status, _, pod = fake.api("POST", "/pods/", load("synthetic/pod_create_request.json"))
+    assert status == 200
+    assert pod["id"] not in [p["id"] for p in fake.get("/pods/")["data"]]
+    assert fake.get("/pods/" + pod["id"])["id"] == pod["id"]
+    deadline = time.monotonic() + 10
+    while pod["id"] not in [p["id"] for p in fake.get("/pods/")["data"]]:
+        assert time.monotonic() < deadline, "the new pod was never listed"
+        time.sleep(0.1)
+    status, _, data = fake.api("DELETE", "/pods/" + pod["id"])
+    assert (status, data) == (200, {"status": "DELETING"})
+    listed = [p for p in fake.get("/pods/")["data"] if p["id"] == pod["id"]]
+    assert [p["status"] for p in listed] == ["DELETING"]
+    assert fake.get("/pods/" + pod["id"])["status"] == "DELETING"
+    assert pod["id"] not in [h["id"] for h in fake.get("/pods/history")["data"]]
+    while fake.api("GET", "/pods/" + pod["id"])[0] != 404:
+        assert time.monotonic() < deadline + 10, "the deleted pod never went"
+        time.sleep(0.1)
+    h = [h for h in fake.get("/pods/history")["data"] if h["id"] == pod["id"]]
+    assert [x["type"] for x in h] == ["Instance"] and h[0]["terminatedAt"]
+    fake.admin("lag", {"secs": 0})
+    assert fake.api("DELETE", "/pods/cm9zq1x2a0010l508abcdefgh")[2] == {"status": "TERMINATED"}
+
+
+def test_slow_create(fresh):
+    """/_admin/slow_create: the pod exists before the answer comes; with
+    lose, the answer never comes (the connection is reset)."""
+    fake = fresh()
+    fake.admin("slow_create", {"secs": 3.0})
+    body = load("synthetic/pod_create_request.json")
+    result = {}
+
+    def post():
+        result["answer"] = fake.api("POST", "/pods/", body)
+    t = threading.Thread(target=post)
+    t.start()
+    deadline = time.monotonic() + 10
+    while "a100-1" not in [p["name"] for p in fake.get("/pods/")["data"]]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "answer" not in result            # listed while the POST still waits
+    t.join(10)
+    assert result["answer"][0] == 200
+    fake.admin("slow_create", {"secs": 0.2, "lose": True})
+    body["pod"]["name"] = "lost"
+    with pytest.raises((ConnectionError, http.client.HTTPException, urllib.error.URLError)):
+        fake.api("POST", "/pods/", body)
+    assert [p["name"] for p in fake.get("/pods/")["data"]].count("lost") == 1
 
 # --------------------------------------------------------------------------
 # primefs against the description (a real mount; conftest's fixtures)
