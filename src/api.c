@@ -106,7 +106,9 @@ void offer_list_free(struct offer_list *l)
 
 int api_list_pods(struct api *a, bool history, struct pod_list *out)
 {
-	const char *base = history ? "/pods/history" : "/pods";
+	/* The paths as the API documents them: a collection ends in '/'
+	 * (the bare form only gets a redirect). */
+	const char *base = history ? "/pods/history" : "/pods/";
 	const char *endpoint = history ? "GET /pods/history" : "GET /pods";
 	size_t cap = 0;
 	long offset = 0;

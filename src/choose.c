@@ -346,7 +346,11 @@ json_object *create_body(const struct offer *o, const struct pod_spec *spec,
 			       count_or_null(resource(spec->vcpus, &o->vcpu)));
 	json_object_object_add(
 	    pod, "memory", count_or_null(resource(spec->memory, &o->memory)));
-	json_object_object_add(pod, "image", str_or_null(image));
+	/* image is no nullable field: left out, the API's default
+	 * (ubuntu_22_cuda_12) applies. */
+	if (image)
+		json_object_object_add(pod, "image",
+				       json_object_new_string(image));
 	json_object_object_add(pod, "dataCenterId",
 			       str_or_null(o->data_center));
 	json_object_object_add(pod, "maxPrice",

@@ -110,7 +110,7 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 	struct http_resp r;
 	http_resp_init(&r);
 	int rc = 0;
-	if (http_call(l->api->http, "POST", "/pods", text, "POST /pods", &r)) {
+	if (http_call(l->api->http, "POST", "/pods/", text, "POST /pods", &r)) {
 		json_object *o = api_parse_object("POST /pods", &r);
 		if (o) {
 			plog("mkdir", path, "created pod %s (id %s)", name,

@@ -1,21 +1,39 @@
 #!/usr/bin/python3
 """Fake Prime Intellect API server for the primefs tests.
 
-Follows the contract in PRIME_API.md (sections 1, 3, 4.1, 4.4, 5.x, 7.1, 8):
+Follows the contract in PRIME_API.md (sections 1, 3, 4.1, 4.4, 5.x, 7.1, 8)
+and the API's own OpenAPI description (tests/openapi/*.yml), which decides
+paths, bodies and answers:
 
   GET    /api/v1/availability/gpus          paged {items, totalCount}
   GET    /api/v1/availability/multi-node    paged {items, totalCount}
   GET    /api/v1/availability/gpu-summary
-  GET    /api/v1/pods                       {total_count, offset, limit, data}
+  GET    /api/v1/pods/                      {total_count, offset, limit, data}
   GET    /api/v1/pods/status?pod_ids=..     {data: [PodStatus]}
   GET    /api/v1/pods/history               {total_count, offset, limit, data}
   GET    /api/v1/pods/{id}
-  POST   /api/v1/pods
+  GET    /api/v1/pods/{id}/log?tail=N
+  POST   /api/v1/pods/
   DELETE /api/v1/pods/{id}
   GET    /api/v1/billing/wallet
 
-plus unauthenticated test-control endpoints under /_admin (stats, reset,
-fault injection, balance, pods, offers).  Standard library only.
+As the real server does, a path that differs from a documented one only by
+its trailing slash ('/api/v1/pods') gets a 307 to the documented form;
+query parameters and the create body are checked against the description
+(422 {"errors": [{"param", "details"}]} as it documents).  With
+--check-responses (the default; FAKE_API_CHECK=0 or --no-check-responses
+turns it off) every answer is checked against the operation's response
+schema, and one that does not fit becomes a 500 with a "fake API check:"
+line on stderr; so does a request with a query parameter the operation
+does not document (the real server would silently ignore it).
+
+--dataset classic (default) is the data the tests were written against;
+--dataset full adds pods in every status, price variants, unavailable and
+prepaid offers, billing rows and history rows of every resource type.
+
+Plus unauthenticated test-control endpoints under /_admin (stats, reset,
+fault injection, balance, pods, offers, lag, slow_create).  Standard
+library plus python3-yaml (for the description).
 
 The first line on stdout is the bound port; one log line per request goes
 to stderr ("METHOD path status").  Run with --help for the options.
@@ -26,7 +44,9 @@ import collections
 import copy
 import datetime
 import json
+import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -39,6 +59,9 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import openapi_check  # noqa: E402
 
 API_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/_admin"
@@ -54,6 +77,7 @@ KNOWN_ENDPOINTS = [
     "GET /pods/status",
     "GET /pods/history",
     "GET /billing/wallet",
+    "GET /pods/{id}/log",
     "POST /pods",
     "DELETE /pods/{id}",
 ]
@@ -70,6 +94,25 @@ POD_KEYS = [
     "basePriceHr", "baseCurrency", "environmentType", "jupyterPassword",
     "customTemplateId", "isSpot", "autoRestart",
 ]
+
+# Values that are NOT what the API's description allows, kept on purpose in
+# the classic data to test primefs's robustness (its parsers must not trust
+# the enums) or because a recorded answer shows them (recorded data win
+# over the description).  The response check and the create body check
+# accept exactly these; anything else off the description is an error.
+OFF_SCHEMA_CLASSIC = [
+    # the nasty offers and pods (made up, deliberately off the description):
+    # generated offers without images (3 %), a provider and a gpuType that
+    # are no enum value, a currency null, a pod without a name
+    re.compile(r"\.images: array expected, got null$"),
+    re.compile(r"\.(provider|providerType|type): 'evil/provider x' is not one of"),
+    re.compile(r"\.(gpuType|gpuName|gpu_type): 'RTX 3090_24GB' is not one of"),
+    re.compile(r"\.prices\.currency: None is not one of"),
+    re.compile(r"^response\.data\.\d+\.name: string expected, got null$"),
+    re.compile(r"^response\.name: string expected, got null$"),
+]
+
+RESOURCE_TYPES = ("Instance", "Cluster", "Disk", "Sandbox", "Inference", "Image", "Training")
 
 USER_ID = "user-123"
 WALLET_ID = "wal_abc"
@@ -131,9 +174,38 @@ def spec(min_count=None, default=None, max_count=None, price=None, step=None,
 
 
 def make_pod(**fields):
-    """A Pod with every 5.1 key present (null unless given)."""
+    """A Pod with every 5.1 key present (null unless given, but for the
+    keys the description makes non-null)."""
     pod = {k: None for k in POD_KEYS}
+    pod.update(type="HOSTED", userId=USER_ID)
     pod.update(fields)
+    return normalize_pod(pod)
+
+
+# installationStatus as the description has it (InstallationStatusEnum:
+# PENDING, ACTIVE, FINISHED, ERROR, TERMINATED; not nullable in a Pod).
+INSTALL_FOR_STATUS = {"PROVISIONING": "PENDING", "PENDING": "PENDING", "ACTIVE": "FINISHED",
+                      "STOPPED": "FINISHED", "ERROR": "ERROR", "DELETING": "FINISHED",
+                      "TERMINATED": "TERMINATED", "UNKNOWN": "PENDING"}
+
+
+def normalize_pod(pod):
+    """Brings a pod (the synthetic fixtures' included, which were written
+    from the CLI's laxer models) to what the description allows: userId
+    and type present, installationStatus in its enum, attached resources'
+    status in theirs.  Returns the pod."""
+    if pod.get("userId") is None:
+        pod["userId"] = USER_ID
+    if pod.get("type") is None:
+        pod["type"] = "HOSTED"
+    inst = pod.get("installationStatus")
+    inst = {"INSTALLING": "ACTIVE", "FAILED": "ERROR"}.get(inst, inst)
+    if inst is None:
+        inst = INSTALL_FOR_STATUS.get(pod.get("status"), "PENDING")
+    pod["installationStatus"] = inst
+    for r in pod.get("attachedResources") or []:
+        if r.get("status") not in ("UNATTACHED", "ATTACHED", "MOUNTED"):
+            r["status"] = "ATTACHED"
     return pod
 
 
@@ -143,16 +215,14 @@ def ssh_port_mapping(port):
              "usedBy": "SSH", "description": None}]
 
 
-class ValidationErrors(Exception):
-    """Raised with a FastAPI-style list of {loc, msg, type}."""
-
-    def __init__(self, errors):
-        super().__init__("validation failed")
-        self.errors = errors
-
-
 def verr(loc, msg, typ):
     return {"loc": list(loc), "msg": msg, "type": typ}
+
+
+def verr_response(errors):
+    """A list of verr() as the description's 422 body (ErrorResponse)."""
+    return {"errors": [{"param": ".".join(str(x) for x in e["loc"][1:]) or e["loc"][0],
+                        "details": e["msg"]} for e in errors]}
 
 
 def q_int(query, name, default, errors, minimum=None, maximum=None):
@@ -337,6 +407,95 @@ def gen_multinode(rng):
 
 
 # --------------------------------------------------------------------------
+# --dataset full: what the description allows beside the classic data
+
+# Ids of the full dataset's pods: cm9zq1x2a01SSl508abcdefgh.
+def full_id(n):
+    return "cm9zq1x2a%04dl508abcdefgh" % (100 + n)
+
+
+def add_full_dataset(state, rng):
+    """Adds, following the description's schemas exactly: a pod in every
+    PodStatusEnum value, ACTIVE pods whose installation failed (ERROR +
+    installationFailure), stoppedPriceHr/provisioningPriceHr null and set,
+    offers out of stock (Unavailable) and with prepaidTime, billing rows per
+    resource (wallet recent_billings) and history rows of every
+    ResourceType.  Deterministic (rng is the data generator)."""
+    host = "203.0.113.200"
+    base = dict(gpuName="H100_80GB", gpuCount=1, socket="SXM5", providerType="hyperstack",
+                walletId=WALLET_ID, priceHr=2.49, basePriceHr=2.49, baseCurrency="USD",
+                environmentType="ubuntu_22_cuda_12", attachedResources=[], isSpot=False,
+                autoRestart=False, resources={"disk": 100, "memory": 180, "vcpus": 24,
+                                              "shared_disk": None})
+    plan = [
+        # (status, installationStatus, progress, failure, stoppedPriceHr, provisioningPriceHr)
+        ("PROVISIONING", "PENDING", None, None, None, 0.5),
+        ("PENDING", "PENDING", None, None, 0.02, None),
+        ("ACTIVE", "ACTIVE", 55, None, 0.02, 0.5),
+        ("ACTIVE", "FINISHED", 100, None, None, None),
+        ("ACTIVE", "ERROR", 30, "Failed to pull image: manifest unknown", 0.02, 0.0),
+        ("STOPPED", "FINISHED", 100, None, 0.02, 0.0),
+        ("STOPPED", "FINISHED", 100, None, None, None),
+        ("ERROR", "ERROR", 10, "Out of capacity", None, None),
+        ("DELETING", "FINISHED", 100, None, 0.02, 0.0),
+        ("TERMINATED", "TERMINATED", 100, None, 0.02, 0.0),
+        ("UNKNOWN", "PENDING", None, None, None, None),
+    ]
+    for n, (status, inst, progress, failure, stopped, prov) in enumerate(plan):
+        created = "2026-05-06T%02d:00:00.000Z" % n
+        up = status == "ACTIVE" and inst == "FINISHED"
+        state.pods.append(make_pod(
+            **base, id=full_id(n), name="full-%s-%d" % (status.lower(), n), status=status,
+            installationStatus=inst, installationProgress=progress, installationFailure=failure,
+            createdAt=created, updatedAt=created, stoppedPriceHr=stopped,
+            provisioningPriceHr=prov, sshConnection=("root@%s -p 22" % host) if up else None,
+            ip=host if up else None, primePortMapping=ssh_port_mapping(22) if up else [],
+            terminatedAt="2026-05-06T23:00:00.000Z" if status == "TERMINATED" else None))
+
+    # offers: out of stock, and prepaid ones (prepaidTime hours charged at order)
+    h100 = GPU_MODELS[0]
+    extra = []
+    for stock, prepaid, loc in (("Unavailable", None, ("US-1", "US", "united_states")),
+                                ("Unavailable", None, ("NORWAY-1", "NO", "eu_north")),
+                                ("Available", 24.0, ("CANADA-1", "CA", "canada")),
+                                ("Low", 168.0, ("US-1", "US", "united_states"))):
+        o = gen_offer(rng, h100[0], h100[1], h100[2][0], h100[3], provider="hyperstack",
+                      location=loc, count=2)
+        o.update(stockStatus=stock, prepaidTime=prepaid, images=["ubuntu_22_cuda_12"])
+        extra.append(o)
+    state.gpus.extend(extra)
+
+    # history: one row of each ResourceType beside the classic Instance rows
+    for n, rtype in enumerate(RESOURCE_TYPES):
+        state.history.append({
+            "id": "cm9yy0%03dl508fullhist%02d" % (n, n),
+            "name": "%s-%d" % (rtype.lower(), n), "providerType": "hyperstack",
+            "provisionedBy": None if n % 2 else "user@example.com", "type": rtype,
+            "createdAt": "2026-04-2%dT10:00:00.000Z" % n,
+            "terminatedAt": None if n == 0 else "2026-04-2%dT12:00:00.000Z" % n,
+            "gpuName": "H100_80GB" if rtype in ("Instance", "Cluster") else "CPU_NODE",
+            "gpuCount": 16 if rtype == "Cluster" else (1 if rtype == "Instance" else 0),
+            "socket": "SXM5" if rtype in ("Instance", "Cluster") else None,
+            "priceHr": 2.49 if rtype == "Instance" else 0.05,
+            "userId": USER_ID, "teamId": None,
+            "totalBilledPrice": 4.98 if rtype == "Instance" else 0.1})
+
+    # billing rows (BillingEntry), newest first as the API sorts them
+    rows = []
+    kinds = [("compute", full_id(3)), ("compute", full_id(5)), ("disks", "disk_full_1"),
+             ("sandboxes", "sbx_full_1"), ("training", "rft_full_1"),
+             ("inference", "inf_full_1"), ("images", "img_full_1"), ("compute", None)]
+    for n, (rtype, rid) in enumerate(kinds):
+        t = "2026-05-07T%02d:00:00Z" % (23 - n)
+        rows.append({"id": "bill_full_%d" % n, "created_at": "2026-05-06T00:00:00Z",
+                     "updated_at": t, "last_billed_at": None if n == len(kinds) - 1 else t,
+                     "amount_usd": round(0.25 * (n + 1), 4), "currency": "USD",
+                     "resource_type": rtype, "resource_id": rid})
+    state.wallet["recent_billings"] = rows + state.wallet["recent_billings"]
+    state.wallet["total_billings"] = len(state.wallet["recent_billings"])
+
+
+# --------------------------------------------------------------------------
 # state
 
 class State:
@@ -375,11 +534,26 @@ class State:
         # --- pods
         pods_list = json.loads((fixtures / "synthetic" / "pods_list.json").read_text())["data"]
         stopped = json.loads((fixtures / "synthetic" / "pod_get_stopped.json").read_text())
-        self.pods = pods_list + [stopped] + self._special_pods() + self._gen_pods(data_rng, args.pods)
+        self.pods = [normalize_pod(p) for p in pods_list + [stopped]]
+        self.pods += self._special_pods() + self._gen_pods(data_rng, args.pods)
 
         # --- history, wallet
         self.history = json.loads((fixtures / "synthetic" / "pods_history.json").read_text())["data"]
+        for h in self.history:
+            # the synthetic file's "pod" is made up; ResourceType says Instance
+            if h.get("type") not in RESOURCE_TYPES:
+                h["type"] = "Instance"
         self.wallet = json.loads((fixtures / "from_tests" / "billing_wallet.json").read_text())
+
+        # --- the OpenAPI description, the dataset's deliberate deviations, knobs
+        self.spec = openapi_check.load()
+        self.check = args.check_responses
+        self.off_schema = list(OFF_SCHEMA_CLASSIC)
+        self.list_lag = float(args.list_lag)      # new pods listed only after this
+        self.delete_lag = float(args.list_lag)    # deleted pods DELETING for this
+        self.slow_create = {"secs": 0.0, "lose": False}
+        if args.dataset == "full":
+            add_full_dataset(self, data_rng)
 
         # --- admin
         self.counts = {}
@@ -407,11 +581,11 @@ class State:
 
         return [
             pod(ID_INSTALLING, "installing-1", "2026-05-03T09:00:00.000Z",
-                inst="INSTALLING", progress=40, ssh=None, ip="203.0.113.41"),
+                inst="ACTIVE", progress=40, ssh=None, ip="203.0.113.41"),
             pod(ID_PENDING, "pending-1", "2026-05-03T09:05:00.000Z", status="PENDING",
-                inst=None, progress=None, ssh=None, ip=None),
+                inst="PENDING", progress=None, ssh=None, ip=None),
             pod(ID_ERROR, "error-1", "2026-05-03T09:10:00.000Z", status="ERROR",
-                inst="FAILED", progress=10, ssh=None, ip=None,
+                inst="ERROR", progress=10, ssh=None, ip=None,
                 installationFailure="Failed to pull image: manifest unknown"),
             pod(ID_DUP_1, "dup", "2026-05-04T10:00:00.000Z"),
             pod(ID_DUP_2, "dup", "2026-05-04T10:01:00.000Z", gpuName="H100_80GB",
@@ -442,7 +616,7 @@ class State:
                 id=cuid(rng), name="gen-%04d" % i, gpuName=gpu_type, gpuCount=count,
                 socket=rng.choice(clouds)[1], status=status,
                 installationStatus="FINISHED" if finished or kind == "STOPPED"
-                else ("INSTALLING" if kind == "INSTALLING" else None),
+                else ("ACTIVE" if kind == "INSTALLING" else None),
                 installationProgress=100 if finished else (rng.randint(1, 99) if kind == "INSTALLING" else None),
                 installationFailure="Out of capacity" if kind == "ERROR" else None,
                 createdAt=created, updatedAt=created,
@@ -470,20 +644,27 @@ class State:
 
         Pods created through POST carry a private '_life' record; their
         status is derived from the time since creation at every request:
-        PENDING for pending_secs, then ACTIVE/INSTALLING with progress 0->99
-        for install_secs, then ACTIVE/FINISHED with ssh and ip."""
+        PROVISIONING for provisioning_secs (default 0), PENDING until
+        pending_secs (installationStatus PENDING), then ACTIVE with
+        installationStatus ACTIVE and progress 0->99 for install_secs, then
+        ACTIVE/FINISHED with ssh and ip.  A pod being deleted (see
+        terminate) is DELETING."""
         out = {k: copy.deepcopy(v) for k, v in pod.items() if not k.startswith("_")}
+        if pod.get("_deleting") is not None:
+            out.update(status="DELETING")
+            return out
         life = pod.get("_life")
         if not life:
             return out
         elapsed = time.monotonic() - life["t0"]
         pending, install = life["pending"], life["install"]
         if elapsed < pending:
-            out.update(status="PENDING", installationStatus=None, installationProgress=None,
+            status = "PROVISIONING" if elapsed < life.get("provisioning", 0.0) else "PENDING"
+            out.update(status=status, installationStatus="PENDING", installationProgress=None,
                        sshConnection=None, ip=None, primePortMapping=None)
         elif elapsed < pending + install:
             progress = min(99, int(99 * (elapsed - pending) / install)) if install > 0 else 99
-            out.update(status="ACTIVE", installationStatus="INSTALLING",
+            out.update(status="ACTIVE", installationStatus="ACTIVE",
                        installationProgress=progress, sshConnection=None, ip=None,
                        primePortMapping=None, updatedAt=iso(life["wall0"] + pending))
         else:
@@ -580,7 +761,7 @@ class State:
         size = q_int(query, "page_size", 100, errors, minimum=1, maximum=100)
         gpu_count = q_int(query, "gpu_count", None, errors)
         if errors:
-            return 422, {"detail": errors}
+            return 422, verr_response(errors)
         gpu_type = (query.get("gpu_type") or [None])[-1]
         regions = [r for r in query.get("regions", []) if r]
         items = [o for o in offers
@@ -595,9 +776,11 @@ class State:
         offset = q_int(query, "offset", 0, errors, minimum=0)
         limit = q_int(query, "limit", 100, errors, minimum=1, maximum=100)
         if errors:
-            return 422, {"detail": errors}
-        data = [self.render(p) for p in self.pods[offset:offset + limit]]
-        return 200, {"total_count": len(self.pods), "offset": offset, "limit": limit, "data": data}
+            return 422, verr_response(errors)
+        now = time.monotonic()
+        listed = [p for p in self.pods if p.get("_listed_after", 0) <= now]
+        data = [self.render(p) for p in listed[offset:offset + limit]]
+        return 200, {"total_count": len(listed), "offset": offset, "limit": limit, "data": data}
 
     def api_pod_get(self, pod_id):
         for p in self.pods:
@@ -615,6 +798,7 @@ class State:
             data.append({"podId": r["id"], "providerType": r["providerType"], "status": r["status"],
                          "ip": r.get("ip"), "sshConnection": r.get("sshConnection"),
                          "priceHr": r.get("priceHr"), "primePortMapping": r.get("primePortMapping"),
+                         "installationStatus": r.get("installationStatus"),
                          "installationFailure": r.get("installationFailure"),
                          "installationProgress": r.get("installationProgress")})
         return 200, {"data": data}
@@ -624,7 +808,7 @@ class State:
         offset = q_int(query, "offset", 0, errors, minimum=0)
         limit = q_int(query, "limit", 100, errors, minimum=1, maximum=100)
         if errors:
-            return 422, {"detail": errors}
+            return 422, verr_response(errors)
         entries = list(self.history)
         sort_by = (query.get("sort_by") or [None])[-1]
         if sort_by in ("terminatedAt", "createdAt"):
@@ -641,7 +825,7 @@ class State:
         limit = q_int(query, "limit", 20, errors, minimum=1, maximum=100)
         offset = q_int(query, "offset", 0, errors, minimum=0)
         if errors:
-            return 422, {"detail": errors}
+            return 422, verr_response(errors)
         w = copy.deepcopy(self.wallet)
         team = (query.get("teamId") or [None])[-1]
         if team:
@@ -651,98 +835,105 @@ class State:
         w["recent_billings"] = w["recent_billings"][offset:offset + limit]
         return 200, w
 
-    def api_create(self, body, body_error):
+    def api_create(self, op, body, body_error):
         if body_error:
-            return 422, {"detail": [verr(["body", 0], body_error, "value_error.jsondecode")]}
-        try:
-            pod_req, provider_type, team = self._validate_create(body)
-        except ValidationErrors as e:
-            return 422, {"detail": e.errors}
+            return 422, {"errors": [{"param": "body", "details": "invalid JSON: %s" % body_error}]}
+        problems = self.waive(op.check_body(body) if body is not None else ["body: field required"])
+        if problems:
+            return 422, openapi_check.error_response(problems)
+        pod_req = dict(body["pod"])
+        pod_req["gpuCount"] = int(pod_req["gpuCount"])  # lax: "2" is 2
+        provider_type = body["provider"]["type"]
+        team = (body.get("team") or {}).get("teamId")
         offer, multinode = self.find_offer(pod_req, provider_type)
         if offer is None:
-            return 422, {"detail": [verr(
-                ["body", "pod"],
+            return 422, {"errors": [{"param": "pod", "details":
                 "No available offer matches cloudId=%r gpuType=%r gpuCount=%r socket=%r "
                 "dataCenterId=%r provider=%r" % (
                     pod_req.get("cloudId"), pod_req.get("gpuType"), pod_req.get("gpuCount"),
-                    pod_req.get("socket"), pod_req.get("dataCenterId"), provider_type),
-                "value_error.offer_unavailable")]}
+                    pod_req.get("socket"), pod_req.get("dataCenterId"), provider_type)}]}
+        price = offer_price(offer)
+        max_price = pod_req.get("maxPrice")
+        if max_price is not None and price is not None and price > float(max_price):
+            # the description's 422 shape, naming the field that refused it
+            return 422, {"errors": [{"param": "pod.maxPrice", "details":
+                "The offer costs %s USD/h, above maxPrice %s" % (price, max_price)}]}
         if self.balance <= 0:
             return 402, {"detail": "Payment required"}
 
         now = time.time()
-        price = offer_price(offer)
+        pid = self.new_id()
         pod = make_pod(
-            id=self.new_id(), name=pod_req["name"], gpuName=offer["gpuType"],
+            id=pid, name=pod_req.get("name") or "pod-" + pid[-8:], gpuName=offer["gpuType"],
             gpuCount=offer["gpuCount"], socket=offer.get("socket"), status="PENDING",
             createdAt=iso(now), updatedAt=iso(now), providerType=offer.get("provider") or "",
             teamId=team, userId=USER_ID, walletId=WALLET_ID, attachedResources=[],
-            priceHr=price, basePriceHr=price, stoppedPriceHr=None, provisioningPriceHr=None,
+            priceHr=price if price is not None else 0.0,
+            basePriceHr=price, stoppedPriceHr=None, provisioningPriceHr=None,
             baseCurrency=(offer.get("prices") or {}).get("currency") or "USD",
-            environmentType=pod_req.get("image"),
+            environmentType=pod_req.get("image") or "ubuntu_22_cuda_12",
             jupyterPassword=pod_req.get("jupyterPassword"),
             customTemplateId=pod_req.get("customTemplateId"),
             isSpot=bool(offer.get("isSpot")), autoRestart=bool(pod_req.get("autoRestart")))
         pod["_life"] = {"t0": time.monotonic(), "wall0": now,
-                        "pending": self.args.pending_secs, "install": self.args.install_secs,
+                        "provisioning": self.args.provisioning_secs,
+                        "pending": max(self.args.pending_secs, self.args.provisioning_secs),
+                        "install": self.args.install_secs,
                         "nodes": max(1, offer["gpuCount"] // 8) if multinode else 1}
+        if self.list_lag > 0:
+            pod["_listed_after"] = time.monotonic() + self.list_lag
         self.pods.append(pod)
         return 200, self.render(pod)
 
-    @staticmethod
-    def _validate_create(body):
-        """FastAPI-like validation: every problem is listed, not just the first."""
+    def waive(self, problems):
+        """problems minus the dataset's deliberate deviations."""
+        return [p for p in problems if not any(r.search(p) for r in self.off_schema)]
+
+    def api_pod_log(self, pod_id, query):
+        """GET /pods/{id}/log: the description gives no schema for the
+        answer ({}); this answers {"logs": [lines]}, the last `tail`."""
         errors = []
-        if not isinstance(body, dict):
-            raise ValidationErrors([verr(["body"], "value is not a valid dict", "type_error.dict")])
-        pod = body.get("pod")
-        if pod is None:
-            errors.append(verr(["body", "pod"], "field required", "value_error.missing"))
-            pod = {}
-        elif not isinstance(pod, dict):
-            errors.append(verr(["body", "pod"], "value is not a valid dict", "type_error.dict"))
-            pod = {}
-        else:
-            for field in ("name", "cloudId", "gpuType"):
-                if field not in pod:
-                    errors.append(verr(["body", "pod", field], "field required", "value_error.missing"))
-                elif pod[field] is None:
-                    errors.append(verr(["body", "pod", field], "none is not an allowed value",
-                                       "type_error.none.not_allowed"))
-                elif not isinstance(pod[field], str):
-                    errors.append(verr(["body", "pod", field], "str type expected", "type_error.str"))
-            count = pod.get("gpuCount")
-            if "gpuCount" not in pod:
-                errors.append(verr(["body", "pod", "gpuCount"], "field required", "value_error.missing"))
-            elif isinstance(count, bool) or not isinstance(count, (int, str)) or \
-                    (isinstance(count, str) and not count.strip().lstrip("-").isdigit()):
-                errors.append(verr(["body", "pod", "gpuCount"], "value is not a valid integer",
-                                   "type_error.integer"))
-            else:
-                count = int(count)     # pydantic's lax mode accepts "2"
-                pod = dict(pod, gpuCount=count)
-                if count <= 0:
-                    errors.append(verr(["body", "pod", "gpuCount"], "ensure this value is greater than 0",
-                                       "value_error.number.not_gt"))
-        provider = body.get("provider")
-        if provider is not None and not isinstance(provider, dict):
-            errors.append(verr(["body", "provider"], "value is not a valid dict", "type_error.dict"))
-            provider = {}
-        team = body.get("team")
-        if team is not None and not isinstance(team, dict):
-            errors.append(verr(["body", "team"], "value is not a valid dict", "type_error.dict"))
-            team = None
+        tail = q_int(query, "tail", 100, errors, minimum=0)
         if errors:
-            raise ValidationErrors(errors)
-        return pod, (provider or {}).get("type"), (team or {}).get("teamId")
+            return 422, verr_response(errors)
+        for p in self.pods:
+            if p["id"] == pod_id:
+                r = self.render(p)
+                lines = ["%s pod %s created" % (r.get("createdAt"), pod_id),
+                         "status %s, installation %s" % (r.get("status"), r.get("installationStatus"))]
+                if r.get("installationFailure"):
+                    lines.append("installation failed: %s" % r["installationFailure"])
+                return 200, {"logs": lines[-tail:] if tail else []}
+        return 404, {"detail": "Pod not found"}
 
     def terminate(self, pod_id):
         """Remove every pod with this id (the fixture lists one id twice) and
-        add one history entry for it.  Returns False when unknown."""
+        add one history entry for it; with a delete lag (/_admin/lag) the
+        pod is first DELETING for that long (see purge).  Returns the new
+        status (DELETING or TERMINATED), or None when unknown."""
         victims = [p for p in self.pods if p["id"] == pod_id]
         if not victims:
-            return False
+            return None
+        if self.delete_lag > 0:
+            for p in victims:
+                if p.get("_deleting") is None:
+                    p["_deleting"] = time.monotonic() + self.delete_lag
+            return "DELETING"
+        self._bury(pod_id, victims)
+        return "TERMINATED"
+
+    def purge(self):
+        """Ends the DELETING pods whose delete lag is over."""
+        now = time.monotonic()
+        done = {p["id"] for p in self.pods
+                if p.get("_deleting") is not None and p["_deleting"] <= now}
+        for pod_id in done:
+            self._bury(pod_id, [p for p in self.pods if p["id"] == pod_id])
+
+    def _bury(self, pod_id, victims):
         self.pods = [p for p in self.pods if p["id"] != pod_id]
+        life = victims[0].get("_life") or {}
+        victims[0].pop("_deleting", None)
         r = self.render(victims[0])
         now = time.time()
         created = parse_iso(r.get("createdAt"))
@@ -751,12 +942,12 @@ class State:
         # 5.3: these keys are required AND non-null, so nulls get stand-ins.
         self.history.insert(0, {
             "id": r["id"], "name": r.get("name") or "", "providerType": r.get("providerType") or "",
-            "provisionedBy": None, "type": r.get("type") or "pod",
+            "provisionedBy": None,
+            "type": "Cluster" if life.get("nodes", 1) > 1 else "Instance",
             "createdAt": r.get("createdAt") or iso(now), "terminatedAt": iso(now),
             "gpuName": r.get("gpuName") or "", "gpuCount": r.get("gpuCount") or 0,
             "socket": r.get("socket"), "priceHr": price, "userId": r.get("userId") or USER_ID,
             "teamId": r.get("teamId"), "totalBilledPrice": round(price * hours, 4)})
-        return True
 
     # ---- admin endpoints -----------------------------------------------------
 
@@ -785,6 +976,17 @@ class State:
                     "delay": float(body.get("delay", 1.0)), "fired": 0}
             self.faults.append(rule)
             return 200, {"ok": True, "rules": len(self.faults)}
+        if name == "lag":
+            # {"secs": N} or {"list_secs": N, "delete_secs": M}
+            self.list_lag = float(body.get("list_secs", body.get("secs", self.list_lag)))
+            self.delete_lag = float(body.get("delete_secs", body.get("secs", self.delete_lag)))
+            return 200, {"list_secs": self.list_lag, "delete_secs": self.delete_lag}
+        if name == "slow_create":
+            # {"secs": N, "lose": bool}: POST /pods/ creates the pod, then
+            # answers N s later (or, with lose, resets the connection then)
+            self.slow_create = {"secs": float(body.get("secs", 0.0)),
+                                "lose": bool(body.get("lose", False))}
+            return 200, dict(self.slow_create)
         if name == "balance":
             self.balance = float(body.get("balance", self.balance))
             return 200, {"balance": self.balance}
@@ -796,14 +998,17 @@ class State:
         if name == "pods":
             result = {"added": [], "deleted": [], "set": 0}
             for p in body.get("add") or []:
+                now = iso(time.time())
                 pod = make_pod(id=self.new_id(), name=None, gpuName="A100_80GB", gpuCount=1,
-                               status="ACTIVE", createdAt=iso(time.time()), providerType="runpod",
-                               priceHr=1.0)
+                               socket="PCIe", status="ACTIVE", createdAt=now, updatedAt=now,
+                               providerType="runpod", priceHr=1.0,
+                               environmentType="ubuntu_22_cuda_12")
                 pod.update(p)
+                normalize_pod(pod)
                 self.pods.append(pod)
                 result["added"].append(pod["id"])
             for pid in body.get("delete") or []:
-                if self.terminate(pid):
+                if self.terminate(pid) is not None:
                     result["deleted"].append(pid)
             changes = body.get("set")
             if changes:
@@ -812,7 +1017,7 @@ class State:
                         # the explicit fields win over the time-driven life cycle
                         frozen = self.render(p)
                         frozen.update(changes)
-                        self.pods[i] = frozen
+                        self.pods[i] = normalize_pod(frozen)
                         result["set"] += 1
             return 200, result
         if name == "offers":
@@ -838,24 +1043,18 @@ class State:
 # --------------------------------------------------------------------------
 # HTTP
 
-def route(rel):
-    """'/pods/abc' -> ('/pods/{id}', {'id': 'abc'}).  rel has no trailing slash."""
-    segs = [unquote(s) for s in rel.split("/")[1:]]
-    if segs in (["availability", "gpus"], ["availability", "multi-node"],
-                ["availability", "gpu-summary"], ["pods"], ["pods", "status"],
-                ["pods", "history"], ["billing", "wallet"]):
-        return "/" + "/".join(segs), {}
-    if len(segs) == 2 and segs[0] == "pods":
-        return "/pods/{id}", {"id": segs[1]}
-    return rel, None
+def endpoint_key(template):
+    """'/api/v1/pods/{pod_id}' -> '/pods/{id}': the fake's names for the
+    documented operations (the counters in /_admin/stats use them)."""
+    rel = template[len(API_PREFIX):].rstrip("/") or "/"
+    return re.sub(r"\{[a-z_]+\}", "{id}", rel)
 
 
-ALLOWED = {
-    "/availability/gpus": {"GET"}, "/availability/multi-node": {"GET"},
-    "/availability/gpu-summary": {"GET"}, "/pods": {"GET", "POST"},
-    "/pods/status": {"GET"}, "/pods/history": {"GET"}, "/billing/wallet": {"GET"},
-    "/pods/{id}": {"GET", "DELETE"},
-}
+# The operations the fake implements (others documented answer 404).
+IMPLEMENTED = {"GET /availability/gpus", "GET /availability/multi-node",
+               "GET /availability/gpu-summary", "GET /pods", "POST /pods", "GET /pods/status",
+               "GET /pods/history", "GET /pods/{id}", "DELETE /pods/{id}", "GET /pods/{id}/log",
+               "GET /billing/wallet"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -995,11 +1194,22 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"detail": "Not Found"})
             return self._log(method, 404)
 
-        rel = path[len(API_PREFIX):] or "/"
-        if len(rel) > 1 and rel.endswith("/"):
-            rel = rel[:-1]                  # the MCP sent trailing slashes
-        template, params = route(rel)
-        key = "%s %s" % (method, template)
+        spec = state.spec
+        template, params = spec.route(path)
+        if template is None:
+            # FastAPI's redirect_slashes: the other form of a documented path
+            other = path[:-1] if path.endswith("/") else path + "/"
+            if spec.route(other)[0] is not None:
+                location = other + ("?" + url.query if url.query else "")
+                entry = {"method": method, "path": path, "query": query, "body": body,
+                         "status": None, "redirect": location}
+                return self._answer(entry, 307, raw=b"", headers=[("Location", location)])
+            key = "%s %s" % (method, path[len(API_PREFIX):])
+        else:
+            params = {k: unquote(v) for k, v in params.items()}
+            params = {"id": next(iter(params.values()))} if params else {}
+            key = "%s %s" % (method, endpoint_key(template))
+        op = spec.operation(method, template) if template else None
 
         with state.lock:
             state.counts[key] = state.counts.get(key, 0) + 1
@@ -1027,33 +1237,57 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(fault["delay"])
 
-        if params is None:
+        if params is None or (op is not None and key not in IMPLEMENTED):
             return self._answer(entry, 404, {"detail": "Not Found"})
-        if method not in ALLOWED[template]:
+        if op is None:
             return self._answer(entry, 405, {"detail": "Method Not Allowed"})
         expected = "Bearer %s" % state.key
         if state.key and self.headers.get("Authorization") != expected:
             detail = "Not authenticated" if not self.headers.get("Authorization") else "Invalid API key"
             return self._answer(entry, 401, {"detail": detail})
 
+        problems, unknown = op.check_query(query)
+        problems = state.waive(problems)
+        if unknown and state.check:
+            return self._check_failed(entry, ["query parameter %r is not documented for %s %s"
+                                              % (n, method, template) for n in unknown])
+        if problems:
+            return self._answer(entry, 422, openapi_check.error_response(problems))
+
         with state.lock:
             try:
-                status, obj = self._call(state, key, query, body, body_error, params)
+                state.purge()
+                status, obj = self._call(state, key, op, query, body, body_error, params)
             except Exception:           # a bug here must not look like a network fault
                 self.server.log(traceback.format_exc().rstrip())
                 status, obj = 500, {"detail": "fake API internal error (see its stderr)"}
+            slow = dict(state.slow_create) if key == "POST /pods" and status == 200 else None
 
-        if kind == "drop_post":             # the pod exists, the answer is lost
-            return self._answer_reset(entry, status)
         if status == 200 and key == "DELETE /pods/{id}" and state.delete_204:
-            status = 204
+            status, obj = 204, None
+        if state.check:
+            bad = state.waive(op.check_response(status, obj))
+            if bad:
+                return self._check_failed(entry, bad)
+        if slow and slow["secs"] > 0:       # the pod exists already; the answer is late
+            time.sleep(slow["secs"])
+        if kind == "drop_post" or (slow and slow["lose"]):   # the answer is lost
+            return self._answer_reset(entry, status)
         if kind == "badjson":
             good = b"" if status == 204 else json.dumps(obj).encode()
             return self._answer(entry, 200, raw=good[:max(1, len(good) // 2)] or b"{")
         return self._answer(entry, status, obj)
 
+    def _check_failed(self, entry, problems):
+        """The loud failure of the self-check: 500 and one stderr line each."""
+        for p in problems:
+            self.server.log("fake API check: %s %s: %s" % (entry["method"], entry["path"], p))
+        entry["check"] = problems
+        return self._answer(entry, 500, {"detail": "fake API check failed (see its stderr): "
+                                         + "; ".join(problems[:5])})
+
     @staticmethod
-    def _call(state, key, query, body, body_error, params):
+    def _call(state, key, op, query, body, body_error, params):
         if key == "GET /availability/gpus":
             return state.api_availability(state.gpus, query)
         if key == "GET /availability/multi-node":
@@ -1071,11 +1305,14 @@ class Handler(BaseHTTPRequestHandler):
         if key == "GET /billing/wallet":
             return state.api_wallet(query)
         if key == "POST /pods":
-            return state.api_create(body, body_error)
+            return state.api_create(op, body, body_error)
         if key == "DELETE /pods/{id}":
-            if state.terminate(params["id"]):
-                return 200, {}
+            status = state.terminate(params["id"])
+            if status:
+                return 200, {"status": status}
             return 404, {"detail": "Pod not found"}
+        if key == "GET /pods/{id}/log":
+            return state.api_pod_log(params["id"], query)
         return 404, {"detail": "Not Found"}
 
     def _record(self, entry, status):
@@ -1146,6 +1383,18 @@ def parse_args(argv=None):
     ap.add_argument("--install-secs", type=float, default=3.0)
     ap.add_argument("--balance", type=float, default=100.0)
     ap.add_argument("--delete-204", action="store_true", help="DELETE answers 204 with no body")
+    ap.add_argument("--provisioning-secs", type=float, default=0.0,
+                    help="a created pod is PROVISIONING this long, then PENDING")
+    ap.add_argument("--dataset", choices=("classic", "full"), default="classic",
+                    help="full: add pods in every status, billing rows, ... (see add_full_dataset)")
+    ap.add_argument("--list-lag", type=float, default=0.0,
+                    help="new pods are listed this long after their create; deleted ones "
+                         "are DELETING this long (also /_admin/lag)")
+    ap.add_argument("--check-responses", dest="check_responses", action="store_true",
+                    default=os.environ.get("FAKE_API_CHECK", "1") != "0",
+                    help="check every answer against the OpenAPI description (default; "
+                         "FAKE_API_CHECK=0 turns it off)")
+    ap.add_argument("--no-check-responses", dest="check_responses", action="store_false")
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")

@@ -53,7 +53,7 @@ def test_key_from_cli_config(api, make_mount, tmp_path):
     m = make_mount(api, key=None, home=str(home))
     assert "demo" in os.listdir(m.p("pods"))
     assert "readable by others" in m.log()
-    headers = [r["headers"] for r in api.requests() if r["path"].endswith("/pods")]
+    headers = [r["headers"] for r in api.requests() if r["path"].endswith("/pods/")]
     assert headers and headers[0]["authorization"] == "Bearer test-key"
 
 
