@@ -8,14 +8,34 @@
 #include "log.h"
 #include "model.h"
 
-/* FastAPI's shapes: {"detail": "text"} or {"detail": [{loc, msg}, ...]}. */
+/* The API's own ErrorResponse (openapi: {"errors": [{param, details}]}):
+ * "param: details; ...". */
+static void describe_errors(json_object *errors, struct buf *msg)
+{
+	size_t n = json_object_array_length(errors);
+	for (size_t i = 0; i < n; i++) {
+		json_object *item = json_object_array_get_idx(errors, i);
+		const char *param = jx_str(item, "param");
+		const char *details = jx_str(item, "details");
+		buf_printf(msg, "%s%s%s%s", i ? "; " : "",
+			   param && *param ? param : "",
+			   param && *param ? ": " : "",
+			   details ? details : "(no details)");
+	}
+}
+
+/* The error bodies: the API's {"errors": [{param, details}]}, and
+ * FastAPI's {"detail": "text"} or {"detail": [{loc, msg}, ...]}. */
 static void describe_detail(const struct http_resp *r, struct buf *msg)
 {
 	json_object *o = r->body.len ? json_tokener_parse(r->body.data) : NULL;
 	json_object *detail = NULL;
+	json_object *errors = jx_arr(o, "errors");
 	if (o && json_object_is_type(o, json_type_object))
 		json_object_object_get_ex(o, "detail", &detail);
-	if (detail && json_object_is_type(detail, json_type_string)) {
+	if (errors && json_object_array_length(errors)) {
+		describe_errors(errors, msg);
+	} else if (detail && json_object_is_type(detail, json_type_string)) {
 		buf_adds(msg, json_object_get_string(detail));
 	} else if (detail && json_object_is_type(detail, json_type_array)) {
 		size_t n = json_object_array_length(detail);

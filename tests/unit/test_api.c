@@ -376,6 +376,10 @@ int main(void)
 			 "\"pod\",\"gpuCount\"],\"msg\":\"must be > 0\"}]}") ==
 	      -EINVAL);
 	CHECK(logged("pod.cloudId: field required; pod.gpuCount: must be > 0"));
+	CHECK(fixed(422, "{\"errors\":[{\"param\":\"pod.maxPrice\","
+			 "\"details\":\"price 2.5 above 2\"},{\"param\":\"\","
+			 "\"details\":\"bad\"}]}") == -EINVAL);
+	CHECK(logged("pod.maxPrice: price 2.5 above 2; bad"));
 	CHECK(fixed(500, "<html>oops</html>") == -EIO);
 	CHECK(requests == 4); /* retried, then given up */
 	CHECK(logged("oops"));
