@@ -316,3 +316,23 @@ def test_rmdir_closes_the_session(rig, pod):
     assert rig.read("pods/gone/run") == "hi\n"
     os.rmdir(rig.p("pods/gone"))
     assert not os.path.exists(rig.p("pods/gone"))
+
+
+def test_failed_listing_forgets_nothing(rig):
+    """Only a listing the API gave counts: one that fails (or a bad answer)
+    closes no session and removes no known_hosts line."""
+    run(rig, "demo", "echo started; sleep 100")
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"started\n"
+    before = rig.known_hosts.read_text()
+    rig.api.fault(kind="badjson", match="GET /pods")
+    rig.write("ctl", "refresh\n")
+    err_of(lambda: os.listdir(rig.p("pods")))
+    rig.api.clear_faults()
+    assert rig.known_hosts.read_text() == before
+    rig.write("ctl", "refresh\n")
+    assert "demo" in os.listdir(rig.p("pods"))
+    assert rig.known_hosts.read_text() == before
+    run(rig, "demo", "true")
+    assert rig.read("pods/demo/exit") == "0\n"
+    assert rig.stats()["ssh_sessions"] == 1  # the session was kept
