@@ -26,7 +26,16 @@ struct slot {
 struct cache {
 	struct api *api;
 	struct slot slots[SNAP_KINDS];
+	void (*pods_hook)(void *arg, const struct snap *s);
+	void *pods_hook_arg;
 };
+
+void cache_set_pods_hook(struct cache *c,
+			 void (*fn)(void *arg, const struct snap *s), void *arg)
+{
+	c->pods_hook = fn;
+	c->pods_hook_arg = arg;
+}
 
 static const char *const kind_names[SNAP_KINDS] = {
     [SNAP_OFFERS] = "availability",
@@ -341,12 +350,14 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 
 	pthread_mutex_lock(&sl->mu);
 	sl->fetching = false;
+	bool installed = false;
 	if (rc == 0) {
 		if (changes == sl->changes || !sl->snap) {
 			if (sl->snap)
 				snap_put(sl->snap);
 			sl->snap = fresh;
 			*out = snap_get(fresh);
+			installed = true;
 		} else {
 			/* Our own change came after this listing left: the
 			 * held snapshot is the newer truth. */
@@ -370,6 +381,9 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	}
 	pthread_cond_broadcast(&sl->cv);
 	pthread_mutex_unlock(&sl->mu);
+	/* *out holds fresh for the call. */
+	if (installed && kind == SNAP_PODS && c->pods_hook)
+		c->pods_hook(c->pods_hook_arg, fresh);
 	return rc;
 }
 

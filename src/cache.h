@@ -77,6 +77,13 @@ void cache_install(struct cache *c, struct snap *s);
  * not overwrite it, as it may predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
+/* fn(arg, s) is called after a pods listing fetched from the API has been
+ * installed (not for cache_install, cache_pods_change or a failed fetch),
+ * with no cache lock held; s is valid during the call. */
+void cache_set_pods_hook(struct cache *c,
+			 void (*fn)(void *arg, const struct snap *s),
+			 void *arg);
+
 /* Builders, exposed for unit tests: they take the list's contents. */
 struct snap *snap_from_offers(struct offer_list *l);
 struct snap *snap_from_pods(struct pod_list *l, bool history);

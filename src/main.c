@@ -31,6 +31,7 @@ struct nonopts {
 struct options {
 	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
+	double ssh_keepalive;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -50,6 +51,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("timeout=%lf", timeout),
     OPT("ready_timeout=%lf", ready_timeout),
     OPT("output_cap=%lf", output_cap_mib),
+    OPT("ssh_keepalive=%lf", ssh_keepalive),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -91,6 +93,10 @@ static void usage(const char *prog)
 	    "of more is\n"
 	    "                         dropped, with a marker (default "
 	    "64)\n"
+	    "    -o ssh_keepalive=SECONDS SSH keepalive interval; a pod "
+	    "silent for 3 of\n"
+	    "                         them while a job runs is lost "
+	    "(default 15)\n"
 	    "\n"
 	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
 	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
@@ -151,6 +157,11 @@ static void forget_pod(void *arg, const char *pod_id)
 	runs_forget(arg, pod_id);
 }
 
+static void prune_pods(void *arg, const struct snap *s)
+{
+	runs_prune(arg, s);
+}
+
 static bool has_max_threads(struct fuse_args *args)
 {
 	for (int i = 0; i < args->argc; i++)
@@ -189,7 +200,8 @@ int main(int argc, char *argv[])
 			    .offers_ttl = 60,
 			    .timeout = 10,
 			    .ready_timeout = 300,
-			    .output_cap_mib = 64};
+			    .output_cap_mib = 64,
+			    .ssh_keepalive = 15};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -215,9 +227,11 @@ int main(int argc, char *argv[])
 		return rc;
 	}
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
-	    o.ready_timeout < 0 || o.output_cap_mib < 1) {
+	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
+	    o.ssh_keepalive <= 0) {
 		fprintf(stderr, "primefs: ttls and ready_timeout must be >= 0, "
-				"timeout > 0, output_cap >= 1\n");
+				"timeout and ssh_keepalive > 0, output_cap "
+				">= 1\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -286,11 +300,12 @@ int main(int argc, char *argv[])
 	    .key_path = o.ssh_key ? o.ssh_key : cr.ssh_key_path,
 	    .key_explicit = o.ssh_key != NULL,
 	    .timeout = o.timeout,
-	    .keepalive = 15,
+	    .keepalive = o.ssh_keepalive,
 	    .output_cap = (size_t)(o.output_cap_mib * 1048576)};
 	struct ssh_pool *pool = ssh_pool_new(&so);
 	struct runs runs;
 	runs_init(&runs, cache, pool, o.ready_timeout);
+	cache_set_pods_hook(cache, prune_pods, &runs);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
@@ -307,6 +322,7 @@ int main(int argc, char *argv[])
 
 	tree_free(pf.tree);
 	lifecycle_destroy(&life);
+	cache_set_pods_hook(cache, NULL, NULL);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

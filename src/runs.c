@@ -96,7 +96,8 @@ int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
 	char *conn = NULL;
 	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
 	if (rc == 0)
-		rc = ssh_run(r->pool, pod_id, conn, cmdline, out);
+		rc = ssh_run(r->pool, pod_id, conn, cmdline, interrupted, arg,
+			     out);
 	if (rc == 0) {
 		pthread_mutex_lock(&r->mu);
 		size_t i;
@@ -131,6 +132,34 @@ struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id)
 		}
 	pthread_mutex_unlock(&r->mu);
 	return c;
+}
+
+static bool listed(void *arg, const char *pod_id)
+{
+	const struct pod *p = snap_pod(arg, pod_id);
+	return p && !strcmp(p->id, pod_id);
+}
+
+void runs_prune(struct runs *r, const struct snap *pods)
+{
+	if (pods->kind != SNAP_PODS || !pods->pods.n)
+		return;
+	pthread_mutex_lock(&r->mu);
+	struct ssh_cmd **drop = xmalloc((r->n + 1) * sizeof *drop);
+	size_t n = 0;
+	for (size_t i = 0; i < r->n;)
+		if (!listed((void *)pods, r->v[i].pod_id)) {
+			free(r->v[i].pod_id);
+			drop[n++] = r->v[i].cmd;
+			r->v[i] = r->v[--r->n];
+		} else {
+			i++;
+		}
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++)
+		ssh_cmd_put(drop[i]);
+	free(drop);
+	ssh_pool_prune(r->pool, listed, (void *)pods);
 }
 
 void runs_forget(struct runs *r, const char *pod_id)

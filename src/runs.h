@@ -37,5 +37,11 @@ int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
 struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id);
 /* The pod is gone: drop its commands' registry entry and its session. */
 void runs_forget(struct runs *r, const char *pod_id);
+/* A pods listing fetched from the API (cache_set_pods_hook): forgets, as
+ * runs_forget, every pod not in it — deleted elsewhere — and removes their
+ * known_hosts lines. An empty listing prunes nothing: it is more likely a
+ * glitch than the end of every pod, and wrongly pruning ends running
+ * commands. */
+void runs_prune(struct runs *r, const struct snap *pods);
 
 #endif

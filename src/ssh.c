@@ -24,9 +24,14 @@
  * Failures. A session that dies ends its running commands with a marker
  * line and "connection lost"; commands queued on it that were never sent
  * are retried once on a fresh session, which is how the next ssh_run()
- * reconnects transparently. */
+ * reconnects transparently. A pod that sends nothing for DEAD_AFTER
+ * keepalive intervals while commands run is dead too (a frozen host keeps
+ * the connection, and its kernel acknowledges our packets). A command
+ * ssh_run() gave up on before its exec request went out is never sent
+ * (ssh_cmd.req). */
 #include "ssh.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libssh2.h>
@@ -65,7 +70,18 @@
 
 #define HUGE_PAGE ((size_t)2 << 20)
 
+/* A session whose pod sent nothing for this many keepalive intervals while
+ * commands run is dead. */
+#define DEAD_AFTER 3
+/* Keepalive replies a session may pile up in libssh2 before it is renewed
+ * (some 100 bytes each, walked by every channel read). */
+#define MAX_PROBES 256
+
 #define LOST_MARKER "\n[primefs: connection lost]\n"
+
+/* The comment of the known_hosts lines primefs writes: the only lines
+ * ssh_pool_prune may remove. */
+#define KH_COMMENT "primefs"
 
 /* Internal start result: the session died before the command was sent, so
  * ssh_run() may safely try again on a new session. */
@@ -96,8 +112,12 @@ struct ssh_cmd {
 	/* Under lock. */
 	bool started;
 	int start_rc;
-	bool abandoned; /* ssh_run() gave up waiting: do not start it */
-	char *head;	/* stream positions [0, head_len) */
+	/* Whether the exec request may still go out: ssh_run() cancels a
+	 * request it gives up on only while it waits, and the thread sends
+	 * only one it has marked sent, both under lock: a command ssh_run()
+	 * returned an error for never starts. */
+	enum { REQ_WAITING, REQ_SENT, REQ_CANCELLED } req;
+	char *head; /* stream positions [0, head_len) */
 	size_t head_len, head_alloc, head_cap;
 	char *ring; /* position p >= head_cap at (p - head_cap) % ring_cap */
 	size_t ring_alloc, ring_cap;
@@ -117,6 +137,7 @@ struct ssh_cmd {
 	char *cmdline;
 	double deadline;
 	bool dirty;
+	bool exec_begun; /* process_startup called (it may have gone out) */
 	struct ssh_cmd *next; /* in sess->q (under sess->lock) or sess->cmds */
 };
 
@@ -158,6 +179,8 @@ struct sess {
 	bool idle_unread;
 	int known_types; /* host key types known_hosts holds for this host */
 	unsigned long long rx; /* bytes libssh2 took from the socket */
+	double heard;	       /* when the last of them came */
+	int probes; /* keepalive replies libssh2 keeps (see sess_loop) */
 	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
 	int cached[N_CLASSES];
 };
@@ -167,6 +190,8 @@ struct ssh_pool {
 	bool key_explicit;
 	double timeout, keepalive;
 	size_t output_cap;
+	pthread_mutex_t kh_lock; /* the known_hosts file, between learning and
+				    pruning */
 	pthread_mutex_t lock;
 	struct sess *live;    /* one per pod key */
 	struct sess *retired; /* stopping or dead, not yet joined */
@@ -717,17 +742,18 @@ static const struct {
 };
 #define N_KEY_TYPES (sizeof key_types / sizeof key_types[0])
 
-/* The names this host:port has in a known_hosts file. OpenSSH writes
- * "[host]:port", or the bare host for port 22. We ask libssh2 about each
- * exact name (port -1): with a port, libssh2 would also accept a bare-host
- * line for any port, and pods behind one address differ by port only. */
-static int kh_names(const struct sess *s, char names[2][300])
+/* A pod's host key is recorded under its id, as ssh's HostKeyAlias does:
+ * addresses are recycled, ids are not. An id fit to be a known_hosts name
+ * (no pattern, list, hash or marker characters). */
+static bool kh_name_ok(const char *name)
 {
-	snprintf(names[0], 300, "[%s]:%d", s->host, s->port);
-	if (s->port != 22)
-		return 1;
-	snprintf(names[1], 300, "%s", s->host);
-	return 2;
+	if (!*name || strlen(name) > 255 || *name == '|' || *name == '@' ||
+	    *name == '#' || *name == '[')
+		return false;
+	for (const char *q = name; *q; q++)
+		if (!(isalnum((unsigned char)*q) || strchr("._-", *q)))
+			return false;
+	return true;
 }
 
 /* Reads the file line by line rather than with
@@ -766,24 +792,15 @@ static LIBSSH2_KNOWNHOSTS *kh_load(struct sess *s)
 	return k;
 }
 
-static int kh_check(LIBSSH2_KNOWNHOSTS *k, char names[2][300], int n,
-		    const char *key, size_t len, int knownhost_type)
+/* Port -1: the exact name, as ssh looks up a HostKeyAlias. */
+static int kh_check(LIBSSH2_KNOWNHOSTS *k, const char *name, const char *key,
+		    size_t len, int knownhost_type)
 {
-	int best = LIBSSH2_KNOWNHOST_CHECK_NOTFOUND;
-	for (int i = 0; i < n; i++) {
-		int r = libssh2_knownhost_checkp(
-		    k, names[i], -1, key, len,
-		    LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-			LIBSSH2_KNOWNHOST_KEYENC_RAW | knownhost_type,
-		    NULL);
-		if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH)
-			return r;
-		if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH ||
-		    (r == LIBSSH2_KNOWNHOST_CHECK_FAILURE &&
-		     best == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND))
-			best = r;
-	}
-	return best;
+	return libssh2_knownhost_checkp(k, name, -1, key, len,
+					LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+					    LIBSSH2_KNOWNHOST_KEYENC_RAW |
+					    knownhost_type,
+					NULL);
 }
 
 /* Before the handshake: which key types are known for this host (a check
@@ -793,13 +810,11 @@ static int kh_check(LIBSSH2_KNOWNHOSTS *k, char names[2][300], int n,
  * different type that would look like a change. */
 static void kh_prefer_known(struct sess *s, LIBSSH2_KNOWNHOSTS *k)
 {
-	char names[2][300];
-	int n = kh_names(s, names);
 	struct buf pref;
 	buf_init(&pref);
 	s->known_types = 0;
 	for (size_t i = 0; i < N_KEY_TYPES; i++)
-		if (kh_check(k, names, n, "\n", 1, key_types[i].knownhost) ==
+		if (kh_check(k, s->key, "\n", 1, key_types[i].knownhost) ==
 		    LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
 			s->known_types |= 1 << i;
 			buf_printf(&pref, "%s%s", pref.len ? "," : "",
@@ -830,19 +845,17 @@ static void mkdir_parents(const char *path)
 static int kh_learn(struct sess *s, LIBSSH2_KNOWNHOSTS *k, const char *key,
 		    size_t len, int kt, const char *fp)
 {
-	const char *path = s->pool->known_hosts;
-	char names[2][300];
-	kh_names(s, names);
-	/* The bare host for port 22, as OpenSSH writes it. */
-	const char *name = s->port == 22 ? names[1] : names[0];
+	struct ssh_pool *p = s->pool;
+	const char *path = p->known_hosts;
+	const char *name = s->key;
 	struct libssh2_knownhost *entry = NULL;
 	char line[8192];
 	size_t outlen = 0;
-	if (libssh2_knownhost_addc(k, name, NULL, key, len, "primefs", 7,
-				   LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-				       LIBSSH2_KNOWNHOST_KEYENC_RAW |
-				       key_types[kt].knownhost,
-				   &entry) ||
+	if (libssh2_knownhost_addc(
+		k, name, NULL, key, len, KH_COMMENT, sizeof KH_COMMENT - 1,
+		LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
+		    key_types[kt].knownhost,
+		&entry) ||
 	    libssh2_knownhost_writeline(k, entry, line, sizeof line - 1,
 					&outlen,
 					LIBSSH2_KNOWNHOST_FILE_OPENSSH)) {
@@ -853,19 +866,24 @@ static int kh_learn(struct sess *s, LIBSSH2_KNOWNHOSTS *k, const char *key,
 	if (!outlen || line[outlen - 1] != '\n')
 		line[outlen++] = '\n';
 	/* Appended in one write, so that other lines (and other sessions
-	 * learning at the same time) are left as they are. */
+	 * learning at the same time) are left as they are; the lock keeps
+	 * ssh_pool_prune from rewriting the file meanwhile. */
+	pthread_mutex_lock(&p->kh_lock);
 	mkdir_parents(path);
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, line, outlen) != (ssize_t)outlen) {
+	int err =
+	    fd < 0 || write(fd, line, outlen) != (ssize_t)outlen ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&p->kh_lock);
+	if (err) {
 		plog("ssh", s->key, "cannot write known_hosts %s: %s", path,
-		     strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		     strerror(err ? err : EIO));
 		return -EIO;
 	}
-	close(fd);
-	plog("ssh", s->key, "learned host key of %s (%s SHA256:%s) into %s",
-	     name, key_types[kt].name, fp, path);
+	plog("ssh", s->key,
+	     "learned host key of pod %s at %s port %d (%s SHA256:%s) into %s",
+	     name, s->host, s->port, key_types[kt].name, fp, path);
 	return 0;
 }
 
@@ -892,19 +910,17 @@ static int check_host_key(struct sess *s, LIBSSH2_KNOWNHOSTS *k)
 		b64_encode(&fp, (const unsigned char *)h, 32);
 	else
 		buf_adds(&fp, "?");
-	char names[2][300];
-	int n = kh_names(s, names);
-	int r = kh_check(k, names, n, key, len, key_types[kt].knownhost);
+	int r = kh_check(k, s->key, key, len, key_types[kt].knownhost);
 	int rc = 0;
 	if (r == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
 		rc = 0;
 	} else if (r == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
 		plog("ssh", s->key,
-		     "HOST KEY CHANGED for [%s]:%d: it now presents %s key "
-		     "SHA256:%s, which does not match the one in %s; refusing "
-		     "to connect (nothing was sent). If the pod was really "
-		     "rebuilt, remove its line from that file",
-		     s->host, s->port, key_types[kt].name, fp.data,
+		     "HOST KEY CHANGED for pod %s (%s port %d): it now "
+		     "presents %s key SHA256:%s, which does not match the one "
+		     "in %s; refusing to connect (nothing was sent). If the "
+		     "pod was really rebuilt, remove its line from that file",
+		     s->key, s->host, s->port, key_types[kt].name, fp.data,
 		     s->pool->known_hosts);
 		rc = -EACCES;
 	} else if (r == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND && s->known_types) {
@@ -918,19 +934,21 @@ static int check_host_key(struct sess *s, LIBSSH2_KNOWNHOSTS *k)
 				buf_printf(&types, "%s%s", types.len ? "/" : "",
 					   key_types[i].name);
 		plog("ssh", s->key,
-		     "HOST KEY CHANGED for [%s]:%d: it presents %s key "
-		     "SHA256:%s, but %s knows it by %s keys only; refusing to "
-		     "connect (nothing was sent). If this key is right, add it "
-		     "to that file (ssh-keyscan -p %d %s)",
-		     s->host, s->port, key_types[kt].name, fp.data,
-		     s->pool->known_hosts, types.data, s->port, s->host);
+		     "HOST KEY CHANGED for pod %s (%s port %d): it presents "
+		     "%s key SHA256:%s, but %s knows it by %s keys only; "
+		     "refusing to connect (nothing was sent). If this key is "
+		     "right, add it to that file under the pod's id "
+		     "(ssh-keyscan -p %d %s, first word replaced by %s)",
+		     s->key, s->host, s->port, key_types[kt].name, fp.data,
+		     s->pool->known_hosts, types.data, s->port, s->host,
+		     s->key);
 		buf_free(&types);
 		rc = -EACCES;
 	} else if (r == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
 		rc = kh_learn(s, k, key, len, (int)kt, fp.data);
 	} else {
-		plog("ssh", s->key, "known_hosts check of [%s]:%d failed: %s",
-		     s->host, s->port, last_error(s));
+		plog("ssh", s->key, "known_hosts check of pod %s failed: %s",
+		     s->key, last_error(s));
 		rc = -EIO;
 	}
 	buf_free(&fp);
@@ -1257,6 +1275,8 @@ static ssize_t counting_recv(libssh2_socket_t fd, void *buf, size_t len,
 	if (n < 0)
 		return -errno;
 	s->rx += (size_t)n;
+	if (n > 0)
+		s->heard = now_monotonic();
 	return n;
 }
 
@@ -1284,8 +1304,8 @@ static int sess_open(struct sess *s)
 	libssh2_session_set_timeout(s->ss, (long)(p->timeout * 1000));
 	/* 0: libssh2 sends with MSG_NOSIGNAL. */
 	libssh2_session_flag(s->ss, LIBSSH2_FLAG_SIGPIPE, 0);
-	/* want_reply 0: libssh2 would queue the replies and never free
-	 * them; a dead peer is found by TCP_USER_TIMEOUT instead. */
+	/* Replies are asked for only while commands run (sess_loop): libssh2
+	 * queues them and never frees them. */
 	libssh2_keepalive_config(s->ss, 0, (unsigned)p->keepalive);
 
 	LIBSSH2_KNOWNHOSTS *k = kh_load(s);
@@ -1360,6 +1380,7 @@ struct fail {
 	struct ssh_cmd *who;
 	char why[256];
 	int stopped; /* commands not started because the pool closed it */
+	bool renew;  /* ended by us while idle, to start afresh: no loss */
 };
 
 static void set_fail(struct sess *s, struct fail *f, struct ssh_cmd *who,
@@ -1425,6 +1446,21 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		set_fail(s, f, c, RETRY_RC, "channel open");
 		return false;
 	case C_EXEC:
+		if (!c->exec_begun) {
+			pthread_mutex_lock(&c->lock);
+			bool go = c->req != REQ_CANCELLED;
+			if (go)
+				c->req = REQ_SENT;
+			pthread_mutex_unlock(&c->lock);
+			if (!go) {
+				/* Given up on while its channel opened: closed
+				 * unused. */
+				c->st = C_FREEING;
+				*progress = true;
+				return true;
+			}
+			c->exec_begun = true;
+		}
 		r = libssh2_channel_process_startup(
 		    c->ch, "exec", 4, c->cmdline, (unsigned)strlen(c->cmdline));
 		if (r == LIBSSH2_ERROR_EAGAIN)
@@ -1559,7 +1595,7 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 			opening = true;
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next) {
 		pthread_mutex_lock(&c->lock);
-		bool gone = c->abandoned && c->st == C_QUEUED;
+		bool gone = c->req == REQ_CANCELLED && c->st == C_QUEUED;
 		pthread_mutex_unlock(&c->lock);
 		if (gone)
 			c->st = C_FREEING; /* no channel: dropped below */
@@ -1629,6 +1665,7 @@ static void sess_loop(struct sess *s, struct fail *f)
 {
 	const struct ssh_pool *p = s->pool;
 	double next_ka = now_monotonic() + p->keepalive;
+	s->heard = now_monotonic();
 	for (;;) {
 		if (atomic_load(&s->stop)) {
 			f->code = -EHOSTUNREACH;
@@ -1642,26 +1679,55 @@ static void sess_loop(struct sess *s, struct fail *f)
 		notify_all(s);
 		if (!ok)
 			return;
-		if (s->cmds)
-			s->idle_unread = false;
-		else
-			cache_release(s);
 		double now = now_monotonic();
+		if (s->cmds) {
+			s->idle_unread = false;
+		} else {
+			cache_release(s);
+			s->heard = now; /* nobody reads: silence says nothing */
+			if (s->probes >= MAX_PROBES) {
+				f->code = RETRY_RC;
+				f->renew = true;
+				snprintf(f->why, sizeof f->why, "renewed");
+				return;
+			}
+		}
+		/* A pod that stopped answering (a frozen host keeps the
+		 * connection open, and its kernel acknowledges our packets). */
+		if (now - s->heard >= DEAD_AFTER * p->keepalive) {
+			f->code = RETRY_RC;
+			snprintf(f->why, sizeof f->why,
+				 "no answer from the pod for %.0f s (%d "
+				 "keepalive intervals)",
+				 now - s->heard, DEAD_AFTER);
+			return;
+		}
 		/* Keepalives only when nothing is half sent and the socket
-		 * takes a small packet at once (see step_all). */
+		 * takes a small packet at once (see step_all). While commands
+		 * run and the pod has been silent, they ask for a reply —
+		 * which libssh2 keeps queued until the session ends, so such a
+		 * session is renewed once idle after MAX_PROBES. */
 		if (now >= next_ka && !s->out_owner && writable(s->sock)) {
+			bool probe =
+			    s->cmds && now - s->heard >= p->keepalive / 2;
+			libssh2_keepalive_config(s->ss, probe,
+						 (unsigned)p->keepalive);
 			int next = 0;
 			int r = libssh2_keepalive_send(s->ss, &next);
 			if (r && r != LIBSSH2_ERROR_EAGAIN) {
 				set_fail(s, f, NULL, 0, "keepalive");
 				return;
 			}
+			if (probe && next == (int)p->keepalive)
+				s->probes++;
 			next_ka = now + (next > 0 ? next : p->keepalive);
 		}
 		if (progress || s->rx != rx)
 			continue;
 
 		double until = next_ka;
+		if (s->cmds && s->heard + DEAD_AFTER * p->keepalive < until)
+			until = s->heard + DEAD_AFTER * p->keepalive;
 		for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 			if ((c->st == C_OPENING || c->st == C_EXEC) &&
 			    c->deadline < until)
@@ -1716,13 +1782,13 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 		if (c->st == C_RUNNING || c->st == C_CLOSING)
 			running++;
-	if (was_up && !stopping)
+	if (was_up && !stopping && !f->renew)
 		stats_count(ST_SSH_LOST);
-	if (was_up && !stopping)
+	if (was_up && !stopping && !f->renew)
 		plog("ssh", s->key, "connection to %s port %d lost: %s%s",
 		     s->host, s->port, f->why,
 		     running ? "; its running commands end" : "");
-	if (s->ss && was_up && stopping)
+	if (s->ss && was_up && (stopping || f->renew))
 		libssh2_session_disconnect(s->ss,
 					   "session closed"); /* best effort */
 	/* Nothing more will be sent: every libssh2 call below now fails at
@@ -1882,10 +1948,13 @@ struct ssh_pool *ssh_pool_new(const struct ssh_opts *o)
 	p->key_explicit = o->key_explicit;
 	p->timeout = o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT;
 	p->keepalive = o->keepalive > 0 ? o->keepalive : DEFAULT_KEEPALIVE;
-	if (p->keepalive < 1)
-		p->keepalive = 1; /* libssh2 counts whole seconds */
+	/* libssh2 counts whole seconds, and makes 1 into 2. */
+	p->keepalive = (double)(long)(p->keepalive + 0.5);
+	if (p->keepalive < 2)
+		p->keepalive = 2;
 	p->output_cap = o->output_cap ? o->output_cap : DEFAULT_CAP;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->kh_lock, NULL);
 	return p;
 }
 
@@ -2038,8 +2107,55 @@ static bool submit(struct ssh_pool *p, const char *key, const char *conn,
 	return queued;
 }
 
+/* Waits for c's start result; on interruption, or past a limit that only
+ * guards against a bug turning into a hung shell (every step of the thread
+ * has its own deadline), cancels it unless its exec request already went
+ * out — then only the thread's answer, due within its deadline, says
+ * whether it runs. */
+static int wait_started(struct ssh_pool *p, const char *pod_key,
+			struct ssh_cmd *c, bool (*interrupted)(void *),
+			void *arg)
+{
+	double limit = 5 * p->timeout + 5;
+	double end = now_monotonic() + limit;
+	for (;;) {
+		bool intr = interrupted && interrupted(arg);
+		pthread_mutex_lock(&c->lock);
+		if (c->started) {
+			int rc = c->start_rc;
+			pthread_mutex_unlock(&c->lock);
+			return rc;
+		}
+		double now = now_monotonic();
+		bool sent = c->req == REQ_SENT;
+		if ((intr && !sent) || now >= end) {
+			if (!sent)
+				c->req = REQ_CANCELLED;
+			pthread_mutex_unlock(&c->lock);
+			if (intr && !sent)
+				plog("ssh", pod_key,
+				     "interrupted before the command was sent: "
+				     "it will not run");
+			else
+				plog("ssh", pod_key,
+				     "the command did not start within %gs; "
+				     "giving up (%s)",
+				     limit,
+				     sent ? "it may have run"
+					  : "it will not run");
+			return intr && !sent ? -EINTR : -EIO;
+		}
+		struct timespec ts;
+		monotonic_abs(&ts,
+			      interrupted && end - now > 0.1 ? 0.1 : end - now);
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
 int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
-	    const char *cmdline, struct ssh_cmd **out)
+	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
+	    struct ssh_cmd **out)
 {
 	*out = NULL;
 	char *user, *host;
@@ -2051,6 +2167,11 @@ int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 	}
 	free(user);
 	free(host);
+	if (!kh_name_ok(pod_key)) {
+		plog("ssh", pod_key,
+		     "a pod id unfit as a known_hosts name; refusing");
+		return -EIO;
+	}
 	for (int attempt = 0;; attempt++) {
 		struct ssh_cmd *c = cmd_new(p->output_cap, cmdline);
 		if (!submit(p, pod_key, conn, c)) {
@@ -2058,24 +2179,7 @@ int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 			ssh_cmd_put(c);
 			return -EIO;
 		}
-		/* Every step of the thread has its own deadline; this one only
-		 * guards against a bug turning into a hung shell. */
-		double limit = 5 * p->timeout + 5;
-		struct timespec ts;
-		monotonic_abs(&ts, limit);
-		pthread_mutex_lock(&c->lock);
-		while (!c->started)
-			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
-			    ETIMEDOUT)
-				break;
-		int rc = c->started ? c->start_rc : -EIO;
-		if (!c->started)
-			c->abandoned = true;
-		pthread_mutex_unlock(&c->lock);
-		if (rc == -EIO && !c->started)
-			plog("ssh", pod_key,
-			     "the command did not start within %gs; giving up",
-			     limit);
+		int rc = wait_started(p, pod_key, c, interrupted, arg);
 		if (rc == 0) {
 			*out = c;
 			return 0;
@@ -2105,6 +2209,119 @@ void ssh_pool_forget(struct ssh_pool *p, const char *pod_key)
 	free_list(done);
 }
 
+/* Of a known_hosts line: true when primefs wrote it (its comment) for a
+ * pod that is not listed; its name goes to name. Anything else is kept:
+ * comments, markers, lines of the user's or of ssh's. */
+static bool kh_line_gone(const char *line, bool (*listed)(void *, const char *),
+			 void *arg, char *name, size_t namelen)
+{
+	const char *f[4];
+	size_t len[4] = {0, 0, 0, 0};
+	const char *q = line;
+	for (int i = 0; i < 4; i++) {
+		while (*q == ' ' || *q == '\t')
+			q++;
+		f[i] = q;
+		if (i == 3) {
+			len[i] = strcspn(q, "\r\n");
+			while (len[i] &&
+			       (q[len[i] - 1] == ' ' || q[len[i] - 1] == '\t'))
+				len[i]--;
+			break;
+		}
+		len[i] = strcspn(q, " \t\r\n");
+		q += len[i];
+	}
+	if (!len[0] || *f[0] == '#' || *f[0] == '@' || !len[2] ||
+	    len[3] != sizeof KH_COMMENT - 1 ||
+	    memcmp(f[3], KH_COMMENT, len[3]) || len[0] >= namelen)
+		return false;
+	memcpy(name, f[0], len[0]);
+	name[len[0]] = '\0';
+	return !kh_name_ok(name) || !listed(arg, name);
+}
+
+/* Rewrites known_hosts without primefs's lines of pods not listed: into a
+ * new file renamed over it, so that a reader sees the old or the new. */
+static void kh_prune(struct ssh_pool *p, bool (*listed)(void *, const char *),
+		     void *arg)
+{
+	if (!p->known_hosts)
+		return;
+	struct buf keep, gone;
+	buf_init(&keep);
+	buf_init(&gone);
+	int removed = 0;
+	char err[200] = "";
+	pthread_mutex_lock(&p->kh_lock);
+	FILE *f = fopen(p->known_hosts, "re");
+	if (f) {
+		char *line = NULL, name[256];
+		size_t cap = 0;
+		while (getline(&line, &cap, f) > 0) {
+			if (kh_line_gone(line, listed, arg, name,
+					 sizeof name)) {
+				removed++;
+				if (gone.len < 400)
+					buf_printf(&gone, "%s%s",
+						   gone.len ? ", " : "", name);
+				continue;
+			}
+			buf_adds(&keep, line);
+		}
+		free(line);
+		fclose(f);
+	}
+	if (removed) {
+		struct buf tmp;
+		buf_init(&tmp);
+		buf_printf(&tmp, "%s.XXXXXX", p->known_hosts);
+		int fd = mkostemp(tmp.data, O_CLOEXEC);
+		bool ok = fd >= 0 && fchmod(fd, 0600) == 0 &&
+			  (!keep.len || write(fd, keep.data, keep.len) ==
+					    (ssize_t)keep.len) &&
+			  fsync(fd) == 0;
+		if (!ok)
+			snprintf(err, sizeof err, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (ok && rename(tmp.data, p->known_hosts)) {
+			snprintf(err, sizeof err, "%s", strerror(errno));
+			ok = false;
+		}
+		if (!ok && fd >= 0)
+			unlink(tmp.data);
+		buf_free(&tmp);
+	}
+	pthread_mutex_unlock(&p->kh_lock);
+	if (removed && err[0])
+		plog("ssh", "known_hosts", "cannot rewrite %s: %s",
+		     p->known_hosts, err);
+	else if (removed)
+		plog("ssh", "known_hosts",
+		     "removed %d host key%s of pods that are gone (%s%s) "
+		     "from %s",
+		     removed, removed == 1 ? "" : "s", gone.data,
+		     gone.len >= 400 ? ", ..." : "", p->known_hosts);
+	buf_free(&keep);
+	buf_free(&gone);
+}
+
+void ssh_pool_prune(struct ssh_pool *p,
+		    bool (*listed)(void *arg, const char *pod_key), void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	for (struct sess *s = p->live, *next; s; s = next) {
+		next = s->next;
+		if (!listed(arg, s->key))
+			retire(p, s);
+	}
+	struct sess *done = reap(p, false);
+	pthread_mutex_unlock(&p->lock);
+	free_list(done);
+	kh_prune(p, listed, arg);
+}
+
 void ssh_pool_free(struct ssh_pool *p)
 {
 	if (!p)
@@ -2116,6 +2333,7 @@ void ssh_pool_free(struct ssh_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	free_list(all);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->kh_lock);
 	free(p->known_hosts);
 	free(p->key_path);
 	free(p);

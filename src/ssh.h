@@ -3,8 +3,10 @@
  * for every command (a channel each), driven by one I/O thread per session;
  * each command's output (stdout and stderr as they arrived) is kept in a
  * capped buffer that any number of readers follow with their own cursor.
- * Host keys are checked against a known_hosts file (learned on first use,
- * refused on change); authentication is by public key (agent or key file). */
+ * Host keys are checked against a known_hosts file, per pod: each is
+ * recorded under the pod's id (as ssh's HostKeyAlias does), learned on first
+ * use, refused on change; authentication is by public key (agent or key
+ * file). */
 #ifndef PRIMEFS_SSH_H
 #define PRIMEFS_SSH_H
 
@@ -14,13 +16,15 @@
 #include "util.h"
 
 struct ssh_opts {
-	const char *known_hosts; /* file; created if missing; unknown hosts
-				    are learned as [host]:port */
+	const char *known_hosts; /* file; created if missing; unknown pods
+				    are learned under their id */
 	const char *key_path;	 /* private key file (may be NULL) */
 	bool key_explicit; /* -o ssh_key= given: use only that key, no agent */
 	double timeout;	   /* seconds for connect, handshake, auth, channel
 			      open (default 10) */
-	double keepalive;  /* seconds between keepalives (default 15) */
+	double keepalive;  /* seconds between keepalives (default 15, at least
+			      2); a pod silent for 3 of them while commands
+			      run is taken for dead */
 	size_t output_cap; /* bytes of output kept per command (default 64
 			      MiB) */
 };
@@ -42,18 +46,28 @@ struct ssh_pool *ssh_pool_new(const struct ssh_opts *o);
  * one ends as "connection lost"). No other call on p may be in progress. */
 void ssh_pool_free(struct ssh_pool *p);
 
-/* Starts cmdline with the pod's shell on the pod known by pod_key (its id),
- * reachable at conn ("user@host -p port", port optional → 22). Blocks until
- * the exec request succeeded or failed. 0 and a referenced *out, or -errno
- * after a plog() line giving the real reason: EHOSTUNREACH (connect failed
- * or timed out), EACCES (host key changed — nothing sent —, or auth
- * refused), EIO (other SSH failures). A session found dead is replaced
- * transparently. */
+/* Starts cmdline with the pod's shell on the pod known by pod_key (its id,
+ * also its name in known_hosts), reachable at conn ("user@host -p port",
+ * port optional → 22). Blocks until the exec request succeeded or failed.
+ * 0 and a referenced *out, or -errno after a plog() line giving the real
+ * reason: EHOSTUNREACH (connect failed or timed out), EACCES (host key
+ * changed — nothing sent —, or auth refused), EINTR (interrupted(arg), may
+ * be NULL, said so before the exec request went out), EIO (other SSH
+ * failures). A command this returns an error for never starts later, except
+ * where the log line says "it may have run". A session found dead is
+ * replaced transparently. */
 int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
-	    const char *cmdline, struct ssh_cmd **out);
+	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
+	    struct ssh_cmd **out);
 /* Pod gone: close its session; its running commands end as "connection
  * lost". */
 void ssh_pool_forget(struct ssh_pool *p, const char *pod_key);
+/* The pods that exist are those listed(arg, pod_key) says: the sessions of
+ * the others are closed (as ssh_pool_forget), and the known_hosts lines
+ * primefs wrote for them removed (other lines are kept). listed is called
+ * with the pool's locks held: a lookup only. */
+void ssh_pool_prune(struct ssh_pool *p,
+		    bool (*listed)(void *arg, const char *pod_key), void *arg);
 
 struct ssh_cmd *ssh_cmd_get(struct ssh_cmd *c);
 void ssh_cmd_put(struct ssh_cmd *c);

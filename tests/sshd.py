@@ -4,6 +4,7 @@
     sshd.conn            # "root@127.0.0.1 -p PORT", as the API writes sshConnection
     sshd.kill()          # SIGKILL sshd and every session child (a pod that dies)
     sshd.restart()       # same port and host key; restart(new_host_key=True) for a changed key
+    sshd.freeze()        # SIGSTOP sshd and its sessions (a host that hangs); thaw() resumes
     sshd.log_text()      # what sshd logged (LogLevel VERBOSE)
     sshd.stop()
     priv, pub = make_key(dir, "ed25519")   # or "rsa"
@@ -174,6 +175,15 @@ class Sshd:
             self.proc.wait()
             self.proc = None
 
+    def freeze(self):
+        """SIGSTOP the listener, every session process and their commands:
+        connections stay open and the kernel still acknowledges packets,
+        but nothing answers."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self):
+        self._signal_all(signal.SIGCONT)
+
     def restart(self, new_host_key=False):
         """Same port and config; with new_host_key, a freshly made host key."""
         self.kill()
@@ -185,6 +195,7 @@ class Sshd:
         if not self.proc:
             return
         self._signal_all(signal.SIGTERM)
+        self._signal_all(signal.SIGCONT)  # a frozen one would not die
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:

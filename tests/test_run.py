@@ -73,11 +73,77 @@ def test_one_session_reused(rig, pod):
     assert pod.log_text().count("Accepted publickey") == 1
 
 
-def test_known_host_learned_as_host_port(rig, pod):
+def test_known_host_learned_under_pod_id(rig, pod, keys):
     run(rig, "demo", "true")
     rig.read("pods/demo/exit")
+    pid = rig.read("pods/demo/id").strip()
     text = rig.known_hosts.read_text()
-    assert f"[127.0.0.1]:{pod.port}" in text
+    assert text.startswith(pid + " ssh-ed25519 "), text
+    assert "127.0.0.1" not in text
+    # ssh trusts the same file with the pod id as HostKeyAlias.
+    r = subprocess.run(
+        ["ssh", "-i", keys[0], "-p", str(pod.port), "-o", "BatchMode=yes",
+         "-o", f"HostKeyAlias={pid}", "-o", f"UserKnownHostsFile={rig.known_hosts}",
+         "-o", "StrictHostKeyChecking=yes", "root@127.0.0.1", "echo openssh"],
+        capture_output=True, text=True, timeout=20)
+    assert r.stdout == "openssh\n", r.stderr
+
+
+def test_pod_deleted_elsewhere_is_forgotten(rig, pod):
+    """A pod deleted outside this mount: once a listing no longer has it,
+    its running command ends (its session is closed) and its known_hosts
+    line goes; other pods' lines and lines not primefs's stay."""
+    added = rig.api.admin("pods", {"add": [{"name": "extra", "sshConnection": pod.conn}]})
+    extra = added["added"][0]
+    rig.write("ctl", "refresh\n")
+    run(rig, "demo", "true")
+    assert rig.read("pods/demo/exit") == "0\n"
+    with open(rig.known_hosts, "a") as f:
+        f.write("someone.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    run(rig, "extra", "echo started; sleep 100")
+    with open(rig.p("pods/extra/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"started\n"
+    assert extra in rig.known_hosts.read_text()
+    reader = subprocess.Popen(["cat", rig.p("pods/extra/exit")], stdout=subprocess.PIPE)
+    try:
+        rig.api.admin("pods", {"delete": [extra]})
+        rig.write("ctl", "refresh\n")
+        assert "extra" not in os.listdir(rig.p("pods"))  # a listing without it
+        out, _ = reader.communicate(timeout=10)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    assert out == b"connection lost\n"
+    text = rig.known_hosts.read_text()
+    assert extra not in text
+    pid = rig.read("pods/demo/id").strip()
+    assert text.startswith(pid + " ssh-ed25519 "), text
+    assert "someone.example.com" in text
+    assert "gone" in rig.log()
+
+
+def test_frozen_pod_ends_the_job_as_lost(pod, keys, make_api, make_mount, tmp_path):
+    """The pod's host hangs (sshd and the job SIGSTOPped: the connection
+    stays open): `cat exit` says "connection lost" within a few keepalive
+    intervals, not never."""
+    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+    m = make_mount(api, options=(f"ssh_key={keys[0]}", f"known_hosts={tmp_path / 'kh'}",
+                                 "timeout=5", "ssh_keepalive=2"))
+    run(m, "demo", "echo start; sleep 100")
+    with open(m.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"start\n"
+    pod.freeze()
+    try:
+        reader = subprocess.Popen(["cat", m.p("pods/demo/exit")], stdout=subprocess.PIPE)
+        try:
+            out, _ = reader.communicate(timeout=3 * 2 + 10)  # a hang bound
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+        assert out == b"connection lost\n"
+        assert "no answer from the pod" in m.log()
+    finally:
+        pod.thaw()
 
 
 def test_big_stdout_and_stderr_complete(rig):
@@ -250,3 +316,23 @@ def test_rmdir_closes_the_session(rig, pod):
     assert rig.read("pods/gone/run") == "hi\n"
     os.rmdir(rig.p("pods/gone"))
     assert not os.path.exists(rig.p("pods/gone"))
+
+
+def test_failed_listing_forgets_nothing(rig):
+    """Only a listing the API gave counts: one that fails (or a bad answer)
+    closes no session and removes no known_hosts line."""
+    run(rig, "demo", "echo started; sleep 100")
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"started\n"
+    before = rig.known_hosts.read_text()
+    rig.api.fault(kind="badjson", match="GET /pods")
+    rig.write("ctl", "refresh\n")
+    err_of(lambda: os.listdir(rig.p("pods")))
+    rig.api.clear_faults()
+    assert rig.known_hosts.read_text() == before
+    rig.write("ctl", "refresh\n")
+    assert "demo" in os.listdir(rig.p("pods"))
+    assert rig.known_hosts.read_text() == before
+    run(rig, "demo", "true")
+    assert rig.read("pods/demo/exit") == "0\n"
+    assert rig.stats()["ssh_sessions"] == 1  # the session was kept

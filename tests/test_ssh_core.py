@@ -173,12 +173,21 @@ def test_host_key_learned_then_change_refused(pods, tmp_path, keys):
     before = {}
 
     def rekey():
+        openssh = subprocess.run(
+            ["ssh", "-i", keys["ed"], "-p", str(a.port), "-o", "BatchMode=yes",
+             "-o", "HostKeyAlias=pod-a", "-o", f"UserKnownHostsFile={kh}",
+             "-o", "StrictHostKeyChecking=yes", "root@127.0.0.1", "echo openssh"],
+            capture_output=True, text=True, timeout=20)
+        assert openssh.stdout == "openssh\n", openssh.stderr
         before["log"] = len(a.log_text())
         a.restart(new_host_key=True)
 
     r = run("hostkey", a, tmp_path, keys, actions={"rekey": rekey})
     r.check()
-    assert f"[127.0.0.1]:{a.port} ssh-ed25519 " in kh.read_text()
+    # Recorded under the pod's id, as ssh's HostKeyAlias does: OpenSSH
+    # trusts the file as it is.
+    assert kh.read_text().startswith("pod-a ssh-ed25519 "), kh.read_text()
+    assert "[127.0.0.1]" not in kh.read_text()
     # Nothing was sent after the handshake: no auth, no command.
     after = a.log_text()[before["log"]:]
     assert "Accepted publickey" not in after, after
@@ -190,8 +199,12 @@ def test_host_key_learned_then_change_refused(pods, tmp_path, keys):
 
 def test_known_hosts_hashed_and_unparsable_lines(pods, tmp_path, keys):
     a = pods()
-    scan = subprocess.run(["ssh-keyscan", "-H", "-t", "ed25519", "-p", str(a.port), "127.0.0.1"],
-                          capture_output=True, text=True, check=True).stdout
+    # The pod's line as ssh writes it with HostKeyAlias and HashKnownHosts.
+    hashed = tmp_path / "hashed"
+    hashed.write_text("pod-a " + a.host_key_pub() + "\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(hashed)], check=True,
+                   capture_output=True)
+    scan = hashed.read_text()
     assert scan.startswith("|1|"), scan
     kh = tmp_path / "known_hosts"
     kh.write_text("# a comment\n"
@@ -207,9 +220,59 @@ def test_known_by_another_key_type_refused(pods, tmp_path, keys):
     a = pods()
     _, other_host_key = make_key(tmp_path, "ecdsa", name="other_host_key")
     kind, blob = other_host_key.split()[:2]
-    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{a.port} {kind} {blob}\n")
+    (tmp_path / "known_hosts").write_text(f"pod-a {kind} {blob}\n")
     run("known", a, tmp_path, keys, extra=["expect=refused"]).check()
     assert accepted(a.log_text()) == 0
+
+
+def test_recycled_address_new_pod_accepted_old_pod_refused(pods, tmp_path, keys):
+    """Providers recycle addresses: host keys are per pod, not per address."""
+    a = pods()
+    kh = tmp_path / "known_hosts"
+    before = {}
+
+    def recycle():
+        a.stop()
+        a.restart(new_host_key=True)  # another "pod" on the same port
+        before["log"] = len(a.log_text())
+
+    run("recycle", a, tmp_path, keys, actions={"recycle": recycle}).check()
+    lines = kh.read_text().splitlines()
+    names = [l.split()[0] for l in lines]
+    assert names == ["pod-old", "pod-new"], lines
+    assert lines[0].split()[2] != lines[1].split()[2]
+    after = a.log_text()[before["log"]:]
+    assert accepted(after) == 1, after  # pod-new's; pod-old's try sent nothing
+    assert after.count("Starting session: command") == 1, after
+    assert not (tmp_path / "recycle-marker").exists()
+
+
+def test_abandoned_command_never_starts(pods, tmp_path, keys):
+    """ssh_run interrupted while the frozen pod has not yet opened the
+    command's channel: once the pod wakes, the command is not run."""
+    a = pods()
+    try:
+        run("abandon", a, tmp_path, keys,
+            actions={"freeze": a.freeze, "thaw": a.thaw}).check()
+    finally:
+        a.thaw()
+    time.sleep(0.5)
+    assert not (tmp_path / "abandon-marker").exists()
+    # `true` and `echo after` only.
+    assert a.log_text().count("Starting session: command") == 2, a.log_text()
+
+
+def test_frozen_pod_noticed_by_keepalives(pods, tmp_path, keys):
+    """A host that hangs keeps the TCP connection (its kernel still
+    acknowledges): the running command ends as lost within some keepalive
+    intervals, not never."""
+    a = pods()
+    try:
+        r = run("frozen", a, tmp_path, keys, extra=["keepalive=2"],
+                actions={"freeze": a.freeze, "thaw": a.thaw}).check()
+    finally:
+        a.thaw()
+    print("lost after %.1f s" % r.value("lost_s"))
 
 
 def test_rsa_key_refused_with_the_fix(pods, tmp_path, keys):

@@ -9,7 +9,8 @@
  *            [bytes=N runs=N cap=N after=0|1]   (throughput, latency)
  *
  * Scenarios: basic interleave big stream concurrent pods hostkey known rsa
- * lost unreachable cap reuse throughput latency agent watch.
+ * lost unreachable cap reuse throughput latency agent watch recycle abandon
+ * frozen. [keepalive=S] sets the pool's keepalive interval.
  *
  * Where a scenario needs the pod to change under it (killed, restarted,
  * given a new host key) it prints "@@ ACTION" and waits for a line on
@@ -53,7 +54,7 @@ static struct ssh_opts opts(void)
 	    .key_path = arg("key", NULL),
 	    .key_explicit = atoi(arg("explicit", "1")) != 0,
 	    .timeout = atof(arg("timeout", "10")),
-	    .keepalive = 15,
+	    .keepalive = atof(arg("keepalive", "15")),
 	};
 	return o;
 }
@@ -116,7 +117,7 @@ static void run_cmd(struct ssh_pool *p, const char *pod, const char *conn,
 	buf_init(&r->out);
 	buf_init(&r->exit);
 	r->ended = false;
-	r->rc = ssh_run(p, pod, conn, cmdline, &c);
+	r->rc = ssh_run(p, pod, conn, cmdline, NULL, NULL, &c);
 	if (r->rc)
 		return;
 	struct ssh_cursor cur = {0, false};
@@ -174,7 +175,7 @@ static void sc_basic(struct ssh_pool *p)
 
 	/* Before the end, exit says nothing. */
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 0.5", &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 0.5", NULL, NULL, &c) == 0);
 	if (c) {
 		struct buf e;
 		buf_init(&e);
@@ -235,7 +236,7 @@ static void sc_stream(struct ssh_pool *p)
 	struct ssh_cmd *c = NULL;
 	double t0 = now_monotonic();
 	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 2; echo done",
-		      &c) == 0);
+		      NULL, NULL, &c) == 0);
 	if (!c)
 		return;
 	struct ssh_cursor cur = {0, false};
@@ -268,12 +269,12 @@ static void sc_concurrent(struct ssh_pool *p)
 	struct ssh_cmd *a = NULL, *b = NULL;
 	double t0 = now_monotonic();
 	CHECK(ssh_run(p, "pod-a", conn_a,
-		      "for i in 1 2 3 4; do echo A$i; sleep 0.25; done",
-		      &a) == 0);
+		      "for i in 1 2 3 4; do echo A$i; sleep 0.25; done", NULL,
+		      NULL, &a) == 0);
 	CHECK(ssh_run(p, "pod-a", conn_a,
 		      "for i in 1 2 3 4; do echo B$i >&2; sleep 0.25; done; "
 		      "exit 4",
-		      &b) == 0);
+		      NULL, NULL, &b) == 0);
 	if (!a || !b)
 		return;
 	struct ssh_cursor ca = {0, false}, cb = {0, false};
@@ -329,7 +330,7 @@ static void *bg_run_main(void *arg)
 {
 	struct bg_run *b = arg;
 	double t0 = now_monotonic();
-	b->rc = ssh_run(b->p, b->pod, b->conn, b->cmd, &b->c);
+	b->rc = ssh_run(b->p, b->pod, b->conn, b->cmd, NULL, NULL, &b->c);
 	b->took = now_monotonic() - t0;
 	return NULL;
 }
@@ -345,7 +346,7 @@ static void sc_pods(struct ssh_pool *p)
 	CHECK(warm.rc == 0);
 	result_free(&warm);
 	struct ssh_cmd *a = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 5", &a) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 5", NULL, NULL, &a) == 0);
 	struct bg_run st = {p, "pod-stall", conn_stall, "true", 0, 0, NULL};
 	pthread_t th;
 	pthread_create(&th, NULL, bg_run_main, &st);
@@ -380,7 +381,7 @@ static void sc_hostkey(struct ssh_pool *p)
 	CHECK(r.rc == 0);
 	CHECK_STR(S(&r.out), "first\n");
 	result_free(&r);
-	CHECK(log_has("learned host key of [127.0.0.1]:"));
+	CHECK(log_has("learned host key of pod pod-a at 127.0.0.1 port"));
 	/* Known now: the same key is accepted by a new pool without a word. */
 	struct ssh_opts o = opts();
 	struct ssh_pool *p2 = ssh_pool_new(&o);
@@ -395,16 +396,16 @@ static void sc_hostkey(struct ssh_pool *p)
 	snprintf(cmd, sizeof cmd, "touch %s/hostkey-marker",
 		 arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
-	int rc = ssh_run(p, "pod-a", conn_a, cmd, &c);
+	int rc = ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c);
 	CHECK(rc == -EACCES);
 	CHECK(c == NULL);
-	CHECK(log_has("HOST KEY CHANGED for [127.0.0.1]:"));
+	CHECK(log_has("HOST KEY CHANGED for pod pod-a (127.0.0.1 port"));
 	CHECK(log_has("refusing"));
 	snprintf(cmd, sizeof cmd, "%s/hostkey-marker", arg("dir", "/tmp"));
 	CHECK(access(cmd, F_OK) != 0);
 	/* And again, from a fresh pool: still refused. */
 	p2 = ssh_pool_new(&o);
-	CHECK(ssh_run(p2, "pod-a", conn_a, "true", &c) == -EACCES);
+	CHECK(ssh_run(p2, "pod-a", conn_a, "true", NULL, NULL, &c) == -EACCES);
 	ssh_pool_free(p2);
 }
 
@@ -421,7 +422,7 @@ static void sc_known(struct ssh_pool *p)
 		CHECK(!log_has("learned host key"));
 	} else {
 		CHECK(r.rc == -EACCES);
-		CHECK(log_has("HOST KEY CHANGED for [127.0.0.1]:"));
+		CHECK(log_has("HOST KEY CHANGED for pod pod-a"));
 		CHECK(log_has("knows it by ECDSA-256 keys only"));
 	}
 	result_free(&r);
@@ -437,7 +438,7 @@ static void sc_rsa(struct ssh_pool *p)
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "touch %s/rsa-marker", arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pr, "pod-a", conn_a, cmd, &c) == -EACCES);
+	CHECK(ssh_run(pr, "pod-a", conn_a, cmd, NULL, NULL, &c) == -EACCES);
 	CHECK(log_has("RSA key was refused"));
 	CHECK(log_has("use an ed25519 key (ssh-keygen -t ed25519) or "
 		      "libssh2 >= 1.11"));
@@ -449,7 +450,8 @@ static void sc_rsa(struct ssh_pool *p)
 static void sc_lost(struct ssh_pool *p)
 {
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", NULL, NULL,
+		      &c) == 0);
 	if (!c)
 		return;
 	struct ssh_cursor cur = {0, false};
@@ -476,7 +478,8 @@ static void sc_lost(struct ssh_pool *p)
 	ssh_cmd_put(c);
 
 	/* While the pod is down: unreachable. */
-	CHECK(ssh_run(p, "pod-a", conn_a, "true", &c) == -EHOSTUNREACH);
+	CHECK(ssh_run(p, "pod-a", conn_a, "true", NULL, NULL, &c) ==
+	      -EHOSTUNREACH);
 
 	action("restart");
 	struct result r;
@@ -518,7 +521,8 @@ static void sc_unreachable(struct ssh_pool *p)
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(conn, sizeof conn, "pod-%zu", i);
 		double t0 = now_monotonic();
-		int rc = ssh_run(pu, conn, cases[i].conn, "true", &c);
+		int rc =
+		    ssh_run(pu, conn, cases[i].conn, "true", NULL, NULL, &c);
 		double t = now_monotonic() - t0;
 		printf("# %s: rc %d in %.0f ms\n", cases[i].name, rc, t * 1000);
 		CHECK(rc == -EHOSTUNREACH);
@@ -528,8 +532,9 @@ static void sc_unreachable(struct ssh_pool *p)
 	CHECK(log_has("connect to 127.0.0.1 port"));
 	CHECK(log_has("timed out after 1s"));
 	/* A connection string that is not one. */
-	CHECK(ssh_run(pu, "pod-x", "root@ -p", "true", &c) == -EIO);
-	CHECK(ssh_run(pu, "pod-x", "root@h -p 99999", "true", &c) == -EIO);
+	CHECK(ssh_run(pu, "pod-x", "root@ -p", "true", NULL, NULL, &c) == -EIO);
+	CHECK(ssh_run(pu, "pod-x", "root@h -p 99999", "true", NULL, NULL, &c) ==
+	      -EIO);
 	ssh_pool_free(pu);
 }
 
@@ -544,7 +549,8 @@ static void sc_cap(struct ssh_pool *p)
 	for (int i = 1; i <= 750000; i++)
 		buf_printf(&want, "%d\n", i);
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pc, "pod-a", conn_a, "seq 1 750000", &c) == 0);
+	CHECK(ssh_run(pc, "pod-a", conn_a, "seq 1 750000", NULL, NULL, &c) ==
+	      0);
 	if (!c) {
 		ssh_pool_free(pc);
 		buf_free(&want);
@@ -631,7 +637,7 @@ static double timed_run(struct ssh_pool *p, const char *cmd,
 {
 	double t0 = now_monotonic();
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, cmd, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c) == 0);
 	if (!c)
 		return 1e9;
 	struct reader r = {c, 0, 0, false};
@@ -715,7 +721,7 @@ static void sc_agent(struct ssh_pool *p)
 	o.key_explicit = true;
 	pa = ssh_pool_new(&o);
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pa, "pod-a", conn_a, "true", &c) == -EACCES);
+	CHECK(ssh_run(pa, "pod-a", conn_a, "true", NULL, NULL, &c) == -EACCES);
 	CHECK(log_has("refused (tried key "));
 	ssh_pool_free(pa);
 	/* Not explicit: the agent first, then the (unauthorized) file. */
@@ -745,8 +751,8 @@ static void sc_watch(struct ssh_pool *p)
 {
 	struct watch_count w = {PTHREAD_MUTEX_INITIALIZER, 0};
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo a; sleep 0.3; echo b", &c) ==
-	      0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "echo a; sleep 0.3; echo b", NULL,
+		      NULL, &c) == 0);
 	if (!c)
 		return;
 	int id = ssh_cmd_watch(c, on_change, &w);
@@ -762,7 +768,7 @@ static void sc_watch(struct ssh_pool *p)
 	ssh_cmd_put(c);
 
 	/* forget: the pod is gone, its running command ends. */
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 30", &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 30", NULL, NULL, &c) == 0);
 	if (!c)
 		return;
 	ssh_pool_forget(p, "pod-a");
@@ -778,6 +784,97 @@ static void sc_watch(struct ssh_pool *p)
 	CHECK(r.rc == 0);
 	CHECK_STR(S(&r.out), "back\n");
 	result_free(&r);
+}
+
+/* A provider recycles an address: a new pod (another id, another host key)
+ * on the port an old pod had is accepted; the old pod's id with the new key
+ * is refused, nothing sent. */
+static void sc_recycle(struct ssh_pool *p)
+{
+	struct result r;
+	run_cmd(p, "pod-old", conn_a, "echo old", &r);
+	CHECK(r.rc == 0);
+	CHECK_STR(S(&r.out), "old\n");
+	result_free(&r);
+	action("recycle"); /* another sshd, a new host key, the same port */
+	run_cmd(p, "pod-new", conn_a, "echo new", &r);
+	CHECK(r.rc == 0);
+	CHECK_STR(S(&r.out), "new\n");
+	result_free(&r);
+	CHECK(log_has("learned host key of pod pod-new"));
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "touch %s/recycle-marker",
+		 arg("dir", "/tmp"));
+	struct ssh_cmd *c = NULL;
+	CHECK(ssh_run(p, "pod-old", conn_a, cmd, NULL, NULL, &c) == -EACCES);
+	CHECK(c == NULL);
+	CHECK(log_has("HOST KEY CHANGED for pod pod-old"));
+}
+
+static double interrupt_at;
+
+static bool interrupt_later(void *arg)
+{
+	(void)arg;
+	return now_monotonic() >= interrupt_at;
+}
+
+/* A command given up on (interrupted) while its channel opens on a frozen
+ * pod never runs once the pod wakes: the driver counts sshd's "Starting
+ * session" lines and looks for the marker. */
+static void sc_abandon(struct ssh_pool *p)
+{
+	struct result r;
+	run_cmd(p, "pod-a", conn_a, "true", &r);
+	CHECK(r.rc == 0);
+	result_free(&r);
+	action("freeze");
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "touch %s/abandon-marker",
+		 arg("dir", "/tmp"));
+	struct ssh_cmd *c = NULL;
+	interrupt_at = now_monotonic() + 0.5;
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, interrupt_later, NULL, &c) ==
+	      -EINTR);
+	CHECK(c == NULL);
+	CHECK(log_has("it will not run"));
+	action("thaw");
+	run_cmd(p, "pod-a", conn_a, "echo after", &r);
+	CHECK(r.rc == 0);
+	CHECK_STR(S(&r.out), "after\n");
+	result_free(&r);
+}
+
+/* The pod freezes (SIGSTOP: the connection stays open and its kernel
+ * acknowledges our packets) while a command runs: the session is found
+ * dead after some keepalive intervals and the command ends as lost. */
+static void sc_frozen(struct ssh_pool *p)
+{
+	struct ssh_cmd *c = NULL;
+	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", NULL, NULL,
+		      &c) == 0);
+	if (!c)
+		return;
+	struct ssh_cursor cur = {0, false};
+	char buf[64];
+	bool eof;
+	size_t got = 0;
+	while (got < 7 && ssh_cmd_wait(c, &cur, 5))
+		got += ssh_cmd_read(c, &cur, buf + got, sizeof buf - got, &eof);
+	CHECK(got == 7);
+	action("freeze");
+	double ka = atof(arg("keepalive", "15"));
+	double t0 = now_monotonic();
+	CHECK(ssh_cmd_wait_done(c, 3 * (ka < 2 ? 2 : ka) + 10));
+	printf("# lost_s %.1f\n", now_monotonic() - t0);
+	struct buf e;
+	buf_init(&e);
+	ssh_cmd_exit_text(c, &e);
+	CHECK_STR(S(&e), "connection lost\n");
+	CHECK(log_has("no answer from the pod"));
+	buf_free(&e);
+	ssh_cmd_put(c);
+	action("thaw");
 }
 
 static const struct {
@@ -801,6 +898,9 @@ static const struct {
     {"latency", sc_latency},
     {"agent", sc_agent},
     {"watch", sc_watch},
+    {"recycle", sc_recycle},
+    {"abandon", sc_abandon},
+    {"frozen", sc_frozen},
 };
 
 int main(int argc, char **argv)
