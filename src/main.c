@@ -225,6 +225,7 @@ int main(int argc, char *argv[])
 				  [SNAP_HISTORY] = o.pods_ttl,
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
+	cache_set_wait_limit(cache, o.timeout);
 	char *config_path =
 	    o.config ? xstrdup(o.config) : config_file("config");
 	char *known_hosts =
