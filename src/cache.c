@@ -506,35 +506,46 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 			? s && s->fetched_mono >= began
 			: valid && now - s->fetched_mono < sl->ttl)
 			return serve(sl, out, ST_CACHE_HITS);
+		double until = deadline;
 		if (mode == CACHE_TTL && valid && usable) {
-			/* Stale while revalidate: the held answer now, a
-			 * fetch behind it (unless one runs or we back off). */
+			/* Stale while revalidate: a fetch behind the held
+			 * answer (unless one runs or we back off). One that
+			 * answers within a moment is waited for, so that a
+			 * healthy API shows fresh data; a slow one is not. */
 			if (!sl->fetching && now >= sl->retry_at)
 				start_fetch(sl);
-			return serve(sl, out, ST_STALE_SERVED);
-		}
-		/* Nothing usable held, or marked stale by a refresh, or the
-		 * caller wants a fetch of its own: it waits for one. A
-		 * failure that answers this call ends the wait. */
-		if (sl->fail_errno && !sl->fetching &&
-		    (mode == CACHE_FRESH ? sl->fail_started >= began
-					 : now < sl->retry_at)) {
-			int e = sl->fail_errno;
-			if (mode == CACHE_TTL && usable)
+			double grace =
+			    sl->fetch_started + CACHE_REVALIDATE_WAIT;
+			if (!sl->fetching || now >= grace)
 				return serve(sl, out, ST_STALE_SERVED);
-			pthread_mutex_unlock(&sl->mu);
-			return -e;
+			if (grace < until)
+				until = grace;
+		} else {
+			/* Nothing usable held, or marked stale by a refresh,
+			 * or the caller wants a fetch of its own: it waits for
+			 * one. A failure that answers this call ends the
+			 * wait. */
+			if (sl->fail_errno && !sl->fetching &&
+			    (mode == CACHE_FRESH ? sl->fail_started >= began
+						 : now < sl->retry_at)) {
+				int e = sl->fail_errno;
+				if (mode == CACHE_TTL && usable)
+					return serve(sl, out, ST_STALE_SERVED);
+				pthread_mutex_unlock(&sl->mu);
+				return -e;
+			}
+			if (!sl->fetching)
+				start_fetch(sl);
+			if (sl->fetching && mode == CACHE_FRESH &&
+			    sl->fetch_started >= began &&
+			    sl->fetch_started + limit > deadline)
+				/* The fetch this call needs started after an
+				 * older one ended: it gets its own full time
+				 * limit. */
+				deadline = until = sl->fetch_started + limit;
 		}
-		if (!sl->fetching)
-			start_fetch(sl);
-		if (sl->fetching && mode == CACHE_FRESH &&
-		    sl->fetch_started >= began &&
-		    sl->fetch_started + limit > deadline)
-			/* The fetch this call needs started after an older
-			 * one ended: it gets its own full time limit. */
-			deadline = sl->fetch_started + limit;
-		if (now >= deadline || (interrupted && interrupted(iarg))) {
-			int e = now >= deadline ? ETIMEDOUT : EINTR;
+		if (now >= until || (interrupted && interrupted(iarg))) {
+			int e = now >= until ? ETIMEDOUT : EINTR;
 			if (mode == CACHE_TTL && usable)
 				return serve(sl, out, ST_STALE_SERVED);
 			pthread_mutex_unlock(&sl->mu);
@@ -545,7 +556,8 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 					  "(timeout)");
 			return -e;
 		}
-		double until = now + 0.1 < deadline ? now + 0.1 : deadline;
+		if (now + 0.1 < until)
+			until = now + 0.1;
 		struct timespec ts = {
 		    (time_t)until,
 		    (long)((until - (double)(time_t)until) * 1e9)};

@@ -3,11 +3,11 @@
  * an immutable, reference-counted snapshot; a reader holds its snapshot for
  * as long as it needs, so a read never mixes two versions. Freshness is
  * counted from the time a fetch started. Fetches run on a thread of their
- * own, one per kind at a time: a reader past the freshness window gets the
- * held snapshot at once and the fetch refreshes it behind it (stale while
- * revalidate); only a reader with nothing usable waits, up to a time limit
- * and no longer than its caller wants. When the API fails, the held answer
- * is served, the failure logged, and fetches back off exponentially. */
+ * own, one per kind at a time: while one is slow, readers get the held
+ * snapshot and the fetch refreshes it behind them (stale while
+ * revalidate); only a reader with nothing usable waits long, up to a time
+ * limit and no longer than its caller wants. When the API fails, the held
+ * answer is served, the failure logged, and fetches back off exponentially. */
 #ifndef PRIMEFS_CACHE_H
 #define PRIMEFS_CACHE_H
 
@@ -28,6 +28,9 @@ enum snap_kind {
  * getattr into a network timeout nor spend the API's rate limit. */
 #define CACHE_BACKOFF_MIN 1.0
 #define CACHE_BACKOFF_MAX 60.0
+/* How long a reader of an answer past its freshness window waits for the
+ * fetch that refreshes it before it takes the held answer. */
+#define CACHE_REVALIDATE_WAIT 1.0
 /* How long a reader waits for a fetch unless cache_set_wait_limit says. */
 #define CACHE_WAIT_DEFAULT 30.0
 /* How old an answer may be and still be served when the API fails. */
@@ -79,10 +82,12 @@ void cache_set_pods_hook(struct cache *c,
 
 enum cache_mode {
 	CACHE_HELD, /* what is held, however old; never fetches (-ENOENT) */
-	/* A snapshot younger than the kind's freshness window; an older one
-	 * is served at once while a fetch refreshes it, unless a refresh
-	 * marked it stale: then the reader waits for a fetch, and gets the
-	 * held one if that fails. */
+	/* A snapshot younger than the kind's freshness window. Past it, a
+	 * fetch starts and the reader waits for it up to
+	 * CACHE_REVALIDATE_WAIT from its start, then gets the held snapshot
+	 * (so does every reader while that fetch runs, or while fetches back
+	 * off after failures). A snapshot marked stale by a refresh is not
+	 * served before a fetch has been tried; it is if that fails. */
 	CACHE_TTL,
 	/* From a fetch that started after this call began (mkdir's checks);
 	 * never a held answer when the API fails. */
