@@ -289,7 +289,7 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 		if (ll == 7 && !memcmp(line, "refresh", 7)) {
 			cache_refresh(t->o.cache);
 			plog("ctl", "/ctl",
-			     "refresh: every cached answer dropped");
+			     "refresh: every cached answer marked stale");
 			continue;
 		}
 		plog("ctl", "/ctl", "unknown command '%.*s' (known: refresh)",
