@@ -404,9 +404,13 @@ static void *fetch_main(void *arg)
 	} else {
 		sl->fail_errno = -rc;
 		sl->fail_started = started;
-		sl->fails++;
-		next_try = backoff(sl->fails);
-		sl->retry_at = now_monotonic() + next_try;
+		/* A fetch that left before a refresh is not the refresh's
+		 * try: that one is still to be made. */
+		if (started >= sl->valid_after) {
+			sl->fails++;
+			next_try = backoff(sl->fails);
+			sl->retry_at = now_monotonic() + next_try;
+		}
 		if (sl->snap)
 			held_age = now_monotonic() - sl->snap->fetched_mono;
 	}

@@ -226,6 +226,15 @@ static int hooked(void)
 }
 
 static bool give_up;
+/* The hook runs on the fetch's thread just after the install that woke
+ * the reader: the count once it reaches n (bounded wait). */
+static int hooked_soon(int n)
+{
+	for (int i = 0; i < 500 && hooked() < n; i++)
+		sleep_seconds(0.01);
+	return hooked();
+}
+
 static bool gave_up(void *arg)
 {
 	(void)arg;
@@ -266,8 +275,10 @@ static void cache_behaviour(void)
 	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
 	CHECK(has(s, "a") && has(s, "b"));
 	snap_put(s);
-	CHECK(hooked() == 1);
+	CHECK(hooked_soon(1) == 1);
+	pthread_mutex_lock(&hook_mu);
 	CHECK_STR(hook_saw, "2 pods");
+	pthread_mutex_unlock(&hook_mu);
 
 	/* Past the TTL with a slow API: every reader gets the held snapshot
 	 * while the one fetch is on the wire. */
@@ -286,7 +297,7 @@ static void cache_behaviour(void)
 	CHECK(has(s, "d"));
 	snap_put(s);
 	CHECK(srv(&srv_started) == 3);
-	CHECK(hooked() == 3);
+	CHECK(hooked_soon(3) == 3);
 
 	/* A listing in flight does not undo a change made meanwhile. */
 	sleep_seconds(0.3);
