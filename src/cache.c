@@ -1,10 +1,13 @@
-/* cache.c — see cache.h. Each kind has a slot: the current snapshot, and
- * whether a fetch is under way. The slot's mutex guards those fields only;
- * the fetch itself runs unlocked, and threads that miss while it runs wait
- * on the slot's condition variable for its result. */
+/* cache.c — see cache.h. Each kind has a slot: the held snapshot, whether
+ * a fetch is under way, and the failures so far. The slot's mutex guards
+ * those fields only; the fetch itself runs unlocked on a detached thread of
+ * its own, and readers that must wait for it wait on the slot's condition
+ * variable (monotonic clock, in slices so that they notice their caller
+ * giving up). */
 #include "cache.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,27 +18,36 @@
 struct slot {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct snap *snap;
-	bool fetching;
-	int fail_errno;
-	double fail_at;
+	struct cache *c;
+	enum snap_kind kind;
 	double ttl;
-	unsigned long changes; /* bumped by cache_pods_change */
+	struct snap *snap;
+	/* A snapshot whose fetch started before this is stale whatever its
+	 * age (cache_refresh). */
+	double valid_after;
+	bool fetching;
+	double fetch_started;
+	unsigned long fetch_changes; /* `changes` when that fetch started */
+	unsigned long changes;	     /* bumped by cache_pods_change */
+	/* The last fetch failed (0: it did not). */
+	int fail_errno;
+	double fail_started; /* when the failed fetch started */
+	unsigned fails;	     /* consecutive failures */
+	double retry_at;     /* no fetch for a TTL reader before this */
 };
 
 struct cache {
 	struct api *api;
 	struct slot slots[SNAP_KINDS];
+	pthread_mutex_t mu; /* guards the fields below */
+	pthread_cond_t cv;
+	int threads; /* fetch threads running */
+	double wait_limit;
+	bool (*interrupted)(void *arg);
+	void *interrupted_arg;
 	void (*pods_hook)(void *arg, const struct snap *s);
 	void *pods_hook_arg;
 };
-
-void cache_set_pods_hook(struct cache *c,
-			 void (*fn)(void *arg, const struct snap *s), void *arg)
-{
-	c->pods_hook = fn;
-	c->pods_hook_arg = arg;
-}
 
 static const char *const kind_names[SNAP_KINDS] = {
     [SNAP_OFFERS] = "availability",
@@ -44,14 +56,30 @@ static const char *const kind_names[SNAP_KINDS] = {
     [SNAP_WALLET] = "balance",
 };
 
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
 struct cache *cache_new(struct api *api, const double ttl[SNAP_KINDS])
 {
 	struct cache *c = xcalloc(1, sizeof *c);
 	c->api = api;
+	c->wait_limit = CACHE_WAIT_DEFAULT;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
 	for (int k = 0; k < SNAP_KINDS; k++) {
-		pthread_mutex_init(&c->slots[k].mu, NULL);
-		pthread_cond_init(&c->slots[k].cv, NULL);
-		c->slots[k].ttl = ttl[k];
+		struct slot *sl = &c->slots[k];
+		pthread_mutex_init(&sl->mu, NULL);
+		cond_init_monotonic(&sl->cv);
+		sl->c = c;
+		sl->kind = (enum snap_kind)k;
+		sl->ttl = ttl[k];
+		sl->valid_after = -INFINITY;
 	}
 	return c;
 }
@@ -60,13 +88,44 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->mu);
+	while (c->threads)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 	for (int k = 0; k < SNAP_KINDS; k++) {
 		if (c->slots[k].snap)
 			snap_put(c->slots[k].snap);
 		pthread_mutex_destroy(&c->slots[k].mu);
 		pthread_cond_destroy(&c->slots[k].cv);
 	}
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
 	free(c);
+}
+
+void cache_set_wait_limit(struct cache *c, double seconds)
+{
+	pthread_mutex_lock(&c->mu);
+	c->wait_limit = seconds;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_set_interrupt(struct cache *c, bool (*interrupted)(void *arg),
+			 void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->interrupted = interrupted;
+	c->interrupted_arg = arg;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_set_pods_hook(struct cache *c,
+			 void (*fn)(void *arg, const struct snap *s), void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->pods_hook = fn;
+	c->pods_hook_arg = arg;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static struct snap *snap_new(enum snap_kind kind)
@@ -300,91 +359,213 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 	}
 }
 
+static double backoff(unsigned fails)
+{
+	double d = CACHE_BACKOFF_MIN * pow(2, fails > 10 ? 10 : fails - 1);
+	return d < CACHE_BACKOFF_MAX ? d : CACHE_BACKOFF_MAX;
+}
+
+/* The fetch thread: fetches, installs or records the failure, wakes the
+ * waiters, then tells whoever asked to know. */
+static void *fetch_main(void *arg)
+{
+	struct slot *sl = arg;
+	struct cache *c = sl->c;
+	pthread_mutex_lock(&sl->mu);
+	double started = sl->fetch_started;
+	unsigned long changes = sl->fetch_changes;
+	pthread_mutex_unlock(&sl->mu);
+	time_t started_wall = time(NULL);
+
+	struct snap *fresh = NULL;
+	int rc = fetch(c, sl->kind, &fresh);
+	if (rc == 0) {
+		fresh->fetched = started_wall;
+		fresh->fetched_mono = started;
+	}
+
+	struct snap *old = NULL, *installed = NULL;
+	double held_age = -1, next_try = 0;
+	pthread_mutex_lock(&sl->mu);
+	sl->fetching = false;
+	if (rc == 0) {
+		if (changes == sl->changes || !sl->snap) {
+			old = sl->snap;
+			sl->snap = fresh; /* the slot takes our reference */
+			installed = snap_get(fresh);
+			fresh = NULL;
+		}
+		/* Else our own change came after this listing left: the held
+		 * snapshot is the newer truth, and the listing is dropped. */
+		sl->fail_errno = 0;
+		sl->fails = 0;
+		sl->retry_at = 0;
+	} else {
+		sl->fail_errno = -rc;
+		sl->fail_started = started;
+		/* A fetch that left before a refresh is not the refresh's
+		 * try: that one is still to be made. */
+		if (started >= sl->valid_after) {
+			sl->fails++;
+			next_try = backoff(sl->fails);
+			sl->retry_at = now_monotonic() + next_try;
+		}
+		if (sl->snap)
+			held_age = now_monotonic() - sl->snap->fetched_mono;
+	}
+	pthread_cond_broadcast(&sl->cv);
+	pthread_mutex_unlock(&sl->mu);
+
+	if (held_age >= 0 && held_age < CACHE_STALE_MAX)
+		plog("cache", kind_names[sl->kind],
+		     "serving the answer of %.0f s ago while the API fails "
+		     "(next try in %.0f s)",
+		     held_age, next_try);
+	if (fresh)
+		snap_put(fresh);
+	if (old)
+		snap_put(old);
+	pthread_mutex_lock(&c->mu);
+	void (*hook)(void *, const struct snap *) = c->pods_hook;
+	void *hook_arg = c->pods_hook_arg;
+	pthread_mutex_unlock(&c->mu);
+	if (installed && sl->kind == SNAP_PODS && hook)
+		hook(hook_arg, installed);
+	if (installed)
+		snap_put(installed);
+
+	pthread_mutex_lock(&c->mu);
+	c->threads--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Starts a fetch for the slot; called with sl->mu held. */
+static void start_fetch(struct slot *sl)
+{
+	struct cache *c = sl->c;
+	sl->fetching = true;
+	sl->fetch_started = now_monotonic();
+	sl->fetch_changes = sl->changes;
+	stats_count(ST_CACHE_MISSES);
+	pthread_mutex_lock(&c->mu);
+	c->threads++;
+	pthread_mutex_unlock(&c->mu);
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int e = pthread_create(&t, &a, fetch_main, sl);
+	pthread_attr_destroy(&a);
+	if (e) {
+		/* No thread: the fetch fails as a network call would. */
+		sl->fetching = false;
+		sl->fail_errno = EAGAIN;
+		sl->fail_started = sl->fetch_started;
+		sl->fails++;
+		sl->retry_at = now_monotonic() + backoff(sl->fails);
+		pthread_mutex_lock(&c->mu);
+		c->threads--;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* Called with sl->mu held; releases it. */
+static int serve(struct slot *sl, struct snap **out, int counter)
+{
+	*out = snap_get(sl->snap);
+	pthread_mutex_unlock(&sl->mu);
+	stats_count(counter);
+	return 0;
+}
+
 int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	      struct snap **out)
 {
 	struct slot *sl = &c->slots[kind];
-	bool cached_only = mode == CACHE_HELD;
 	double began = now_monotonic();
+	pthread_mutex_lock(&c->mu);
+	double deadline = began + c->wait_limit;
+	double limit = c->wait_limit;
+	bool (*interrupted)(void *) = c->interrupted;
+	void *iarg = c->interrupted_arg;
+	pthread_mutex_unlock(&c->mu);
+
 	pthread_mutex_lock(&sl->mu);
 	for (;;) {
 		double now = now_monotonic();
-		bool fresh =
-		    sl->snap && (mode == CACHE_FRESH
-				     ? sl->snap->fetched_mono >= began
-				     : now - sl->snap->fetched_mono < sl->ttl);
-		if (sl->snap && (cached_only || fresh)) {
-			*out = snap_get(sl->snap);
-			pthread_mutex_unlock(&sl->mu);
-			stats_count(ST_CACHE_HITS);
-			return 0;
-		}
-		if (cached_only) {
+		struct snap *s = sl->snap;
+		if (mode == CACHE_HELD) {
+			if (s)
+				return serve(sl, out, ST_CACHE_HITS);
 			pthread_mutex_unlock(&sl->mu);
 			return -ENOENT;
 		}
-		if (sl->fail_errno && mode != CACHE_FRESH &&
-		    now - sl->fail_at < CACHE_FAIL_HOLDDOWN) {
-			int e = sl->fail_errno;
-			if (sl->snap &&
-			    now - sl->snap->fetched_mono < CACHE_STALE_MAX) {
-				*out = snap_get(sl->snap);
+		bool valid = s && s->fetched_mono >= sl->valid_after;
+		bool usable = s && now - s->fetched_mono < CACHE_STALE_MAX;
+		if (mode == CACHE_FRESH
+			? s && s->fetched_mono >= began
+			: valid && now - s->fetched_mono < sl->ttl)
+			return serve(sl, out, ST_CACHE_HITS);
+		double until = deadline;
+		if (mode == CACHE_TTL && valid && usable) {
+			/* Stale while revalidate: a fetch behind the held
+			 * answer (unless one runs or we back off). One that
+			 * answers within a moment is waited for, so that a
+			 * healthy API shows fresh data; a slow one is not. */
+			if (!sl->fetching && now >= sl->retry_at)
+				start_fetch(sl);
+			double grace =
+			    sl->fetch_started + CACHE_REVALIDATE_WAIT;
+			if (!sl->fetching || now >= grace)
+				return serve(sl, out, ST_STALE_SERVED);
+			if (grace < until)
+				until = grace;
+		} else {
+			/* Nothing usable held, or marked stale by a refresh,
+			 * or the caller wants a fetch of its own: it waits for
+			 * one. A failure that answers this call ends the
+			 * wait. */
+			if (sl->fail_errno && !sl->fetching &&
+			    (mode == CACHE_FRESH ? sl->fail_started >= began
+						 : now < sl->retry_at)) {
+				int e = sl->fail_errno;
+				if (mode == CACHE_TTL && usable)
+					return serve(sl, out, ST_STALE_SERVED);
 				pthread_mutex_unlock(&sl->mu);
-				stats_count(ST_STALE_SERVED);
-				return 0;
+				return -e;
 			}
+			if (!sl->fetching)
+				start_fetch(sl);
+			if (sl->fetching && mode == CACHE_FRESH &&
+			    sl->fetch_started >= began &&
+			    sl->fetch_started + limit > deadline)
+				/* The fetch this call needs started after an
+				 * older one ended: it gets its own full time
+				 * limit. */
+				deadline = until = sl->fetch_started + limit;
+		}
+		if (now >= until || (interrupted && interrupted(iarg))) {
+			int e = now >= until ? ETIMEDOUT : EINTR;
+			if (mode == CACHE_TTL && usable)
+				return serve(sl, out, ST_STALE_SERVED);
 			pthread_mutex_unlock(&sl->mu);
+			plog("cache", kind_names[kind], "%s",
+			     e == EINTR ? "interrupted while waiting for the "
+					  "listing"
+					: "gave up waiting for the listing "
+					  "(timeout)");
 			return -e;
 		}
-		if (!sl->fetching)
-			break;
-		pthread_cond_wait(&sl->cv, &sl->mu);
+		if (now + 0.1 < until)
+			until = now + 0.1;
+		struct timespec ts = {
+		    (time_t)until,
+		    (long)((until - (double)(time_t)until) * 1e9)};
+		pthread_cond_timedwait(&sl->cv, &sl->mu, &ts);
 	}
-	sl->fetching = true;
-	unsigned long changes = sl->changes;
-	pthread_mutex_unlock(&sl->mu);
-
-	stats_count(ST_CACHE_MISSES);
-	struct snap *fresh = NULL;
-	int rc = fetch(c, kind, &fresh);
-
-	pthread_mutex_lock(&sl->mu);
-	sl->fetching = false;
-	bool installed = false;
-	if (rc == 0) {
-		if (changes == sl->changes || !sl->snap) {
-			if (sl->snap)
-				snap_put(sl->snap);
-			sl->snap = fresh;
-			*out = snap_get(fresh);
-			installed = true;
-		} else {
-			/* Our own change came after this listing left: the
-			 * held snapshot is the newer truth. */
-			*out = snap_get(sl->snap);
-			snap_put(fresh);
-		}
-		sl->fail_errno = 0;
-	} else {
-		sl->fail_errno = -rc;
-		sl->fail_at = now_monotonic();
-		if (sl->snap && mode != CACHE_FRESH &&
-		    sl->fail_at - sl->snap->fetched_mono < CACHE_STALE_MAX) {
-			*out = snap_get(sl->snap);
-			plog("cache", kind_names[kind],
-			     "serving the answer of %.0f s ago while the API "
-			     "fails",
-			     sl->fail_at - sl->snap->fetched_mono);
-			stats_count(ST_STALE_SERVED);
-			rc = 0;
-		}
-	}
-	pthread_cond_broadcast(&sl->cv);
-	pthread_mutex_unlock(&sl->mu);
-	/* *out holds fresh for the call. */
-	if (installed && kind == SNAP_PODS && c->pods_hook)
-		c->pods_hook(c->pods_hook_arg, fresh);
-	return rc;
 }
 
 void cache_refresh(struct cache *c)
@@ -392,12 +573,14 @@ void cache_refresh(struct cache *c)
 	for (int k = 0; k < SNAP_KINDS; k++) {
 		struct slot *sl = &c->slots[k];
 		pthread_mutex_lock(&sl->mu);
-		struct snap *old = sl->snap;
-		sl->snap = NULL;
+		/* A fetch that started before now is stale too: a listing in
+		 * flight is installed (newer than what is held) but does not
+		 * count as the refresh. */
+		sl->valid_after = now_monotonic();
 		sl->fail_errno = 0;
+		sl->fails = 0;
+		sl->retry_at = 0;
 		pthread_mutex_unlock(&sl->mu);
-		if (old)
-			snap_put(old);
 	}
 }
 
@@ -408,6 +591,8 @@ void cache_install(struct cache *c, struct snap *s)
 	struct snap *old = sl->snap;
 	sl->snap = s;
 	sl->fail_errno = 0;
+	sl->fails = 0;
+	sl->retry_at = 0;
 	pthread_mutex_unlock(&sl->mu);
 	if (old)
 		snap_put(old);
@@ -419,9 +604,11 @@ void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 	pthread_mutex_lock(&sl->mu);
 	struct snap *old = sl->snap;
 	if (!old) {
-		/* Nothing held: the next access fetches, and sees the change.
-		 */
+		/* Nothing held: a listing in flight may predate the change,
+		 * so it counts as stale when it comes; the next access fetches
+		 * again. */
 		sl->changes++;
+		sl->valid_after = now_monotonic();
 		pthread_mutex_unlock(&sl->mu);
 		if (add)
 			pod_free(add);

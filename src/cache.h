@@ -2,9 +2,12 @@
  * under it. Each kind of listing (offers, pods, history, wallet) is kept as
  * an immutable, reference-counted snapshot; a reader holds its snapshot for
  * as long as it needs, so a read never mixes two versions. Freshness is
- * counted from fetch time; concurrent misses share one request; no lock is
- * held across network I/O; when the API fails and a recent answer exists,
- * that answer is served and the failure logged. */
+ * counted from the time a fetch started. Fetches run on a thread of their
+ * own, one per kind at a time: while one is slow, readers get the held
+ * snapshot and the fetch refreshes it behind them (stale while
+ * revalidate); only a reader with nothing usable waits long, up to a time
+ * limit and no longer than its caller wants. When the API fails, the held
+ * answer is served, the failure logged, and fetches back off exponentially. */
 #ifndef PRIMEFS_CACHE_H
 #define PRIMEFS_CACHE_H
 
@@ -20,9 +23,16 @@ enum snap_kind {
 	SNAP_KINDS
 };
 
-/* A failure is not retried for this long: an outage must not turn every
- * getattr into a network timeout. */
-#define CACHE_FAIL_HOLDDOWN 1.0
+/* After a failed fetch the next one waits 1 s, then 2, 4, ... up to 60 s
+ * (reset by a success or a refresh): an outage must neither turn every
+ * getattr into a network timeout nor spend the API's rate limit. */
+#define CACHE_BACKOFF_MIN 1.0
+#define CACHE_BACKOFF_MAX 60.0
+/* How long a reader of an answer past its freshness window waits for the
+ * fetch that refreshes it before it takes the held answer. */
+#define CACHE_REVALIDATE_WAIT 1.0
+/* How long a reader waits for a fetch unless cache_set_wait_limit says. */
+#define CACHE_WAIT_DEFAULT 30.0
 /* How old an answer may be and still be served when the API fails. */
 #define CACHE_STALE_MAX 600.0
 
@@ -36,8 +46,8 @@ struct gpu_type {
 struct snap {
 	atomic_int refs;
 	enum snap_kind kind;
-	time_t fetched; /* wall clock, for st_mtime */
-	double fetched_mono;
+	time_t fetched;	     /* wall clock, for st_mtime */
+	double fetched_mono; /* when the fetch that built it started */
 	/* SNAP_OFFERS */
 	struct offer_list offers;
 	struct gpu_type *types; /* sorted by name */
@@ -53,19 +63,45 @@ struct snap {
 struct cache;
 
 struct cache *cache_new(struct api *api, const double ttl[SNAP_KINDS]);
+/* Waits for fetches still running (each has its own deadline). */
 void cache_free(struct cache *c);
 
+/* Set once at start-up, before the cache is shared between threads:
+ * - the longest a reader waits for a fetch (the API call's time limit);
+ * - how a reader's caller says it gave up (FUSE: the request was
+ *   interrupted); the wait then ends with -EINTR;
+ * - a function called, with no cache lock held, after a pods snapshot
+ *   fetched from the API (not one made by cache_pods_change) has been
+ *   installed. */
+void cache_set_wait_limit(struct cache *c, double seconds);
+void cache_set_interrupt(struct cache *c, bool (*interrupted)(void *arg),
+			 void *arg);
+void cache_set_pods_hook(struct cache *c,
+			 void (*fn)(void *arg, const struct snap *s),
+			 void *arg);
+
 enum cache_mode {
-	CACHE_HELD,  /* what is held, however old; never fetches (-ENOENT) */
-	CACHE_TTL,   /* fetched when older than the kind's freshness window */
-	CACHE_FRESH, /* fetched after this call began (mkdir's checks) */
+	CACHE_HELD, /* what is held, however old; never fetches (-ENOENT) */
+	/* A snapshot younger than the kind's freshness window. Past it, a
+	 * fetch starts and the reader waits for it up to
+	 * CACHE_REVALIDATE_WAIT from its start, then gets the held snapshot
+	 * (so does every reader while that fetch runs, or while fetches back
+	 * off after failures). A snapshot marked stale by a refresh is not
+	 * served before a fetch has been tried; it is if that fails. */
+	CACHE_TTL,
+	/* From a fetch that started after this call began (mkdir's checks);
+	 * never a held answer when the API fails. */
+	CACHE_FRESH,
 };
 
-/* A referenced snapshot in *out, or -errno. */
+/* A referenced snapshot in *out, or -errno: the fetch's error,
+ * ETIMEDOUT (waited the limit), EINTR (the caller gave up), ENOENT
+ * (CACHE_HELD with nothing held). */
 int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	      struct snap **out);
 void snap_put(struct snap *s);
-/* Drops every cached answer: the next access fetches. */
+/* Marks every held answer stale: the next access waits for a fetch; the
+ * answers are kept, and served if that fetch fails. */
 void cache_refresh(struct cache *c);
 /* Installs a snapshot built by the caller (tests); takes the caller's
  * reference. */
@@ -76,13 +112,6 @@ void cache_install(struct cache *c, struct snap *s);
  * with id `remove` left out. A listing that was on the wire meanwhile does
  * not overwrite it, as it may predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
-
-/* fn(arg, s) is called after a pods listing fetched from the API has been
- * installed (not for cache_install, cache_pods_change or a failed fetch),
- * with no cache lock held; s is valid during the call. */
-void cache_set_pods_hook(struct cache *c,
-			 void (*fn)(void *arg, const struct snap *s),
-			 void *arg);
 
 /* Builders, exposed for unit tests: they take the list's contents. */
 struct snap *snap_from_offers(struct offer_list *l);

@@ -61,8 +61,12 @@ static int caller_may(mode_t mode, int acc)
 	return 0;
 }
 
+static bool interrupted(void *arg);
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+	/* A reader waiting for a listing gives up when its request is. */
+	cache_set_interrupt(fs()->cache, interrupted, NULL);
 	/* O_TRUNC arrives with open, not as a separate truncate. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;

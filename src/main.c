@@ -162,10 +162,11 @@ static void prune_pods(void *arg, const struct snap *s)
 	runs_prune(arg, s);
 }
 
-static bool has_max_threads(struct fuse_args *args)
+/* Whether an option word was given, in -o lists or on its own. */
+static bool has_opt(struct fuse_args *args, const char *word)
 {
 	for (int i = 0; i < args->argc; i++)
-		if (strstr(args->argv[i], "max_threads="))
+		if (strstr(args->argv[i], word))
 			return true;
 	return false;
 }
@@ -236,12 +237,15 @@ int main(int argc, char *argv[])
 	}
 	/* Readers of run and exit block while commands run: more threads
 	 * than libfuse's default 10, so that they never starve the tree. */
-	if (!has_max_threads(&args))
+	if (!has_opt(&args, "max_threads="))
 		fuse_opt_add_arg(&args, "-omax_threads=64");
-	/* The kernel enforces the modes node_mode() reports, so that under
-	 * allow_other others may read values and nothing more (DESIGN.md,
-	 * "Credentials and trust"); fs.c checks the caller again. */
-	fuse_opt_add_arg(&args, "-odefault_permissions");
+	/* Shared with others: the kernel enforces the modes node_mode()
+	 * reports, so that others may read values and nothing more
+	 * (DESIGN.md, "Credentials and trust"); fs.c checks the caller again.
+	 * Unshared, the kernel lets no one else in, and default_permissions
+	 * would only cost a GETATTR of the parent per lookup. */
+	if (has_opt(&args, "allow_other") || has_opt(&args, "allow_root"))
+		fuse_opt_add_arg(&args, "-odefault_permissions");
 
 	o.cafile = abs_path(o.cafile);
 	o.config = abs_path(o.config);
@@ -289,6 +293,7 @@ int main(int argc, char *argv[])
 				  [SNAP_HISTORY] = o.pods_ttl,
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
+	cache_set_wait_limit(cache, o.timeout);
 	char *config_path =
 	    abs_path(o.config ? xstrdup(o.config) : config_file("config"));
 	char *known_hosts =
@@ -322,12 +327,12 @@ int main(int argc, char *argv[])
 
 	tree_free(pf.tree);
 	lifecycle_destroy(&life);
-	cache_set_pods_hook(cache, NULL, NULL);
+	/* Fetches still running end first: the pods hook prunes runs. */
+	cache_free(cache);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);
 	template_store_destroy(&tmpl);
-	cache_free(cache);
 	http_free(http);
 	creds_free(&cr);
 	free(config_path);

@@ -307,7 +307,7 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 		if (ll == 7 && !memcmp(line, "refresh", 7)) {
 			cache_refresh(t->o.cache);
 			plog("ctl", "/ctl",
-			     "refresh: every cached answer dropped");
+			     "refresh: every cached answer marked stale");
 			continue;
 		}
 		plog("ctl", "/ctl", "unknown command '%.*s' (known: refresh)",
@@ -408,8 +408,10 @@ static const struct file_def *find_file(const struct file_def *files,
 	return NULL;
 }
 
-/* Steps from directory n into its entry `name`. */
-static int step(struct tree *t, struct node *n, const char *name)
+/* Steps from directory n into its entry `name`; listings are taken from
+ * the cache in `mode`. */
+static int step(struct tree *t, struct node *n, const char *name,
+		enum cache_mode mode)
 {
 	const struct dir_def *d = &dirs[n->dir];
 	if (n->type != N_DIR)
@@ -425,9 +427,7 @@ static int step(struct tree *t, struct node *n, const char *name)
 		n->file = f;
 		if (f->needs >= 0) {
 			struct snap *s;
-			int rc = cache_get(
-			    t->o.cache, f->needs,
-			    probe_name(name) ? CACHE_HELD : CACHE_TTL, &s);
+			int rc = cache_get(t->o.cache, f->needs, mode, &s);
 			if (rc)
 				return rc;
 			node_release(n);
@@ -441,13 +441,11 @@ static int step(struct tree *t, struct node *n, const char *name)
 		return -ENOENT;
 	/* Real names are safe and never start with '.', so a probe of a
 	 * hidden name, or a name no listing could hold, is answered at once;
-	 * other probes are answered from the cache. */
+	 * other probes are answered from what is held. */
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
 	if (!n->snap) {
-		int rc = cache_get(t->o.cache, d->listing,
-				   probe_name(name) ? CACHE_HELD : CACHE_TTL,
-				   &n->snap);
+		int rc = cache_get(t->o.cache, d->listing, mode, &n->snap);
 		if (rc)
 			return rc;
 		n->mtime = n->snap->fetched;
@@ -486,6 +484,23 @@ static int step(struct tree *t, struct node *n, const char *name)
 	return 0;
 }
 
+/* Whether the last component of path is a probed name. */
+static bool probes_last(const char *path)
+{
+	size_t end = strlen(path);
+	while (end && path[end - 1] == '/')
+		end--;
+	size_t start = end;
+	while (start && path[start - 1] != '/')
+		start--;
+	char base[256];
+	if (end == start || end - start >= sizeof base)
+		return false;
+	memcpy(base, path + start, end - start);
+	base[end - start] = '\0';
+	return probe_name(base);
+}
+
 int tree_resolve(struct tree *t, const char *path, struct node *n)
 {
 	memset(n, 0, sizeof *n);
@@ -494,6 +509,11 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 	n->mtime = time(NULL);
 	if (path[0] != '/')
 		return -ENOENT;
+	/* A path ending in a probed name is walked through what is held,
+	 * parents included: a prompt probing .git in the pod it stands in
+	 * must not refetch the listing that holds the pod. (A probed name in
+	 * the middle has resolved, so it is a real entry.) */
+	enum cache_mode mode = probes_last(path) ? CACHE_HELD : CACHE_TTL;
 	char name[256];
 	const char *p = path;
 	while (*p) {
@@ -513,7 +533,7 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 			node_release(n);
 			return -ENOTDIR;
 		}
-		int rc = step(t, n, name);
+		int rc = step(t, n, name, mode);
 		if (rc) {
 			node_release(n);
 			return rc;

@@ -142,6 +142,10 @@ def test_stale_answer_served_when_api_fails(api, make_mount):
     api.fault(kind="500")
     time.sleep(0.5)
     assert m.read("pods/demo/status") == "ACTIVE\n"
+    # The held answer comes at once; the failing refresh behind it logs.
+    deadline = time.monotonic() + 10
+    while "serving the answer" not in m.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "serving the answer" in m.log()
     assert m.stats()["stale_served"] >= 1
 

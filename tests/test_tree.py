@@ -302,6 +302,35 @@ def test_probes_and_statfs_cost_nothing(mnt, api):
     assert sum(api.counts().values()) == 0
 
 
+PROBES = (".git", "HEAD", ".DS_Store", "._x", "autorun.inf", "desktop.ini")
+
+
+def test_probes_past_the_ttl_cost_nothing(api, make_mount):
+    """A prompt or file manager standing in any directory probes names
+    there: answered from what is held, however old, in every directory."""
+    m = make_mount(api, options=("pods_ttl=0.3", "offers_ttl=0.3"))
+    gpu = sorted(os.listdir(m.p("availability")))[0]
+    offer = sorted(o for o in os.listdir(m.p("availability", gpu))
+                   if not os.path.islink(m.p("availability", gpu, o)))[0]
+    hist = sorted(os.listdir(m.p("history")))[0]
+    dirs = ["", "availability", f"availability/{gpu}",
+            f"availability/{gpu}/{offer}", "pods", "pods/demo", "history",
+            f"history/{hist}"]
+    # Held open as a shell's working directory is: lookups start there.
+    fds = [os.open(m.p(d), os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    try:
+        time.sleep(0.6)  # past both freshness windows
+        before = api.counts()
+        for fd in fds:
+            for probe in PROBES:
+                with pytest.raises(FileNotFoundError):
+                    os.stat(probe, dir_fd=fd)
+        assert api.counts() == before
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_pods_paging(make_api, make_mount):
     api = make_api("--pods", "230")
     m = make_mount(api)

@@ -1,8 +1,17 @@
 /* test_cache.c — the tree over installed snapshots: every kind of node,
  * rendering rules (one value and a newline, empty for unknown, 4-decimal
- * cost), the cheapest link, and probe names answered without a fetch. */
+ * cost), the cheapest link, and probe names answered without a fetch.
+ * Then the cache against a tiny in-process HTTP server (real sockets, real
+ * libcurl): the held snapshot served while a slow fetch runs, a listing in
+ * flight never undoing a local change, refresh keeping answers for an
+ * outage, bounded and interruptible waits, and the pods hook. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "t.h"
@@ -56,6 +65,290 @@ static int list_count(const char *path)
 	int rc = tree_list(tree, &n, count_add, &count);
 	node_release(&n);
 	return rc ? rc : count;
+}
+
+/* ---- a pods endpoint whose answer, delay and status the test sets ---- */
+
+static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
+static char srv_body[2048];
+static int srv_status = 200;
+static double srv_delay;
+static int srv_started, srv_answered;
+static int listen_fd;
+
+static void *serve_one(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[8192];
+	size_t len = 0;
+	while (len < sizeof req - 1) {
+		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		req[len] = '\0';
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	/* The answer is what was set when the request came. */
+	pthread_mutex_lock(&srv_mu);
+	srv_started++;
+	char body[2048];
+	snprintf(body, sizeof body, "%s", srv_body);
+	int status = srv_status;
+	double delay = srv_delay;
+	pthread_mutex_unlock(&srv_mu);
+	sleep_seconds(delay);
+	char head[256];
+	int hl = snprintf(head, sizeof head,
+			  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+			  status, strlen(body));
+	if (write(fd, head, (size_t)hl) < 0 ||
+	    write(fd, body, strlen(body)) < 0)
+		perror("write");
+	close(fd);
+	pthread_mutex_lock(&srv_mu);
+	srv_answered++;
+	pthread_mutex_unlock(&srv_mu);
+	return NULL;
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		pthread_t t;
+		pthread_create(&t, NULL, serve_one, (void *)(intptr_t)fd);
+		pthread_detach(t);
+	}
+}
+
+static int start_server(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof sa;
+	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	bind(listen_fd, (struct sockaddr *)&sa, sizeof sa);
+	listen(listen_fd, 64);
+	getsockname(listen_fd, (struct sockaddr *)&sa, &sl);
+	pthread_t t;
+	pthread_create(&t, NULL, serve, NULL);
+	pthread_detach(t);
+	return ntohs(sa.sin_port);
+}
+
+/* The listing answers these pods (ids "p-<name>"), after `delay`. */
+static void answer(const char *names, int status, double delay)
+{
+	pthread_mutex_lock(&srv_mu);
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"data\": [");
+	int n = 0;
+	char copy[256];
+	snprintf(copy, sizeof copy, "%s", names);
+	for (char *save, *w = strtok_r(copy, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save))
+		buf_printf(&b,
+			   "%s{\"id\": \"p-%s\", \"name\": \"%s\", "
+			   "\"status\": \"ACTIVE\"}",
+			   n++ ? ", " : "", w, w);
+	buf_printf(&b, "], \"total_count\": %d}", n);
+	snprintf(srv_body, sizeof srv_body, "%s", b.data);
+	buf_free(&b);
+	srv_status = status;
+	srv_delay = delay;
+	pthread_mutex_unlock(&srv_mu);
+}
+
+static int srv(int *counter)
+{
+	pthread_mutex_lock(&srv_mu);
+	int v = *counter;
+	pthread_mutex_unlock(&srv_mu);
+	return v;
+}
+
+/* Waits (bounded: a hang fails the test, not a slow machine) until the
+ * server has answered n requests. */
+static bool answered(int n)
+{
+	for (int i = 0; i < 2000 && srv(&srv_answered) < n; i++)
+		sleep_seconds(0.01);
+	return srv(&srv_answered) >= n;
+}
+
+static bool has(const struct snap *s, const char *name)
+{
+	return snap_pod(s, name) != NULL;
+}
+
+/* Whether the held pods snapshot comes to have (or lose) `name` within a
+ * second: what a client-side install does right after the answer. */
+static bool held_has_soon(struct cache *c, const char *name, bool want)
+{
+	for (int i = 0; i < 100; i++) {
+		struct snap *s;
+		if (cache_get(c, SNAP_PODS, CACHE_HELD, &s) == 0) {
+			bool h = has(s, name);
+			snap_put(s);
+			if (h == want)
+				return true;
+		}
+		sleep_seconds(0.01);
+	}
+	return false;
+}
+
+static int hook_calls;
+static char hook_saw[64];
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void pods_hook(void *arg, const struct snap *s)
+{
+	pthread_mutex_lock(&hook_mu);
+	hook_calls += *(int *)arg;
+	snprintf(hook_saw, sizeof hook_saw, "%zu pods", s->pods.n);
+	pthread_mutex_unlock(&hook_mu);
+}
+
+static int hooked(void)
+{
+	pthread_mutex_lock(&hook_mu);
+	int n = hook_calls;
+	pthread_mutex_unlock(&hook_mu);
+	return n;
+}
+
+static bool give_up;
+/* The hook runs on the fetch's thread just after the install that woke
+ * the reader: the count once it reaches n (bounded wait). */
+static int hooked_soon(int n)
+{
+	for (int i = 0; i < 500 && hooked() < n; i++)
+		sleep_seconds(0.01);
+	return hooked();
+}
+
+static bool gave_up(void *arg)
+{
+	(void)arg;
+	return give_up;
+}
+
+static struct pod local_pod(const char *name)
+{
+	char text[256];
+	snprintf(text, sizeof text,
+		 "{\"id\": \"p-%s\", \"name\": \"%s\", \"status\": "
+		 "\"PENDING\"}",
+		 name, name);
+	json_object *o = json_tokener_parse(text);
+	struct pod p;
+	pod_parse(o, false, &p);
+	json_object_put(o);
+	return p;
+}
+
+static void cache_behaviour(void)
+{
+	char base[64];
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", start_server());
+	struct http_opts ho = {
+	    .base_url = base, .api_key = "k", .timeout = 10, .max_attempts = 1};
+	struct http_client *http = http_new(&ho);
+	struct api api = {.http = http};
+	double ttl[SNAP_KINDS] = {1e9, 0.2, 1e9, 1e9};
+	struct cache *c = cache_new(&api, ttl);
+	int one = 1;
+	cache_set_pods_hook(c, pods_hook, &one);
+	cache_set_interrupt(c, gave_up, NULL);
+	struct snap *s;
+
+	/* A first fetch: waited for, installed, the hook told. */
+	answer("a b", 200, 0);
+	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
+	CHECK(has(s, "a") && has(s, "b"));
+	snap_put(s);
+	CHECK(hooked_soon(1) == 1);
+	pthread_mutex_lock(&hook_mu);
+	CHECK_STR(hook_saw, "2 pods");
+	pthread_mutex_unlock(&hook_mu);
+
+	/* Past the TTL with a slow API: every reader gets the held snapshot
+	 * while the one fetch is on the wire. */
+	sleep_seconds(0.3);
+	answer("a b c", 200, 3);
+	for (int i = 0; i < 3; i++) {
+		CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
+		CHECK(has(s, "a") && !has(s, "c"));
+		snap_put(s);
+		CHECK(srv(&srv_answered) == 1); /* the refresh still pending */
+	}
+	CHECK(srv(&srv_started) == 2); /* one fetch for them all */
+	/* A FRESH reader waits for a fetch that started after it began. */
+	answer("a b c d", 200, 0);
+	CHECK(cache_get(c, SNAP_PODS, CACHE_FRESH, &s) == 0);
+	CHECK(has(s, "d"));
+	snap_put(s);
+	CHECK(srv(&srv_started) == 3);
+	CHECK(hooked_soon(3) == 3);
+
+	/* A listing in flight does not undo a change made meanwhile. */
+	sleep_seconds(0.3);
+	answer("a b c d", 200, 1);
+	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0); /* starts it */
+	snap_put(s);
+	for (int i = 0; i < 500 && srv(&srv_started) < 4; i++)
+		sleep_seconds(0.01);
+	struct pod e = local_pod("e");
+	cache_pods_change(c, &e, "p-a");
+	CHECK(cache_get(c, SNAP_PODS, CACHE_HELD, &s) == 0);
+	CHECK(has(s, "e") && !has(s, "a"));
+	snap_put(s);
+	CHECK(answered(4));
+	CHECK(!held_has_soon(c, "a", true));
+	CHECK(held_has_soon(c, "e", true));
+	CHECK(hooked() == 3); /* dropped, not installed; local: no hook */
+
+	/* refresh marks stale but keeps: with the API failing, the held
+	 * answer is served after the fetch fails. */
+	cache_refresh(c);
+	answer("", 500, 0);
+	CHECK(cache_get(c, SNAP_PODS, CACHE_HELD, &s) == 0);
+	snap_put(s);
+	int before = srv(&srv_started);
+	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
+	CHECK(has(s, "e"));
+	snap_put(s);
+	CHECK(srv(&srv_started) == before + 1); /* it did try */
+	/* and backs off: the next readers do not ask again at once */
+	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
+	snap_put(s);
+	CHECK(srv(&srv_started) == before + 1);
+	/* but mkdir's fresh check does, and fails rather than serve old */
+	CHECK(cache_get(c, SNAP_PODS, CACHE_FRESH, &s) == -EIO);
+	CHECK(srv(&srv_started) == before + 2);
+
+	/* Nothing held: the wait ends when the caller gives up, or at the
+	 * time limit, before the slow server answers. */
+	answer("x", 200, 3);
+	int done = srv(&srv_answered);
+	give_up = true;
+	CHECK(cache_get(c, SNAP_HISTORY, CACHE_TTL, &s) == -EINTR);
+	give_up = false;
+	CHECK(srv(&srv_answered) == done);
+	cache_set_wait_limit(c, 0.3);
+	CHECK(cache_get(c, SNAP_WALLET, CACHE_TTL, &s) == -ETIMEDOUT);
+	CHECK(srv(&srv_answered) == done);
+
+	cache_free(c); /* waits for the fetches still running */
+	http_free(http);
 }
 
 int main(int argc, char **argv)
@@ -176,6 +469,8 @@ int main(int argc, char **argv)
 	template_store_destroy(&tmpl);
 	cache_free(cache);
 	http_free(http);
+
+	cache_behaviour();
 	log_shutdown();
 	return t_done();
 }
