@@ -98,6 +98,12 @@ class Sshd:
         self.pid_file = self.dir / "sshd.pid"
         self.log_path = self.dir / "sshd.log"
         self.config = self.dir / "sshd_config"
+        # The pod user's home: the sessions' shell reads its startup files
+        # from here, not from the real root's (whose ~/.bashrc on a
+        # developer's machine may print, e.g. pyenv's rehash warnings,
+        # into every command's output).
+        self.home = self.dir / "home"
+        self.home.mkdir(exist_ok=True)
         self.config.write_text("\n".join([
             f"Port {self.port}",
             "ListenAddress 127.0.0.1",
@@ -115,6 +121,7 @@ class Sshd:
             "LogLevel VERBOSE",
             "MaxStartups 100",
             "Subsystem sftp internal-sftp",
+            f"SetEnv HOME={self.home}",
             *extra_config,
         ]) + "\n")
         self.proc = None
