@@ -118,7 +118,8 @@ def test_mkdir_picks_the_right_offer(api, life, template, want):
 
 
 def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
-    api = make_api("--pending-secs", "0.5", "--install-secs", "0.5")
+    # PENDING for 3 s: time enough to see it even on a busy machine.
+    api = make_api("--pending-secs", "3", "--install-secs", "0.5")
     m = make_mount(api, options=("pods_ttl=0.2",))
     rent(m, "bench", "gpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
                      "disk_size = 200\nenv.HF_TOKEN = secret=1\n")
@@ -127,7 +128,7 @@ def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
     assert body["envVars"] == [{"key": "HF_TOKEN", "value": "secret=1"}]
     assert m.read("pods/bench/status") == "PENDING\n"
     pid = m.read("pods/bench/id").strip()
-    deadline = time.time() + 5
+    deadline = time.time() + 30  # only against a hang
     while m.read("pods/bench/status") != "ACTIVE\n" and time.time() < deadline:
         time.sleep(0.1)
     assert m.read("pods/bench/status") == "ACTIVE\n"
