@@ -20,9 +20,22 @@
 /* A command line longer than this is refused (E2BIG), as a shell would. */
 #define RUN_MAX_LINE (1u << 20)
 
-/* A command line longer than this is refused (E2BIG), as a shell would. */
-#define RUN_MAX_LINE (1u << 20)
-
+/* Locking of a run or exit handle. FUSE may call read, write, flush and
+ * poll on one handle at once (from different threads), and the watched
+ * command's I/O thread calls poll_wake() at any time until its watch is
+ * removed; release comes last, after every other call on the handle.
+ * - h->mu guards what changes after open: cmd (and the reference it
+ *   holds), cur, watch, ph, data, exit_done.
+ * - Nothing waits under h->mu: no runs_start() (network), no
+ *   ssh_cmd_wait() with a timeout, no fuse_notify_poll(). To use the
+ *   command outside h->mu, take a reference of your own under it.
+ * - The watch, if any, is on h->cmd, and is registered under h->mu (that
+ *   takes only the command's lock). Whoever replaces h->cmd takes the
+ *   watch out with it under h->mu, then, with h->mu released, unwatches
+ *   and puts the command (drop_cmd): ssh_cmd_unwatch() waits out a
+ *   running poll_wake(), which takes h->mu.
+ * - A pollhandle belongs to whoever takes it out of h->ph under h->mu
+ *   (poll_wake, a newer poll, release); that one destroys it. */
 struct handle {
 	struct buf data;
 	const struct file_def *file;
@@ -30,14 +43,14 @@ struct handle {
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 	/* run and exit */
 	char *pod_id;
+	bool own; /* opened for writing: follows its own command */
+	bool nonblock;
+	pthread_mutex_t mu;
 	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
 	struct ssh_cursor cur;
-	bool own;	/* opened for writing: follows its own command */
 	bool exit_done; /* data holds the exit text */
-	bool nonblock;
-	pthread_mutex_t mu; /* guards ph and watch between poll and notify */
 	struct fuse_pollhandle *ph;
-	int watch;
+	int watch; /* on cmd, or -1 */
 };
 
 static struct primefs *fs(void)
@@ -215,35 +228,50 @@ static bool interrupted(void *arg)
 	return fuse_interrupted();
 }
 
+static void poll_wake(void *arg);
+
+/* Without h->mu: the handle's watch on c removed (no poll_wake() runs once
+ * this returns), then its reference dropped. */
+static void drop_cmd(struct ssh_cmd *c, int watch)
+{
+	if (c && watch >= 0)
+		ssh_cmd_unwatch(c, watch);
+	ssh_cmd_put(c);
+}
+
 /* The command line written so far becomes a command: the caller waits
  * until it has started (or could not). */
 static int start_pending(struct handle *h)
 {
-	if (!h->data.len)
-		return 0;
+	pthread_mutex_lock(&h->mu);
 	size_t len = h->data.len;
-	if (h->data.data[len - 1] == '\n')
-		len--; /* the newline that ended the line is not the command's
-			*/
-	char *line = xstrndup(h->data.data, len);
-	buf_reset(&h->data);
+	char *line = NULL;
+	if (len) {
+		if (h->data.data[len - 1] == '\n')
+			len--; /* the newline that ended the line is not the
+				  command's */
+		line = xstrndup(h->data.data, len);
+		buf_reset(&h->data);
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (!line)
+		return 0;
 	struct ssh_cmd *cmd = NULL;
 	int rc =
 	    runs_start(fs()->runs, h->pod_id, line, interrupted, NULL, &cmd);
 	free(line);
 	if (rc)
 		return rc;
-	struct ssh_cmd *old = h->cmd;
-	if (old && h->watch >= 0)
-		ssh_cmd_unwatch(old, h->watch);
 	pthread_mutex_lock(&h->mu);
-	h->watch = -1;
+	struct ssh_cmd *old = h->cmd;
+	int watch = h->watch;
 	h->cmd = cmd;
-	h->cur.pos = 0;
-	h->cur.marker_done = false;
+	h->watch = -1;
+	h->cur = (struct ssh_cursor){0, false};
 	pthread_mutex_unlock(&h->mu);
-	if (old)
-		ssh_cmd_put(old);
+	drop_cmd(old, watch);
+	/* A poll waiting on the old command looks again, at the new one. */
+	poll_wake(h);
 	return 0;
 }
 
@@ -256,39 +284,63 @@ static int read_run(struct handle *h, char *out, size_t size)
 		if (rc)
 			return rc;
 	}
-	if (!h->cmd)
-		return 0; /* before any command: empty */
 	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		struct ssh_cmd *c = h->cmd ? ssh_cmd_get(h->cmd) : NULL;
 		bool eof = false;
-		size_t n = ssh_cmd_read(h->cmd, &h->cur, out, size, &eof);
-		if (n || eof)
-			return (int)n;
-		if (h->nonblock)
-			return -EAGAIN;
-		if (fuse_interrupted())
-			return -EINTR;
-		ssh_cmd_wait(h->cmd, &h->cur, 0.2);
+		size_t n = c ? ssh_cmd_read(c, &h->cur, out, size, &eof) : 0;
+		struct ssh_cursor cur = h->cur;
+		pthread_mutex_unlock(&h->mu);
+		int rc = 0;
+		bool again = false;
+		if (!c || n || eof)
+			rc = (int)n; /* before any command: empty */
+		else if (h->nonblock)
+			rc = -EAGAIN;
+		else if (fuse_interrupted())
+			rc = -EINTR;
+		else {
+			ssh_cmd_wait(c, &cur, 0.2);
+			again = true;
+		}
+		ssh_cmd_put(c);
+		if (!again)
+			return rc;
 	}
 }
 
-/* The status, once the command has ended; a wait until then. */
-/* Fills the handle with the exit text, once the command has ended. */
+/* Fills the handle with the exit text, once the command has ended (a
+ * wait until then). Once exit_done, data no longer changes. */
 static int read_exit(struct handle *h)
 {
-	if (!h->exit_done) {
-		while (h->cmd && !ssh_cmd_wait_done(h->cmd, 0.2)) {
-			if (h->nonblock)
-				return -EAGAIN;
-			if (fuse_interrupted())
-				return -EINTR;
+	pthread_mutex_lock(&h->mu);
+	bool done = h->exit_done;
+	struct ssh_cmd *c = h->cmd && !done ? ssh_cmd_get(h->cmd) : NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (done)
+		return 0;
+	int rc = 0;
+	while (c && !ssh_cmd_wait_done(c, 0.2)) {
+		if (h->nonblock) {
+			rc = -EAGAIN;
+			break;
 		}
-		if (h->cmd)
-			ssh_cmd_exit_text(h->cmd, &h->data);
+		if (fuse_interrupted()) {
+			rc = -EINTR;
+			break;
+		}
+	}
+	pthread_mutex_lock(&h->mu);
+	if (!rc && !h->exit_done) {
+		if (c)
+			ssh_cmd_exit_text(c, &h->data);
 		else
 			buf_addc(&h->data, '\n'); /* before any command */
 		h->exit_done = true;
 	}
-	return 0;
+	pthread_mutex_unlock(&h->mu);
+	ssh_cmd_put(c);
+	return rc;
 }
 
 static int fs_read(const char *path, char *out, size_t size, off_t off,
@@ -320,9 +372,13 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 	if (h->file->flags & F_RUN) {
 		/* Writes gather one command line; a write that ends a line
 		 * starts it and returns once it has started. */
-		if (h->data.len + size > RUN_MAX_LINE)
+		pthread_mutex_lock(&h->mu);
+		bool fits = h->data.len + size <= RUN_MAX_LINE;
+		if (fits)
+			buf_add(&h->data, data, size);
+		pthread_mutex_unlock(&h->mu);
+		if (!fits)
 			return -E2BIG;
-		buf_add(&h->data, data, size);
 		if (size && data[size - 1] == '\n') {
 			int rc = start_pending(h);
 			if (rc)
@@ -371,13 +427,17 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	 * cannot be invalid, so nothing is lost by storing it this late. */
 	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE))
 		h->file->store(fs()->tree, "", 0);
-	if (h->cmd) {
-		if (h->watch >= 0)
-			ssh_cmd_unwatch(h->cmd, h->watch);
-		ssh_cmd_put(h->cmd);
-	}
-	if (h->ph)
-		fuse_pollhandle_destroy(h->ph);
+	pthread_mutex_lock(&h->mu);
+	struct ssh_cmd *c = h->cmd;
+	int watch = h->watch;
+	struct fuse_pollhandle *ph = h->ph;
+	h->cmd = NULL;
+	h->watch = -1;
+	h->ph = NULL;
+	pthread_mutex_unlock(&h->mu);
+	drop_cmd(c, watch); /* no poll_wake() on h from now on */
+	if (ph)
+		fuse_pollhandle_destroy(ph);
 	pthread_mutex_destroy(&h->mu);
 	free(h->pod_id);
 	buf_free(&h->data);
@@ -609,36 +669,29 @@ static int fs_poll(const char *path, struct fuse_file_info *fi,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	bool run = h->file->flags & F_RUN;
 	unsigned ready = POLLIN | POLLRDNORM;
-	if (h->file->store || (h->file->flags & F_RUN))
+	if (h->file->store || run)
 		ready |= POLLOUT | POLLWRNORM;
+	struct fuse_pollhandle *drop = ph; /* destroyed below unless kept */
 	bool waits = false;
-	if (h->cmd && (h->file->flags & F_RUN))
-		waits = !ssh_cmd_wait(h->cmd, &h->cur, 0);
-	else if (h->cmd && (h->file->flags & F_EXIT) && !h->exit_done)
-		waits = !ssh_cmd_done(h->cmd);
-	if (!waits) {
-		*reventsp = ready;
-		if (ph)
-			fuse_pollhandle_destroy(ph);
-		return 0;
-	}
-	*reventsp = ready & ~(unsigned)(POLLIN | POLLRDNORM);
-	if (ph) {
-		pthread_mutex_lock(&h->mu);
-		struct fuse_pollhandle *old = h->ph;
-		h->ph = ph;
-		bool need_watch = h->watch < 0;
-		pthread_mutex_unlock(&h->mu);
-		if (old)
-			fuse_pollhandle_destroy(old);
-		if (need_watch)
+	pthread_mutex_lock(&h->mu);
+	if (h->cmd && (run || ((h->file->flags & F_EXIT) && !h->exit_done))) {
+		/* Watch first, then look: what arrives in between wakes ph
+		 * (poll_wake waits for h->mu). */
+		if (ph && h->watch < 0)
 			h->watch = ssh_cmd_watch(h->cmd, poll_wake, h);
-		/* It may have arrived between the check and the watch. */
-		if ((h->file->flags & F_RUN) ? ssh_cmd_wait(h->cmd, &h->cur, 0)
-					     : ssh_cmd_done(h->cmd))
-			poll_wake(h);
+		waits = run ? !ssh_cmd_wait(h->cmd, &h->cur, 0)
+			    : !ssh_cmd_done(h->cmd);
+		if (waits && ph) {
+			drop = h->ph; /* an older poll's, now unused */
+			h->ph = ph;
+		}
 	}
+	pthread_mutex_unlock(&h->mu);
+	if (drop)
+		fuse_pollhandle_destroy(drop);
+	*reventsp = waits ? ready & ~(unsigned)(POLLIN | POLLRDNORM) : ready;
 	return 0;
 }
 

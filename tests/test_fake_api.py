@@ -401,9 +401,8 @@ def test_history_and_wallet(srv):
 
 
 def test_create_timeline(fresh):
-    fake = fresh("--pending-secs", "0.5", "--install-secs", "0.5", "--ssh", SSH)
+    fake = fresh("--pending-secs", "0.5", "--install-secs", "1.5", "--ssh", SSH)
     multi = fake.get("/availability/multi-node?gpu_count=16")["items"][0]
-    t0 = time.monotonic()
     status, _, pod = fake.api("POST", "/pods/", load("synthetic/pod_create_request.json"))
     assert status == 200
     assert CUID.match(pod["id"]) and pod["name"] == "a100-1"
@@ -419,18 +418,24 @@ def test_create_timeline(fresh):
     status, _, cluster = fake.api("POST", "/pods/", body)
     assert status == 200 and cluster["teamId"] == "cmf0ohr9s0026ilerf3w68s6n"
 
-    def at(t):
-        time.sleep(max(0.0, t0 + t - time.monotonic()))
-        return fake.get("/pods/" + pod["id"])
-
-    p0 = at(0.1)
-    assert (p0["status"], p0["installationStatus"]) == ("PENDING", "PENDING")
-    p1, p2 = at(0.6), at(0.9)
-    for p in (p1, p2):
-        assert (p["status"], p["installationStatus"], p["sshConnection"]) == ("ACTIVE", "ACTIVE", None)
-        assert 0 <= p["installationProgress"] <= 99
-    assert p2["installationProgress"] > p1["installationProgress"]
-    done = at(1.15)
+    # Watched until it is up: the phases come in order, never back.
+    seen = []
+    deadline = time.monotonic() + 30  # only against a hang
+    while not seen or seen[-1]["installationStatus"] != "FINISHED":
+        assert time.monotonic() < deadline, seen[-1:]
+        seen.append(fake.get("/pods/" + pod["id"]))
+        time.sleep(0.05)
+    phases = [(p["status"], p["installationStatus"]) for p in seen]
+    order = [("PENDING", "PENDING"), ("ACTIVE", "ACTIVE"), ("ACTIVE", "FINISHED")]
+    assert all(ph in order for ph in phases), phases
+    assert [order.index(ph) for ph in phases] == sorted(order.index(ph) for ph in phases)
+    installing = [p for p in seen if p["installationStatus"] == "ACTIVE"]
+    assert installing, phases
+    for p in installing:
+        assert p["sshConnection"] is None and 0 <= p["installationProgress"] <= 99
+    progress = [p["installationProgress"] for p in installing]
+    assert progress == sorted(progress)
+    done = seen[-1]
     assert (done["status"], done["installationStatus"], done["installationProgress"]) == \
         ("ACTIVE", "FINISHED", 100)
     assert (done["sshConnection"], done["ip"]) == (SSH_CONN, "127.0.0.1")
@@ -461,14 +466,17 @@ def test_delete_to_history(fresh):
     assert entry["id"] == pod["id"] and entry["terminatedAt"].endswith("Z")
     assert entry["totalBilledPrice"] < 0.01
     # a fixture pod: the id listed twice disappears entirely, billed since createdAt
+    before = time.time()
     status, _, _ = fake.api("DELETE", "/pods/cm9zq1x2a0001l508abcdefgh")
+    after = time.time()
     assert status == 200
     assert "cm9zq1x2a0001l508abcdefgh" not in [p["id"] for p in fake.get("/pods/")["data"]]
     entry = fake.get("/pods/history")["data"][0]
     created = time.mktime(time.strptime("2026-05-01T12:00:00", "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    expected = 1.6568 * (time.time() - created) / 3600
     assert entry["id"] == "cm9zq1x2a0001l508abcdefgh"
-    assert abs(entry["totalBilledPrice"] - expected) < 0.01
+    # billed up to the DELETE, which came between before and after
+    assert 1.6568 * (before - created) / 3600 - 0.0001 <= entry["totalBilledPrice"] \
+        <= 1.6568 * (after - created) / 3600 + 0.0001
     assert entry["totalBilledPrice"] == round(entry["totalBilledPrice"], 4)
     # the null-named pod still gets a string name in history
     assert fake.api("DELETE", "/pods/cm9zq1x2a0013l508abcdefgh")[0] == 200
@@ -719,12 +727,9 @@ def test_fault_reset(fresh):
 def test_fault_slow_and_badjson(fresh):
     fake = fresh()
     fault(fake, kind="slow", delay=0.4, count=1)
-    t = time.monotonic()
     assert fake.api("GET", "/pods/")[0] == 200
-    assert time.monotonic() - t >= 0.4
-    t = time.monotonic()
     assert fake.api("GET", "/pods/")[0] == 200
-    assert time.monotonic() - t < 0.3
+    assert [r.get("fault") for r in fake.admin("stats")["requests"]] == ["slow", None]
 
     fault(fake, kind="badjson", count=1, match="GET /pods/{id}")
     status, headers, payload = fake.api("GET", "/pods/cm9zq1x2a0015l508abcdefgh", raw=True)
@@ -776,7 +781,7 @@ def test_https(fresh, certs, srv):
     try:
         t = time.monotonic()
         items, total, _ = all_pages(fake, "/availability/gpus")
-        assert time.monotonic() - t < 5
+        assert time.monotonic() - t < 30  # not blocked behind the idle client
         assert total == N_RECORDED + N_LEGACY + N_GENERATED
         assert items == all_pages(srv, "/availability/gpus")[0]      # same seed, same data
         assert fake.api("GET", "/pods/", key="bad")[0] == 401

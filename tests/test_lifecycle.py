@@ -119,7 +119,8 @@ def test_mkdir_picks_the_right_offer(api, life, template, want):
 
 
 def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
-    api = make_api("--pending-secs", "0.5", "--install-secs", "0.5")
+    # PENDING for 3 s: time enough to see it even on a busy machine.
+    api = make_api("--pending-secs", "3", "--install-secs", "0.5")
     m = make_mount(api, options=("pods_ttl=0.2",))
     # With env vars, runpod offers and ubuntu_22_cuda_12 are out (the CLI's
     # rule): an image some other H100 offer has.
@@ -133,7 +134,7 @@ def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
     assert body["envVars"] == [{"key": "HF_TOKEN", "value": "secret=1"}]
     assert m.read("pods/bench/status") == "PENDING\n"
     pid = m.read("pods/bench/id").strip()
-    deadline = time.time() + 5
+    deadline = time.time() + 30  # only against a hang
     while m.read("pods/bench/status") != "ACTIVE\n" and time.time() < deadline:
         time.sleep(0.1)
     assert m.read("pods/bench/status") == "ACTIVE\n"

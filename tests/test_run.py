@@ -158,30 +158,39 @@ def test_big_stdout_and_stderr_complete(rig):
     assert rig.read("pods/demo/exit") == "0\n"
 
 
-def test_streaming_while_it_runs(rig):
-    run(rig, "demo", "echo before; sleep 2; echo done")
-    t = time.monotonic()
-    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
-        first = f.read(100)
-        assert first == b"before\n"
-        assert time.monotonic() - t < 1.5
-        rest = f.read()
+def test_streaming_while_it_runs(rig, tmp_path):
+    # The command cannot end before the gate exists (the timer only
+    # guards against a hang).
+    gate = tmp_path / "gate"
+    run(rig, "demo", f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo done")
+    timer = threading.Timer(20, gate.touch)
+    timer.start()
+    try:
+        with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+            first = f.read(100)
+            assert not gate.exists()  # it came while the command still ran
+            assert first == b"before\n"
+            gate.touch()
+            rest = f.read()
+    finally:
+        timer.cancel()
     assert rest == b"done\n"
-    assert time.monotonic() - t >= 1.5
 
 
-def test_poll_says_readable_when_output_comes(rig):
-    run(rig, "demo", "sleep 1; echo late")
+def test_poll_says_readable_when_output_comes(rig, tmp_path):
+    gate = tmp_path / "gate"
+    run(rig, "demo", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo late")
     fd = os.open(rig.p("pods/demo/run"), os.O_RDONLY)
     try:
         p = select.poll()
         p.register(fd, select.POLLIN)
-        t = time.monotonic()
+        assert p.poll(200) == []  # nothing yet
+        gate.touch()
         events = p.poll(10000)
         assert events and events[0][1] & select.POLLIN
         assert os.read(fd, 100) == b"late\n"
-        assert time.monotonic() - t >= 0.5
     finally:
+        gate.touch()
         os.close(fd)
 
 
@@ -202,26 +211,30 @@ def test_read_write_handle_gets_its_own_output(rig):
     assert rig.read("pods/demo/run") == "theirs\n"
 
 
-def test_commands_on_two_pods_at_once(rig):
+def test_commands_on_two_pods_at_once(rig, tmp_path):
     rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
     os.mkdir(rig.p("pods/slow"))
     os.mkdir(rig.p("pods/fast"))
-    done = {}
+    gate = tmp_path / "gate"  # the slow pod's command ends once it exists
+    timer = threading.Timer(30, gate.touch)  # only against a hang
+    timer.start()
+    done = []
 
     def go(name, cmd):
         run(rig, name, cmd)
-        done[name + "-started"] = time.monotonic()
         rig.read("pods", name, "exit")
-        done[name] = time.monotonic()
+        done.append(name)
 
-    t0 = time.monotonic()
-    a = threading.Thread(target=go, args=("slow", "sleep 4"))
+    a = threading.Thread(target=go, args=("slow", f"while [ ! -e {gate} ]; do sleep 0.05; done"))
     a.start()
-    time.sleep(0.3)
-    go("fast", "echo quick")
-    assert done["fast"] - t0 < 3.9  # not behind the slow pod
-    a.join()
-    assert done["slow"] - t0 >= 4
+    try:
+        go("fast", "echo quick")
+        assert done == ["fast"] and not gate.exists()  # not behind the slow pod
+    finally:
+        gate.touch()
+        a.join()
+        timer.cancel()
+    assert done == ["fast", "slow"]
     assert rig.read("pods/fast/run") == "quick\n"
 
 
@@ -229,9 +242,7 @@ def test_waits_for_a_starting_pod(rig):
     rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
     os.mkdir(rig.p("pods/fresh"))
     assert rig.read("pods/fresh/status") == "PENDING\n"
-    t = time.monotonic()
     run(rig, "fresh", "echo ready")  # returns once it has started
-    assert time.monotonic() - t >= 1.0
     assert rig.read("pods/fresh/run") == "ready\n"
     assert "waiting for the pod" in rig.log()
 
@@ -254,7 +265,7 @@ def test_unreachable_pod_is_ehostunreach(rig):
     rig.write("ctl", "refresh\n")
     t = time.monotonic()
     assert err_of(lambda: run(rig, "demo", "true")) == errno.EHOSTUNREACH
-    assert time.monotonic() - t < 6
+    assert time.monotonic() - t < 10  # an error, not a hang
 
 
 def test_changed_host_key_refused_nothing_sent(rig, pod, tmp_path):
@@ -292,9 +303,7 @@ def test_ctrl_c_interrupts_exit_wait(rig):
     p = subprocess.Popen(["cat", rig.p("pods/demo/exit")], stdout=subprocess.PIPE)
     time.sleep(0.5)
     p.send_signal(2)
-    t = time.monotonic()
-    p.wait(5)
-    assert time.monotonic() - t < 3
+    p.wait(10)  # interrupted, not the 20 s wait
     run(rig, "demo", "true")  # and the pod still takes commands
 
 

@@ -4,12 +4,13 @@ the listings need."""
 
 import errno
 import json
+import math
 import os
 import re
 import stat
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
@@ -215,13 +216,17 @@ def test_cost_arithmetic(mnt):
     for d in os.listdir(mnt.p("pods")):
         price = mnt.read("pods", d, "price").strip()
         created = mnt.read("pods", d, "created").strip()
+        before = time.time()
         cost = mnt.read("pods", d, "cost").strip()
+        after = time.time()
         if not price or not created:
             continue
         assert re.match(r"^\d+\.\d{4}$", cost), cost
-        t = datetime.fromisoformat(created.replace("Z", "+00:00"))
-        hours = (datetime.now(timezone.utc) - t).total_seconds() / 3600
-        assert abs(float(cost) - float(price) * hours) < 0.01 + float(price) / 360
+        # price x hours since created, as of a whole second while it was read
+        t = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        lo = float(price) * max(0.0, math.floor(before) - t) / 3600
+        hi = float(price) * max(0.0, math.ceil(after) - t) / 3600
+        assert lo - 0.0001 <= float(cost) <= hi + 0.0001, (d, cost, lo, hi)
 
 
 def test_history(mnt, api):

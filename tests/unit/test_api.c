@@ -211,7 +211,7 @@ static void s_slow(const char *path, int nth, struct answer *a)
 {
 	(void)path;
 	(void)nth;
-	a->delay = 3;
+	a->delay = 60;
 }
 
 /* ---- tests ---- */
@@ -390,7 +390,7 @@ int main(void)
 	double t0 = now_monotonic();
 	CHECK(fixed(429, "{\"detail\":\"slow down\"}") == -EAGAIN);
 	CHECK(requests == 1); /* a Retry-After past the deadline: no wait */
-	CHECK(now_monotonic() - t0 < 2);
+	CHECK(now_monotonic() - t0 < 10); /* not a wait of 3600 s */
 	fixed_headers = "";
 	CHECK(fixed(200, "{\"balance_usd\": 1") == -EIO); /* truncated */
 	CHECK(logged("not a JSON object"));
@@ -410,7 +410,7 @@ int main(void)
 	t0 = now_monotonic();
 	CHECK(api_get_wallet(&api, &w) == -ETIMEDOUT);
 	double took = now_monotonic() - t0;
-	CHECK(took < 1.8);
+	CHECK(took < 10); /* its 1 s deadline, not the 60 s answer */
 	printf("# slow call gave up after %.2f s\n", took);
 
 	/* Nothing listens on port 1: refused at once, retried, EIO. */
@@ -421,7 +421,7 @@ int main(void)
 	api.http = http;
 	t0 = now_monotonic();
 	CHECK(api_get_wallet(&api, &w) == -EIO);
-	CHECK(now_monotonic() - t0 < 3.5);
+	CHECK(now_monotonic() - t0 < 10); /* not a hang */
 
 	/* No key: nothing is sent. */
 	http_free(http);

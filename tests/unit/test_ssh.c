@@ -18,6 +18,7 @@
  * driver reads (timings, byte counts). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,35 +234,43 @@ static void sc_big(struct ssh_pool *p)
 
 static void sc_stream(struct ssh_pool *p)
 {
+	/* The command cannot end before the gate file exists: its first line
+	 * read while the gate is closed came while it still ran. */
+	char gate[512], cmd[1200];
+	snprintf(gate, sizeof gate, "%s/stream-gate", arg("dir", "/tmp"));
+	unlink(gate);
+	snprintf(cmd, sizeof cmd,
+		 "echo before; while [ ! -e '%s' ]; do sleep 0.05; done; "
+		 "echo done",
+		 gate);
 	struct ssh_cmd *c = NULL;
 	double t0 = now_monotonic();
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 2; echo done",
-		      NULL, NULL, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c) == 0);
 	if (!c)
 		return;
 	struct ssh_cursor cur = {0, false};
 	char buf[256];
 	bool eof = false;
 	size_t got = 0;
-	while (got < 7 && ssh_cmd_wait(c, &cur, 5))
+	while (got < 7 && ssh_cmd_wait(c, &cur, 10))
 		got += ssh_cmd_read(c, &cur, buf + got, sizeof buf - got, &eof);
-	double t_before = now_monotonic();
-	printf("# before_ms %.1f\n", (t_before - t0) * 1000);
+	printf("# before_ms %.1f\n", (now_monotonic() - t0) * 1000);
 	CHECK(got == 7 && !memcmp(buf, "before\n", 7));
 	CHECK(!ssh_cmd_done(c));
 	/* Nothing more yet: a non-blocking read says so without EOF. */
 	CHECK(ssh_cmd_read(c, &cur, buf, sizeof buf, &eof) == 0 && !eof);
+	FILE *f = fopen(gate, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
 	struct buf rest;
 	buf_init(&rest);
 	CHECK(read_all(c, &cur, &rest, 10));
 	CHECK_STR(S(&rest), "done\n");
-	/* "before" came while the command still had its 2 s sleep ahead. */
-	printf("# before_to_end_ms %.1f\n",
-	       (now_monotonic() - t_before) * 1000);
-	CHECK(now_monotonic() - t_before >= 1.5);
 	CHECK(ssh_cmd_done(c));
 	buf_free(&rest);
 	ssh_cmd_put(c);
+	unlink(gate);
 }
 
 static void sc_concurrent(struct ssh_pool *p)
@@ -324,6 +333,7 @@ struct bg_run {
 	int rc;
 	double took;
 	struct ssh_cmd *c;
+	atomic_bool done;
 };
 
 static void *bg_run_main(void *arg)
@@ -332,6 +342,7 @@ static void *bg_run_main(void *arg)
 	double t0 = now_monotonic();
 	b->rc = ssh_run(b->p, b->pod, b->conn, b->cmd, NULL, NULL, &b->c);
 	b->took = now_monotonic() - t0;
+	atomic_store(&b->done, true);
 	return NULL;
 }
 
@@ -347,7 +358,8 @@ static void sc_pods(struct ssh_pool *p)
 	result_free(&warm);
 	struct ssh_cmd *a = NULL;
 	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 5", NULL, NULL, &a) == 0);
-	struct bg_run st = {p, "pod-stall", conn_stall, "true", 0, 0, NULL};
+	struct bg_run st = {p, "pod-stall", conn_stall, "true",
+			    0, 0,	    NULL,	false};
 	pthread_t th;
 	pthread_create(&th, NULL, bg_run_main, &st);
 	sleep_seconds(0.2);
@@ -359,14 +371,16 @@ static void sc_pods(struct ssh_pool *p)
 		printf("# pod_b_ms %.1f\n", t * 1000);
 		CHECK(r.rc == 0);
 		CHECK_STR(S(&r.out), "b\n");
-		CHECK(t < 1.5);
 		result_free(&r);
 	}
+	/* Pod B answered while pod S's handshake still hung (it can only end
+	 * at the timeout, which the driver sets far above B's runs). */
+	CHECK(!atomic_load(&st.done));
 	CHECK(a && !ssh_cmd_done(a));
 	pthread_join(th, NULL);
 	printf("# stall_ms %.1f\n", st.took * 1000);
 	CHECK(st.rc == -EHOSTUNREACH);
-	CHECK(st.took < atof(arg("timeout", "10")) + 1.5);
+	CHECK(st.took < atof(arg("timeout", "10")) + 10); /* not a hang */
 	CHECK(log_has("SSH handshake with 127.0.0.1"));
 	if (a) {
 		CHECK(ssh_cmd_wait_done(a, 10));
@@ -526,7 +540,7 @@ static void sc_unreachable(struct ssh_pool *p)
 		double t = now_monotonic() - t0;
 		printf("# %s: rc %d in %.0f ms\n", cases[i].name, rc, t * 1000);
 		CHECK(rc == -EHOSTUNREACH);
-		CHECK(t < 1.6);
+		CHECK(t < 10); /* its 1 s timeout, not a hang */
 		CHECK(c == NULL);
 	}
 	CHECK(log_has("connect to 127.0.0.1 port"));
