@@ -160,9 +160,8 @@ struct snap *snap_from_offers(struct offer_list *l)
 		qsort(g->offers, g->n, sizeof *g->offers, cmp_offer_name);
 		for (size_t i = 0; i < g->n; i++) {
 			struct offer *o = g->offers[i];
-			/* Every stock value the API sends counts as in stock;
-			 * an offer with no price is never chosen. */
-			if (o->stock && o->price.set && cheaper(o, g->cheapest))
+			/* What mkdir rents with no spot or prepaid key. */
+			if (offer_plain_rentable(o) && cheaper(o, g->cheapest))
 				g->cheapest = o;
 		}
 		from = to;

@@ -181,6 +181,7 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 	if (!out->price.set)
 		out->price = jx_num(prices, "onDemand");
 	strlist_read(o, "images", &out->images);
+	out->prepaid = jx_num(o, "prepaidTime");
 	json_object *spot = field(o, "isSpot");
 	out->is_spot = spot && json_object_is_type(spot, json_type_boolean)
 			   ? json_object_get_boolean(spot)
@@ -273,6 +274,17 @@ void wallet_free(struct wallet *w)
 	free(w->currency);
 	free(w->json);
 	memset(w, 0, sizeof *w);
+}
+
+bool offer_in_stock(const struct offer *o)
+{
+	return o->stock && strcmp(o->stock, "Unavailable") != 0;
+}
+
+bool offer_plain_rentable(const struct offer *o)
+{
+	return offer_in_stock(o) && o->price.set && o->is_spot != 1 &&
+	       !(o->prepaid.set && o->prepaid.d > 0);
 }
 
 const char *pod_status(const struct pod *p)

@@ -37,8 +37,9 @@ struct offer {
 	struct num price; /* communityPrice, else onDemand (PRIME_API.md 4.1) */
 	struct spec disk, vcpu, memory;
 	struct strlist images;
-	int is_spot;	/* -1 unknown */
-	bool multinode; /* came from /availability/multi-node */
+	struct num prepaid; /* prepaidTime: hours pre-charged at order */
+	int is_spot;	    /* -1 unknown */
+	bool multinode;	    /* came from /availability/multi-node */
 	char *json;
 };
 
@@ -76,6 +77,12 @@ int pod_parse(json_object *o, bool history, struct pod *out);
 void pod_free(struct pod *p);
 int wallet_parse(json_object *o, struct wallet *out);
 void wallet_free(struct wallet *w);
+
+/* In stock: any stockStatus the API sends but Unavailable. */
+bool offer_in_stock(const struct offer *o);
+/* What cheapest/ may point at, and mkdir rent with no spot or prepaid
+ * key: in stock, priced, not spot, no prepaid time. */
+bool offer_plain_rentable(const struct offer *o);
 
 /* What `status` shows: INSTALLING while ACTIVE and installationStatus is
  * present and not FINISHED (as the Prime CLI's list shows it). */
