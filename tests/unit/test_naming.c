@@ -351,6 +351,53 @@ static void test_indistinguishable(void)
 	free(short0);
 }
 
+/* cheapest/ points at what mkdir could rent with no spot or prepaid key:
+ * in stock (any stock but Unavailable), priced, not spot, no prepaid time. */
+static void test_cheapest(void)
+{
+	static const char *const js[] = {
+	    /* cheaper, but spot */
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"a\",\"isSpot\":true,"
+	    "\"stockStatus\":\"High\",\"prices\":{\"onDemand\":0.5}}",
+	    /* cheaper, but prepaid */
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"b\",\"prepaidTime\":"
+	    "24,\"stockStatus\":\"High\",\"prices\":{\"onDemand\":0.6}}",
+	    /* cheaper, but Unavailable */
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"c\",\"stockStatus\":"
+	    "\"Unavailable\",\"prices\":{\"onDemand\":0.7}}",
+	    /* no stock status, no price */
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"d\",\"prices\":"
+	    "{\"onDemand\":0.8}}",
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"e\",\"stockStatus\":"
+	    "\"High\"}",
+	    /* rentable: the cheaper of these two wins */
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"f\",\"stockStatus\":"
+	    "\"High\",\"prices\":{\"onDemand\":3},\"prepaidTime\":0}",
+	    "{\"gpuType\":\"H100_80GB\",\"provider\":\"g\",\"stockStatus\":"
+	    "\"Low\",\"isSpot\":false,\"prices\":{\"onDemand\":2}}",
+	    /* a type with nothing rentable */
+	    "{\"gpuType\":\"A100_80GB\",\"provider\":\"h\",\"isSpot\":true,"
+	    "\"stockStatus\":\"High\",\"prices\":{\"onDemand\":1}}",
+	};
+	enum { N = sizeof js / sizeof *js };
+	struct offer_list l = {xcalloc(N, sizeof(struct offer)), N};
+	for (size_t i = 0; i < N; i++) {
+		json_object *o = json_tokener_parse(js[i]);
+		CHECK(offer_parse(o, false, &l.v[i]) == 0);
+		json_object_put(o);
+	}
+	CHECK(!offer_plain_rentable(&l.v[0]) && !offer_plain_rentable(&l.v[1]));
+	CHECK(!offer_plain_rentable(&l.v[2]) && !offer_plain_rentable(&l.v[3]));
+	CHECK(!offer_plain_rentable(&l.v[4]) && offer_plain_rentable(&l.v[5]));
+	CHECK(offer_in_stock(&l.v[6]) && !offer_in_stock(&l.v[2]));
+	struct snap *s = snap_from_offers(&l);
+	const struct gpu_type *h = snap_type(s, "H100_80GB");
+	CHECK(h && h->cheapest && !strcmp(h->cheapest->provider, "g"));
+	const struct gpu_type *a = snap_type(s, "A100_80GB");
+	CHECK(a && !a->cheapest);
+	snap_put(s);
+}
+
 static struct pod mkpod(const char *id, const char *name)
 {
 	struct pod p;
@@ -411,6 +458,7 @@ int main(void)
 	test_long_names();
 	test_stable();
 	test_indistinguishable();
+	test_cheapest();
 	test_pods();
 	CHECK(gpu_type_dir(NULL) == NULL);
 	char *d = gpu_type_dir("///");
