@@ -40,7 +40,7 @@ struct gpu_type {
 	char *name;
 	struct offer **offers; /* sorted by name */
 	size_t n;
-	struct offer *cheapest; /* in stock, priced; NULL if none */
+	struct offer *cheapest; /* offer_plain_rentable; NULL if none */
 };
 
 struct snap {

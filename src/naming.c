@@ -3,6 +3,7 @@
 #include "naming.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,11 @@ static void add_component(struct buf *b, const char *s)
 }
 
 /* A path component is at most NAME_MAX (255) bytes: a longer name would be
- * listed but could never be looked up. An offer's base name leaves room
- * for a twin's "-N" suffix. */
-#define NAME_LEN_MAX 255
-#define BASE_LEN_MAX (NAME_LEN_MAX - 12)
+ * listed but could never be looked up. The start of an offer's name leaves
+ * room for "-community-spot", a twin's "-" and 16 hex digits, and the last
+ * resort's "-N". */
+#define NAME_LEN_MAX	  255
+#define QUALIFIED_LEN_MAX (NAME_LEN_MAX - 15 - 17 - 12)
 
 static void truncate_name(char *s, size_t max)
 {
@@ -53,24 +55,19 @@ char *gpu_type_dir(const char *gpu_type)
 	return buf_steal(&b);
 }
 
-static const char *security_word(const char *security)
-{
-	if (!security)
-		return "unknown";
-	if (!strcmp(security, "secure_cloud"))
-		return "secure";
-	if (!strcmp(security, "community_cloud"))
-		return "community";
-	return security;
-}
-
 struct named {
 	struct offer *o;
-	char *base;
+	char *base; /* the name from the offer's fields, before any suffix */
 	char
 	    *key; /* identity, for an order that does not depend on the API's */
+	char *name; /* the name given, before the last-resort "-N" */
+	bool twin;
+	bool long_id; /* a twin whose short suffix would clash */
+	uint64_t id;  /* a twin's identity hash, its suffix */
 };
 
+/* What tells offers apart, price, stock and availability aside (the sound
+ * key of PRIME_API.md 4.3, plus the region). */
 static char *identity_key(const struct offer *o)
 {
 	struct buf b;
@@ -83,6 +80,104 @@ static char *identity_key(const struct offer *o)
 	num_render(&b, o->gpu_count);
 	buf_printf(&b, "\x1f%d\x1f%d", o->is_spot, o->multinode);
 	return buf_steal(&b);
+}
+
+/* 64-bit FNV-1a, then a finalizer so that every hex digit is mixed: the
+ * same text gives the same suffix on every machine. */
+static uint64_t hash64(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdu;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53u;
+	h ^= h >> 33;
+	return h;
+}
+
+/* The end of the JSON string that starts at p (its opening quote). */
+static const char *skip_string(const char *p)
+{
+	for (p++; *p && *p != '"'; p++)
+		if (*p == '\\' && p[1])
+			p++;
+	return *p ? p + 1 : p;
+}
+
+/* The end of the JSON value that starts at p. */
+static const char *skip_value(const char *p)
+{
+	int depth = 0;
+	while (*p) {
+		if (*p == '"') {
+			p = skip_string(p);
+			if (!depth)
+				return p;
+			continue;
+		}
+		if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (!depth)
+				return p;
+			if (!--depth)
+				return p + 1;
+		} else if (!depth && *p == ',') {
+			return p;
+		}
+		p++;
+	}
+	return p;
+}
+
+static const char *skip_space(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static bool changes_in_place(const char *key, size_t len)
+{
+	return (len == 6 && !memcmp(key, "prices", 6)) ||
+	       (len == 11 && !memcmp(key, "stockStatus", 11));
+}
+
+/* The offer as the API sent it, less what changes while it stays the same
+ * offer (the values of its prices and stockStatus): for twins whose
+ * identity keys match. A scan of the text, not a parse: 10,000 twins must
+ * not cost 10,000 json-c trees. */
+static uint64_t json_hash(const struct offer *o, uint64_t h)
+{
+	struct buf b;
+	buf_init(&b);
+	int depth = 0;
+	const char *p = o->json ? o->json : "";
+	while (*p) {
+		if (*p == '"') {
+			const char *end = skip_string(p);
+			const char *q = skip_space(end);
+			if (depth == 1 && *q == ':' && end - p >= 2 &&
+			    changes_in_place(p + 1, (size_t)(end - p - 2))) {
+				/* The key stays, its value goes. */
+				buf_add(&b, p, (size_t)(end - p));
+				p = skip_value(skip_space(q + 1));
+				continue;
+			}
+			buf_add(&b, p, (size_t)(end - p));
+			p = end;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']')
+			depth--;
+		buf_addc(&b, *p++);
+	}
+	h = hash64(h, b.data ? b.data : "");
+	buf_free(&b);
+	return h;
 }
 
 static int cmp_named(const void *a, const void *b)
@@ -98,51 +193,28 @@ static int cmp_named(const void *a, const void *b)
 			  y->o->json ? y->o->json : "");
 }
 
+/* For the last resort: by name, an offer named from its fields alone
+ * before a twin, then in identity order. */
+static int cmp_final(const void *a, const void *b)
+{
+	const struct named *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	if (!c)
+		c = (int)x->twin - (int)y->twin;
+	return c ? c : cmp_named(a, b);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends `word` to the names of a run [from, to) when `differs`. */
-static void qualify(struct named *v, size_t from, size_t to,
-		    const char *(*word)(const struct offer *))
-{
-	const char *first = word(v[from].o);
-	bool differs = false;
-	for (size_t i = from + 1; i < to && !differs; i++) {
-		const char *w = word(v[i].o);
-		differs = (first == NULL) != (w == NULL) ||
-			  (first && strcmp(first, w));
-	}
-	if (!differs)
-		return;
-	for (size_t i = from; i < to; i++) {
-		const char *w = word(v[i].o);
-		if (!w)
-			continue;
-		struct buf b;
-		buf_init(&b);
-		buf_adds(&b, v[i].base);
-		add_component(&b, w);
-		free(v[i].base);
-		v[i].base = buf_steal(&b);
-	}
-}
-
-static const char *security_of(const struct offer *o)
-{
-	return security_word(o->security);
-}
-
-static const char *spot_of(const struct offer *o)
-{
-	return o->is_spot == 1 ? "spot" : NULL;
 }
 
 static bool in_sorted(char **names, size_t n, const char *s)
 {
 	return bsearch(&s, names, n, sizeof *names, cmp_str) != NULL;
 }
+
+static size_t count_sorted(char **v, size_t n, const char *s);
 
 /* A set of borrowed strings (open addressing), so that finding a free
  * "-N" for thousands of twins stays linear. */
@@ -206,75 +278,119 @@ static void strset_add(struct strset *set, const char *s)
 	}
 }
 
+/* provider, data center (or country), socket and GPU count; the part
+ * before the qualifiers is cut so that they always fit. */
+static char *base_name(const struct offer *o)
+{
+	struct buf b;
+	buf_init(&b);
+	/* A provider that is missing, empty or all unusable characters is
+	 * "unknown": a name is never empty. */
+	add_component(&b, o->provider);
+	if (!b.len)
+		add_component(&b, "unknown");
+	add_component(&b, o->data_center ? o->data_center : o->country);
+	add_component(&b, o->socket);
+	/* A fractional count is cut to an integer; one too large for a long
+	 * long (converting it would be undefined) is left out, as an unknown
+	 * count is. */
+	const struct num *c = &o->gpu_count;
+	if (c->set && (c->integral || fabs(c->d) < 9e18)) {
+		char count[32];
+		snprintf(count, sizeof count, "%lldx",
+			 c->integral ? c->i : (long long)c->d);
+		add_component(&b, count);
+	}
+	if (b.len > QUALIFIED_LEN_MAX) {
+		b.len = QUALIFIED_LEN_MAX;
+		b.data[b.len] = '\0';
+	}
+	if (o->security && !strcmp(o->security, "community_cloud"))
+		add_component(&b, "community");
+	if (o->is_spot == 1)
+		add_component(&b, "spot");
+	return buf_steal(&b);
+}
+
+static char *suffixed(const char *base, uint64_t id, int digits)
+{
+	struct buf b;
+	buf_init(&b);
+	char hex[17];
+	snprintf(hex, sizeof hex, "%016llx", (unsigned long long)id);
+	buf_printf(&b, "%s-%.*s", base, digits, hex);
+	return buf_steal(&b);
+}
+
 void name_offers(struct offer **offers, size_t n)
 {
 	if (!n)
 		return;
 	struct named *v = xcalloc(n, sizeof *v);
 	for (size_t i = 0; i < n; i++) {
-		struct offer *o = offers[i];
-		struct buf b;
-		buf_init(&b);
-		/* A provider that is missing, empty or all unusable
-		 * characters is "unknown": a name is never empty. */
-		add_component(&b, o->provider);
-		if (!b.len)
-			add_component(&b, "unknown");
-		add_component(&b, o->data_center ? o->data_center : o->country);
-		add_component(&b, o->socket);
-		/* A fractional count is cut to an integer; one too large
-		 * for a long long (converting it would be undefined) is left
-		 * out, as an unknown count is. */
-		const struct num *c = &o->gpu_count;
-		if (c->set && (c->integral || fabs(c->d) < 9e18)) {
-			char count[32];
-			snprintf(count, sizeof count, "%lldx",
-				 c->integral ? c->i : (long long)c->d);
-			add_component(&b, count);
-		}
-		v[i].o = o;
-		v[i].base = buf_steal(&b);
-		v[i].key = identity_key(o);
+		v[i].o = offers[i];
+		v[i].base = base_name(offers[i]);
+		v[i].key = identity_key(offers[i]);
 	}
 
-	/* Security, then spot, only inside runs that share a base name. */
-	const char *(*words[])(const struct offer *) = {security_of, spot_of};
-	for (size_t w = 0; w < 2; w++) {
-		qsort(v, n, sizeof *v, cmp_named);
-		for (size_t from = 0; from < n;) {
-			size_t to = from + 1;
-			while (to < n && !strcmp(v[to].base, v[from].base))
-				to++;
-			if (to - from > 1)
-				qualify(v, from, to, words[w]);
-			from = to;
-		}
-	}
-
-	/* Too long to be a path component: cut, and let a cut that makes two
-	 * names equal be settled as twins are. */
-	for (size_t i = 0; i < n; i++)
-		truncate_name(v[i].base, BASE_LEN_MAX);
-
-	/* Twins left: the first in identity order keeps the name, the others
-	 * get the first free "-N". Free means unused by any offer's name. */
+	/* Twins: offers that share a base name (or are named like a link).
+	 * Each gets a suffix from its identity: its identity key, and, where
+	 * a twin has the same key, its JSON less prices and stock. */
 	qsort(v, n, sizeof *v, cmp_named);
+	for (size_t from = 0; from < n;) {
+		size_t to = from + 1;
+		while (to < n && !strcmp(v[to].base, v[from].base))
+			to++;
+		bool twins =
+		    to - from > 1 || !strcmp(v[from].base, CHEAPEST_NAME);
+		for (size_t i = from; i < to && twins; i++) {
+			v[i].twin = true;
+			v[i].id = hash64(1469598103934665603u, v[i].key);
+			bool same_key =
+			    (i > from && !strcmp(v[i - 1].key, v[i].key)) ||
+			    (i + 1 < to && !strcmp(v[i + 1].key, v[i].key));
+			if (same_key)
+				v[i].id = json_hash(v[i].o, v[i].id);
+		}
+		from = to;
+	}
+
+	/* A twin's short suffix is long when it would give a name that
+	 * another offer has, or would have with its short suffix. */
+	char **all = xcalloc(n, sizeof *all);
+	for (size_t i = 0; i < n; i++) {
+		v[i].name = v[i].twin ? suffixed(v[i].base, v[i].id, 6)
+				      : xstrdup(v[i].base);
+		all[i] = v[i].name;
+	}
+	qsort(all, n, sizeof *all, cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].twin && count_sorted(all, n, v[i].name) > 1)
+			v[i].long_id = true;
+	free(all);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].long_id) {
+			free(v[i].name);
+			v[i].name = suffixed(v[i].base, v[i].id, 16);
+		}
+
+	/* The last resort, for offers alike in all but price and stock (or
+	 * hostile fields): the first keeps the name, the others get the
+	 * first free "-N". Free means unused by any offer's name. */
+	qsort(v, n, sizeof *v, cmp_final);
 	struct strset taken;
 	strset_init(&taken, 2 * n + 1);
 	for (size_t i = 0; i < n; i++)
-		strset_add(&taken, v[i].base);
+		strset_add(&taken, v[i].name);
 	for (size_t i = 0; i < n; i++) {
-		/* The type directory's link holds OFFER_LINK_NAME: an offer
-		 * whose name it would be is a twin of the link. */
-		if ((i == 0 || strcmp(v[i].base, v[i - 1].base)) &&
-		    strcmp(v[i].base, OFFER_LINK_NAME)) {
-			v[i].o->name = xstrdup(v[i].base);
+		if (i == 0 || strcmp(v[i].name, v[i - 1].name)) {
+			v[i].o->name = xstrdup(v[i].name);
 			continue;
 		}
 		for (int k = 2;; k++) {
 			struct buf b;
 			buf_init(&b);
-			buf_printf(&b, "%s-%d", v[i].base, k);
+			buf_printf(&b, "%s-%d", v[i].name, k);
 			if (!strset_has(&taken, b.data)) {
 				v[i].o->name = buf_steal(&b);
 				strset_add(&taken, v[i].o->name);
@@ -287,6 +403,7 @@ void name_offers(struct offer **offers, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].base);
 		free(v[i].key);
+		free(v[i].name);
 	}
 	free(v);
 }

@@ -1,24 +1,29 @@
-/* naming.h — the directory names of DESIGN.md: offers named for what they are
- * (provider, data center or country, socket, GPU count; security and spot
- * only where they tell two apart; a numeric suffix only for true twins), GPU
- * type directories, and pods under their name when that is safe and unique,
- * else under their id. Every name is made of [A-Za-z0-9._-] and never
- * starts with '.', so nothing a server sends can become "..", a hidden file
- * or a path separator. */
+/* naming.h — the directory names of DESIGN.md: offers named for what they are,
+ * from their own fields only (provider, data center or country, socket, GPU
+ * count, then -community and -spot; twins, offers alike in all of that, add
+ * a hash of their identity), GPU type directories, and pods under their name
+ * when that is safe and unique, else under their id. Every name is made of
+ * [A-Za-z0-9._-] and never starts with '.', so nothing a server sends can
+ * become "..", a hidden file or a path separator. */
 #ifndef PRIMEFS_NAMING_H
 #define PRIMEFS_NAMING_H
 
 #include "model.h"
 
-/* The symlink in each GPU type directory to its cheapest offer in stock;
- * no offer is given this name. */
-#define OFFER_LINK_NAME "cheapest"
+/* The root directory of links to each type's cheapest rentable offer. No
+ * offer is given this name either, so the path of the link that once sat in
+ * each type directory never names an offer. */
+#define CHEAPEST_NAME "cheapest"
 
 /* The directory name of a GPU type, or NULL when nothing of it is usable. */
 char *gpu_type_dir(const char *gpu_type);
 
 /* Gives each offer of one GPU type directory its ->name: unique within the
- * set, and the same for an offer whatever order the API lists them in. */
+ * set, and made from the offer's own fields, so it is the same whatever
+ * order the API lists them in and whatever their prices and stock; it
+ * changes only when a twin of the offer appears or goes. Twins get "-"
+ * and 6 hex digits of a hash of their identity (16 where 6 would clash);
+ * offers alike in all but price and stock, a last-resort "-N". */
 void name_offers(struct offer **offers, size_t n);
 
 /* Gives each pod its ->dir: its name when that is safe, not hidden (no

@@ -337,9 +337,10 @@ struct dir_def {
 	enum dir_kind child; /* kind of a dynamic entry */
 };
 
-static const char *const root_subdirs[] = {"availability", "pods", "history",
-					   NULL};
-static const enum dir_kind root_subdir_kinds[] = {D_AVAIL, D_PODS, D_HISTORY};
+static const char *const root_subdirs[] = {"availability", CHEAPEST_NAME,
+					   "pods", "history", NULL};
+static const enum dir_kind root_subdir_kinds[] = {D_AVAIL, D_CHEAPEST, D_PODS,
+						  D_HISTORY};
 static const char *const no_subdirs[] = {NULL};
 
 static const struct dir_def dirs[D_KINDS] = {
@@ -351,6 +352,7 @@ static const struct dir_def dirs[D_KINDS] = {
     [D_POD] = {no_subdirs, pod_files, -1, D_POD},
     [D_HISTORY] = {no_subdirs, no_files, SNAP_HISTORY, D_HIST},
     [D_HIST] = {no_subdirs, pod_files, -1, D_HIST},
+    [D_CHEAPEST] = {no_subdirs, no_files, SNAP_OFFERS, D_CHEAPEST},
 };
 
 /* ---- walking ---- */
@@ -456,13 +458,14 @@ static int step(struct tree *t, struct node *n, const char *name,
 		if (!n->gtype)
 			return -ENOENT;
 		break;
+	case D_CHEAPEST:
+		/* A link to the type's cheapest rentable offer. */
+		n->gtype = snap_type(n->snap, name);
+		if (!n->gtype || !n->gtype->cheapest)
+			return -ENOENT;
+		n->type = N_LINK;
+		return 0;
 	case D_TYPE:
-		if (!strcmp(name, OFFER_LINK_NAME)) {
-			if (!n->gtype->cheapest)
-				return -ENOENT;
-			n->type = N_LINK;
-			return 0;
-		}
 		n->obj = type_offer(n->gtype, name);
 		if (!n->obj)
 			return -ENOENT;
@@ -570,9 +573,12 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 			if (add(ctx, s->types[i].name))
 				break;
 		break;
+	case D_CHEAPEST:
+		for (size_t i = 0; i < s->n_types; i++)
+			if (s->types[i].cheapest && add(ctx, s->types[i].name))
+				break;
+		break;
 	case D_TYPE:
-		if (n->gtype->cheapest && add(ctx, OFFER_LINK_NAME))
-			break;
 		for (size_t i = 0; i < n->gtype->n; i++)
 			if (add(ctx, n->gtype->offers[i]->name))
 				break;
@@ -600,7 +606,8 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
-	buf_adds(out, n->gtype->cheapest->name);
+	buf_printf(out, "../availability/%s/%s", n->gtype->name,
+		   n->gtype->cheapest->name);
 	return 0;
 }
 

@@ -19,6 +19,7 @@ enum dir_kind {
 	D_POD,
 	D_HISTORY,
 	D_HIST,
+	D_CHEAPEST, /* cheapest/: a link per type with a rentable offer */
 	D_KINDS
 };
 

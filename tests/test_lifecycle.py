@@ -389,12 +389,13 @@ def test_max_price_is_sent_and_default_image(api, life, gpu):
 
 def test_offer_key_rents_exactly_that_offer(api, life):
     d = life.p("availability", "A100_80GB")
-    names = [n for n in sorted(os.listdir(d)) if n != "cheapest"
-             and life.read("availability", "A100_80GB", n, "stock") not in ("\n", "Unavailable\n")
+    names = [n for n in sorted(os.listdir(d))
+             if life.read("availability", "A100_80GB", n, "stock") not in ("\n", "Unavailable\n")
              and life.read("availability", "A100_80GB", n, "price") != "\n"
              and "ubuntu_22_cuda_12\n" in life.read("availability", "A100_80GB", n, "images")]
     # not the cheapest one: the key must win over the price
-    name = next(n for n in reversed(names) if os.readlink(os.path.join(d, "cheapest")) != n)
+    cheapest = os.path.basename(os.readlink(life.p("cheapest", "A100_80GB")))
+    name = next(n for n in reversed(names) if n != cheapest)
     want = json.loads(life.read("availability", "A100_80GB", name, "json"))
     api.reset()
     rent(life, "exact", "gpu_type = H100_80GB\noffer = A100_80GB/%s\n" % name)

@@ -57,7 +57,7 @@ import glob, json, os, sys
 mnt = sys.argv[1]
 out = {}
 for rel in ["balance", "pods/demo/status", "pods/demo/price", "pods/demo/json",
-            "availability/H100_80GB/cheapest/price"]:
+            "cheapest/H100_80GB/price"]:
     with open(os.path.join(mnt, rel)) as f:
         out[rel] = f.read()
 out["offers"] = sorted(glob.glob(os.path.join(mnt, "availability/*/*/price")))[:3]
@@ -119,7 +119,7 @@ def test_others_can_only_read_values(shared):
     assert reads["balance"].strip()
     assert reads["pods/demo/status"].strip()
     assert json.loads(reads["pods/demo/json"])["id"]
-    assert reads["availability/H100_80GB/cheapest/price"].strip()
+    assert reads["cheapest/H100_80GB/price"].strip()
     assert reads["offers"]
     assert "demo" in reads["ls pods"]
 
@@ -146,7 +146,7 @@ def test_modes_say_it(shared):
 
     for d in ("", "pods", "pods/demo", "availability", "history"):
         assert mode(d) == "0o755", d
-    for f in ("balance", "pods/demo/status", "pods/demo/json", "availability/H100_80GB/cheapest/price"):
+    for f in ("balance", "pods/demo/status", "pods/demo/json", "cheapest/H100_80GB/price"):
         assert mode(f) == "0o444", f
     assert mode("config") == "0o600"
     assert mode("pods/demo/run") == "0o600"

@@ -8,9 +8,10 @@ import math
 import os
 import re
 import stat
+import subprocess
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 
@@ -49,7 +50,8 @@ def all_offers(api):
 
 def test_root(mnt):
     assert sorted(os.listdir(mnt.path)) == sorted(
-        ["availability", "pods", "history", "balance", "config", "log", "stats", "ctl"])
+        ["availability", "cheapest", "pods", "history", "balance", "config", "log", "stats",
+         "ctl"])
     assert mnt.read("balance") == "100\n"
     assert stat.S_ISDIR(os.stat(mnt.p("pods")).st_mode)
 
@@ -127,31 +129,6 @@ def test_nasty_offers(mnt):
              for o in os.listdir(mnt.p("availability", t))
              if o != "cheapest" and mnt.read("availability", t, o, "price") == "\n"]
     assert empty
-
-
-def test_cheapest_symlink(mnt):
-    for t in os.listdir(mnt.p("availability")):
-        d = mnt.p("availability", t)
-        priced = {}
-        for o in os.listdir(d):
-            if o == "cheapest":
-                continue
-            # DESIGN.md: in stock (not Unavailable), priced, not spot,
-            # no prepaid time.
-            price = mnt.read(d, o, "price").strip()
-            stock = mnt.read(d, o, "stock").strip()
-            if (price and stock and stock != "Unavailable"
-                    and mnt.read(d, o, "spot") != "true\n"
-                    and mnt.read(d, o, "prepaid") == "\n"):
-                priced[o] = float(price)
-        link = mnt.p(d, "cheapest")
-        if not priced:
-            assert not os.path.lexists(link)
-            continue
-        assert os.path.islink(link)
-        target = os.readlink(link)
-        assert priced[target] == min(priced.values()), t
-        assert mnt.read(d, "cheapest", "price") == mnt.read(d, target, "price")
 
 
 def test_pods_listed_once_and_by_id(mnt, api):
@@ -466,3 +443,107 @@ def test_lists_keep_node_positions(api, make_mount):
     m = make_mount(api)
     assert m.read("pods/multi/ssh") == "root@198.51.100.31 -p 22\n\nroot@198.51.100.33 -p 22\n"
     assert m.read("pods/multi/ip") == "\n198.51.100.32\n198.51.100.33\n"
+
+# ---- names from the offer's own fields; cheapest/ at the root ----
+
+HEX_SUFFIX = re.compile(r"-[0-9a-f]{6}(?:[0-9a-f]{10})?$")
+# A twin's hash, then the last resort for offers alike in all but price
+# and stock (the fake's true duplicate).
+TWIN_SUFFIX = re.compile(r"(-[0-9a-f]{6}(?:[0-9a-f]{10})?)?(-[0-9]+)?$")
+
+
+def offer_listing(mnt):
+    return {(t, o) for t in os.listdir(mnt.p("availability"))
+            for o in os.listdir(mnt.p("availability", t))}
+
+
+def rentable_prices(mnt):
+    """{type: {offer: price}} of what DESIGN.md lets cheapest/ point at: in
+    stock (not Unavailable), priced, not spot, no prepaid time."""
+    out = {}
+    for t, o in offer_listing(mnt):
+        d = mnt.p("availability", t, o)
+        price = mnt.read(d, "price").strip()
+        stock = mnt.read(d, "stock").strip()
+        js = json.loads(mnt.read(d, "json"))
+        if (price and stock and stock != "Unavailable" and mnt.read(d, "spot") != "true\n"
+                and not js.get("prepaidTime")):
+            out.setdefault(t, {})[o] = float(price)
+    return out
+
+
+def test_cheapest_dir_links_each_type(mnt):
+    rentable = rentable_prices(mnt)
+    assert rentable
+    assert set(os.listdir(mnt.p("cheapest"))) == set(rentable)
+    for t, priced in rentable.items():
+        link = mnt.p("cheapest", t)
+        assert os.path.islink(link)
+        target = os.readlink(link)
+        assert target.startswith(f"../availability/{t}/"), target
+        o = target.split("/")[-1]
+        assert priced[o] == min(priced.values()), t
+        # The kernel follows it to the offer's directory.
+        assert os.path.realpath(link) == os.path.realpath(mnt.p("availability", t, o))
+        assert mnt.read("cheapest", t, "price") == mnt.read("availability", t, o, "price")
+        assert set(os.listdir(link)) == set(os.listdir(mnt.p("availability", t, o)))
+    # A type with no rentable offer (or none at all) has no link.
+    for t in set(os.listdir(mnt.p("availability"))) - set(rentable):
+        assert not os.path.lexists(mnt.p("cheapest", t))
+    assert not os.path.lexists(mnt.p("cheapest", "NOPE_80GB"))
+
+
+def test_type_dirs_hold_offers_only(mnt, api):
+    for t in os.listdir(mnt.p("availability")):
+        assert "cheapest" not in os.listdir(mnt.p("availability", t))
+        assert not os.path.lexists(mnt.p("availability", t, "cheapest"))
+    # Each offer counted once by a glob.
+    r = subprocess.run("cat availability/*/*/price | wc -l", shell=True, cwd=mnt.path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == len(all_offers(api))
+
+
+def test_offer_names_from_own_fields(mnt):
+    """Security and spot are in every name that has them; a suffix is a
+    hash (never a counter), and only twins have one."""
+    for t, o in offer_listing(mnt):
+        d = mnt.p("availability", t, o)
+        security = mnt.read(d, "security").strip()
+        spot = mnt.read(d, "spot").strip() == "true"
+        base = TWIN_SUFFIX.sub("", o)
+        assert base.endswith("-community-spot" if security == "community_cloud" and spot
+                             else "-community" if security == "community_cloud"
+                             else "-spot" if spot else ""), o
+        assert not base.endswith("-secure"), o
+        assert len(o) <= 255 and SAFE.match(o) and not o.startswith(".")
+
+
+def test_names_stable_when_stock_or_siblings_change(mnt, api):
+    """A name depends on its offer alone: an offer going out of stock, and
+    another offer going away, rename nothing else."""
+    before = offer_listing(mnt)
+    link_before = {t: os.readlink(mnt.p("cheapest", t)) for t in os.listdir(mnt.p("cheapest"))}
+    t = "H100_80GB"
+    target = link_before[t].split("/")[-1]
+    js = json.loads(mnt.read("availability", t, target, "json"))
+    # The cheapest H100 goes out of stock; another offer, not a twin, goes.
+    gone = next((tt, o) for tt, o in sorted(before)
+                if tt != t and not HEX_SUFFIX.search(o) and not re.search(r"-[0-9]+$", o))
+    gone_js = json.loads(mnt.read("availability", *gone, "json"))
+    assert api.admin("offers", {"set_stock": {"match": js, "stockStatus": "Unavailable"}})[
+        "stock_set"] >= 1
+    assert api.admin("offers", {"remove": gone_js})["removed"] == 1
+    with open(mnt.p("ctl"), "w") as f:
+        f.write("refresh\n")
+    after = offer_listing(mnt)
+    assert after == before - {gone}
+    assert mnt.read("availability", t, target, "stock") == "Unavailable\n"
+    # cheapest/ moved off it, to the next rentable H100.
+    rentable = rentable_prices(mnt)
+    if t in rentable:
+        now = os.readlink(mnt.p("cheapest", t)).split("/")[-1]
+        assert now != target
+        assert rentable[t][now] == min(rentable[t].values())
+    else:
+        assert not os.path.lexists(mnt.p("cheapest", t))

@@ -181,9 +181,18 @@ static void visit(struct tree *t, const char *dir, const char *name, int depth)
 		if (tree_readlink(t, &n, &out))
 			fail("%s: readlink failed", path.data);
 		node_release(&n);
+		/* Relative to the link's directory; "../" steps up (the
+		 * tree itself never resolves ".."). */
 		struct buf target;
 		buf_init(&target);
-		buf_printf(&target, "%s/%s", dir, out.data);
+		buf_adds(&target, dir);
+		const char *rel = out.data;
+		for (; !strncmp(rel, "../", 3); rel += 3) {
+			char *slash = strrchr(target.data, '/');
+			target.len = slash ? (size_t)(slash - target.data) : 0;
+			target.data[target.len] = '\0';
+		}
+		buf_printf(&target, "/%s", rel);
 		struct node tn;
 		if (tree_resolve(t, target.data, &tn) || tn.type != N_DIR)
 			fail("%s: link to %s, which is no directory", path.data,
@@ -217,8 +226,13 @@ static void walk(struct tree *t, const char *path, int depth)
 	node_release(&n);
 	for (size_t i = 0; i < ns.n; i++) {
 		const char *s = ns.v[i];
-		if (!safe_name(s) || s[0] == '.')
-			fail("%s: unsafe or hidden name '%s'", path, s);
+		if (!safe_name(s) || s[0] == '.' || strlen(s) > 255)
+			fail("%s: unsafe, hidden or too long name '%s'", path,
+			     s);
+		/* Type directories hold offers only, never "cheapest". */
+		if (!strncmp(path, "/availability/", 14) &&
+		    !strchr(path + 14, '/') && !strcmp(s, "cheapest"))
+			fail("%s: an offer named cheapest", path);
 	}
 	if (ns.n)
 		qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
@@ -326,7 +340,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					     "/pods/.DS_Store",
 					     "/availability/._x",
 					     "/history/autorun.inf",
-					     "/availability/x/cheapest/price"};
+					     "/availability/x/cheapest/price",
+					     "/cheapest/HEAD",
+					     "/cheapest/x/price"};
 	for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
 		struct node n;
 		if (tree_resolve(t, probes[i], &n) == 0)

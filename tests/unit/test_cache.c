@@ -400,17 +400,25 @@ int main(int argc, char **argv)
 	CHECK_STR(cat("/availability/NOPE"), "<errno 2>");
 	CHECK_STR(cat("/availability/A100_80GB/runpod-US-KS-2-PCIe-1x/nope"),
 		  "<errno 2>");
-	const char *cheapest = cat("/availability/A100_80GB/cheapest");
-	CHECK(cheapest[0] != '<');
-	/* The link's target is the cheapest priced offer of the type. */
+	/* cheapest/ holds one link per type, to its cheapest rentable offer;
+	 * the type directories hold offers only. */
+	CHECK_STR(cat("/availability/A100_80GB/cheapest"), "<errno 2>");
+	const char *cheapest = cat("/cheapest/A100_80GB");
+	CHECK(strncmp(cheapest, "../availability/A100_80GB/", 26) == 0);
+	char target[300];
+	snprintf(target, sizeof target, "/%s", cheapest + 3);
 	struct node n;
+	CHECK(tree_resolve(tree, target, &n) == 0 && n.dir == D_OFFER);
+	node_release(&n);
+	CHECK_STR(cat("/cheapest/NOPE"), "<errno 2>");
 	CHECK(tree_resolve(tree, "/availability/A100_80GB", &n) == 0);
 	double best = 1e300;
 	for (size_t i = 0; i < n.gtype->n; i++)
-		if (n.gtype->offers[i]->price.set &&
+		if (offer_plain_rentable(n.gtype->offers[i]) &&
 		    n.gtype->offers[i]->price.d < best)
 			best = n.gtype->offers[i]->price.d;
 	CHECK(n.gtype->cheapest && n.gtype->cheapest->price.d == best);
+	CHECK(list_count("/cheapest") >= 1);
 	node_release(&n);
 
 	/* Pods. */
@@ -460,7 +468,7 @@ int main(int argc, char **argv)
 		  "TERMINATED\n");
 
 	/* Root. */
-	CHECK(list_count("/") == 8);
+	CHECK(list_count("/") == 9);
 	CHECK_STR(cat("/config"), "");
 	CHECK_STR(cat("/nope"), "<errno 2>");
 	CHECK(strstr(cat("/stats"), "cache_hits") != NULL);
