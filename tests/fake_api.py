@@ -10,6 +10,7 @@ Follows the contract in PRIME_API.md (sections 1, 3, 4.1, 4.4, 5.x, 7.1, 8):
   GET    /api/v1/pods/status?pod_ids=..     {data: [PodStatus]}
   GET    /api/v1/pods/history               {total_count, offset, limit, data}
   GET    /api/v1/pods/{id}
+  GET    /api/v1/pods/{id}/log?tail=N       a string, a list or {"logs": [...]}
   POST   /api/v1/pods
   DELETE /api/v1/pods/{id}
   GET    /api/v1/billing/wallet
@@ -51,6 +52,7 @@ KNOWN_ENDPOINTS = [
     "GET /availability/gpu-summary",
     "GET /pods",
     "GET /pods/{id}",
+    "GET /pods/{id}/log",
     "GET /pods/status",
     "GET /pods/history",
     "GET /billing/wallet",
@@ -72,6 +74,38 @@ POD_KEYS = [
 ]
 
 USER_ID = "user-123"
+
+# History rows next to the fixture's: a cluster, resources that are not
+# pods (primefs must leave them out), and a second pod named like one there.
+HISTORY_EXTRA = [
+    {"id": "cm9yy0000003l508abcdefgh", "name": "cluster-16", "providerType": "hyperstack",
+     "provisionedBy": None, "type": "Cluster", "createdAt": "2026-04-27T10:00:00.000Z",
+     "terminatedAt": "2026-04-27T12:00:00.000Z", "gpuName": "H100_80GB", "gpuCount": 16,
+     "socket": "SXM5", "priceHr": 40.0, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 80.125},
+    {"id": "cm9yy0000004l508abcdefgh", "name": "h100-8", "providerType": "runpod",
+     "provisionedBy": None, "type": "Instance", "createdAt": "2026-04-26T10:00:00.000Z",
+     "terminatedAt": "2026-04-26T11:00:00.000Z", "gpuName": "H100_80GB", "gpuCount": 8,
+     "socket": "SXM5", "priceHr": 21.6544, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 21.6544},
+    {"id": "cm9yy0000005l508abcdefgh", "name": "disk-1", "providerType": "runpod",
+     "provisionedBy": None, "type": "Disk", "createdAt": "2026-04-25T10:00:00.000Z",
+     "terminatedAt": "2026-04-25T11:00:00.000Z", "gpuName": "", "gpuCount": 0,
+     "socket": None, "priceHr": 0.01, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 0.01},
+    {"id": "cm9yy0000006l508abcdefgh", "name": "sandbox-1", "providerType": "runpod",
+     "provisionedBy": None, "type": "Sandbox", "createdAt": "2026-04-25T12:00:00.000Z",
+     "terminatedAt": "2026-04-25T13:00:00.000Z", "gpuName": "", "gpuCount": 0,
+     "socket": None, "priceHr": 0.05, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 0.05},
+]
+
+# GET /pods/{id}/log answers in each shape primefs must read.
+LOG_SHAPES = {
+    "cm9zq1x2a0001l508abcdefgh": "string",   # a100-1
+    "cm9zq1x2a0003l508abcdefgh": "list",     # h100-16
+    "cm9zq1x2a0015l508abcdefgh": "object",   # demo
+}
 WALLET_ID = "wal_abc"
 
 # Ids of the hand-made pods added next to the fixture pods (CUID-shaped).
@@ -379,6 +413,10 @@ class State:
 
         # --- history, wallet
         self.history = json.loads((fixtures / "synthetic" / "pods_history.json").read_text())["data"]
+        for h in self.history:   # the fixture predates the ResourceType enum
+            if h.get("type") == "pod":
+                h["type"] = "Instance"
+        self.history += HISTORY_EXTRA
         self.wallet = json.loads((fixtures / "from_tests" / "billing_wallet.json").read_text())
 
         # --- admin
@@ -636,6 +674,24 @@ class State:
         return 200, {"total_count": len(entries), "offset": offset, "limit": limit,
                      "data": copy.deepcopy(entries[offset:offset + limit])}
 
+    def api_pod_log(self, pod_id, query):
+        """The log's shape is undocumented: a100-1's is a string, h100-16's a
+        list, demo's an object with a `logs` list, the rest a string."""
+        errors = []
+        tail = q_int(query, "tail", 100, errors, minimum=1)
+        if errors:
+            return 422, {"detail": errors}
+        pod = next((p for p in self.pods if p["id"] == pod_id), None)
+        if pod is None:
+            return 404, {"detail": "Pod not found"}
+        lines = ["%s log line %d" % (pod.get("name") or pod_id, i) for i in (1, 2, 3)][-tail:]
+        shape = LOG_SHAPES.get(pod_id, "string")
+        if shape == "list":
+            return 200, lines
+        if shape == "object":
+            return 200, {"logs": lines, "total": len(lines)}
+        return 200, "\n".join(lines) + "\n"
+
     def api_wallet(self, query):
         errors = []
         limit = q_int(query, "limit", 20, errors, minimum=1, maximum=100)
@@ -751,7 +807,8 @@ class State:
         # 5.3: these keys are required AND non-null, so nulls get stand-ins.
         self.history.insert(0, {
             "id": r["id"], "name": r.get("name") or "", "providerType": r.get("providerType") or "",
-            "provisionedBy": None, "type": r.get("type") or "pod",
+            "provisionedBy": None,
+            "type": "Cluster" if isinstance(r.get("ip"), list) and len(r["ip"]) > 1 else "Instance",
             "createdAt": r.get("createdAt") or iso(now), "terminatedAt": iso(now),
             "gpuName": r.get("gpuName") or "", "gpuCount": r.get("gpuCount") or 0,
             "socket": r.get("socket"), "priceHr": price, "userId": r.get("userId") or USER_ID,
@@ -842,6 +899,8 @@ def route(rel):
         return "/" + "/".join(segs), {}
     if len(segs) == 2 and segs[0] == "pods":
         return "/pods/{id}", {"id": segs[1]}
+    if len(segs) == 3 and segs[0] == "pods" and segs[2] == "log":
+        return "/pods/{id}/log", {"id": segs[1]}
     return rel, None
 
 
@@ -849,7 +908,7 @@ ALLOWED = {
     "/availability/gpus": {"GET"}, "/availability/multi-node": {"GET"},
     "/availability/gpu-summary": {"GET"}, "/pods": {"GET", "POST"},
     "/pods/status": {"GET"}, "/pods/history": {"GET"}, "/billing/wallet": {"GET"},
-    "/pods/{id}": {"GET", "DELETE"},
+    "/pods/{id}": {"GET", "DELETE"}, "/pods/{id}/log": {"GET"},
 }
 
 
@@ -1063,6 +1122,8 @@ class Handler(BaseHTTPRequestHandler):
             return state.api_history(query)
         if key == "GET /pods/{id}":
             return state.api_pod_get(params["id"])
+        if key == "GET /pods/{id}/log":
+            return state.api_pod_log(params["id"], query)
         if key == "GET /billing/wallet":
             return state.api_wallet(query)
         if key == "POST /pods":
