@@ -205,18 +205,33 @@ void api_log_text(const char *body, size_t len, struct buf *out)
 	static const char *const list_keys[] = {"logs",	 "lines", "data",
 						"items", "log",	  NULL};
 	json_object *o = NULL;
+	bool json = false; /* JSON's null parses as NULL too */
 	if (len) {
 		struct json_tokener *tok = json_tokener_new();
 		o = json_tokener_parse_ex(tok, body, (int)len);
-		if (json_tokener_get_error(tok) != json_tokener_success) {
+		/* The whole body, not a JSON prefix of some text. */
+		size_t used = json_tokener_get_parse_end(tok);
+		if (!o &&
+		    json_tokener_get_error(tok) == json_tokener_continue) {
+			o = json_tokener_parse_ex(tok, "", 1); /* the end */
+			used = len;
+		}
+		while (used < len && strchr(" \t\r\n", body[used]) &&
+		       body[used])
+			used++;
+		json = json_tokener_get_error(tok) == json_tokener_success &&
+		       used >= len;
+		if (!json) {
 			json_object_put(o);
 			o = NULL;
 		}
 		json_tokener_free(tok);
 	}
 	size_t start = out->len;
-	if (!o) {
+	if (!json) {
 		buf_add(out, body, len); /* not JSON: the text itself */
+	} else if (!o) {
+		/* null: no log */
 	} else if (json_object_is_type(o, json_type_string)) {
 		buf_adds(out, json_object_get_string(o));
 	} else if (json_object_is_type(o, json_type_array)) {
