@@ -186,3 +186,13 @@ int podlog_read(struct podlog *pl, const char *id, struct buf *out)
 	buf_free(&text);
 	return rc;
 }
+
+void podlog_refresh(struct podlog *pl)
+{
+	if (!pl)
+		return;
+	pthread_mutex_lock(&pl->mu);
+	for (size_t i = 0; i < pl->n; i++)
+		pl->v[i].fetched = -1e18;
+	pthread_mutex_unlock(&pl->mu);
+}

@@ -40,5 +40,7 @@ void podlog_free(struct podlog *pl);
  * pod the API knows no log of reads empty. 0 or -errno (a failed fetch
  * with nothing held). */
 int podlog_read(struct podlog *pl, const char *id, struct buf *out);
+/* `refresh` in ctl: every held log is stale (still served past the limit). */
+void podlog_refresh(struct podlog *pl);
 
 #endif

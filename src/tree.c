@@ -337,6 +337,7 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 			continue;
 		if (ll == 7 && !memcmp(line, "refresh", 7)) {
 			cache_refresh(t->o.cache);
+			podlog_refresh(t->o.podlog);
 			plog("ctl", "/ctl",
 			     "refresh: every cached answer dropped");
 			continue;

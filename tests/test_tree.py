@@ -365,6 +365,9 @@ def test_pod_log_shapes(mnt, api):
     mnt.read("pods/demo/log")
     assert api.counts()["GET /pods/{id}/log"] == 3
     assert mnt.stats()["GET /pods/{id}/log"] == 3
+    mnt.write("ctl", "refresh\n")  # marks the logs stale too
+    assert mnt.read("pods/demo/log") == LOG_LINES.format("demo")
+    assert api.counts()["GET /pods/{id}/log"] == 4
     tails = [r["query"].get("tail") for r in api.requests() if r["path"].endswith("/log")]
     assert all(t and int(t[0]) > 0 for t in tails), tails
 
