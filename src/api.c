@@ -133,6 +133,10 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out)
 		}
 		for (size_t i = 0; i < len; i++) {
 			json_object *it = json_object_array_get_idx(data, i);
+			/* History holds disks, sandboxes and more: pods only.
+			 */
+			if (history && !history_row_is_pod(it))
+				continue;
 			if (pod_parse(it, history, &out->v[out->n]) == 0)
 				out->n++;
 		}
@@ -173,4 +177,113 @@ int api_get_wallet(struct api *a, struct wallet *out)
 	wallet_parse(o, out);
 	json_object_put(o);
 	return 0;
+}
+
+/* One item of a log list: a string as it is, anything else as JSON; one
+ * line, however the item ends. */
+static void log_item(struct buf *out, json_object *it)
+{
+	const char *s = it && json_object_is_type(it, json_type_string)
+			    ? json_object_get_string(it)
+			    : json_object_to_json_string_ext(
+				  it, JSON_C_TO_STRING_PLAIN |
+					  JSON_C_TO_STRING_NOSLASHESCAPE);
+	size_t len = s ? strlen(s) : 0;
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	buf_add(out, s, len);
+	buf_addc(out, '\n');
+}
+
+static void log_list(struct buf *out, json_object *arr)
+{
+	size_t n = json_object_array_length(arr);
+	for (size_t i = 0; i < n; i++)
+		log_item(out, json_object_array_get_idx(arr, i));
+}
+
+void api_log_text(const char *body, size_t len, struct buf *out)
+{
+	static const char *const list_keys[] = {"logs",	 "lines", "data",
+						"items", "log",	  NULL};
+	json_object *o = NULL;
+	bool json = false; /* JSON's null parses as NULL too */
+	if (len) {
+		struct json_tokener *tok = json_tokener_new();
+		o = json_tokener_parse_ex(tok, body, (int)len);
+		/* The whole body, not a JSON prefix of some text. */
+		size_t used = json_tokener_get_parse_end(tok);
+		if (!o &&
+		    json_tokener_get_error(tok) == json_tokener_continue) {
+			o = json_tokener_parse_ex(tok, "", 1); /* the end */
+			used = len;
+		}
+		while (used < len && strchr(" \t\r\n", body[used]) &&
+		       body[used])
+			used++;
+		json = json_tokener_get_error(tok) == json_tokener_success &&
+		       used >= len;
+		if (!json) {
+			json_object_put(o);
+			o = NULL;
+		}
+		json_tokener_free(tok);
+	}
+	size_t start = out->len;
+	if (!json) {
+		buf_add(out, body, len); /* not JSON: the text itself */
+	} else if (!o) {
+		/* null: no log */
+	} else if (json_object_is_type(o, json_type_string)) {
+		buf_adds(out, json_object_get_string(o));
+	} else if (json_object_is_type(o, json_type_array)) {
+		log_list(out, o);
+	} else if (json_object_is_type(o, json_type_object)) {
+		json_object *v = NULL;
+		for (int i = 0; list_keys[i] && !v; i++)
+			if (!(v = jx_arr(o, list_keys[i])) &&
+			    jx_str(o, list_keys[i]))
+				v = json_object_object_get(o, list_keys[i]);
+		/* Else the first list the object holds. */
+		if (!v) {
+			json_object_object_foreach(o, key, val)
+			{
+				(void)key;
+				if (!v && val &&
+				    json_object_is_type(val, json_type_array))
+					v = val;
+			}
+		}
+		if (!v)
+			log_item(out, o);
+		else if (json_object_is_type(v, json_type_array))
+			log_list(out, v);
+		else
+			buf_adds(out, json_object_get_string(v));
+	} else if (!json_object_is_type(o, json_type_null)) {
+		log_item(out, o);
+	}
+	json_object_put(o);
+	if (out->len > start && out->data[out->len - 1] != '\n')
+		buf_addc(out, '\n');
+}
+
+int api_pod_log(struct api *a, const char *id, int tail, struct buf *out)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_adds(&path, "/pods/");
+	http_escape_into(&path, id);
+	buf_printf(&path, "/log?tail=%d", tail);
+	struct http_resp r;
+	http_resp_init(&r);
+	int rc = 0;
+	if (http_call(a->http, "GET", path.data, NULL, "GET /pods/{id}/log",
+		      &r))
+		api_log_text(r.body.data ? r.body.data : "", r.body.len, out);
+	else
+		rc = api_fail("GET /pods/{id}/log", path.data, &r);
+	http_resp_free(&r);
+	buf_free(&path);
+	return rc;
 }

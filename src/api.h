@@ -34,6 +34,15 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out);
 void pod_list_free(struct pod_list *l);
 int api_get_wallet(struct api *a, struct wallet *out);
 
+/* GET /pods/{id}/log?tail=N: the pod's log as text appended to out (see
+ * api_log_text). */
+int api_pod_log(struct api *a, const char *id, int tail, struct buf *out);
+/* The log answer's shape is not documented: a string is shown as it is, a
+ * list one item per line, an object by its list field (`logs`, ...) one
+ * item per line; a body that is not JSON as it is. Ends with a newline
+ * unless empty. */
+void api_log_text(const char *body, size_t len, struct buf *out);
+
 /* Parses a 2xx body that must be a JSON object; NULL (and a log line) if it
  * is not. */
 json_object *api_parse_object(const char *what, const struct http_resp *r);

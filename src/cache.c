@@ -47,6 +47,9 @@ struct cache {
 	void *interrupted_arg;
 	void (*pods_hook)(void *arg, const struct snap *s);
 	void *pods_hook_arg;
+	/* Pods this mount terminated that no history listing has shown yet
+	 * (guarded by the history slot's mutex). */
+	struct pod_list terminated;
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
@@ -100,6 +103,7 @@ void cache_free(struct cache *c)
 	}
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
+	pod_list_free(&c->terminated);
 	free(c);
 }
 
@@ -289,13 +293,9 @@ struct snap *snap_from_pods(struct pod_list *l, bool history)
 	l->n = 0;
 	s->pods.n =
 	    dedupe_pods(s->pods.v, s->pods.n, history ? "/history" : "/pods");
-	if (history) {
-		/* History is listed by id (DESIGN.md: history/<pod id>/). */
-		for (size_t i = 0; i < s->pods.n; i++)
-			s->pods.v[i].dir = xstrdup(s->pods.v[i].id);
-	} else {
-		name_pods(s->pods.v, s->pods.n);
-	}
+	/* History is named as pods/ is: by name when safe and unique there,
+	 * else by id. */
+	name_pods(s->pods.v, s->pods.n);
 	s->by_dir = xcalloc(s->pods.n, sizeof *s->by_dir);
 	s->by_id = xcalloc(s->pods.n, sizeof *s->by_id);
 	for (size_t i = 0; i < s->pods.n; i++)
@@ -327,6 +327,98 @@ const struct pod *snap_pod(const struct snap *s, const char *name)
 	return p ? *p : NULL;
 }
 
+/* ---- history: the listing plus what this mount terminated ---- */
+
+/* A copy of a pod as a history pod, from its own JSON. */
+static bool history_copy(const struct pod *p, struct pod *out)
+{
+	json_object *o = json_tokener_parse(p->json);
+	int rc = pod_parse(o, true, out);
+	json_object_put(o);
+	return rc == 0;
+}
+
+static bool listed(const struct pod_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].id && !strcmp(l->v[i].id, id))
+			return true;
+	return false;
+}
+
+/* The history snapshot of listing `l` (taken): the pods this mount
+ * terminated that `l` does not show yet are added; those it shows are
+ * forgotten, as the API has them now. Locks the history slot briefly. */
+static struct snap *history_snap(struct cache *c, struct pod_list *l)
+{
+	struct slot *sl = &c->slots[SNAP_HISTORY];
+	pthread_mutex_lock(&sl->mu);
+	struct pod_list *t = &c->terminated;
+	size_t kept = 0;
+	l->v = xrealloc(l->v, (l->n + t->n + 1) * sizeof *l->v);
+	size_t listed_n = l->n;
+	for (size_t i = 0; i < t->n; i++) {
+		struct pod_list shown = {l->v, listed_n};
+		if (listed(&shown, t->v[i].id)) {
+			pod_free(&t->v[i]);
+			continue;
+		}
+		if (history_copy(&t->v[i], &l->v[l->n]))
+			l->n++;
+		t->v[kept++] = t->v[i];
+	}
+	t->n = kept;
+	pthread_mutex_unlock(&sl->mu);
+	return snap_from_pods(l, true);
+}
+
+/* How many terminated pods are kept waiting for the history to list them. */
+#define CACHE_TERMINATED_MAX 1000
+
+void cache_history_add(struct cache *c, const char *id)
+{
+	struct snap *pods;
+	if (cache_get(c, SNAP_PODS, CACHE_HELD, &pods))
+		return;
+	const struct pod *p = snap_pod(pods, id);
+	struct pod copy;
+	if (!p || strcmp(p->id, id) || !history_copy(p, &copy)) {
+		snap_put(pods);
+		return;
+	}
+	snap_put(pods);
+	struct slot *sl = &c->slots[SNAP_HISTORY];
+	pthread_mutex_lock(&sl->mu);
+	struct pod_list *t = &c->terminated;
+	if (t->n >= CACHE_TERMINATED_MAX) {
+		pod_free(&t->v[0]);
+		memmove(t->v, t->v + 1, --t->n * sizeof *t->v);
+	}
+	t->v = xrealloc(t->v, (t->n + 1) * sizeof *t->v);
+	t->v[t->n++] = copy;
+	struct snap *old = sl->snap;
+	if (old) {
+		/* The held history, with the pod added at once. */
+		struct pod_list l = {
+		    xcalloc(old->pods.n + 1, sizeof(struct pod)), 0};
+		for (size_t i = 0; i < old->pods.n; i++)
+			if (strcmp(old->pods.v[i].id, id) &&
+			    history_copy(&old->pods.v[i], &l.v[l.n]))
+				l.n++;
+		if (history_copy(&copy, &l.v[l.n]))
+			l.n++;
+		struct snap *s = snap_from_pods(&l, true);
+		s->fetched = old->fetched;
+		s->fetched_mono = old->fetched_mono;
+		sl->snap = s;
+	}
+	/* A listing on the wire now may predate the termination. */
+	sl->changes++;
+	pthread_mutex_unlock(&sl->mu);
+	if (old)
+		snap_put(old);
+}
+
 /* ---- fetching ---- */
 
 static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
@@ -345,7 +437,8 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 		struct pod_list l;
 		if ((rc = api_list_pods(c->api, kind == SNAP_HISTORY, &l)))
 			return rc;
-		*out = snap_from_pods(&l, kind == SNAP_HISTORY);
+		*out = kind == SNAP_HISTORY ? history_snap(c, &l)
+					    : snap_from_pods(&l, false);
 		return 0;
 	}
 	default: {
@@ -505,9 +598,13 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 		}
 		bool valid = s && s->fetched_mono >= sl->valid_after;
 		bool usable = s && now - s->fetched_mono < CACHE_STALE_MAX;
+		/* A listing fetched since this call began is as fresh as the
+		 * call can ask (with a freshness window shorter than a fetch,
+		 * waiting for a younger one would never end). */
 		if (mode == CACHE_FRESH
 			? s && s->fetched_mono >= began
-			: valid && now - s->fetched_mono < sl->ttl)
+			: valid && (now - s->fetched_mono < sl->ttl ||
+				    s->fetched_mono >= began))
 			return serve(sl, out, ST_CACHE_HITS);
 		double until = deadline;
 		if (mode == CACHE_TTL && valid && usable) {

@@ -113,6 +113,11 @@ void cache_install(struct cache *c, struct snap *s);
  * not overwrite it, as it may predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
+/* Pod `id`, just terminated by this mount, shows in history/ at once
+ * (with its last known data from the held pods snapshot) until a history
+ * listing shows it. Call it before the pod leaves the pods snapshot. */
+void cache_history_add(struct cache *c, const char *id);
+
 /* Builders, exposed for unit tests: they take the list's contents. */
 struct snap *snap_from_offers(struct offer_list *l);
 struct snap *snap_from_pods(struct pod_list *l, bool history);

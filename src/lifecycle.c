@@ -261,6 +261,7 @@ int pod_delete(struct lifecycle *l, const char *name)
 	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
 		plog("rmdir", path.data, "pod %s terminated%s", id,
 		     ok ? "" : " (it was gone already)");
+		cache_history_add(l->cache, id);
 		cache_pods_change(l->cache, NULL, id);
 		if (l->on_delete)
 			l->on_delete(l->on_delete_arg, id);

@@ -16,6 +16,7 @@
 #include "util.h"
 #include "fs.h"
 #include "lifecycle.h"
+#include "podlog.h"
 #include "template.h"
 #include "log.h"
 #include "runs.h"
@@ -32,6 +33,7 @@ struct options {
 	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	double ssh_keepalive;
+	double history_ttl;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -48,6 +50,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("key_file=%s", key_file),
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
+    OPT("history_ttl=%lf", history_ttl),
     OPT("timeout=%lf", timeout),
     OPT("ready_timeout=%lf", ready_timeout),
     OPT("output_cap=%lf", output_cap_mib),
@@ -80,9 +83,11 @@ static void usage(const char *prog)
 	    "default: the\n"
 	    "                         agent, then PRIME_SSH_KEY_PATH or "
 	    "~/.ssh/id_rsa)\n"
-	    "    -o pods_ttl=SECONDS  freshness of pods, history, balance "
-	    "(default 5)\n"
+	    "    -o pods_ttl=SECONDS  freshness of pods, balance and pod "
+	    "logs (default 5)\n"
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
+	    "    -o history_ttl=SECONDS freshness of history (default: "
+	    "offers_ttl)\n"
 	    "    -o timeout=SECONDS   limit for one API call, retries "
 	    "included, and for\n"
 	    "                         SSH connect and auth (default 10)\n"
@@ -199,6 +204,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o = {.pods_ttl = 5,
 			    .offers_ttl = 60,
+			    .history_ttl = -1,
 			    .timeout = 10,
 			    .ready_timeout = 300,
 			    .output_cap_mib = 64,
@@ -227,6 +233,8 @@ int main(int argc, char *argv[])
 		fuse_opt_free_args(&args);
 		return rc;
 	}
+	if (o.history_ttl < 0)
+		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
 	    o.ssh_keepalive <= 0) {
@@ -290,7 +298,7 @@ int main(int argc, char *argv[])
 	struct api api = {.http = http, .team_id = cr.team_id};
 	double ttl[SNAP_KINDS] = {[SNAP_OFFERS] = o.offers_ttl,
 				  [SNAP_PODS] = o.pods_ttl,
-				  [SNAP_HISTORY] = o.pods_ttl,
+				  [SNAP_HISTORY] = o.history_ttl,
 				  [SNAP_WALLET] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
 	cache_set_wait_limit(cache, o.timeout);
@@ -317,7 +325,10 @@ int main(int argc, char *argv[])
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
 	life.on_delete = forget_pod;
 	life.on_delete_arg = &runs;
-	struct tree_opts to = {.cache = cache, .tmpl = &tmpl, .life = &life};
+	struct podlog_opts plo = {.ttl = o.pods_ttl};
+	struct podlog *podlog = podlog_new(&api, &plo);
+	struct tree_opts to = {
+	    .cache = cache, .tmpl = &tmpl, .life = &life, .podlog = podlog};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
@@ -326,6 +337,7 @@ int main(int argc, char *argv[])
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
 	tree_free(pf.tree);
+	podlog_free(podlog);
 	lifecycle_destroy(&life);
 	/* Fetches still running end first: the pods hook prunes runs. */
 	cache_free(cache);

@@ -434,3 +434,72 @@ int pod_cost(const struct pod *p, const struct wallet *w, time_t now,
 	*cost = billed + price.d * (hours > 0 ? hours : 0);
 	return 0;
 }
+
+/* ---- history rows and a pod's offer ---- */
+
+bool history_row_is_pod(json_object *o)
+{
+	const char *type = jx_str(o, "type");
+	return type &&
+	       (!strcasecmp(type, "Instance") || !strcasecmp(type, "Cluster"));
+}
+
+void pod_origin_read(const struct pod *p, struct pod_origin *out)
+{
+	memset(out, 0, sizeof *out);
+	out->is_spot = -1;
+	json_object *o = p->json ? json_tokener_parse(p->json) : NULL;
+	if (!o)
+		return;
+	out->cloud_id = jx_dup(o, "cloudId");
+	out->data_center = jx_dup(o, "dataCenter");
+	if (!out->data_center)
+		out->data_center = jx_dup(o, "dataCenterId");
+	json_object *spot = field(o, "isSpot");
+	if (spot && json_object_is_type(spot, json_type_boolean))
+		out->is_spot = json_object_get_boolean(spot);
+	json_object *res = jx_obj(o, "resources");
+	out->vcpus = jx_num(res, "vcpus");
+	out->memory = jx_num(res, "memory");
+	out->disk = jx_num(res, "disk");
+	json_object_put(o);
+}
+
+void pod_origin_free(struct pod_origin *o)
+{
+	free(o->cloud_id);
+	free(o->data_center);
+	memset(o, 0, sizeof *o);
+}
+
+/* Both known and different; an unknown side never tells two apart. */
+static bool differ(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b);
+}
+
+static bool num_differ(struct num a, struct num b)
+{
+	return a.set && b.set && a.d != b.d;
+}
+
+bool offer_fits_pod(const struct offer *o, const struct pod *p,
+		    const struct pod_origin *po)
+{
+	if (!o->gpu_type || !p->gpu_type || strcmp(o->gpu_type, p->gpu_type))
+		return false;
+	if (num_differ(o->gpu_count, p->gpu_count) ||
+	    differ(o->provider, p->provider) || differ(o->socket, p->socket) ||
+	    differ(o->data_center, po->data_center) ||
+	    differ(o->cloud_id, po->cloud_id))
+		return false;
+	return !(o->is_spot >= 0 && po->is_spot >= 0 &&
+		 o->is_spot != po->is_spot);
+}
+
+bool offer_resources_fit(const struct offer *o, const struct pod_origin *po)
+{
+	return !num_differ(o->vcpu.def, po->vcpus) &&
+	       !num_differ(o->memory.def, po->memory) &&
+	       !num_differ(o->disk.def, po->disk);
+}

@@ -123,4 +123,25 @@ int pod_cost(const struct pod *p, const struct wallet *w, time_t now,
 
 void strlist_free(struct strlist *l);
 
+/* A /pods/history row that is a pod: its `type` is Instance or Cluster
+ * (not a disk, sandbox, image or other resource). */
+bool history_row_is_pod(json_object *o);
+
+/* What the pod's JSON says of the offer it was rented from; read from
+ * p->json, as the API may or may not echo these keys. */
+struct pod_origin {
+	char *cloud_id, *data_center;
+	int is_spot; /* -1 unknown */
+	struct num vcpus, memory, disk;
+};
+void pod_origin_read(const struct pod *p, struct pod_origin *out);
+void pod_origin_free(struct pod_origin *o);
+/* The offer's fields agree with the pod's: GPU type, count, provider and
+ * socket, and the data center, cloud id and spot flag where the pod has
+ * them. */
+bool offer_fits_pod(const struct offer *o, const struct pod *p,
+		    const struct pod_origin *po);
+/* The offer's default resources are the pod's (a tie-breaker). */
+bool offer_resources_fit(const struct offer *o, const struct pod_origin *po);
+
 #endif

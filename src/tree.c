@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "naming.h"
+#include "podlog.h"
 #include "template.h"
 
 struct tree {
@@ -217,6 +218,52 @@ static int r_pod_json(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* The pod's own log, fetched (rate-limited) when the file is opened. */
+static int r_pod_log(struct tree *t, const void *obj, struct buf *out)
+{
+	if (!t->o.podlog)
+		return 0;
+	return podlog_read(t->o.podlog, ((const struct pod *)obj)->id, out);
+}
+
+/* `<type>/<offer>` the pod was rented from: the one offer of the held
+ * listing (fetched no more often than the offers' freshness window) whose
+ * fields agree with the pod's; an empty line when none or several do. */
+static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
+{
+	const struct pod *p = obj;
+	struct snap *s;
+	char *type = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
+	const struct gpu_type *g = NULL;
+	if (type && cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
+		g = snap_type(s, type);
+		struct pod_origin po;
+		pod_origin_read(p, &po);
+		const struct offer *found = NULL;
+		size_t fits = 0, exact = 0;
+		const struct offer *exact_one = NULL;
+		for (size_t i = 0; g && i < g->n; i++) {
+			if (!offer_fits_pod(g->offers[i], p, &po))
+				continue;
+			fits++;
+			found = g->offers[i];
+			if (offer_resources_fit(g->offers[i], &po)) {
+				exact++;
+				exact_one = g->offers[i];
+			}
+		}
+		if (fits > 1)
+			found = exact == 1 ? exact_one : NULL;
+		if (found)
+			buf_printf(out, "%s/%s", g->name, found->name);
+		pod_origin_free(&po);
+		snap_put(s);
+	}
+	free(type);
+	buf_addc(out, '\n');
+	return 0;
+}
+
 /* Files with nothing to render: ctl (write-only), and run and exit,
  * streams that fs.c serves from the command itself. */
 static int r_nothing(struct tree *t, const void *obj, struct buf *out)
@@ -242,6 +289,8 @@ static const struct file_def pod_files[] = {
     {"ip", r_pod_ip, 0, -1, NULL},
     {"progress", r_pod_progress, 0, -1, NULL},
     {"json", r_pod_json, 0, -1, NULL},
+    {"offer", r_pod_offer, 0, -1, NULL},
+    {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL},
     {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL},
     {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL},
     {NULL, NULL, 0, -1, NULL},
@@ -306,6 +355,7 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 			continue;
 		if (ll == 7 && !memcmp(line, "refresh", 7)) {
 			cache_refresh(t->o.cache);
+			podlog_refresh(t->o.podlog);
 			plog("ctl", "/ctl",
 			     "refresh: every cached answer marked stale");
 			continue;

@@ -65,11 +65,13 @@ struct node {
 
 struct lifecycle;
 struct template_store;
+struct podlog;
 
 struct tree_opts {
 	struct cache *cache;
 	struct template_store *tmpl;
 	struct lifecycle *life;
+	struct podlog *podlog; /* pods' log files; NULL: they read empty */
 };
 
 struct tree *tree_new(const struct tree_opts *o);

@@ -12,7 +12,7 @@ paths, bodies and answers:
   GET    /api/v1/pods/status?pod_ids=..     {data: [PodStatus]}
   GET    /api/v1/pods/history               {total_count, offset, limit, data}
   GET    /api/v1/pods/{id}
-  GET    /api/v1/pods/{id}/log?tail=N
+  GET    /api/v1/pods/{id}/log?tail=N       a string, a list or {"logs": [...]}
   POST   /api/v1/pods/
   DELETE /api/v1/pods/{id}
   GET    /api/v1/billing/wallet
@@ -74,6 +74,7 @@ KNOWN_ENDPOINTS = [
     "GET /availability/gpu-summary",
     "GET /pods",
     "GET /pods/{id}",
+    "GET /pods/{id}/log",
     "GET /pods/status",
     "GET /pods/history",
     "GET /billing/wallet",
@@ -115,6 +116,38 @@ OFF_SCHEMA_CLASSIC = [
 RESOURCE_TYPES = ("Instance", "Cluster", "Disk", "Sandbox", "Inference", "Image", "Training")
 
 USER_ID = "user-123"
+
+# History rows next to the fixture's: a cluster, resources that are not
+# pods (primefs must leave them out), and a second pod named like one there.
+HISTORY_EXTRA = [
+    {"id": "cm9yy0000003l508abcdefgh", "name": "cluster-16", "providerType": "hyperstack",
+     "provisionedBy": None, "type": "Cluster", "createdAt": "2026-04-27T10:00:00.000Z",
+     "terminatedAt": "2026-04-27T12:00:00.000Z", "gpuName": "H100_80GB", "gpuCount": 16,
+     "socket": "SXM5", "priceHr": 40.0, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 80.125},
+    {"id": "cm9yy0000004l508abcdefgh", "name": "h100-8", "providerType": "runpod",
+     "provisionedBy": None, "type": "Instance", "createdAt": "2026-04-26T10:00:00.000Z",
+     "terminatedAt": "2026-04-26T11:00:00.000Z", "gpuName": "H100_80GB", "gpuCount": 8,
+     "socket": "SXM5", "priceHr": 21.6544, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 21.6544},
+    {"id": "cm9yy0000005l508abcdefgh", "name": "disk-1", "providerType": "runpod",
+     "provisionedBy": None, "type": "Disk", "createdAt": "2026-04-25T10:00:00.000Z",
+     "terminatedAt": "2026-04-25T11:00:00.000Z", "gpuName": "", "gpuCount": 0,
+     "socket": None, "priceHr": 0.01, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 0.01},
+    {"id": "cm9yy0000006l508abcdefgh", "name": "sandbox-1", "providerType": "runpod",
+     "provisionedBy": None, "type": "Sandbox", "createdAt": "2026-04-25T12:00:00.000Z",
+     "terminatedAt": "2026-04-25T13:00:00.000Z", "gpuName": "", "gpuCount": 0,
+     "socket": None, "priceHr": 0.05, "userId": "user-123", "teamId": None,
+     "totalBilledPrice": 0.05},
+]
+
+# GET /pods/{id}/log answers in each shape primefs must read.
+LOG_SHAPES = {
+    "cm9zq1x2a0001l508abcdefgh": "string",   # a100-1
+    "cm9zq1x2a0003l508abcdefgh": "list",     # h100-16
+    "cm9zq1x2a0015l508abcdefgh": "object",   # demo
+}
 WALLET_ID = "wal_abc"
 
 # Ids of the hand-made pods added next to the fixture pods (CUID-shaped).
@@ -543,6 +576,7 @@ class State:
             # the synthetic file's "pod" is made up; ResourceType says Instance
             if h.get("type") not in RESOURCE_TYPES:
                 h["type"] = "Instance"
+        self.history += copy.deepcopy(HISTORY_EXTRA)
         self.wallet = json.loads((fixtures / "from_tests" / "billing_wallet.json").read_text())
 
         # --- the OpenAPI description, the dataset's deliberate deviations, knobs
@@ -891,7 +925,8 @@ class State:
 
     def api_pod_log(self, pod_id, query):
         """GET /pods/{id}/log: the description gives no schema for the
-        answer ({}); this answers {"logs": [lines]}, the last `tail`."""
+        answer ({}); this answers the last `tail` lines as a string, a list or
+        {"logs": [lines]} (LOG_SHAPES)."""
         errors = []
         tail = q_int(query, "tail", 100, errors, minimum=0)
         if errors:
@@ -899,11 +934,18 @@ class State:
         for p in self.pods:
             if p["id"] == pod_id:
                 r = self.render(p)
-                lines = ["%s pod %s created" % (r.get("createdAt"), pod_id),
-                         "status %s, installation %s" % (r.get("status"), r.get("installationStatus"))]
+                name = r.get("name") or pod_id
+                lines = ["%s log line %d" % (name, i) for i in (1, 2, 3)]
                 if r.get("installationFailure"):
-                    lines.append("installation failed: %s" % r["installationFailure"])
-                return 200, {"logs": lines[-tail:] if tail else []}
+                    lines[-1] = "installation failed: %s" % r["installationFailure"]
+                lines = lines[-tail:] if tail else []
+                # primefs must read each shape: a string, a list, an object
+                shape = LOG_SHAPES.get(pod_id, "object")
+                if shape == "string":
+                    return 200, "".join(line + "\n" for line in lines)
+                if shape == "list":
+                    return 200, lines
+                return 200, {"logs": lines}
         return 404, {"detail": "Pod not found"}
 
     def terminate(self, pod_id):
@@ -1302,6 +1344,8 @@ class Handler(BaseHTTPRequestHandler):
             return state.api_history(query)
         if key == "GET /pods/{id}":
             return state.api_pod_get(params["id"])
+        if key == "GET /pods/{id}/log":
+            return state.api_pod_log(params["id"], query)
         if key == "GET /billing/wallet":
             return state.api_wallet(query)
         if key == "POST /pods":
@@ -1311,8 +1355,6 @@ class Handler(BaseHTTPRequestHandler):
             if status:
                 return 200, {"status": status}
             return 404, {"detail": "Pod not found"}
-        if key == "GET /pods/{id}/log":
-            return state.api_pod_log(params["id"], query)
         return 404, {"detail": "Not Found"}
 
     def _record(self, entry, status):

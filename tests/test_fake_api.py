@@ -389,10 +389,11 @@ def test_pod_get_status_404(srv):
 def test_history_and_wallet(srv):
     h = srv.get("/pods/history")
     fixture = load("synthetic/pods_history.json")["data"]
-    for e in fixture:
-        e["type"] = "Instance"          # the file's "pod" is no ResourceType
-    assert h["total_count"] == 2 and h["data"] == fixture
-    assert srv.get("/pods/history?offset=1&limit=1")["data"] == h["data"][1:]
+    for row in fixture:  # the fake gives the fixture's rows a ResourceType
+        row["type"] = "Instance"
+    assert h["total_count"] == len(fixture) + 4 and h["data"][:len(fixture)] == fixture
+    assert {r["type"] for r in h["data"]} == {"Instance", "Cluster", "Disk", "Sandbox"}
+    assert srv.get("/pods/history?offset=1&limit=1")["data"] == h["data"][1:2]
     w = srv.get("/billing/wallet")
     assert w["balance_usd"] == 100.0 and w["total_billings"] == 3 and len(w["recent_billings"]) == 3
     w = srv.get("/billing/wallet?limit=1&offset=1&teamId=cmf0ohr9s0026ilerf3w68s6n")
@@ -461,7 +462,7 @@ def test_delete_to_history(fresh):
     assert fake.api("DELETE", "/pods/" + pod["id"])[:3:2] == (404, {"detail": "Pod not found"})
     assert fake.get("/pods/")["total_count"] == before - 1
     h = fake.get("/pods/history")
-    assert h["total_count"] == 3
+    assert h["total_count"] == 7
     entry = h["data"][0]
     assert entry["id"] == pod["id"] and entry["terminatedAt"].endswith("Z")
     assert entry["totalBilledPrice"] < 0.01

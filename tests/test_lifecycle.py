@@ -145,7 +145,8 @@ def test_mkdir_lifecycle_status_and_rmdir(make_api, make_mount):
     deletes = [r for r in api.requests() if r["method"] == "DELETE"]
     assert len(deletes) == 1 and deletes[0]["path"].endswith(pid)
     m.write("ctl", "refresh\n")
-    assert pid in os.listdir(m.p("history"))
+    assert "bench" in os.listdir(m.p("history"))  # by name, unique there
+    assert m.read("history", pid, "id") == pid + "\n"
     assert "terminated" in m.log()
 
 

@@ -15,14 +15,16 @@ from datetime import datetime, timezone
 
 import pytest
 
+from conftest import err_of
+
 SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
                "socket", "gpu_count", "gpu_memory", "vcpus", "memory", "disk",
                "spot", "prepaid", "cloud_id", "images", "security", "json"}
 HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
-                 "price", "cost", "created", "ssh", "ip", "progress", "json"}
+                 "price", "cost", "created", "ssh", "ip", "progress", "json", "offer", "log"}
 POD_FILES = HISTORY_FILES | {"run", "exit"}
-STREAMS = {"run", "exit"}
+STREAMS = {"run", "exit", "log"}
 
 
 def all_pages(api, path, key="data"):
@@ -185,7 +187,7 @@ def test_pod_files(mnt):
     assert mnt.read("pods/pending-1/status") == "PENDING\n"
     assert mnt.read("pods/error-1/status") == "ERROR\n"
     for d in os.listdir(mnt.p("pods")):
-        for f in HISTORY_FILES - {"json", "ssh", "ip"}:
+        for f in HISTORY_FILES - {"json", "ssh", "ip", "log"}:
             assert "null" not in mnt.read("pods", d, f)
 
 
@@ -207,8 +209,8 @@ def test_cost_arithmetic(mnt):
 
 
 def test_history(mnt, api):
-    hist = all_pages(api, "/pods/history")
-    assert sorted(os.listdir(mnt.p("history"))) == sorted(h["id"] for h in hist)
+    hist = [h for h in all_pages(api, "/pods/history") if h["type"] in ("Instance", "Cluster")]
+    assert len(os.listdir(mnt.p("history"))) == len(hist)
     for h in hist:
         assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
@@ -547,3 +549,141 @@ def test_names_stable_when_stock_or_siblings_change(mnt, api):
         assert rentable[t][now] == min(rentable[t].values())
     else:
         assert not os.path.lexists(mnt.p("cheapest", t))
+
+
+# ---- pods/<pod>/log, pods/<pod>/offer, chmod ----
+
+LOG_LINES = "{0} log line 1\n{0} log line 2\n{0} log line 3\n"
+
+
+def test_pod_log_shapes(mnt, api):
+    """The answer's shape is undocumented: a string as it is (a100-1), a
+    list one item per line (h100-16), an object by its list (demo)."""
+    api.reset()
+    for pod in ("a100-1", "h100-16", "demo"):
+        path = mnt.p("pods", pod, "log")
+        st = os.stat(path)
+        assert st.st_size == 0  # a stream, like /proc files
+        assert stat.S_IMODE(st.st_mode) == 0o400  # the owner's alone
+        assert mnt.read("pods", pod, "log") == LOG_LINES.format(pod)
+    c = api.counts()
+    assert c["GET /pods/{id}/log"] == 3  # fetched when opened, not at stat
+    # Kept for the pods' freshness window: reading again costs nothing.
+    mnt.read("pods/demo/log")
+    assert api.counts()["GET /pods/{id}/log"] == 3
+    assert mnt.stats()["GET /pods/{id}/log"] == 3
+    mnt.write("ctl", "refresh\n")  # marks the logs stale too
+    assert mnt.read("pods/demo/log") == LOG_LINES.format("demo")
+    assert api.counts()["GET /pods/{id}/log"] == 4
+    tails = [r["query"].get("tail") for r in api.requests() if r["path"].endswith("/log")]
+    assert all(t and int(t[0]) > 0 for t in tails), tails
+
+
+def test_pod_log_is_rate_limited(api, make_mount):
+    """pods_ttl=0 would fetch at every open: a burst, then the last text."""
+    m = make_mount(api, ["pods_ttl=0"])
+    api.reset()
+    for _ in range(40):
+        assert m.read("pods/a100-1/log") == LOG_LINES.format("a100-1")
+    n = api.counts()["GET /pods/{id}/log"]
+    assert 10 <= n <= 20, n
+    # A crawl over every pod's log stays bounded too.
+    for d in os.listdir(m.p("pods")):
+        m.read("pods", d, "log")
+    n2 = api.counts()["GET /pods/{id}/log"]
+    assert n2 <= 25, n2
+    assert m.stats()["GET /pods/{id}/log"] == n2
+    assert "rate-limited" in m.log()
+
+
+def offers_by_dir(mnt):
+    out = {}
+    for t in os.listdir(mnt.p("availability")):
+        for o in os.listdir(mnt.p("availability", t)):
+            if o != "cheapest":
+                out[t + "/" + o] = json.loads(mnt.read("availability", t, o, "json"))
+    return out
+
+
+def test_pod_offer(mnt, api):
+    offers = offers_by_dir(mnt)
+
+    def key(o):
+        return (o["gpuType"], o["gpuCount"], o.get("provider"), o.get("socket"))
+
+    groups = {}
+    for d, o in offers.items():
+        groups.setdefault(key(o), []).append(d)
+    single = next(ds[0] for k, ds in sorted(groups.items(), key=str) if len(ds) == 1)
+    so = offers[single]
+    # Twins but for the data center, which the pod names.
+    multi = next(ds for k, ds in sorted(groups.items(), key=str)
+                 if len(ds) > 1 and len({offers[d].get("dataCenter") for d in ds}) == len(ds)
+                 and all(offers[d].get("dataCenter") for d in ds))
+    mo = offers[multi[1]]
+
+    def pod(o, **extra):
+        fields = dict(gpuName=o["gpuType"], gpuCount=o["gpuCount"], providerType=o.get("provider"),
+                      socket=o.get("socket"), isSpot=o.get("isSpot"))
+        fields.update(extra)
+        return fields
+
+    added = api.admin("pods", {"add": [
+        dict(pod(so), name="from-single"),
+        dict(pod(mo, dataCenterId=mo["dataCenter"]), name="from-dc"),
+        dict(pod(mo), name="ambiguous"),
+        dict(pod(so, gpuName="NO_SUCH_GPU"), name="from-nothing"),
+    ]})["added"]
+    assert len(added) == 4
+    mnt.write("ctl", "refresh\n")
+    os.listdir(mnt.p("availability"))  # the offers listing is held
+    api.reset()
+    assert mnt.read("pods/from-single/offer") == single + "\n"
+    assert mnt.read("pods/from-dc/offer") == multi[1] + "\n"
+    assert mnt.read("pods/ambiguous/offer") == "\n"
+    assert mnt.read("pods/from-nothing/offer") == "\n"
+    # Every pod's offer file from the held listing: no offers fetch at all.
+    for d in os.listdir(mnt.p("pods")):
+        assert mnt.read("pods", d, "offer").count("\n") == 1
+        assert os.stat(mnt.p("pods", d, "offer")).st_size == len(mnt.read("pods", d, "offer"))
+    assert api.counts()["GET /availability/gpus"] == 0
+
+
+def test_offer_crawl_costs_one_offers_listing(mnt, api):
+    mnt.write("ctl", "refresh\n")
+    api.reset()
+    for d in os.listdir(mnt.p("pods")):
+        mnt.read("pods", d, "offer")
+    for d in os.listdir(mnt.p("history")):
+        mnt.read("history", d, "offer")
+    pages = api.counts()["GET /availability/gpus"]
+    assert pages == (len(all_offers(api)) - 6 + 99) // 100
+
+
+def test_chmod_that_changes_nothing_succeeds(mnt):
+    os.chmod(mnt.p("pods/demo/status"), 0o444)  # the mode it has
+    os.chmod(mnt.p("availability"), 0o755)
+    os.chmod(mnt.p("pods/demo"), 0o700)  # a pod directory, by its owner
+    assert stat.S_IMODE(os.stat(mnt.p("pods/demo")).st_mode) == 0o755
+    for path, mode in (("pods/demo/status", 0o666), ("balance", 0o777),
+                       ("availability", 0o700), ("config", 0o644)):
+        assert err_of(lambda: os.chmod(mnt.p(path), mode)) == errno.EPERM, path
+
+
+def test_install_d_rents_once_and_exits_0(api, make_mount):
+    """install -d pods/x sets the mode after the rent: no spurious error."""
+    from test_intent import TEMPLATE, assert_rented_once, deletes, run
+    m = make_mount(api)
+    m.write("config", TEMPLATE)
+    api.reset()
+    r = run(["sh", "-c", "umask 077 && install -d pods/x"], m.path)
+    assert r.returncode == 0 and not r.stderr, r
+    assert_rented_once(api, m, "x")
+    # With a mode other than the one the directory shows, install chmods
+    # it after the mkdir: a harmless success, not "cannot change
+    # permissions" and exit 1.
+    api.reset()
+    r = run(["install", "-d", "-m", "700", "pods/y"], m.path)
+    assert r.returncode == 0 and not r.stderr, r
+    assert_rented_once(api, m, "y")
+    assert deletes(api) == []

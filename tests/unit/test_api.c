@@ -16,6 +16,7 @@
 #include "creds.h"
 #include "errmap.h"
 #include "log.h"
+#include "podlog.h"
 #include "t.h"
 
 /* ---- the server ---- */
@@ -333,6 +334,57 @@ static bool logged(const char *needle)
 	return found;
 }
 
+static const char *log_text(const char *body)
+{
+	static struct buf b;
+	buf_free(&b);
+	api_log_text(body, strlen(body), &b);
+	return b.data ? b.data : "";
+}
+
+/* The log's undocumented shapes, and the bucket that limits its fetches. */
+static void test_log_text_and_bucket(void)
+{
+	CHECK_STR(log_text("\"a\\nb\\n\""), "a\nb\n");
+	CHECK_STR(log_text("\"a\\nb\""), "a\nb\n");
+	CHECK_STR(log_text("[\"a\",\"b\\n\",3,{\"m\":1}]"),
+		  "a\nb\n3\n{\"m\":1}\n");
+	CHECK_STR(log_text("{\"logs\":[\"a\",\"b\"],\"total\":2}"), "a\nb\n");
+	CHECK_STR(log_text("{\"total\":2,\"lines\":[\"x\"]}"), "x\n");
+	CHECK_STR(log_text("{\"n\":1,\"whatever\":[\"y\"]}"), "y\n");
+	CHECK_STR(log_text("{\"logs\":\"one\\ntwo\"}"), "one\ntwo\n");
+	CHECK_STR(log_text("{\"n\":1}"), "{\"n\":1}\n");
+	CHECK_STR(log_text("[]"), "");
+	CHECK_STR(log_text("\"\""), "");
+	CHECK_STR(log_text("null"), "");
+	CHECK_STR(log_text(""), "");
+	CHECK_STR(log_text("plain text, not JSON"), "plain text, not JSON\n");
+	CHECK_STR(log_text("{\"a\":1} and more"), "{\"a\":1} and more\n");
+	CHECK_STR(log_text("12"), "12\n");
+	log_text(""); /* frees */
+
+	struct bucket b;
+	bucket_init(&b, 10, 3.0 / 60, 100);
+	int got = 0;
+	for (int i = 0; i < 1000; i++)
+		got += bucket_take(&b, 100);
+	CHECK(got == 10);
+	CHECK(!bucket_take(&b, 110)); /* half a token */
+	CHECK(bucket_take(&b, 121));  /* one more after 20 s */
+	CHECK(!bucket_take(&b, 121));
+	got = 0;
+	for (int i = 0; i < 1000; i++)
+		got += bucket_take(&b,
+				   1e6); /* a long idle: no more than a burst */
+	CHECK(got == 10);
+	/* An hour of one fetch a second costs the burst plus 3 a minute. */
+	bucket_init(&b, 10, 3.0 / 60, 0);
+	got = 0;
+	for (int s = 0; s < 3600; s++)
+		got += bucket_take(&b, s);
+	CHECK(got <= 10 + 180);
+}
+
 int main(void)
 {
 	log_init(200, false);
@@ -442,6 +494,7 @@ int main(void)
 	u = normalize_base_url("https://api.primeintellect.ai");
 	CHECK_STR(u, "https://api.primeintellect.ai");
 	free(u);
+	test_log_text_and_bucket();
 	curl_global_cleanup();
 	log_shutdown();
 	return t_done();

@@ -451,7 +451,7 @@ int main(int argc, char **argv)
 	CHECK_STR(cat("/pods/a100-1/status/x"), "<errno 20>");
 	CHECK_STR(cat("/pods/HEAD"), "<errno 2>");
 
-	/* History: billed total, by id. */
+	/* History: billed total, by name when unique, by id always. */
 	json_object *hl = load("synthetic/pods_history.json");
 	data = jx_arr(hl, "data");
 	struct pod_list hist = {xcalloc(2, sizeof(struct pod)), 0};
@@ -466,6 +466,24 @@ int main(int argc, char **argv)
 	CHECK_STR(cat("/history/cm9yy0000002l508abcdefgh/cost"), "0.0000\n");
 	CHECK_STR(cat("/history/cm9yy0000001l508abcdefgh/status"),
 		  "TERMINATED\n");
+	CHECK_STR(cat("/history/h100-8/cost"), "75.7904\n");
+	CHECK_STR(cat("/history/a100-1/id"), "cm9yy0000002l508abcdefgh\n");
+	CHECK_STR(cat("/history/a100-1/run"), "<errno 2>");
+	CHECK_STR(cat("/history/a100-1/exit"), "<errno 2>");
+	CHECK_STR(cat("/history/a100-1/log"), ""); /* no podlog: empty */
+
+	/* A pod terminated here shows in history at once, with its data. */
+	CHECK_STR(cat("/history/a40-1/id"), "<errno 2>");
+	cache_history_add(cache, "cm9zq1x2a0004l508abcdefgh");
+	cache_pods_change(cache, NULL, "cm9zq1x2a0004l508abcdefgh");
+	CHECK_STR(cat("/pods/a40-1/id"), "<errno 2>");
+	CHECK(list_count("/history") == 3);
+	CHECK_STR(cat("/history/a40-1/status"), "TERMINATED\n");
+	CHECK_STR(cat("/history/cm9zq1x2a0004l508abcdefgh/gpu_type"),
+		  "A40_48GB\n");
+	CHECK_STR(cat("/history/a100-1/cost"), "0.0000\n");
+	cache_history_add(cache, "no-such-pod"); /* nothing to add */
+	CHECK(list_count("/history") == 3);
 
 	/* Root. */
 	CHECK(list_count("/") == 9);

@@ -439,6 +439,99 @@ static void test_cost(void)
 	wallet_free(&w);
 }
 
+/* History rows: pods are Instance and Cluster rows; cost is the billed
+ * total. A pod fits an offer by its fields; unknown ones tell nothing. */
+static void test_history_and_origin(void)
+{
+	const char *rows[][2] = {
+	    {"{\"type\":\"Instance\"}", "1"},
+	    {"{\"type\":\"Cluster\"}", "1"},
+	    {"{\"type\":\"instance\"}", "1"},
+	    {"{\"type\":\"Disk\"}", "0"},
+	    {"{\"type\":\"Sandbox\"}", "0"},
+	    {"{\"type\":\"Image\"}", "0"},
+	    {"{\"type\":null}", "0"},
+	    {"{}", "0"},
+	    {"{\"type\":1}", "0"},
+	    {"[]", "0"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+		json_object *o = json_tokener_parse(rows[i][0]);
+		CHECK(history_row_is_pod(o) == (rows[i][1][0] == '1'));
+		json_object_put(o);
+	}
+	CHECK(!history_row_is_pod(NULL));
+
+	json_object *o = json_tokener_parse(
+	    "{\"id\":\"h1\",\"type\":\"Instance\",\"totalBilledPrice\":12.5,"
+	    "\"priceHr\":2}");
+	struct pod p;
+	CHECK(pod_parse(o, true, &p) == 0);
+	double cost = -1;
+	CHECK(pod_cost(&p, NULL, time(NULL), &cost) == 0 && cost == 12.5);
+	pod_free(&p);
+	json_object_put(o);
+
+	o = json_tokener_parse(
+	    "{\"id\":\"p\",\"gpuName\":\"A100_80GB\",\"gpuCount\":1,"
+	    "\"providerType\":\"runpod\",\"socket\":\"PCIe\",\"isSpot\":false,"
+	    "\"dataCenterId\":\"US-KS-2\",\"resources\":{\"vcpus\":14}}");
+	CHECK(pod_parse(o, false, &p) == 0);
+	json_object_put(o);
+	struct pod_origin po;
+	pod_origin_read(&p, &po);
+	CHECK_STR(po.data_center, "US-KS-2");
+	CHECK(po.is_spot == 0 && po.vcpus.set && po.vcpus.i == 14);
+	CHECK(po.cloud_id == NULL && !po.memory.set);
+	const char *offers[][2] = {
+	    {"{\"gpuType\":\"A100_80GB\",\"gpuCount\":1,\"provider\":"
+	     "\"runpod\","
+	     "\"socket\":\"PCIe\",\"dataCenter\":\"US-KS-2\"}",
+	     "1"},
+	    {"{\"gpuType\":\"A100_80GB\",\"gpuCount\":1,\"provider\":"
+	     "\"runpod\","
+	     "\"socket\":\"PCIe\",\"dataCenter\":\"CA-MTL-1\"}",
+	     "0"},
+	    {"{\"gpuType\":\"A100_80GB\",\"gpuCount\":2,\"provider\":"
+	     "\"runpod\","
+	     "\"socket\":\"PCIe\"}",
+	     "0"},
+	    {"{\"gpuType\":\"H100_80GB\",\"gpuCount\":1,\"provider\":"
+	     "\"runpod\","
+	     "\"socket\":\"PCIe\"}",
+	     "0"},
+	    {"{\"gpuType\":\"A100_80GB\",\"gpuCount\":1,\"provider\":"
+	     "\"runpod\","
+	     "\"socket\":\"PCIe\",\"isSpot\":true}",
+	     "0"},
+	    {"{\"gpuType\":\"A100_80GB\",\"gpuCount\":1,\"provider\":"
+	     "\"lambda\"}",
+	     "0"},
+	    {"{\"gpuType\":\"A100_80GB\"}", "1"}, /* nothing tells them apart */
+	};
+	for (size_t i = 0; i < sizeof offers / sizeof *offers; i++) {
+		struct offer of;
+		o = json_tokener_parse(offers[i][0]);
+		CHECK(offer_parse(o, false, &of) == 0);
+		CHECK(offer_fits_pod(&of, &p, &po) == (offers[i][1][0] == '1'));
+		json_object_put(o);
+		offer_free(&of);
+	}
+	struct offer of;
+	o = json_tokener_parse("{\"vcpu\":{\"defaultCount\":14}}");
+	offer_parse(o, false, &of);
+	CHECK(offer_resources_fit(&of, &po));
+	json_object_put(o);
+	offer_free(&of);
+	o = json_tokener_parse("{\"vcpu\":{\"defaultCount\":8}}");
+	offer_parse(o, false, &of);
+	CHECK(!offer_resources_fit(&of, &po));
+	json_object_put(o);
+	offer_free(&of);
+	pod_origin_free(&po);
+	pod_free(&p);
+}
+
 int main(int argc, char **argv)
 {
 	dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -450,5 +543,6 @@ int main(int argc, char **argv)
 	test_installing();
 	test_wallet();
 	test_hostile();
+	test_history_and_origin();
 	return t_done();
 }
