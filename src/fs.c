@@ -41,6 +41,7 @@ struct handle {
 	const struct file_def *file;
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
+	bool refused;	/* a write failed its check: nothing is stored */
 	/* run and exit */
 	char *pod_id;
 	bool own; /* opened for writing: follows its own command */
@@ -400,16 +401,29 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 		buf_addc(&h->data, '\0');
 	memcpy(h->data.data + off, data, size);
 	h->dirty = true;
-	return (int)size;
+	if (!h->refused && h->file->check) {
+		int rc = h->file->check(fs()->tree, h->data.data, h->data.len,
+					(size_t)off);
+		if (rc) {
+			h->refused = true;
+			return rc;
+		}
+	}
+	return h->refused ? -EINVAL : (int)size;
 }
 
-/* close() returns what this returns: a bad template fails the close. */
+/* close() returns what this returns: a bad template fails the close (and
+ * a line bad alone failed its write already). */
 static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h->file->flags & F_RUN)
 		return h->own ? start_pending(h) : 0;
+	if (h->refused) { /* a write failed and said so: the old is kept */
+		h->truncated = false;
+		return -EINVAL;
+	}
 	if (!h->dirty || !h->file->store || (h->file->flags & F_PER_WRITE))
 		return 0;
 	h->dirty = false;

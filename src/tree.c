@@ -105,25 +105,25 @@ static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def offer_files[] = {
-    {"price", r_offer_price, 0, -1, NULL},
-    {"stock", r_offer_stock, 0, -1, NULL},
-    {"provider", r_offer_provider, 0, -1, NULL},
-    {"data_center", r_offer_data_center, 0, -1, NULL},
-    {"country", r_offer_country, 0, -1, NULL},
-    {"region", r_offer_region, 0, -1, NULL},
-    {"socket", r_offer_socket, 0, -1, NULL},
-    {"gpu_count", r_offer_gpu_count, 0, -1, NULL},
-    {"gpu_memory", r_offer_gpu_memory, 0, -1, NULL},
-    {"vcpus", r_offer_vcpus, 0, -1, NULL},
-    {"memory", r_offer_memory, 0, -1, NULL},
-    {"disk", r_offer_disk, 0, -1, NULL},
-    {"spot", r_offer_spot, 0, -1, NULL},
-    {"prepaid", r_offer_prepaid, 0, -1, NULL},
-    {"cloud_id", r_offer_cloud_id, 0, -1, NULL},
-    {"images", r_offer_images, 0, -1, NULL},
-    {"security", r_offer_security, 0, -1, NULL},
-    {"json", r_offer_json, 0, -1, NULL},
-    {NULL, NULL, 0, -1, NULL},
+    {"price", r_offer_price, 0, -1, NULL, NULL},
+    {"stock", r_offer_stock, 0, -1, NULL, NULL},
+    {"provider", r_offer_provider, 0, -1, NULL, NULL},
+    {"data_center", r_offer_data_center, 0, -1, NULL, NULL},
+    {"country", r_offer_country, 0, -1, NULL, NULL},
+    {"region", r_offer_region, 0, -1, NULL, NULL},
+    {"socket", r_offer_socket, 0, -1, NULL, NULL},
+    {"gpu_count", r_offer_gpu_count, 0, -1, NULL, NULL},
+    {"gpu_memory", r_offer_gpu_memory, 0, -1, NULL, NULL},
+    {"vcpus", r_offer_vcpus, 0, -1, NULL, NULL},
+    {"memory", r_offer_memory, 0, -1, NULL, NULL},
+    {"disk", r_offer_disk, 0, -1, NULL, NULL},
+    {"spot", r_offer_spot, 0, -1, NULL, NULL},
+    {"prepaid", r_offer_prepaid, 0, -1, NULL, NULL},
+    {"cloud_id", r_offer_cloud_id, 0, -1, NULL, NULL},
+    {"images", r_offer_images, 0, -1, NULL, NULL},
+    {"security", r_offer_security, 0, -1, NULL, NULL},
+    {"json", r_offer_json, 0, -1, NULL, NULL},
+    {NULL, NULL, 0, -1, NULL, NULL},
 };
 
 /* ---- pods (live and history) ---- */
@@ -275,25 +275,25 @@ static int r_nothing(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def pod_files[] = {
-    {"id", r_pod_id, 0, -1, NULL},
-    {"name", r_pod_name, 0, -1, NULL},
-    {"status", r_pod_status, 0, -1, NULL},
-    {"gpu_type", r_pod_gpu_type, 0, -1, NULL},
-    {"gpu_count", r_pod_gpu_count, 0, -1, NULL},
-    {"provider", r_pod_provider, 0, -1, NULL},
-    {"image", r_pod_image, 0, -1, NULL},
-    {"price", r_pod_price, 0, -1, NULL},
-    {"cost", r_pod_cost, 0, -1, NULL},
-    {"created", r_pod_created, 0, -1, NULL},
-    {"ssh", r_pod_ssh, 0, -1, NULL},
-    {"ip", r_pod_ip, 0, -1, NULL},
-    {"progress", r_pod_progress, 0, -1, NULL},
-    {"json", r_pod_json, 0, -1, NULL},
-    {"offer", r_pod_offer, 0, -1, NULL},
-    {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL},
-    {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL},
-    {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL},
-    {NULL, NULL, 0, -1, NULL},
+    {"id", r_pod_id, 0, -1, NULL, NULL},
+    {"name", r_pod_name, 0, -1, NULL, NULL},
+    {"status", r_pod_status, 0, -1, NULL, NULL},
+    {"gpu_type", r_pod_gpu_type, 0, -1, NULL, NULL},
+    {"gpu_count", r_pod_gpu_count, 0, -1, NULL, NULL},
+    {"provider", r_pod_provider, 0, -1, NULL, NULL},
+    {"image", r_pod_image, 0, -1, NULL, NULL},
+    {"price", r_pod_price, 0, -1, NULL, NULL},
+    {"cost", r_pod_cost, 0, -1, NULL, NULL},
+    {"created", r_pod_created, 0, -1, NULL, NULL},
+    {"ssh", r_pod_ssh, 0, -1, NULL, NULL},
+    {"ip", r_pod_ip, 0, -1, NULL, NULL},
+    {"progress", r_pod_progress, 0, -1, NULL, NULL},
+    {"json", r_pod_json, 0, -1, NULL, NULL},
+    {"offer", r_pod_offer, 0, -1, NULL, NULL},
+    {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL, NULL},
+    {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL, NULL},
+    {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL, NULL},
+    {NULL, NULL, 0, -1, NULL, NULL},
 };
 
 /* ---- root files ---- */
@@ -336,6 +336,20 @@ static int w_config(struct tree *t, const char *data, size_t len)
 	return template_store_replace(t->o.tmpl, data, len);
 }
 
+/* A complete line that is bad alone fails the write() that wrote it. */
+static int c_config(struct tree *t, const char *data, size_t len, size_t from)
+{
+	struct buf err;
+	buf_init(&err);
+	int rc = template_check_lines(data, len, from, &err);
+	if (rc)
+		plog("config", t->o.tmpl->path,
+		     "refused at write, the old template is kept: %s",
+		     err.data);
+	buf_free(&err);
+	return rc;
+}
+
 /* The ctl file's commands, one per line. */
 static int w_ctl(struct tree *t, const char *data, size_t len)
 {
@@ -368,15 +382,15 @@ static int w_ctl(struct tree *t, const char *data, size_t len)
 }
 
 static const struct file_def root_files[] = {
-    {"balance", r_balance, 0, SNAP_WALLET, NULL},
-    {"config", r_config, 0, -1, w_config},
-    {"log", r_log, F_OWNER, -1, NULL},
-    {"stats", r_stats, F_OWNER, -1, NULL},
-    {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl},
-    {NULL, NULL, 0, -1, NULL},
+    {"balance", r_balance, 0, SNAP_WALLET, NULL, NULL},
+    {"config", r_config, 0, -1, w_config, c_config},
+    {"log", r_log, F_OWNER, -1, NULL, NULL},
+    {"stats", r_stats, F_OWNER, -1, NULL, NULL},
+    {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl, NULL},
+    {NULL, NULL, 0, -1, NULL, NULL},
 };
 
-static const struct file_def no_files[] = {{NULL, NULL, 0, -1, NULL}};
+static const struct file_def no_files[] = {{NULL, NULL, 0, -1, NULL, NULL}};
 
 /* ---- directories ---- */
 

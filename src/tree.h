@@ -32,6 +32,11 @@ struct tree;
 typedef int (*render_fn)(struct tree *t, const void *obj, struct buf *out);
 /* What a write to a writable file does with what was written. */
 typedef int (*store_fn)(struct tree *t, const char *data, size_t len);
+/* What can be judged of a whole-file write before close: the content so
+ * far, and where this write began. 0, or -errno (logged) to fail the
+ * write() itself, as shells ignore close errors. */
+typedef int (*check_fn)(struct tree *t, const char *data, size_t len,
+			size_t from);
 
 enum file_flags {
 	F_STREAM = 1, /* size 0, read until end of file (run, exit) */
@@ -51,6 +56,7 @@ struct file_def {
 	store_fn store; /* NULL: read-only. Else called with the whole new
 			 * content when the writer closes (or each write()
 			 * with F_PER_WRITE) */
+	check_fn check; /* NULL: every write is taken until close */
 };
 
 struct node {

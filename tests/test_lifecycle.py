@@ -5,6 +5,7 @@ the template file itself, and cycles under injected faults."""
 import errno
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -290,7 +291,7 @@ def test_template_file(api, life):
             life.write("config", bad)
         assert e.value.errno == errno.EINVAL
         assert life.read("config") == good  # the old one kept
-    assert "refused, the old template is kept: line 1" in life.log()
+    assert "the old template is kept: line 1" in life.log()
     assert os.stat(life.p("config")).st_size == len(good)
     # Written in pieces, it is checked whole at close.
     with open(life.p("config"), "w") as f:
@@ -298,6 +299,26 @@ def test_template_file(api, life):
         f.flush()
         f.write("A100_80GB\n")
     assert life.read("config") == "gpu_type = A100_80GB\n"
+
+
+def test_bad_config_fails_at_write_in_bash(api, life):
+    """bash ignores close errors: a line bad alone fails the write itself,
+    so `echo bad > config` reports it, and the old template is kept."""
+    good = "gpu_type = H100_80GB\n[big-*]\ngpu_count = 8\n"
+    life.write("config", good)
+    for cmd in ("echo 'gpu_typo = x' > config",
+                "printf 'gpu_type = H100_80GB\\nmax_price = cheap\\n' > config",
+                "echo 'max_pods = -3' >> config"):
+        r = subprocess.run(["bash", "-c", cmd], cwd=life.path, capture_output=True, text=True)
+        assert r.returncode != 0, cmd
+        assert "Invalid argument" in r.stderr, (cmd, r.stderr)
+        assert life.read("config") == good, cmd
+    assert "refused at write" in life.log()
+    # Good lines, in any number of writes, still pass; appending too.
+    r = subprocess.run(["bash", "-c", "printf 'gpu_type = A100_80GB\\n' > config; "
+                        "echo 'max_price = 3' >> config"], cwd=life.path)
+    assert r.returncode == 0
+    assert life.read("config") == "gpu_type = A100_80GB\nmax_price = 3\n"
 
 
 def test_template_sections_by_glob(api, life):
