@@ -632,7 +632,7 @@ def test_pod_offer(mnt, api):
         dict(pod(so), name="from-single"),
         dict(pod(mo, dataCenterId=mo["dataCenter"]), name="from-dc"),
         dict(pod(mo), name="ambiguous"),
-        dict(pod(so, gpuName="NO_SUCH_GPU"), name="from-nothing"),
+        dict(pod(so, gpuCount=so["gpuCount"] + 1000), name="from-nothing"),
     ]})["added"]
     assert len(added) == 4
     mnt.write("ctl", "refresh\n")
