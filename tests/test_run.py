@@ -288,7 +288,7 @@ def test_sshd_killed_mid_command(rig, pod):
         assert f.read(100) == b"start\n"
         pod.kill()
         rest = f.read()
-    assert time.monotonic() - t < 6
+    assert time.monotonic() - t < 20  # ended by the loss, not the 30 s sleep
     assert b"connection lost" in rest
     assert rig.read("pods/demo/exit") == "connection lost\n"
     assert rig.stats()["ssh_lost"] == 1
