@@ -329,7 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(l.pods.v);
 	free(l.hist.v);
 
-	struct tree_opts to = {cache, NULL, NULL};
+	struct tree_opts to = {.cache = cache};
 	struct tree *t = tree_new(&to);
 	walk(t, "/", 0);
 	check_ids(t, pods, "pods");
