@@ -436,6 +436,13 @@ def test_install_failed_and_gone_pods(api, make_mount):
         with open(m.p("ctl"), "w") as f:
             f.write("refresh\n")
     assert m.log().count("manifest unknown for xyz-42") == 1
+    # A pod that will never be ready: a job fails at once, nothing waits.
+    t = time.monotonic()
+    r = subprocess.run(["bash", "-c", "echo true > pods/broken/run"], cwd=m.path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "not connected" in r.stderr, r.stderr
+    assert time.monotonic() - t < 30  # not the 300 s ready_timeout
+    assert "INSTALL_FAILED, not running: nothing was sent" in m.log()
 
 
 def test_lists_keep_node_positions(api, make_mount):
