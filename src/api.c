@@ -160,22 +160,55 @@ void pod_list_free(struct pod_list *l)
 	l->n = 0;
 }
 
-int api_get_wallet(struct api *a, struct wallet *out)
+/* Rows a page of the wallet holds at most (the API's maximum), and how
+ * many pages one fetch reads at most: the API allows ~1000 calls an hour. */
+#define WALLET_PAGE	 100
+#define WALLET_PAGES_MAX 10
+
+static int wallet_page(struct api *a, size_t offset, json_object **o)
 {
 	struct buf path;
 	buf_init(&path);
-	buf_adds(&path, "/billing/wallet?limit=100&offset=0");
+	buf_printf(&path, "/billing/wallet?limit=%d&offset=%zu", WALLET_PAGE,
+		   offset);
 	if (a->team_id && *a->team_id) {
 		buf_adds(&path, "&teamId=");
 		http_escape_into(&path, a->team_id);
 	}
-	json_object *o;
-	int rc = get_object(a, path.data, "GET /billing/wallet", &o);
+	int rc = get_object(a, path.data, "GET /billing/wallet", o);
 	buf_free(&path);
+	return rc;
+}
+
+int api_get_wallet(struct api *a, time_t since, struct wallet *out)
+{
+	json_object *o;
+	int rc = wallet_page(a, 0, &o);
 	if (rc)
 		return rc;
 	wallet_parse(o, out);
+	json_object *rows = jx_arr(o, "recent_billings");
+	size_t got = rows ? json_object_array_length(rows) : 0;
 	json_object_put(o);
+	time_t oldest = -1;
+	for (size_t i = 0; i < out->n_rows; i++) {
+		const struct billing_row *b = &out->rows[i];
+		time_t at = b->last_billed != -1 ? b->last_billed : b->created;
+		if (at != -1 && (oldest == -1 || at < oldest))
+			oldest = at;
+	}
+	/* Newest rows first: page back while a full page's oldest row may
+	 * still be newer than the oldest pod it could bill. */
+	size_t offset = got;
+	for (int page = 1; page < WALLET_PAGES_MAX && got == WALLET_PAGE &&
+			   since != -1 && oldest != -1 && oldest >= since;
+	     page++) {
+		if (wallet_page(a, offset, &o))
+			break; /* what was read so far still counts */
+		got = wallet_add_rows(o, out, &oldest);
+		offset += got;
+		json_object_put(o);
+	}
 	return 0;
 }
 

@@ -32,7 +32,9 @@ void offer_list_free(struct offer_list *l);
 /* history=false: GET /pods; true: GET /pods/history. */
 int api_list_pods(struct api *a, bool history, struct pod_list *out);
 void pod_list_free(struct pod_list *l);
-int api_get_wallet(struct api *a, struct wallet *out);
+/* The wallet, with its billing rows paged back (newest first) until they
+ * are older than `since` (the oldest pod they could bill; -1: one page). */
+int api_get_wallet(struct api *a, time_t since, struct wallet *out);
 
 /* GET /pods/{id}/log?tail=N: the pod's log as text appended to out (see
  * api_log_text). */

@@ -442,8 +442,19 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 		return 0;
 	}
 	default: {
+		/* Billing rows as far back as the oldest pod held. */
+		time_t since = -1;
+		struct snap *pods;
+		if (cache_get(c, SNAP_PODS, CACHE_HELD, &pods) == 0) {
+			for (size_t i = 0; i < pods->pods.n; i++) {
+				time_t t = pods->pods.v[i].created_t;
+				if (t != -1 && (since == -1 || t < since))
+					since = t;
+			}
+			snap_put(pods);
+		}
 		struct wallet w;
-		if ((rc = api_get_wallet(c->api, &w)))
+		if ((rc = api_get_wallet(c->api, since, &w)))
 			return rc;
 		*out = snap_new(SNAP_WALLET);
 		(*out)->wallet = w;

@@ -318,23 +318,34 @@ int wallet_parse(json_object *o, struct wallet *out)
 		return -1;
 	out->balance = jx_num(o, "balance_usd");
 	out->currency = jx_dup(o, "currency");
+	out->json = json_text(o);
+	wallet_add_rows(o, out, NULL);
+	return 0;
+}
+
+size_t wallet_add_rows(json_object *o, struct wallet *w, time_t *oldest)
+{
 	json_object *rows = jx_arr(o, "recent_billings");
 	size_t len = rows ? json_object_array_length(rows) : 0;
-	out->rows = xcalloc(len ? len : 1, sizeof *out->rows);
+	w->rows = xrealloc(w->rows, (w->n_rows + len + 1) * sizeof *w->rows);
 	for (size_t i = 0; i < len; i++) {
 		json_object *r = json_object_array_get_idx(rows, i);
+		time_t created = parse_iso8601(jx_str(r, "created_at"));
+		time_t billed = parse_iso8601(jx_str(r, "last_billed_at"));
+		time_t at = billed != -1 ? billed : created;
+		if (oldest && at != -1 && (*oldest == -1 || at < *oldest))
+			*oldest = at;
 		const char *id = jx_str(r, "resource_id");
 		struct num amount = jx_num(r, "amount_usd");
 		if (!id || !amount.set)
 			continue;
-		struct billing_row *b = &out->rows[out->n_rows++];
+		struct billing_row *b = &w->rows[w->n_rows++];
 		b->resource_id = xstrdup(id);
 		b->amount_usd = amount.d;
-		b->created = parse_iso8601(jx_str(r, "created_at"));
-		b->last_billed = parse_iso8601(jx_str(r, "last_billed_at"));
+		b->created = created;
+		b->last_billed = billed;
 	}
-	out->json = json_text(o);
-	return 0;
+	return len;
 }
 
 void wallet_free(struct wallet *w)

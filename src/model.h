@@ -91,6 +91,10 @@ void offer_free(struct offer *o);
 int pod_parse(json_object *o, bool history, struct pod *out);
 void pod_free(struct pod *p);
 int wallet_parse(json_object *o, struct wallet *out);
+/* Appends the billing rows of one page of GET /billing/wallet; returns how
+ * many the page held (kept or not) and lowers *oldest (may be NULL) to the
+ * oldest row's last_billed_at (else created_at). */
+size_t wallet_add_rows(json_object *o, struct wallet *w, time_t *oldest);
 void wallet_free(struct wallet *w);
 
 /* In stock: any stockStatus the API sends but Unavailable. */

@@ -419,6 +419,32 @@ def test_price_and_cost_per_state(api, make_mount):
     assert re.match(r"^\d+\.\d{4}\n$", m.read("pods/billed-x/cost"))
 
 
+def test_cost_pages_billing_back_to_the_oldest_pod(api, make_mount):
+    """DESIGN: cost sums the pod's rows of recent_billings, paged back (newest
+    first, 100 a page) no further than the oldest listed pod's creation."""
+    now = time.time()
+    old = _add_pod(api, name="old-x", status="STOPPED", priceHr=2.0, stoppedPriceHr=0.0,
+                   createdAt=_iso(now - 30 * 86400))
+    row = {"updated_at": _iso(now), "currency": "USD", "resource_type": "compute"}
+    # 150 newer rows of other resources, then the old pod's bill of 7.25,
+    # then rows older than every pod: the page that reaches them is the last.
+    rows = [dict(row, id="n%d" % i, created_at=_iso(now - 3600 - i),
+                 last_billed_at=_iso(now - 3600 - i), resource_id="other-%d" % i,
+                 amount_usd=0.01) for i in range(150)]
+    rows.append(dict(row, id="o1", created_at=_iso(now - 29 * 86400),
+                     last_billed_at=_iso(now - 20 * 86400), resource_id=old, amount_usd=7.25))
+    rows += [dict(row, id="z%d" % i, created_at=_iso(now - 900 * 86400),
+                  last_billed_at=_iso(now - 900 * 86400), resource_id="ancient",
+                  amount_usd=1.0) for i in range(120)]
+    api.admin("wallet", {"recent_billings": rows})
+    m = make_mount(api)
+    os.listdir(m.p("pods"))
+    api.reset()
+    assert m.read("pods/old-x/cost") == "7.2500\n"  # STOPPED at 0 since the bill
+    walls = [r for r in api.requests() if r["path"].endswith("/billing/wallet")]
+    assert [r["query"].get("offset") for r in walls] == [["0"], ["100"]], walls
+
+
 def test_install_failed_and_gone_pods(api, make_mount):
     _add_pod(api, name="broken", status="ACTIVE", installationStatus="ERROR",
              installationFailure="Failed to pull image: manifest unknown for xyz-42",

@@ -305,7 +305,7 @@ static void test_escape(void)
 	fixed_body = "{\"balance_usd\":1}";
 	use(s_fixed, 5);
 	struct wallet w;
-	CHECK(api_get_wallet(&api, &w) == 0);
+	CHECK(api_get_wallet(&api, -1, &w) == 0);
 	wallet_free(&w);
 	CHECK_STR(last_path, "/api/v1/billing/wallet?limit=100&offset=0&teamId="
 			     "t1%26limit%3D1000%20%2F%C3%A9%3F%23");
@@ -318,7 +318,7 @@ static int fixed(int status, const char *body)
 	fixed_body = body;
 	use(s_fixed, 5);
 	struct wallet w;
-	int rc = api_get_wallet(&api, &w);
+	int rc = api_get_wallet(&api, -1, &w);
 	if (!rc)
 		wallet_free(&w);
 	return rc;
@@ -454,13 +454,13 @@ int main(void)
 
 	use(s_flaky, 5);
 	struct wallet w;
-	CHECK(api_get_wallet(&api, &w) == 0);
+	CHECK(api_get_wallet(&api, -1, &w) == 0);
 	CHECK(requests == 2 && w.balance.set && w.balance.i == 5);
 	wallet_free(&w);
 
 	use(s_slow, 1);
 	t0 = now_monotonic();
-	CHECK(api_get_wallet(&api, &w) == -ETIMEDOUT);
+	CHECK(api_get_wallet(&api, -1, &w) == -ETIMEDOUT);
 	double took = now_monotonic() - t0;
 	CHECK(took < 10); /* its 1 s deadline, not the 60 s answer */
 	printf("# slow call gave up after %.2f s\n", took);
@@ -472,7 +472,7 @@ int main(void)
 	http = http_new(&dead);
 	api.http = http;
 	t0 = now_monotonic();
-	CHECK(api_get_wallet(&api, &w) == -EIO);
+	CHECK(api_get_wallet(&api, -1, &w) == -EIO);
 	CHECK(now_monotonic() - t0 < 10); /* not a hang */
 
 	/* No key: nothing is sent. */
@@ -481,7 +481,7 @@ int main(void)
 	http = http_new(&nokey);
 	api.http = http;
 	requests = 0;
-	CHECK(api_get_wallet(&api, &w) == -EACCES);
+	CHECK(api_get_wallet(&api, -1, &w) == -EACCES);
 	CHECK(requests == 0);
 	CHECK(logged("no API key configured"));
 	http_free(http);
