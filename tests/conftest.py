@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from make_certs import make_certs  # noqa: E402
+from sshd import Sshd, make_key  # noqa: E402
 
 BUILD = Path(os.environ.get("PRIMEFS_BUILD", ROOT / "build"))
 PRIMEFS = BUILD / "primefs"
@@ -109,6 +110,15 @@ class FakeAPI:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def sanitized():
+    """Whether BUILD was built with a sanitizer (ASan/UBSan)."""
+    try:
+        opts = json.loads((BUILD / "meson-info" / "intro-buildoptions.json").read_text())
+    except OSError:
+        return False
+    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "") for o in opts)
 
 
 def err_of(fn):
@@ -249,3 +259,19 @@ def api(make_api):
 @pytest.fixture
 def mnt(api, make_mount):
     return make_mount(api)
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """An ed25519 key pair for a pod: (private key path, public key line)."""
+    d = tmp_path / "keys"
+    d.mkdir()
+    return make_key(d, "ed25519")
+
+
+@pytest.fixture
+def pod(tmp_path, keys):
+    """A real sshd on 127.0.0.1 (see sshd.py) that lets `keys` in as root."""
+    s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
+    yield s
+    s.stop()

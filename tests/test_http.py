@@ -7,7 +7,6 @@ PRIMEFS_WRAPPER (e.g. valgrind) wraps test_http like any unit program.
 """
 
 import errno
-import json
 import os
 import re
 import shlex
@@ -19,17 +18,9 @@ import time
 
 import pytest
 
-from conftest import BUILD, KEY, PRIMEFS, mounted
+from conftest import BUILD, KEY, PRIMEFS, mounted, sanitized
 
 EXE = BUILD / "tests" / "unit" / "test_http"
-
-
-def sanitized():
-    try:
-        opts = json.loads((BUILD / "meson-info" / "intro-buildoptions.json").read_text())
-    except OSError:
-        return False
-    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "") for o in opts)
 
 
 def run_stress(api, certs, wrapper, threads=16, waves=3, calls=12):

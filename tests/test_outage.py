@@ -6,10 +6,6 @@ their pod)."""
 import os
 import time
 
-import pytest
-
-from sshd import Sshd, make_key
-
 
 def wait_for(cond, bound=20):
     """cond() within `bound` seconds: a bound that only catches a hang."""
@@ -78,20 +74,6 @@ def test_refresh_then_outage_keeps_answers_for_rmdir(api, make_mount):
     assert api.counts()["DELETE /pods/{id}"] == 1
     assert "doomed" not in os.listdir(m.p("pods"))
     assert "demo" in os.listdir(m.p("pods"))
-
-
-@pytest.fixture
-def keys(tmp_path):
-    d = tmp_path / "keys"
-    d.mkdir()
-    return make_key(d, "ed25519")
-
-
-@pytest.fixture
-def pod(tmp_path, keys):
-    s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
-    yield s
-    s.stop()
 
 
 def test_refresh_then_outage_run_still_works(pod, keys, make_api, make_mount,

@@ -10,22 +10,8 @@ import time
 
 import pytest
 
-from sshd import Sshd, make_key, free_port
+from sshd import make_key, free_port
 from conftest import PRIMEFS, err_of
-
-
-@pytest.fixture
-def keys(tmp_path):
-    d = tmp_path / "keys"
-    d.mkdir()
-    return make_key(d, "ed25519")
-
-
-@pytest.fixture
-def pod(tmp_path, keys):
-    s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
-    yield s
-    s.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ PRIMEFS_BUILD picks the build (the ASan one runs test_ssh under ASan);
 PRIMEFS_WRAPPER (e.g. valgrind) wraps test_ssh.
 """
 
-import json
 import os
 import re
 import shlex
@@ -34,14 +33,6 @@ pytestmark = [
 
 def wrapped():
     return shlex.split(os.environ.get("PRIMEFS_WRAPPER", ""))
-
-
-def sanitized():
-    try:
-        opts = json.loads((BUILD / "meson-info" / "intro-buildoptions.json").read_text())
-    except OSError:
-        return False
-    return any(o["name"] == "b_sanitize" and o["value"] not in ("none", "") for o in opts)
 
 
 class Run:

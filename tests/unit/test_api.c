@@ -3,14 +3,9 @@
  * page, advance by what came), retries and Retry-After, errno mapping and
  * its log lines, deadlines, percent-encoding of what goes into a URL. Real
  * sockets, real libcurl. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "api.h"
 #include "creds.h"
@@ -18,93 +13,14 @@
 #include "log.h"
 #include "podlog.h"
 #include "t.h"
-
-/* ---- the server ---- */
-
-struct answer {
-	int status;
-	const char *headers; /* extra header lines, each ending in \r\n */
-	char body[4096];
-	double delay;
-};
-
-typedef void (*script_fn)(const char *path, int nth, struct answer *a);
-
-static script_fn script;
-static int requests;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static int listen_fd;
-static char last_path[4096]; /* as it came on the request line */
-
-static void *serve_one(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	char req[8192];
-	size_t len = 0;
-	while (len < sizeof req - 1) {
-		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n"))
-			break;
-	}
-	req[len] = '\0';
-	char method[16] = "", path[4096] = "";
-	sscanf(req, "%15s %4095s", method, path);
-	pthread_mutex_lock(&mu);
-	int nth = requests++;
-	snprintf(last_path, sizeof last_path, "%s", path);
-	pthread_mutex_unlock(&mu);
-	struct answer a = {200, "", "{}", 0};
-	script(path, nth, &a);
-	sleep_seconds(a.delay);
-	char head[512];
-	int hl = snprintf(head, sizeof head,
-			  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-			  a.status, strlen(a.body), a.headers);
-	if (write(fd, head, (size_t)hl) < 0 ||
-	    write(fd, a.body, strlen(a.body)) < 0)
-		perror("write");
-	close(fd);
-	return NULL;
-}
-
-static void *serve(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		int fd = accept(listen_fd, NULL, NULL);
-		if (fd < 0)
-			return NULL;
-		pthread_t t;
-		pthread_create(&t, NULL, serve_one, (void *)(intptr_t)fd);
-		pthread_detach(t);
-	}
-}
-
-static int start_server(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	bind(listen_fd, (struct sockaddr *)&sa, sizeof sa);
-	listen(listen_fd, 64);
-	getsockname(listen_fd, (struct sockaddr *)&sa, &sl);
-	pthread_t t;
-	pthread_create(&t, NULL, serve, NULL);
-	pthread_detach(t);
-	return ntohs(sa.sin_port);
-}
+#include "t_server.h"
 
 static struct api api;
 static struct http_client *http;
 static char base[64];
 
-static void use(script_fn fn, double timeout)
+/* A new client with this deadline, against the server answering from fn. */
+static void use(t_script_fn fn, double timeout)
 {
 	if (http)
 		http_free(http);
@@ -112,8 +28,7 @@ static void use(script_fn fn, double timeout)
 	    .base_url = base, .api_key = "k", .timeout = timeout};
 	http = http_new(&ho);
 	api.http = http;
-	script = fn;
-	requests = 0;
+	t_server_script(fn);
 }
 
 /* ---- scripts ---- */
@@ -140,7 +55,7 @@ static void items_json(char *out, size_t size, int n, int total)
 
 /* 25 offers in pages of at most 10 (the server clamps page_size) — but the
  * client asks for 100, so: page 1 has 10, page 2 10, page 3 5. */
-static void s_paging(const char *path, int nth, struct answer *a)
+static void s_paging(const char *path, int nth, struct t_answer *a)
 {
 	(void)nth;
 	if (strstr(path, "multi-node")) {
@@ -153,14 +68,14 @@ static void s_paging(const char *path, int nth, struct answer *a)
 }
 
 /* totalCount lies: 1000, but page 2 is empty. */
-static void s_lying(const char *path, int nth, struct answer *a)
+static void s_lying(const char *path, int nth, struct t_answer *a)
 {
 	(void)nth;
 	int page = page_of(path);
 	items_json(a->body, sizeof a->body, page == 1 ? 3 : 0, 1000);
 }
 
-static void s_no_total(const char *path, int nth, struct answer *a)
+static void s_no_total(const char *path, int nth, struct t_answer *a)
 {
 	(void)nth;
 	(void)path;
@@ -168,7 +83,7 @@ static void s_no_total(const char *path, int nth, struct answer *a)
 }
 
 /* Pods: total 7, server clamps the limit to 3. */
-static void s_pods(const char *path, int nth, struct answer *a)
+static void s_pods(const char *path, int nth, struct t_answer *a)
 {
 	(void)nth;
 	const char *o = strstr(path, "offset=");
@@ -187,7 +102,7 @@ static void s_pods(const char *path, int nth, struct answer *a)
 static int fixed_status;
 static const char *fixed_body;
 static const char *fixed_headers = "";
-static void s_fixed(const char *path, int nth, struct answer *a)
+static void s_fixed(const char *path, int nth, struct t_answer *a)
 {
 	(void)path;
 	(void)nth;
@@ -196,7 +111,7 @@ static void s_fixed(const char *path, int nth, struct answer *a)
 	snprintf(a->body, sizeof a->body, "%s", fixed_body);
 }
 
-static void s_flaky(const char *path, int nth, struct answer *a)
+static void s_flaky(const char *path, int nth, struct t_answer *a)
 {
 	(void)path;
 	if (nth == 0) {
@@ -208,7 +123,7 @@ static void s_flaky(const char *path, int nth, struct answer *a)
 	}
 }
 
-static void s_slow(const char *path, int nth, struct answer *a)
+static void s_slow(const char *path, int nth, struct t_answer *a)
 {
 	(void)path;
 	(void)nth;
@@ -240,19 +155,19 @@ static void test_retry_after(void)
 
 	/* Seconds: 3600 does not fit the deadline, so no retry at all. */
 	raw_get(&r, 429, "Retry-After: 3600\r\n", 5);
-	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.status == 429 && r.attempts == 1 && t_server_requests() == 1);
 	CHECK(r.retry_after == 3600);
 	http_resp_free(&r);
 
 	/* Seconds that fit: waited for, then asked again. */
 	raw_get(&r, 503, "Retry-After: 1\r\n", 5);
-	CHECK(r.status == 503 && r.attempts == 4 && requests == 4);
+	CHECK(r.status == 503 && r.attempts == 4 && t_server_requests() == 4);
 	http_resp_free(&r);
 
 	/* Seconds past a short deadline: the backoff alone would have fitted
 	 * a retry; the server's word wins. */
 	raw_get(&r, 429, "Retry-After: 2\r\n", 1);
-	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.status == 429 && r.attempts == 1 && t_server_requests() == 1);
 	CHECK(r.retry_after == 2);
 	http_resp_free(&r);
 
@@ -261,14 +176,14 @@ static void test_retry_after(void)
 	strftime(hdr, sizeof hdr, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n",
 		 gmtime_r(&later, &tm));
 	raw_get(&r, 429, hdr, 5);
-	CHECK(r.status == 429 && r.attempts == 1 && requests == 1);
+	CHECK(r.status == 429 && r.attempts == 1 && t_server_requests() == 1);
 	CHECK(r.retry_after > 3500 && r.retry_after <= 3600);
 	printf("# Retry-After date gave %.0f s\n", r.retry_after);
 	http_resp_free(&r);
 
 	/* A date in the past, or nonsense: our own backoff, every attempt. */
 	raw_get(&r, 503, "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", 5);
-	CHECK(r.status == 503 && r.attempts == 4 && requests == 4);
+	CHECK(r.status == 503 && r.attempts == 4 && t_server_requests() == 4);
 	CHECK(r.retry_after < 0);
 	http_resp_free(&r);
 	raw_get(&r, 503, "Retry-After: soon\r\n", 5);
@@ -307,8 +222,9 @@ static void test_escape(void)
 	struct wallet w;
 	CHECK(api_get_wallet(&api, -1, &w) == 0);
 	wallet_free(&w);
-	CHECK_STR(last_path, "/api/v1/billing/wallet?limit=100&offset=0&teamId="
-			     "t1%26limit%3D1000%20%2F%C3%A9%3F%23");
+	CHECK_STR(t_server_last_path(),
+		  "/api/v1/billing/wallet?limit=100&offset=0&teamId="
+		  "t1%26limit%3D1000%20%2F%C3%A9%3F%23");
 	api.team_id = NULL;
 }
 
@@ -389,35 +305,36 @@ int main(void)
 {
 	log_init(200, false);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	snprintf(base, sizeof base, "http://127.0.0.1:%d", start_server());
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", t_server_start());
 
 	struct offer_list ol;
 	use(s_paging, 5);
 	CHECK(api_list_offers(&api, &ol) == 0);
 	CHECK(ol.n == 25);
-	CHECK(requests == 4); /* 3 pages of /gpus, 1 of /multi-node */
+	CHECK(t_server_requests() ==
+	      4); /* 3 pages of /gpus, 1 of /multi-node */
 	offer_list_free(&ol);
 
 	use(s_lying, 5);
 	CHECK(api_list_offers(&api, &ol) == 0);
-	CHECK(ol.n == 6);     /* 3 from each endpoint */
-	CHECK(requests == 4); /* an empty page stops the loop */
+	CHECK(ol.n == 6);		 /* 3 from each endpoint */
+	CHECK(t_server_requests() == 4); /* an empty page stops the loop */
 	offer_list_free(&ol);
 
 	use(s_no_total, 5);
 	CHECK(api_list_offers(&api, &ol) == 0);
-	CHECK(requests == 2 && ol.n == 4);
+	CHECK(t_server_requests() == 2 && ol.n == 4);
 	offer_list_free(&ol);
 
 	struct pod_list pl;
 	use(s_pods, 5);
 	CHECK(api_list_pods(&api, false, &pl) == 0);
-	CHECK(pl.n == 7 && requests == 3);
+	CHECK(pl.n == 7 && t_server_requests() == 3);
 	CHECK(pl.n == 7 && !strcmp(pl.v[6].id, "c6"));
 	pod_list_free(&pl);
 
 	CHECK(fixed(401, "{\"detail\":\"bad key\"}") == -EACCES);
-	CHECK(requests == 1); /* never retried */
+	CHECK(t_server_requests() == 1); /* never retried */
 	CHECK(logged("HTTP 401"));
 	CHECK(fixed(403, "{\"detail\":\"forbidden\"}") == -EACCES);
 	CHECK(fixed(402, "{\"detail\":\"Payment required\"}") == -EDQUOT);
@@ -433,15 +350,16 @@ int main(void)
 			 "\"details\":\"bad\"}]}") == -EINVAL);
 	CHECK(logged("pod.maxPrice: price 2.5 above 2; bad"));
 	CHECK(fixed(500, "<html>oops</html>") == -EIO);
-	CHECK(requests == 4); /* retried, then given up */
+	CHECK(t_server_requests() == 4); /* retried, then given up */
 	CHECK(logged("oops"));
 	fixed_headers = "Retry-After: 0\r\n";
 	CHECK(fixed(429, "{\"detail\":\"slow down\"}") == -EAGAIN);
-	CHECK(requests == 4);
+	CHECK(t_server_requests() == 4);
 	fixed_headers = "Retry-After: 3600\r\n";
 	double t0 = now_monotonic();
 	CHECK(fixed(429, "{\"detail\":\"slow down\"}") == -EAGAIN);
-	CHECK(requests == 1); /* a Retry-After past the deadline: no wait */
+	CHECK(t_server_requests() ==
+	      1); /* a Retry-After past the deadline: no wait */
 	CHECK(now_monotonic() - t0 < 10); /* not a wait of 3600 s */
 	fixed_headers = "";
 	CHECK(fixed(200, "{\"balance_usd\": 1") == -EIO); /* truncated */
@@ -455,7 +373,7 @@ int main(void)
 	use(s_flaky, 5);
 	struct wallet w;
 	CHECK(api_get_wallet(&api, -1, &w) == 0);
-	CHECK(requests == 2 && w.balance.set && w.balance.i == 5);
+	CHECK(t_server_requests() == 2 && w.balance.set && w.balance.i == 5);
 	wallet_free(&w);
 
 	use(s_slow, 1);
@@ -480,9 +398,9 @@ int main(void)
 	struct http_opts nokey = {.base_url = base, .timeout = 3};
 	http = http_new(&nokey);
 	api.http = http;
-	requests = 0;
+	t_server_script(s_fixed);
 	CHECK(api_get_wallet(&api, -1, &w) == -EACCES);
-	CHECK(requests == 0);
+	CHECK(t_server_requests() == 0);
 	CHECK(logged("no API key configured"));
 	http_free(http);
 

@@ -1,20 +1,17 @@
 /* test_cache.c — the tree over installed snapshots: every kind of node,
  * rendering rules (one value and a newline, empty for unknown, 4-decimal
  * cost), the cheapest link, and probe names answered without a fetch.
- * Then the cache against a tiny in-process HTTP server (real sockets, real
- * libcurl): the held snapshot served while a slow fetch runs, a listing in
- * flight never undoing a local change, refresh keeping answers for an
- * outage, bounded and interruptible waits, and the pods hook. */
-#include <arpa/inet.h>
+ * Then the cache against a tiny in-process HTTP server (t_server.c: real
+ * sockets, real libcurl): the held snapshot served while a slow fetch runs, a
+ * listing in flight never undoing a local change, refresh keeping answers for
+ * an outage, bounded and interruptible waits, and the pods hook. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "t.h"
+#include "t_server.h"
 #include "template.h"
 #include "tree.h"
 
@@ -73,73 +70,17 @@ static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static char srv_body[2048];
 static int srv_status = 200;
 static double srv_delay;
-static int srv_started, srv_answered;
-static int listen_fd;
 
-static void *serve_one(void *arg)
+/* The answer is what was set when the request came. */
+static void s_pods(const char *path, int nth, struct t_answer *a)
 {
-	int fd = (int)(intptr_t)arg;
-	char req[8192];
-	size_t len = 0;
-	while (len < sizeof req - 1) {
-		ssize_t n = read(fd, req + len, sizeof req - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		req[len] = '\0';
-		if (strstr(req, "\r\n\r\n"))
-			break;
-	}
-	/* The answer is what was set when the request came. */
+	(void)path;
+	(void)nth;
 	pthread_mutex_lock(&srv_mu);
-	srv_started++;
-	char body[2048];
-	snprintf(body, sizeof body, "%s", srv_body);
-	int status = srv_status;
-	double delay = srv_delay;
+	snprintf(a->body, sizeof a->body, "%s", srv_body);
+	a->status = srv_status;
+	a->delay = srv_delay;
 	pthread_mutex_unlock(&srv_mu);
-	sleep_seconds(delay);
-	char head[256];
-	int hl = snprintf(head, sizeof head,
-			  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			  status, strlen(body));
-	if (write(fd, head, (size_t)hl) < 0 ||
-	    write(fd, body, strlen(body)) < 0)
-		perror("write");
-	close(fd);
-	pthread_mutex_lock(&srv_mu);
-	srv_answered++;
-	pthread_mutex_unlock(&srv_mu);
-	return NULL;
-}
-
-static void *serve(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		int fd = accept(listen_fd, NULL, NULL);
-		if (fd < 0)
-			return NULL;
-		pthread_t t;
-		pthread_create(&t, NULL, serve_one, (void *)(intptr_t)fd);
-		pthread_detach(t);
-	}
-}
-
-static int start_server(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-	bind(listen_fd, (struct sockaddr *)&sa, sizeof sa);
-	listen(listen_fd, 64);
-	getsockname(listen_fd, (struct sockaddr *)&sa, &sl);
-	pthread_t t;
-	pthread_create(&t, NULL, serve, NULL);
-	pthread_detach(t);
-	return ntohs(sa.sin_port);
 }
 
 /* The listing answers these pods (ids "p-<name>"), after `delay`. */
@@ -166,21 +107,13 @@ static void answer(const char *names, int status, double delay)
 	pthread_mutex_unlock(&srv_mu);
 }
 
-static int srv(int *counter)
-{
-	pthread_mutex_lock(&srv_mu);
-	int v = *counter;
-	pthread_mutex_unlock(&srv_mu);
-	return v;
-}
-
 /* Waits (bounded: a hang fails the test, not a slow machine) until the
  * server has answered n requests. */
 static bool answered(int n)
 {
-	for (int i = 0; i < 2000 && srv(&srv_answered) < n; i++)
+	for (int i = 0; i < 2000 && t_server_answered() < n; i++)
 		sleep_seconds(0.01);
-	return srv(&srv_answered) >= n;
+	return t_server_answered() >= n;
 }
 
 static bool has(const struct snap *s, const char *name)
@@ -258,7 +191,8 @@ static struct pod local_pod(const char *name)
 static void cache_behaviour(void)
 {
 	char base[64];
-	snprintf(base, sizeof base, "http://127.0.0.1:%d", start_server());
+	snprintf(base, sizeof base, "http://127.0.0.1:%d", t_server_start());
+	t_server_script(s_pods);
 	struct http_opts ho = {
 	    .base_url = base, .api_key = "k", .timeout = 10, .max_attempts = 1};
 	struct http_client *http = http_new(&ho);
@@ -288,15 +222,15 @@ static void cache_behaviour(void)
 		CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
 		CHECK(has(s, "a") && !has(s, "c"));
 		snap_put(s);
-		CHECK(srv(&srv_answered) == 1); /* the refresh still pending */
+		CHECK(t_server_answered() == 1); /* the refresh still pending */
 	}
-	CHECK(srv(&srv_started) == 2); /* one fetch for them all */
+	CHECK(t_server_requests() == 2); /* one fetch for them all */
 	/* A FRESH reader waits for a fetch that started after it began. */
 	answer("a b c d", 200, 0);
 	CHECK(cache_get(c, SNAP_PODS, CACHE_FRESH, &s) == 0);
 	CHECK(has(s, "d"));
 	snap_put(s);
-	CHECK(srv(&srv_started) == 3);
+	CHECK(t_server_requests() == 3);
 	CHECK(hooked_soon(3) == 3);
 
 	/* A listing in flight does not undo a change made meanwhile. */
@@ -304,7 +238,7 @@ static void cache_behaviour(void)
 	answer("a b c d", 200, 1);
 	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0); /* starts it */
 	snap_put(s);
-	for (int i = 0; i < 500 && srv(&srv_started) < 4; i++)
+	for (int i = 0; i < 500 && t_server_requests() < 4; i++)
 		sleep_seconds(0.01);
 	struct pod e = local_pod("e");
 	cache_pods_change(c, &e, "p-a");
@@ -322,30 +256,30 @@ static void cache_behaviour(void)
 	answer("", 500, 0);
 	CHECK(cache_get(c, SNAP_PODS, CACHE_HELD, &s) == 0);
 	snap_put(s);
-	int before = srv(&srv_started);
+	int before = t_server_requests();
 	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
 	CHECK(has(s, "e"));
 	snap_put(s);
-	CHECK(srv(&srv_started) == before + 1); /* it did try */
+	CHECK(t_server_requests() == before + 1); /* it did try */
 	/* and backs off: the next readers do not ask again at once */
 	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
 	snap_put(s);
-	CHECK(srv(&srv_started) == before + 1);
+	CHECK(t_server_requests() == before + 1);
 	/* but mkdir's fresh check does, and fails rather than serve old */
 	CHECK(cache_get(c, SNAP_PODS, CACHE_FRESH, &s) == -EIO);
-	CHECK(srv(&srv_started) == before + 2);
+	CHECK(t_server_requests() == before + 2);
 
 	/* Nothing held: the wait ends when the caller gives up, or at the
 	 * time limit, before the slow server answers. */
 	answer("x", 200, 3);
-	int done = srv(&srv_answered);
+	int done = t_server_answered();
 	give_up = true;
 	CHECK(cache_get(c, SNAP_HISTORY, CACHE_TTL, &s) == -EINTR);
 	give_up = false;
-	CHECK(srv(&srv_answered) == done);
+	CHECK(t_server_answered() == done);
 	cache_set_wait_limit(c, 0.3);
 	CHECK(cache_get(c, SNAP_WALLET, CACHE_TTL, &s) == -ETIMEDOUT);
-	CHECK(srv(&srv_answered) == done);
+	CHECK(t_server_answered() == done);
 
 	cache_free(c); /* waits for the fetches still running */
 	http_free(http);

@@ -37,6 +37,19 @@ static struct snap *offers(const char *const *json, size_t n)
 	return snap_from_offers(&l);
 }
 
+/* A snapshot of one H100 offer in stock: this provider, price and images. */
+static struct snap *one_offer(const char *provider, double price,
+			      const char *images)
+{
+	struct buf j;
+	buf_init(&j);
+	offer_json(&j, provider, "DC", price, "\"High\"", "null", images);
+	const char *json[] = {j.data};
+	struct snap *s = offers(json, 1);
+	buf_free(&j);
+	return s;
+}
+
 static int choose(struct snap *s, const char *tmpl, const struct offer **o,
 		  struct pod_spec *spec, struct buf *why)
 {
@@ -129,11 +142,7 @@ static char img[256];
 static const char *image_for(const char *images, const char *provider,
 			     const char *tmpl)
 {
-	struct buf j;
-	buf_init(&j);
-	offer_json(&j, provider, "DC", 1.0, "\"High\"", "null", images);
-	const char *json[] = {j.data};
-	struct snap *s = offers(json, 1);
+	struct snap *s = one_offer(provider, 1.0, images);
 	const struct offer *o = NULL;
 	struct pod_spec spec;
 	struct buf why;
@@ -156,7 +165,6 @@ static const char *image_for(const char *images, const char *provider,
 	pod_spec_free(&spec);
 	buf_free(&why);
 	snap_put(s);
-	buf_free(&j);
 	return img;
 }
 
@@ -191,11 +199,7 @@ static void test_image(void)
 
 static void test_max_price_sent(void)
 {
-	struct buf j;
-	buf_init(&j);
-	offer_json(&j, "hyperstack", "DC", 1.25, "\"High\"", "null", ALL);
-	const char *json[] = {j.data};
-	struct snap *s = offers(json, 1);
+	struct snap *s = one_offer("hyperstack", 1.25, ALL);
 	const struct offer *o = NULL;
 	struct pod_spec spec;
 	struct buf why;
@@ -225,7 +229,6 @@ static void test_max_price_sent(void)
 	pod_spec_free(&spec);
 	buf_free(&why);
 	snap_put(s);
-	buf_free(&j);
 }
 
 int main(void)

@@ -461,20 +461,31 @@ static void sc_rsa(struct ssh_pool *p)
 	ssh_pool_free(pr);
 }
 
-static void sc_lost(struct ssh_pool *p)
+/* Starts a command on pod-a that prints "before" and sleeps 100 s, and
+ * reads that first line through `cur`: a command known to be running.
+ * NULL if it did not start. */
+static struct ssh_cmd *start_sleeper(struct ssh_pool *p, struct ssh_cursor *cur)
 {
 	struct ssh_cmd *c = NULL;
 	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", NULL, NULL,
 		      &c) == 0);
 	if (!c)
-		return;
-	struct ssh_cursor cur = {0, false};
+		return NULL;
 	char buf[64];
 	bool eof;
 	size_t got = 0;
-	while (got < 7 && ssh_cmd_wait(c, &cur, 5))
-		got += ssh_cmd_read(c, &cur, buf + got, sizeof buf - got, &eof);
+	while (got < 7 && ssh_cmd_wait(c, cur, 5))
+		got += ssh_cmd_read(c, cur, buf + got, sizeof buf - got, &eof);
 	CHECK(got == 7);
+	return c;
+}
+
+static void sc_lost(struct ssh_pool *p)
+{
+	struct ssh_cursor cur = {0, false};
+	struct ssh_cmd *c = start_sleeper(p, &cur);
+	if (!c)
+		return;
 	action("kill");
 	double t0 = now_monotonic();
 	CHECK(ssh_cmd_wait_done(c, 5));
@@ -864,18 +875,10 @@ static void sc_abandon(struct ssh_pool *p)
  * dead after some keepalive intervals and the command ends as lost. */
 static void sc_frozen(struct ssh_pool *p)
 {
-	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", NULL, NULL,
-		      &c) == 0);
+	struct ssh_cursor cur = {0, false};
+	struct ssh_cmd *c = start_sleeper(p, &cur);
 	if (!c)
 		return;
-	struct ssh_cursor cur = {0, false};
-	char buf[64];
-	bool eof;
-	size_t got = 0;
-	while (got < 7 && ssh_cmd_wait(c, &cur, 5))
-		got += ssh_cmd_read(c, &cur, buf + got, sizeof buf - got, &eof);
-	CHECK(got == 7);
 	action("freeze");
 	double ka = atof(arg("keepalive", "15"));
 	double t0 = now_monotonic();
