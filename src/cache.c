@@ -50,6 +50,19 @@ struct cache {
 	/* Pods this mount terminated that no history listing has shown yet
 	 * (guarded by the history slot's mutex). */
 	struct pod_list terminated;
+	/* Pods this mount asked for that no listing has shown yet (guarded
+	 * by the pods slot's mutex): the overlay of every pods snapshot. */
+	struct pending *pending;
+	size_t n_pending;
+};
+
+/* One pending create. `pod` is the create's answer (answered: its id is
+ * the API's) or a placeholder (name, status PENDING; its id is the name,
+ * as no other is known). */
+struct pending {
+	char *name;
+	struct pod pod;
+	bool answered;
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
@@ -104,6 +117,11 @@ void cache_free(struct cache *c)
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	pod_list_free(&c->terminated);
+	for (size_t i = 0; i < c->n_pending; i++) {
+		free(c->pending[i].name);
+		pod_free(&c->pending[i].pod);
+	}
+	free(c->pending);
 	free(c);
 }
 
@@ -419,6 +437,74 @@ void cache_history_add(struct cache *c, const char *id)
 		snap_put(old);
 }
 
+/* ---- pods: the listing plus the creates no listing shows yet ---- */
+
+/* A copy of a pending create's pod, for a snapshot. */
+static bool pending_copy(const struct pending *e, struct pod *out)
+{
+	json_object *o = json_tokener_parse(e->pod.json);
+	int rc = pod_parse(o, false, out);
+	json_object_put(o);
+	if (rc != 0)
+		return false;
+	if (!e->answered) {
+		free(out->id);
+		out->id = xstrdup(e->name);
+	}
+	return true;
+}
+
+static bool listed_name(const struct pod_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].name && !strcmp(l->v[i].name, name))
+			return true;
+	return false;
+}
+
+static void pending_free(struct pending *e)
+{
+	free(e->name);
+	pod_free(&e->pod);
+}
+
+/* The pods snapshot of listing `l` (taken): each pending create it shows
+ * (by id when the answer gave one, else by name) is settled and forgotten,
+ * the listed pod standing for it; the others are added. Whenever the
+ * listing started: what it shows exists. Locks the pods slot briefly. */
+static struct snap *pods_snap(struct cache *c, struct pod_list *l)
+{
+	struct slot *sl = &c->slots[SNAP_PODS];
+	struct buf settled;
+	buf_init(&settled);
+	pthread_mutex_lock(&sl->mu);
+	l->v = xrealloc(l->v, (l->n + c->n_pending + 1) * sizeof *l->v);
+	size_t listed_n = l->n, kept = 0;
+	for (size_t i = 0; i < c->n_pending; i++) {
+		struct pending *e = &c->pending[i];
+		struct pod_list shown = {l->v, listed_n};
+		if (e->answered ? listed(&shown, e->pod.id)
+				: listed_name(&shown, e->name)) {
+			buf_printf(&settled, "%s%s", settled.len ? " " : "",
+				   e->name);
+			pending_free(e);
+			continue;
+		}
+		if (pending_copy(e, &l->v[l->n]))
+			l->n++;
+		c->pending[kept++] = *e;
+	}
+	c->n_pending = kept;
+	pthread_mutex_unlock(&sl->mu);
+	if (settled.len)
+		plog("mkdir", "/pods",
+		     "the listing shows the pods this mount created (%s): "
+		     "settled",
+		     settled.data);
+	buf_free(&settled);
+	return snap_from_pods(l, false);
+}
+
 /* ---- fetching ---- */
 
 static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
@@ -438,7 +524,7 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 		if ((rc = api_list_pods(c->api, kind == SNAP_HISTORY, &l)))
 			return rc;
 		*out = kind == SNAP_HISTORY ? history_snap(c, &l)
-					    : snap_from_pods(&l, false);
+					    : pods_snap(c, &l);
 		return 0;
 	}
 	default: {
@@ -706,18 +792,19 @@ void cache_install(struct cache *c, struct snap *s)
 		snap_put(old);
 }
 
-void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
+/* The held pods snapshot with the pods whose id is `rm1` or `rm2` left out
+ * and `add` (taken, may be NULL) appended; called with the pods slot's
+ * mutex held. A listing that was on the wire meanwhile is dropped when it
+ * comes, as it may predate the change. */
+static void change_held(struct slot *sl, struct pod *add, const char *rm1,
+			const char *rm2)
 {
-	struct slot *sl = &c->slots[SNAP_PODS];
-	pthread_mutex_lock(&sl->mu);
 	struct snap *old = sl->snap;
+	sl->changes++;
 	if (!old) {
-		/* Nothing held: a listing in flight may predate the change,
-		 * so it counts as stale when it comes; the next access fetches
-		 * again. */
-		sl->changes++;
+		/* Nothing held: the next access fetches (and the overlay of
+		 * pending creates applies to what it gets). */
 		sl->valid_after = now_monotonic();
-		pthread_mutex_unlock(&sl->mu);
 		if (add)
 			pod_free(add);
 		return;
@@ -727,11 +814,16 @@ void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 	struct pod_list l = {xcalloc(old->pods.n + 1, sizeof(struct pod)), 0};
 	for (size_t i = 0; i < old->pods.n; i++) {
 		const struct pod *p = &old->pods.v[i];
-		if (remove && !strcmp(p->id, remove))
+		if ((rm1 && !strcmp(p->id, rm1)) ||
+		    (rm2 && !strcmp(p->id, rm2)))
 			continue;
 		json_object *o = json_tokener_parse(p->json);
-		if (pod_parse(o, false, &l.v[l.n]) == 0)
+		if (pod_parse(o, false, &l.v[l.n]) == 0) {
+			/* A placeholder's JSON has no id: it keeps its own. */
+			if (!l.v[l.n].id)
+				l.v[l.n].id = xstrdup(p->id);
 			l.n++;
+		}
 		json_object_put(o);
 	}
 	if (add)
@@ -741,7 +833,105 @@ void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 	s->fetched = old->fetched;
 	s->fetched_mono = old->fetched_mono;
 	sl->snap = s;
-	sl->changes++;
+	snap_put(old); /* the slot's reference; readers hold their own */
+}
+
+static struct pending *pending_find(struct cache *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_pending; i++)
+		if (!strcmp(c->pending[i].name, name))
+			return &c->pending[i];
+	return NULL;
+}
+
+void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
+{
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	if (remove) {
+		/* A pending create of that pod is settled: it is gone. */
+		size_t kept = 0;
+		for (size_t i = 0; i < c->n_pending; i++) {
+			struct pending *e = &c->pending[i];
+			if (e->answered ? !strcmp(e->pod.id, remove)
+					: !strcmp(e->name, remove)) {
+				pending_free(e);
+				continue;
+			}
+			c->pending[kept++] = *e;
+		}
+		c->n_pending = kept;
+	}
+	change_held(sl, add, remove, NULL);
 	pthread_mutex_unlock(&sl->mu);
-	snap_put(old);
+}
+
+void cache_pending_add(struct cache *c, const char *name)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "status", json_object_new_string("PENDING"));
+	struct pending e = {.name = xstrdup(name)};
+	pod_parse(o, false, &e.pod);
+	json_object_put(o);
+	e.pod.id = xstrdup(name);
+	struct pod copy;
+	bool shown = pending_copy(&e, &copy);
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	c->pending =
+	    xrealloc(c->pending, (c->n_pending + 1) * sizeof *c->pending);
+	c->pending[c->n_pending++] = e;
+	change_held(sl, shown ? &copy : NULL, name, NULL);
+	pthread_mutex_unlock(&sl->mu);
+}
+
+void cache_pending_answered(struct cache *c, const char *name, struct pod *p)
+{
+	struct pending e = {.name = xstrdup(name), .pod = *p, .answered = true};
+	memset(p, 0, sizeof *p);
+	struct pod copy;
+	bool shown = pending_copy(&e, &copy);
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	struct pending *old = pending_find(c, name);
+	if (old) {
+		pending_free(old);
+		*old = e;
+	} else {
+		/* A listing showed it before the answer came: it is settled;
+		 * the answer only refreshes what is shown. */
+		pending_free(&e);
+	}
+	/* Out goes the placeholder (its id is the name) or the listed pod. */
+	change_held(sl, shown ? &copy : NULL, name, shown ? copy.id : NULL);
+	pthread_mutex_unlock(&sl->mu);
+}
+
+bool cache_pending_drop(struct cache *c, const char *name)
+{
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	struct pending *e = pending_find(c, name);
+	if (e) {
+		char *id = e->answered ? xstrdup(e->pod.id) : xstrdup(name);
+		pending_free(e);
+		*e = c->pending[--c->n_pending];
+		change_held(sl, NULL, id, NULL);
+		free(id);
+	}
+	pthread_mutex_unlock(&sl->mu);
+	return e != NULL;
+}
+
+enum pending_state cache_pending_state(struct cache *c, const char *name)
+{
+	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	const struct pending *e = pending_find(c, name);
+	enum pending_state state = !e		 ? PENDING_NONE
+				   : e->answered ? PENDING_ANSWERED
+						 : PENDING_UNANSWERED;
+	pthread_mutex_unlock(&sl->mu);
+	return state;
 }

@@ -158,6 +158,15 @@ static double jitter(void)
 bool http_call(struct http_client *c, const char *method, const char *path,
 	       const char *json_body, const char *endpoint, struct http_resp *r)
 {
+	return http_call_timeout(c, method, path, json_body, endpoint,
+				 c->o.timeout, r);
+}
+
+bool http_call_timeout(struct http_client *c, const char *method,
+		       const char *path, const char *json_body,
+		       const char *endpoint, double timeout,
+		       struct http_resp *r)
+{
 	/* GET and DELETE may be repeated; a POST never is (mkdir checks the
 	 * listing instead). */
 	bool idempotent = !strcmp(method, "GET") || !strcmp(method, "DELETE");
@@ -166,7 +175,7 @@ bool http_call(struct http_client *c, const char *method, const char *path,
 		r->no_key = true;
 		return false;
 	}
-	double deadline = now_monotonic() + c->o.timeout;
+	double deadline = now_monotonic() + timeout;
 	struct buf url;
 	buf_init(&url);
 	buf_printf(&url, "%s/api/v1%s", c->base_url, path);
@@ -194,7 +203,7 @@ bool http_call(struct http_client *c, const char *method, const char *path,
 			r->curl = CURLE_OPERATION_TIMEDOUT;
 			snprintf(r->error, sizeof r->error,
 				 "no time left for the call (timeout %.0f s)",
-				 c->o.timeout);
+				 timeout);
 			break;
 		}
 		CURL *h = thread_handle(c);

@@ -46,6 +46,13 @@ void http_resp_free(struct http_resp *r);
 bool http_call(struct http_client *c, const char *method, const char *path,
 	       const char *json_body, const char *endpoint,
 	       struct http_resp *r);
+/* The same with a time limit of its own instead of the client's (a pod's
+ * create request, which is never re-sent, may take longer than a
+ * listing). */
+bool http_call_timeout(struct http_client *c, const char *method,
+		       const char *path, const char *json_body,
+		       const char *endpoint, double timeout,
+		       struct http_resp *r);
 
 /* Appends s percent-encoded (all but A-Z a-z 0-9 - . _ ~), for a path
  * segment or a query value. */

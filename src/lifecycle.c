@@ -1,6 +1,7 @@
 /* lifecycle.c — see lifecycle.h. The only lock is the set of names being
- * created; it is held for memory operations only, and a second mkdir of a
- * name waits on a condition for the first to finish, then sees EEXIST. */
+ * created; it is held for memory operations only. A second mkdir of a name
+ * whose request is on the wire gets EEXIST at once; one whose first mkdir
+ * is still choosing an offer waits on a condition for it to finish. */
 #include "lifecycle.h"
 
 #include <errno.h>
@@ -30,33 +31,46 @@ void lifecycle_destroy(struct lifecycle *l)
 	pthread_cond_destroy(&l->cv);
 }
 
-static bool creating(struct lifecycle *l, const char *name)
+static struct creating *creating(struct lifecycle *l, const char *name)
 {
 	for (size_t i = 0; i < l->n_creating; i++)
-		if (!strcmp(l->creating[i], name))
-			return true;
-	return false;
+		if (!strcmp(l->creating[i].name, name))
+			return &l->creating[i];
+	return NULL;
 }
 
-/* Takes the name; returns how many other creations are under way. */
-static size_t claim(struct lifecycle *l, const char *name)
+/* Takes the name: 0, or -EEXIST when a request for it is on the wire. */
+static int claim(struct lifecycle *l, const char *name)
 {
 	pthread_mutex_lock(&l->mu);
-	while (creating(l, name))
+	struct creating *other;
+	while ((other = creating(l, name)) && !other->sent)
 		pthread_cond_wait(&l->cv, &l->mu);
+	if (other) {
+		pthread_mutex_unlock(&l->mu);
+		return -EEXIST;
+	}
 	l->creating =
 	    xrealloc(l->creating, (l->n_creating + 1) * sizeof *l->creating);
-	l->creating[l->n_creating++] = (char *)name;
-	size_t others = l->n_creating - 1;
+	l->creating[l->n_creating++] = (struct creating){name, false};
 	pthread_mutex_unlock(&l->mu);
-	return others;
+	return 0;
+}
+
+static void mark_sent(struct lifecycle *l, const char *name)
+{
+	pthread_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->n_creating; i++)
+		if (l->creating[i].name == name)
+			l->creating[i].sent = true;
+	pthread_mutex_unlock(&l->mu);
 }
 
 static void release(struct lifecycle *l, const char *name)
 {
 	pthread_mutex_lock(&l->mu);
 	for (size_t i = 0; i < l->n_creating; i++)
-		if (l->creating[i] == name) {
+		if (l->creating[i].name == name) {
 			l->creating[i] = l->creating[--l->n_creating];
 			break;
 		}
@@ -72,6 +86,22 @@ static const struct pod *named(const struct snap *s, const char *name)
 			return p;
 	}
 	return NULL;
+}
+
+/* Other mkdirs under way that `pods` does not show yet (pending creates
+ * are in it from just before their request is sent). */
+static size_t others_unseen(struct lifecycle *l, const char *mine,
+			    const struct snap *pods)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&l->mu);
+	for (size_t i = 0; i < l->n_creating; i++) {
+		const struct creating *o = &l->creating[i];
+		if (o->name != mine && (!o->sent || !named(pods, o->name)))
+			n++;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return n;
 }
 
 /* Was the request perhaps received? Then its answer, not the request, may
@@ -90,16 +120,17 @@ static bool maybe_sent(const struct http_resp *r)
 	return r->status >= 500;
 }
 
-/* Adds the created pod to the cache, so the directory exists at once. */
-static void show_created(struct lifecycle *l, json_object *o)
+/* The create's answer replaces the placeholder, until a listing shows the
+ * pod. One without a usable id leaves the placeholder, which a listing
+ * then settles by name. */
+static void show_created(struct lifecycle *l, const char *name, json_object *o)
 {
 	struct pod p;
 	if (pod_parse(o, false, &p) != 0)
 		return;
-	if (safe_name(p.id))
-		cache_pods_change(l->cache, &p, NULL); /* takes p's contents */
-	else
-		pod_free(&p);
+	if (p.id && safe_name(p.id) && p.id[0] != '.')
+		cache_pending_answered(l->cache, name, &p); /* takes p */
+	pod_free(&p);
 }
 
 static int post(struct lifecycle *l, const char *name, const char *path,
@@ -110,38 +141,45 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 	struct http_resp r;
 	http_resp_init(&r);
 	int rc = 0;
-	if (http_call(l->api->http, "POST", "/pods/", text, "POST /pods", &r)) {
+	if (http_call_timeout(l->api->http, "POST", "/pods/", text,
+			      "POST /pods", LIFECYCLE_CREATE_TIMEOUT, &r)) {
 		json_object *o = api_parse_object("POST /pods", &r);
 		if (o) {
 			plog("mkdir", path, "created pod %s (id %s)", name,
 			     jx_str(o, "id") ? jx_str(o, "id") : "?");
-			show_created(l, o);
+			show_created(l, name, o);
 			json_object_put(o);
 		} else {
 			/* Created, but the answer is unreadable: the listing
-			 * will show it. */
+			 * will show it (the placeholder stands until then). */
 			cache_refresh(l->cache);
 		}
 	} else if (maybe_sent(&r)) {
+		/* A listing that started after the request was sent and shows
+		 * the pod settles it (the cache's overlay drops it). */
 		struct snap *s;
 		int lrc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
-		const struct pod *p = lrc == 0 ? named(s, name) : NULL;
-		if (p) {
-			plog(
-			    "mkdir", path,
-			    "the API's answer was lost; pod %s (id %s) is in a "
-			    "fresh listing, so it was created once",
-			    name, p->id);
-		} else {
-			rc = api_fail("mkdir", path, &r);
-			plog("mkdir", path,
-			     "the answer was lost and no pod named %s is "
-			     "listed%s",
-			     name, lrc ? " (the listing failed too)" : "");
-		}
 		if (lrc == 0)
 			snap_put(s);
+		if (lrc == 0 &&
+		    cache_pending_state(l->cache, name) == PENDING_NONE) {
+			plog("mkdir", path,
+			     "the API's answer was lost; pod %s is in a fresh "
+			     "listing, so it was created once",
+			     name);
+		} else {
+			rc = api_fail("mkdir", path, &r);
+			plog(
+			    "mkdir", path,
+			    "the answer was lost and no listing shows pod %s "
+			    "yet%s; it may exist: the name stays taken and "
+			    "listed as PENDING until a listing shows it (rmdir "
+			    "forgets the request)",
+			    name, lrc ? " (the listing failed too)" : "");
+		}
 	} else {
+		/* Not created (4xx, or nothing was sent): the name is free. */
+		cache_pending_drop(l->cache, name);
 		rc = api_fail("mkdir", path, &r);
 	}
 	http_resp_free(&r);
@@ -161,7 +199,15 @@ int pod_create(struct lifecycle *l, const char *name)
 		return -EINVAL;
 	}
 	char *mine = xstrdup(name);
-	size_t others = claim(l, mine);
+	if (claim(l, mine)) {
+		plog("mkdir", path.data,
+		     "a pod named %s exists already (its create request is on "
+		     "the wire)",
+		     name);
+		free(mine);
+		buf_free(&path);
+		return -EEXIST;
+	}
 	struct pod_spec spec;
 	template_store_resolve(l->tmpl, name, &spec);
 	struct snap *pods = NULL, *offers = NULL;
@@ -178,7 +224,7 @@ int pod_create(struct lifecycle *l, const char *name)
 		rc = -EEXIST;
 		goto out;
 	}
-	size_t billing = others;
+	size_t billing = others_unseen(l, mine, pods);
 	for (size_t i = 0; i < pods->pods.n; i++)
 		billing += pod_billing(&pods->pods.v[i]);
 	if ((long)billing >= spec.max_pods) {
@@ -204,6 +250,9 @@ int pod_create(struct lifecycle *l, const char *name)
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
 	     offer->price.d);
+	/* From now on the pod counts as existing (see lifecycle.h). */
+	mark_sent(l, mine);
+	cache_pending_add(l->cache, name);
 	rc = post(l, name, path.data, body);
 out:
 	json_object_put(body);
@@ -217,6 +266,38 @@ out:
 	buf_free(&why);
 	buf_free(&path);
 	return rc;
+}
+
+/* rmdir of a placeholder: a create whose answer was lost and that no
+ * listing has shown. A fresh listing may show it now (then it is returned
+ * as any pod); else there is nothing to terminate by, and the request is
+ * forgotten. */
+static int forget(struct lifecycle *l, const char *name, const char *path)
+{
+	pthread_mutex_lock(&l->mu);
+	bool on_wire = creating(l, name) != NULL;
+	pthread_mutex_unlock(&l->mu);
+	if (on_wire) {
+		plog("rmdir", path,
+		     "the create request of pod %s is still on the wire; try "
+		     "again once it is answered",
+		     name);
+		return -EBUSY;
+	}
+	struct snap *s;
+	int rc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
+	if (rc)
+		return rc;
+	snap_put(s);
+	if (cache_pending_state(l->cache, name) != PENDING_UNANSWERED)
+		return pod_delete(l, name); /* settled meanwhile */
+	if (cache_pending_drop(l->cache, name))
+		plog("rmdir", path,
+		     "forgot the create request of pod %s, whose answer was "
+		     "lost and which no listing shows; if the API lists it "
+		     "later, it shows in pods/ again",
+		     name);
+	return 0;
 }
 
 int pod_delete(struct lifecycle *l, const char *name)
@@ -246,6 +327,15 @@ int pod_delete(struct lifecycle *l, const char *name)
 		snap_put(pods);
 		buf_free(&path);
 		return -ENOENT;
+	}
+	if (cache_pending_state(l->cache, p->id) == PENDING_UNANSWERED) {
+		/* A placeholder: its id is its name. */
+		char *pname = xstrdup(p->id);
+		snap_put(pods);
+		rc = forget(l, pname, path.data);
+		free(pname);
+		buf_free(&path);
+		return rc;
 	}
 	char *id = xstrdup(p->id);
 	snap_put(pods);
