@@ -12,123 +12,47 @@
 
 #include "log.h"
 
-/* Skips whitespace, stops at '=' or anything else outside the alphabet. */
-static void b64_decode(struct buf *out, const char *s, size_t n)
-{
-	unsigned v = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *q = s[i] ? strchr(b64chars, s[i]) : NULL;
-		if (!q) {
-			if (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' ||
-			    s[i] == '\t')
-				continue;
-			break;
-		}
-		v = (v << 6) | (unsigned)(q - b64chars);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_addc(out, (char)((v >> bits) & 0xff));
-		}
-	}
-}
-
-/* An SSH wire string at *p (uint32 length + bytes); false past the end. */
-static bool wire_string(const unsigned char **p, const unsigned char *end,
-			const unsigned char **s, size_t *len)
-{
-	if (end - *p < 4)
-		return false;
-	size_t n = ((size_t)(*p)[0] << 24) | ((size_t)(*p)[1] << 16) |
-		   ((size_t)(*p)[2] << 8) | (*p)[3];
-	if ((size_t)(end - *p - 4) < n)
-		return false;
-	*s = *p + 4;
-	*len = n;
-	*p += 4 + n;
-	return true;
-}
-/* The key type of a private key file ("ssh-rsa", "ssh-ed25519", ...), from
- * its .pub file, its PEM header, or the public half an OpenSSH-format key
- * carries in clear. */
+/* The key type of a private key file ("ssh-rsa", "ssh-ed25519", ...), for
+ * the log line: from its .pub file (ssh-keygen writes one beside every key),
+ * else from a PEM header. An OpenSSH-format key without its .pub file is
+ * "unknown", which counts as maybe RSA (as does a PKCS#8 one). */
 static void keyfile_type(const char *path, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "unknown");
-	struct buf b;
-	buf_init(&b);
-	buf_printf(&b, "%s.pub", path);
-	FILE *f = fopen(b.data, "re");
+	struct buf pub;
+	buf_init(&pub);
+	buf_printf(&pub, "%s.pub", path);
+	FILE *f = fopen(pub.data, "re");
+	buf_free(&pub);
 	if (f) {
 		char word[64];
-		if (fscanf(f, "%63s", word) == 1) {
+		bool ok = fscanf(f, "%63s", word) == 1;
+		fclose(f);
+		if (ok) {
 			snprintf(out, outlen, "%s", word);
-			fclose(f);
-			buf_free(&b);
 			return;
 		}
-		fclose(f);
 	}
-	buf_reset(&b);
 	f = fopen(path, "re");
-	if (!f) {
-		buf_free(&b);
+	if (!f)
 		return;
+	char line[128];
+	if (fgets(line, sizeof line, f)) {
+		if (strstr(line, "-----BEGIN RSA PRIVATE KEY-----"))
+			snprintf(out, outlen, "ssh-rsa");
+		else if (strstr(line, "-----BEGIN EC PRIVATE KEY-----"))
+			snprintf(out, outlen, "ecdsa");
+		else if (strstr(line, "-----BEGIN DSA PRIVATE KEY-----"))
+			snprintf(out, outlen, "ssh-dss");
 	}
-	char tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0 && b.len < (1 << 20))
-		buf_add(&b, tmp, n);
 	fclose(f);
-	if (!b.data) {
-		buf_free(&b);
-		return;
-	}
-	static const char openssh[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
-	const char *body = strstr(b.data, openssh);
-	if (strstr(b.data, "-----BEGIN RSA PRIVATE KEY-----")) {
-		snprintf(out, outlen, "ssh-rsa");
-	} else if (strstr(b.data, "-----BEGIN EC PRIVATE KEY-----")) {
-		snprintf(out, outlen, "ecdsa");
-	} else if (strstr(b.data, "-----BEGIN DSA PRIVATE KEY-----")) {
-		snprintf(out, outlen, "ssh-dss");
-	} else if (body) {
-		body += sizeof openssh - 1;
-		const char *end = strstr(body, "-----END");
-		struct buf raw;
-		buf_init(&raw);
-		b64_decode(&raw, body,
-			   end ? (size_t)(end - body) : strlen(body));
-		static const char magic[] = "openssh-key-v1";
-		const unsigned char *p = (const unsigned char *)raw.data;
-		const unsigned char *e = p + raw.len, *s;
-		size_t sl;
-		if (raw.len > sizeof magic && !memcmp(p, magic, sizeof magic)) {
-			p += sizeof magic;
-			/* cipher, kdf, kdf options, key count, public key */
-			if (wire_string(&p, e, &s, &sl) &&
-			    wire_string(&p, e, &s, &sl) &&
-			    wire_string(&p, e, &s, &sl) && e - p >= 4) {
-				p += 4;
-				const unsigned char *pub;
-				size_t pl;
-				if (wire_string(&p, e, &pub, &pl) &&
-				    wire_string(&pub, pub + pl, &s, &sl))
-					snprintf(out, outlen, "%.*s", (int)sl,
-						 (const char *)s);
-			}
-		}
-		buf_free(&raw);
-	}
-	buf_free(&b);
 }
 
+/* An agent's key blob starts with its type as an SSH string. */
 static bool blob_is_rsa(const unsigned char *blob, size_t len)
 {
-	const unsigned char *s;
-	size_t sl;
-	return wire_string(&blob, blob + len, &s, &sl) && sl == 7 &&
-	       !memcmp(s, "ssh-rsa", 7);
+	static const char rsa[] = "\0\0\0\7ssh-rsa";
+	return len >= sizeof rsa - 1 && !memcmp(blob, rsa, sizeof rsa - 1);
 }
 
 /* libssh2 before 1.11 signs RSA with SHA-1 only. */

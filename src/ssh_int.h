@@ -197,8 +197,6 @@ void sess_cache_release(struct sess *s);
 
 /* ---- ssh_knownhosts.c ---- */
 
-/* The base64 alphabet (also for ssh_auth.c's key file reader). */
-extern const char b64chars[];
 bool kh_name_ok(const char *name);
 LIBSSH2_KNOWNHOSTS *kh_load(struct sess *s);
 void kh_prefer_known(struct sess *s, LIBSSH2_KNOWNHOSTS *k);

@@ -20,7 +20,7 @@
  * ssh_pool_prune may remove. */
 #define KH_COMMENT "primefs"
 
-const char b64chars[] =
+static const char b64chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Unpadded, as OpenSSH prints fingerprints. */
