@@ -1,0 +1,217 @@
+/* ssh_int.h — private to src/ssh_*.c: what the parts of the SSH runner
+ * share (the command, session and pool structs, and each part's calls into
+ * the others). ssh.h is the public interface. The parts:
+ *   ssh_output.c     a command's output buffer, readers, wait/watch, exit
+ *   ssh_transport.c  the TCP socket, waiting on it, libssh2's session setup
+ *   ssh_knownhosts.c host keys per pod: learn, check, prune
+ *   ssh_auth.c       agent and key file authentication
+ *   ssh_session.c    one pod's I/O thread: open, channel states, loop, close
+ *   ssh_pool.c       sessions per pod, ssh_run(), forget/prune/free
+ *
+ * Threads. libssh2 sessions are not thread-safe, so each pod's session has
+ * one I/O thread that alone touches its socket and LIBSSH2_SESSION, in
+ * non-blocking mode: it connects, checks the host key, authenticates, then
+ * multiplexes every channel of the session with poll() on what
+ * libssh2_session_block_directions() asks for, plus an eventfd that
+ * ssh_run() writes when it queues a command. A slow pod therefore only
+ * slows its own thread.
+ *
+ * Locks. pool->lock guards the table of sessions; sess->lock guards a
+ * session's queue of commands not yet taken by its thread; cmd->lock guards
+ * a command's output and status. Each is held for memory work only, never
+ * across network I/O: readers copy from a command's buffer while its
+ * thread reads the next packet. Order: pool, then sess; cmd alone.
+ *
+ * Output. stdout and stderr become one stream in the order their packets
+ * arrived. A command keeps its first cap/2 bytes and a ring of its last
+ * cap/2; what falls between is dropped, and a reader whose cursor lands
+ * there gets a marker line before it continues at the tail. The thread
+ * never stops reading a channel (there is no back-pressure to stall sshd),
+ * so a reader that keeps up loses nothing.
+ *
+ * Failures. A session that dies ends its running commands with a marker
+ * line and "connection lost"; commands queued on it that were never sent
+ * are retried once on a fresh session, which is how the next ssh_run()
+ * reconnects transparently. A pod that sends nothing for DEAD_AFTER
+ * keepalive intervals while commands run is dead too (a frozen host keeps
+ * the connection, and its kernel acknowledges our packets). A command
+ * ssh_run() gave up on before its exec request went out is never sent
+ * (ssh_cmd.req). */
+#ifndef PRIMEFS_SSH_INT_H
+#define PRIMEFS_SSH_INT_H
+
+#include "ssh.h"
+
+#include <errno.h>
+#include <libssh2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* Internal start result: the session died before the command was sent, so
+ * ssh_run() may safely try again on a new session. */
+#define RETRY_RC (-ECONNRESET)
+
+struct watcher {
+	int id;
+	void (*fn)(void *arg);
+	void *arg;
+	struct watcher *next;
+};
+
+enum cstate {
+	C_QUEUED,  /* taken from the queue, waiting for its turn to open */
+	C_OPENING, /* channel open sent (only one at a time: libssh2 keeps the
+		      open state per session) */
+	C_EXEC,	   /* exec request under way */
+	C_RUNNING,
+	C_CLOSING, /* EOF seen; waiting for the close and the exit status */
+	C_FREEING, /* done; libssh2_channel_free() under way */
+};
+
+struct ssh_cmd {
+	atomic_int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* start result, output, end, notify done */
+
+	/* Under lock. */
+	bool started;
+	int start_rc;
+	/* Whether the exec request may still go out: ssh_run() cancels a
+	 * request it gives up on only while it waits, and the thread sends
+	 * only one it has marked sent, both under lock: a command ssh_run()
+	 * returned an error for never starts. */
+	enum { REQ_WAITING, REQ_SENT, REQ_CANCELLED } req;
+	char *head; /* stream positions [0, head_len) */
+	size_t head_len, head_alloc, head_cap;
+	char *ring; /* position p >= head_cap at (p - head_cap) % ring_cap */
+	size_t ring_alloc, ring_cap;
+	unsigned long long total; /* bytes produced so far */
+	size_t reserved;	  /* being written past total (cmd_reserve) */
+	bool done, lost;
+	int exit_status;
+	char *exit_signal;
+	struct watcher *watchers;
+	int next_watch_id;
+	bool notifying;
+	pthread_t notifier;
+
+	/* The I/O thread's alone. */
+	enum cstate st;
+	LIBSSH2_CHANNEL *ch;
+	char *cmdline;
+	double deadline;
+	bool dirty;
+	bool exec_begun; /* process_startup called (it may have gone out) */
+	struct ssh_cmd *next; /* in sess->q (under sess->lock) or sess->cmds */
+};
+
+struct ssh_pool;
+
+/* A session's cache of libssh2's big blocks (ssh_transport.c): size
+ * classes from 8 KiB, so many blocks kept of each. */
+#define N_CLASSES   6 /* .. 256 KiB */
+#define CACHE_DEPTH 64
+struct blk;
+
+struct sess {
+	struct ssh_pool *pool;
+	char *key, *conn, *user, *host;
+	int port;
+	pthread_t thread;
+	int wakefd;
+	atomic_bool stop;
+
+	pthread_mutex_t lock;
+	struct ssh_cmd *q_head, *q_tail; /* under lock */
+	bool dead;	   /* under lock: takes no more commands */
+	bool exited;	   /* under lock: thread may be joined */
+	struct sess *next; /* under pool->lock */
+
+	/* The I/O thread's alone. */
+	int sock;
+	LIBSSH2_SESSION *ss;
+	struct ssh_cmd *cmds; /* taken from the queue, in order */
+	struct ssh_cmd *out_owner;
+	bool idle_unread;
+	int known_types; /* host key types known_hosts holds for this host */
+	unsigned long long rx; /* bytes libssh2 took from the socket */
+	double heard;	       /* when the last of them came */
+	int probes; /* keepalive replies libssh2 keeps (see sess_loop) */
+	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
+	int cached[N_CLASSES];
+};
+
+struct ssh_pool {
+	char *known_hosts, *key_path;
+	bool key_explicit;
+	double timeout, keepalive;
+	size_t output_cap;
+	pthread_mutex_t kh_lock; /* the known_hosts file, between learning and
+				    pruning */
+	pthread_mutex_t lock;
+	struct sess *live;    /* one per pod key */
+	struct sess *retired; /* stopping or dead, not yet joined */
+};
+
+static inline size_t min_sz(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ---- ssh_output.c ---- */
+
+/* ts = now + timeout (clamped to [0, 1e6] s) on CLOCK_MONOTONIC, for the
+ * commands' condition variables. */
+void monotonic_abs(struct timespec *ts, double timeout);
+/* A queued command with two references: the caller's and the I/O
+ * thread's. */
+struct ssh_cmd *cmd_new(size_t cap, const char *cmdline);
+char *cmd_reserve(struct ssh_cmd *c, size_t want, size_t *room);
+void cmd_commit(struct ssh_cmd *c, size_t n);
+void cmd_notify(struct ssh_cmd *c);
+void cmd_started(struct ssh_cmd *c, int rc);
+/* lost: the marker line, and "connection lost" as the exit text. */
+void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost);
+
+/* ---- ssh_transport.c ---- */
+
+/* Wakes the session's thread (its eventfd). */
+void sess_wake(struct sess *s);
+void sess_drain_wake(struct sess *s);
+int sess_sock_wait(struct sess *s, short events, double deadline);
+/* What libssh2 waits for on the socket, as poll() events. */
+short sess_lib_events(struct sess *s);
+const char *sess_last_error(struct sess *s);
+/* TCP connect to s->host, s->port into s->sock: 0, -ECANCELED (stopped) or
+ * -EHOSTUNREACH after a log line. */
+int sess_connect(struct sess *s, double deadline);
+/* A libssh2 session that allocates through s's cache and counts what it
+ * reads into s->rx and s->heard; NULL on failure. */
+LIBSSH2_SESSION *sess_lib_init(struct sess *s);
+/* Frees the blocks s's cache holds. */
+void sess_cache_release(struct sess *s);
+
+/* ---- ssh_knownhosts.c ---- */
+
+bool kh_name_ok(const char *name);
+LIBSSH2_KNOWNHOSTS *kh_load(struct sess *s);
+void kh_prefer_known(struct sess *s, LIBSSH2_KNOWNHOSTS *k);
+int kh_check_host_key(struct sess *s, LIBSSH2_KNOWNHOSTS *k);
+void kh_prune(struct ssh_pool *p, bool (*listed)(void *, const char *),
+	      void *arg);
+
+/* ---- ssh_auth.c ---- */
+
+/* 0, or -EACCES / -EHOSTUNREACH / -EIO / -ECANCELED after a log line. */
+int sess_authenticate(struct sess *s);
+
+/* ---- ssh_session.c ---- */
+
+/* The I/O thread of session arg (a struct sess). */
+void *sess_main(void *arg);
+
+#endif
