@@ -331,10 +331,14 @@ GUARD_FILE(r_idle, w_idle, G_IDLE)
 GUARD_FILE(r_max_cost, w_max_cost, G_MAX_COST)
 GUARD_FILE(r_lease, w_lease, G_LEASE)
 
+/* One line per armed guard; none: one empty line, as an empty list. */
 static int r_guards(struct tree *t, const void *obj, struct buf *out)
 {
+	size_t before = out->len;
 	if (t->o.guards)
 		guards_list(t->o.guards, ((const struct pod *)obj)->id, out);
+	if (out->len == before)
+		buf_addc(out, '\n');
 	return 0;
 }
 

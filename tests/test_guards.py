@@ -124,7 +124,7 @@ def test_read_only_crawl_never_arms_a_lease(api, gm):
     with open(m.p("pods/crawl/lease")) as f:
         f.read()
     assert m.read("pods/crawl/lease") == "\n"
-    assert m.read("pods/crawl/guards") == ""
+    assert m.read("pods/crawl/guards") == "\n"
     time.sleep(3)  # past the 1 s grace
     assert not deletes(api, pid) and not gone(m, "crawl")
 
@@ -153,7 +153,7 @@ def test_empty_write_disarms(api, gm):
     m.write("pods/calm/deadline", "+2s\n")
     subprocess.run(["bash", "-c", f"echo > {m.p('pods/calm/deadline')}"], check=True)
     assert m.read("pods/calm/deadline") == "\n"
-    assert m.read("pods/calm/guards") == ""
+    assert m.read("pods/calm/guards") == "\n"
     time.sleep(4)
     assert not deletes(api, pid) and not gone(m, "calm")
 
@@ -212,7 +212,7 @@ def test_lease_of_a_gone_pod_is_enoent(api, gm):
 def test_guards_listing_and_modes(api, gm):
     m = gm()
     add(api, "list")
-    assert m.read("pods/list/guards") == ""
+    assert m.read("pods/list/guards") == "\n"
     m.write("pods/list/deadline", "2h")
     m.write("pods/list/idle", "90m")
     m.write("pods/list/max_cost", "12.5")
