@@ -234,3 +234,22 @@ def test_template_arms_guards_at_mkdir(api, gm):
     os.mkdir(m.p("pods/tmpl"))
     assert iso(m.read("pods/tmpl/deadline")) > time.time() + 3600
     assert m.read("pods/tmpl/max_cost") == "50\n"
+
+
+def test_idle_terminates_after_the_last_job(pod, keys, make_api, make_mount, tmp_path):
+    """A running job is never idle; once it ends and no job runs for the
+    idle time, the pod is terminated."""
+    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+    m = make_mount(api, options=(f"ssh_key={keys[0]}", f"known_hosts={tmp_path / 'kh'}",
+                                 "ready_timeout=20", "timeout=5", "pods_ttl=1",
+                                 f"state={tmp_path / 'state'}"))
+    pid = m.read("pods/demo/id").strip()
+    with open(m.p("pods/demo/run"), "w") as f:
+        f.write("sleep 4; echo ok\n")
+    m.write("pods/demo/idle", "2s")
+    assert "idle: terminates after 2s" in m.read("pods/demo/guards")
+    assert m.read("pods/demo/exit") == "0\n"  # waits for the job's end
+    assert not deletes(api, pid)  # never while the job ran
+    assert wait_for(lambda: ok_deletes(api, pid)), m.log()
+    assert wait_for(lambda: gone(m, "demo"))
+    assert "idle guard fired" in m.log()
