@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "guards.h"
 #include "intent.h"
 #include "log.h"
 #include "runs.h"
@@ -44,7 +45,8 @@ struct handle {
 	bool refused;	/* a write failed its check: nothing is stored */
 	/* run and exit */
 	char *pod_id;
-	bool own; /* opened for writing: follows its own command */
+	bool own;   /* opened for writing: follows its own command */
+	bool lease; /* holds its pod's lease (F_LEASE opened for writing) */
 	bool nonblock;
 	pthread_mutex_t mu;
 	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
@@ -81,6 +83,8 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/* A reader waiting for a listing gives up when its request is. */
 	cache_set_interrupt(fs()->cache, interrupted, NULL);
+	/* Threads start here, after the daemon has forked. */
+	guards_start(fs()->guards);
 	/* O_TRUNC arrives with open, not as a separate truncate. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -198,8 +202,13 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	h->file = n.file;
 	h->watch = -1;
 	pthread_mutex_init(&h->mu, NULL);
-	if (n.file->flags & (F_RUN | F_EXIT)) {
+	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
+	if ((n.file->flags & F_LEASE) && acc != O_RDONLY) {
+		h->lease = true;
+		tree_lease(fs()->tree, h->pod_id, true);
+	}
+	if (n.file->flags & (F_RUN | F_EXIT)) {
 		h->own = acc != O_RDONLY;
 		h->nonblock = fi->flags & O_NONBLOCK;
 		/* A reader follows the newest command as of its open. */
@@ -212,6 +221,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	node_release(&n);
 	if (rc) {
+		if (h->lease)
+			tree_lease(fs()->tree, h->pod_id, false);
+		free(h->pod_id);
 		buf_free(&h->data);
 		free(h);
 		return rc;
@@ -390,7 +402,7 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 	if (!h->file->store)
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
-		int rc = h->file->store(fs()->tree, data, size);
+		int rc = h->file->store(fs()->tree, h->pod_id, data, size);
 		return rc ? rc : (int)size;
 	}
 	/* Whole-file writes are gathered and stored when the file closes. */
@@ -428,8 +440,8 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 		return 0;
 	h->dirty = false;
 	h->truncated = false;
-	return h->file->store(fs()->tree, h->data.data ? h->data.data : "",
-			      h->data.len);
+	return h->file->store(fs()->tree, h->pod_id,
+			      h->data.data ? h->data.data : "", h->data.len);
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
@@ -440,7 +452,9 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	 * a shell's dup2 flushes before the write comes; an empty template
 	 * cannot be invalid, so nothing is lost by storing it this late. */
 	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE))
-		h->file->store(fs()->tree, "", 0);
+		h->file->store(fs()->tree, h->pod_id, "", 0);
+	if (h->lease)
+		tree_lease(fs()->tree, h->pod_id, false);
 	pthread_mutex_lock(&h->mu);
 	struct ssh_cmd *c = h->cmd;
 	int watch = h->watch;
@@ -493,8 +507,11 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 			buf_addc(&b, '\0');
 		if (rc == 0) {
 			b.len = (size_t)size;
-			rc = n.file->store(fs()->tree, b.data ? b.data : "",
-					   b.len);
+			rc = n.file->store(fs()->tree,
+					   n.dir == D_POD && n.obj
+					       ? ((const struct pod *)n.obj)->id
+					       : NULL,
+					   b.data ? b.data : "", b.len);
 		}
 		buf_free(&b);
 	}

@@ -9,11 +9,13 @@
 #include "tree.h"
 
 struct runs;
+struct guards;
 
 struct primefs {
 	struct tree *tree;
 	struct cache *cache;
 	struct runs *runs;
+	struct guards *guards;	/* its timer starts at init; may be NULL */
 	const char *mountpoint; /* absolute, physical; NULL if unknown */
 };
 

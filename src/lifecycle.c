@@ -10,6 +10,7 @@
 
 #include "choose.h"
 #include "errmap.h"
+#include "guards.h"
 #include "log.h"
 
 void lifecycle_init(struct lifecycle *l, struct cache *cache, struct api *api,
@@ -133,8 +134,17 @@ static void show_created(struct lifecycle *l, const char *name, json_object *o)
 	pod_free(&p);
 }
 
+/* The template's guards, on the pod just created. */
+static void arm(struct lifecycle *l, const char *id, const char *name,
+		const struct pod_spec *spec)
+{
+	if (l->guards && id && safe_name(id))
+		guards_arm(l->guards, id, name, spec->deadline, spec->idle,
+			   spec->max_cost);
+}
+
 static int post(struct lifecycle *l, const char *name, const char *path,
-		json_object *body)
+		json_object *body, const struct pod_spec *spec)
 {
 	const char *text =
 	    json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
@@ -147,6 +157,7 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 		if (o) {
 			plog("mkdir", path, "created pod %s (id %s)", name,
 			     jx_str(o, "id") ? jx_str(o, "id") : "?");
+			arm(l, jx_str(o, "id"), name, spec);
 			show_created(l, name, o);
 			json_object_put(o);
 		} else {
@@ -159,14 +170,15 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 		 * the pod settles it (the cache's overlay drops it). */
 		struct snap *s;
 		int lrc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
-		if (lrc == 0)
-			snap_put(s);
 		if (lrc == 0 &&
 		    cache_pending_state(l->cache, name) == PENDING_NONE) {
 			plog("mkdir", path,
 			     "the API's answer was lost; pod %s is in a fresh "
 			     "listing, so it was created once",
 			     name);
+			const struct pod *p = named(s, name);
+			if (p)
+				arm(l, p->id, name, spec);
 		} else {
 			rc = api_fail("mkdir", path, &r);
 			plog(
@@ -177,6 +189,8 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 			    "forgets the request)",
 			    name, lrc ? " (the listing failed too)" : "");
 		}
+		if (lrc == 0)
+			snap_put(s);
 	} else {
 		/* Not created (4xx, or nothing was sent): the name is free. */
 		cache_pending_drop(l->cache, name);
@@ -253,7 +267,7 @@ int pod_create(struct lifecycle *l, const char *name)
 	/* From now on the pod counts as existing (see lifecycle.h). */
 	mark_sent(l, mine);
 	cache_pending_add(l->cache, name);
-	rc = post(l, name, path.data, body);
+	rc = post(l, name, path.data, body, &spec);
 out:
 	json_object_put(body);
 	if (pods)
@@ -300,6 +314,36 @@ static int forget(struct lifecycle *l, const char *name, const char *path)
 	return 0;
 }
 
+/* The one DELETE of a pod: 0 once the API confirms (2xx, or 404: gone
+ * already); the pod then leaves pods/ for history/ at once. */
+static int delete_id(struct lifecycle *l, const char *id, const char *op,
+		     const char *path, const char *note)
+{
+	struct buf api_path;
+	buf_init(&api_path);
+	buf_adds(&api_path, "/pods/");
+	http_escape_into(&api_path, id);
+	struct http_resp r;
+	http_resp_init(&r);
+	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,
+			    "DELETE /pods/{id}", &r);
+	int rc = 0;
+	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
+		plog(op, path, "pod %s terminated%s%s", id, note,
+		     ok ? "" : " (it was gone already)");
+		cache_history_add(l->cache, id);
+		cache_pods_change(l->cache, NULL, id);
+		guards_forget(l->guards, id);
+		if (l->on_delete)
+			l->on_delete(l->on_delete_arg, id);
+	} else {
+		rc = api_fail(op, path, &r);
+	}
+	http_resp_free(&r);
+	buf_free(&api_path);
+	return rc;
+}
+
 int pod_delete(struct lifecycle *l, const char *name)
 {
 	struct buf path;
@@ -339,29 +383,22 @@ int pod_delete(struct lifecycle *l, const char *name)
 	}
 	char *id = xstrdup(p->id);
 	snap_put(pods);
-
-	struct buf api_path;
-	buf_init(&api_path);
-	buf_adds(&api_path, "/pods/");
-	http_escape_into(&api_path, id);
-	struct http_resp r;
-	http_resp_init(&r);
-	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,
-			    "DELETE /pods/{id}", &r);
-	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
-		plog("rmdir", path.data, "pod %s terminated%s", id,
-		     ok ? "" : " (it was gone already)");
-		cache_history_add(l->cache, id);
-		cache_pods_change(l->cache, NULL, id);
-		if (l->on_delete)
-			l->on_delete(l->on_delete_arg, id);
-		rc = 0;
-	} else {
-		rc = api_fail("rmdir", path.data, &r);
-	}
-	http_resp_free(&r);
-	buf_free(&api_path);
+	rc = delete_id(l, id, "rmdir", path.data, "");
 	free(id);
+	buf_free(&path);
+	return rc;
+}
+
+int pod_terminate(struct lifecycle *l, const char *id, const char *name,
+		  const char *why)
+{
+	struct buf path, note;
+	buf_init(&path);
+	buf_init(&note);
+	buf_printf(&path, "/pods/%s", name);
+	buf_printf(&note, " by its %s guard", why);
+	int rc = delete_id(l, id, "guard", path.data, note.data);
+	buf_free(&note);
 	buf_free(&path);
 	return rc;
 }

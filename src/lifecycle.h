@@ -51,6 +51,7 @@ struct lifecycle {
 	 */
 	void (*on_delete)(void *arg, const char *pod_id);
 	void *on_delete_arg;
+	struct guards *guards; /* armed from the template at mkdir; or NULL */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct creating *creating; /* names whose mkdir is under way */
@@ -68,5 +69,9 @@ void lifecycle_destroy(struct lifecycle *l);
 /* 0 or -errno, each with a line in `log`. */
 int pod_create(struct lifecycle *l, const char *name);
 int pod_delete(struct lifecycle *l, const char *name);
+/* The same termination by id, for a guard that fired (`why` names it):
+ * 0 once the API confirms (2xx, or 404: gone already), else -errno. */
+int pod_terminate(struct lifecycle *l, const char *id, const char *name,
+		  const char *why);
 
 #endif

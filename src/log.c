@@ -248,7 +248,7 @@ static const char *const counter_names[ST_COUNTERS] = {
     [ST_API_ERRORS] = "api_errors",	[ST_CACHE_HITS] = "cache_hits",
     [ST_CACHE_MISSES] = "cache_misses", [ST_STALE_SERVED] = "stale_served",
     [ST_SSH_SESSIONS] = "ssh_sessions", [ST_SSH_COMMANDS] = "ssh_commands",
-    [ST_SSH_LOST] = "ssh_lost",
+    [ST_SSH_LOST] = "ssh_lost",		[ST_GUARDS_FIRED] = "guards_fired",
 };
 
 void stats_count(enum stat_counter c)

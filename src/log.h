@@ -17,6 +17,7 @@ enum stat_counter {
 	ST_SSH_SESSIONS, /* sessions set up (connect, host key, auth) */
 	ST_SSH_COMMANDS, /* commands started */
 	ST_SSH_LOST,	 /* sessions that died under us */
+	ST_GUARDS_FIRED, /* pods a guard set out to terminate */
 	ST_COUNTERS
 };
 

@@ -15,6 +15,7 @@
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
+#include "guards.h"
 #include "lifecycle.h"
 #include "podlog.h"
 #include "template.h"
@@ -30,10 +31,11 @@ struct nonopts {
 };
 
 struct options {
-	char *cafile, *config, *known_hosts, *ssh_key, *key_file;
+	char *cafile, *config, *known_hosts, *ssh_key, *key_file, *state;
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	double ssh_keepalive;
 	double history_ttl;
+	double lease_grace;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -48,6 +50,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("known_hosts=%s", known_hosts),
     OPT("ssh_key=%s", ssh_key),
     OPT("key_file=%s", key_file),
+    OPT("state=%s", state),
+    OPT("lease_grace=%lf", lease_grace),
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
     OPT("history_ttl=%lf", history_ttl),
@@ -83,6 +87,12 @@ static void usage(const char *prog)
 	    "default: the\n"
 	    "                         agent, then PRIME_SSH_KEY_PATH or "
 	    "~/.ssh/id_rsa)\n"
+	    "    -o state=DIR         guards kept here (default\n"
+	    "                         $XDG_STATE_HOME/primefs)\n"
+	    "    -o lease_grace=SECONDS how long a released lease waits to "
+	    "be taken again\n"
+	    "                         before its pod is terminated "
+	    "(default 60)\n"
 	    "    -o pods_ttl=SECONDS  freshness of pods, balance and pod "
 	    "logs (default 5)\n"
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
@@ -105,7 +115,7 @@ static void usage(const char *prog)
 	    "\n"
 	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
 	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
-	    "~/.prime/config.json), XDG_CONFIG_HOME.\n"
+	    "~/.prime/config.json), XDG_CONFIG_HOME, XDG_STATE_HOME.\n"
 	    "\n",
 	    prog);
 }
@@ -155,6 +165,21 @@ static char *abs_path(char *p)
 	}
 	free(p);
 	return r;
+}
+
+/* $XDG_STATE_HOME/primefs, else ~/.local/state/primefs. */
+static char *state_dir(void)
+{
+	struct buf b;
+	buf_init(&b);
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && *xdg)
+		buf_printf(&b, "%s/primefs", xdg);
+	else
+		buf_printf(&b, "%s/.local/state/primefs",
+			   home && *home ? home : "/root");
+	return buf_steal(&b);
 }
 
 static void forget_pod(void *arg, const char *pod_id)
@@ -208,7 +233,8 @@ int main(int argc, char *argv[])
 			    .timeout = 10,
 			    .ready_timeout = 300,
 			    .output_cap_mib = 64,
-			    .ssh_keepalive = 15};
+			    .ssh_keepalive = 15,
+			    .lease_grace = 60};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -237,10 +263,10 @@ int main(int argc, char *argv[])
 		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
-	    o.ssh_keepalive <= 0) {
-		fprintf(stderr, "primefs: ttls and ready_timeout must be >= 0, "
-				"timeout and ssh_keepalive > 0, output_cap "
-				">= 1\n");
+	    o.ssh_keepalive <= 0 || !(o.lease_grace >= 0)) {
+		fprintf(stderr, "primefs: ttls, ready_timeout and lease_grace "
+				"must be >= 0, timeout and ssh_keepalive > 0, "
+				"output_cap >= 1\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -260,6 +286,7 @@ int main(int argc, char *argv[])
 	o.known_hosts = abs_path(o.known_hosts);
 	o.ssh_key = abs_path(o.ssh_key);
 	o.key_file = abs_path(o.key_file);
+	o.state = abs_path(o.state ? o.state : state_dir());
 	/* No core dumps and no ptrace by other processes of this user: the
 	 * process holds the API key (DESIGN.md, "Credentials and trust"). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -325,17 +352,33 @@ int main(int argc, char *argv[])
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
 	life.on_delete = forget_pod;
 	life.on_delete_arg = &runs;
+	struct guards_opts go = {.dir = o.state,
+				 .lease_grace = o.lease_grace,
+				 .check_every = o.pods_ttl,
+				 .cache = cache,
+				 .life = &life,
+				 .runs = &runs,
+				 .cost = tree_pod_cost,
+				 .cost_arg = cache};
+	struct guards *guards = guards_new(&go);
+	life.guards = guards;
 	struct podlog_opts plo = {.ttl = o.pods_ttl};
 	struct podlog *podlog = podlog_new(&api, &plo);
-	struct tree_opts to = {
-	    .cache = cache, .tmpl = &tmpl, .life = &life, .podlog = podlog};
+	struct tree_opts to = {.cache = cache,
+			       .tmpl = &tmpl,
+			       .life = &life,
+			       .podlog = podlog,
+			       .guards = guards};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
+			     .guards = guards,
 			     .mountpoint = mountpoint};
 
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
+	/* Before anything it uses goes; warns of guards left armed. */
+	guards_free(guards);
 	tree_free(pf.tree);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);
@@ -354,6 +397,7 @@ int main(int argc, char *argv[])
 	free(o.known_hosts);
 	free(o.ssh_key);
 	free(o.key_file);
+	free(o.state);
 	curl_global_cleanup();
 	log_shutdown();
 	return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "guards.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "naming.h"
@@ -175,25 +176,30 @@ static int r_pod_progress(struct tree *t, const void *obj, struct buf *out)
 /* cost needs two snapshots, the pod's and the wallet's billing rows: the
  * wallet comes from the cache here (one listing serves every pod's cost).
  * While the wallet cannot be had, the rows count as none. */
-static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
+int tree_pod_cost(void *cache, const struct pod *p, double *out)
 {
-	const struct pod *p = obj;
 	struct snap *w = NULL;
-	if (!p->history && t->o.cache) {
-		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
+	if (!p->history && cache) {
+		if (cache_get(cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
 		    now_monotonic() - w->fetched_mono > COST_WALLET_MAX_AGE) {
 			snap_put(w);
 			w = NULL;
 		}
-		if (!w && cache_get(t->o.cache, SNAP_WALLET, CACHE_TTL, &w))
+		if (!w && cache_get(cache, SNAP_WALLET, CACHE_TTL, &w))
 			w = NULL;
 	}
-	double cost;
-	if (pod_cost(p, w ? &w->wallet : NULL, time(NULL), &cost) == 0)
-		buf_printf(out, "%.4f", cost);
-	buf_addc(out, '\n');
+	int rc = pod_cost(p, w ? &w->wallet : NULL, time(NULL), out);
 	if (w)
 		snap_put(w);
+	return rc == 0 ? 0 : -1;
+}
+
+static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
+{
+	double cost;
+	if (tree_pod_cost(t->o.cache, obj, &cost) == 0)
+		buf_printf(out, "%.4f", cost);
+	buf_addc(out, '\n');
 	return 0;
 }
 
@@ -274,6 +280,87 @@ static int r_nothing(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
+/* ---- guards (guards.h): the owner's, live pods only ---- */
+
+static int render_guard(struct tree *t, const void *obj, enum guard_kind k,
+			struct buf *out)
+{
+	if (t->o.guards)
+		guards_render(t->o.guards, ((const struct pod *)obj)->id, k,
+			      out);
+	else
+		buf_addc(out, '\n');
+	return 0;
+}
+
+/* A write to a guard file of a pod that is listed (a pod gone meanwhile:
+ * ENOENT). */
+static int store_guard(struct tree *t, const char *pod_id, enum guard_kind k,
+		       const char *data, size_t len)
+{
+	if (!t->o.guards || !pod_id)
+		return -EACCES;
+	struct snap *s;
+	int rc = cache_get(t->o.cache, SNAP_PODS, CACHE_TTL, &s);
+	if (rc)
+		return rc;
+	const struct pod *p = snap_pod(s, pod_id);
+	char *name = p ? xstrdup(p->dir) : NULL;
+	snap_put(s);
+	if (!name) {
+		plog("write", pod_id, "refused: pod %s is gone", pod_id);
+		return -ENOENT;
+	}
+	rc = guards_set(t->o.guards, pod_id, name, k, data, len);
+	free(name);
+	return rc;
+}
+
+#define GUARD_FILE(r, w, k)                                                    \
+	static int r(struct tree *t, const void *obj, struct buf *out)         \
+	{                                                                      \
+		return render_guard(t, obj, k, out);                           \
+	}                                                                      \
+	static int w(struct tree *t, const char *id, const char *d, size_t n)  \
+	{                                                                      \
+		return store_guard(t, id, k, d, n);                            \
+	}
+
+GUARD_FILE(r_deadline, w_deadline, G_DEADLINE)
+GUARD_FILE(r_idle, w_idle, G_IDLE)
+GUARD_FILE(r_max_cost, w_max_cost, G_MAX_COST)
+GUARD_FILE(r_lease, w_lease, G_LEASE)
+
+/* One line per armed guard; none: one empty line, as an empty list. */
+static int r_guards(struct tree *t, const void *obj, struct buf *out)
+{
+	size_t before = out->len;
+	if (t->o.guards)
+		guards_list(t->o.guards, ((const struct pod *)obj)->id, out);
+	if (out->len == before)
+		buf_addc(out, '\n');
+	return 0;
+}
+
+void tree_lease(struct tree *t, const char *pod_id, bool hold)
+{
+	if (!t->o.guards)
+		return;
+	if (!hold) {
+		guards_lease_release(t->o.guards, pod_id);
+		return;
+	}
+	struct snap *s = NULL;
+	const struct pod *p = NULL;
+	if (cache_get(t->o.cache, SNAP_PODS, CACHE_HELD, &s) == 0)
+		p = snap_pod(s, pod_id);
+	else
+		s = NULL;
+	guards_lease_hold(t->o.guards, pod_id, p ? p->dir : pod_id);
+	if (s)
+		snap_put(s);
+}
+
 static const struct file_def pod_files[] = {
     {"id", r_pod_id, 0, -1, NULL, NULL},
     {"name", r_pod_name, 0, -1, NULL, NULL},
@@ -293,6 +380,11 @@ static const struct file_def pod_files[] = {
     {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL, NULL},
     {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL, NULL},
     {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL, NULL},
+    {"deadline", r_deadline, F_LIVE, -1, w_deadline, NULL},
+    {"idle", r_idle, F_LIVE, -1, w_idle, NULL},
+    {"max_cost", r_max_cost, F_LIVE, -1, w_max_cost, NULL},
+    {"lease", r_lease, F_LIVE | F_LEASE, -1, w_lease, NULL},
+    {"guards", r_guards, F_LIVE | F_OWNER, -1, NULL, NULL},
     {NULL, NULL, 0, -1, NULL, NULL},
 };
 
@@ -331,8 +423,10 @@ static int r_stats(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
-static int w_config(struct tree *t, const char *data, size_t len)
+static int w_config(struct tree *t, const char *pod_id, const char *data,
+		    size_t len)
 {
+	(void)pod_id;
 	return template_store_replace(t->o.tmpl, data, len);
 }
 
@@ -351,8 +445,10 @@ static int c_config(struct tree *t, const char *data, size_t len, size_t from)
 }
 
 /* The ctl file's commands, one per line. */
-static int w_ctl(struct tree *t, const char *data, size_t len)
+static int w_ctl(struct tree *t, const char *pod_id, const char *data,
+		 size_t len)
 {
+	(void)pod_id;
 	while (len) {
 		size_t n = 0;
 		while (n < len && data[n] != '\n' && data[n] != '\r')

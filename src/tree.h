@@ -30,8 +30,10 @@ struct tree;
 /* What a file's render function gets: the tree, and the object the file
  * belongs to (an offer, a pod, the wallet snapshot, or NULL). */
 typedef int (*render_fn)(struct tree *t, const void *obj, struct buf *out);
-/* What a write to a writable file does with what was written. */
-typedef int (*store_fn)(struct tree *t, const char *data, size_t len);
+/* What a write to a writable file does with what was written; pod_id is
+ * the id of the pod the file belongs to (NULL outside pods). */
+typedef int (*store_fn)(struct tree *t, const char *pod_id, const char *data,
+			size_t len);
 /* What can be judged of a whole-file write before close: the content so
  * far, and where this write began. 0, or -errno (logged) to fail the
  * write() itself, as shells ignore close errors. */
@@ -46,6 +48,7 @@ enum file_flags {
 	F_EXIT = 16,	 /* a pod's exit: the newest command's status (fs.c) */
 	F_LIVE = 32,	 /* only in live pods, not in history */
 	F_OWNER = 64,	 /* the mounting user's alone, though read-only */
+	F_LEASE = 128,	 /* a pod's lease: held while open for writing */
 };
 
 struct file_def {
@@ -78,6 +81,7 @@ struct tree_opts {
 	struct template_store *tmpl;
 	struct lifecycle *life;
 	struct podlog *podlog; /* pods' log files; NULL: they read empty */
+	struct guards *guards; /* pods' guard files; NULL: they read empty */
 };
 
 struct tree *tree_new(const struct tree_opts *o);
@@ -96,6 +100,13 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 int tree_render(struct tree *t, const struct node *n, struct buf *out);
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out);
 mode_t node_mode(const struct node *n);
+
+/* A pod's lease opened for writing (hold) or such a handle closed. */
+void tree_lease(struct tree *t, const char *pod_id, bool hold);
+/* A pod's cost now, as its `cost` file shows it, the wallet's billing rows
+ * taken from `cache` (a struct cache: a guards_opts cost function): 0, or
+ * -1 when unknown. */
+int tree_pod_cost(void *cache, const struct pod *p, double *out);
 
 /* mkdir and rmdir of a path: 0 or -errno. */
 int tree_mkdir(struct tree *t, const char *path);

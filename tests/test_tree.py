@@ -23,7 +23,7 @@ OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
                "spot", "prepaid", "cloud_id", "images", "security", "json"}
 HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
                  "price", "cost", "created", "ssh", "ip", "progress", "json", "offer", "log"}
-POD_FILES = HISTORY_FILES | {"run", "exit"}
+POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lease", "guards"}
 STREAMS = {"run", "exit", "log"}
 
 

@@ -1,0 +1,777 @@
+/* guards.c — see guards.h. One mutex guards the table; the timer thread
+ * waits on a condition until the earliest due time (a deadline, a released
+ * lease's grace, a retry, or the next idle/cost check), takes what is due
+ * out under the lock, and evaluates and terminates with the lock released.
+ * Each pod's guards are one file, DIR/guards/<id>, replaced atomically
+ * (written beside it, then renamed) whenever they change. */
+#include "guards.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "log.h"
+#include "runs.h"
+#include "template.h"
+
+#define RETRY_MIN 1.0
+#define RETRY_MAX 60.0
+
+struct guard {
+	char *id, *name;
+	time_t deadline;   /* 0: none */
+	double idle;	   /* seconds; < 0: none */
+	time_t idle_since; /* the later of arming, ACTIVE and the last job */
+	bool seen_active;
+	struct ssh_cmd *cmd; /* newest job seen, referenced */
+	double max_cost;     /* USD; < 0: none */
+	bool lease;	     /* armed: it has been held */
+	int holders;
+	time_t released; /* when the last holder let go; 0 while held */
+	/* Terminating: which guard fired, and when to try again. */
+	const char *firing;
+	double backoff;
+	time_t retry_at;
+};
+
+struct guards {
+	struct guards_opts o;
+	char *dir; /* DIR/guards */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, started;
+	pthread_t thread;
+	struct guard **v;
+	size_t n;
+	time_t last_check;
+};
+
+static const char *const kind_names[G_KINDS] = {"deadline", "idle", "max_cost",
+						"lease"};
+
+static bool armed(const struct guard *x)
+{
+	return x->deadline || x->idle >= 0 || x->max_cost >= 0 || x->lease;
+}
+
+static struct guard *find(struct guards *g, const char *id)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->v[i]->id, id))
+			return g->v[i];
+	return NULL;
+}
+
+static struct guard *find_or_add(struct guards *g, const char *id,
+				 const char *name)
+{
+	struct guard *x = find(g, id);
+	if (!x) {
+		x = xcalloc(1, sizeof *x);
+		x->id = xstrdup(id);
+		x->idle = x->max_cost = -1;
+		g->v = xrealloc(g->v, (g->n + 1) * sizeof *g->v);
+		g->v[g->n++] = x;
+	}
+	if (name && (!x->name || strcmp(x->name, name))) {
+		free(x->name);
+		x->name = xstrdup(name);
+	}
+	return x;
+}
+
+static void guard_free(struct guard *x)
+{
+	ssh_cmd_put(x->cmd);
+	free(x->id);
+	free(x->name);
+	free(x);
+}
+
+static void drop(struct guards *g, struct guard *x)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i] == x) {
+			g->v[i] = g->v[--g->n];
+			break;
+		}
+	guard_free(x);
+}
+
+/* ---- the state directory ---- */
+
+static void path_of(struct guards *g, const char *id, struct buf *b)
+{
+	buf_printf(b, "%s/%s", g->dir, id);
+}
+
+/* Under g->mu (a small local file). A pod with nothing armed has none. */
+static void save(struct guards *g, const struct guard *x)
+{
+	if (!g->dir)
+		return;
+	struct buf p, tmp;
+	buf_init(&p);
+	buf_init(&tmp);
+	path_of(g, x->id, &p);
+	if (!armed(x)) {
+		unlink(p.data);
+		goto out;
+	}
+	buf_printf(&tmp, "%s.tmp", p.data);
+	FILE *f = fopen(tmp.data, "w");
+	if (!f)
+		goto out;
+	fprintf(f, "name %s\n", x->name ? x->name : x->id);
+	if (x->deadline)
+		fprintf(f, "deadline %lld\n", (long long)x->deadline);
+	if (x->idle >= 0)
+		fprintf(f, "idle %.17g %lld %d\n", x->idle,
+			(long long)x->idle_since, x->seen_active);
+	if (x->max_cost >= 0)
+		fprintf(f, "max_cost %.17g\n", x->max_cost);
+	if (x->lease)
+		fprintf(f, "lease %lld\n",
+			(long long)(x->holders ? 0 : x->released));
+	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp.data, p.data))
+		unlink(tmp.data);
+out:
+	buf_free(&p);
+	buf_free(&tmp);
+}
+
+static void load_one(struct guards *g, const char *id, time_t now)
+{
+	struct buf p;
+	buf_init(&p);
+	path_of(g, id, &p);
+	FILE *f = fopen(p.data, "r");
+	buf_free(&p);
+	if (!f)
+		return;
+	struct guard *x = find_or_add(g, id, NULL);
+	char line[512];
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *v = strchr(line, ' ');
+		if (!v)
+			continue;
+		*v++ = '\0';
+		if (!strcmp(line, "name") && safe_name(v)) {
+			free(x->name);
+			x->name = xstrdup(v);
+		} else if (!strcmp(line, "deadline")) {
+			x->deadline = (time_t)strtoll(v, NULL, 10);
+		} else if (!strcmp(line, "idle")) {
+			char *end;
+			x->idle = strtod(v, &end);
+			x->idle_since = (time_t)strtoll(end, &end, 10);
+			x->seen_active = strtol(end, NULL, 10) == 1;
+			if (!isfinite(x->idle) || x->idle <= 0)
+				x->idle = -1;
+		} else if (!strcmp(line, "max_cost")) {
+			x->max_cost = strtod(v, NULL);
+			if (!isfinite(x->max_cost) || x->max_cost < 0)
+				x->max_cost = -1;
+		} else if (!strcmp(line, "lease")) {
+			/* Held at unmount: its holders lost it then, so its
+			 * grace counts from this mount. */
+			time_t r = (time_t)strtoll(v, NULL, 10);
+			x->lease = true;
+			x->released = r > 0 ? r : now;
+		}
+	}
+	fclose(f);
+	if (!armed(x))
+		drop(g, x);
+}
+
+static void load(struct guards *g)
+{
+	DIR *d = opendir(g->dir);
+	if (!d)
+		return;
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (safe_name(e->d_name) && !strstr(e->d_name, ".tmp"))
+			load_one(g, e->d_name, now);
+	closedir(d);
+}
+
+static void mkdirs(const char *path)
+{
+	char *p = xstrdup(path);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = '\0';
+			mkdir(p, 0700);
+			*s = '/';
+		}
+	mkdir(p, 0700);
+	free(p);
+}
+
+/* ---- the timer ---- */
+
+static time_t lease_due(const struct guards *g, const struct guard *x)
+{
+	if (!x->lease || x->holders || !x->released)
+		return 0;
+	return x->released + (time_t)ceil(g->o.lease_grace);
+}
+
+static bool needs_check(const struct guard *x)
+{
+	return !x->firing && (x->idle >= 0 || x->max_cost >= 0);
+}
+
+/* The earliest time something is due; 0 for nothing at all. */
+static time_t next_due(struct guards *g)
+{
+	time_t next = 0;
+#define EARLIER(t)                                                             \
+	do {                                                                   \
+		time_t t_ = (t);                                               \
+		if (t_ && (!next || t_ < next))                                \
+			next = t_;                                             \
+	} while (0)
+	for (size_t i = 0; i < g->n; i++) {
+		struct guard *x = g->v[i];
+		if (x->firing) {
+			EARLIER(x->retry_at);
+			continue;
+		}
+		EARLIER(x->deadline);
+		EARLIER(lease_due(g, x));
+		if (needs_check(x))
+			EARLIER(g->last_check + (time_t)ceil(g->o.check_every));
+	}
+#undef EARLIER
+	return next;
+}
+
+struct work {
+	char *id, *name;
+	const char *why; /* set: terminate now */
+	bool first;	 /* the guard fired just now (not a retry) */
+	bool check;	 /* evaluate idle and cost */
+	double idle, max_cost;
+	time_t idle_since;
+	struct ssh_cmd *cmd; /* the job seen last, referenced */
+};
+
+/* Under g->mu: what is due now. */
+static size_t collect(struct guards *g, time_t now, struct work **out)
+{
+	bool check = g->last_check + (time_t)ceil(g->o.check_every) <= now;
+	struct work *w = xcalloc(g->n ? g->n : 1, sizeof *w);
+	size_t n = 0;
+	bool checked = false;
+	for (size_t i = 0; i < g->n; i++) {
+		struct guard *x = g->v[i];
+		struct work *k = &w[n];
+		if (x->firing) {
+			if (x->retry_at > now)
+				continue;
+			k->why = x->firing;
+		} else if (x->deadline && x->deadline <= now) {
+			k->why = x->firing = "deadline";
+			k->first = true;
+		} else if (lease_due(g, x) && lease_due(g, x) <= now) {
+			k->why = x->firing = "lease";
+			k->first = true;
+		} else if (check && needs_check(x)) {
+			k->check = true;
+			k->idle = x->idle;
+			k->max_cost = x->max_cost;
+			k->idle_since = x->idle_since;
+			k->cmd = x->cmd ? ssh_cmd_get(x->cmd) : NULL;
+			checked = true;
+		} else {
+			continue;
+		}
+		if (k->why)
+			x->retry_at = now + 3600; /* until this attempt ends */
+		k->id = xstrdup(x->id);
+		k->name = xstrdup(x->name ? x->name : x->id);
+		n++;
+	}
+	if (checked || check)
+		g->last_check = now;
+	*out = w;
+	return n;
+}
+
+/* Without g->mu: whether an idle or cost guard fires now. Notes what it
+ * saw of the pod's jobs back in the table. */
+static void evaluate(struct guards *g, struct work *k, const struct snap *s,
+		     time_t now)
+{
+	const struct pod *p = s ? snap_pod(s, k->id) : NULL;
+	if (!p)
+		return; /* not listed (yet, or any more): nothing to judge */
+	double cost;
+	bool costly = k->max_cost >= 0 && g->o.cost &&
+		      g->o.cost(g->o.cost_arg, p, &cost) == 0 &&
+		      cost >= k->max_cost;
+	bool active = !strcmp(pod_status(p), "ACTIVE");
+	struct ssh_cmd *c =
+	    k->idle >= 0 && g->o.runs ? runs_newest(g->o.runs, k->id) : NULL;
+	bool busy = c && (c != k->cmd || !ssh_cmd_done(c));
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, k->id);
+	if (x && costly && !x->firing) {
+		x->firing = k->why = "max_cost";
+		x->retry_at = now + 3600;
+		k->first = true;
+	} else if (x && x->idle >= 0) {
+		if (active && !x->seen_active) {
+			x->seen_active = true;
+			if (x->idle_since < now)
+				x->idle_since = now;
+		}
+		if (busy) { /* a job runs, or one ran since the last look */
+			x->idle_since = now;
+			if (c != x->cmd) {
+				ssh_cmd_put(x->cmd);
+				x->cmd = ssh_cmd_get(c);
+			}
+		}
+		if (active && !busy && x->seen_active &&
+		    now - x->idle_since >= x->idle && !x->firing) {
+			x->firing = k->why = "idle";
+			x->retry_at = now + 3600;
+			k->first = true;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	ssh_cmd_put(c);
+}
+
+static void fire(struct guards *g, struct work *k)
+{
+	if (k->first) {
+		stats_count(ST_GUARDS_FIRED);
+		struct buf path;
+		buf_init(&path);
+		buf_printf(&path, "/pods/%s", k->name);
+		plog("guard", path.data,
+		     "%s guard fired: terminating pod %s (id %s)", k->why,
+		     k->name, k->id);
+		buf_free(&path);
+	}
+	int rc = pod_terminate(g->o.life, k->id, k->name, k->why);
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, k->id);
+	if (x && rc == 0) {
+		drop(g, x);
+		struct buf p;
+		buf_init(&p);
+		path_of(g, k->id, &p);
+		unlink(p.data);
+		buf_free(&p);
+	} else if (x) {
+		x->backoff =
+		    x->backoff ? fmin(x->backoff * 2, RETRY_MAX) : RETRY_MIN;
+		x->retry_at = time(NULL) + (time_t)x->backoff;
+	}
+	double wait = x ? x->backoff : 0;
+	pthread_mutex_unlock(&g->mu);
+	if (rc)
+		plog("guard", k->id,
+		     "terminating pod %s (%s guard) failed (%s); trying again "
+		     "in %g s",
+		     k->name, k->why, strerror(-rc), wait);
+}
+
+static void *timer(void *arg)
+{
+	struct guards *g = arg;
+	pthread_mutex_lock(&g->mu);
+	while (!g->stop) {
+		time_t now = time(NULL);
+		time_t next = next_due(g);
+		if (!next || next > now) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec = next ? next : now + 3600;
+			ts.tv_nsec = 0;
+			pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+			continue;
+		}
+		struct work *w;
+		size_t n = collect(g, now, &w);
+		pthread_mutex_unlock(&g->mu);
+		bool check = false;
+		for (size_t i = 0; i < n; i++)
+			check |= w[i].check;
+		struct snap *s = NULL;
+		if (check &&
+		    cache_get(g->o.cache, SNAP_PODS, CACHE_TTL, &s) != 0)
+			s = NULL;
+		for (size_t i = 0; i < n; i++) {
+			if (w[i].check)
+				evaluate(g, &w[i], s, now);
+			if (w[i].why)
+				fire(g, &w[i]);
+			ssh_cmd_put(w[i].cmd);
+			free(w[i].id);
+			free(w[i].name);
+		}
+		if (s)
+			snap_put(s);
+		free(w);
+		pthread_mutex_lock(&g->mu);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+/* ---- the interface ---- */
+
+struct guards *guards_new(const struct guards_opts *o)
+{
+	struct guards *g = xcalloc(1, sizeof *g);
+	g->o = *o;
+	if (g->o.check_every < 1)
+		g->o.check_every = 1;
+	if (g->o.lease_grace < 0)
+		g->o.lease_grace = 0;
+	if (o->dir) {
+		struct buf b;
+		buf_init(&b);
+		buf_printf(&b, "%s/guards", o->dir);
+		g->dir = buf_steal(&b);
+		mkdirs(g->dir);
+		load(g);
+	}
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&g->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (g->n)
+		plog("guard", "/", "%zu pod(s) with guards re-armed from %s",
+		     g->n, g->dir);
+	return g;
+}
+
+void guards_start(struct guards *g)
+{
+	if (g && !g->started && pthread_create(&g->thread, NULL, timer, g) == 0)
+		g->started = true;
+}
+
+void guards_free(struct guards *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->stop = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	if (g->started)
+		pthread_join(g->thread, NULL);
+	struct buf names;
+	buf_init(&names);
+	size_t n = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		struct guard *x = g->v[i];
+		if (armed(x)) {
+			/* A lease still held is released by the unmount. */
+			if (x->lease && x->holders) {
+				x->holders = 0;
+				x->released = time(NULL);
+			}
+			save(g, x);
+			buf_printf(&names, "%s%s", n++ ? ", " : "",
+				   x->name ? x->name : x->id);
+		}
+		guard_free(x);
+	}
+	if (n) {
+		plog("unmount", "/",
+		     "warning: %zu pod(s) have armed guards (%s) that act only "
+		     "while primefs is mounted; they fire at the next mount "
+		     "with the same state directory",
+		     n, names.data);
+		fprintf(stderr,
+			"primefs: warning: %zu pod(s) have armed guards (%s) "
+			"that act only while primefs is mounted\n",
+			n, names.data);
+	}
+	buf_free(&names);
+	free(g->v);
+	free(g->dir);
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->cv);
+	free(g);
+}
+
+static void trim(const char **s, size_t *len)
+{
+	while (*len && isspace((unsigned char)**s))
+		(*s)++, (*len)--;
+	while (*len && isspace((unsigned char)(*s)[*len - 1]))
+		(*len)--;
+}
+
+int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
+	       enum guard_kind k, const char *text, size_t len)
+{
+	trim(&text, &len);
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s/%s", pod_name, kind_names[k]);
+	char v[128];
+	bool off = len == 0;
+	time_t now = time(NULL);
+	time_t deadline = 0;
+	double d = -1;
+	const char *bad = NULL;
+	if (len >= sizeof v || memchr(text, '\0', len)) {
+		bad = "too long";
+	} else if (!off) {
+		memcpy(v, text, len);
+		v[len] = '\0';
+		switch (k) {
+		case G_DEADLINE:
+			d = parse_duration(v);
+			if (d >= 0)
+				deadline = now + (time_t)ceil(d);
+			else if ((deadline = parse_iso8601(v)) < 0)
+				bad = "not a time: write a duration from now "
+				      "(45s, 90m, +2h, 1d) or an ISO-8601 "
+				      "time (2026-05-01T12:00:00Z)";
+			else if (deadline < now)
+				bad = "that time has passed";
+			break;
+		case G_IDLE:
+			d = parse_duration(v);
+			if (d <= 0)
+				bad = "not a duration: write a positive number "
+				      "with s, m, h or d (45s, 90m, 2h)";
+			break;
+		case G_MAX_COST: {
+			char *end;
+			d = strtod(v, &end);
+			if (end == v || *end || !isfinite(d) || d < 0)
+				bad = "not an amount: write USD as a "
+				      "non-negative number (5, 12.50)";
+			break;
+		}
+		case G_LEASE:
+		default:
+			bad = "the lease is held by opening it for writing "
+			      "(exec 9>lease), not by what is written";
+			break;
+		}
+	}
+	if (k == G_LEASE && !bad)
+		bad = "the lease is held by opening it for writing "
+		      "(exec 9>lease); it cannot be disarmed by a write";
+	if (bad && !(k == G_LEASE && off)) {
+		plog("write", path.data, "refused: %s", bad);
+		buf_free(&path);
+		return -EINVAL;
+	}
+	buf_free(&path);
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find_or_add(g, pod_id, pod_name);
+	switch (k) {
+	case G_DEADLINE:
+		x->deadline = off ? 0 : deadline;
+		break;
+	case G_IDLE:
+		x->idle = off ? -1 : d;
+		if (!off)
+			x->idle_since = now;
+		break;
+	case G_MAX_COST:
+		x->max_cost = off ? -1 : d;
+		break;
+	default:
+		break;
+	}
+	save(g, x);
+	if (!armed(x) && !x->firing && !x->holders)
+		drop(g, x);
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	return 0;
+}
+
+void guards_arm(struct guards *g, const char *pod_id, const char *pod_name,
+		double deadline_in, double idle, double max_cost)
+{
+	if (!g || (deadline_in < 0 && idle <= 0 && max_cost < 0))
+		return;
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find_or_add(g, pod_id, pod_name);
+	time_t now = time(NULL);
+	if (deadline_in >= 0)
+		x->deadline = now + (time_t)ceil(deadline_in);
+	if (idle > 0) {
+		x->idle = idle;
+		x->idle_since = now;
+	}
+	if (max_cost >= 0)
+		x->max_cost = max_cost;
+	save(g, x);
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void add_duration(struct buf *b, double s)
+{
+	if (s >= 3600 && fmod(s, 3600) == 0)
+		buf_printf(b, "%.0fh", s / 3600);
+	else if (s >= 60 && fmod(s, 60) == 0)
+		buf_printf(b, "%.0fm", s / 60);
+	else {
+		fmt_number(b, s);
+		buf_addc(b, 's');
+	}
+}
+
+static void add_time(struct buf *b, time_t t)
+{
+	char iso[32];
+	fmt_iso8601(iso, t);
+	buf_adds(b, iso);
+}
+
+void guards_render(struct guards *g, const char *pod_id, enum guard_kind k,
+		   struct buf *out)
+{
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, pod_id);
+	if (x) {
+		switch (k) {
+		case G_DEADLINE:
+			if (x->deadline)
+				add_time(out, x->deadline);
+			break;
+		case G_IDLE:
+			if (x->idle >= 0)
+				add_duration(out, x->idle);
+			break;
+		case G_MAX_COST:
+			if (x->max_cost >= 0)
+				fmt_number(out, x->max_cost);
+			break;
+		default:
+			if (x->lease)
+				buf_adds(out, x->holders ? "held" : "released");
+			break;
+		}
+	}
+	buf_addc(out, '\n');
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_list(struct guards *g, const char *pod_id, struct buf *out)
+{
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, pod_id);
+	if (x && x->firing) {
+		buf_printf(out, "%s: fired, terminating; next try at ",
+			   x->firing);
+		add_time(out, x->retry_at);
+		buf_addc(out, '\n');
+	} else if (x) {
+		if (x->deadline) {
+			buf_adds(out, "deadline: terminates at ");
+			add_time(out, x->deadline);
+			buf_addc(out, '\n');
+		}
+		if (x->idle >= 0) {
+			buf_adds(out, "idle: terminates after ");
+			add_duration(out, x->idle);
+			buf_adds(out, " with no job running, counted from ");
+			add_time(out, x->idle_since);
+			buf_adds(out, " or the end of the next job\n");
+		}
+		if (x->max_cost >= 0) {
+			buf_adds(out,
+				 "max_cost: terminates when cost reaches ");
+			fmt_number(out, x->max_cost);
+			buf_adds(out, " USD\n");
+		}
+		if (x->lease && x->holders) {
+			buf_printf(out,
+				   "lease: held by %d open(s); terminates %g s "
+				   "after the last one closes\n",
+				   x->holders, g->o.lease_grace);
+		} else if (x->lease) {
+			buf_adds(out, "lease: released; terminates at ");
+			add_time(out, lease_due(g, x));
+			buf_adds(out, " unless it is held again\n");
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_lease_hold(struct guards *g, const char *pod_id,
+		       const char *pod_name)
+{
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find_or_add(g, pod_id, pod_name);
+	bool first = !x->holders;
+	x->holders++;
+	x->lease = true;
+	x->released = 0;
+	if (first)
+		save(g, x);
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_lease_release(struct guards *g, const char *pod_id)
+{
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, pod_id);
+	if (x && x->holders && !--x->holders) {
+		x->released = time(NULL);
+		save(g, x);
+	}
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_forget(struct guards *g, const char *pod_id)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, pod_id);
+	if (x) {
+		struct buf p;
+		buf_init(&p);
+		path_of(g, pod_id, &p);
+		unlink(p.data);
+		buf_free(&p);
+		/* A lease still open keeps its entry (its holders release
+		 * it), with nothing armed. */
+		if (x->holders) {
+			x->deadline = 0;
+			x->idle = x->max_cost = -1;
+			x->lease = false;
+			x->firing = NULL;
+		} else {
+			drop(g, x);
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+}
