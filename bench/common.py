@@ -22,7 +22,7 @@ import conftest  # noqa: E402  (also turns SIGTERM into sys.exit)
 from conftest import FakeAPI, Mount  # noqa: E402,F401
 from make_certs import make_certs  # noqa: E402
 
-PAGE = 100  # API_PAGE_SIZE in src/api.h
+PAGE = 100  # API_PAGE_SIZE in src/api/api.h
 
 # The listings primefs reads, as the fake API counts them.
 LISTINGS = [

@@ -1,4 +1,4 @@
-"""Races on one open `run` handle (src/fs.c): poll, write (each line starts a
+"""Races on one open `run` handle (src/fuse/fs.c): poll, write (each line starts a
 command and drops the handle's previous one), read and close, from several
 threads at once, on a real mount against a real sshd. Run it under the ASan
 build (PRIMEFS_BUILD=build-asan): a watcher left on a freed command or a

@@ -1,4 +1,4 @@
-"""The SSH runner (src/ssh.c) against real sshds: build/tests/unit/test_ssh
+"""The SSH runner (src/ssh/) against real sshds: build/tests/unit/test_ssh
 runs one scenario per test and prints TAP; this file starts the pods (sshd,
 see sshd.py), does what the scenario asks of them mid-run ("@@ kill",
 "@@ restart", "@@ rekey") and checks sshd's side of the story (its log, files
