@@ -133,6 +133,15 @@ static CURL *thread_handle(struct http_client *c)
 	return h;
 }
 
+void http_thread_done(struct http_client *c)
+{
+	CURL *h = pthread_getspecific(c->handle_key);
+	if (h) {
+		pthread_setspecific(c->handle_key, NULL);
+		curl_easy_cleanup(h);
+	}
+}
+
 static bool retryable(const struct http_resp *r)
 {
 	if (r->too_large)

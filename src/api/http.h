@@ -36,6 +36,10 @@ struct http_client;
 
 struct http_client *http_new(const struct http_opts *o);
 void http_free(struct http_client *c);
+/* The calling thread is done with c: its connection cache and handle are
+ * freed now (a thread that nobody joins calls this before it signals its
+ * end; otherwise the handle goes when the thread exits). */
+void http_thread_done(struct http_client *c);
 
 void http_resp_init(struct http_resp *r);
 void http_resp_free(struct http_resp *r);

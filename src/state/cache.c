@@ -624,6 +624,10 @@ static void *fetch_main(void *arg)
 	if (installed)
 		snap_put(installed);
 
+	/* This thread's libcurl handle goes now, not in a thread-exit
+	 * destructor that cache_free (and then http_free) would not wait
+	 * for. */
+	http_thread_done(c->api->http);
 	pthread_mutex_lock(&c->mu);
 	c->threads--;
 	pthread_cond_broadcast(&c->cv);
