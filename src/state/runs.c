@@ -87,17 +87,26 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 	}
 }
 
-int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
-	       bool (*interrupted)(void *arg), void *arg, struct ssh_cmd **out)
+int runs_start(struct runs *r, const char *pod_id, const char *script,
+	       size_t len, bool (*interrupted)(void *arg), void *arg,
+	       struct ssh_cmd **out)
 {
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s/run", pod_id);
+	if (len > RUNS_MAX_SCRIPT) {
+		plog("run", path.data,
+		     "the script is %zu bytes, over the limit of %zu: nothing "
+		     "was sent",
+		     len, RUNS_MAX_SCRIPT);
+		buf_free(&path);
+		return -E2BIG;
+	}
 	char *conn = NULL;
 	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
 	if (rc == 0)
-		rc = ssh_run(r->pool, pod_id, conn, cmdline, interrupted, arg,
-			     out);
+		rc = ssh_run_script(r->pool, pod_id, conn, script, len,
+				    interrupted, arg, out);
 	if (rc == 0) {
 		pthread_mutex_lock(&r->mu);
 		size_t i;
