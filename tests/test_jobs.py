@@ -145,7 +145,7 @@ def test_concurrent_read_write_handles_read_their_own_jobs(rig):
     def one(i):
         fd = os.open(rig.p("pods/demo/run"), os.O_RDWR)
         try:
-            os.write(fd, f"sleep 0.{i}\n".encode())
+            os.write(fd, f"echo start{i}; sleep 0.{i}\n".encode())
             os.write(fd, f"echo job{i}\nexit {i}\n".encode())
             out = b""
             while True:
@@ -162,7 +162,7 @@ def test_concurrent_read_write_handles_read_their_own_jobs(rig):
         t.start()
     for t in threads:
         t.join(60)
-    assert results == {i: f"job{i}\n".encode() for i in range(1, 5)}
+    assert results == {i: f"start{i}\njob{i}\n".encode() for i in range(1, 5)}
     assert rig.read("pods/demo/exit") in {f"{i}\n" for i in range(1, 5)}
 
 
