@@ -413,7 +413,17 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 	if (h->file->flags & F_RUN) {
 		/* Writes gather one script, whatever their sizes; it starts
 		 * at close (fs_flush) or at the handle's next read. One too
-		 * big is dropped whole: E2BIG here and at close. */
+		 * big is dropped whole: E2BIG here and at close. A pod that
+		 * will never run it fails the job's first write, which a shell
+		 * reports (it ignores close's error). */
+		pthread_mutex_lock(&h->mu);
+		bool first = !h->data.len && !h->too_big;
+		pthread_mutex_unlock(&h->mu);
+		if (first && size) {
+			int rc = runs_check(fs()->runs, h->pod_id);
+			if (rc)
+				return rc;
+		}
 		pthread_mutex_lock(&h->mu);
 		if (!h->too_big && h->data.len + size > RUNS_MAX_SCRIPT) {
 			h->too_big = true;

@@ -39,6 +39,10 @@ void runs_destroy(struct runs *r);
 int runs_start(struct runs *r, const char *pod_id, const char *script,
 	       size_t len, bool (*interrupted)(void *arg), void *arg,
 	       struct ssh_cmd **out);
+/* Without waiting: -ENOTCONN (logged as runs_start does) if the pod will
+ * never run a job (ERROR, INSTALL_FAILED, STOPPED, gone), else 0 — so that
+ * the first write of a job fails at once, where a shell reports it. */
+int runs_check(struct runs *r, const char *pod_id);
 /* The pod's newest command, referenced, or NULL before any. */
 struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id);
 /* The pod is gone: drop its commands' registry entry and its session. */
