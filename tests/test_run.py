@@ -99,7 +99,7 @@ def test_pod_deleted_elsewhere_is_forgotten(rig, pod):
     finally:
         if reader.poll() is None:
             reader.kill()
-    assert out == b"connection lost\n"
+    assert out == b"lost\n"
     # The listing's hook closes the session, then prunes the file.
     deadline = time.time() + 10
     while extra in rig.known_hosts.read_text() and time.time() < deadline:
@@ -114,7 +114,7 @@ def test_pod_deleted_elsewhere_is_forgotten(rig, pod):
 
 def test_frozen_pod_ends_the_job_as_lost(pod, keys, make_api, make_mount, tmp_path):
     """The pod's host hangs (sshd and the job SIGSTOPped: the connection
-    stays open): `cat exit` says "connection lost" within a few keepalive
+    stays open): `cat exit` says "lost" within a few keepalive
     intervals, not never."""
     api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
     m = make_mount(api, options=(f"ssh_key={keys[0]}", f"known_hosts={tmp_path / 'kh'}",
@@ -130,7 +130,7 @@ def test_frozen_pod_ends_the_job_as_lost(pod, keys, make_api, make_mount, tmp_pa
         finally:
             if reader.poll() is None:
                 reader.kill()
-        assert out == b"connection lost\n"
+        assert out == b"lost\n"
         assert "no answer from the pod" in m.log()
     finally:
         pod.thaw()
@@ -183,8 +183,8 @@ def test_poll_says_readable_when_output_comes(rig, tmp_path):
 def test_read_write_handle_gets_its_own_output(rig):
     fd = os.open(rig.p("pods/demo/run"), os.O_RDWR)
     try:
-        os.write(fd, b"sleep 1; echo mine\n")
-        run(rig, "demo", "echo theirs")  # now the newest
+        os.write(fd, b"sleep 1; echo mine\n")  # starts at the first read
+        run(rig, "demo", "echo theirs")
         out = b""
         while True:
             chunk = os.read(fd, 4096)
@@ -194,7 +194,7 @@ def test_read_write_handle_gets_its_own_output(rig):
         assert out == b"mine\n"
     finally:
         os.close(fd)
-    assert rig.read("pods/demo/run") == "theirs\n"
+    assert rig.read("pods/demo/run") == "mine\n"  # started last: the newest
 
 
 def test_commands_on_two_pods_at_once(rig, tmp_path):
@@ -276,7 +276,7 @@ def test_sshd_killed_mid_command(rig, pod):
         rest = f.read()
     assert time.monotonic() - t < 20  # ended by the loss, not the 30 s sleep
     assert b"connection lost" in rest
-    assert rig.read("pods/demo/exit") == "connection lost\n"
+    assert rig.read("pods/demo/exit") == "lost\n"
     assert rig.stats()["ssh_lost"] == 1
     assert rig.read("pods/demo/status") == "ACTIVE\n"  # the mount answers
     pod.start()

@@ -18,9 +18,6 @@
 #include "runs.h"
 #include "template.h"
 
-/* A command line longer than this is refused (E2BIG), as a shell would. */
-#define RUN_MAX_LINE (1u << 20)
-
 /* Locking of a run or exit handle. FUSE may call read, write, flush and
  * poll on one handle at once (from different threads), and the watched
  * command's I/O thread calls poll_wake() at any time until its watch is
@@ -43,11 +40,13 @@ struct handle {
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 	bool refused;	/* a write failed its check: nothing is stored */
+	char *path;	/* as opened: getattr by handle gets no path */
 	/* run and exit */
 	char *pod_id;
 	bool own;   /* opened for writing: follows its own command */
 	bool lease; /* holds its pod's lease (F_LEASE opened for writing) */
 	bool nonblock;
+	bool too_big; /* run: the script passed RUNS_MAX_SCRIPT */
 	pthread_mutex_t mu;
 	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
 	struct ssh_cursor cur;
@@ -95,13 +94,20 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 0;
 	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
+	/* No path lock for calls on an open handle: an rmdir of the pod must
+	 * not wait behind a reader blocked on its run or exit. Handlers of
+	 * such calls work from the handle (getattr, readdir: its path). */
+	cfg->nullpath_ok = 1;
 	return fuse_get_context()->private_data;
 }
 
 static int fs_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
-	(void)fi;
+	if (!path && fi) /* fstat of an open file (nullpath_ok) */
+		path = ((struct handle *)(uintptr_t)fi->fh)->path;
+	if (!path)
+		return -ENOENT;
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -162,8 +168,9 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      enum fuse_readdir_flags flags)
 {
 	(void)off;
-	(void)fi;
 	(void)flags;
+	if (!path) /* nullpath_ok: the path opendir kept */
+		path = (const char *)(uintptr_t)fi->fh;
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -174,6 +181,19 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	rc = tree_list(fs()->tree, &n, add_entry, &ctx);
 	node_release(&n);
 	return rc;
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	fi->fh = (uint64_t)(uintptr_t)xstrdup(path);
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	free((char *)(uintptr_t)fi->fh);
+	return 0;
 }
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
@@ -200,6 +220,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	struct handle *h = xcalloc(1, sizeof *h);
 	buf_init(&h->data);
 	h->file = n.file;
+	h->path = xstrdup(path);
 	h->watch = -1;
 	pthread_mutex_init(&h->mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
@@ -224,6 +245,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		if (h->lease)
 			tree_lease(fs()->tree, h->pod_id, false);
 		free(h->pod_id);
+		free(h->path);
 		buf_free(&h->data);
 		free(h);
 		return rc;
@@ -252,27 +274,33 @@ static void drop_cmd(struct ssh_cmd *c, int watch)
 	ssh_cmd_put(c);
 }
 
-/* The command line written so far becomes a command: the caller waits
- * until it has started (or could not). */
+/* Everything written since the last start becomes one job, as one script
+ * (byte for byte): the caller waits until it has started (or could not).
+ * Nothing written: nothing to start. */
 static int start_pending(struct handle *h)
 {
 	pthread_mutex_lock(&h->mu);
-	size_t len = h->data.len;
-	char *line = NULL;
-	if (len) {
-		if (h->data.data[len - 1] == '\n')
-			len--; /* the newline that ended the line is not the
-				  command's */
-		line = xstrndup(h->data.data, len);
-		buf_reset(&h->data);
-	}
+	struct buf script = h->data; /* taken whole */
+	bool too_big = h->too_big;
+	buf_init(&h->data);
+	h->too_big = false;
 	pthread_mutex_unlock(&h->mu);
-	if (!line)
+	if (too_big) {
+		plog("run", h->path,
+		     "the script is over the limit of %zu bytes: nothing was "
+		     "sent",
+		     RUNS_MAX_SCRIPT);
+		buf_free(&script);
+		return -E2BIG;
+	}
+	if (!script.len) {
+		buf_free(&script);
 		return 0;
+	}
 	struct ssh_cmd *cmd = NULL;
-	int rc =
-	    runs_start(fs()->runs, h->pod_id, line, interrupted, NULL, &cmd);
-	free(line);
+	int rc = runs_start(fs()->runs, h->pod_id, script.data, script.len,
+			    interrupted, NULL, &cmd);
+	buf_free(&script);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&h->mu);
@@ -383,21 +411,30 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h->file->flags & F_RUN) {
-		/* Writes gather one command line; a write that ends a line
-		 * starts it and returns once it has started. */
+		/* Writes gather one script, whatever their sizes; it starts
+		 * at close (fs_flush) or at the handle's next read. One too
+		 * big is dropped whole: E2BIG here and at close. A pod that
+		 * will never run it fails the job's first write, which a shell
+		 * reports (it ignores close's error). */
 		pthread_mutex_lock(&h->mu);
-		bool fits = h->data.len + size <= RUN_MAX_LINE;
-		if (fits)
-			buf_add(&h->data, data, size);
+		bool first = !h->data.len && !h->too_big;
 		pthread_mutex_unlock(&h->mu);
-		if (!fits)
-			return -E2BIG;
-		if (size && data[size - 1] == '\n') {
-			int rc = start_pending(h);
+		if (first && size) {
+			int rc = runs_check(fs()->runs, h->pod_id);
 			if (rc)
 				return rc;
 		}
-		return (int)size;
+		pthread_mutex_lock(&h->mu);
+		if (!h->too_big && h->data.len + size > RUNS_MAX_SCRIPT) {
+			h->too_big = true;
+			buf_free(&h->data);
+			buf_init(&h->data);
+		}
+		if (!h->too_big)
+			buf_add(&h->data, data, size);
+		bool refused = h->too_big;
+		pthread_mutex_unlock(&h->mu);
+		return refused ? -E2BIG : (int)size;
 	}
 	if (!h->file->store)
 		return -EACCES;
@@ -468,6 +505,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 		fuse_pollhandle_destroy(ph);
 	pthread_mutex_destroy(&h->mu);
 	free(h->pod_id);
+	free(h->path);
 	buf_free(&h->data);
 	free(h);
 	return 0;
@@ -660,7 +698,10 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
  * success, so those tools print no spurious error. Anything else: EPERM. */
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	(void)fi;
+	if (!path && fi) /* by handle (nullpath_ok) */
+		path = ((struct handle *)(uintptr_t)fi->fh)->path;
+	if (!path)
+		return -ENOENT;
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -742,7 +783,9 @@ const struct fuse_operations primefs_ops = {
     .init = fs_init,
     .getattr = fs_getattr,
     .readlink = fs_readlink,
+    .opendir = fs_opendir,
     .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
     .open = fs_open,
     .read = fs_read,
     .write = fs_write,

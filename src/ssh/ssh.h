@@ -43,24 +43,33 @@ struct ssh_cursor {
  * also sends with MSG_NOSIGNAL). */
 struct ssh_pool *ssh_pool_new(const struct ssh_opts *o);
 /* Closes every session; commands still referenced stay readable (a running
- * one ends as "connection lost"). No other call on p may be in progress. */
+ * one ends as "lost"). No other call on p may be in progress. */
 void ssh_pool_free(struct ssh_pool *p);
 
-/* Starts cmdline with the pod's shell on the pod known by pod_key (its id,
- * also its name in known_hosts), reachable at conn ("user@host -p port",
- * port optional → 22). Blocks until the exec request succeeded or failed.
- * 0 and a referenced *out, or -errno after a plog() line giving the real
- * reason: EHOSTUNREACH (connect failed or timed out), EACCES (host key
- * changed — nothing sent —, or auth refused), EINTR (interrupted(arg), may
- * be NULL, said so before the exec request went out), EIO (other SSH
- * failures). A command this returns an error for never starts later, except
- * where the log line says "it may have run". A session found dead is
- * replaced transparently. */
+/* Runs a script (len bytes, any content) on the pod known by pod_key (its
+ * id, also its name in known_hosts), reachable at conn ("user@host -p
+ * port", port optional → 22): sshd execs a fixed small wrapper and the
+ * script goes to its stdin, so no command-line limit applies. The wrapper
+ * runs it whole or not at all, by the user's shell ($SHELL, else sh), with
+ * stdin from /dev/null and stderr merged into stdout on the pod; the exit
+ * status is the script's. Blocks until the whole script was sent (or that
+ * failed). 0 and a referenced *out, or -errno after a plog() line giving
+ * the real reason: EHOSTUNREACH (connect failed or timed out), EACCES (host
+ * key changed — nothing sent —, or auth refused), EINTR (interrupted(arg),
+ * may be NULL, said so before the exec request went out), EIO (other SSH
+ * failures). A command this returns an error for never starts later,
+ * except where the log line says "it may have run". A session found dead
+ * is replaced transparently. */
+int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
+		   const char *script, size_t len,
+		   bool (*interrupted)(void *arg), void *arg,
+		   struct ssh_cmd **out);
+/* ssh_run_script of a NUL-terminated cmdline. */
 int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
 	    struct ssh_cmd **out);
-/* Pod gone: close its session; its running commands end as "connection
- * lost". */
+/* Pod gone: close its session; its running commands end at once as
+ * "lost". */
 void ssh_pool_forget(struct ssh_pool *p, const char *pod_key);
 /* The pods that exist are those listed(arg, pod_key) says: the sessions of
  * the others are closed (as ssh_pool_forget), and the known_hosts lines
@@ -87,7 +96,7 @@ bool ssh_cmd_wait(struct ssh_cmd *c, const struct ssh_cursor *cur,
 bool ssh_cmd_done(struct ssh_cmd *c);
 /* Waits up to timeout for the end; true when done. */
 bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout);
-/* After done: "0\n", "3\n", "signal KILL\n", or "connection lost\n" (sshd
+/* After done: "0\n", "3\n", "signal KILL\n", or "lost\n" (the connection
  * died mid-command). Before: nothing is added. */
 void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out);
 /* fn is called (from the I/O thread, no locks of ours held) whenever new

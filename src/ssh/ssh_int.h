@@ -30,7 +30,7 @@
  * so a reader that keeps up loses nothing.
  *
  * Failures. A session that dies ends its running commands with a marker
- * line and "connection lost"; commands queued on it that were never sent
+ * line and "lost"; commands queued on it that were never sent
  * are retried once on a fresh session, which is how the next ssh_run()
  * reconnects transparently. A pod that sends nothing for DEAD_AFTER
  * keepalive intervals while commands run is dead too (a frozen host keeps
@@ -67,6 +67,7 @@ enum cstate {
 	C_OPENING, /* channel open sent (only one at a time: libssh2 keeps the
 		      open state per session) */
 	C_EXEC,	   /* exec request under way */
+	C_STDIN,   /* the script going to the wrapper's stdin, then EOF */
 	C_RUNNING,
 	C_CLOSING, /* EOF seen; waiting for the close and the exit status */
 	C_FREEING, /* done; libssh2_channel_free() under way */
@@ -102,7 +103,9 @@ struct ssh_cmd {
 	/* The I/O thread's alone. */
 	enum cstate st;
 	LIBSSH2_CHANNEL *ch;
-	char *cmdline;
+	char *cmdline; /* the wrapper (see cmd_new) */
+	char *input;   /* the script, sent to its stdin; freed once sent */
+	size_t input_len, input_off;
 	double deadline;
 	bool dirty;
 	bool exec_begun; /* process_startup called (it may have gone out) */
@@ -168,13 +171,14 @@ static inline size_t min_sz(size_t a, size_t b)
  * commands' condition variables. */
 void monotonic_abs(struct timespec *ts, double timeout);
 /* A queued command with two references: the caller's and the I/O
- * thread's. */
-struct ssh_cmd *cmd_new(size_t cap, const char *cmdline);
+ * thread's. It runs the script (len bytes) through a fixed wrapper that
+ * reads it from stdin (see ssh_output.c). */
+struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len);
 char *cmd_reserve(struct ssh_cmd *c, size_t want, size_t *room);
 void cmd_commit(struct ssh_cmd *c, size_t n);
 void cmd_notify(struct ssh_cmd *c);
 void cmd_started(struct ssh_cmd *c, int rc);
-/* lost: the marker line, and "connection lost" as the exit text. */
+/* lost: the marker line, and "lost" as the exit text. */
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost);
 
 /* ---- ssh_transport.c ---- */

@@ -57,7 +57,26 @@ static void grow_to(char **p, size_t *alloc, size_t need, size_t max)
 	}
 }
 
-struct ssh_cmd *cmd_new(size_t cap, const char *cmdline)
+/* The command sshd runs, by the user's login shell, whatever it is (one
+ * line, no quote but the outer ones: sh, bash, zsh, fish and csh all take
+ * it): a POSIX sh that reads the script from stdin into a private file,
+ * checks that every byte came (a connection cut mid-way must not run half
+ * a script), merges stderr into stdout, gives it an empty stdin, and execs
+ * the user's shell ($SHELL, else sh) on it; the file is unlinked first and
+ * read through the open descriptor. sshd already made it a session (and
+ * process group) leader; exec keeps it, so the exit status or signal is the
+ * script's. */
+#define WRAPPER                                                                \
+	"exec sh -c 'umask 077; "                                              \
+	"f=$(mktemp \"${TMPDIR:-/tmp}/primefs-job.XXXXXX\") || exit 125; "     \
+	"cat >\"$f\"; n=$(wc -c <\"$f\"); "                                    \
+	"if [ \"$n\" -ne \"$1\" ]; then rm -f \"$f\"; "                        \
+	"echo \"primefs: the script came incomplete ($n of $1 bytes), not "    \
+	"run\" >&2; exit 125; fi; "                                            \
+	"exec 3<\"$f\" 2>&1 </dev/null; rm -f \"$f\"; "                        \
+	"exec \"${SHELL:-sh}\" /dev/fd/3' primefs-job %zu"
+
+struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len)
 {
 	struct ssh_cmd *c = xcalloc(1, sizeof *c);
 	atomic_init(&c->refs, 2); /* the caller's and the I/O thread's */
@@ -72,7 +91,13 @@ struct ssh_cmd *cmd_new(size_t cap, const char *cmdline)
 	c->head_cap = cap / 2;
 	c->ring_cap = cap - c->head_cap;
 	c->next_watch_id = 1;
-	c->cmdline = xstrdup(cmdline);
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, WRAPPER, len);
+	c->cmdline = buf_steal(&b);
+	c->input = xmalloc(len + 1);
+	memcpy(c->input, script, len);
+	c->input_len = len;
 	c->st = C_QUEUED;
 	return c;
 }
@@ -217,7 +242,7 @@ void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out)
 	pthread_mutex_lock(&c->lock);
 	if (c->done) {
 		if (c->lost)
-			buf_adds(out, "connection lost\n");
+			buf_adds(out, "lost\n");
 		else if (c->exit_signal)
 			buf_printf(out, "signal %s\n", c->exit_signal);
 		else
@@ -283,6 +308,7 @@ void ssh_cmd_put(struct ssh_cmd *c)
 	free(c->ring);
 	free(c->exit_signal);
 	free(c->cmdline);
+	free(c->input);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);

@@ -293,6 +293,15 @@ int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
 	    struct ssh_cmd **out)
 {
+	return ssh_run_script(p, pod_key, conn, cmdline, strlen(cmdline),
+			      interrupted, arg, out);
+}
+
+int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
+		   const char *script, size_t len,
+		   bool (*interrupted)(void *arg), void *arg,
+		   struct ssh_cmd **out)
+{
 	*out = NULL;
 	char *user, *host;
 	int port;
@@ -309,7 +318,7 @@ int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
 		return -EIO;
 	}
 	for (int attempt = 0;; attempt++) {
-		struct ssh_cmd *c = cmd_new(p->output_cap, cmdline);
+		struct ssh_cmd *c = cmd_new(p->output_cap, script, len);
 		if (!submit(p, pod_key, conn, c)) {
 			ssh_cmd_put(c);
 			ssh_cmd_put(c);

@@ -215,9 +215,8 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 			return await_answer(p, c, f, "the exec request");
 		*progress = true;
 		if (r == 0) {
-			c->st = C_RUNNING;
+			c->st = C_STDIN;
 			stats_count(ST_SSH_COMMANDS);
-			cmd_started(c, 0);
 			return true;
 		}
 		if (channel_error(r)) {
@@ -232,6 +231,46 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 			 "connection lost while starting the command (it may "
 			 "have run)");
 		return false;
+	case C_STDIN:
+		/* The script to the wrapper's stdin, then EOF; it runs only if
+		 * every byte came. The start is reported once it all went. */
+		while (c->input_off < c->input_len) {
+			ssize_t n = libssh2_channel_write(
+			    c->ch, c->input + c->input_off,
+			    c->input_len - c->input_off);
+			if (n == LIBSSH2_ERROR_EAGAIN)
+				return true;
+			if (n < 0) {
+				if (!channel_error((int)n)) {
+					set_fail(
+					    s, f, c, -EIO,
+					    "connection lost while sending "
+					    "the script (it did not run)");
+					return false;
+				}
+				/* The wrapper ended early: its output and
+				 * status say why. */
+				c->input_off = c->input_len;
+				break;
+			}
+			c->input_off += (size_t)n;
+			*progress = true;
+		}
+		r = libssh2_channel_send_eof(c->ch);
+		if (r == LIBSSH2_ERROR_EAGAIN)
+			return true;
+		if (r && !channel_error(r)) {
+			set_fail(s, f, c, -EIO,
+				 "connection lost while sending the script (it "
+				 "did not run)");
+			return false;
+		}
+		free(c->input);
+		c->input = NULL;
+		c->st = C_RUNNING;
+		*progress = true;
+		cmd_started(c, 0);
+		return true;
 	case C_RUNNING: {
 		bool zero[2] = {false, false};
 		size_t budget = ROUND_BUDGET;
@@ -366,7 +405,7 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 		/* Only steps that call libssh2 and may send can own a
 		 * half-sent packet (the bit below is the last call's). */
 		bool sends = c->st == C_OPENING || c->st == C_EXEC ||
-			     c->st == C_RUNNING ||
+			     c->st == C_STDIN || c->st == C_RUNNING ||
 			     (c->st == C_FREEING && c->ch);
 		if (!step_cmd(s, c, progress, f))
 			return false;
@@ -522,7 +561,7 @@ static void sess_loop(struct sess *s, struct fail *f)
 }
 
 /* Ends everything the thread holds: running commands get the marker and
- * "connection lost", commands not yet sent get f->code or a retry. */
+ * "lost", commands not yet sent get f->code or a retry. */
 static void sess_close(struct sess *s, bool was_up, struct fail *f)
 {
 	bool stopping = atomic_load(&s->stop);
@@ -553,6 +592,14 @@ static void sess_close(struct sess *s, bool was_up, struct fail *f)
 			cmd_started(c, c == f->who ? f->code
 				       : stopping  ? -EHOSTUNREACH
 						   : RETRY_RC);
+			break;
+		case C_STDIN: /* the wrapper runs nothing it did not get
+				 whole */
+			cmd_started(c, -EIO);
+			if (c != f->who)
+				plog("ssh", s->key,
+				     "connection lost while sending a script "
+				     "(it did not run)");
 			break;
 		case C_EXEC:
 			cmd_started(c, c == f->who ? f->code : -EIO);

@@ -36,6 +36,37 @@ static bool starting(const char *status)
 		!strcmp(status, "INSTALLING") || !strcmp(status, "ACTIVE"));
 }
 
+/* 0 if the pod with this id is ready or may still become so; -ENOTCONN
+ * (with a log line) if it never will. */
+static int never_ready(struct runs *r, const char *pod_id, const char *path,
+		       int mode)
+{
+	struct snap *s;
+	int rc = cache_get(r->cache, SNAP_PODS, mode, &s);
+	if (rc)
+		return rc;
+	const struct pod *p = snap_pod(s, pod_id);
+	const char *status = p ? pod_status(p) : NULL;
+	if (p && (pod_ready(p) || starting(status))) {
+		snap_put(s);
+		return 0;
+	}
+	plog("run", path, "the pod is %s, not running: nothing was sent",
+	     p ? (status ? status : "unknown") : "gone");
+	snap_put(s);
+	return -ENOTCONN;
+}
+
+int runs_check(struct runs *r, const char *pod_id)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s/run", pod_id);
+	int rc = never_ready(r, pod_id, path.data, CACHE_TTL);
+	buf_free(&path);
+	return rc;
+}
+
 /* The pod's SSH connection once it is ready: node 0 of a multi-node pod. */
 static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 		      bool (*interrupted)(void *), void *arg, char **conn)
@@ -87,17 +118,26 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 	}
 }
 
-int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
-	       bool (*interrupted)(void *arg), void *arg, struct ssh_cmd **out)
+int runs_start(struct runs *r, const char *pod_id, const char *script,
+	       size_t len, bool (*interrupted)(void *arg), void *arg,
+	       struct ssh_cmd **out)
 {
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s/run", pod_id);
+	if (len > RUNS_MAX_SCRIPT) {
+		plog("run", path.data,
+		     "the script is %zu bytes, over the limit of %zu: nothing "
+		     "was sent",
+		     len, RUNS_MAX_SCRIPT);
+		buf_free(&path);
+		return -E2BIG;
+	}
 	char *conn = NULL;
 	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
 	if (rc == 0)
-		rc = ssh_run(r->pool, pod_id, conn, cmdline, interrupted, arg,
-			     out);
+		rc = ssh_run_script(r->pool, pod_id, conn, script, len,
+				    interrupted, arg, out);
 	if (rc == 0) {
 		pthread_mutex_lock(&r->mu);
 		size_t i;

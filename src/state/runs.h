@@ -27,12 +27,22 @@ void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
 	       double ready_timeout);
 void runs_destroy(struct runs *r);
 
-/* Runs cmdline on the pod with this id; returns once it has started: 0 and
+/* Scripts longer than this are refused (E2BIG) before anything is sent. */
+#define RUNS_MAX_SCRIPT ((size_t)1 << 20)
+
+/* Runs a script (len bytes, see ssh_run_script) on the pod with this id as
+ * one job; returns once it has started: 0 and
  * a referenced *out (now the pod's newest), or -errno with a line in `log`:
  * ENOTCONN (the pod is not running, or did not become ready in time),
- * EHOSTUNREACH, EACCES, EINTR (interrupted(arg) said so), ENOENT. */
-int runs_start(struct runs *r, const char *pod_id, const char *cmdline,
-	       bool (*interrupted)(void *arg), void *arg, struct ssh_cmd **out);
+ * EHOSTUNREACH, EACCES, EINTR (interrupted(arg) said so), ENOENT, E2BIG
+ * (over RUNS_MAX_SCRIPT: nothing sent). */
+int runs_start(struct runs *r, const char *pod_id, const char *script,
+	       size_t len, bool (*interrupted)(void *arg), void *arg,
+	       struct ssh_cmd **out);
+/* Without waiting: -ENOTCONN (logged as runs_start does) if the pod will
+ * never run a job (ERROR, INSTALL_FAILED, STOPPED, gone), else 0 — so that
+ * the first write of a job fails at once, where a shell reports it. */
+int runs_check(struct runs *r, const char *pod_id);
 /* The pod's newest command, referenced, or NULL before any. */
 struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id);
 /* The pod is gone: drop its commands' registry entry and its session. */

@@ -496,7 +496,7 @@ static void sc_lost(struct ssh_pool *p)
 	CHECK(read_all(c, &cur, &rest, 1));
 	CHECK_STR(S(&rest), "\n[primefs: connection lost]\n");
 	ssh_cmd_exit_text(c, &e);
-	CHECK_STR(S(&e), "connection lost\n");
+	CHECK_STR(S(&e), "lost\n");
 	CHECK(log_has("lost"));
 	buf_free(&rest);
 	buf_free(&e);
@@ -801,7 +801,7 @@ static void sc_watch(struct ssh_pool *p)
 	struct buf e;
 	buf_init(&e);
 	ssh_cmd_exit_text(c, &e);
-	CHECK_STR(S(&e), "connection lost\n");
+	CHECK_STR(S(&e), "lost\n");
 	buf_free(&e);
 	ssh_cmd_put(c);
 	struct result r;
@@ -887,7 +887,7 @@ static void sc_frozen(struct ssh_pool *p)
 	struct buf e;
 	buf_init(&e);
 	ssh_cmd_exit_text(c, &e);
-	CHECK_STR(S(&e), "connection lost\n");
+	CHECK_STR(S(&e), "lost\n");
 	CHECK(log_has("no answer from the pod"));
 	buf_free(&e);
 	ssh_cmd_put(c);
