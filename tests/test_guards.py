@@ -53,7 +53,7 @@ def gm(api, make_mount, tmp_path):
     """A mount with its own state directory and a 1 s lease grace."""
     def make(*opts, state=None):
         return make_mount(api, options=(f"state={state or tmp_path / 'state'}",
-                                        "lease_grace=1") + opts)
+                                        "lease_grace=1", "guards_every=1") + opts)
     return make
 
 
@@ -241,7 +241,7 @@ def test_idle_terminates_after_the_last_job(pod, keys, make_api, make_mount, tmp
     idle time, the pod is terminated."""
     api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
     m = make_mount(api, options=(f"ssh_key={keys[0]}", f"known_hosts={tmp_path / 'kh'}",
-                                 "ready_timeout=20", "timeout=5", "pods_ttl=1",
+                                 "ready_timeout=20", "timeout=5", "pods_ttl=1", "guards_every=1",
                                  f"state={tmp_path / 'state'}"))
     pid = m.read("pods/demo/id").strip()
     with open(m.p("pods/demo/run"), "w") as f:

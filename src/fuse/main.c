@@ -35,7 +35,7 @@ struct options {
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	double ssh_keepalive;
 	double history_ttl;
-	double lease_grace;
+	double lease_grace, guards_every;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -52,6 +52,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("key_file=%s", key_file),
     OPT("state=%s", state),
     OPT("lease_grace=%lf", lease_grace),
+    OPT("guards_every=%lf", guards_every),
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
     OPT("history_ttl=%lf", history_ttl),
@@ -93,6 +94,10 @@ static void usage(const char *prog)
 	    "be taken again\n"
 	    "                         before its pod is terminated "
 	    "(default 60)\n"
+	    "    -o guards_every=SECONDS how often idle and max_cost are "
+	    "checked\n"
+	    "                         (default 60; never more often than "
+	    "pods_ttl)\n"
 	    "    -o pods_ttl=SECONDS  freshness of pods, balance and pod "
 	    "logs (default 5)\n"
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
@@ -234,7 +239,8 @@ int main(int argc, char *argv[])
 			    .ready_timeout = 300,
 			    .output_cap_mib = 64,
 			    .ssh_keepalive = 15,
-			    .lease_grace = 60};
+			    .lease_grace = 60,
+			    .guards_every = 60};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -263,10 +269,11 @@ int main(int argc, char *argv[])
 		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
-	    o.ssh_keepalive <= 0 || !(o.lease_grace >= 0)) {
+	    o.ssh_keepalive <= 0 || !(o.lease_grace >= 0) ||
+	    !(o.guards_every > 0)) {
 		fprintf(stderr, "primefs: ttls, ready_timeout and lease_grace "
-				"must be >= 0, timeout and ssh_keepalive > 0, "
-				"output_cap >= 1\n");
+				"must be >= 0, timeout, ssh_keepalive and "
+				"guards_every > 0, output_cap >= 1\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -354,7 +361,12 @@ int main(int argc, char *argv[])
 	life.on_delete_arg = &runs;
 	struct guards_opts go = {.dir = o.state,
 				 .lease_grace = o.lease_grace,
-				 .check_every = o.pods_ttl,
+				 /* One pods listing per check at most: an
+				  * armed idle or max_cost guard must not
+				  * spend the API's ~1000 calls an hour. */
+				 .check_every = o.guards_every > o.pods_ttl
+						    ? o.guards_every
+						    : o.pods_ttl,
 				 .cache = cache,
 				 .life = &life,
 				 .runs = &runs,
