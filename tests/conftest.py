@@ -275,3 +275,17 @@ def pod(tmp_path, keys):
     s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
     yield s
     s.stop()
+
+
+@pytest.fixture
+def rig(pod, keys, make_api, make_mount, tmp_path):
+    """The fake API whose pods are played by a real sshd (`pod`), and a
+    mount that reaches them with the test key."""
+    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}",
+                   "--pending-secs", "1", "--install-secs", "1")
+    m = make_mount(api, options=(f"ssh_key={keys[0]}",
+                                 f"known_hosts={tmp_path / 'known_hosts'}",
+                                 "ready_timeout=20", "timeout=5"))
+    m.api = api
+    m.known_hosts = tmp_path / "known_hosts"
+    return m

@@ -10,22 +10,11 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from conftest import err_of
 
 MIB = 1 << 20
 
-
-@pytest.fixture
-def rig(pod, keys, make_api, make_mount, tmp_path):
-    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}",
-                   "--pending-secs", "1", "--install-secs", "1")
-    m = make_mount(api, options=(f"ssh_key={keys[0]}",
-                                 f"known_hosts={tmp_path / 'known_hosts'}",
-                                 "ready_timeout=20", "timeout=5"))
-    m.api = api
-    return m
 
 
 def job(m, *chunks, pod="demo"):

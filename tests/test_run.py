@@ -14,18 +14,6 @@ from sshd import make_key, free_port
 from conftest import PRIMEFS, err_of
 
 
-@pytest.fixture
-def rig(pod, keys, make_api, make_mount, tmp_path):
-    api = make_api("--ssh", f"root@127.0.0.1:{pod.port}",
-                   "--pending-secs", "1", "--install-secs", "1")
-    m = make_mount(api, options=(f"ssh_key={keys[0]}",
-                                 f"known_hosts={tmp_path / 'known_hosts'}",
-                                 "ready_timeout=20", "timeout=5"))
-    m.api = api
-    m.known_hosts = tmp_path / "known_hosts"
-    return m
-
-
 def run(m, pod, cmd):
     with open(m.p("pods", pod, "run"), "w") as f:
         f.write(cmd + "\n")

@@ -101,12 +101,19 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fuse_get_context()->private_data;
 }
 
+/* The path of a request, or of its open file when the kernel sent none
+ * (nullpath_ok: fstat, fchmod of an open file); NULL when neither. */
+static const char *req_path(const char *path, struct fuse_file_info *fi)
+{
+	if (!path && fi)
+		path = ((struct handle *)(uintptr_t)fi->fh)->path;
+	return path;
+}
+
 static int fs_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
-	if (!path && fi) /* fstat of an open file (nullpath_ok) */
-		path = ((struct handle *)(uintptr_t)fi->fh)->path;
-	if (!path)
+	if (!(path = req_path(path, fi)))
 		return -ENOENT;
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
@@ -698,9 +705,7 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
  * success, so those tools print no spurious error. Anything else: EPERM. */
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	if (!path && fi) /* by handle (nullpath_ok) */
-		path = ((struct handle *)(uintptr_t)fi->fh)->path;
-	if (!path)
+	if (!(path = req_path(path, fi)))
 		return -ENOENT;
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
