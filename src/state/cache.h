@@ -79,6 +79,15 @@ void cache_set_interrupt(struct cache *c, bool (*interrupted)(void *arg),
 void cache_set_pods_hook(struct cache *c,
 			 void (*fn)(void *arg, const struct snap *s),
 			 void *arg);
+/* A function called, with no cache lock held, each time a kind's held
+ * snapshot is replaced (a fetch installed, a change of primefs's own, an
+ * install): `old` (NULL when none was held) and `fresh`, both referenced
+ * for the call. What the held answer shows may have changed: whoever keeps
+ * copies of it (the kernel's caches) is told here. */
+void cache_set_replace_hook(struct cache *c,
+			    void (*fn)(void *arg, const struct snap *old,
+				       const struct snap *fresh),
+			    void *arg);
 
 enum cache_mode {
 	CACHE_HELD, /* what is held, however old; never fetches (-ENOENT) */
