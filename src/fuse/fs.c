@@ -54,6 +54,7 @@ struct handle {
 	bool own;   /* opened for writing: follows its own command */
 	bool lease; /* holds its pod's lease (F_LEASE opened for writing) */
 	bool nonblock;
+	bool append; /* O_APPEND: writes go to the end primefs knows */
 	pthread_mutex_t mu;
 	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
 	struct ssh_cursor cur;
@@ -368,8 +369,15 @@ static int fs_getattr(const char *path, struct stat *st,
 	node_release(&n);
 	/* The kernel keeps this answer; one that may change by itself, or
 	 * was made while the tree changed, is taken back a moment later. */
-	if (rc == 0 && (vol || tree_generation(fs()->tree) != gen))
+	bool changed = tree_generation(fs()->tree) != gen;
+	if (rc == 0 && (vol || changed))
 		kc_push(path, false, true);
+	/* A listing this request fetched: the kernel is told of what it
+	 * changed before this returns. Not for a name in the root: its
+	 * LOOKUP holds the root's lock, which telling that a name is gone
+	 * needs. */
+	if (changed && strchr(path + 1, '/'))
+		kc_sync();
 	return rc;
 }
 
@@ -397,6 +405,7 @@ static int fs_readlink(const char *path, char *out, size_t size)
  * k + 3 after names[k] (libfuse gives READDIRPLUS attributes to the kernel
  * only in this offset mode). */
 struct dirh {
+	struct node dir;  /* with the listing the names come from */
 	struct buf names; /* each NUL-ended */
 	size_t *at;	  /* where each starts in names */
 	size_t n, cap;
@@ -416,6 +425,7 @@ static int add_name(void *ctx, const char *name)
 
 static void dirh_free(struct dirh *d)
 {
+	node_release(&d->dir);
 	buf_free(&d->names);
 	free(d->at);
 	free(d);
@@ -423,19 +433,21 @@ static void dirh_free(struct dirh *d)
 
 static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
+	unsigned long gen = tree_generation(fs()->tree);
 	struct dirh *d = xcalloc(1, sizeof *d);
 	buf_init(&d->names);
-	rc = tree_list(fs()->tree, &n, add_name, d);
-	node_release(&n);
+	int rc = tree_resolve_dir(fs()->tree, path, &d->dir);
+	if (rc == 0)
+		rc = tree_list(fs()->tree, &d->dir, add_name, d);
 	if (rc) {
 		dirh_free(d);
 		return rc;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
+	/* A listing this request fetched: the kernel is told of what it
+	 * changed before `ls` goes on to stat what it lists. */
+	if (tree_generation(fs()->tree) != gen)
+		kc_sync();
 	return 0;
 }
 
@@ -471,8 +483,9 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			struct node n;
 			p.len = dir_len;
 			buf_adds(&p, name);
-			attrs = tree_resolve(fs()->tree, p.data, &n) == 0 &&
-				!tree_volatile(&n) && node_stat(&n, &st) == 0;
+			attrs =
+			    tree_child(fs()->tree, &d->dir, name, &n) == 0 &&
+			    !tree_volatile(&n) && node_stat(&n, &st) == 0;
 			node_release(&n);
 		}
 		if (filler(buf, name, attrs ? &st : NULL, (off_t)(i + 1),
@@ -517,6 +530,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	buf_init(&h->data);
 	h->file = n.file;
 	h->watch = -1;
+	h->append = fi->flags & O_APPEND;
 	pthread_mutex_init(&h->mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
@@ -723,7 +737,11 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 		kc_sync();
 		return rc ? rc : (int)size;
 	}
-	/* Whole-file writes are gathered and stored when the file closes. */
+	/* Whole-file writes are gathered and stored when the file closes.
+	 * An append goes to the end of what was rendered at open, not to
+	 * the size the kernel holds (which may be older). */
+	if (h->append)
+		off = (off_t)h->data.len;
 	if (off < 0 || (size_t)off + size > TEMPLATE_MAX_SIZE)
 		return -EFBIG;
 	size_t end = (size_t)off + size;

@@ -197,6 +197,20 @@ static struct snap *snap_get(struct snap *s)
 	return s;
 }
 
+/* The replace hook told of a fetched listing, under its slot's mutex (the
+ * hook takes no cache lock); the references stay the caller's. */
+static void replaced_locked(struct cache *c, const struct snap *old,
+			    const struct snap *fresh)
+{
+	pthread_mutex_lock(&c->mu);
+	void (*hook)(void *, const struct snap *, const struct snap *) =
+	    c->replace_hook;
+	void *arg = c->replace_hook_arg;
+	pthread_mutex_unlock(&c->mu);
+	if (hook)
+		hook(arg, old, fresh);
+}
+
 /* The held snapshot went from old to fresh: the replace hook is told.
  * Called with no lock held; takes both references (either may be NULL). */
 static void replaced(struct cache *c, struct snap *old, struct snap *fresh)
@@ -636,6 +650,10 @@ static void *fetch_main(void *arg)
 		if (sl->snap)
 			held_age = now_monotonic() - sl->snap->fetched_mono;
 	}
+	/* Told before any waiter wakes to the new answer, so that a reader
+	 * who sees it sees the change told (the hook only queues). */
+	if (installed)
+		replaced_locked(c, old, installed);
 	pthread_cond_broadcast(&sl->cv);
 	pthread_mutex_unlock(&sl->mu);
 
@@ -646,9 +664,7 @@ static void *fetch_main(void *arg)
 		     held_age, next_try);
 	if (fresh)
 		snap_put(fresh);
-	if (installed)
-		replaced(c, old, snap_get(installed));
-	else if (old)
+	if (old)
 		snap_put(old);
 	pthread_mutex_lock(&c->mu);
 	void (*hook)(void *, const struct snap *) = c->pods_hook;

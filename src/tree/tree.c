@@ -717,6 +717,35 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 	return 0;
 }
 
+int tree_resolve_dir(struct tree *t, const char *path, struct node *n)
+{
+	int rc = tree_resolve(t, path, n);
+	if (rc)
+		return rc;
+	if (n->type != N_DIR) {
+		node_release(n);
+		return -ENOTDIR;
+	}
+	int kind = dirs[n->dir].listing;
+	if (kind >= 0 && !n->snap &&
+	    (rc = cache_get(t->o.cache, (enum snap_kind)kind, CACHE_TTL,
+			    &n->snap)))
+		node_release(n);
+	return rc;
+}
+
+int tree_child(struct tree *t, const struct node *dir, const char *name,
+	       struct node *out)
+{
+	*out = *dir;
+	if (out->snap)
+		atomic_fetch_add(&out->snap->refs, 1);
+	int rc = step(t, out, name, CACHE_TTL);
+	if (rc)
+		node_release(out);
+	return rc;
+}
+
 int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 {
 	(void)t;

@@ -92,6 +92,14 @@ struct cache *tree_cache(struct tree *t);
 int tree_resolve(struct tree *t, const char *path, struct node *n);
 void node_release(struct node *n);
 
+/* The directory at path with the listing its entries come from held in
+ * the node, so that tree_list and tree_child answer from one listing. */
+int tree_resolve_dir(struct tree *t, const char *path, struct node *n);
+/* The entry `name` of directory node `dir` (not changed): 0 and a node to
+ * release, or -errno. */
+int tree_child(struct tree *t, const struct node *dir, const char *name,
+	       struct node *out);
+
 /* Calls add for every entry of a directory node (not "." or ".."). */
 typedef int (*add_fn)(void *ctx, const char *name);
 int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
