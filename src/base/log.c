@@ -244,11 +244,21 @@ static struct {
 static size_t n_endpoints;
 
 static const char *const counter_names[ST_COUNTERS] = {
-    [ST_RETRIES] = "retries",		[ST_RATE_LIMITED] = "rate_limited",
-    [ST_API_ERRORS] = "api_errors",	[ST_CACHE_HITS] = "cache_hits",
-    [ST_CACHE_MISSES] = "cache_misses", [ST_STALE_SERVED] = "stale_served",
-    [ST_SSH_SESSIONS] = "ssh_sessions", [ST_SSH_COMMANDS] = "ssh_commands",
-    [ST_SSH_LOST] = "ssh_lost",		[ST_GUARDS_FIRED] = "guards_fired",
+    [ST_RETRIES] = "retries",
+    [ST_RATE_LIMITED] = "rate_limited",
+    [ST_API_ERRORS] = "api_errors",
+    [ST_CACHE_HITS] = "cache_hits",
+    [ST_CACHE_MISSES] = "cache_misses",
+    [ST_STALE_SERVED] = "stale_served",
+    [ST_SSH_SESSIONS] = "ssh_sessions",
+    [ST_SSH_COMMANDS] = "ssh_commands",
+    [ST_SSH_LOST] = "ssh_lost",
+    [ST_GUARDS_FIRED] = "guards_fired",
+    [ST_FUSE_GETATTR] = "fuse_getattr",
+    [ST_FUSE_READDIR] = "fuse_readdir",
+    [ST_FUSE_OPEN] = "fuse_open",
+    [ST_FUSE_READ] = "fuse_read",
+    [ST_KERNEL_INVAL] = "kernel_invalidations",
 };
 
 void stats_count(enum stat_counter c)

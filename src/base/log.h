@@ -18,6 +18,14 @@ enum stat_counter {
 	ST_SSH_COMMANDS, /* commands started */
 	ST_SSH_LOST,	 /* sessions that died under us */
 	ST_GUARDS_FIRED, /* pods a guard set out to terminate */
+	/* FUSE requests that reached primefs, per operation: the kernel's
+	 * caches answer the rest. getattr counts LOOKUP and GETATTR (the
+	 * high-level API answers both with it). */
+	ST_FUSE_GETATTR,
+	ST_FUSE_READDIR,
+	ST_FUSE_OPEN,
+	ST_FUSE_READ,
+	ST_KERNEL_INVAL, /* kernel cache entries invalidated */
 	ST_COUNTERS
 };
 

@@ -1,8 +1,14 @@
 /* fs.c — FUSE operations over the tree. Files are rendered whole at open
  * into the handle, so a read never mixes two versions, and opened with
  * direct_io so that the kernel reads to end of file whatever size an
- * earlier getattr saw (cost grows while you look at it). */
+ * earlier getattr saw (cost grows while you look at it). The kernel caches
+ * entries and attributes for the shortest freshness window; what the tree
+ * says changed is invalidated by a thread of this file's own (never from a
+ * request the kernel waits on), and a request that made a change waits
+ * until the kernel has been told before it returns. */
 #include "fs.h"
+
+#include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +53,7 @@ struct handle {
 	bool lease; /* holds its pod's lease (F_LEASE opened for writing) */
 	bool nonblock;
 	bool too_big; /* run: the script passed RUNS_MAX_SCRIPT */
+	bool append;  /* O_APPEND: writes go to the end primefs knows */
 	pthread_mutex_t mu;
 	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
 	struct ssh_cursor cur;
@@ -78,6 +85,221 @@ static int caller_may(mode_t mode, int acc)
 
 static bool interrupted(void *arg);
 
+/* ---- kernel caching: the invalidation queue ---- */
+
+/* A path answered while the tree changed, or a volatile one (tree.h), is
+ * invalidated this long after its answer: once the reply has reached the
+ * kernel (an invalidation that comes before the reply does not stop the
+ * reply from being cached when it makes a new inode). */
+#define KC_LATE 0.05
+/* How long a request that changed something waits for the kernel to have
+ * been told; past it, the request returns anyway (logged). */
+#define KC_SYNC_WAIT 5.0
+
+struct kc_item {
+	char *path;
+	bool gone;
+	double at; /* not before (late items) */
+};
+
+struct kc_list {
+	struct kc_item *v;
+	size_t n, cap;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* work arrived, or stop */
+	pthread_cond_t done_cv; /* done moved */
+	struct kc_list now, late;
+	unsigned long queued, done; /* items of `now`, ever */
+	bool running, stop;
+	pthread_t thread;
+	struct fuse *fuse;
+} kc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void kc_add(struct kc_list *l, const char *path, bool gone, double at)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n++] = (struct kc_item){xstrdup(path), gone, at};
+}
+
+static void kc_push(const char *path, bool gone, bool late)
+{
+	pthread_mutex_lock(&kc.mu);
+	if (kc.running) {
+		if (late) {
+			kc_add(&kc.late, path, gone, now_monotonic() + KC_LATE);
+		} else {
+			kc_add(&kc.now, path, gone, 0);
+			kc.queued++;
+		}
+		pthread_cond_signal(&kc.cv);
+	}
+	pthread_mutex_unlock(&kc.mu);
+}
+
+/* The tree's changed hook (tree.h). */
+static void kc_changed(void *arg, const char *path, bool gone)
+{
+	(void)arg;
+	kc_push(path, gone, false);
+}
+
+static void kc_wait_until(pthread_cond_t *cv, double until)
+{
+	struct timespec ts = {(time_t)until,
+			      (long)((until - (double)(time_t)until) * 1e9)};
+	pthread_cond_timedwait(cv, &kc.mu, &ts);
+}
+
+/* Tells the kernel: the path's attributes, and for a gone name every
+ * cached entry under its top directory (the high-level API knows the node
+ * id of the root only; an entry's attributes, wherever it is, go by its
+ * path). */
+static void kc_send(struct kc_item *items, size_t n)
+{
+	struct fuse_session *se = fuse_get_session(kc.fuse);
+	char tops[8][32];
+	size_t n_tops = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fuse_invalidate_path(kc.fuse, items[i].path) == 0)
+			stats_count(ST_KERNEL_INVAL);
+		if (!items[i].gone)
+			continue;
+		const char *p = items[i].path + 1;
+		size_t len = strcspn(p, "/");
+		bool seen = len >= sizeof tops[0];
+		for (size_t j = 0; !seen && j < n_tops; j++)
+			seen =
+			    strlen(tops[j]) == len && !memcmp(tops[j], p, len);
+		if (!seen && n_tops < 8) {
+			memcpy(tops[n_tops], p, len);
+			tops[n_tops++][len] = '\0';
+		}
+	}
+	for (size_t j = 0; j < n_tops; j++)
+		if (fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, tops[j],
+						     strlen(tops[j])) == 0)
+			stats_count(ST_KERNEL_INVAL);
+}
+
+static void *kc_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&kc.mu);
+	while (!kc.stop) {
+		double now = now_monotonic();
+		struct kc_list batch = kc.now;
+		kc.now = (struct kc_list){NULL, 0, 0};
+		size_t counted = batch.n;
+		double next = now + 1;
+		size_t kept = 0;
+		for (size_t i = 0; i < kc.late.n; i++) {
+			struct kc_item it = kc.late.v[i];
+			if (it.at <= now) {
+				kc_add(&batch, it.path, it.gone, 0);
+				free(it.path);
+			} else {
+				kc.late.v[kept++] = it;
+				if (it.at < next)
+					next = it.at;
+			}
+		}
+		kc.late.n = kept;
+		if (!batch.n) {
+			kc_wait_until(&kc.cv, next);
+			continue;
+		}
+		pthread_mutex_unlock(&kc.mu);
+		kc_send(batch.v, batch.n);
+		for (size_t i = 0; i < batch.n; i++)
+			free(batch.v[i].path);
+		free(batch.v);
+		pthread_mutex_lock(&kc.mu);
+		kc.done += counted;
+		pthread_cond_broadcast(&kc.done_cv);
+	}
+	pthread_mutex_unlock(&kc.mu);
+	return NULL;
+}
+
+static void kc_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void kc_start(struct fuse *f)
+{
+	kc_cond_init(&kc.cv);
+	kc_cond_init(&kc.done_cv);
+	kc.fuse = f;
+	kc.running = true;
+	if (pthread_create(&kc.thread, NULL, kc_main, NULL)) {
+		kc.running = false;
+		plog("mount", "/",
+		     "no invalidation thread: the kernel caches nothing");
+	}
+}
+
+static void kc_stop(void)
+{
+	pthread_mutex_lock(&kc.mu);
+	bool was = kc.running;
+	kc.running = false;
+	kc.stop = true;
+	pthread_cond_broadcast(&kc.cv);
+	pthread_cond_broadcast(&kc.done_cv);
+	pthread_mutex_unlock(&kc.mu);
+	if (was)
+		pthread_join(kc.thread, NULL);
+	struct kc_list *ls[] = {&kc.now, &kc.late};
+	for (int j = 0; j < 2; j++) {
+		for (size_t i = 0; i < ls[j]->n; i++)
+			free(ls[j]->v[i].path);
+		free(ls[j]->v);
+		*ls[j] = (struct kc_list){NULL, 0, 0};
+	}
+}
+
+/* A request that changed something returns once the kernel has been told
+ * of every path queued so far (or after KC_SYNC_WAIT, or when it is
+ * interrupted): after rmdir pods/ID, stat pods/NAME is ENOENT at once. */
+static void kc_sync(void)
+{
+	pthread_mutex_lock(&kc.mu);
+	unsigned long target = kc.queued;
+	double deadline = now_monotonic() + KC_SYNC_WAIT;
+	bool late = false;
+	while (kc.running && kc.done < target) {
+		double now = now_monotonic();
+		if (now >= deadline || fuse_interrupted()) {
+			late = true;
+			break;
+		}
+		kc_wait_until(&kc.done_cv,
+			      now + 0.1 < deadline ? now + 0.1 : deadline);
+	}
+	pthread_mutex_unlock(&kc.mu);
+	if (late)
+		plog("cache", "/",
+		     "the kernel was not told of a change in time: it may "
+		     "show the old for up to the freshness window");
+}
+
+static void fs_destroy(void *private_data)
+{
+	(void)private_data;
+	kc_stop();
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/* A reader waiting for a listing gives up when its request is. */
@@ -87,11 +309,21 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/* O_TRUNC arrives with open, not as a separate truncate. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* No kernel caching of names or attributes: a pod has two names (its
-	 * own and its id), and when rmdir removes one the other must be gone
-	 * too. Lookups are answered from the snapshot, in memory. */
-	cfg->entry_timeout = 0;
-	cfg->attr_timeout = 0;
+	/* ls -l and find: names and attributes in one request. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	/* The kernel keeps names and attributes for the shortest freshness
+	 * window: what primefs learns meanwhile (a listing that differs,
+	 * its own mkdir and rmdir under both of a pod's names, refresh,
+	 * config and guard writes) is invalidated by kc_main. No negative
+	 * entries: a name that appears needs nothing invalidated. Contents
+	 * are never cached (direct_io). */
+	kc_start(fuse_get_context()->fuse);
+	tree_set_changed(fs()->tree, kc_changed, NULL);
+	cfg->entry_timeout = fs()->kernel_ttl;
+	cfg->attr_timeout = fs()->kernel_ttl;
 	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
 	/* No path lock for calls on an open handle: an rmdir of the pod must
@@ -110,33 +342,55 @@ static const char *req_path(const char *path, struct fuse_file_info *fi)
 	return path;
 }
 
+/* A node's attributes; 0 or -errno. */
+static int node_stat(struct node *n, struct stat *st)
+{
+	int rc = 0;
+	memset(st, 0, sizeof *st);
+	st->st_mode = node_mode(n);
+	st->st_nlink = n->type == N_DIR ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_mtime = st->st_ctime = st->st_atime = n->mtime;
+	st->st_blksize = 4096;
+	struct buf b;
+	buf_init(&b);
+	if (n->type == N_LINK)
+		rc = tree_readlink(fs()->tree, n, &b);
+	else if (n->type == N_FILE &&
+		 !(n->file->flags & (F_STREAM | F_WRITE_ONLY)))
+		rc = tree_render(fs()->tree, n, &b);
+	st->st_size = (off_t)b.len;
+	st->st_blocks = (blkcnt_t)((b.len + 511) / 512);
+	buf_free(&b);
+	return rc;
+}
+
 static int fs_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
 	if (!(path = req_path(path, fi)))
 		return -ENOENT;
+	stats_count(ST_FUSE_GETATTR);
+	unsigned long gen = tree_generation(fs()->tree);
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
 		return rc;
-	memset(st, 0, sizeof *st);
-	st->st_mode = node_mode(&n);
-	st->st_nlink = n.type == N_DIR ? 2 : 1;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
-	st->st_mtime = st->st_ctime = st->st_atime = n.mtime;
-	st->st_blksize = 4096;
-	struct buf b;
-	buf_init(&b);
-	if (n.type == N_LINK)
-		rc = tree_readlink(fs()->tree, &n, &b);
-	else if (n.type == N_FILE &&
-		 !(n.file->flags & (F_STREAM | F_WRITE_ONLY)))
-		rc = tree_render(fs()->tree, &n, &b);
-	st->st_size = (off_t)b.len;
-	st->st_blocks = (blkcnt_t)((b.len + 511) / 512);
-	buf_free(&b);
+	rc = node_stat(&n, st);
+	bool vol = tree_volatile(&n);
 	node_release(&n);
+	/* The kernel keeps this answer; one that may change by itself, or
+	 * was made while the tree changed, is taken back a moment later. */
+	bool changed = tree_generation(fs()->tree) != gen;
+	if (rc == 0 && (vol || changed))
+		kc_push(path, false, true);
+	/* A listing this request fetched: the kernel is told of what it
+	 * changed before this returns. Not for a name in the root: its
+	 * LOOKUP holds the root's lock, which telling that a name is gone
+	 * needs. */
+	if (changed && strchr(path + 1, '/'))
+		kc_sync();
 	return rc;
 }
 
@@ -159,52 +413,117 @@ static int fs_readlink(const char *path, char *out, size_t size)
 	return rc;
 }
 
-struct fill_ctx {
-	void *buf;
-	fuse_fill_dir_t filler;
+/* An open directory: its names as of opendir, so that a listing read in
+ * several requests is one listing. Offsets: 1 after ".", 2 after "..",
+ * k + 3 after names[k] (libfuse gives READDIRPLUS attributes to the kernel
+ * only in this offset mode). */
+struct dirh {
+	char *path;	  /* readdir may get none (nullpath_ok) */
+	struct node dir;  /* with the listing the names come from */
+	struct buf names; /* each NUL-ended */
+	size_t *at;	  /* where each starts in names */
+	size_t n, cap;
 };
 
-static int add_entry(void *ctx, const char *name)
+static int add_name(void *ctx, const char *name)
 {
-	struct fill_ctx *f = ctx;
-	return f->filler(f->buf, name, NULL, 0, 0);
+	struct dirh *d = ctx;
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 32;
+		d->at = xrealloc(d->at, d->cap * sizeof *d->at);
+	}
+	d->at[d->n++] = d->names.len;
+	buf_add(&d->names, name, strlen(name) + 1);
+	return 0;
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
-		      off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
+static void dirh_free(struct dirh *d)
 {
-	(void)off;
-	(void)flags;
-	if (!path) /* nullpath_ok: the path opendir kept */
-		path = (const char *)(uintptr_t)fi->fh;
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
-	struct fill_ctx ctx = {buf, filler};
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
-	rc = tree_list(fs()->tree, &n, add_entry, &ctx);
-	node_release(&n);
-	return rc;
+	free(d->path);
+	node_release(&d->dir);
+	buf_free(&d->names);
+	free(d->at);
+	free(d);
 }
 
 static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
-	fi->fh = (uint64_t)(uintptr_t)xstrdup(path);
+	unsigned long gen = tree_generation(fs()->tree);
+	struct dirh *d = xcalloc(1, sizeof *d);
+	buf_init(&d->names);
+	d->path = xstrdup(path);
+	int rc = tree_resolve_dir(fs()->tree, path, &d->dir);
+	if (rc == 0)
+		rc = tree_list(fs()->tree, &d->dir, add_name, d);
+	if (rc) {
+		dirh_free(d);
+		return rc;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	/* A listing this request fetched: the kernel is told of what it
+	 * changed before `ls` goes on to stat what it lists. */
+	if (tree_generation(fs()->tree) != gen)
+		kc_sync();
 	return 0;
 }
 
 static int fs_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	free((char *)(uintptr_t)fi->fh);
+	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	return 0;
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	stats_count(ST_FUSE_READDIR);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	bool plus = flags & FUSE_READDIR_PLUS;
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf p, given; /* given: paths given attributes, NUL-ended */
+	buf_init(&p);
+	buf_init(&given);
+	(void)path; /* may be NULL (nullpath_ok): the one opendir kept */
+	buf_printf(&p, "%s/", strcmp(d->path, "/") ? d->path : "");
+	size_t dir_len = p.len;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n + 2; i++) {
+		const char *name = i == 0   ? "."
+				   : i == 1 ? ".."
+					    : d->names.data + d->at[i - 2];
+		struct stat st;
+		bool attrs = false;
+		if (plus && i >= 2) {
+			/* Volatile files get no attributes here: the kernel
+			 * keeps those of a READDIRPLUS answer. */
+			struct node n;
+			p.len = dir_len;
+			buf_adds(&p, name);
+			attrs =
+			    tree_child(fs()->tree, &d->dir, name, &n) == 0 &&
+			    !tree_volatile(&n) && node_stat(&n, &st) == 0;
+			node_release(&n);
+		}
+		if (filler(buf, name, attrs ? &st : NULL, (off_t)(i + 1),
+			   attrs ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+		if (attrs)
+			buf_add(&given, p.data, p.len + 1);
+	}
+	/* Attributes given while the tree changed are taken back. */
+	if (tree_generation(fs()->tree) != gen)
+		for (size_t i = 0; i < given.len;
+		     i += strlen(given.data + i) + 1)
+			kc_push(given.data + i, false, true);
+	buf_free(&p);
+	buf_free(&given);
 	return 0;
 }
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
+	stats_count(ST_FUSE_OPEN);
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -229,6 +548,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	h->file = n.file;
 	h->path = xstrdup(path);
 	h->watch = -1;
+	h->append = fi->flags & O_APPEND;
 	pthread_mutex_init(&h->mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
@@ -395,6 +715,7 @@ static int fs_read(const char *path, char *out, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
 	(void)path;
+	stats_count(ST_FUSE_READ);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	if (h->file->flags & F_RUN)
 		return read_run(h, out, size);
@@ -447,9 +768,14 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
 		int rc = h->file->store(fs()->tree, h->pod_id, data, size);
+		kc_sync();
 		return rc ? rc : (int)size;
 	}
-	/* Whole-file writes are gathered and stored when the file closes. */
+	/* Whole-file writes are gathered and stored when the file closes.
+	 * An append goes to the end of what was rendered at open, not to
+	 * the size the kernel holds (which may be older). */
+	if (h->append)
+		off = (off_t)h->data.len;
 	if (off < 0 || (size_t)off + size > TEMPLATE_MAX_SIZE)
 		return -EFBIG;
 	size_t end = (size_t)off + size;
@@ -484,8 +810,10 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 		return 0;
 	h->dirty = false;
 	h->truncated = false;
-	return h->file->store(fs()->tree, h->pod_id,
-			      h->data.data ? h->data.data : "", h->data.len);
+	int rc = h->file->store(fs()->tree, h->pod_id,
+				h->data.data ? h->data.data : "", h->data.len);
+	kc_sync();
+	return rc;
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
@@ -495,8 +823,10 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	/* `: > config`: truncated, never written. Flush did not store it, as
 	 * a shell's dup2 flushes before the write comes; an empty template
 	 * cannot be invalid, so nothing is lost by storing it this late. */
-	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE))
+	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE)) {
 		h->file->store(fs()->tree, h->pod_id, "", 0);
+		kc_sync();
+	}
 	if (h->lease)
 		tree_lease(fs()->tree, h->pod_id, false);
 	pthread_mutex_lock(&h->mu);
@@ -557,6 +887,7 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 					       ? ((const struct pod *)n.obj)->id
 					       : NULL,
 					   b.data ? b.data : "", b.len);
+			kc_sync();
 		}
 		buf_free(&b);
 	}
@@ -630,13 +961,18 @@ static int fs_mkdir(const char *path, mode_t mode)
 	rc = tree_mkdir(fs()->tree, path);
 	if (rc == 0)
 		intent_note_rent(&recent, pid, name);
+	kc_sync();
 	return rc;
 }
 
 static int fs_rmdir(const char *path)
 {
 	int rc = caller_may(0, O_WRONLY);
-	return rc ? rc : tree_rmdir(fs()->tree, path);
+	if (rc)
+		return rc;
+	rc = tree_rmdir(fs()->tree, path);
+	kc_sync();
+	return rc;
 }
 
 static int fs_unlink(const char *path)
@@ -786,6 +1122,7 @@ static int fs_poll(const char *path, struct fuse_file_info *fi,
 const struct fuse_operations primefs_ops = {
     .poll = fs_poll,
     .init = fs_init,
+    .destroy = fs_destroy,
     .getattr = fs_getattr,
     .readlink = fs_readlink,
     .opendir = fs_opendir,

@@ -17,6 +17,9 @@ struct primefs {
 	struct runs *runs;
 	struct guards *guards;	/* its timer starts at init; may be NULL */
 	const char *mountpoint; /* absolute, physical; NULL if unknown */
+	/* How long the kernel may keep entries and attributes (the shortest
+	 * freshness window); changes primefs learns of are told at once. */
+	double kernel_ttl;
 };
 
 extern const struct fuse_operations primefs_ops;

@@ -386,16 +386,24 @@ int main(int argc, char *argv[])
 			     .runs = &runs,
 			     .guards = guards,
 			     .mountpoint = mountpoint};
+	/* The kernel keeps entries and attributes no longer than primefs
+	 * keeps the answers behind them (fs.c invalidates what changes). */
+	pf.kernel_ttl = o.pods_ttl;
+	if (o.offers_ttl < pf.kernel_ttl)
+		pf.kernel_ttl = o.offers_ttl;
+	if (o.history_ttl < pf.kernel_ttl)
+		pf.kernel_ttl = o.history_ttl;
 
 	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
 
 	/* Before anything it uses goes; warns of guards left armed. */
 	guards_free(guards);
-	tree_free(pf.tree);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);
-	/* Fetches still running end first: the pods hook prunes runs. */
+	/* Fetches still running end first: the pods hook prunes runs, and
+	 * the replace hook tells the tree. */
 	cache_free(cache);
+	tree_free(pf.tree);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

@@ -47,6 +47,9 @@ struct cache {
 	void *interrupted_arg;
 	void (*pods_hook)(void *arg, const struct snap *s);
 	void *pods_hook_arg;
+	void (*replace_hook)(void *arg, const struct snap *old,
+			     const struct snap *fresh);
+	void *replace_hook_arg;
 	/* Pods this mount terminated that no history listing has shown yet
 	 * (guarded by the history slot's mutex). */
 	struct pod_list terminated;
@@ -150,6 +153,17 @@ void cache_set_pods_hook(struct cache *c,
 	pthread_mutex_unlock(&c->mu);
 }
 
+void cache_set_replace_hook(struct cache *c,
+			    void (*fn)(void *arg, const struct snap *old,
+				       const struct snap *fresh),
+			    void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->replace_hook = fn;
+	c->replace_hook_arg = arg;
+	pthread_mutex_unlock(&c->mu);
+}
+
 static struct snap *snap_new(enum snap_kind kind)
 {
 	struct snap *s = xcalloc(1, sizeof *s);
@@ -181,6 +195,37 @@ static struct snap *snap_get(struct snap *s)
 {
 	atomic_fetch_add(&s->refs, 1);
 	return s;
+}
+
+/* The replace hook told of a fetched listing, under its slot's mutex (the
+ * hook takes no cache lock); the references stay the caller's. */
+static void replaced_locked(struct cache *c, const struct snap *old,
+			    const struct snap *fresh)
+{
+	pthread_mutex_lock(&c->mu);
+	void (*hook)(void *, const struct snap *, const struct snap *) =
+	    c->replace_hook;
+	void *arg = c->replace_hook_arg;
+	pthread_mutex_unlock(&c->mu);
+	if (hook)
+		hook(arg, old, fresh);
+}
+
+/* The held snapshot went from old to fresh: the replace hook is told.
+ * Called with no lock held; takes both references (either may be NULL). */
+static void replaced(struct cache *c, struct snap *old, struct snap *fresh)
+{
+	pthread_mutex_lock(&c->mu);
+	void (*hook)(void *, const struct snap *, const struct snap *) =
+	    c->replace_hook;
+	void *arg = c->replace_hook_arg;
+	pthread_mutex_unlock(&c->mu);
+	if (hook && fresh)
+		hook(arg, old, fresh);
+	if (old)
+		snap_put(old);
+	if (fresh)
+		snap_put(fresh);
 }
 
 /* ---- offers ---- */
@@ -414,7 +459,7 @@ void cache_history_add(struct cache *c, const char *id)
 	}
 	t->v = xrealloc(t->v, (t->n + 1) * sizeof *t->v);
 	t->v[t->n++] = copy;
-	struct snap *old = sl->snap;
+	struct snap *old = sl->snap, *replaced_s = NULL;
 	if (old) {
 		/* The held history, with the pod added at once. */
 		struct pod_list l = {
@@ -428,13 +473,15 @@ void cache_history_add(struct cache *c, const char *id)
 		struct snap *s = snap_from_pods(&l, true);
 		s->fetched = old->fetched;
 		s->fetched_mono = old->fetched_mono;
-		sl->snap = s;
+		sl->snap = snap_get(s);
+		/* The slot's reference to old is ours now. */
+		replaced_s = s;
 	}
 	/* A listing on the wire now may predate the termination. */
 	sl->changes++;
 	pthread_mutex_unlock(&sl->mu);
 	if (old)
-		snap_put(old);
+		replaced(c, old, replaced_s);
 }
 
 /* ---- pods: the listing plus the creates no listing shows yet ---- */
@@ -603,6 +650,10 @@ static void *fetch_main(void *arg)
 		if (sl->snap)
 			held_age = now_monotonic() - sl->snap->fetched_mono;
 	}
+	/* Told before any waiter wakes to the new answer, so that a reader
+	 * who sees it sees the change told (the hook only queues). */
+	if (installed)
+		replaced_locked(c, old, installed);
 	pthread_cond_broadcast(&sl->cv);
 	pthread_mutex_unlock(&sl->mu);
 
@@ -791,20 +842,27 @@ void cache_install(struct cache *c, struct snap *s)
 	sl->fail_errno = 0;
 	sl->fails = 0;
 	sl->retry_at = 0;
+	snap_get(s);
 	pthread_mutex_unlock(&sl->mu);
-	if (old)
-		snap_put(old);
+	replaced(c, old, s);
 }
+
+/* What change_held replaced, for replaced() once the slot is unlocked. */
+struct change {
+	struct snap *old, *fresh;
+};
 
 /* The held pods snapshot with the pods whose id is `rm1` or `rm2` left out
  * and `add` (taken, may be NULL) appended; called with the pods slot's
  * mutex held. A listing that was on the wire meanwhile is dropped when it
- * comes, as it may predate the change. */
+ * comes, as it may predate the change. The old and new snapshots go to
+ * *ch (referenced) for the caller to pass to replaced() after unlocking. */
 static void change_held(struct slot *sl, struct pod *add, const char *rm1,
-			const char *rm2)
+			const char *rm2, struct change *ch)
 {
 	struct snap *old = sl->snap;
 	sl->changes++;
+	ch->old = ch->fresh = NULL;
 	if (!old) {
 		/* Nothing held: the next access fetches (and the overlay of
 		 * pending creates applies to what it gets). */
@@ -837,7 +895,8 @@ static void change_held(struct slot *sl, struct pod *add, const char *rm1,
 	s->fetched = old->fetched;
 	s->fetched_mono = old->fetched_mono;
 	sl->snap = s;
-	snap_put(old); /* the slot's reference; readers hold their own */
+	ch->old = old; /* the slot's reference; readers hold their own */
+	ch->fresh = snap_get(s);
 }
 
 static struct pending *pending_find(struct cache *c, const char *name)
@@ -866,8 +925,10 @@ void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 		}
 		c->n_pending = kept;
 	}
-	change_held(sl, add, remove, NULL);
+	struct change ch;
+	change_held(sl, add, remove, NULL, &ch);
 	pthread_mutex_unlock(&sl->mu);
+	replaced(c, ch.old, ch.fresh);
 }
 
 void cache_pending_add(struct cache *c, const char *name)
@@ -886,8 +947,10 @@ void cache_pending_add(struct cache *c, const char *name)
 	c->pending =
 	    xrealloc(c->pending, (c->n_pending + 1) * sizeof *c->pending);
 	c->pending[c->n_pending++] = e;
-	change_held(sl, shown ? &copy : NULL, name, NULL);
+	struct change ch;
+	change_held(sl, shown ? &copy : NULL, name, NULL, &ch);
 	pthread_mutex_unlock(&sl->mu);
+	replaced(c, ch.old, ch.fresh);
 }
 
 void cache_pending_answered(struct cache *c, const char *name, struct pod *p)
@@ -908,8 +971,11 @@ void cache_pending_answered(struct cache *c, const char *name, struct pod *p)
 		pending_free(&e);
 	}
 	/* Out goes the placeholder (its id is the name) or the listed pod. */
-	change_held(sl, shown ? &copy : NULL, name, shown ? copy.id : NULL);
+	struct change ch;
+	change_held(sl, shown ? &copy : NULL, name, shown ? copy.id : NULL,
+		    &ch);
 	pthread_mutex_unlock(&sl->mu);
+	replaced(c, ch.old, ch.fresh);
 }
 
 bool cache_pending_drop(struct cache *c, const char *name)
@@ -917,14 +983,16 @@ bool cache_pending_drop(struct cache *c, const char *name)
 	struct slot *sl = &c->slots[SNAP_PODS];
 	pthread_mutex_lock(&sl->mu);
 	struct pending *e = pending_find(c, name);
+	struct change ch = {NULL, NULL};
 	if (e) {
 		char *id = e->answered ? xstrdup(e->pod.id) : xstrdup(name);
 		pending_free(e);
 		*e = c->pending[--c->n_pending];
-		change_held(sl, NULL, id, NULL);
+		change_held(sl, NULL, id, NULL, &ch);
 		free(id);
 	}
 	pthread_mutex_unlock(&sl->mu);
+	replaced(c, ch.old, ch.fresh);
 	return e != NULL;
 }
 

@@ -79,6 +79,17 @@ void cache_set_interrupt(struct cache *c, bool (*interrupted)(void *arg),
 void cache_set_pods_hook(struct cache *c,
 			 void (*fn)(void *arg, const struct snap *s),
 			 void *arg);
+/* A function called each time a kind's held snapshot is replaced (a fetch
+ * installed, a change of primefs's own, an install): `old` (NULL when none
+ * was held) and `fresh`, both referenced for the call. For a fetch it is
+ * called under the slot's mutex, before readers waiting for the fetch
+ * wake (else with no cache lock held): it must take no cache lock, and
+ * only queue what it has to do. What the held answer shows may have changed:
+ * whoever keeps copies of it (the kernel's caches) is told here. */
+void cache_set_replace_hook(struct cache *c,
+			    void (*fn)(void *arg, const struct snap *old,
+				       const struct snap *fresh),
+			    void *arg);
 
 enum cache_mode {
 	CACHE_HELD, /* what is held, however old; never fetches (-ENOENT) */

@@ -3,6 +3,7 @@
 #include "tree.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,14 @@
 
 struct tree {
 	struct tree_opts o;
+	tree_changed_fn changed; /* may be NULL */
+	void *changed_arg;
+	atomic_ulong generation;
 };
+
+static void tell(struct tree *t, const char *path, bool gone);
+static void tell_pod_dirs(struct tree *t, const char *top, const char *dir,
+			  const char *id);
 
 /* ---- value helpers ---- */
 
@@ -312,6 +320,7 @@ static int store_guard(struct tree *t, const char *pod_id, enum guard_kind k,
 		return -ENOENT;
 	}
 	rc = guards_set(t->o.guards, pod_id, name, k, data, len);
+	tell_pod_dirs(t, "/pods", name, pod_id);
 	free(name);
 	return rc;
 }
@@ -427,7 +436,9 @@ static int w_config(struct tree *t, const char *pod_id, const char *data,
 		    size_t len)
 {
 	(void)pod_id;
-	return template_store_replace(t->o.tmpl, data, len);
+	int rc = template_store_replace(t->o.tmpl, data, len);
+	tell(t, "/config", false);
+	return rc;
 }
 
 /* A complete line that is bad alone fails the write() that wrote it. */
@@ -466,6 +477,7 @@ static int w_ctl(struct tree *t, const char *pod_id, const char *data,
 		if (ll == 7 && !memcmp(line, "refresh", 7)) {
 			cache_refresh(t->o.cache);
 			podlog_refresh(t->o.podlog);
+			tree_changed_all(t);
 			plog("ctl", "/ctl",
 			     "refresh: every cached answer marked stale");
 			continue;
@@ -705,6 +717,35 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 	return 0;
 }
 
+int tree_resolve_dir(struct tree *t, const char *path, struct node *n)
+{
+	int rc = tree_resolve(t, path, n);
+	if (rc)
+		return rc;
+	if (n->type != N_DIR) {
+		node_release(n);
+		return -ENOTDIR;
+	}
+	int kind = dirs[n->dir].listing;
+	if (kind >= 0 && !n->snap &&
+	    (rc = cache_get(t->o.cache, (enum snap_kind)kind, CACHE_TTL,
+			    &n->snap)))
+		node_release(n);
+	return rc;
+}
+
+int tree_child(struct tree *t, const struct node *dir, const char *name,
+	       struct node *out)
+{
+	*out = *dir;
+	if (out->snap)
+		atomic_fetch_add(&out->snap->refs, 1);
+	int rc = step(t, out, name, CACHE_TTL);
+	if (rc)
+		node_release(out);
+	return rc;
+}
+
 int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 {
 	(void)t;
@@ -829,4 +870,209 @@ int tree_rmdir(struct tree *t, const char *path)
 		rc = pod_delete(t->o.life, strrchr(path, '/') + 1);
 	node_release(&n);
 	return rc;
+}
+
+/* ---- kernel caching: which paths a change touches ---- */
+
+static void tell(struct tree *t, const char *path, bool gone)
+{
+	if (t->changed)
+		t->changed(t->changed_arg, path, gone);
+}
+
+/* A pod directory and each of its files, under one name. */
+static void tell_pod_name(struct tree *t, const char *top, enum dir_kind dk,
+			  const char *name, bool gone)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "%s/%s", top, name);
+	tell(t, b.data, gone);
+	size_t len = b.len;
+	for (const struct file_def *f = pod_files; f->name; f++) {
+		if (!file_in(f, dk))
+			continue;
+		b.len = len;
+		buf_printf(&b, "/%s", f->name);
+		tell(t, b.data, gone);
+	}
+	buf_free(&b);
+}
+
+/* A pod answers to its directory name and to its id. */
+static void tell_pod(struct tree *t, const char *top, enum dir_kind dk,
+		     const struct pod *p, bool gone)
+{
+	tell_pod_name(t, top, dk, p->dir, gone);
+	if (strcmp(p->id, p->dir))
+		tell_pod_name(t, top, dk, p->id, gone);
+}
+
+static void tell_pod_dirs(struct tree *t, const char *top, const char *dir,
+			  const char *id)
+{
+	tell_pod_name(t, top, D_POD, dir, false);
+	if (id && strcmp(id, dir))
+		tell_pod_name(t, top, D_POD, id, false);
+}
+
+static const struct pod *pod_by_id(const struct snap *s, const char *id)
+{
+	const struct pod *p = snap_pod(s, id);
+	return p && !strcmp(p->id, id) ? p : NULL;
+}
+
+static void diff_pods(struct tree *t, const struct snap *old,
+		      const struct snap *fresh)
+{
+	bool hist = fresh->kind == SNAP_HISTORY;
+	const char *top = hist ? "/history" : "/pods";
+	enum dir_kind dk = hist ? D_HIST : D_POD;
+	for (size_t i = 0; old && i < old->pods.n; i++) {
+		const struct pod *a = &old->pods.v[i];
+		const struct pod *b = pod_by_id(fresh, a->id);
+		if (!b)
+			tell_pod(t, top, dk, a, true);
+		else if (strcmp(a->dir, b->dir))
+			tell_pod(t, top, dk, a, true); /* renamed */
+		else if (strcmp(a->json ? a->json : "", b->json ? b->json : ""))
+			tell_pod(t, top, dk, a, false);
+	}
+	/* New pods: a name may have meant another pod before (by name or by
+	 * id), so their paths are told too. */
+	for (size_t i = 0; i < fresh->pods.n; i++) {
+		const struct pod *b = &fresh->pods.v[i];
+		const struct pod *a = old ? pod_by_id(old, b->id) : NULL;
+		if (!a || strcmp(a->dir, b->dir))
+			tell_pod(t, top, dk, b, false);
+	}
+}
+
+static void tell_offer(struct tree *t, const char *type, const char *offer,
+		       bool gone)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "/availability/%s/%s", type, offer);
+	tell(t, b.data, gone);
+	size_t len = b.len;
+	for (const struct file_def *f = offer_files; f->name; f++) {
+		b.len = len;
+		buf_printf(&b, "/%s", f->name);
+		tell(t, b.data, gone);
+	}
+	buf_free(&b);
+}
+
+static void diff_offers(struct tree *t, const struct snap *old,
+			const struct snap *fresh)
+{
+	struct buf b;
+	buf_init(&b);
+	for (size_t i = 0; old && i < old->n_types; i++) {
+		const struct gpu_type *g = &old->types[i];
+		const struct gpu_type *h = snap_type(fresh, g->name);
+		buf_reset(&b);
+		buf_printf(&b, "/availability/%s", g->name);
+		if (!h)
+			tell(t, b.data, true);
+		for (size_t j = 0; j < g->n; j++) {
+			const struct offer *o = g->offers[j];
+			const struct offer *n =
+			    h ? type_offer(h, o->name) : NULL;
+			if (!n)
+				tell_offer(t, g->name, o->name, true);
+			else if (strcmp(o->json ? o->json : "",
+					n->json ? n->json : ""))
+				tell_offer(t, g->name, o->name, false);
+		}
+		const char *was = g->cheapest ? g->cheapest->name : "";
+		const char *is = h && h->cheapest ? h->cheapest->name : "";
+		if (strcmp(was, is)) {
+			buf_reset(&b);
+			buf_printf(&b, "/%s/%s", CHEAPEST_NAME, g->name);
+			tell(t, b.data, !*is);
+		}
+	}
+	buf_free(&b);
+}
+
+static void on_replace(void *arg, const struct snap *old,
+		       const struct snap *fresh)
+{
+	struct tree *t = arg;
+	atomic_fetch_add(&t->generation, 1);
+	switch (fresh->kind) {
+	case SNAP_OFFERS:
+		diff_offers(t, old, fresh);
+		break;
+	case SNAP_PODS:
+	case SNAP_HISTORY:
+		diff_pods(t, old, fresh);
+		break;
+	default:
+		tell(t, "/balance", false);
+		break;
+	}
+}
+
+void tree_set_changed(struct tree *t, tree_changed_fn fn, void *arg)
+{
+	t->changed = fn;
+	t->changed_arg = arg;
+	cache_set_replace_hook(t->o.cache, fn ? on_replace : NULL, t);
+}
+
+unsigned long tree_generation(struct tree *t)
+{
+	return atomic_load(&t->generation);
+}
+
+bool tree_volatile(const struct node *n)
+{
+	if (n->type != N_FILE)
+		return false;
+	const struct file_def *f = n->file;
+	if (f->flags & F_STREAM)
+		return false; /* size 0 whatever they hold */
+	/* Files rendered from more than their object's snapshot. */
+	return f->render == r_pod_cost || f->render == r_pod_offer ||
+	       f->render == r_config || f->render == r_log ||
+	       f->render == r_stats || f->render == r_guards ||
+	       f->render == r_deadline || f->render == r_idle ||
+	       f->render == r_max_cost || f->render == r_lease;
+}
+
+void tree_changed_all(struct tree *t)
+{
+	if (!t->changed)
+		return;
+	atomic_fetch_add(&t->generation, 1);
+	static const char *const tops[] = {"/availability", "/" CHEAPEST_NAME,
+					   "/pods", "/history"};
+	for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
+		tell(t, tops[i], true);
+	for (const struct file_def *f = root_files; f->name; f++) {
+		char path[64];
+		snprintf(path, sizeof path, "/%s", f->name);
+		tell(t, path, false);
+	}
+	for (int k = 0; k < SNAP_KINDS; k++) {
+		struct snap *s;
+		if (k == SNAP_WALLET ||
+		    cache_get(t->o.cache, (enum snap_kind)k, CACHE_HELD, &s))
+			continue;
+		if (k == SNAP_OFFERS) {
+			/* Every name as gone: an empty listing as the new. */
+			struct snap none = {.kind = SNAP_OFFERS};
+			diff_offers(t, s, &none);
+		} else {
+			bool hist = k == SNAP_HISTORY;
+			for (size_t i = 0; i < s->pods.n; i++)
+				tell_pod(t, hist ? "/history" : "/pods",
+					 hist ? D_HIST : D_POD, &s->pods.v[i],
+					 true);
+		}
+		snap_put(s);
+	}
 }

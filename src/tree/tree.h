@@ -92,6 +92,14 @@ struct cache *tree_cache(struct tree *t);
 int tree_resolve(struct tree *t, const char *path, struct node *n);
 void node_release(struct node *n);
 
+/* The directory at path with the listing its entries come from held in
+ * the node, so that tree_list and tree_child answer from one listing. */
+int tree_resolve_dir(struct tree *t, const char *path, struct node *n);
+/* The entry `name` of directory node `dir` (not changed): 0 and a node to
+ * release, or -errno. */
+int tree_child(struct tree *t, const struct node *dir, const char *name,
+	       struct node *out);
+
 /* Calls add for every entry of a directory node (not "." or ".."). */
 typedef int (*add_fn)(void *ctx, const char *name);
 int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
@@ -111,6 +119,26 @@ int tree_pod_cost(void *cache, const struct pod *p, double *out);
 /* mkdir and rmdir of a path: 0 or -errno. */
 int tree_mkdir(struct tree *t, const char *path);
 int tree_rmdir(struct tree *t, const char *path);
+
+/* Kernel caching (fs.c): whoever keeps copies of what the tree shows is
+ * told which paths may now show something else. `gone`: the name may no
+ * longer exist (its directory entry must go, not only its attributes).
+ * Called from the thread that made the change (a fetch thread, or the
+ * request that made it), with no lock held; the callback must not block. */
+typedef void (*tree_changed_fn)(void *arg, const char *path, bool gone);
+/* Set once, before the tree is shared between threads; it hooks the
+ * cache's replace hook (cache_set_replace_hook). */
+void tree_set_changed(struct tree *t, tree_changed_fn fn, void *arg);
+/* Bumped before the paths of each change are told: a request that saw it
+ * move while it answered may have answered from the older data. */
+unsigned long tree_generation(struct tree *t);
+/* Whether a node's attributes may change with no snapshot changing (cost
+ * grows with time, log and stats with use, config can be edited on disk,
+ * guards move by their timer): not to be cached by the kernel. */
+bool tree_volatile(const struct node *n);
+/* Every path the held snapshots show, and every top directory, told as
+ * gone (after `refresh`). */
+void tree_changed_all(struct tree *t);
 
 /* Names that shells, prompts and file managers probe: answered from what
  * is cached, never fetched for. */

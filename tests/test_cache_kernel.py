@@ -1,0 +1,170 @@
+"""Kernel caching of entries and attributes: the kernel keeps what primefs
+answered for the shortest freshness window, and is told at once when
+primefs learns better (its own mkdir and rmdir, under both of a pod's
+names; a listing that differs; refresh; config writes). Counts of FUSE
+requests in `stats` show what reached the daemon."""
+
+import errno
+import os
+import time
+
+from conftest import err_of
+
+LONG = ("pods_ttl=600", "offers_ttl=600")
+TEMPLATE = "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
+
+
+def counters(m):
+    """The stats file read with open and read only: no stat of it, so that
+    reading it adds no getattr of its own once its entry is cached."""
+    fd = os.open(m.p("stats"), os.O_RDONLY)
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    out = {}
+    for line in data.decode().splitlines():
+        key, _, value = line.rpartition(" ")
+        out[key] = int(value)
+    return out
+
+
+def a_pod(m):
+    name = sorted(os.listdir(m.p("pods")))[0]
+    return name, m.read("pods", name, "id").strip()
+
+
+def test_a_second_stat_does_not_reach_the_daemon(api, make_mount):
+    m = make_mount(api, options=LONG)
+    t = "H100_80GB"
+    offer = sorted(os.listdir(m.p("availability", t)))[0]
+    price = m.p("availability", t, offer, "price")
+    first = os.stat(price)
+    counters(m)  # the stats file's own entry, cached from here on
+    before = counters(m)
+    for _ in range(5):
+        st = os.stat(price)
+        assert st.st_size == first.st_size
+    after = counters(m)
+    assert after["fuse_getattr"] == before["fuse_getattr"]
+    assert after["fuse_open"] == before["fuse_open"] + 1  # the stats file
+    # What a read returns is what stat says.
+    assert len(m.read("availability", t, offer, "price")) == first.st_size
+
+
+def test_readdirplus_gives_attributes_with_names(api, make_mount):
+    m = make_mount(api, options=LONG)
+    t = "H100_80GB"
+    counters(m)
+    before = counters(m)
+    names = os.listdir(m.p("availability", t))
+    mid = counters(m)
+    for n in names:
+        assert os.path.isdir(m.p("availability", t, n))
+    after = counters(m)
+    assert names and after["fuse_readdir"] > before["fuse_readdir"]
+    # Each offer's attributes came with the listing: no lookup each.
+    assert after["fuse_getattr"] - mid["fuse_getattr"] < len(names)
+
+
+def test_rmdir_by_id_then_the_name_is_gone_at_once(api, make_mount):
+    m = make_mount(api, options=LONG)
+    name, pid = a_pod(m)
+    assert name != pid
+    # Both names, and files under both, in the kernel's caches.
+    for base in (name, pid):
+        os.stat(m.p("pods", base))
+        os.stat(m.p("pods", base, "status"))
+    os.rmdir(m.p("pods", pid))
+    for base in (name, pid):
+        assert err_of(lambda: os.stat(m.p("pods", base))) == errno.ENOENT
+        assert err_of(lambda: os.stat(m.p("pods", base, "status"))) == errno.ENOENT
+        assert err_of(lambda: os.listdir(m.p("pods", base))) == errno.ENOENT
+    assert name not in os.listdir(m.p("pods"))
+
+
+def test_rmdir_by_name_then_the_id_is_gone_at_once(api, make_mount):
+    m = make_mount(api, options=LONG)
+    name, pid = a_pod(m)
+    os.stat(m.p("pods", pid, "status"))
+    os.rmdir(m.p("pods", name))
+    assert err_of(lambda: os.stat(m.p("pods", pid))) == errno.ENOENT
+    assert err_of(lambda: os.stat(m.p("pods", pid, "status"))) == errno.ENOENT
+
+
+def test_mkdir_shows_at_once(api, make_mount):
+    m = make_mount(api, options=LONG)
+    m.write("config", TEMPLATE)
+    assert err_of(lambda: os.stat(m.p("pods", "fresh"))) == errno.ENOENT
+    os.mkdir(m.p("pods", "fresh"))
+    assert "fresh" in os.listdir(m.p("pods"))
+    assert os.path.isdir(m.p("pods", "fresh"))
+    status = m.read("pods", "fresh", "status")
+    assert os.stat(m.p("pods", "fresh", "status")).st_size == len(status)
+    pid = m.read("pods", "fresh", "id").strip()
+    os.stat(m.p("pods", pid, "status"))
+    os.rmdir(m.p("pods", "fresh"))
+    assert err_of(lambda: os.stat(m.p("pods", pid, "status"))) == errno.ENOENT
+    assert "fresh" not in os.listdir(m.p("pods"))
+
+
+def test_a_listing_that_differs_is_shown_at_once(api, make_mount):
+    # The kernel keeps answers for 3 s (the pods' window); an entry cached
+    # late in one listing's window must not outlive the next listing.
+    m = make_mount(api, options=("pods_ttl=3", "offers_ttl=600"))
+    name, pid = a_pod(m)
+    gone_name = sorted(os.listdir(m.p("pods")))[1]
+    t0 = time.monotonic()
+    time.sleep(1.5)
+    old_status = m.read("pods", name, "status")
+    assert os.stat(m.p("pods", name, "status")).st_size == len(old_status)
+    os.stat(m.p("pods", pid, "status"))
+    os.stat(m.p("pods", gone_name, "status"))
+    new_status = "PROVISIONING" if old_status != "PROVISIONING\n" else "ACTIVE"
+    gone_id = m.read("pods", gone_name, "id").strip()
+    api.admin("pods", {"set": {"id": pid, "status": new_status},
+                       "add": [{"name": "arrived", "status": "ACTIVE"}],
+                       "delete": [gone_id]})
+    time.sleep(max(0.0, t0 + 3.3 - time.monotonic()))
+    listing = os.listdir(m.p("pods"))  # past the window: a new listing
+    assert "arrived" in listing and gone_name not in listing
+    for base in (name, pid):
+        assert os.stat(m.p("pods", base, "status")).st_size == len(new_status) + 1
+        assert m.read("pods", base, "status") == new_status + "\n"
+    assert err_of(lambda: os.stat(m.p("pods", gone_name))) == errno.ENOENT
+    assert err_of(lambda: os.stat(m.p("pods", gone_name, "status"))) == errno.ENOENT
+    assert os.path.isdir(m.p("pods", "arrived"))
+
+
+def test_refresh_shows_a_changed_listing(api, make_mount):
+    m = make_mount(api, options=LONG)
+    name, pid = a_pod(m)
+    other = sorted(os.listdir(m.p("pods")))[1]
+    other_id = m.read("pods", other, "id").strip()
+    old = m.read("pods", name, "status")
+    os.stat(m.p("pods", name, "status"))
+    os.stat(m.p("pods", other, "status"))
+    new_status = "PROVISIONING" if old != "PROVISIONING\n" else "ACTIVE"
+    api.admin("pods", {"set": {"id": pid, "status": new_status},
+                       "delete": [other_id]})
+    # Nothing primefs knows yet: the window is long.
+    assert os.stat(m.p("pods", name, "status")).st_size == len(old)
+    m.write("ctl", "refresh\n")
+    assert os.stat(m.p("pods", name, "status")).st_size == len(new_status) + 1
+    assert m.read("pods", name, "status") == new_status + "\n"
+    assert err_of(lambda: os.stat(m.p("pods", other, "status"))) == errno.ENOENT
+    assert other not in os.listdir(m.p("pods"))
+
+
+def test_config_write_then_size(api, make_mount):
+    m = make_mount(api, options=LONG)
+    for text in (TEMPLATE, "max_pods = 3\n", TEMPLATE + "# a longer one\n" * 3, ""):
+        before = os.stat(m.p("config")).st_size  # cached
+        m.write("config", text)
+        assert m.read("config") == text
+        assert os.stat(m.p("config")).st_size == len(text), before
