@@ -1048,7 +1048,7 @@ void tree_changed_all(struct tree *t)
 	if (!t->changed)
 		return;
 	atomic_fetch_add(&t->generation, 1);
-	static const char *const tops[] = {"/availability", "/" CHEAPEST_NAME,
+	static const char *const tops[] = {"/availability", ("/" CHEAPEST_NAME),
 					   "/pods", "/history"};
 	for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
 		tell(t, tops[i], true);
