@@ -625,7 +625,7 @@ static int start_pending(struct handle *h)
 		return 0;
 	}
 	struct ssh_cmd *cmd = NULL;
-	int rc = runs_start(fs()->runs, h->pod_id, script.data, script.len,
+	int rc = runs_start(fs()->runs, h->pod_id, script.data, script.len, -1,
 			    interrupted, NULL, &cmd);
 	buf_free(&script);
 	if (rc)
