@@ -115,10 +115,6 @@ static void usage(const char *prog)
 	    "    -o ready_timeout=SECONDS how long a write to run waits for "
 	    "a starting pod\n"
 	    "                         (default 300)\n"
-	    "    -o output_cap=MIB    output kept per command; the middle "
-	    "of more is\n"
-	    "                         dropped, with a marker (default "
-	    "64)\n"
 	    "    -o ssh_keepalive=SECONDS SSH keepalive interval; a pod "
 	    "silent for 3 of\n"
 	    "                         them while a job runs is lost "
@@ -254,7 +250,7 @@ int main(int argc, char *argv[])
 			    .history_ttl = -1,
 			    .timeout = 10,
 			    .ready_timeout = 300,
-			    .output_cap_mib = 64,
+			    .output_cap_mib = -1, /* unset */
 			    .ssh_keepalive = 15,
 			    .lease_grace = 60,
 			    .guards_every = 60,
@@ -286,14 +282,12 @@ int main(int argc, char *argv[])
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
-	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
-	    o.ssh_keepalive <= 0 || !(o.lease_grace >= 0) ||
-	    !(o.guards_every > 0) || !(o.jobs_keep_mib >= 0) ||
-	    o.jobs_keep_mib > 1e9) {
+	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
+	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
+	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
 		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
 				"jobs_keep must be >= 0, timeout, "
-				"ssh_keepalive and guards_every > 0, "
-				"output_cap >= 1\n");
+				"ssh_keepalive and guards_every > 0\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -341,6 +335,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "primefs: warning: no API key configured (set "
 				"PRIME_API_KEY, run 'prime login', or use -o "
 				"key_file=); reads will fail with EACCES\n");
+	if (o.output_cap_mib != -1)
+		plog("mount", "/",
+		     "-o output_cap= is ignored: a command's output is kept "
+		     "whole, on disk");
 	plog("mount", "/", "API %s, key from %s%s%s", cr.base_url, cr.source,
 	     cr.team_id ? ", team " : "", cr.team_id ? cr.team_id : "");
 
@@ -362,13 +360,12 @@ int main(int argc, char *argv[])
 	    abs_path(o.known_hosts ? xstrdup(o.known_hosts)
 				   : config_file("known_hosts"));
 	cr.ssh_key_path = abs_path(cr.ssh_key_path);
-	struct ssh_opts so = {
-	    .known_hosts = known_hosts,
-	    .key_path = o.ssh_key ? o.ssh_key : cr.ssh_key_path,
-	    .key_explicit = o.ssh_key != NULL,
-	    .timeout = o.timeout,
-	    .keepalive = o.ssh_keepalive,
-	    .output_cap = (size_t)(o.output_cap_mib * 1048576)};
+	struct ssh_opts so = {.known_hosts = known_hosts,
+			      .key_path =
+				  o.ssh_key ? o.ssh_key : cr.ssh_key_path,
+			      .key_explicit = o.ssh_key != NULL,
+			      .timeout = o.timeout,
+			      .keepalive = o.ssh_keepalive};
 	struct ssh_pool *pool = ssh_pool_new(&so);
 	struct runs runs;
 	runs_init(&runs, cache, pool, o.ready_timeout);

@@ -50,9 +50,6 @@ struct job {
 	char *exit_text;	 /* once ended */
 	struct ssh_cmd *cmd;	 /* while running and after, referenced */
 	int cmd_watch;		 /* on cmd, or -1 */
-	int out_fd;		 /* open while running (output goes there) */
-	struct ssh_cursor drain; /* what of cmd's output is in out */
-	pthread_mutex_t drain_mu;
 	struct job_watcher *watchers;
 	int next_watch;
 	bool notifying;
@@ -165,14 +162,12 @@ static struct job *job_alloc(struct jobs *j, const char *pod_id,
 	jb->dir = buf_steal(&d);
 	pthread_mutex_init(&jb->mu, NULL);
 	pthread_mutex_init(&jb->meta_mu, NULL);
-	pthread_mutex_init(&jb->drain_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&jb->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	jb->cmd_watch = -1;
-	jb->out_fd = -1;
 	jb->next_watch = 1;
 	return jb;
 }
@@ -191,8 +186,6 @@ void job_put(struct job *jb)
 	if (jb->cmd && jb->cmd_watch >= 0)
 		ssh_cmd_unwatch(jb->cmd, jb->cmd_watch);
 	ssh_cmd_put(jb->cmd);
-	if (jb->out_fd >= 0)
-		close(jb->out_fd);
 	while (jb->watchers) {
 		struct job_watcher *w = jb->watchers;
 		jb->watchers = w->next;
@@ -200,7 +193,6 @@ void job_put(struct job *jb)
 	}
 	pthread_mutex_destroy(&jb->mu);
 	pthread_mutex_destroy(&jb->meta_mu);
-	pthread_mutex_destroy(&jb->drain_mu);
 	pthread_cond_destroy(&jb->cond);
 	free(jb->exit_text);
 	free(jb->pod_id);
@@ -603,10 +595,6 @@ static void finish(struct job *jb, bool force_lost)
 	jb->exit_text = buf_steal(&text);
 	jb->state = strcmp(jb->exit_text, LOST_TEXT) ? JOB_EXITED : JOB_LOST;
 	jb->ended = time(NULL);
-	if (jb->out_fd >= 0) {
-		close(jb->out_fd);
-		jb->out_fd = -1;
-	}
 	struct jobs *store = jb->store;
 	pthread_mutex_unlock(&jb->mu);
 	write_meta(jb);
@@ -615,50 +603,21 @@ static void finish(struct job *jb, bool force_lost)
 		enforce_cap(store);
 }
 
-/* Copies what the command printed since the last call into `out`. */
-static void drain(struct job *jb, struct ssh_cmd *c, int fd)
-{
-	pthread_mutex_lock(&jb->drain_mu);
-	char buf[65536];
-	for (;;) {
-		bool eof = false;
-		size_t n = ssh_cmd_read(c, &jb->drain, buf, sizeof buf, &eof);
-		if (!n)
-			break;
-		unsigned long long at;
-		pthread_mutex_lock(&jb->mu);
-		at = jb->size;
-		pthread_mutex_unlock(&jb->mu);
-		size_t done = 0;
-		while (done < n) {
-			ssize_t w = pwrite(fd, buf + done, n - done,
-					   (off_t)(at + done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;
-			done += (size_t)w;
-		}
-		pthread_mutex_lock(&jb->mu);
-		jb->size = at + n;
-		pthread_cond_broadcast(&jb->cond);
-		pthread_mutex_unlock(&jb->mu);
-	}
-	pthread_mutex_unlock(&jb->drain_mu);
-}
-
 /* The command's watch: new output or the end. */
 static void on_cmd(void *arg)
 {
 	struct job *jb = arg;
 	pthread_mutex_lock(&jb->mu);
 	struct ssh_cmd *c = jb->state == JOB_RUNNING ? jb->cmd : NULL;
-	int fd = jb->out_fd >= 0 ? dup(jb->out_fd) : -1;
 	pthread_mutex_unlock(&jb->mu);
-	if (c && fd >= 0)
-		drain(jb, c, fd);
-	if (fd >= 0)
-		close(fd);
+	if (c) { /* the SSH layer wrote it to `out` before telling */
+		unsigned long long size = ssh_cmd_total(c);
+		pthread_mutex_lock(&jb->mu);
+		if (size > jb->size)
+			jb->size = size;
+		pthread_cond_broadcast(&jb->cond);
+		pthread_mutex_unlock(&jb->mu);
+	}
 	if (c && ssh_cmd_done(c))
 		finish(jb, false);
 	else
@@ -689,25 +648,22 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	buf_free(&p);
 	struct ssh_cmd *cmd = NULL;
 	if (!rc)
-		rc = runs_start(j->runs, jb->pod_id, script, len, interrupted,
-				arg, &cmd);
-	if (rc) {
-		if (fd >= 0)
-			close(fd);
+		rc = runs_start(j->runs, jb->pod_id, script, len, fd,
+				interrupted, arg, &cmd);
+	if (fd >= 0)
+		close(fd); /* the command has its own */
+	if (rc)
 		return rc;
-	}
 	pthread_mutex_lock(&j->mu);
 	unsigned long long seq = ++j->seq;
 	pthread_mutex_unlock(&j->mu);
 	pthread_mutex_lock(&jb->mu);
 	jb->cmd = cmd;
-	jb->out_fd = fd;
 	jb->state = JOB_RUNNING;
 	jb->starting = false;
 	jb->started = time(NULL);
 	jb->seq = seq;
 	jb->size = 0;
-	jb->drain = (struct ssh_cursor){0, false};
 	pthread_mutex_unlock(&jb->mu);
 	write_meta(jb);
 	int w = ssh_cmd_watch(cmd, on_cmd, jb);
@@ -725,7 +681,7 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	if (!pod_id_ok(pod_id))
 		return -ENOENT;
 	if (len > RUNS_MAX_SCRIPT || !j->runs) /* logged, nothing recorded */
-		return j->runs ? runs_start(j->runs, pod_id, script, len,
+		return j->runs ? runs_start(j->runs, pod_id, script, len, -1,
 					    interrupted, arg, NULL)
 			       : -ENOTCONN;
 	pthread_mutex_lock(&j->mu);
@@ -830,7 +786,7 @@ int jobs_start(struct jobs *j, struct job *jb, const char *script, size_t len,
 	pthread_mutex_unlock(&jb->mu);
 	int rc = len > RUNS_MAX_SCRIPT
 		     ? (j->runs ? runs_start(j->runs, jb->pod_id, script, len,
-					     interrupted, arg, NULL)
+					     -1, interrupted, arg, NULL)
 				: -E2BIG)
 		     : launch(j, jb, script, len, interrupted, arg);
 	if (rc) {
@@ -868,13 +824,28 @@ void job_cmd(struct job *jb, struct buf *out)
 	close(fd);
 }
 
-unsigned long long job_size(struct job *jb)
+/* While the job runs: the bytes its command has written to `out` (no
+ * more is read, even if the file shows more). */
+static bool running_size(struct job *jb, unsigned long long *size)
 {
 	pthread_mutex_lock(&jb->mu);
 	bool running = jb->state == JOB_RUNNING;
-	unsigned long long size = jb->size;
+	struct ssh_cmd *c = running && jb->cmd ? ssh_cmd_get(jb->cmd) : NULL;
+	*size = jb->size;
 	pthread_mutex_unlock(&jb->mu);
-	if (running)
+	if (c) {
+		unsigned long long t = ssh_cmd_total(c);
+		if (t > *size)
+			*size = t;
+		ssh_cmd_put(c);
+	}
+	return running;
+}
+
+unsigned long long job_size(struct job *jb)
+{
+	unsigned long long size;
+	if (running_size(jb, &size))
 		return size;
 	struct buf p;
 	buf_init(&p);
@@ -888,10 +859,9 @@ ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
 		 bool *eof)
 {
 	*eof = false;
-	pthread_mutex_lock(&jb->mu);
-	enum job_state s = jb->state;
-	unsigned long long limit = jb->size;
-	pthread_mutex_unlock(&jb->mu);
+	unsigned long long limit;
+	running_size(jb, &limit);
+	enum job_state s = job_state(jb);
 	if (s == JOB_WAITING)
 		return 0;
 	struct buf p;
@@ -977,7 +947,7 @@ int job_signal(struct jobs *j, struct job *jb, const char *sig)
 	(void)sig;
 	if (job_state(jb) != JOB_RUNNING)
 		return -ESRCH;
-	return -ENOSYS; /* needs ssh_cmd_signal */
+	return -ENOSYS; /* until ssh_cmd_signal lands */
 }
 
 /* --- the store ------------------------------------------------------ */
@@ -1296,12 +1266,7 @@ static void end_now(struct job *jb)
 	pthread_mutex_lock(&jb->mu);
 	struct ssh_cmd *c =
 	    jb->state == JOB_RUNNING && jb->cmd ? ssh_cmd_get(jb->cmd) : NULL;
-	int fd = c && jb->out_fd >= 0 ? dup(jb->out_fd) : -1;
 	pthread_mutex_unlock(&jb->mu);
-	if (c && fd >= 0)
-		drain(jb, c, fd);
-	if (fd >= 0)
-		close(fd);
 	finish(jb, !c || !ssh_cmd_done(c));
 	ssh_cmd_put(c);
 }

@@ -113,8 +113,8 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 }
 
 int runs_start(struct runs *r, const char *pod_id, const char *script,
-	       size_t len, bool (*interrupted)(void *arg), void *arg,
-	       struct ssh_cmd **out)
+	       size_t len, int out_fd, bool (*interrupted)(void *arg),
+	       void *arg, struct ssh_cmd **out)
 {
 	struct buf path;
 	buf_init(&path);
@@ -130,7 +130,7 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 	char *conn = NULL;
 	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
 	if (rc == 0)
-		rc = ssh_run_script(r->pool, pod_id, conn, script, len,
+		rc = ssh_run_script(r->pool, pod_id, conn, script, len, out_fd,
 				    interrupted, arg, out);
 	free(conn);
 	buf_free(&path);

@@ -24,15 +24,15 @@ void runs_destroy(struct runs *r);
 /* Scripts longer than this are refused (E2BIG) before anything is sent. */
 #define RUNS_MAX_SCRIPT ((size_t)1 << 20)
 
-/* Runs a script (len bytes, see ssh_run_script) on the pod with this id as
- * one job; returns once it has started: 0 and
- * a referenced *out, or -errno with a line in `log`:
+/* Runs a script (len bytes, see ssh_run_script; out_fd the output file
+ * or -1) on the pod with this id as one job; returns once it has started:
+ * 0 and a referenced *out, or -errno with a line in `log`:
  * ENOTCONN (the pod is not running, or did not become ready in time),
  * EHOSTUNREACH, EACCES, EINTR (interrupted(arg) said so), ENOENT, E2BIG
  * (over RUNS_MAX_SCRIPT: nothing sent). */
 int runs_start(struct runs *r, const char *pod_id, const char *script,
-	       size_t len, bool (*interrupted)(void *arg), void *arg,
-	       struct ssh_cmd **out);
+	       size_t len, int out_fd, bool (*interrupted)(void *arg),
+	       void *arg, struct ssh_cmd **out);
 /* Without waiting: -ENOTCONN (logged as runs_start does) if the pod will
  * never run a job (ERROR, INSTALL_FAILED, STOPPED, gone), else 0 — so that
  * the first write of a job fails at once, where a shell reports it. */
