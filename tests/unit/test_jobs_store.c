@@ -247,6 +247,13 @@ static void test_reload(void)
 	CHECK(jb && job_state(jb) == JOB_LOST);
 	job_put(jb);
 
+	/* The pod is gone: its records stay (history shows them). */
+	jobs_pod_gone(j, "pod1");
+	names = list(j, "pod1");
+	CHECK_STR(names, "1,2,train,3,later,");
+	free(names);
+	CHECK(jobs_pod_has(j, "pod1"));
+
 	/* rmdir of a job: record gone, and gone after a remount too. */
 	CHECK(jobs_remove(j, "pod1", "2") == 0);
 	CHECK(jobs_remove(j, "pod1", "2") == -ENOENT);
