@@ -1070,6 +1070,18 @@ static struct job *load_job(struct jobs *j, const char *pod_id,
 	return jb;
 }
 
+/* A directory itself, not a link to one. */
+static bool is_dir(const char *dir, const char *name)
+{
+	struct buf p;
+	buf_init(&p);
+	buf_printf(&p, "%s/%s", dir, name);
+	struct stat st;
+	bool r = lstat(p.data, &st) == 0 && S_ISDIR(st.st_mode);
+	buf_free(&p);
+	return r;
+}
+
 static void load_pod(struct jobs *j, const char *pod_id)
 {
 	struct buf d;
@@ -1094,6 +1106,11 @@ static void load_pod(struct jobs *j, const char *pod_id)
 		if (!num && !job_name_ok(name)) {
 			plog("jobs", d.data,
 			     "skipped a record with a bad name");
+			continue;
+		}
+		if (!is_dir(d.data, name)) {
+			plog("jobs", d.data, "skipped %s: not a directory",
+			     name);
 			continue;
 		}
 		const char *why;
@@ -1147,10 +1164,9 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!pod_id_ok(e->d_name)) {
+		if (!pod_id_ok(e->d_name) || !is_dir(o->dir, e->d_name)) {
 			plog("jobs", o->dir,
-			     "skipped a pod directory with a bad "
-			     "name");
+			     "skipped an entry that is no pod's directory");
 			continue;
 		}
 		load_pod(j, e->d_name);
