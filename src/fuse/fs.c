@@ -21,6 +21,7 @@
 #include "guards.h"
 #include "intent.h"
 #include "log.h"
+#include "jobs.h"
 #include "runs.h"
 #include "template.h"
 
@@ -31,12 +32,12 @@
  * - h->mu guards what changes after open: cmd (and the reference it
  *   holds), cur, watch, ph, data, exit_done.
  * - Nothing waits under h->mu: no runs_start() (network), no
- *   ssh_cmd_wait() with a timeout, no fuse_notify_poll(). To use the
+ *   job_wait() with a timeout, no fuse_notify_poll(). To use the
  *   command outside h->mu, take a reference of your own under it.
  * - The watch, if any, is on h->cmd, and is registered under h->mu (that
  *   takes only the command's lock). Whoever replaces h->cmd takes the
  *   watch out with it under h->mu, then, with h->mu released, unwatches
- *   and puts the command (drop_cmd): ssh_cmd_unwatch() waits out a
+ *   and puts the command (drop_cmd): job_unwatch() waits out a
  *   running poll_wake(), which takes h->mu.
  * - A pollhandle belongs to whoever takes it out of h->ph under h->mu
  *   (poll_wake, a newer poll, release); that one destroys it. */
@@ -55,9 +56,9 @@ struct handle {
 	bool too_big; /* run: the script passed RUNS_MAX_SCRIPT */
 	bool append;  /* O_APPEND: writes go to the end primefs knows */
 	pthread_mutex_t mu;
-	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
-	struct ssh_cursor cur;
-	bool exit_done; /* data holds the exit text */
+	struct job *cmd;	/* followed by this handle; NULL before any */
+	unsigned long long cur; /* read offset in its output */
+	bool exit_done;		/* data holds the exit text */
 	struct fuse_pollhandle *ph;
 	int watch; /* on cmd, or -1 */
 };
@@ -561,7 +562,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		h->nonblock = fi->flags & O_NONBLOCK;
 		/* A reader follows the newest command as of its open. */
 		if (!h->own)
-			h->cmd = runs_newest(fs()->runs, h->pod_id);
+			h->cmd = jobs_latest(fs()->jobs, h->pod_id);
 	} else if (fi->flags & O_TRUNC) {
 		h->truncated = true;
 	} else if (!(n.file->flags & F_WRITE_ONLY)) {
@@ -594,11 +595,11 @@ static void poll_wake(void *arg);
 
 /* Without h->mu: the handle's watch on c removed (no poll_wake() runs once
  * this returns), then its reference dropped. */
-static void drop_cmd(struct ssh_cmd *c, int watch)
+static void drop_cmd(struct job *c, int watch)
 {
 	if (c && watch >= 0)
-		ssh_cmd_unwatch(c, watch);
-	ssh_cmd_put(c);
+		job_unwatch(c, watch);
+	job_put(c);
 }
 
 /* Everything written since the last start becomes one job, as one script
@@ -624,18 +625,18 @@ static int start_pending(struct handle *h)
 		buf_free(&script);
 		return 0;
 	}
-	struct ssh_cmd *cmd = NULL;
-	int rc = runs_start(fs()->runs, h->pod_id, script.data, script.len, -1,
-			    interrupted, NULL, &cmd);
+	struct job *cmd = NULL;
+	int rc = jobs_run(fs()->jobs, h->pod_id, script.data, script.len,
+			  interrupted, NULL, &cmd);
 	buf_free(&script);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&h->mu);
-	struct ssh_cmd *old = h->cmd;
+	struct job *old = h->cmd;
 	int watch = h->watch;
 	h->cmd = cmd;
 	h->watch = -1;
-	h->cur = (struct ssh_cursor){0, false};
+	h->cur = 0;
 	pthread_mutex_unlock(&h->mu);
 	drop_cmd(old, watch);
 	/* A poll waiting on the old command looks again, at the new one. */
@@ -654,10 +655,12 @@ static int read_run(struct handle *h, char *out, size_t size)
 	}
 	for (;;) {
 		pthread_mutex_lock(&h->mu);
-		struct ssh_cmd *c = h->cmd ? ssh_cmd_get(h->cmd) : NULL;
+		struct job *c = h->cmd ? job_get(h->cmd) : NULL;
 		bool eof = false;
-		size_t n = c ? ssh_cmd_read(c, &h->cur, out, size, &eof) : 0;
-		struct ssh_cursor cur = h->cur;
+		ssize_t n = c ? job_read(c, h->cur, out, size, &eof) : 0;
+		if (n > 0)
+			h->cur += (unsigned long long)n;
+		unsigned long long cur = h->cur;
 		pthread_mutex_unlock(&h->mu);
 		int rc = 0;
 		bool again = false;
@@ -668,10 +671,10 @@ static int read_run(struct handle *h, char *out, size_t size)
 		else if (fuse_interrupted())
 			rc = -EINTR;
 		else {
-			ssh_cmd_wait(c, &cur, 0.2);
+			job_wait(c, cur, 0.2);
 			again = true;
 		}
-		ssh_cmd_put(c);
+		job_put(c);
 		if (!again)
 			return rc;
 	}
@@ -683,12 +686,12 @@ static int read_exit(struct handle *h)
 {
 	pthread_mutex_lock(&h->mu);
 	bool done = h->exit_done;
-	struct ssh_cmd *c = h->cmd && !done ? ssh_cmd_get(h->cmd) : NULL;
+	struct job *c = h->cmd && !done ? job_get(h->cmd) : NULL;
 	pthread_mutex_unlock(&h->mu);
 	if (done)
 		return 0;
 	int rc = 0;
-	while (c && !ssh_cmd_wait_done(c, 0.2)) {
+	while (c && !job_wait_done(c, 0.2)) {
 		if (h->nonblock) {
 			rc = -EAGAIN;
 			break;
@@ -701,13 +704,13 @@ static int read_exit(struct handle *h)
 	pthread_mutex_lock(&h->mu);
 	if (!rc && !h->exit_done) {
 		if (c)
-			ssh_cmd_exit_text(c, &h->data);
+			job_exit_text(c, &h->data);
 		else
 			buf_addc(&h->data, '\n'); /* before any command */
 		h->exit_done = true;
 	}
 	pthread_mutex_unlock(&h->mu);
-	ssh_cmd_put(c);
+	job_put(c);
 	return rc;
 }
 
@@ -830,7 +833,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	if (h->lease)
 		tree_lease(fs()->tree, h->pod_id, false);
 	pthread_mutex_lock(&h->mu);
-	struct ssh_cmd *c = h->cmd;
+	struct job *c = h->cmd;
 	int watch = h->watch;
 	struct fuse_pollhandle *ph = h->ph;
 	h->cmd = NULL;
@@ -1104,9 +1107,9 @@ static int fs_poll(const char *path, struct fuse_file_info *fi,
 		/* Watch first, then look: what arrives in between wakes ph
 		 * (poll_wake waits for h->mu). */
 		if (ph && h->watch < 0)
-			h->watch = ssh_cmd_watch(h->cmd, poll_wake, h);
-		waits = run ? !ssh_cmd_wait(h->cmd, &h->cur, 0)
-			    : !ssh_cmd_done(h->cmd);
+			h->watch = job_watch(h->cmd, poll_wake, h);
+		waits = run ? !job_wait(h->cmd, h->cur, 0)
+			    : !job_wait_done(h->cmd, 0);
 		if (waits && ph) {
 			drop = h->ph; /* an older poll's, now unused */
 			h->ph = ph;

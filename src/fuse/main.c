@@ -16,6 +16,7 @@
 #include "util.h"
 #include "fs.h"
 #include "guards.h"
+#include "jobs.h"
 #include "lifecycle.h"
 #include "podlog.h"
 #include "template.h"
@@ -36,6 +37,7 @@ struct options {
 	double ssh_keepalive;
 	double history_ttl;
 	double lease_grace, guards_every;
+	double jobs_keep_mib;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -51,6 +53,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("ssh_key=%s", ssh_key),
     OPT("key_file=%s", key_file),
     OPT("state=%s", state),
+    OPT("jobs_keep=%lf", jobs_keep_mib),
     OPT("lease_grace=%lf", lease_grace),
     OPT("guards_every=%lf", guards_every),
     OPT("pods_ttl=%lf", pods_ttl),
@@ -88,8 +91,11 @@ static void usage(const char *prog)
 	    "default: the\n"
 	    "                         agent, then PRIME_SSH_KEY_PATH or "
 	    "~/.ssh/id_rsa)\n"
-	    "    -o state=DIR         guards kept here (default\n"
+	    "    -o state=DIR         guards and jobs kept here (default\n"
 	    "                         $XDG_STATE_HOME/primefs)\n"
+	    "    -o jobs_keep=MIB     jobs' outputs kept on disk, together; "
+	    "the oldest\n"
+	    "                         are dropped first (default 1024)\n"
 	    "    -o lease_grace=SECONDS how long a released lease waits to "
 	    "be taken again\n"
 	    "                         before its pod is terminated "
@@ -185,12 +191,23 @@ static char *state_dir(void)
 
 static void forget_pod(void *arg, const char *pod_id)
 {
-	runs_forget(arg, pod_id);
+	jobs_pod_gone(arg, pod_id);
 }
 
+static bool listed(void *arg, const char *pod_id)
+{
+	const struct pod *p = snap_pod(arg, pod_id);
+	return p && !strcmp(p->id, pod_id);
+}
+
+/* A pods listing fetched from the API: the pods not in it were deleted
+ * elsewhere. An empty listing prunes nothing: it is more likely a glitch
+ * than the end of every pod, and wrongly pruning ends running jobs. */
 static void prune_pods(void *arg, const struct snap *s)
 {
-	runs_prune(arg, s);
+	if (s->kind != SNAP_PODS || !s->pods.n)
+		return;
+	jobs_prune(arg, listed, (void *)s);
 }
 
 /* Whether an option word was given, in -o lists or on its own. */
@@ -236,7 +253,8 @@ int main(int argc, char *argv[])
 			    .output_cap_mib = -1, /* unset */
 			    .ssh_keepalive = 15,
 			    .lease_grace = 60,
-			    .guards_every = 60};
+			    .guards_every = 60,
+			    .jobs_keep_mib = 1024};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -265,10 +283,11 @@ int main(int argc, char *argv[])
 		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
-	    !(o.lease_grace >= 0) || !(o.guards_every > 0)) {
-		fprintf(stderr, "primefs: ttls, ready_timeout and lease_grace "
-				"must be >= 0, timeout, ssh_keepalive and "
-				"guards_every > 0\n");
+	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
+	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
+		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
+				"jobs_keep must be >= 0, timeout, "
+				"ssh_keepalive and guards_every > 0\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -350,13 +369,29 @@ int main(int argc, char *argv[])
 	struct ssh_pool *pool = ssh_pool_new(&so);
 	struct runs runs;
 	runs_init(&runs, cache, pool, o.ready_timeout);
-	cache_set_pods_hook(cache, prune_pods, &runs);
+	struct buf jobs_dir;
+	buf_init(&jobs_dir);
+	buf_printf(&jobs_dir, "%s/jobs", o.state);
+	struct jobs_opts jo = {
+	    .dir = jobs_dir.data,
+	    .keep_bytes = (unsigned long long)(o.jobs_keep_mib * 1048576),
+	    .runs = &runs};
+	struct jobs *jobs = jobs_new(&jo);
+	buf_free(&jobs_dir);
+	if (!jobs) {
+		fprintf(stderr,
+			"primefs: cannot keep jobs in %s/jobs "
+			"(-o state=)\n",
+			o.state);
+		return 1;
+	}
+	cache_set_pods_hook(cache, prune_pods, jobs);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
 	life.on_delete = forget_pod;
-	life.on_delete_arg = &runs;
+	life.on_delete_arg = jobs;
 	struct guards_opts go = {.dir = o.state,
 				 .lease_grace = o.lease_grace,
 				 /* One pods listing per check at most: an
@@ -367,7 +402,7 @@ int main(int argc, char *argv[])
 						    : o.pods_ttl,
 				 .cache = cache,
 				 .life = &life,
-				 .runs = &runs,
+				 .jobs = jobs,
 				 .cost = tree_pod_cost,
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
@@ -382,6 +417,7 @@ int main(int argc, char *argv[])
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
+			     .jobs = jobs,
 			     .guards = guards,
 			     .mountpoint = mountpoint};
 	/* The kernel keeps entries and attributes no longer than primefs
@@ -402,6 +438,7 @@ int main(int argc, char *argv[])
 	 * the replace hook tells the tree. */
 	cache_free(cache);
 	tree_free(pf.tree);
+	jobs_free(jobs);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);
