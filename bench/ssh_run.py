@@ -132,10 +132,16 @@ def main():
     os.mkdir(os.path.join(tmp, "keys"))
     key, pub = make_key(os.path.join(tmp, "keys"), "ed25519")
     sshd = Sshd(os.path.join(tmp, "sshd"), authorized_keys=[pub])
-    certs = common.certs()
-    api = common.FakeAPI(certs, ("--ssh", f"root@127.0.0.1:{sshd.port}"))
-    m = common.Mount(api, (f"ssh_key={key}", f"known_hosts={tmp}/known_hosts"), certs=certs)
-    ctl = os.path.join(tmp, "ctl-%r@%h:%p")
+    try:
+        with common.session(("--ssh", f"root@127.0.0.1:{sshd.port}")) as s:
+            m = s.mount((f"ssh_key={key}", f"known_hosts={tmp}/known_hosts"))
+            measure(a, key, sshd, tmp, m, os.path.join(tmp, "ctl-%r@%h:%p"), s)
+    finally:
+        sshd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(a, key, sshd, tmp, m, ctl, s):
     master = None
     try:
         run = m.p("pods", "demo", "run")
@@ -226,9 +232,6 @@ def main():
         if master:
             subprocess.run(ssh_cmd(key, sshd.port, ("-o", f"ControlPath={ctl}", "-O", "exit")),
                            capture_output=True)
-        m.stop()
-        api.stop()
-        sshd.stop()
 
 
 if __name__ == "__main__":
