@@ -392,9 +392,10 @@ static void test_cheapest(void)
 	CHECK(offer_in_stock(&l.v[6]) && !offer_in_stock(&l.v[2]));
 	struct snap *s = snap_from_offers(&l);
 	const struct gpu_type *h = snap_type(s, "H100_80GB");
-	CHECK(h && h->cheapest && !strcmp(h->cheapest->provider, "g"));
+	CHECK(h && type_cheapest(h) &&
+	      !strcmp(type_cheapest(h)->provider, "g"));
 	const struct gpu_type *a = snap_type(s, "A100_80GB");
-	CHECK(a && !a->cheapest);
+	CHECK(a && !type_cheapest(a));
 	snap_put(s);
 }
 
@@ -442,11 +443,11 @@ static void test_pods(void)
 	CHECK_STR(snap_pod(s, "c8")->dir, "c8");
 	CHECK(snap_pod(s, "dotid") == NULL && snap_pod(s, ".c9") == NULL);
 	/* Listed once each, by unique names. */
-	for (size_t i = 0; i < s->pods.n; i++) {
-		CHECK(safe_name(s->by_dir[i]->dir));
+	for (size_t i = 0; i < snap_n_pods(s); i++) {
+		CHECK(safe_name(snap_pod_at(s, i)->dir));
 		if (i)
-			CHECK(strcmp(s->by_dir[i - 1]->dir, s->by_dir[i]->dir) <
-			      0);
+			CHECK(strcmp(snap_pod_at(s, i - 1)->dir,
+				     snap_pod_at(s, i)->dir) < 0);
 	}
 	snap_put(s);
 }
