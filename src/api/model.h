@@ -31,15 +31,16 @@ struct spec {
 
 struct offer {
 	char *name; /* directory name, given by naming.c */
-	char *cloud_id, *gpu_type, *socket, *provider, *region, *data_center,
-	    *country, *stock, *security;
+	/* Interned (str_intern): shared by every offer that has the value. */
+	const char *cloud_id, *gpu_type, *socket, *provider, *region,
+	    *data_center, *country, *stock, *security;
 	struct num gpu_count, gpu_memory;
 	struct num price; /* communityPrice, else onDemand (PRIME_API.md 4.1) */
 	struct spec disk, vcpu, memory;
-	struct strlist images;
-	struct num prepaid; /* prepaidTime: hours pre-charged at order */
-	int is_spot;	    /* -1 unknown */
-	bool multinode;	    /* came from /availability/multi-node */
+	struct strlist images; /* each string interned */
+	struct num prepaid;    /* prepaidTime: hours pre-charged at order */
+	int is_spot;	       /* -1 unknown */
+	bool multinode;	       /* came from /availability/multi-node */
 	char *json;
 };
 
@@ -81,6 +82,13 @@ char *jx_dup(json_object *o, const char *key);
 char *json_text(json_object *o);
 
 void num_render(struct buf *b, struct num n);
+
+/* The one shared copy of s (NULL: NULL), counted; str_unintern drops a
+ * count and frees the copy with its last. Thread-safe. str_interned: how
+ * many distinct strings are held (tests). */
+const char *str_intern(const char *s);
+void str_unintern(const char *s);
+size_t str_interned(void);
 
 /* Each returns 0, or -1 when `o` is not an object (nothing allocated). */
 int offer_parse(json_object *o, bool multinode, struct offer *out);

@@ -4,11 +4,15 @@
  * are binary searches; nothing is built after the snapshot is made. */
 #include "snapindex.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "naming.h"
+
+/* A snapshot of this many offers or pods, freed, is worth a malloc_trim. */
+#define SNAP_TRIM_ITEMS 1000
 
 struct gpu_type {
 	char *name;
@@ -56,10 +60,16 @@ void snap_put(struct snap *s)
 	free(ix->by_dir);
 	free(ix->by_id);
 	free(ix);
+	size_t items = s->offers.n + s->pods.n;
 	offer_list_free(&s->offers);
 	pod_list_free(&s->pods);
 	wallet_free(&s->wallet);
 	free(s);
+	/* A big listing leaves its pages free but held by malloc: they go
+	 * back to the system, so that a refresh does not keep two listings'
+	 * worth of memory for good. */
+	if (items >= SNAP_TRIM_ITEMS)
+		malloc_trim(0);
 }
 
 /* ---- offers ---- */

@@ -187,6 +187,40 @@ static void test_pods(void)
 	snap_put(s);
 }
 
+/* Listings rebuilt again and again hold the same memory: the offers'
+ * repeated values are one shared copy each, gone with the last listing
+ * that holds them, and each offer's JSON text takes its own size only. */
+static void test_memory(void)
+{
+	size_t usable, before = str_interned();
+	struct snap *s = fixture_offers(&usable);
+	size_t held = str_interned();
+	CHECK(held > before);
+	const struct offer *first = NULL;
+	bool shared = true, json_fits = true;
+	for (size_t i = 0; i < s->offers.n; i++) {
+		const struct offer *o = &s->offers.v[i];
+		if (o->provider && first && first->provider &&
+		    !strcmp(o->provider, first->provider) &&
+		    o->provider != first->provider)
+			shared = false;
+		if (!first && o->provider)
+			first = o;
+		size_t len = strlen(o->json);
+		if (malloc_usable_size(o->json) > len + 1 + 2 * sizeof(void *))
+			json_fits = false;
+	}
+	CHECK(shared);
+	CHECK(json_fits);
+	for (int round = 0; round < 3; round++) {
+		struct snap *again = fixture_offers(&usable);
+		CHECK(str_interned() == held);
+		snap_put(again);
+	}
+	snap_put(s);
+	CHECK(str_interned() == before);
+}
+
 static void test_refs(void)
 {
 	struct snap *s = snap_new(SNAP_WALLET);
@@ -205,5 +239,6 @@ int main(int argc, char **argv)
 	test_offers();
 	test_pods();
 	test_refs();
+	test_memory();
 	return t_done();
 }
