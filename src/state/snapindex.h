@@ -5,7 +5,14 @@
  * and by id. The tree and everything else read a listing only through the
  * functions below; how the index is laid out is this module's own. No
  * caching policy here: when a snapshot is fetched, kept or replaced is
- * cache.h's business. */
+ * cache.h's business.
+ *
+ * Memory (10,087 offers / 1,015 pods): the index is ~8 B an offer (a
+ * pointer in its type's array) plus its directory name (~54 B), ~16 B a
+ * pod (two pointers) plus its name (~30 B): under 1 MiB in all. What the
+ * offers and pods themselves take is in model.h. A freed listing of 1,000
+ * items or more is followed by malloc_trim, so that a refresh's pages go
+ * back to the system. Lookups allocate nothing. */
 #ifndef PRIMEFS_SNAPINDEX_H
 #define PRIMEFS_SNAPINDEX_H
 
