@@ -256,20 +256,21 @@ static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
 		const struct offer *found = NULL;
 		size_t fits = 0, exact = 0;
 		const struct offer *exact_one = NULL;
-		for (size_t i = 0; g && i < g->n; i++) {
-			if (!offer_fits_pod(g->offers[i], p, &po))
+		for (size_t i = 0; i < type_n_offers(g); i++) {
+			const struct offer *o = type_offer_at(g, i);
+			if (!offer_fits_pod(o, p, &po))
 				continue;
 			fits++;
-			found = g->offers[i];
-			if (offer_resources_fit(g->offers[i], &po)) {
+			found = o;
+			if (offer_resources_fit(o, &po)) {
 				exact++;
-				exact_one = g->offers[i];
+				exact_one = o;
 			}
 		}
 		if (fits > 1)
 			found = exact == 1 ? exact_one : NULL;
 		if (found)
-			buf_printf(out, "%s/%s", g->name, found->name);
+			buf_printf(out, "%s/%s", type_name(g), found->name);
 		pod_origin_free(&po);
 		snap_put(s);
 	}
@@ -633,7 +634,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 	case D_CHEAPEST:
 		/* A link to the type's cheapest rentable offer. */
 		n->gtype = snap_type(n->snap, name);
-		if (!n->gtype || !n->gtype->cheapest)
+		if (!type_cheapest(n->gtype))
 			return -ENOENT;
 		n->type = N_LINK;
 		return 0;
@@ -739,7 +740,7 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 {
 	*out = *dir;
 	if (out->snap)
-		atomic_fetch_add(&out->snap->refs, 1);
+		snap_ref(out->snap);
 	int rc = step(t, out, name, CACHE_TTL);
 	if (rc)
 		node_release(out);
@@ -770,23 +771,25 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	}
 	switch (n->dir) {
 	case D_AVAIL:
-		for (size_t i = 0; i < s->n_types; i++)
-			if (add(ctx, s->types[i].name))
+		for (size_t i = 0; i < snap_n_types(s); i++)
+			if (add(ctx, type_name(snap_type_at(s, i))))
 				break;
 		break;
 	case D_CHEAPEST:
-		for (size_t i = 0; i < s->n_types; i++)
-			if (s->types[i].cheapest && add(ctx, s->types[i].name))
+		for (size_t i = 0; i < snap_n_types(s); i++) {
+			const struct gpu_type *g = snap_type_at(s, i);
+			if (type_cheapest(g) && add(ctx, type_name(g)))
 				break;
+		}
 		break;
 	case D_TYPE:
-		for (size_t i = 0; i < n->gtype->n; i++)
-			if (add(ctx, n->gtype->offers[i]->name))
+		for (size_t i = 0; i < type_n_offers(n->gtype); i++)
+			if (add(ctx, type_offer_at(n->gtype, i)->name))
 				break;
 		break;
 	default:
-		for (size_t i = 0; i < s->pods.n; i++)
-			if (add(ctx, s->by_dir[i]->dir))
+		for (size_t i = 0; i < snap_n_pods(s); i++)
+			if (add(ctx, snap_pod_at(s, i)->dir))
 				break;
 		break;
 	}
@@ -807,8 +810,8 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
-	buf_printf(out, "../availability/%s/%s", n->gtype->name,
-		   n->gtype->cheapest->name);
+	buf_printf(out, "../availability/%s/%s", type_name(n->gtype),
+		   type_cheapest(n->gtype)->name);
 	return 0;
 }
 
@@ -916,21 +919,15 @@ static void tell_pod_dirs(struct tree *t, const char *top, const char *dir,
 		tell_pod_name(t, top, D_POD, id, false);
 }
 
-static const struct pod *pod_by_id(const struct snap *s, const char *id)
-{
-	const struct pod *p = snap_pod(s, id);
-	return p && !strcmp(p->id, id) ? p : NULL;
-}
-
 static void diff_pods(struct tree *t, const struct snap *old,
 		      const struct snap *fresh)
 {
 	bool hist = fresh->kind == SNAP_HISTORY;
 	const char *top = hist ? "/history" : "/pods";
 	enum dir_kind dk = hist ? D_HIST : D_POD;
-	for (size_t i = 0; old && i < old->pods.n; i++) {
-		const struct pod *a = &old->pods.v[i];
-		const struct pod *b = pod_by_id(fresh, a->id);
+	for (size_t i = 0; i < snap_n_pods(old); i++) {
+		const struct pod *a = snap_pod_at(old, i);
+		const struct pod *b = snap_pod_id(fresh, a->id);
 		if (!b)
 			tell_pod(t, top, dk, a, true);
 		else if (strcmp(a->dir, b->dir))
@@ -940,9 +937,9 @@ static void diff_pods(struct tree *t, const struct snap *old,
 	}
 	/* New pods: a name may have meant another pod before (by name or by
 	 * id), so their paths are told too. */
-	for (size_t i = 0; i < fresh->pods.n; i++) {
-		const struct pod *b = &fresh->pods.v[i];
-		const struct pod *a = old ? pod_by_id(old, b->id) : NULL;
+	for (size_t i = 0; i < snap_n_pods(fresh); i++) {
+		const struct pod *b = snap_pod_at(fresh, i);
+		const struct pod *a = old ? snap_pod_id(old, b->id) : NULL;
 		if (!a || strcmp(a->dir, b->dir))
 			tell_pod(t, top, dk, b, false);
 	}
@@ -969,28 +966,31 @@ static void diff_offers(struct tree *t, const struct snap *old,
 {
 	struct buf b;
 	buf_init(&b);
-	for (size_t i = 0; old && i < old->n_types; i++) {
-		const struct gpu_type *g = &old->types[i];
-		const struct gpu_type *h = snap_type(fresh, g->name);
+	for (size_t i = 0; i < snap_n_types(old); i++) {
+		const struct gpu_type *g = snap_type_at(old, i);
+		const char *name = type_name(g);
+		const struct gpu_type *h = snap_type(fresh, name);
 		buf_reset(&b);
-		buf_printf(&b, "/availability/%s", g->name);
+		buf_printf(&b, "/availability/%s", name);
 		if (!h)
 			tell(t, b.data, true);
-		for (size_t j = 0; j < g->n; j++) {
-			const struct offer *o = g->offers[j];
+		for (size_t j = 0; j < type_n_offers(g); j++) {
+			const struct offer *o = type_offer_at(g, j);
 			const struct offer *n =
 			    h ? type_offer(h, o->name) : NULL;
 			if (!n)
-				tell_offer(t, g->name, o->name, true);
+				tell_offer(t, name, o->name, true);
 			else if (strcmp(o->json ? o->json : "",
 					n->json ? n->json : ""))
-				tell_offer(t, g->name, o->name, false);
+				tell_offer(t, name, o->name, false);
 		}
-		const char *was = g->cheapest ? g->cheapest->name : "";
-		const char *is = h && h->cheapest ? h->cheapest->name : "";
+		const struct offer *cw = type_cheapest(g),
+				   *ci = type_cheapest(h);
+		const char *was = cw ? cw->name : "";
+		const char *is = ci ? ci->name : "";
 		if (strcmp(was, is)) {
 			buf_reset(&b);
-			buf_printf(&b, "/%s/%s", CHEAPEST_NAME, g->name);
+			buf_printf(&b, "/%s/%s", CHEAPEST_NAME, name);
 			tell(t, b.data, !*is);
 		}
 	}
@@ -1064,14 +1064,13 @@ void tree_changed_all(struct tree *t)
 			continue;
 		if (k == SNAP_OFFERS) {
 			/* Every name as gone: an empty listing as the new. */
-			struct snap none = {.kind = SNAP_OFFERS};
-			diff_offers(t, s, &none);
+			diff_offers(t, s, NULL);
 		} else {
 			bool hist = k == SNAP_HISTORY;
-			for (size_t i = 0; i < s->pods.n; i++)
+			for (size_t i = 0; i < snap_n_pods(s); i++)
 				tell_pod(t, hist ? "/history" : "/pods",
-					 hist ? D_HIST : D_POD, &s->pods.v[i],
-					 true);
+					 hist ? D_HIST : D_POD,
+					 snap_pod_at(s, i), true);
 		}
 		snap_put(s);
 	}
