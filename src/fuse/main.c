@@ -380,7 +380,8 @@ int main(int argc, char *argv[])
 			       .tmpl = &tmpl,
 			       .life = &life,
 			       .podlog = podlog,
-			       .guards = guards};
+			       .guards = guards,
+			       .runs = &runs};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
