@@ -1,14 +1,17 @@
 /* fs.c — FUSE operations over the tree. Value files are rendered whole at
- * open into the handle, so a read never mixes two versions, and opened
- * with direct_io so that the kernel reads to end of file whatever size an
+ * open into the handle, so a read never mixes two versions. Those of an
+ * immutable snapshot (tree_cacheable) are opened with keep_cache, so a
+ * warm read is served from the kernel's page cache; the others with
+ * direct_io, so that the kernel reads to end of file whatever size an
  * earlier getattr saw (cost grows while you look at it). Files with hooks
  * (run, exit, the job files) are served by their hooks (tree.h), which
  * know nothing of FUSE: this file only turns their wake into poll
  * notifications. The kernel caches entries and attributes for the
- * shortest freshness window; what the tree says changed is invalidated by
- * a thread of this file's own (never from a request the kernel waits on),
- * and a request that made a change waits until the kernel has been told
- * before it returns. */
+ * shortest freshness window; what the tree says changed is invalidated
+ * (attributes and cached pages: fuse_invalidate_path) by a thread of this
+ * file's own (never from a request the kernel waits on), and a request
+ * that made a change waits until the kernel has been told before it
+ * returns. */
 #include "fs.h"
 
 #include <fuse_lowlevel.h>
@@ -45,6 +48,8 @@ struct handle {
 	char *pod_id;	/* the pod the file belongs to, or NULL */
 	bool lease;	/* holds its pod's lease (F_LEASE opened for writing) */
 	bool append;	/* O_APPEND: writes go to the end primefs knows */
+	bool cached;	/* opened with keep_cache */
+	unsigned long gen; /* the tree's generation when rendered */
 	pthread_mutex_t ph_mu;
 	struct fuse_pollhandle *ph;
 };
@@ -71,6 +76,7 @@ static int caller_may(mode_t mode, int acc)
 }
 
 static bool interrupted(void *arg);
+static void kc_push(const char *path, bool gone, bool late);
 
 /* ---- kernel caching: the invalidation queue ---- */
 
@@ -306,7 +312,7 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * its own mkdir and rmdir under both of a pod's names, refresh,
 	 * config and guard writes) is invalidated by kc_main. No negative
 	 * entries: a name that appears needs nothing invalidated. Contents
-	 * are never cached (direct_io). */
+	 * are cached only where tree_cacheable says so. */
 	kc_start(fuse_get_context()->fuse);
 	tree_set_changed(fs()->tree, kc_changed, NULL);
 	cfg->entry_timeout = fs()->kernel_ttl;
@@ -533,6 +539,7 @@ static void handle_free(struct handle *h)
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	stats_count(ST_FUSE_OPEN);
+	unsigned long gen = tree_generation(fs()->tree);
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -558,6 +565,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	h->file = n.file;
 	h->path = xstrdup(path);
 	h->append = fi->flags & O_APPEND;
+	h->gen = gen;
 	pthread_mutex_init(&h->ph_mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
@@ -581,6 +589,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	} else if (!(n.file->flags & F_WRITE_ONLY)) {
 		rc = tree_render(fs()->tree, &n, &h->data);
 	}
+	/* An immutable snapshot's value: the kernel keeps its pages until
+	 * kc_send invalidates the path. */
+	h->cached = !rc && acc == O_RDONLY && tree_cacheable(&n);
 	node_release(&n);
 	if (rc) {
 		if (h->lease)
@@ -589,7 +600,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
+	if (h->cached)
+		fi->keep_cache = 1;
+	else
+		fi->direct_io = 1;
 	if (n.file->flags & F_STREAM)
 		fi->nonseekable = 1;
 	return 0;
@@ -604,6 +618,11 @@ static int fs_read(const char *path, char *out, size_t size, off_t off,
 	const struct file_hooks *hooks = h->file->hooks;
 	if (hooks)
 		return hooks->read ? hooks->read(&h->fh, out, size, off) : 0;
+	/* Pages of an older snapshot than the tree now holds may be cached
+	 * by this read after the path was invalidated: again, a moment
+	 * later. */
+	if (h->cached && tree_generation(fs()->tree) != h->gen)
+		kc_push(h->path, false, true);
 	if (off < 0 || (size_t)off >= h->data.len)
 		return 0;
 	size_t n = h->data.len - (size_t)off;

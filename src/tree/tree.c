@@ -1058,6 +1058,16 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_max_cost || f->render == r_lease;
 }
 
+bool tree_cacheable(const struct node *n)
+{
+	if (n->type != N_FILE || n->file->hooks || file_writable(n->file) ||
+	    (n->file->flags & (F_STREAM | F_WRITE_ONLY | F_OWNER)))
+		return false;
+	if (n->dir != D_OFFER && n->dir != D_POD && n->dir != D_HIST)
+		return false;
+	return !tree_volatile(n);
+}
+
 void tree_changed_all(struct tree *t)
 {
 	if (!t->changed)

@@ -183,6 +183,11 @@ unsigned long tree_generation(struct tree *t);
  * grows with time, log and stats with use, config can be edited on disk,
  * guards move by their timer): not to be cached by the kernel. */
 bool tree_volatile(const struct node *n);
+/* Whether the kernel may keep a file's content (keep_cache) until it is
+ * told the path changed: a value of an immutable snapshot (an offer's or
+ * a pod's value files that are not volatile), never a stream, a writable
+ * file or one with hooks. */
+bool tree_cacheable(const struct node *n);
 /* Whether the file can be opened for writing. */
 bool file_writable(const struct file_def *f);
 /* Every path the held snapshots show, and every top directory, told as
