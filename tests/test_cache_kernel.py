@@ -9,7 +9,7 @@ import json
 import os
 import time
 
-from conftest import err_of
+from conftest import err_of, read_to_eof
 
 LONG = ("pods_ttl=600", "offers_ttl=600")
 TEMPLATE = "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
@@ -20,12 +20,7 @@ def counters(m):
     reading it adds no getattr of its own once its entry is cached."""
     fd = os.open(m.p("stats"), os.O_RDONLY)
     try:
-        data = b""
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(fd, 65536)
     finally:
         os.close(fd)
     out = {}
