@@ -22,7 +22,7 @@ def test_help_lists_every_option():
     r = subprocess.run([str(PRIMEFS), "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     for opt in ("cafile=", "config=", "key_file=", "known_hosts=", "ssh_key=",
-                "pods_ttl=", "offers_ttl=", "timeout=", "ready_timeout=", "output_cap="):
+                "pods_ttl=", "offers_ttl=", "timeout=", "ready_timeout="):
         assert opt in r.stdout, opt
     assert "PRIME_API_KEY" in r.stdout
 
@@ -31,7 +31,7 @@ def test_man_page_names_every_option():
     man = (PRIMEFS.parent.parent / "man" / "primefs.1")
     text = man.read_text() if man.exists() else ""
     for opt in ("cafile=", "config=", "key_file=", "known_hosts=", "ssh_key=",
-                "pods_ttl=", "offers_ttl=", "timeout=", "ready_timeout=", "output_cap="):
+                "pods_ttl=", "offers_ttl=", "timeout=", "ready_timeout="):
         assert opt.replace("=", "") in text, opt
 
 

@@ -291,8 +291,20 @@ def test_unreachable(tmp_path, keys):
     r.check()
 
 
-def test_output_cap_drops_the_middle(pods, tmp_path, keys):
-    run("cap", pods(), tmp_path, keys).check()
+def test_output_to_file_whole(pods, tmp_path, keys):
+    r = run("file", pods(), tmp_path, keys).check()
+    assert r.value("total") == (70 << 20) + 4
+
+
+def test_output_disk_full_never_stalls(pods, tmp_path, keys):
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], check=True)
+    try:
+        r = run("full", pods(), tmp_path, keys, extra=[f"full={full}"]).check()
+    finally:
+        subprocess.run(["umount", "-l", str(full)])
+    assert 0 < r.value("written") <= 1 << 20
 
 
 def test_session_reused(pods, tmp_path, keys):

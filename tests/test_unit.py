@@ -9,7 +9,8 @@ import pytest
 from conftest import BUILD, HERE
 
 UNITS = ["test_util", "test_model", "test_naming", "test_cache", "test_api",
-         "test_template", "test_log", "test_intent", "test_choose"]
+         "test_template", "test_log", "test_intent", "test_choose",
+         "test_jobs_store"]
 
 
 @pytest.mark.parametrize("name", UNITS)

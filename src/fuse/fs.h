@@ -9,12 +9,14 @@
 #include "tree.h"
 
 struct runs;
+struct jobs;
 struct guards;
 
 struct primefs {
 	struct tree *tree;
 	struct cache *cache;
 	struct runs *runs;
+	struct jobs *jobs;
 	struct guards *guards;	/* its timer starts at init; may be NULL */
 	const char *mountpoint; /* absolute, physical; NULL if unknown */
 	/* How long the kernel may keep entries and attributes (the shortest

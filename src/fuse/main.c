@@ -16,6 +16,7 @@
 #include "util.h"
 #include "fs.h"
 #include "guards.h"
+#include "jobs.h"
 #include "lifecycle.h"
 #include "podlog.h"
 #include "template.h"
@@ -36,6 +37,7 @@ struct options {
 	double ssh_keepalive;
 	double history_ttl;
 	double lease_grace, guards_every;
+	double jobs_keep_mib;
 	int show_help, show_version;
 	struct nonopts nonopts;
 };
@@ -51,6 +53,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("ssh_key=%s", ssh_key),
     OPT("key_file=%s", key_file),
     OPT("state=%s", state),
+    OPT("jobs_keep=%lf", jobs_keep_mib),
     OPT("lease_grace=%lf", lease_grace),
     OPT("guards_every=%lf", guards_every),
     OPT("pods_ttl=%lf", pods_ttl),
@@ -88,8 +91,11 @@ static void usage(const char *prog)
 	    "default: the\n"
 	    "                         agent, then PRIME_SSH_KEY_PATH or "
 	    "~/.ssh/id_rsa)\n"
-	    "    -o state=DIR         guards kept here (default\n"
+	    "    -o state=DIR         guards and jobs kept here (default\n"
 	    "                         $XDG_STATE_HOME/primefs)\n"
+	    "    -o jobs_keep=MIB     jobs' outputs kept on disk, together; "
+	    "the oldest\n"
+	    "                         are dropped first (default 1024)\n"
 	    "    -o lease_grace=SECONDS how long a released lease waits to "
 	    "be taken again\n"
 	    "                         before its pod is terminated "
@@ -109,10 +115,6 @@ static void usage(const char *prog)
 	    "    -o ready_timeout=SECONDS how long a write to run waits for "
 	    "a starting pod\n"
 	    "                         (default 300)\n"
-	    "    -o output_cap=MIB    output kept per command; the middle "
-	    "of more is\n"
-	    "                         dropped, with a marker (default "
-	    "64)\n"
 	    "    -o ssh_keepalive=SECONDS SSH keepalive interval; a pod "
 	    "silent for 3 of\n"
 	    "                         them while a job runs is lost "
@@ -189,12 +191,23 @@ static char *state_dir(void)
 
 static void forget_pod(void *arg, const char *pod_id)
 {
-	runs_forget(arg, pod_id);
+	jobs_pod_gone(arg, pod_id);
 }
 
+static bool listed(void *arg, const char *pod_id)
+{
+	const struct pod *p = snap_pod(arg, pod_id);
+	return p && !strcmp(p->id, pod_id);
+}
+
+/* A pods listing fetched from the API: the pods not in it were deleted
+ * elsewhere. An empty listing prunes nothing: it is more likely a glitch
+ * than the end of every pod, and wrongly pruning ends running jobs. */
 static void prune_pods(void *arg, const struct snap *s)
 {
-	runs_prune(arg, s);
+	if (s->kind != SNAP_PODS || !s->pods.n)
+		return;
+	jobs_prune(arg, listed, (void *)s);
 }
 
 /* Whether an option word was given, in -o lists or on its own. */
@@ -237,10 +250,11 @@ int main(int argc, char *argv[])
 			    .history_ttl = -1,
 			    .timeout = 10,
 			    .ready_timeout = 300,
-			    .output_cap_mib = 64,
+			    .output_cap_mib = -1, /* unset */
 			    .ssh_keepalive = 15,
 			    .lease_grace = 60,
-			    .guards_every = 60};
+			    .guards_every = 60,
+			    .jobs_keep_mib = 1024};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -268,12 +282,12 @@ int main(int argc, char *argv[])
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
-	    o.ready_timeout < 0 || o.output_cap_mib < 1 ||
-	    o.ssh_keepalive <= 0 || !(o.lease_grace >= 0) ||
-	    !(o.guards_every > 0)) {
-		fprintf(stderr, "primefs: ttls, ready_timeout and lease_grace "
-				"must be >= 0, timeout, ssh_keepalive and "
-				"guards_every > 0, output_cap >= 1\n");
+	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
+	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
+	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
+		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
+				"jobs_keep must be >= 0, timeout, "
+				"ssh_keepalive and guards_every > 0\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -321,6 +335,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "primefs: warning: no API key configured (set "
 				"PRIME_API_KEY, run 'prime login', or use -o "
 				"key_file=); reads will fail with EACCES\n");
+	if (o.output_cap_mib != -1)
+		plog("mount", "/",
+		     "-o output_cap= is ignored: a command's output is kept "
+		     "whole, on disk");
 	plog("mount", "/", "API %s, key from %s%s%s", cr.base_url, cr.source,
 	     cr.team_id ? ", team " : "", cr.team_id ? cr.team_id : "");
 
@@ -342,23 +360,38 @@ int main(int argc, char *argv[])
 	    abs_path(o.known_hosts ? xstrdup(o.known_hosts)
 				   : config_file("known_hosts"));
 	cr.ssh_key_path = abs_path(cr.ssh_key_path);
-	struct ssh_opts so = {
-	    .known_hosts = known_hosts,
-	    .key_path = o.ssh_key ? o.ssh_key : cr.ssh_key_path,
-	    .key_explicit = o.ssh_key != NULL,
-	    .timeout = o.timeout,
-	    .keepalive = o.ssh_keepalive,
-	    .output_cap = (size_t)(o.output_cap_mib * 1048576)};
+	struct ssh_opts so = {.known_hosts = known_hosts,
+			      .key_path =
+				  o.ssh_key ? o.ssh_key : cr.ssh_key_path,
+			      .key_explicit = o.ssh_key != NULL,
+			      .timeout = o.timeout,
+			      .keepalive = o.ssh_keepalive};
 	struct ssh_pool *pool = ssh_pool_new(&so);
 	struct runs runs;
 	runs_init(&runs, cache, pool, o.ready_timeout);
-	cache_set_pods_hook(cache, prune_pods, &runs);
+	struct buf jobs_dir;
+	buf_init(&jobs_dir);
+	buf_printf(&jobs_dir, "%s/jobs", o.state);
+	struct jobs_opts jo = {
+	    .dir = jobs_dir.data,
+	    .keep_bytes = (unsigned long long)(o.jobs_keep_mib * 1048576),
+	    .runs = &runs};
+	struct jobs *jobs = jobs_new(&jo);
+	buf_free(&jobs_dir);
+	if (!jobs) {
+		fprintf(stderr,
+			"primefs: cannot keep jobs in %s/jobs "
+			"(-o state=)\n",
+			o.state);
+		return 1;
+	}
+	cache_set_pods_hook(cache, prune_pods, jobs);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
 	life.on_delete = forget_pod;
-	life.on_delete_arg = &runs;
+	life.on_delete_arg = jobs;
 	struct guards_opts go = {.dir = o.state,
 				 .lease_grace = o.lease_grace,
 				 /* One pods listing per check at most: an
@@ -369,7 +402,7 @@ int main(int argc, char *argv[])
 						    : o.pods_ttl,
 				 .cache = cache,
 				 .life = &life,
-				 .runs = &runs,
+				 .jobs = jobs,
 				 .cost = tree_pod_cost,
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
@@ -381,10 +414,12 @@ int main(int argc, char *argv[])
 			       .life = &life,
 			       .podlog = podlog,
 			       .guards = guards,
-			       .runs = &runs};
+			       .runs = &runs,
+			       .jobs = jobs};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
+			     .jobs = jobs,
 			     .guards = guards,
 			     .mountpoint = mountpoint};
 	/* The kernel keeps entries and attributes no longer than primefs
@@ -405,6 +440,7 @@ int main(int argc, char *argv[])
 	 * the replace hook tells the tree. */
 	cache_free(cache);
 	tree_free(pf.tree);
+	jobs_free(jobs);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

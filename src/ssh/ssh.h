@@ -1,8 +1,11 @@
 /* ssh.h — runs command lines on pods over SSH, without FUSE: the engine
- * behind a pod's `run` and `exit` files. One libssh2 session per pod, reused
- * for every command (a channel each), driven by one I/O thread per session;
- * each command's output (stdout and stderr as they arrived) is kept in a
- * capped buffer that any number of readers follow with their own cursor.
+ * behind a pod's jobs. One libssh2 session per pod, reused for every
+ * command (a channel each), driven by one I/O thread per session; each
+ * command's output (stdout and stderr merged on the pod) is written to a
+ * file as it arrives — the caller's, or an unlinked temporary one — so
+ * memory stays bounded whatever a command prints; any number of readers
+ * follow it with their own cursor. A command can be signalled as a whole
+ * process group.
  * Host keys are checked against a known_hosts file, per pod: each is
  * recorded under the pod's id (as ssh's HostKeyAlias does), learned on first
  * use, refused on change; authentication is by public key (agent or key
@@ -25,14 +28,12 @@ struct ssh_opts {
 	double keepalive;  /* seconds between keepalives (default 15, at least
 			      2); a pod silent for 3 of them while commands
 			      run is taken for dead */
-	size_t output_cap; /* bytes of output kept per command (default 64
-			      MiB) */
 };
 
 struct ssh_pool; /* one libssh2 session per pod, reused */
 struct ssh_cmd;	 /* one command's output and exit, refcounted */
-/* A reader's place in a stream; start at {0, false}. marker_done becomes
- * true once this reader has been given a "bytes dropped" marker. */
+/* A reader's place in a stream; start at {0, false}. (marker_done is no
+ * longer set: nothing is dropped. Kept for callers that still name it.) */
 struct ssh_cursor {
 	unsigned long long pos;
 	bool marker_done;
@@ -53,21 +54,31 @@ void ssh_pool_free(struct ssh_pool *p);
  * runs it whole or not at all, by the user's shell ($SHELL, else sh), with
  * stdin from /dev/null and stderr merged into stdout on the pod; the exit
  * status is the script's. Blocks until the whole script was sent (or that
- * failed). 0 and a referenced *out, or -errno after a plog() line giving
- * the real reason: EHOSTUNREACH (connect failed or timed out), EACCES (host
- * key changed — nothing sent —, or auth refused), EINTR (interrupted(arg),
- * may be NULL, said so before the exec request went out), EIO (other SSH
- * failures). A command this returns an error for never starts later,
- * except where the log line says "it may have run". A session found dead
+ * failed).
+ *
+ * Output: out_fd is a regular file open O_RDWR, empty; the command keeps
+ * its own dup() of it (the caller may close its fd at once) and writes the
+ * output there as it arrives, from position 0 (readers may pread() it);
+ * -1: an unlinked temporary file ($TMPDIR, else /tmp). A write that fails
+ * (ENOSPC, EIO) never stalls the channel: the rest of the output is read
+ * and discarded, counted, logged once, and at the end the line
+ * "\n[primefs: N bytes of output lost: <reason>]\n" is appended if it
+ * can be. A connection lost mid-command appends
+ * "\n[primefs: connection lost]\n". 0 and a referenced *out, or -errno after a
+ * plog() line giving the real reason: EHOSTUNREACH (connect failed or timed
+ * out), EACCES (host key changed — nothing sent —, or auth refused), EINTR
+ * (interrupted(arg), may be NULL, said so before the exec request went out),
+ * EIO (other SSH failures). A command this returns an error for never starts
+ * later, except where the log line says "it may have run". A session found dead
  * is replaced transparently. */
 int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
-		   const char *script, size_t len,
+		   const char *script, size_t len, int out_fd,
 		   bool (*interrupted)(void *arg), void *arg,
 		   struct ssh_cmd **out);
 /* ssh_run_script of a NUL-terminated cmdline. */
 int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
-	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
-	    struct ssh_cmd **out);
+	    const char *cmdline, int out_fd, bool (*interrupted)(void *arg),
+	    void *arg, struct ssh_cmd **out);
 /* Pod gone: close its session; its running commands end at once as
  * "lost". */
 void ssh_pool_forget(struct ssh_pool *p, const char *pod_key);
@@ -81,12 +92,9 @@ void ssh_pool_prune(struct ssh_pool *p,
 struct ssh_cmd *ssh_cmd_get(struct ssh_cmd *c);
 void ssh_cmd_put(struct ssh_cmd *c);
 
-/* Non-blocking: copies up to n bytes at the cursor (stdout and stderr
- * interleaved as they arrived); returns bytes copied; 0 with *eof=true when
- * the command ended and everything was read. A reader whose place was
- * dropped (see ssh_opts.output_cap) first gets the line
- * "\n[primefs: N bytes dropped]\n", then the kept tail; a read shorter than
- * that line gets its first n bytes only. */
+/* Non-blocking: copies up to n bytes of the output file at the cursor
+ * (stdout and stderr merged); returns bytes copied; 0 with *eof=true when
+ * the command ended and everything was read. */
 size_t ssh_cmd_read(struct ssh_cmd *c, struct ssh_cursor *cur, char *buf,
 		    size_t n, bool *eof);
 /* Waits up to timeout seconds for data past the cursor or the end; true when
@@ -106,8 +114,7 @@ void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out);
 int ssh_cmd_watch(struct ssh_cmd *c, void (*fn)(void *arg), void *arg);
 void ssh_cmd_unwatch(struct ssh_cmd *c, int id);
 
-/* Additions. Bytes the command has produced so far (what a reader that
- * keeps up would get), dropped ones included. */
+/* Bytes of output written to the file so far (its readable size). */
 unsigned long long ssh_cmd_total(struct ssh_cmd *c);
 
 #endif

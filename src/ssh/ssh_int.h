@@ -18,16 +18,18 @@
  *
  * Locks. pool->lock guards the table of sessions; sess->lock guards a
  * session's queue of commands not yet taken by its thread; cmd->lock guards
- * a command's output and status. Each is held for memory work only, never
- * across network I/O: readers copy from a command's buffer while its
- * thread reads the next packet. Order: pool, then sess; cmd alone.
+ * a command's status and how much of its output file is written. Each is
+ * held for memory work only, never across network or file I/O: readers
+ * pread() the file while the thread reads the next packet. Order: pool,
+ * then sess; cmd alone.
  *
- * Output. stdout and stderr become one stream in the order their packets
- * arrived. A command keeps its first cap/2 bytes and a ring of its last
- * cap/2; what falls between is dropped, and a reader whose cursor lands
- * there gets a marker line before it continues at the tail. The thread
+ * Output. sshd runs the wrapper (ssh_output.c) that merges the script's
+ * stderr into its stdout on the pod, so the channel's stdout is the
+ * command's output in the order it was produced. The thread reads it into
+ * the session's buffer and write()s it to the command's file at once: it
  * never stops reading a channel (there is no back-pressure to stall sshd),
- * so a reader that keeps up loses nothing.
+ * and memory stays bounded whatever a command prints. A failed write
+ * (disk full) is counted and the rest discarded, never waited on.
  *
  * Failures. A session that dies ends its running commands with a marker
  * line and "lost"; commands queued on it that were never sent
@@ -86,12 +88,7 @@ struct ssh_cmd {
 	 * only one it has marked sent, both under lock: a command ssh_run()
 	 * returned an error for never starts. */
 	enum { REQ_WAITING, REQ_SENT, REQ_CANCELLED } req;
-	char *head; /* stream positions [0, head_len) */
-	size_t head_len, head_alloc, head_cap;
-	char *ring; /* position p >= head_cap at (p - head_cap) % ring_cap */
-	size_t ring_alloc, ring_cap;
-	unsigned long long total; /* bytes produced so far */
-	size_t reserved;	  /* being written past total (cmd_reserve) */
+	unsigned long long total; /* bytes written to fd so far */
 	bool done, lost;
 	int exit_status;
 	char *exit_signal;
@@ -100,7 +97,13 @@ struct ssh_cmd {
 	bool notifying;
 	pthread_t notifier;
 
+	/* Set at creation, then read-only. */
+	int fd;		      /* the output file (the command's own) */
+	char *pod_key, *conn; /* where it runs (for ssh_cmd_signal) */
+
 	/* The I/O thread's alone. */
+	int write_err;		       /* errno of the failed write, or 0 */
+	unsigned long long lost_bytes; /* output discarded after it */
 	enum cstate st;
 	LIBSSH2_CHANNEL *ch;
 	char *cmdline; /* the wrapper (see cmd_new) */
@@ -144,6 +147,7 @@ struct sess {
 	unsigned long long rx; /* bytes libssh2 took from the socket */
 	double heard;	       /* when the last of them came */
 	int probes; /* keepalive replies libssh2 keeps (see sess_loop) */
+	char *rbuf; /* READ_CHUNK bytes: a channel read, before its write */
 	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
 	int cached[N_CLASSES];
 };
@@ -152,7 +156,6 @@ struct ssh_pool {
 	char *known_hosts, *key_path;
 	bool key_explicit;
 	double timeout, keepalive;
-	size_t output_cap;
 	pthread_mutex_t kh_lock; /* the known_hosts file, between learning and
 				    pruning */
 	pthread_mutex_t lock;
@@ -170,15 +173,22 @@ static inline size_t min_sz(size_t a, size_t b)
 /* ts = now + timeout (clamped to [0, 1e6] s) on CLOCK_MONOTONIC, for the
  * commands' condition variables. */
 void monotonic_abs(struct timespec *ts, double timeout);
+/* The command's own output file: a dup() of out_fd, or an unlinked
+ * temporary file when out_fd is -1. -errno (logged) on failure. */
+int cmd_open_output(const char *pod_key, int out_fd);
 /* A queued command with two references: the caller's and the I/O
  * thread's. It runs the script (len bytes) through a fixed wrapper that
- * reads it from stdin (see ssh_output.c). */
-struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len);
-char *cmd_reserve(struct ssh_cmd *c, size_t want, size_t *room);
-void cmd_commit(struct ssh_cmd *c, size_t n);
+ * reads it from stdin (see ssh_output.c); fd (cmd_open_output) becomes
+ * its own. */
+struct ssh_cmd *cmd_new(const char *pod_key, const char *conn,
+			const char *script, size_t len, int fd);
+/* From the I/O thread: n bytes of output, written to the file at once (or
+ * discarded and counted once a write failed). */
+void cmd_output(struct ssh_cmd *c, const char *p, size_t n);
 void cmd_notify(struct ssh_cmd *c);
 void cmd_started(struct ssh_cmd *c, int rc);
-/* lost: the marker line, and "lost" as the exit text. */
+/* lost: the marker line, and "lost" as the exit text. Appends the note on
+ * lost output, if any. */
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost);
 
 /* ---- ssh_transport.c ---- */

@@ -1,20 +1,20 @@
-/* ssh_output.c — a command's output as readers see it: the capped buffer
- * the I/O thread writes into (its first cap/2 bytes and a ring of its last
- * cap/2), readers' cursors and the "bytes dropped" marker, waiting and
- * watching for new output, the exit text, and the command's refcount.
- * Touches no socket: the I/O thread (ssh_session.c) feeds it. */
+/* ssh_output.c — a command's output as readers see it: the file the I/O
+ * thread writes it into as it arrives (the caller's, or an unlinked
+ * temporary one), what happens when a write fails (counted, discarded, a
+ * note at the end), readers' cursors (pread), waiting and watching for new
+ * output, the exit text, and the command's refcount. Also the wrapper the
+ * pod runs. Touches no socket: the I/O thread (ssh_session.c) feeds it. */
 #include "ssh_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
-
-#define HUGE_PAGE ((size_t)2 << 20)
 
 #define LOST_MARKER "\n[primefs: connection lost]\n"
 
@@ -30,33 +30,6 @@ void monotonic_abs(struct timespec *ts, double timeout)
 	ts->tv_sec += (time_t)timeout + (time_t)(ns / 1000000000);
 	ts->tv_nsec = (long)(ns % 1000000000);
 }
-/* Grows a buffer by doubling while small; past a huge page it goes to its
- * full size at once (pages not yet touched cost no memory) and asks for
- * huge pages where the system allows it: a 64 MiB command otherwise pays
- * 16K page faults, some 7% of the CPU of reading it. */
-static void grow_to(char **p, size_t *alloc, size_t need, size_t max)
-{
-	if (need <= *alloc)
-		return;
-	size_t n = *alloc ? *alloc : 4096;
-	while (n < need)
-		n *= 2;
-	if (n > HUGE_PAGE)
-		n = max;
-	if (n > max)
-		n = max;
-	*p = xrealloc(*p, n);
-	*alloc = n;
-	if (n >= 2 * HUGE_PAGE) {
-		uintptr_t from = ((uintptr_t)*p + HUGE_PAGE - 1) &
-				 ~(uintptr_t)(HUGE_PAGE - 1);
-		uintptr_t to =
-		    ((uintptr_t)*p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
-		if (to > from)
-			madvise((void *)from, to - from, MADV_HUGEPAGE);
-	}
-}
-
 /* The command sshd runs, by the user's login shell, whatever it is (one
  * line, no quote but the outer ones: sh, bash, zsh, fish and csh all take
  * it): a POSIX sh that reads the script from stdin into a private file,
@@ -76,7 +49,42 @@ static void grow_to(char **p, size_t *alloc, size_t need, size_t max)
 	"exec 3<\"$f\" 2>&1 </dev/null; rm -f \"$f\"; "                        \
 	"exec \"${SHELL:-sh}\" /dev/fd/3' primefs-job %zu"
 
-struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len)
+int cmd_open_output(const char *pod_key, int out_fd)
+{
+	int fd;
+	if (out_fd >= 0) {
+		fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			int e = errno;
+			plog("ssh", pod_key, "cannot dup the output file: %s",
+			     strerror(e));
+			return -e;
+		}
+		return fd;
+	}
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "%s/primefs-out.XXXXXX", dir);
+	fd = mkostemp(path.data, O_CLOEXEC);
+	int e = errno;
+	if (fd >= 0)
+		unlink(path.data);
+	else
+		plog("ssh", pod_key,
+		     "cannot make a temporary file for the output in %s: %s",
+		     dir, strerror(e));
+	buf_free(&path);
+	return fd >= 0 ? fd : -e;
+}
+
+struct ssh_cmd *cmd_new(const char *pod_key, const char *conn,
+			const char *script, size_t len, int fd)
 {
 	struct ssh_cmd *c = xcalloc(1, sizeof *c);
 	atomic_init(&c->refs, 2); /* the caller's and the I/O thread's */
@@ -86,10 +94,9 @@ struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (cap < 2)
-		cap = 2;
-	c->head_cap = cap / 2;
-	c->ring_cap = cap - c->head_cap;
+	c->fd = fd;
+	c->pod_key = xstrdup(pod_key);
+	c->conn = xstrdup(conn);
 	c->next_watch_id = 1;
 	struct buf b;
 	buf_init(&b);
@@ -102,101 +109,75 @@ struct ssh_cmd *cmd_new(size_t cap, const char *script, size_t len)
 	return c;
 }
 
-/* Under c->lock: room for up to `want` more bytes, contiguous, where the
- * next ones go. The I/O thread fills it with the lock released (libssh2
- * reads straight into it), then commits what it got. Readers never see
- * the room: it lies past `total`, and the ring bytes it overwrites count
- * as dropped (tail_start) from now on. */
-char *cmd_reserve(struct ssh_cmd *c, size_t want, size_t *room)
+/* Writes n bytes at the end of the file whatever happened before; the
+ * bytes written, *err set on failure. The I/O thread's: it alone writes
+ * and moves total. */
+static size_t append(struct ssh_cmd *c, const char *p, size_t n, int *err)
 {
-	char *at;
-	if (c->head_len < c->head_cap) {
-		*room = min_sz(want, c->head_cap - c->head_len);
-		grow_to(&c->head, &c->head_alloc, c->head_len + *room,
-			c->head_cap);
-		at = c->head + c->head_len;
-	} else {
-		unsigned long long rel = c->total - c->head_cap;
-		size_t idx = (size_t)(rel % c->ring_cap);
-		*room = min_sz(want, c->ring_cap - idx);
-		if (c->ring_alloc < c->ring_cap)
-			grow_to(&c->ring, &c->ring_alloc, idx + *room,
-				c->ring_cap);
-		at = c->ring + idx;
+	size_t done = 0;
+	*err = 0;
+	while (done < n) {
+		ssize_t w =
+		    pwrite(c->fd, p + done, n - done, (off_t)(c->total + done));
+		if (w > 0) {
+			done += (size_t)w;
+		} else if (w < 0 && errno == EINTR) {
+			continue;
+		} else {
+			*err = w < 0 ? errno : EIO;
+			break;
+		}
 	}
-	c->reserved = *room;
-	return at;
-}
-
-/* Under c->lock: n of the reserved bytes are written. */
-void cmd_commit(struct ssh_cmd *c, size_t n)
-{
-	if (c->head_len < c->head_cap)
-		c->head_len += n;
-	c->total += n;
-	c->reserved = 0;
-}
-
-/* Under c->lock. */
-static void cmd_append(struct ssh_cmd *c, const char *p, size_t n)
-{
-	while (n) {
-		size_t room;
-		char *at = cmd_reserve(c, n, &room);
-		memcpy(at, p, room);
-		cmd_commit(c, room);
-		p += room;
-		n -= room;
+	if (done) {
+		pthread_mutex_lock(&c->lock);
+		c->total += done;
+		pthread_mutex_unlock(&c->lock);
+		c->dirty = true;
 	}
+	return done;
 }
 
-/* Under c->lock: the first position past the head still readable. The ring
- * holds the ring_cap bytes before total + reserved. */
-static unsigned long long tail_start(const struct ssh_cmd *c)
+void cmd_output(struct ssh_cmd *c, const char *p, size_t n)
 {
-	unsigned long long end = c->total + c->reserved;
-	unsigned long long from = end > c->ring_cap ? end - c->ring_cap : 0;
-	return from > c->head_len ? from : c->head_len;
+	if (!c->write_err) {
+		int err;
+		size_t w = append(c, p, n, &err);
+		if (!err)
+			return;
+		c->write_err = err;
+		p += w;
+		n -= w;
+		plog("ssh", c->pod_key,
+		     "cannot write a command's output to its file: %s; the "
+		     "rest of it is read and discarded",
+		     strerror(err));
+	}
+	c->lost_bytes += n;
 }
 
 size_t ssh_cmd_read(struct ssh_cmd *c, struct ssh_cursor *cur, char *buf,
 		    size_t n, bool *eof)
 {
-	size_t got = 0;
 	pthread_mutex_lock(&c->lock);
-	while (got < n && cur->pos < c->total) {
-		unsigned long long pos = cur->pos;
-		size_t chunk;
-		if (pos < c->head_len) {
-			chunk = min_sz(n - got, c->head_len - (size_t)pos);
-			memcpy(buf + got, c->head + pos, chunk);
-		} else if (pos < tail_start(c)) {
-			/* The reader's place was dropped: say so, jump to the
-			 * tail. */
-			unsigned long long from = tail_start(c);
-			char m[80];
-			int len = snprintf(m, sizeof m,
-					   "\n[primefs: %llu bytes dropped]\n",
-					   from - pos);
-			chunk = min_sz(n - got, (size_t)len);
-			memcpy(buf + got, m, chunk);
-			got += chunk;
-			cur->pos = from;
-			cur->marker_done = true;
-			continue;
-		} else {
-			size_t idx =
-			    (size_t)((pos - c->head_cap) % c->ring_cap);
-			chunk = min_sz(n - got, c->ring_cap - idx);
-			if (chunk > c->total - pos)
-				chunk = (size_t)(c->total - pos);
-			memcpy(buf + got, c->ring + idx, chunk);
-		}
-		got += chunk;
-		cur->pos += chunk;
-	}
-	*eof = got == 0 && c->done && cur->pos >= c->total;
+	unsigned long long total = c->total;
+	bool done = c->done;
 	pthread_mutex_unlock(&c->lock);
+	size_t got = 0;
+	if (cur->pos < total) {
+		unsigned long long left = total - cur->pos;
+		size_t want = left < n ? (size_t)left : n;
+		while (got < want) {
+			ssize_t r = pread(c->fd, buf + got, want - got,
+					  (off_t)(cur->pos + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		cur->pos += got;
+	}
+	*eof = got == 0 && done && cur->pos >= total;
 	return got;
 }
 
@@ -304,8 +285,10 @@ void ssh_cmd_put(struct ssh_cmd *c)
 		c->watchers = w->next;
 		free(w);
 	}
-	free(c->head);
-	free(c->ring);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->pod_key);
+	free(c->conn);
 	free(c->exit_signal);
 	free(c->cmdline);
 	free(c->input);
@@ -358,9 +341,21 @@ void cmd_started(struct ssh_cmd *c, int rc)
 
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost)
 {
-	pthread_mutex_lock(&c->lock);
+	/* Tried even after a failed write: space may have come back. */
+	struct buf tail;
+	buf_init(&tail);
 	if (lost)
-		cmd_append(c, LOST_MARKER, sizeof LOST_MARKER - 1);
+		buf_adds(&tail, LOST_MARKER);
+	if (c->lost_bytes)
+		buf_printf(&tail,
+			   "\n[primefs: %llu bytes of output lost: %s]\n",
+			   c->lost_bytes, strerror(c->write_err));
+	if (tail.len) {
+		int err;
+		append(c, tail.data, tail.len, &err);
+	}
+	buf_free(&tail);
+	pthread_mutex_lock(&c->lock);
 	c->lost = lost;
 	c->exit_status = status;
 	c->exit_signal = sig ? xstrdup(sig) : NULL;

@@ -16,7 +16,6 @@
 
 #define DEFAULT_TIMEOUT	  10.0
 #define DEFAULT_KEEPALIVE 15.0
-#define DEFAULT_CAP	  ((size_t)64 << 20)
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static int init_count;
@@ -88,7 +87,6 @@ struct ssh_pool *ssh_pool_new(const struct ssh_opts *o)
 	p->keepalive = (double)(long)(p->keepalive + 0.5);
 	if (p->keepalive < 2)
 		p->keepalive = 2;
-	p->output_cap = o->output_cap ? o->output_cap : DEFAULT_CAP;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->kh_lock, NULL);
 	return p;
@@ -290,15 +288,15 @@ static int wait_started(struct ssh_pool *p, const char *pod_key,
 }
 
 int ssh_run(struct ssh_pool *p, const char *pod_key, const char *conn,
-	    const char *cmdline, bool (*interrupted)(void *arg), void *arg,
-	    struct ssh_cmd **out)
+	    const char *cmdline, int out_fd, bool (*interrupted)(void *arg),
+	    void *arg, struct ssh_cmd **out)
 {
 	return ssh_run_script(p, pod_key, conn, cmdline, strlen(cmdline),
-			      interrupted, arg, out);
+			      out_fd, interrupted, arg, out);
 }
 
 int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
-		   const char *script, size_t len,
+		   const char *script, size_t len, int out_fd,
 		   bool (*interrupted)(void *arg), void *arg,
 		   struct ssh_cmd **out)
 {
@@ -318,7 +316,10 @@ int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
 		return -EIO;
 	}
 	for (int attempt = 0;; attempt++) {
-		struct ssh_cmd *c = cmd_new(p->output_cap, script, len);
+		int fd = cmd_open_output(pod_key, out_fd);
+		if (fd < 0)
+			return -EIO;
+		struct ssh_cmd *c = cmd_new(pod_key, conn, script, len, fd);
 		if (!submit(p, pod_key, conn, c)) {
 			ssh_cmd_put(c);
 			ssh_cmd_put(c);

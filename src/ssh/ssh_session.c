@@ -15,8 +15,8 @@
 
 #include "log.h"
 
-/* One libssh2_channel_read() at most (fewer where the buffer wraps): few
- * lock round trips per megabyte. */
+/* One libssh2_channel_read() at most, then one write() to the command's
+ * file: few system calls per megabyte. */
 #define READ_CHUNK (256 * 1024)
 /* Bytes one command may take per loop round before the others get theirs. */
 #define ROUND_BUDGET ((size_t)4 << 20)
@@ -282,19 +282,12 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 			 * one loop: reading one to its end first would stall
 			 * once the other fills the channel window. */
 			for (int stream = 0; stream < 2; stream++) {
-				/* Straight into the command's buffer: one copy
-				 * less per byte. */
-				size_t room;
-				pthread_mutex_lock(&c->lock);
-				char *at = cmd_reserve(c, READ_CHUNK, &room);
-				pthread_mutex_unlock(&c->lock);
 				ssize_t n = libssh2_channel_read_ex(
 				    c->ch,
-				    stream ? SSH_EXTENDED_DATA_STDERR : 0, at,
-				    room);
-				pthread_mutex_lock(&c->lock);
-				cmd_commit(c, n > 0 ? (size_t)n : 0);
-				pthread_mutex_unlock(&c->lock);
+				    stream ? SSH_EXTENDED_DATA_STDERR : 0,
+				    s->rbuf, READ_CHUNK);
+				if (n > 0)
+					cmd_output(c, s->rbuf, (size_t)n);
 				if (n > 0) {
 					c->dirty = any = *progress = true;
 					budget -= min_sz(budget, (size_t)n);
@@ -642,6 +635,7 @@ void *sess_main(void *arg)
 {
 	struct sess *s = arg;
 	struct fail f = {0};
+	s->rbuf = xmalloc(READ_CHUNK);
 	int rc = sess_open(s);
 	bool up = rc == 0;
 	if (up)
@@ -671,6 +665,8 @@ void *sess_main(void *arg)
 		     "session to %s port %d closed (pod gone or unmounting) "
 		     "before %d command%s could start",
 		     s->host, s->port, f.stopped, f.stopped == 1 ? "" : "s");
+	free(s->rbuf);
+	s->rbuf = NULL;
 	pthread_mutex_lock(&s->lock);
 	s->exited = true;
 	pthread_mutex_unlock(&s->lock);

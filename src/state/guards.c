@@ -19,7 +19,7 @@
 
 #include "lifecycle.h"
 #include "log.h"
-#include "runs.h"
+#include "jobs.h"
 #include "template.h"
 
 #define RETRY_MIN 1.0
@@ -31,9 +31,8 @@ struct guard {
 	double idle;	   /* seconds; < 0: none */
 	time_t idle_since; /* the later of arming, ACTIVE and the last job */
 	bool seen_active;
-	struct ssh_cmd *cmd; /* newest job seen, referenced */
-	double max_cost;     /* USD; < 0: none */
-	bool lease;	     /* armed: it has been held */
+	double max_cost; /* USD; < 0: none */
+	bool lease;	 /* armed: it has been held */
 	int holders;
 	time_t released; /* when the last holder let go; 0 while held */
 	/* Terminating: which guard fired, and when to try again. */
@@ -90,7 +89,6 @@ static struct guard *find_or_add(struct guards *g, const char *id,
 
 static void guard_free(struct guard *x)
 {
-	ssh_cmd_put(x->cmd);
 	free(x->id);
 	free(x->name);
 	free(x);
@@ -268,7 +266,6 @@ struct work {
 	bool check;	 /* evaluate idle and cost */
 	double idle, max_cost;
 	time_t idle_since;
-	struct ssh_cmd *cmd; /* the job seen last, referenced */
 };
 
 /* Under g->mu: what is due now. */
@@ -296,7 +293,6 @@ static size_t collect(struct guards *g, time_t now, struct work **out)
 			k->idle = x->idle;
 			k->max_cost = x->max_cost;
 			k->idle_since = x->idle_since;
-			k->cmd = x->cmd ? ssh_cmd_get(x->cmd) : NULL;
 			checked = true;
 		} else {
 			continue;
@@ -326,9 +322,8 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 		      g->o.cost(g->o.cost_arg, p, &cost) == 0 &&
 		      cost >= k->max_cost;
 	bool active = !strcmp(pod_status(p), "ACTIVE");
-	struct ssh_cmd *c =
-	    k->idle >= 0 && g->o.runs ? runs_newest(g->o.runs, k->id) : NULL;
-	bool busy = c && (c != k->cmd || !ssh_cmd_done(c));
+	bool busy = k->idle >= 0 && g->o.jobs &&
+		    jobs_busy(g->o.jobs, k->id, k->idle_since);
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, k->id);
 	if (x && costly && !x->firing) {
@@ -341,13 +336,8 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 			if (x->idle_since < now)
 				x->idle_since = now;
 		}
-		if (busy) { /* a job runs, or one ran since the last look */
+		if (busy) /* a job runs, or one ran since the last look */
 			x->idle_since = now;
-			if (c != x->cmd) {
-				ssh_cmd_put(x->cmd);
-				x->cmd = ssh_cmd_get(c);
-			}
-		}
 		if (active && !busy && x->seen_active &&
 		    now - x->idle_since >= x->idle && !x->firing) {
 			x->firing = k->why = "idle";
@@ -356,7 +346,6 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 		}
 	}
 	pthread_mutex_unlock(&g->mu);
-	ssh_cmd_put(c);
 }
 
 static void fire(struct guards *g, struct work *k)
@@ -425,7 +414,6 @@ static void *timer(void *arg)
 				evaluate(g, &w[i], s, now);
 			if (w[i].why)
 				fire(g, &w[i]);
-			ssh_cmd_put(w[i].cmd);
 			free(w[i].id);
 			free(w[i].name);
 		}

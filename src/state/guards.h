@@ -10,7 +10,7 @@
 #include "util.h"
 
 struct lifecycle;
-struct runs;
+struct jobs;
 
 enum guard_kind { G_DEADLINE, G_IDLE, G_MAX_COST, G_LEASE, G_KINDS };
 
@@ -20,7 +20,7 @@ struct guards_opts {
 	double check_every;  /* seconds between idle and cost checks */
 	struct cache *cache; /* pods' status and cost */
 	struct lifecycle *life; /* terminates (pod_terminate) */
-	struct runs *runs;	/* jobs, for idle; may be NULL */
+	struct jobs *jobs;	/* for idle; may be NULL */
 	/* The pod's cost now, as its `cost` file says: 0, or -1 unknown. */
 	int (*cost)(void *arg, const struct pod *p, double *out);
 	void *cost_arg;

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "util.h"
@@ -73,8 +74,15 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name);
  * and waiters get EOF within a second); their records stay, for history.
  */
 void jobs_pod_gone(struct jobs *j, const char *pod_id);
-/* Whether a job of the pod is running now (the idle guard). */
-bool jobs_busy(struct jobs *j, const char *pod_id);
+/* A pods listing came (cache_set_pods_hook): the pods that exist are those
+ * listed(arg, pod_id) says; the others are gone (jobs_pod_gone), and their
+ * SSH sessions and known_hosts lines go too (ssh_pool_prune). listed is
+ * called with locks held: a lookup only. */
+void jobs_prune(struct jobs *j, bool (*listed)(void *arg, const char *pod_id),
+		void *arg);
+/* Whether a job of the pod is running now, or one ended after `since`
+ * (the idle guard: a job that ran between two looks counts). */
+bool jobs_busy(struct jobs *j, const char *pod_id, time_t since);
 
 struct job *job_get(struct job *jb);
 void job_put(struct job *jb);

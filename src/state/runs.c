@@ -1,5 +1,5 @@
-/* runs.c — see runs.h. The registry's mutex guards the table only; waiting
- * for readiness and starting a command happen without it. */
+/* runs.c — see runs.h. Nothing here is shared but the cache and the pool,
+ * which lock for themselves. */
 #include "runs.h"
 
 #include <errno.h>
@@ -16,17 +16,11 @@ void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
 	r->pool = pool;
 	r->ready_timeout = ready_timeout;
 	r->poll_interval = 2;
-	pthread_mutex_init(&r->mu, NULL);
 }
 
 void runs_destroy(struct runs *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].pod_id);
-		ssh_cmd_put(r->v[i].cmd);
-	}
-	free(r->v);
-	pthread_mutex_destroy(&r->mu);
+	(void)r;
 }
 
 static bool starting(const char *status)
@@ -119,8 +113,8 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 }
 
 int runs_start(struct runs *r, const char *pod_id, const char *script,
-	       size_t len, bool (*interrupted)(void *arg), void *arg,
-	       struct ssh_cmd **out)
+	       size_t len, int out_fd, bool (*interrupted)(void *arg),
+	       void *arg, struct ssh_cmd **out)
 {
 	struct buf path;
 	buf_init(&path);
@@ -136,85 +130,9 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 	char *conn = NULL;
 	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
 	if (rc == 0)
-		rc = ssh_run_script(r->pool, pod_id, conn, script, len,
+		rc = ssh_run_script(r->pool, pod_id, conn, script, len, out_fd,
 				    interrupted, arg, out);
-	if (rc == 0) {
-		pthread_mutex_lock(&r->mu);
-		size_t i;
-		for (i = 0; i < r->n; i++)
-			if (!strcmp(r->v[i].pod_id, pod_id))
-				break;
-		if (i == r->n) {
-			r->v = xrealloc(r->v, (r->n + 1) * sizeof *r->v);
-			r->v[i].pod_id = xstrdup(pod_id);
-			r->v[i].cmd = NULL;
-			r->n++;
-		}
-		struct ssh_cmd *old = r->v[i].cmd;
-		r->v[i].cmd = ssh_cmd_get(*out);
-		pthread_mutex_unlock(&r->mu);
-		if (old)
-			ssh_cmd_put(old);
-	}
 	free(conn);
 	buf_free(&path);
 	return rc;
-}
-
-struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id)
-{
-	struct ssh_cmd *c = NULL;
-	pthread_mutex_lock(&r->mu);
-	for (size_t i = 0; i < r->n; i++)
-		if (!strcmp(r->v[i].pod_id, pod_id)) {
-			c = ssh_cmd_get(r->v[i].cmd);
-			break;
-		}
-	pthread_mutex_unlock(&r->mu);
-	return c;
-}
-
-static bool listed(void *arg, const char *pod_id)
-{
-	const struct pod *p = snap_pod(arg, pod_id);
-	return p && !strcmp(p->id, pod_id);
-}
-
-void runs_prune(struct runs *r, const struct snap *pods)
-{
-	if (pods->kind != SNAP_PODS || !pods->pods.n)
-		return;
-	pthread_mutex_lock(&r->mu);
-	struct ssh_cmd **drop = xmalloc((r->n + 1) * sizeof *drop);
-	size_t n = 0;
-	for (size_t i = 0; i < r->n;)
-		if (!listed((void *)pods, r->v[i].pod_id)) {
-			free(r->v[i].pod_id);
-			drop[n++] = r->v[i].cmd;
-			r->v[i] = r->v[--r->n];
-		} else {
-			i++;
-		}
-	pthread_mutex_unlock(&r->mu);
-	for (size_t i = 0; i < n; i++)
-		ssh_cmd_put(drop[i]);
-	free(drop);
-	ssh_pool_prune(r->pool, listed, (void *)pods);
-}
-
-void runs_forget(struct runs *r, const char *pod_id)
-{
-	struct ssh_cmd *c = NULL;
-	pthread_mutex_lock(&r->mu);
-	for (size_t i = 0; i < r->n; i++)
-		if (!strcmp(r->v[i].pod_id, pod_id)) {
-			free(r->v[i].pod_id);
-			c = r->v[i].cmd;
-			r->v[i] = r->v[--r->n];
-			break;
-		}
-	pthread_mutex_unlock(&r->mu);
-	if (c)
-		ssh_cmd_put(c);
-	ssh_pool_forget(r->pool, pod_id);
 }

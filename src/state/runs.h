@@ -1,7 +1,7 @@
-/* runs.h — commands on pods: which command is each pod's newest (what
- * `cat run` and `cat exit` follow), and starting one, after waiting for a
- * pod that is still starting to become ready. FUSE-free; the caller says
- * how to tell that the user gave up (Ctrl-C). */
+/* runs.h — starting commands on pods, after waiting for a pod that is
+ * still starting to become ready. Which command is a pod's newest is the
+ * job store's (jobs.h). FUSE-free; the caller says how to tell that the
+ * user gave up (Ctrl-C). */
 #ifndef PRIMEFS_RUNS_H
 #define PRIMEFS_RUNS_H
 
@@ -15,12 +15,6 @@ struct runs {
 	struct ssh_pool *pool;
 	double ready_timeout; /* seconds to wait for a starting pod */
 	double poll_interval; /* seconds between status checks meanwhile */
-	pthread_mutex_t mu;
-	struct newest {
-		char *pod_id;
-		struct ssh_cmd *cmd;
-	} * v;
-	size_t n;
 };
 
 void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
@@ -30,28 +24,18 @@ void runs_destroy(struct runs *r);
 /* Scripts longer than this are refused (E2BIG) before anything is sent. */
 #define RUNS_MAX_SCRIPT ((size_t)1 << 20)
 
-/* Runs a script (len bytes, see ssh_run_script) on the pod with this id as
- * one job; returns once it has started: 0 and
- * a referenced *out (now the pod's newest), or -errno with a line in `log`:
+/* Runs a script (len bytes, see ssh_run_script; out_fd the output file
+ * or -1) on the pod with this id as one job; returns once it has started:
+ * 0 and a referenced *out, or -errno with a line in `log`:
  * ENOTCONN (the pod is not running, or did not become ready in time),
  * EHOSTUNREACH, EACCES, EINTR (interrupted(arg) said so), ENOENT, E2BIG
  * (over RUNS_MAX_SCRIPT: nothing sent). */
 int runs_start(struct runs *r, const char *pod_id, const char *script,
-	       size_t len, bool (*interrupted)(void *arg), void *arg,
-	       struct ssh_cmd **out);
+	       size_t len, int out_fd, bool (*interrupted)(void *arg),
+	       void *arg, struct ssh_cmd **out);
 /* Without waiting: -ENOTCONN (logged as runs_start does) if the pod will
  * never run a job (ERROR, INSTALL_FAILED, STOPPED, gone), else 0 — so that
  * the first write of a job fails at once, where a shell reports it. */
 int runs_check(struct runs *r, const char *pod_id);
-/* The pod's newest command, referenced, or NULL before any. */
-struct ssh_cmd *runs_newest(struct runs *r, const char *pod_id);
-/* The pod is gone: drop its commands' registry entry and its session. */
-void runs_forget(struct runs *r, const char *pod_id);
-/* A pods listing fetched from the API (cache_set_pods_hook): forgets, as
- * runs_forget, every pod not in it — deleted elsewhere — and removes their
- * known_hosts lines. An empty listing prunes nothing: it is more likely a
- * glitch than the end of every pod, and wrongly pruning ends running
- * commands. */
-void runs_prune(struct runs *r, const struct snap *pods);
 
 #endif

@@ -1,5 +1,5 @@
-/* jobfiles.c — see jobfiles.h. A run or exit handle follows one command:
- * a reader the pod's newest as of its open, a writer the one its own
+/* jobfiles.c — see jobfiles.h. A run or exit handle follows one job (jobs.h):
+ * a reader the pod's latest as of its open, a writer the one its own
  * writes started.
  *
  * Locking. The FUSE layer may call read, write, flush and poll on one
@@ -8,13 +8,13 @@
  * release comes last, after every other call on the handle.
  * - j->mu guards what changes after open: cmd (and the reference it
  *   holds), cur, watch, data, too_big, exit_done.
- * - Nothing waits under j->mu: no runs_start() (network), no
- *   ssh_cmd_wait() with a timeout. To use the command outside j->mu, take
+ * - Nothing waits under j->mu: no jobs_run() (network), no
+ *   job_wait() with a timeout. To use the command outside j->mu, take
  *   a reference of your own under it.
  * - The watch, if any, is on j->cmd and is registered under j->mu (that
  *   takes only the command's lock). Whoever replaces j->cmd takes the
  *   watch out with it under j->mu, then, with j->mu released, unwatches
- *   and puts the command (drop_cmd): ssh_cmd_unwatch() waits out a running
+ *   and puts the command (drop_cmd): job_unwatch() waits out a running
  *   wake, which may take the caller's own locks. */
 #include "jobfiles.h"
 
@@ -25,18 +25,19 @@
 #include <string.h>
 
 #include "log.h"
+#include "jobs.h"
 #include "runs.h"
 
 struct jobfile {
 	bool run; /* run (else exit) */
 	bool own; /* opened for writing: follows its own command */
 	pthread_mutex_t mu;
-	struct buf data;     /* run: the script so far; exit: the exit text */
-	bool too_big;	     /* run: the script passed RUNS_MAX_SCRIPT */
-	bool exit_done;	     /* exit: data holds the exit text */
-	struct ssh_cmd *cmd; /* followed by this handle; NULL before any */
-	struct ssh_cursor cur;
-	int watch; /* on cmd, or -1 */
+	struct buf data; /* run: the script so far; exit: the exit text */
+	bool too_big;	 /* run: the script passed RUNS_MAX_SCRIPT */
+	bool exit_done;	 /* exit: data holds the exit text */
+	struct job *cmd; /* followed by this handle; NULL before any */
+	unsigned long long cur; /* run: read offset in its output */
+	int watch;		/* on cmd, or -1 */
 };
 
 static struct jobfile *jf(struct tree_handle *h)
@@ -57,10 +58,10 @@ static int open_common(struct tree_handle *h, bool run)
 	j->watch = -1;
 	buf_init(&j->data);
 	pthread_mutex_init(&j->mu, NULL);
-	struct runs *r = tree_runs(h->tree);
-	/* A reader follows the newest command as of its open. */
-	if (!j->own && r && h->pod_id)
-		j->cmd = runs_newest(r, h->pod_id);
+	struct jobs *js = tree_jobs(h->tree);
+	/* A reader follows the newest job as of its open. */
+	if (!j->own && js && h->pod_id)
+		j->cmd = jobs_latest(js, h->pod_id);
 	h->priv = j;
 	return 0;
 }
@@ -79,11 +80,11 @@ static int exit_open(struct tree_handle *h, const struct node *n)
 
 /* Without j->mu: the handle's watch on c removed (no wake runs once this
  * returns), then its reference dropped. */
-static void drop_cmd(struct ssh_cmd *c, int watch)
+static void drop_cmd(struct job *c, int watch)
 {
 	if (c && watch >= 0)
-		ssh_cmd_unwatch(c, watch);
-	ssh_cmd_put(c);
+		job_unwatch(c, watch);
+	job_put(c);
 }
 
 static void wake(struct tree_handle *h)
@@ -112,23 +113,23 @@ static int start_pending(struct tree_handle *h)
 		buf_free(&script);
 		return -E2BIG;
 	}
-	struct runs *r = tree_runs(h->tree);
-	if (!script.len || !r) {
+	struct jobs *js = tree_jobs(h->tree);
+	if (!script.len || !js) {
 		buf_free(&script);
 		return script.len ? -ENOTCONN : 0;
 	}
-	struct ssh_cmd *cmd = NULL;
-	int rc = runs_start(r, h->pod_id, script.data, script.len,
-			    h->interrupted, h->interrupted_arg, &cmd);
+	struct job *cmd = NULL;
+	int rc = jobs_run(js, h->pod_id, script.data, script.len,
+			  h->interrupted, h->interrupted_arg, &cmd);
 	buf_free(&script);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&j->mu);
-	struct ssh_cmd *old = j->cmd;
+	struct job *old = j->cmd;
 	int watch = j->watch;
 	j->cmd = cmd;
 	j->watch = -1;
-	j->cur = (struct ssh_cursor){0, false};
+	j->cur = 0;
 	pthread_mutex_unlock(&j->mu);
 	drop_cmd(old, watch);
 	/* A poll waiting on the old command looks again, at the new one. */
@@ -149,24 +150,26 @@ static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
 	}
 	for (;;) {
 		pthread_mutex_lock(&j->mu);
-		struct ssh_cmd *c = j->cmd ? ssh_cmd_get(j->cmd) : NULL;
+		struct job *c = j->cmd ? job_get(j->cmd) : NULL;
 		bool eof = false;
-		size_t n = c ? ssh_cmd_read(c, &j->cur, out, size, &eof) : 0;
-		struct ssh_cursor cur = j->cur;
+		ssize_t n = c ? job_read(c, j->cur, out, size, &eof) : 0;
+		if (n > 0)
+			j->cur += (unsigned long long)n;
+		unsigned long long cur = j->cur;
 		pthread_mutex_unlock(&j->mu);
 		int rc = 0;
 		bool again = false;
 		if (!c || n || eof)
-			rc = (int)n; /* before any command: empty */
+			rc = (int)n; /* before any job: empty; or -errno */
 		else if (h->nonblock)
 			rc = -EAGAIN;
 		else if (gave_up(h))
 			rc = -EINTR;
 		else {
-			ssh_cmd_wait(c, &cur, 0.2);
+			job_wait(c, cur, 0.2);
 			again = true;
 		}
-		ssh_cmd_put(c);
+		job_put(c);
 		if (!again)
 			return rc;
 	}
@@ -215,12 +218,12 @@ static int exit_fill(struct tree_handle *h)
 	struct jobfile *j = jf(h);
 	pthread_mutex_lock(&j->mu);
 	bool done = j->exit_done;
-	struct ssh_cmd *c = j->cmd && !done ? ssh_cmd_get(j->cmd) : NULL;
+	struct job *c = j->cmd && !done ? job_get(j->cmd) : NULL;
 	pthread_mutex_unlock(&j->mu);
 	if (done)
 		return 0;
 	int rc = 0;
-	while (c && !ssh_cmd_wait_done(c, 0.2)) {
+	while (c && !job_wait_done(c, 0.2)) {
 		if (h->nonblock) {
 			rc = -EAGAIN;
 			break;
@@ -233,13 +236,13 @@ static int exit_fill(struct tree_handle *h)
 	pthread_mutex_lock(&j->mu);
 	if (!rc && !j->exit_done) {
 		if (c)
-			ssh_cmd_exit_text(c, &j->data);
+			job_exit_text(c, &j->data);
 		else
 			buf_addc(&j->data, '\n'); /* before any command */
 		j->exit_done = true;
 	}
 	pthread_mutex_unlock(&j->mu);
-	ssh_cmd_put(c);
+	job_put(c);
 	return rc;
 }
 
@@ -271,9 +274,9 @@ static bool poll_common(struct tree_handle *h, bool arm)
 	pthread_mutex_lock(&j->mu);
 	if (j->cmd && (j->run || !j->exit_done)) {
 		if (arm && j->watch < 0)
-			j->watch = ssh_cmd_watch(j->cmd, wake_cb, h);
-		ready = j->run ? ssh_cmd_wait(j->cmd, &j->cur, 0)
-			       : ssh_cmd_done(j->cmd);
+			j->watch = job_watch(j->cmd, wake_cb, h);
+		ready = j->run ? job_wait(j->cmd, j->cur, 0)
+			       : job_wait_done(j->cmd, 0);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return ready;
@@ -283,7 +286,7 @@ static void release_common(struct tree_handle *h)
 {
 	struct jobfile *j = jf(h);
 	pthread_mutex_lock(&j->mu);
-	struct ssh_cmd *c = j->cmd;
+	struct job *c = j->cmd;
 	int watch = j->watch;
 	j->cmd = NULL;
 	j->watch = -1;

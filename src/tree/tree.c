@@ -554,6 +554,11 @@ struct runs *tree_runs(struct tree *t)
 	return t->o.runs;
 }
 
+struct jobs *tree_jobs(struct tree *t)
+{
+	return t->o.jobs;
+}
+
 bool file_writable(const struct file_def *f)
 {
 	return f->store || (f->hooks && f->hooks->write);

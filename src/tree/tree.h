@@ -125,15 +125,18 @@ struct tree_opts {
 	struct lifecycle *life;
 	struct podlog *podlog; /* pods' log files; NULL: they read empty */
 	struct guards *guards; /* pods' guard files; NULL: they read empty */
-	struct runs *runs;     /* run and exit; NULL: they read empty */
+	struct runs *runs;     /* readiness of a pod for a job */
+	struct jobs *jobs;     /* run, exit and jobs/; NULL: they read empty */
 };
 
 struct runs;
+struct jobs;
 
 struct tree *tree_new(const struct tree_opts *o);
 void tree_free(struct tree *t);
 struct cache *tree_cache(struct tree *t);
 struct runs *tree_runs(struct tree *t);
+struct jobs *tree_jobs(struct tree *t);
 
 /* 0 and a node to release, or -errno. */
 int tree_resolve(struct tree *t, const char *path, struct node *n);

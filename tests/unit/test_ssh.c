@@ -6,17 +6,19 @@
  *            known_hosts=FILE dir=DIR [port_b=N] [stall_port=N]
  *            [closed_port=N] [rsa_key=FILE] [other_key=FILE] [explicit=0|1]
  *            [timeout=S] [expect=match|refused]
- *            [bytes=N runs=N cap=N after=0|1]   (throughput, latency)
+ *            [bytes=N runs=N after=0|1]   (throughput, latency)
+ *            [full=DIR]   (full: a small tmpfs)
  *
  * Scenarios: basic interleave big stream concurrent pods hostkey known rsa
- * lost unreachable cap reuse throughput latency agent watch recycle abandon
- * frozen. [keepalive=S] sets the pool's keepalive interval.
+ * lost unreachable file full reuse throughput latency agent watch recycle
+ * abandon frozen. [keepalive=S] sets the pool's keepalive interval.
  *
  * Where a scenario needs the pod to change under it (killed, restarted,
  * given a new host key) it prints "@@ ACTION" and waits for a line on
  * stdin once the driver has done it. Lines starting "# " carry numbers the
  * driver reads (timings, byte counts). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -118,7 +120,7 @@ static void run_cmd(struct ssh_pool *p, const char *pod, const char *conn,
 	buf_init(&r->out);
 	buf_init(&r->exit);
 	r->ended = false;
-	r->rc = ssh_run(p, pod, conn, cmdline, NULL, NULL, &c);
+	r->rc = ssh_run(p, pod, conn, cmdline, -1, NULL, NULL, &c);
 	if (r->rc)
 		return;
 	struct ssh_cursor cur = {0, false};
@@ -176,7 +178,8 @@ static void sc_basic(struct ssh_pool *p)
 
 	/* Before the end, exit says nothing. */
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 0.5", NULL, NULL, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 0.5", -1, NULL, NULL, &c) ==
+	      0);
 	if (c) {
 		struct buf e;
 		buf_init(&e);
@@ -245,7 +248,7 @@ static void sc_stream(struct ssh_pool *p)
 		 gate);
 	struct ssh_cmd *c = NULL;
 	double t0 = now_monotonic();
-	CHECK(ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, -1, NULL, NULL, &c) == 0);
 	if (!c)
 		return;
 	struct ssh_cursor cur = {0, false};
@@ -278,12 +281,12 @@ static void sc_concurrent(struct ssh_pool *p)
 	struct ssh_cmd *a = NULL, *b = NULL;
 	double t0 = now_monotonic();
 	CHECK(ssh_run(p, "pod-a", conn_a,
-		      "for i in 1 2 3 4; do echo A$i; sleep 0.25; done", NULL,
-		      NULL, &a) == 0);
+		      "for i in 1 2 3 4; do echo A$i; sleep 0.25; done", -1,
+		      NULL, NULL, &a) == 0);
 	CHECK(ssh_run(p, "pod-a", conn_a,
 		      "for i in 1 2 3 4; do echo B$i >&2; sleep 0.25; done; "
 		      "exit 4",
-		      NULL, NULL, &b) == 0);
+		      -1, NULL, NULL, &b) == 0);
 	if (!a || !b)
 		return;
 	struct ssh_cursor ca = {0, false}, cb = {0, false};
@@ -340,7 +343,7 @@ static void *bg_run_main(void *arg)
 {
 	struct bg_run *b = arg;
 	double t0 = now_monotonic();
-	b->rc = ssh_run(b->p, b->pod, b->conn, b->cmd, NULL, NULL, &b->c);
+	b->rc = ssh_run(b->p, b->pod, b->conn, b->cmd, -1, NULL, NULL, &b->c);
 	b->took = now_monotonic() - t0;
 	atomic_store(&b->done, true);
 	return NULL;
@@ -357,7 +360,7 @@ static void sc_pods(struct ssh_pool *p)
 	CHECK(warm.rc == 0);
 	result_free(&warm);
 	struct ssh_cmd *a = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 5", NULL, NULL, &a) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 5", -1, NULL, NULL, &a) == 0);
 	struct bg_run st = {p, "pod-stall", conn_stall, "true",
 			    0, 0,	    NULL,	false};
 	pthread_t th;
@@ -410,7 +413,7 @@ static void sc_hostkey(struct ssh_pool *p)
 	snprintf(cmd, sizeof cmd, "touch %s/hostkey-marker",
 		 arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
-	int rc = ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c);
+	int rc = ssh_run(p, "pod-a", conn_a, cmd, -1, NULL, NULL, &c);
 	CHECK(rc == -EACCES);
 	CHECK(c == NULL);
 	CHECK(log_has("HOST KEY CHANGED for pod pod-a (127.0.0.1 port"));
@@ -419,7 +422,8 @@ static void sc_hostkey(struct ssh_pool *p)
 	CHECK(access(cmd, F_OK) != 0);
 	/* And again, from a fresh pool: still refused. */
 	p2 = ssh_pool_new(&o);
-	CHECK(ssh_run(p2, "pod-a", conn_a, "true", NULL, NULL, &c) == -EACCES);
+	CHECK(ssh_run(p2, "pod-a", conn_a, "true", -1, NULL, NULL, &c) ==
+	      -EACCES);
 	ssh_pool_free(p2);
 }
 
@@ -452,7 +456,7 @@ static void sc_rsa(struct ssh_pool *p)
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "touch %s/rsa-marker", arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pr, "pod-a", conn_a, cmd, NULL, NULL, &c) == -EACCES);
+	CHECK(ssh_run(pr, "pod-a", conn_a, cmd, -1, NULL, NULL, &c) == -EACCES);
 	CHECK(log_has("RSA key was refused"));
 	CHECK(log_has("use an ed25519 key (ssh-keygen -t ed25519) or "
 		      "libssh2 >= 1.11"));
@@ -467,8 +471,8 @@ static void sc_rsa(struct ssh_pool *p)
 static struct ssh_cmd *start_sleeper(struct ssh_pool *p, struct ssh_cursor *cur)
 {
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", NULL, NULL,
-		      &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "echo before; sleep 100", -1, NULL,
+		      NULL, &c) == 0);
 	if (!c)
 		return NULL;
 	char buf[64];
@@ -503,7 +507,7 @@ static void sc_lost(struct ssh_pool *p)
 	ssh_cmd_put(c);
 
 	/* While the pod is down: unreachable. */
-	CHECK(ssh_run(p, "pod-a", conn_a, "true", NULL, NULL, &c) ==
+	CHECK(ssh_run(p, "pod-a", conn_a, "true", -1, NULL, NULL, &c) ==
 	      -EHOSTUNREACH);
 
 	action("restart");
@@ -546,8 +550,8 @@ static void sc_unreachable(struct ssh_pool *p)
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(conn, sizeof conn, "pod-%zu", i);
 		double t0 = now_monotonic();
-		int rc =
-		    ssh_run(pu, conn, cases[i].conn, "true", NULL, NULL, &c);
+		int rc = ssh_run(pu, conn, cases[i].conn, "true", -1, NULL,
+				 NULL, &c);
 		double t = now_monotonic() - t0;
 		printf("# %s: rc %d in %.0f ms\n", cases[i].name, rc, t * 1000);
 		CHECK(rc == -EHOSTUNREACH);
@@ -557,61 +561,108 @@ static void sc_unreachable(struct ssh_pool *p)
 	CHECK(log_has("connect to 127.0.0.1 port"));
 	CHECK(log_has("timed out after 1s"));
 	/* A connection string that is not one. */
-	CHECK(ssh_run(pu, "pod-x", "root@ -p", "true", NULL, NULL, &c) == -EIO);
-	CHECK(ssh_run(pu, "pod-x", "root@h -p 99999", "true", NULL, NULL, &c) ==
+	CHECK(ssh_run(pu, "pod-x", "root@ -p", "true", -1, NULL, NULL, &c) ==
 	      -EIO);
+	CHECK(ssh_run(pu, "pod-x", "root@h -p 99999", "true", -1, NULL, NULL,
+		      &c) == -EIO);
 	ssh_pool_free(pu);
 }
 
-static void sc_cap(struct ssh_pool *p)
+/* Output goes to the caller's file as it arrives (the caller closed its
+ * fd at once), whole, and ssh_cmd_read gives the same bytes; with -1, an
+ * unlinked temporary file takes more than the old 64 MiB in-memory cap. */
+static void sc_file(struct ssh_pool *p)
 {
-	(void)p;
-	struct ssh_opts o = opts();
-	o.output_cap = 1 << 20;
-	struct ssh_pool *pc = ssh_pool_new(&o);
-	struct buf want;
+	struct buf want, path;
 	buf_init(&want);
+	buf_init(&path);
 	for (int i = 1; i <= 750000; i++)
 		buf_printf(&want, "%d\n", i);
+	buf_printf(&path, "%s/out", arg("dir", "/tmp"));
+	int fd = open(path.data, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pc, "pod-a", conn_a, "seq 1 750000", NULL, NULL, &c) ==
+	CHECK(ssh_run(p, "pod-a", conn_a, "seq 1 750000", fd, NULL, NULL, &c) ==
 	      0);
-	if (!c) {
-		ssh_pool_free(pc);
-		buf_free(&want);
-		return;
-	}
+	close(fd);
+	if (!c)
+		goto out;
 	CHECK(ssh_cmd_wait_done(c, 30));
 	CHECK(ssh_cmd_total(c) == want.len);
 	struct ssh_cursor cur = {0, false};
 	struct buf got;
 	buf_init(&got);
 	CHECK(read_all(c, &cur, &got, 1));
-	size_t half = 1 << 19;
-	char marker[80];
-	snprintf(marker, sizeof marker, "\n[primefs: %zu bytes dropped]\n",
-		 want.len - 2 * half);
-	size_t ml = strlen(marker);
-	CHECK(got.len == 2 * half + ml);
-	CHECK(got.len >= half && !memcmp(got.data, want.data, half));
-	CHECK(got.len >= half + ml && !memcmp(got.data + half, marker, ml));
-	CHECK(got.len == 2 * half + ml &&
-	      !memcmp(got.data + half + ml, want.data + want.len - half, half));
-	CHECK(cur.marker_done);
-	printf("# total %zu kept %zu\n", want.len, got.len);
-
-	/* A reader that kept up before the drop continues right: small reads
-	 * from an old cursor see the marker once, then the tail. */
-	struct ssh_cursor mid = {half - 3, false};
-	char small[4096];
-	bool eof;
-	size_t n = ssh_cmd_read(c, &mid, small, sizeof small, &eof);
-	CHECK(n == sizeof small);
-	CHECK(!memcmp(small + 3, marker, ml));
-	ssh_cmd_put(c);
+	CHECK(got.len == want.len && !memcmp(got.data, want.data, want.len));
 	buf_free(&got);
+	ssh_cmd_put(c);
+	/* The file itself, as the job store reads it. */
+	FILE *f = fopen(path.data, "rb");
+	CHECK(f != NULL);
+	if (f) {
+		char *data = xmalloc(want.len + 1);
+		size_t n = fread(data, 1, want.len + 1, f);
+		CHECK(n == want.len && !memcmp(data, want.data, want.len));
+		free(data);
+		fclose(f);
+	}
+
+	size_t big = (size_t)70 << 20;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "head -c %zu /dev/zero; echo end", big);
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, -1, NULL, NULL, &c) == 0);
+	if (!c)
+		goto out;
+	CHECK(ssh_cmd_wait_done(c, 60));
+	CHECK(ssh_cmd_total(c) == big + 4);
+	struct ssh_cursor end = {big, false};
+	char tail[16];
+	bool eof = false;
+	size_t n = ssh_cmd_read(c, &end, tail, sizeof tail, &eof);
+	CHECK(n == 4 && !memcmp(tail, "end\n", 4));
+	CHECK(ssh_cmd_read(c, &end, tail, sizeof tail, &eof) == 0 && eof);
+	printf("# total %llu\n", ssh_cmd_total(c));
+	ssh_cmd_put(c);
+out:
+	buf_free(&path);
 	buf_free(&want);
-	ssh_pool_free(pc);
+}
+
+/* The output file's disk is full (dir= a small tmpfs): the command is
+ * never stalled, ends with its own status, the loss is logged, and what
+ * was written reads back. */
+static void sc_full(struct ssh_pool *p)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "%s/out", arg("full", "/tmp"));
+	int fd = open(path.data, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	struct ssh_cmd *c = NULL;
+	CHECK(ssh_run(p, "pod-a", conn_a,
+		      "head -c 8000000 /dev/zero; echo after; exit 3", fd, NULL,
+		      NULL, &c) == 0);
+	close(fd);
+	if (c) {
+		CHECK(ssh_cmd_wait_done(c, 30));
+		struct buf ex;
+		buf_init(&ex);
+		ssh_cmd_exit_text(c, &ex);
+		CHECK_STR(S(&ex), "3\n");
+		buf_free(&ex);
+		unsigned long long total = ssh_cmd_total(c);
+		printf("# written %llu\n", total);
+		CHECK(total > 0 && total < 8000000);
+		CHECK(log_has("cannot write a command's output to its file"));
+		struct ssh_cursor cur = {0, false};
+		struct buf got;
+		buf_init(&got);
+		CHECK(read_all(c, &cur, &got, 1));
+		CHECK(got.len == total);
+		buf_free(&got);
+		ssh_cmd_put(c);
+	}
+	buf_free(&path);
 }
 
 static void sc_reuse(struct ssh_pool *p)
@@ -662,7 +713,7 @@ static double timed_run(struct ssh_pool *p, const char *cmd,
 {
 	double t0 = now_monotonic();
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, cmd, NULL, NULL, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, -1, NULL, NULL, &c) == 0);
 	if (!c)
 		return 1e9;
 	struct reader r = {c, 0, 0, false};
@@ -687,7 +738,6 @@ static void sc_throughput(struct ssh_pool *p)
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "head -c %llu /dev/zero", size);
 	struct ssh_opts o = opts();
-	o.output_cap = strtoull(arg("cap", "0"), NULL, 10);
 	/* Cold: a new pool, so connect and authentication count, as they do
 	 * for `ssh host cmd`. Then warm: the session reused, as primefs
 	 * does. */
@@ -746,7 +796,8 @@ static void sc_agent(struct ssh_pool *p)
 	o.key_explicit = true;
 	pa = ssh_pool_new(&o);
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(pa, "pod-a", conn_a, "true", NULL, NULL, &c) == -EACCES);
+	CHECK(ssh_run(pa, "pod-a", conn_a, "true", -1, NULL, NULL, &c) ==
+	      -EACCES);
 	CHECK(log_has("refused (tried key "));
 	ssh_pool_free(pa);
 	/* Not explicit: the agent first, then the (unauthorized) file. */
@@ -776,7 +827,7 @@ static void sc_watch(struct ssh_pool *p)
 {
 	struct watch_count w = {PTHREAD_MUTEX_INITIALIZER, 0};
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-a", conn_a, "echo a; sleep 0.3; echo b", NULL,
+	CHECK(ssh_run(p, "pod-a", conn_a, "echo a; sleep 0.3; echo b", -1, NULL,
 		      NULL, &c) == 0);
 	if (!c)
 		return;
@@ -793,7 +844,7 @@ static void sc_watch(struct ssh_pool *p)
 	ssh_cmd_put(c);
 
 	/* forget: the pod is gone, its running command ends. */
-	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 30", NULL, NULL, &c) == 0);
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 30", -1, NULL, NULL, &c) == 0);
 	if (!c)
 		return;
 	ssh_pool_forget(p, "pod-a");
@@ -831,7 +882,8 @@ static void sc_recycle(struct ssh_pool *p)
 	snprintf(cmd, sizeof cmd, "touch %s/recycle-marker",
 		 arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
-	CHECK(ssh_run(p, "pod-old", conn_a, cmd, NULL, NULL, &c) == -EACCES);
+	CHECK(ssh_run(p, "pod-old", conn_a, cmd, -1, NULL, NULL, &c) ==
+	      -EACCES);
 	CHECK(c == NULL);
 	CHECK(log_has("HOST KEY CHANGED for pod pod-old"));
 }
@@ -859,7 +911,7 @@ static void sc_abandon(struct ssh_pool *p)
 		 arg("dir", "/tmp"));
 	struct ssh_cmd *c = NULL;
 	interrupt_at = now_monotonic() + 0.5;
-	CHECK(ssh_run(p, "pod-a", conn_a, cmd, interrupt_later, NULL, &c) ==
+	CHECK(ssh_run(p, "pod-a", conn_a, cmd, -1, interrupt_later, NULL, &c) ==
 	      -EINTR);
 	CHECK(c == NULL);
 	CHECK(log_has("it will not run"));
@@ -909,7 +961,8 @@ static const struct {
     {"rsa", sc_rsa},
     {"lost", sc_lost},
     {"unreachable", sc_unreachable},
-    {"cap", sc_cap},
+    {"file", sc_file},
+    {"full", sc_full},
     {"reuse", sc_reuse},
     {"throughput", sc_throughput},
     {"latency", sc_latency},
