@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "guards.h"
+#include "jobfiles.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "naming.h"
@@ -114,25 +115,25 @@ static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def offer_files[] = {
-    {"price", r_offer_price, 0, -1, NULL, NULL},
-    {"stock", r_offer_stock, 0, -1, NULL, NULL},
-    {"provider", r_offer_provider, 0, -1, NULL, NULL},
-    {"data_center", r_offer_data_center, 0, -1, NULL, NULL},
-    {"country", r_offer_country, 0, -1, NULL, NULL},
-    {"region", r_offer_region, 0, -1, NULL, NULL},
-    {"socket", r_offer_socket, 0, -1, NULL, NULL},
-    {"gpu_count", r_offer_gpu_count, 0, -1, NULL, NULL},
-    {"gpu_memory", r_offer_gpu_memory, 0, -1, NULL, NULL},
-    {"vcpus", r_offer_vcpus, 0, -1, NULL, NULL},
-    {"memory", r_offer_memory, 0, -1, NULL, NULL},
-    {"disk", r_offer_disk, 0, -1, NULL, NULL},
-    {"spot", r_offer_spot, 0, -1, NULL, NULL},
-    {"prepaid", r_offer_prepaid, 0, -1, NULL, NULL},
-    {"cloud_id", r_offer_cloud_id, 0, -1, NULL, NULL},
-    {"images", r_offer_images, 0, -1, NULL, NULL},
-    {"security", r_offer_security, 0, -1, NULL, NULL},
-    {"json", r_offer_json, 0, -1, NULL, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "price", .render = r_offer_price},
+    {.name = "stock", .render = r_offer_stock},
+    {.name = "provider", .render = r_offer_provider},
+    {.name = "data_center", .render = r_offer_data_center},
+    {.name = "country", .render = r_offer_country},
+    {.name = "region", .render = r_offer_region},
+    {.name = "socket", .render = r_offer_socket},
+    {.name = "gpu_count", .render = r_offer_gpu_count},
+    {.name = "gpu_memory", .render = r_offer_gpu_memory},
+    {.name = "vcpus", .render = r_offer_vcpus},
+    {.name = "memory", .render = r_offer_memory},
+    {.name = "disk", .render = r_offer_disk},
+    {.name = "spot", .render = r_offer_spot},
+    {.name = "prepaid", .render = r_offer_prepaid},
+    {.name = "cloud_id", .render = r_offer_cloud_id},
+    {.name = "images", .render = r_offer_images},
+    {.name = "security", .render = r_offer_security},
+    {.name = "json", .render = r_offer_json},
+    {.name = NULL},
 };
 
 /* ---- pods (live and history) ---- */
@@ -279,16 +280,6 @@ static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
-/* Files with nothing to render: ctl (write-only), and run and exit,
- * streams that fs.c serves from the command itself. */
-static int r_nothing(struct tree *t, const void *obj, struct buf *out)
-{
-	(void)t;
-	(void)obj;
-	(void)out;
-	return 0;
-}
-
 /* ---- guards (guards.h): the owner's, live pods only ---- */
 
 static int render_guard(struct tree *t, const void *obj, enum guard_kind k,
@@ -372,30 +363,39 @@ void tree_lease(struct tree *t, const char *pod_id, bool hold)
 }
 
 static const struct file_def pod_files[] = {
-    {"id", r_pod_id, 0, -1, NULL, NULL},
-    {"name", r_pod_name, 0, -1, NULL, NULL},
-    {"status", r_pod_status, 0, -1, NULL, NULL},
-    {"gpu_type", r_pod_gpu_type, 0, -1, NULL, NULL},
-    {"gpu_count", r_pod_gpu_count, 0, -1, NULL, NULL},
-    {"provider", r_pod_provider, 0, -1, NULL, NULL},
-    {"image", r_pod_image, 0, -1, NULL, NULL},
-    {"price", r_pod_price, 0, -1, NULL, NULL},
-    {"cost", r_pod_cost, 0, -1, NULL, NULL},
-    {"created", r_pod_created, 0, -1, NULL, NULL},
-    {"ssh", r_pod_ssh, 0, -1, NULL, NULL},
-    {"ip", r_pod_ip, 0, -1, NULL, NULL},
-    {"progress", r_pod_progress, 0, -1, NULL, NULL},
-    {"json", r_pod_json, 0, -1, NULL, NULL},
-    {"offer", r_pod_offer, 0, -1, NULL, NULL},
-    {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL, NULL},
-    {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL, NULL},
-    {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL, NULL},
-    {"deadline", r_deadline, F_LIVE, -1, w_deadline, NULL},
-    {"idle", r_idle, F_LIVE, -1, w_idle, NULL},
-    {"max_cost", r_max_cost, F_LIVE, -1, w_max_cost, NULL},
-    {"lease", r_lease, F_LIVE | F_LEASE, -1, w_lease, NULL},
-    {"guards", r_guards, F_LIVE | F_OWNER, -1, NULL, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "status", .render = r_pod_status},
+    {.name = "gpu_type", .render = r_pod_gpu_type},
+    {.name = "gpu_count", .render = r_pod_gpu_count},
+    {.name = "provider", .render = r_pod_provider},
+    {.name = "image", .render = r_pod_image},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "created", .render = r_pod_created},
+    {.name = "ssh", .render = r_pod_ssh},
+    {.name = "ip", .render = r_pod_ip},
+    {.name = "progress", .render = r_pod_progress},
+    {.name = "json", .render = r_pod_json},
+    {.name = "offer", .render = r_pod_offer},
+    {.name = "log", .render = r_pod_log, .flags = F_STREAM | F_OWNER},
+    {.name = "run", .flags = F_STREAM | F_LIVE, .hooks = &run_hooks},
+    {.name = "exit", .flags = F_STREAM | F_LIVE, .hooks = &exit_hooks},
+    {.name = "deadline",
+     .render = r_deadline,
+     .flags = F_LIVE,
+     .store = w_deadline},
+    {.name = "idle", .render = r_idle, .flags = F_LIVE, .store = w_idle},
+    {.name = "max_cost",
+     .render = r_max_cost,
+     .flags = F_LIVE,
+     .store = w_max_cost},
+    {.name = "lease",
+     .render = r_lease,
+     .flags = F_LIVE | F_LEASE,
+     .store = w_lease},
+    {.name = "guards", .render = r_guards, .flags = F_LIVE | F_OWNER},
+    {.name = NULL},
 };
 
 /* ---- root files ---- */
@@ -491,15 +491,18 @@ static int w_ctl(struct tree *t, const char *pod_id, const char *data,
 }
 
 static const struct file_def root_files[] = {
-    {"balance", r_balance, 0, SNAP_WALLET, NULL, NULL},
-    {"config", r_config, 0, -1, w_config, c_config},
-    {"log", r_log, F_OWNER, -1, NULL, NULL},
-    {"stats", r_stats, F_OWNER, -1, NULL, NULL},
-    {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "balance", .render = r_balance, .needs = NEEDS(SNAP_WALLET)},
+    {.name = "config",
+     .render = r_config,
+     .store = w_config,
+     .check = c_config},
+    {.name = "log", .render = r_log, .flags = F_OWNER},
+    {.name = "stats", .render = r_stats, .flags = F_OWNER},
+    {.name = "ctl", .flags = F_WRITE_ONLY | F_PER_WRITE, .store = w_ctl},
+    {.name = NULL},
 };
 
-static const struct file_def no_files[] = {{NULL, NULL, 0, -1, NULL, NULL}};
+static const struct file_def no_files[] = {{.name = NULL}};
 
 /* ---- directories ---- */
 
@@ -545,6 +548,21 @@ void tree_free(struct tree *t)
 struct cache *tree_cache(struct tree *t)
 {
 	return t->o.cache;
+}
+
+struct runs *tree_runs(struct tree *t)
+{
+	return t->o.runs;
+}
+
+struct jobs *tree_jobs(struct tree *t)
+{
+	return t->o.jobs;
+}
+
+bool file_writable(const struct file_def *f)
+{
+	return f->store || (f->hooks && f->hooks->write);
 }
 
 void node_release(struct node *n)
@@ -600,9 +618,11 @@ static int step(struct tree *t, struct node *n, const char *name,
 	if (f) {
 		n->type = N_FILE;
 		n->file = f;
-		if (f->needs >= 0) {
+		if (f->needs) {
 			struct snap *s;
-			int rc = cache_get(t->o.cache, f->needs, mode, &s);
+			int rc =
+			    cache_get(t->o.cache,
+				      (enum snap_kind)(f->needs - 1), mode, &s);
 			if (rc)
 				return rc;
 			node_release(n);
@@ -802,7 +822,7 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
 		return -EISDIR;
-	return n->file->render(t, n->obj, out);
+	return n->file->render ? n->file->render(t, n->obj, out) : 0;
 }
 
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
@@ -835,9 +855,9 @@ mode_t node_mode(const struct node *n)
 		unsigned fl = n->file->flags;
 		if (fl & F_WRITE_ONLY)
 			return S_IFREG | 0200;
-		if (n->file->store || (fl & F_RUN))
+		if (file_writable(n->file))
 			return S_IFREG | 0600;
-		if (fl & (F_OWNER | F_STREAM | F_EXIT))
+		if (fl & (F_OWNER | F_STREAM) || n->file->hooks)
 			return S_IFREG | 0400;
 		return S_IFREG | 0444;
 	}
@@ -1041,6 +1061,16 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_stats || f->render == r_guards ||
 	       f->render == r_deadline || f->render == r_idle ||
 	       f->render == r_max_cost || f->render == r_lease;
+}
+
+bool tree_cacheable(const struct node *n)
+{
+	if (n->type != N_FILE || n->file->hooks || file_writable(n->file) ||
+	    (n->file->flags & (F_STREAM | F_WRITE_ONLY | F_OWNER)))
+		return false;
+	if (n->dir != D_OFFER && n->dir != D_POD && n->dir != D_HIST)
+		return false;
+	return !tree_volatile(n);
 }
 
 void tree_changed_all(struct tree *t)
