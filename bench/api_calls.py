@@ -23,13 +23,10 @@ def main():
     ap.add_argument("--offers", type=int, default=300)
     ap.add_argument("--pods", type=int, default=250)
     args = ap.parse_args()
-    common.check_setup()
-    certs = common.certs()
-    api = common.FakeAPI(certs, ["--offers", str(args.offers), "--pods", str(args.pods)])
-    m = None
-    try:
+    with common.session(["--offers", str(args.offers), "--pods", str(args.pods)]) as s:
+        api = s.api
         minimum = common.minimum_calls(api)
-        m = common.Mount(api, certs=certs)
+        m = s.mount()
         api.reset()
         m.write("ctl", "refresh\n")
 
@@ -66,10 +63,6 @@ def main():
               f"cache_hits {own.get('cache_hits')}, cache_misses {own.get('cache_misses')}, "
               f"retries {own.get('retries')}")
         print(f"goal: calls = minimum -> {'met' if n1 == min1 else 'NOT met'}")
-    finally:
-        if m:
-            m.stop()
-        api.stop()
     return 0
 
 

@@ -15,11 +15,9 @@ the API calls made during the runs are printed (expected: none).
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import common
@@ -54,13 +52,10 @@ def main():
     ap.add_argument("--cats", type=int, default=300)
     ap.add_argument("--file", default="pods/demo/status")
     args = ap.parse_args()
-    common.check_setup()
-    certs = common.certs()
-    api = common.FakeAPI(certs)
-    m = None
-    shm = tempfile.mkdtemp(prefix="primefs-bench.", dir="/dev/shm")
-    try:
-        m = common.Mount(api, options=["pods_ttl=600"], certs=certs)
+    with common.session() as s:
+        api = s.api
+        shm = s.tmpdir(dir="/dev/shm")
+        m = s.mount(["pods_ttl=600"])
         fuse_path = m.p(args.file)
         content = m.read(args.file)  # warms the cache
         tmpfs_path = os.path.join(shm, os.path.basename(args.file))
@@ -95,11 +90,6 @@ def main():
                     statistics.median(c_fuse) / statistics.median(c_tmpfs))
         print(f"goal: median ratio <= 3x -> {'met' if worst <= 3 else 'NOT met'} "
               f"(worst median ratio {worst:.2f}x)")
-    finally:
-        shutil.rmtree(shm, ignore_errors=True)
-        if m:
-            m.stop()
-        api.stop()
     return 0
 
 

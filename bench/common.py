@@ -1,14 +1,17 @@
 """Shared helpers of the benchmarks: the fake API and the mount come from
-tests/conftest.py (FakeAPI, Mount); this adds the test CA, the crawl, the
-minimum number of API calls a listing needs, percentiles and tables.
+tests/conftest.py (FakeAPI, Mount); this adds their setup and teardown in
+one context manager (session), the test CA, the crawl, the minimum number
+of API calls a listing needs, percentiles and tables.
 
 Benchmarks print figures beside a baseline measured in the same run; they
 assert nothing. Run as root (FUSE mounts need it here), with the binary at
 build/primefs or $PRIMEFS_BUILD/primefs.
 """
 
+import contextlib
 import math
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -44,6 +47,47 @@ def certs():
     return make_certs(tempfile.mkdtemp(prefix="primefs-bench-certs."))
 
 
+class Session:
+    """What a benchmark sets up: the test CA, the fake API (self.api), the
+    mounts it asks for and any other teardown it registers. Made by
+    session(); everything is undone, last first, when the `with` ends."""
+
+    def __init__(self, stack, api_args=(), tls=True):
+        self._stack = stack
+        self.certs = certs()
+        self.t_fake, self.api = timed(FakeAPI, self.certs, list(api_args), tls)
+        stack.callback(self.api.stop)
+
+    def mount(self, options=(), **kw):
+        """primefs mounted over the fake API; unmounted at the end."""
+        m = Mount(self.api, options, certs=self.certs, **kw)
+        self._stack.callback(m.stop)
+        return m
+
+    def tmpdir(self, prefix="primefs-bench.", dir=None):
+        """A fresh directory (dir="/dev/shm" for tmpfs), removed at the end."""
+        d = tempfile.mkdtemp(prefix=prefix, dir=dir)
+        self._stack.callback(shutil.rmtree, d, ignore_errors=True)
+        return d
+
+    def cleanup(self, fn, *args, **kw):
+        """fn(*args, **kw) at the end, before what was set up earlier."""
+        self._stack.callback(fn, *args, **kw)
+
+
+@contextlib.contextmanager
+def session(api_args=(), tls=True):
+    """check_setup(), then the fake API started with api_args:
+
+        with common.session(["--offers", "300"]) as s:
+            m = s.mount(["pods_ttl=600"])
+            ... s.api.counts() ...
+    """
+    check_setup()
+    with contextlib.ExitStack() as stack:
+        yield Session(stack, api_args, tls)
+
+
 def minimum_calls(api):
     """Pages each listing needs (ceil(total/100), at least 1), and 1 for
     the wallet. Asked of the fake directly; its counters are reset after."""
@@ -55,6 +99,23 @@ def minimum_calls(api):
     out["GET /billing/wallet"] = 1
     api.reset()
     return out
+
+
+def fetch_pages(api, minimum):
+    """Seconds for a plain Python client to GET every page a full crawl
+    needs (minimum from minimum_calls) and the wallet: what fetching the
+    pages alone costs, the share of a cold crawl primefs cannot help."""
+    pages = [("GET /availability/gpus", lambda i: f"/availability/gpus?page={i + 1}&page_size=100"),
+             ("GET /availability/multi-node",
+              lambda i: f"/availability/multi-node?page={i + 1}&page_size=100"),
+             ("GET /pods", lambda i: f"/pods?offset={100 * i}&limit=100"),
+             ("GET /pods/history", lambda i: f"/pods/history?offset={100 * i}&limit=100")]
+    t = time.perf_counter()
+    for endpoint, path in pages:
+        for i in range(minimum[endpoint]):
+            api.get(path(i))
+    api.get("/billing/wallet?limit=1&offset=0")
+    return time.perf_counter() - t
 
 
 def crawl(root, sink=None):

@@ -67,13 +67,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
     args = ap.parse_args()
-    common.check_setup()
-    certs = common.certs()
     # A pod stays PENDING for a minute: the status file has something to say.
-    api = common.FakeAPI(certs, ["--pending-secs", "60"])
-    m = None
-    try:
-        m = common.Mount(api, certs=certs)
+    with common.session(["--pending-secs", "60"]) as s:
+        api = s.api
+        m = s.mount()
         m.write("config", TEMPLATE)
         os.listdir(m.p("availability", "H100_80GB"))  # offers cached (60 s)
         os.mkdir(m.p("pods", "warm"))
@@ -118,10 +115,6 @@ def main():
         common.table(["endpoint"] + [c["label"] for c in cases],
                      [[e] + [f"{c['calls'].get(e, 0) / c['n']:.2f}" for c in cases]
                       for e in endpoints])
-    finally:
-        if m:
-            m.stop()
-        api.stop()
     return 0
 
 

@@ -20,10 +20,7 @@ default 5 s pods TTL is not refetched midway: the warm crawl is warm.
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
-import time
 
 import common
 
@@ -38,37 +35,17 @@ def mem_available_kib():
     return 0
 
 
-def fake_alone(api, minimum):
-    """Seconds for a Python client to GET every page primefs needs."""
-    pages = [("GET /availability/gpus", lambda i: f"/availability/gpus?page={i + 1}&page_size=100"),
-             ("GET /availability/multi-node",
-              lambda i: f"/availability/multi-node?page={i + 1}&page_size=100"),
-             ("GET /pods", lambda i: f"/pods?offset={100 * i}&limit=100"),
-             ("GET /pods/history", lambda i: f"/pods/history?offset={100 * i}&limit=100")]
-    t = time.perf_counter()
-    for endpoint, path in pages:
-        for i in range(minimum[endpoint]):
-            api.get(path(i))
-    api.get("/billing/wallet?limit=1&offset=0")
-    return time.perf_counter() - t
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--offers", type=int, default=10000)
     ap.add_argument("--pods", type=int, default=1000)
     args = ap.parse_args()
-    common.check_setup()
-    certs = common.certs()
-    t_fake, api = common.timed(common.FakeAPI, certs,
-                               ["--offers", str(args.offers), "--pods", str(args.pods)])
-    m = None
-    shm = None
-    try:
+    with common.session(["--offers", str(args.offers), "--pods", str(args.pods)]) as s:
+        api, t_fake = s.api, s.t_fake
         minimum = common.minimum_calls(api)
-        t_alone = fake_alone(api, minimum)
+        t_alone = common.fetch_pages(api, minimum)
         api.reset()
-        m = common.Mount(api, options=["pods_ttl=600", "offers_ttl=600"], certs=certs)
+        m = s.mount(["pods_ttl=600", "offers_ttl=600"])
         pid = m.proc.pid
         rss_idle = common.vm(pid, "VmHWM")
 
@@ -98,7 +75,7 @@ def main():
         t_tmpfs = c_tmpfs = None
         need_kib = 2 * 4 * len(entries) + sum(len(d) for _, k, d in entries if k == "file") // 1024
         if mem_available_kib() > need_kib + 1024 * 1024:
-            shm = tempfile.mkdtemp(prefix="primefs-bench.", dir="/dev/shm")
+            shm = s.tmpdir(dir="/dev/shm")
             for p, kind, data in entries:
                 q = os.path.join(shm, os.path.relpath(p, m.path))
                 if kind == "dir":
@@ -154,12 +131,6 @@ def main():
         ])
         print(f"goal: peak RSS <= 64 MiB -> "
               f"{'met' if rss_peak is not None and rss_peak <= GOAL_RSS_KIB else 'NOT met'}")
-    finally:
-        if shm:
-            shutil.rmtree(shm, ignore_errors=True)
-        if m:
-            m.stop()
-        api.stop()
     return 0
 
 

@@ -130,6 +130,16 @@ def err_of(fn):
     return 0
 
 
+def read_to_eof(fd, size=4096):
+    """Everything os.read gives on fd until end of file."""
+    out = b""
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return out
+        out += chunk
+
+
 def mounted(mnt):
     mnt = os.path.realpath(mnt)
     with open("/proc/self/mountinfo") as f:

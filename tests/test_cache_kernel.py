@@ -5,10 +5,11 @@ names; a listing that differs; refresh; config writes). Counts of FUSE
 requests in `stats` show what reached the daemon."""
 
 import errno
+import json
 import os
 import time
 
-from conftest import err_of
+from conftest import err_of, read_to_eof
 
 LONG = ("pods_ttl=600", "offers_ttl=600")
 TEMPLATE = "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
@@ -19,12 +20,7 @@ def counters(m):
     reading it adds no getattr of its own once its entry is cached."""
     fd = os.open(m.p("stats"), os.O_RDONLY)
     try:
-        data = b""
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(fd, 65536)
     finally:
         os.close(fd)
     out = {}
@@ -174,3 +170,71 @@ def test_config_write_then_size(api, make_mount):
                 time.sleep(0.02)
         assert m.read("config") == text
         assert os.stat(m.p("config")).st_size == len(text), before
+
+
+def _offer_match(o):
+    return {k: o.get(k) for k in ("cloudId", "gpuType", "socket", "provider", "dataCenter",
+                                  "gpuCount", "security", "isSpot")}
+
+
+def _cached_value_then_change(api, m):
+    """An offer's stock read twice: the second read is served by the
+    kernel's page cache (no READ reaches the daemon; the kernel still
+    sends OPEN, which libfuse's high-level API cannot skip per file). Then
+    the fake changes it; returns (path, the new value)."""
+    t = "H100_80GB"
+    offer = sorted(os.listdir(m.p("availability", t)))[0]
+    path = m.p("availability", t, offer, "stock")
+    with open(path) as f:
+        first = f.read()
+    c0 = counters(m)
+    c1 = counters(m)
+    per_counters = c1["fuse_read"] - c0["fuse_read"]  # reads of stats itself
+    for _ in range(3):
+        with open(path) as f:
+            assert f.read() == first
+    c2 = counters(m)
+    assert c2["fuse_read"] - c1["fuse_read"] == per_counters
+    assert os.stat(path).st_size == len(first)
+    js = json.loads(m.read("availability", t, offer, "json"))
+    new = "Low" if first != "Low\n" else "High"
+    assert api.admin("offers", {"set_stock": {"match": _offer_match(js),
+                                              "stockStatus": new}})["stock_set"]
+    return path, new + "\n"
+
+
+def test_a_cached_value_is_dropped_at_refresh(api, make_mount):
+    m = make_mount(api, options=LONG)
+    path, new = _cached_value_then_change(api, m)
+    m.write("ctl", "refresh\n")
+    with open(path) as f:
+        assert f.read() == new
+    assert os.stat(path).st_size == len(new)
+
+
+def test_a_cached_value_is_dropped_after_the_ttl(api, make_mount):
+    m = make_mount(api, options=("pods_ttl=600", "offers_ttl=2"))
+    t0 = time.monotonic()
+    path, new = _cached_value_then_change(api, m)
+    time.sleep(max(0.0, t0 + 2.5 - time.monotonic()))
+    with open(path) as f:
+        assert f.read() == new
+    assert os.stat(path).st_size == len(new)
+
+
+def test_volatile_and_job_files_are_never_kept(api, make_mount):
+    """cost grows by itself, log and stats with use: each read of them
+    reaches the daemon."""
+    m = make_mount(api, options=LONG)
+    name, _ = a_pod(m)
+    for rel in (("pods", name, "cost"), ("log",), ("config",)):
+        path = m.p(*rel)
+        with open(path) as f:
+            f.read()
+        c0 = counters(m)
+        c1 = counters(m)
+        per_counters = c1["fuse_read"] - c0["fuse_read"]
+        with open(path) as f:
+            f.read()
+        c2 = counters(m)
+        assert c2["fuse_read"] - c1["fuse_read"] > per_counters, rel

@@ -11,7 +11,7 @@ import threading
 import time
 
 
-from conftest import err_of
+from conftest import err_of, read_to_eof
 
 MIB = 1 << 20
 
@@ -136,13 +136,7 @@ def test_concurrent_read_write_handles_read_their_own_jobs(rig):
         try:
             os.write(fd, f"echo start{i}; sleep 0.{i}\n".encode())
             os.write(fd, f"echo job{i}\nexit {i}\n".encode())
-            out = b""
-            while True:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                out += chunk
-            results[i] = out
+            results[i] = read_to_eof(fd)
         finally:
             os.close(fd)
 

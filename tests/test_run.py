@@ -11,7 +11,7 @@ import time
 import pytest
 
 from sshd import make_key, free_port
-from conftest import PRIMEFS, err_of, sanitized
+from conftest import PRIMEFS, err_of, read_to_eof, sanitized
 
 
 def run(m, pod, cmd):
@@ -200,13 +200,7 @@ def test_read_write_handle_gets_its_own_output(rig):
     try:
         os.write(fd, b"sleep 1; echo mine\n")  # starts at the first read
         run(rig, "demo", "echo theirs")
-        out = b""
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            out += chunk
-        assert out == b"mine\n"
+        assert read_to_eof(fd) == b"mine\n"
     finally:
         os.close(fd)
     assert rig.read("pods/demo/run") == "mine\n"  # started last: the newest

@@ -307,6 +307,17 @@ def test_output_disk_full_never_stalls(pods, tmp_path, keys):
     assert 0 < r.value("written") <= 1 << 20
 
 
+def test_pgid_and_signal_to_the_group(pods, tmp_path, keys):
+    """ssh_cmd_pgid is the job's process group (the kernel's word, from the
+    pod); TERM ends `sleep 60` with "signal TERM", and a background child
+    with it."""
+    a = pods()
+    r = run("signal", a, tmp_path, keys).check()
+    assert r.value("pgid") > 0
+    # The script, the kill commands (3, each through sh), the checks.
+    assert "kill -s TERM" not in r.stdout
+
+
 def test_session_reused(pods, tmp_path, keys):
     a = pods()
     run("reuse", a, tmp_path, keys).check()

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,11 +102,118 @@ char *json_text(json_object *o)
 	 * these per offer. `jq .` pretty-prints it. */
 	const char *s = json_object_to_json_string_ext(
 	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	struct buf b;
-	buf_init(&b);
-	buf_adds(&b, s ? s : "null");
-	buf_addc(&b, '\n');
-	return buf_steal(&b);
+	if (!s)
+		s = "null";
+	/* Exactly its size: a buf's doubling would nearly double it. */
+	size_t n = strlen(s);
+	char *t = xmalloc(n + 2);
+	memcpy(t, s, n);
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	return t;
+}
+
+/* ---- interned strings ----
+ * One copy of each distinct value, counted: an offer's provider, region,
+ * stock and images are the same few strings across 10,000 offers. Each
+ * string is preceded by its entry; the table is a chained hash that grows
+ * with the number of distinct strings held, and an entry goes with its
+ * last reference, so what it holds is bounded by the snapshots held. */
+
+struct istr {
+	struct istr *next;
+	size_t refs;
+	size_t hash;
+	char s[];
+};
+
+static pthread_mutex_t istr_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct istr **istr_tab;
+static size_t istr_cap, istr_n;
+
+static size_t istr_hash(const char *s)
+{
+	size_t h = 14695981039346656037ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static void istr_grow(void)
+{
+	size_t cap = istr_cap ? istr_cap * 2 : 256;
+	struct istr **tab = xcalloc(cap, sizeof *tab);
+	for (size_t i = 0; i < istr_cap; i++)
+		for (struct istr *e = istr_tab[i], *next; e; e = next) {
+			next = e->next;
+			e->next = tab[e->hash & (cap - 1)];
+			tab[e->hash & (cap - 1)] = e;
+		}
+	free(istr_tab);
+	istr_tab = tab;
+	istr_cap = cap;
+}
+
+const char *str_intern(const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t h = istr_hash(s);
+	pthread_mutex_lock(&istr_mu);
+	if (istr_n >= istr_cap)
+		istr_grow();
+	struct istr **b = &istr_tab[h & (istr_cap - 1)];
+	for (struct istr *e = *b; e; e = e->next)
+		if (e->hash == h && !strcmp(e->s, s)) {
+			e->refs++;
+			pthread_mutex_unlock(&istr_mu);
+			return e->s;
+		}
+	size_t len = strlen(s);
+	struct istr *e = xmalloc(sizeof *e + len + 1);
+	memcpy(e->s, s, len + 1);
+	e->refs = 1;
+	e->hash = h;
+	e->next = *b;
+	*b = e;
+	istr_n++;
+	pthread_mutex_unlock(&istr_mu);
+	return e->s;
+}
+
+void str_unintern(const char *s)
+{
+	if (!s)
+		return;
+	struct istr *e = (struct istr *)(void *)(s - offsetof(struct istr, s));
+	pthread_mutex_lock(&istr_mu);
+	if (--e->refs == 0) {
+		struct istr **p = &istr_tab[e->hash & (istr_cap - 1)];
+		while (*p != e)
+			p = &(*p)->next;
+		*p = e->next;
+		istr_n--;
+		free(e);
+		if (!istr_n) {
+			free(istr_tab);
+			istr_tab = NULL;
+			istr_cap = 0;
+		}
+	}
+	pthread_mutex_unlock(&istr_mu);
+}
+
+size_t str_interned(void)
+{
+	pthread_mutex_lock(&istr_mu);
+	size_t n = istr_n;
+	pthread_mutex_unlock(&istr_mu);
+	return n;
+}
+
+static const char *jx_intern(json_object *o, const char *key)
+{
+	return str_intern(jx_str(o, key));
 }
 
 void num_render(struct buf *b, struct num n)
@@ -174,15 +282,15 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 	memset(out, 0, sizeof *out);
 	if (!o || !json_object_is_type(o, json_type_object))
 		return -1;
-	out->cloud_id = jx_dup(o, "cloudId");
-	out->gpu_type = jx_dup(o, "gpuType");
-	out->socket = jx_dup(o, "socket");
-	out->provider = jx_dup(o, "provider");
-	out->region = jx_dup(o, "region");
-	out->data_center = jx_dup(o, "dataCenter");
-	out->country = jx_dup(o, "country");
-	out->stock = jx_dup(o, "stockStatus");
-	out->security = jx_dup(o, "security");
+	out->cloud_id = jx_intern(o, "cloudId");
+	out->gpu_type = jx_intern(o, "gpuType");
+	out->socket = jx_intern(o, "socket");
+	out->provider = jx_intern(o, "provider");
+	out->region = jx_intern(o, "region");
+	out->data_center = jx_intern(o, "dataCenter");
+	out->country = jx_intern(o, "country");
+	out->stock = jx_intern(o, "stockStatus");
+	out->security = jx_intern(o, "security");
 	out->gpu_count = jx_num(o, "gpuCount");
 	out->gpu_memory = jx_num(o, "gpuMemory");
 	out->disk = spec_read(o, "disk");
@@ -193,6 +301,11 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 	if (!out->price.set)
 		out->price = jx_num(prices, "onDemand");
 	strlist_read(o, "images", &out->images);
+	for (size_t i = 0; i < out->images.n; i++) {
+		const char *v = str_intern(out->images.v[i]);
+		free(out->images.v[i]);
+		out->images.v[i] = (char *)v;
+	}
 	out->prepaid = jx_num(o, "prepaidTime");
 	json_object *spot = field(o, "isSpot");
 	out->is_spot = spot && json_object_is_type(spot, json_type_boolean)
@@ -206,16 +319,18 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 void offer_free(struct offer *o)
 {
 	free(o->name);
-	free(o->cloud_id);
-	free(o->gpu_type);
-	free(o->socket);
-	free(o->provider);
-	free(o->region);
-	free(o->data_center);
-	free(o->country);
-	free(o->stock);
-	free(o->security);
-	strlist_free(&o->images);
+	str_unintern(o->cloud_id);
+	str_unintern(o->gpu_type);
+	str_unintern(o->socket);
+	str_unintern(o->provider);
+	str_unintern(o->region);
+	str_unintern(o->data_center);
+	str_unintern(o->country);
+	str_unintern(o->stock);
+	str_unintern(o->security);
+	for (size_t i = 0; i < o->images.n; i++)
+		str_unintern(o->images.v[i]);
+	free(o->images.v);
 	free(o->json);
 	memset(o, 0, sizeof *o);
 }

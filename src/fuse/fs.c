@@ -1,11 +1,17 @@
-/* fs.c — FUSE operations over the tree. Files are rendered whole at open
- * into the handle, so a read never mixes two versions, and opened with
- * direct_io so that the kernel reads to end of file whatever size an
- * earlier getattr saw (cost grows while you look at it). The kernel caches
- * entries and attributes for the shortest freshness window; what the tree
- * says changed is invalidated by a thread of this file's own (never from a
- * request the kernel waits on), and a request that made a change waits
- * until the kernel has been told before it returns. */
+/* fs.c — FUSE operations over the tree. Value files are rendered whole at
+ * open into the handle, so a read never mixes two versions. Those of an
+ * immutable snapshot (tree_cacheable) are opened with keep_cache, so a
+ * warm read is served from the kernel's page cache; the others with
+ * direct_io, so that the kernel reads to end of file whatever size an
+ * earlier getattr saw (cost grows while you look at it). Files with hooks
+ * (run, exit, the job files) are served by their hooks (tree.h), which
+ * know nothing of FUSE: this file only turns their wake into poll
+ * notifications. The kernel caches entries and attributes for the
+ * shortest freshness window; what the tree says changed is invalidated
+ * (attributes and cached pages: fuse_invalidate_path) by a thread of this
+ * file's own (never from a request the kernel waits on), and a request
+ * that made a change waits until the kernel has been told before it
+ * returns. */
 #include "fs.h"
 
 #include <fuse_lowlevel.h>
@@ -21,46 +27,31 @@
 #include "guards.h"
 #include "intent.h"
 #include "log.h"
-#include "jobs.h"
-#include "runs.h"
 #include "template.h"
 
-/* Locking of a run or exit handle. FUSE may call read, write, flush and
- * poll on one handle at once (from different threads), and the watched
- * command's I/O thread calls poll_wake() at any time until its watch is
- * removed; release comes last, after every other call on the handle.
- * - h->mu guards what changes after open: cmd (and the reference it
- *   holds), cur, watch, ph, data, exit_done.
- * - Nothing waits under h->mu: no runs_start() (network), no
- *   job_wait() with a timeout, no fuse_notify_poll(). To use the
- *   command outside h->mu, take a reference of your own under it.
- * - The watch, if any, is on h->cmd, and is registered under h->mu (that
- *   takes only the command's lock). Whoever replaces h->cmd takes the
- *   watch out with it under h->mu, then, with h->mu released, unwatches
- *   and puts the command (drop_cmd): job_unwatch() waits out a
- *   running poll_wake(), which takes h->mu.
- * - A pollhandle belongs to whoever takes it out of h->ph under h->mu
- *   (poll_wake, a newer poll, release); that one destroys it. */
+/* An open file. Files with hooks (run, exit, the job files: tree.h) are
+ * served by them through fh; the others are rendered whole at open into
+ * data, and what is written is gathered there and stored at close.
+ * ph_mu guards ph: a pollhandle belongs to whoever takes it out of ph
+ * under ph_mu (poll_wake, a newer poll, release), and that one destroys
+ * it. Nothing else is taken under ph_mu but the hooks' poll (which takes
+ * the hooks' own locks, never waiting); poll_wake takes ph_mu, so the
+ * hooks never call it with their locks held. */
 struct handle {
+	struct tree_handle fh; /* what hooks see */
 	struct buf data;
 	const struct file_def *file;
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 	bool refused;	/* a write failed its check: nothing is stored */
 	char *path;	/* as opened: getattr by handle gets no path */
-	/* run and exit */
-	char *pod_id;
-	bool own;   /* opened for writing: follows its own command */
-	bool lease; /* holds its pod's lease (F_LEASE opened for writing) */
-	bool nonblock;
-	bool too_big; /* run: the script passed RUNS_MAX_SCRIPT */
-	bool append;  /* O_APPEND: writes go to the end primefs knows */
-	pthread_mutex_t mu;
-	struct job *cmd;	/* followed by this handle; NULL before any */
-	unsigned long long cur; /* read offset in its output */
-	bool exit_done;		/* data holds the exit text */
+	char *pod_id;	/* the pod the file belongs to, or NULL */
+	bool lease;	/* holds its pod's lease (F_LEASE opened for writing) */
+	bool append;	/* O_APPEND: writes go to the end primefs knows */
+	bool cached;	/* opened with keep_cache */
+	unsigned long gen; /* the tree's generation when rendered */
+	pthread_mutex_t ph_mu;
 	struct fuse_pollhandle *ph;
-	int watch; /* on cmd, or -1 */
 };
 
 static struct primefs *fs(void)
@@ -85,6 +76,7 @@ static int caller_may(mode_t mode, int acc)
 }
 
 static bool interrupted(void *arg);
+static void kc_push(const char *path, bool gone, bool late);
 
 /* ---- kernel caching: the invalidation queue ---- */
 
@@ -320,7 +312,7 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * its own mkdir and rmdir under both of a pod's names, refresh,
 	 * config and guard writes) is invalidated by kc_main. No negative
 	 * entries: a name that appears needs nothing invalidated. Contents
-	 * are never cached (direct_io). */
+	 * are cached only where tree_cacheable says so. */
 	kc_start(fuse_get_context()->fuse);
 	tree_set_changed(fs()->tree, kc_changed, NULL);
 	cfg->entry_timeout = fs()->kernel_ttl;
@@ -356,13 +348,18 @@ static int node_stat(struct node *n, struct stat *st)
 	st->st_blksize = 4096;
 	struct buf b;
 	buf_init(&b);
+	off_t size = 0;
 	if (n->type == N_LINK)
 		rc = tree_readlink(fs()->tree, n, &b);
+	else if (n->type == N_FILE && n->file->hooks && n->file->hooks->size)
+		rc = n->file->hooks->size(fs()->tree, n, &size);
 	else if (n->type == N_FILE &&
 		 !(n->file->flags & (F_STREAM | F_WRITE_ONLY)))
 		rc = tree_render(fs()->tree, n, &b);
-	st->st_size = (off_t)b.len;
-	st->st_blocks = (blkcnt_t)((b.len + 511) / 512);
+	if (b.len)
+		size = (off_t)b.len;
+	st->st_size = size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	buf_free(&b);
 	return rc;
 }
@@ -522,9 +519,27 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return 0;
 }
 
+static void poll_wake(void *arg);
+
+static bool interrupted(void *arg)
+{
+	(void)arg;
+	return fuse_interrupted();
+}
+
+static void handle_free(struct handle *h)
+{
+	pthread_mutex_destroy(&h->ph_mu);
+	free(h->pod_id);
+	free(h->path);
+	buf_free(&h->data);
+	free(h);
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	stats_count(ST_FUSE_OPEN);
+	unsigned long gen = tree_generation(fs()->tree);
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
@@ -534,7 +549,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = -EISDIR;
 	else if (n.type != N_FILE)
 		rc = -EACCES;
-	else if (acc != O_RDONLY && !n.file->store && !(n.file->flags & F_RUN))
+	else if (acc != O_RDONLY && !file_writable(n.file))
 		rc = -EACCES;
 	else if (acc != O_WRONLY && (n.file->flags & F_WRITE_ONLY))
 		rc = -EACCES;
@@ -544,174 +559,54 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		node_release(&n);
 		return rc;
 	}
+	const struct file_hooks *hooks = n.file->hooks;
 	struct handle *h = xcalloc(1, sizeof *h);
 	buf_init(&h->data);
 	h->file = n.file;
 	h->path = xstrdup(path);
-	h->watch = -1;
 	h->append = fi->flags & O_APPEND;
-	pthread_mutex_init(&h->mu, NULL);
+	h->gen = gen;
+	pthread_mutex_init(&h->ph_mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
+	h->fh = (struct tree_handle){.tree = fs()->tree,
+				     .path = h->path,
+				     .pod_id = h->pod_id,
+				     .acc = acc,
+				     .nonblock = fi->flags & O_NONBLOCK,
+				     .interrupted = interrupted,
+				     .wake = poll_wake,
+				     .wake_arg = h};
 	if ((n.file->flags & F_LEASE) && acc != O_RDONLY) {
 		h->lease = true;
 		tree_lease(fs()->tree, h->pod_id, true);
 	}
-	if (n.file->flags & (F_RUN | F_EXIT)) {
-		h->own = acc != O_RDONLY;
-		h->nonblock = fi->flags & O_NONBLOCK;
-		/* A reader follows the newest command as of its open. */
-		if (!h->own)
-			h->cmd = jobs_latest(fs()->jobs, h->pod_id);
+	if (hooks) {
+		if (hooks->open)
+			rc = hooks->open(&h->fh, &n);
 	} else if (fi->flags & O_TRUNC) {
 		h->truncated = true;
 	} else if (!(n.file->flags & F_WRITE_ONLY)) {
 		rc = tree_render(fs()->tree, &n, &h->data);
 	}
+	/* An immutable snapshot's value: the kernel keeps its pages until
+	 * kc_send invalidates the path. */
+	h->cached = !rc && acc == O_RDONLY && tree_cacheable(&n);
 	node_release(&n);
 	if (rc) {
 		if (h->lease)
 			tree_lease(fs()->tree, h->pod_id, false);
-		free(h->pod_id);
-		free(h->path);
-		buf_free(&h->data);
-		free(h);
+		handle_free(h);
 		return rc;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->direct_io = 1;
+	if (h->cached)
+		fi->keep_cache = 1;
+	else
+		fi->direct_io = 1;
 	if (n.file->flags & F_STREAM)
 		fi->nonseekable = 1;
 	return 0;
-}
-
-static bool interrupted(void *arg)
-{
-	(void)arg;
-	return fuse_interrupted();
-}
-
-static void poll_wake(void *arg);
-
-/* Without h->mu: the handle's watch on c removed (no poll_wake() runs once
- * this returns), then its reference dropped. */
-static void drop_cmd(struct job *c, int watch)
-{
-	if (c && watch >= 0)
-		job_unwatch(c, watch);
-	job_put(c);
-}
-
-/* Everything written since the last start becomes one job, as one script
- * (byte for byte): the caller waits until it has started (or could not).
- * Nothing written: nothing to start. */
-static int start_pending(struct handle *h)
-{
-	pthread_mutex_lock(&h->mu);
-	struct buf script = h->data; /* taken whole */
-	bool too_big = h->too_big;
-	buf_init(&h->data);
-	h->too_big = false;
-	pthread_mutex_unlock(&h->mu);
-	if (too_big) {
-		plog("run", h->path,
-		     "the script is over the limit of %zu bytes: nothing was "
-		     "sent",
-		     RUNS_MAX_SCRIPT);
-		buf_free(&script);
-		return -E2BIG;
-	}
-	if (!script.len) {
-		buf_free(&script);
-		return 0;
-	}
-	struct job *cmd = NULL;
-	int rc = jobs_run(fs()->jobs, h->pod_id, script.data, script.len,
-			  interrupted, NULL, &cmd);
-	buf_free(&script);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&h->mu);
-	struct job *old = h->cmd;
-	int watch = h->watch;
-	h->cmd = cmd;
-	h->watch = -1;
-	h->cur = 0;
-	pthread_mutex_unlock(&h->mu);
-	drop_cmd(old, watch);
-	/* A poll waiting on the old command looks again, at the new one. */
-	poll_wake(h);
-	return 0;
-}
-
-/* Output as it comes; blocks (interruptibly) until there is some or the
- * command ends. */
-static int read_run(struct handle *h, char *out, size_t size)
-{
-	if (h->own) {
-		int rc = start_pending(h);
-		if (rc)
-			return rc;
-	}
-	for (;;) {
-		pthread_mutex_lock(&h->mu);
-		struct job *c = h->cmd ? job_get(h->cmd) : NULL;
-		bool eof = false;
-		ssize_t n = c ? job_read(c, h->cur, out, size, &eof) : 0;
-		if (n > 0)
-			h->cur += (unsigned long long)n;
-		unsigned long long cur = h->cur;
-		pthread_mutex_unlock(&h->mu);
-		int rc = 0;
-		bool again = false;
-		if (!c || n || eof)
-			rc = (int)n; /* before any command: empty */
-		else if (h->nonblock)
-			rc = -EAGAIN;
-		else if (fuse_interrupted())
-			rc = -EINTR;
-		else {
-			job_wait(c, cur, 0.2);
-			again = true;
-		}
-		job_put(c);
-		if (!again)
-			return rc;
-	}
-}
-
-/* Fills the handle with the exit text, once the command has ended (a
- * wait until then). Once exit_done, data no longer changes. */
-static int read_exit(struct handle *h)
-{
-	pthread_mutex_lock(&h->mu);
-	bool done = h->exit_done;
-	struct job *c = h->cmd && !done ? job_get(h->cmd) : NULL;
-	pthread_mutex_unlock(&h->mu);
-	if (done)
-		return 0;
-	int rc = 0;
-	while (c && !job_wait_done(c, 0.2)) {
-		if (h->nonblock) {
-			rc = -EAGAIN;
-			break;
-		}
-		if (fuse_interrupted()) {
-			rc = -EINTR;
-			break;
-		}
-	}
-	pthread_mutex_lock(&h->mu);
-	if (!rc && !h->exit_done) {
-		if (c)
-			job_exit_text(c, &h->data);
-		else
-			buf_addc(&h->data, '\n'); /* before any command */
-		h->exit_done = true;
-	}
-	pthread_mutex_unlock(&h->mu);
-	job_put(c);
-	return rc;
 }
 
 static int fs_read(const char *path, char *out, size_t size, off_t off,
@@ -720,13 +615,14 @@ static int fs_read(const char *path, char *out, size_t size, off_t off,
 	(void)path;
 	stats_count(ST_FUSE_READ);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (h->file->flags & F_RUN)
-		return read_run(h, out, size);
-	if (h->file->flags & F_EXIT) {
-		int rc = read_exit(h);
-		if (rc)
-			return rc;
-	}
+	const struct file_hooks *hooks = h->file->hooks;
+	if (hooks)
+		return hooks->read ? hooks->read(&h->fh, out, size, off) : 0;
+	/* Pages of an older snapshot than the tree now holds may be cached
+	 * by this read after the path was invalidated: again, a moment
+	 * later. */
+	if (h->cached && tree_generation(fs()->tree) != h->gen)
+		kc_push(h->path, false, true);
 	if (off < 0 || (size_t)off >= h->data.len)
 		return 0;
 	size_t n = h->data.len - (size_t)off;
@@ -741,32 +637,10 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (h->file->flags & F_RUN) {
-		/* Writes gather one script, whatever their sizes; it starts
-		 * at close (fs_flush) or at the handle's next read. One too
-		 * big is dropped whole: E2BIG here and at close. A pod that
-		 * will never run it fails the job's first write, which a shell
-		 * reports (it ignores close's error). */
-		pthread_mutex_lock(&h->mu);
-		bool first = !h->data.len && !h->too_big;
-		pthread_mutex_unlock(&h->mu);
-		if (first && size) {
-			int rc = runs_check(fs()->runs, h->pod_id);
-			if (rc)
-				return rc;
-		}
-		pthread_mutex_lock(&h->mu);
-		if (!h->too_big && h->data.len + size > RUNS_MAX_SCRIPT) {
-			h->too_big = true;
-			buf_free(&h->data);
-			buf_init(&h->data);
-		}
-		if (!h->too_big)
-			buf_add(&h->data, data, size);
-		bool refused = h->too_big;
-		pthread_mutex_unlock(&h->mu);
-		return refused ? -E2BIG : (int)size;
-	}
+	const struct file_hooks *hooks = h->file->hooks;
+	if (hooks)
+		return hooks->write ? hooks->write(&h->fh, data, size, off)
+				    : -EACCES;
 	if (!h->file->store)
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
@@ -803,8 +677,12 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	if (h->file->flags & F_RUN)
-		return h->own ? start_pending(h) : 0;
+	const struct file_hooks *hooks = h->file->hooks;
+	if (hooks) {
+		int rc = hooks->flush ? hooks->flush(&h->fh) : 0;
+		kc_sync();
+		return rc;
+	}
 	if (h->refused) { /* a write failed and said so: the old is kept */
 		h->truncated = false;
 		return -EINVAL;
@@ -823,6 +701,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	const struct file_hooks *hooks = h->file->hooks;
 	/* `: > config`: truncated, never written. Flush did not store it, as
 	 * a shell's dup2 flushes before the write comes; an empty template
 	 * cannot be invalid, so nothing is lost by storing it this late. */
@@ -832,22 +711,15 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	}
 	if (h->lease)
 		tree_lease(fs()->tree, h->pod_id, false);
-	pthread_mutex_lock(&h->mu);
-	struct job *c = h->cmd;
-	int watch = h->watch;
+	if (hooks && hooks->release)
+		hooks->release(&h->fh); /* no poll_wake() on h from now on */
+	pthread_mutex_lock(&h->ph_mu);
 	struct fuse_pollhandle *ph = h->ph;
-	h->cmd = NULL;
-	h->watch = -1;
 	h->ph = NULL;
-	pthread_mutex_unlock(&h->mu);
-	drop_cmd(c, watch); /* no poll_wake() on h from now on */
+	pthread_mutex_unlock(&h->ph_mu);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
-	pthread_mutex_destroy(&h->mu);
-	free(h->pod_id);
-	free(h->path);
-	buf_free(&h->data);
-	free(h);
+	handle_free(h);
 	return 0;
 }
 
@@ -1077,14 +949,14 @@ static int fs_utimens(const char *path, const struct timespec tv[2],
 	return -EPERM;
 }
 
-/* From a command's I/O thread: output or the end arrived. */
+/* The hooks' wake (any thread): what a poll waits for may have come. */
 static void poll_wake(void *arg)
 {
 	struct handle *h = arg;
-	pthread_mutex_lock(&h->mu);
+	pthread_mutex_lock(&h->ph_mu);
 	struct fuse_pollhandle *ph = h->ph;
 	h->ph = NULL;
-	pthread_mutex_unlock(&h->mu);
+	pthread_mutex_unlock(&h->ph_mu);
 	if (ph) {
 		fuse_notify_poll(ph);
 		fuse_pollhandle_destroy(ph);
@@ -1096,26 +968,23 @@ static int fs_poll(const char *path, struct fuse_file_info *fi,
 {
 	(void)path;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	bool run = h->file->flags & F_RUN;
+	const struct file_hooks *hooks = h->file->hooks;
 	unsigned ready = POLLIN | POLLRDNORM;
-	if (h->file->store || run)
+	if (file_writable(h->file))
 		ready |= POLLOUT | POLLWRNORM;
 	struct fuse_pollhandle *drop = ph; /* destroyed below unless kept */
 	bool waits = false;
-	pthread_mutex_lock(&h->mu);
-	if (h->cmd && (run || ((h->file->flags & F_EXIT) && !h->exit_done))) {
-		/* Watch first, then look: what arrives in between wakes ph
-		 * (poll_wake waits for h->mu). */
-		if (ph && h->watch < 0)
-			h->watch = job_watch(h->cmd, poll_wake, h);
-		waits = run ? !job_wait(h->cmd, h->cur, 0)
-			    : !job_wait_done(h->cmd, 0);
+	if (hooks && hooks->poll) {
+		/* Under ph_mu: a wake that comes between the hook's look and
+		 * keeping ph waits for it, and then finds ph. */
+		pthread_mutex_lock(&h->ph_mu);
+		waits = !hooks->poll(&h->fh, ph != NULL);
 		if (waits && ph) {
 			drop = h->ph; /* an older poll's, now unused */
 			h->ph = ph;
 		}
+		pthread_mutex_unlock(&h->ph_mu);
 	}
-	pthread_mutex_unlock(&h->mu);
 	if (drop)
 		fuse_pollhandle_destroy(drop);
 	*reventsp = waits ? ready & ~(unsigned)(POLLIN | POLLRDNORM) : ready;

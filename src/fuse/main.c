@@ -413,7 +413,9 @@ int main(int argc, char *argv[])
 			       .tmpl = &tmpl,
 			       .life = &life,
 			       .podlog = podlog,
-			       .guards = guards};
+			       .guards = guards,
+			       .runs = &runs,
+			       .jobs = jobs};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,

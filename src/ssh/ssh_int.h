@@ -1,12 +1,13 @@
 /* ssh_int.h — private to src/ssh_*.c: what the parts of the SSH runner
  * share (the command, session and pool structs, and each part's calls into
  * the others). ssh.h is the public interface. The parts:
- *   ssh_output.c     a command's output buffer, readers, wait/watch, exit
+ *   ssh_output.c     a command's output file, readers, wait/watch, exit,
+ *                    the wrapper and its pid line
  *   ssh_transport.c  the TCP socket, waiting on it, libssh2's session setup
  *   ssh_knownhosts.c host keys per pod: learn, check, prune
  *   ssh_auth.c       agent and key file authentication
  *   ssh_session.c    one pod's I/O thread: open, channel states, loop, close
- *   ssh_pool.c       sessions per pod, ssh_run(), forget/prune/free
+ *   ssh_pool.c       sessions per pod, ssh_run(), signals, forget/prune/free
  *
  * Threads. libssh2 sessions are not thread-safe, so each pod's session has
  * one I/O thread that alone touches its socket and LIBSSH2_SESSION, in
@@ -30,6 +31,10 @@
  * never stops reading a channel (there is no back-pressure to stall sshd),
  * and memory stays bounded whatever a command prints. A failed write
  * (disk full) is counted and the rest discarded, never waited on.
+ * The channel's stderr carries only the wrapper's first line, its pid —
+ * the job's process group id, which ssh_cmd_signal() kills through a
+ * second command on the same session — and what the wrapper says when it
+ * refuses a script.
  *
  * Failures. A session that dies ends its running commands with a marker
  * line and "lost"; commands queued on it that were never sent
@@ -101,7 +106,12 @@ struct ssh_cmd {
 	int fd;		      /* the output file (the command's own) */
 	char *pod_key, *conn; /* where it runs (for ssh_cmd_signal) */
 
+	long pgid; /* under lock: the wrapper's pid, 0 until known */
+
 	/* The I/O thread's alone. */
+	char err_line[128]; /* a partial line of the channel's stderr */
+	size_t err_len;
+	bool pid_seen;
 	int write_err;		       /* errno of the failed write, or 0 */
 	unsigned long long lost_bytes; /* output discarded after it */
 	enum cstate st;
@@ -185,6 +195,13 @@ struct ssh_cmd *cmd_new(const char *pod_key, const char *conn,
 /* From the I/O thread: n bytes of output, written to the file at once (or
  * discarded and counted once a write failed). */
 void cmd_output(struct ssh_cmd *c, const char *p, size_t n);
+/* The line the wrapper starts its channel's stderr with: PID_TAG, its
+ * pid, a newline. */
+#define PID_TAG "primefs-pid "
+/* From the I/O thread: n bytes of the channel's stderr. The wrapper's pid
+ * line sets the pgid; anything else (what the wrapper or the login shell
+ * says) joins the output, a line at a time. end: flush a partial line. */
+void cmd_stderr(struct ssh_cmd *c, const char *p, size_t n, bool end);
 void cmd_notify(struct ssh_cmd *c);
 void cmd_started(struct ssh_cmd *c, int rc);
 /* lost: the marker line, and "lost" as the exit text. Appends the note on

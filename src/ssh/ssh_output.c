@@ -32,15 +32,18 @@ void monotonic_abs(struct timespec *ts, double timeout)
 }
 /* The command sshd runs, by the user's login shell, whatever it is (one
  * line, no quote but the outer ones: sh, bash, zsh, fish and csh all take
- * it): a POSIX sh that reads the script from stdin into a private file,
- * checks that every byte came (a connection cut mid-way must not run half
- * a script), merges stderr into stdout, gives it an empty stdin, and execs
+ * it): a POSIX sh that first reports its pid on the channel's stderr
+ * (PID_TAG), then reads the script from stdin into a private file, checks
+ * that every byte came (a connection cut mid-way must not run half a
+ * script), merges stderr into stdout, gives it an empty stdin, and execs
  * the user's shell ($SHELL, else sh) on it; the file is unlinked first and
- * read through the open descriptor. sshd already made it a session (and
- * process group) leader; exec keeps it, so the exit status or signal is the
- * script's. */
+ * read through the open descriptor. sshd (no pty) made it a session and
+ * process group leader, so its pid is the job's process group id; exec
+ * keeps it, so the exit status or signal is the script's. The channel's
+ * stdout is then the script's output alone; its stderr carries the pid
+ * line and what the wrapper itself says (read in ssh_session.c). */
 #define WRAPPER                                                                \
-	"exec sh -c 'umask 077; "                                              \
+	"exec sh -c 'echo \"" PID_TAG "$$\" >&2; umask 077; "                  \
 	"f=$(mktemp \"${TMPDIR:-/tmp}/primefs-job.XXXXXX\") || exit 125; "     \
 	"cat >\"$f\"; n=$(wc -c <\"$f\"); "                                    \
 	"if [ \"$n\" -ne \"$1\" ]; then rm -f \"$f\"; "                        \
@@ -153,6 +156,56 @@ void cmd_output(struct ssh_cmd *c, const char *p, size_t n)
 		     strerror(err));
 	}
 	c->lost_bytes += n;
+}
+
+/* A line of the channel's stderr is complete (eol), or the buffer full. */
+static void err_line_done(struct ssh_cmd *c, bool eol)
+{
+	size_t tag = sizeof PID_TAG - 1;
+	size_t nd = c->err_len > tag ? c->err_len - tag : 0;
+	bool is_pid = eol && !c->pid_seen && nd > 0 && nd < 19 &&
+		      !memcmp(c->err_line, PID_TAG, tag);
+	long v = 0;
+	for (size_t i = tag; is_pid && i < c->err_len; i++) {
+		char d = c->err_line[i];
+		is_pid = d >= '0' && d <= '9';
+		v = v * 10 + (d - '0');
+	}
+	if (is_pid) {
+		c->pid_seen = true;
+		pthread_mutex_lock(&c->lock);
+		c->pgid = v;
+		pthread_mutex_unlock(&c->lock);
+		c->dirty = true;
+	} else {
+		cmd_output(c, c->err_line, c->err_len);
+		if (eol)
+			cmd_output(c, "\n", 1);
+	}
+	c->err_len = 0;
+}
+
+void cmd_stderr(struct ssh_cmd *c, const char *p, size_t n, bool end)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n') {
+			err_line_done(c, true);
+			continue;
+		}
+		c->err_line[c->err_len++] = p[i];
+		if (c->err_len == sizeof c->err_line)
+			err_line_done(c, false);
+	}
+	if (end && c->err_len)
+		err_line_done(c, false);
+}
+
+long ssh_cmd_pgid(struct ssh_cmd *c)
+{
+	pthread_mutex_lock(&c->lock);
+	long r = c->pgid;
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 size_t ssh_cmd_read(struct ssh_cmd *c, struct ssh_cursor *cur, char *buf,
@@ -341,6 +394,7 @@ void cmd_started(struct ssh_cmd *c, int rc)
 
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost)
 {
+	cmd_stderr(c, NULL, 0, true);
 	/* Tried even after a failed write: space may have come back. */
 	struct buf tail;
 	buf_init(&tail);

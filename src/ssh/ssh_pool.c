@@ -1,14 +1,17 @@
 /* ssh_pool.c — the pool: one session per pod, started on demand; ssh_run()
  * queues a command on it and waits for its start (retrying once on a fresh
- * session when the old one died first); forgetting and pruning pods; and
+ * session when the old one died first); signalling a command's process
+ * group (a kill command on the same session); forgetting and pruning pods; and
  * the connection string ("user@host -p port"). */
 #include "ssh_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -340,6 +343,92 @@ int ssh_run_script(struct ssh_pool *p, const char *pod_key, const char *conn,
 			return -EIO;
 		}
 	}
+}
+
+/* The names kill -l gives (POSIX and Linux), without SIG. */
+static const char *const SIGNALS[] = {
+    "HUP",   "INT",  "QUIT", "ILL",  "TRAP", "ABRT", "BUS",    "FPE",	 "KILL",
+    "USR1",  "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD",	 "CONT",
+    "STOP",  "TSTP", "TTIN", "TTOU", "URG",  "XCPU", "XFSZ",   "VTALRM", "PROF",
+    "WINCH", "IO",   "POLL", "PWR",  "SYS",  "IOT"};
+
+/* sig as a name of the table, upper case, without SIG; false if none.
+ * Case and a trailing newline (echo TERM > signal) are forgiven. */
+static bool signal_name(const char *sig, char out[8])
+{
+	size_t n = strlen(sig);
+	while (n && (sig[n - 1] == '\n' || sig[n - 1] == ' ' ||
+		     sig[n - 1] == '\t' || sig[n - 1] == '\r'))
+		n--;
+	if (n > 3 && !strncasecmp(sig, "SIG", 3)) {
+		sig += 3;
+		n -= 3;
+	}
+	if (!n || n > 7)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)toupper((unsigned char)sig[i]);
+	out[n] = 0;
+	for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++)
+		if (!strcmp(out, SIGNALS[i]))
+			return true;
+	return false;
+}
+
+int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
+{
+	char name[8];
+	if (!sig || !signal_name(sig, name))
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	bool done = c->done;
+	long pgid = c->pgid;
+	pthread_mutex_unlock(&c->lock);
+	if (done || pgid <= 0)
+		return -ESRCH;
+	/* Through sh, whatever the user's shell is (csh's kill knows no
+	 * "--"). */
+	char script[96];
+	snprintf(script, sizeof script,
+		 "exec sh -c \"kill -s %s -- -%ld\" 2>&1", name, pgid);
+	struct ssh_cmd *k = NULL;
+	int rc = ssh_run(p, c->pod_key, c->conn, script, -1, NULL, NULL, &k);
+	if (rc)
+		return rc;
+	if (!ssh_cmd_wait_done(k, p->timeout)) {
+		plog("ssh", c->pod_key,
+		     "kill -s %s of process group %ld did not end within %gs",
+		     name, pgid, p->timeout);
+		ssh_cmd_put(k);
+		return -EIO;
+	}
+	struct buf ex;
+	buf_init(&ex);
+	ssh_cmd_exit_text(k, &ex);
+	if (strcmp(ex.data, "0\n")) {
+		char tmp[512];
+		struct ssh_cursor cur = {0, false};
+		bool eof;
+		size_t n = ssh_cmd_read(k, &cur, tmp, sizeof tmp - 1, &eof);
+		while (n && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r'))
+			n--;
+		tmp[n] = 0;
+		if (strstr(tmp, "No such process"))
+			rc = -ESRCH;
+		else if (strstr(tmp, "not permitted"))
+			rc = -EPERM;
+		else
+			rc = -EIO;
+		if (rc != -ESRCH)
+			plog("ssh", c->pod_key,
+			     "kill -s %s of process group %ld failed (exit "
+			     "%.*s): %s",
+			     name, pgid, (int)strcspn(ex.data, "\n"), ex.data,
+			     tmp);
+	}
+	buf_free(&ex);
+	ssh_cmd_put(k);
+	return rc;
 }
 
 void ssh_pool_forget(struct ssh_pool *p, const char *pod_key)

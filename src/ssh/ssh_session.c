@@ -167,11 +167,11 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		    s->ss, "session", 7, CHANNEL_WINDOW,
 		    LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL, 0);
 		if (c->ch) {
-			/* stderr packets come out of stream 0's reads, in the
-			 * order they arrived among stdout's: one stream, as
-			 * produced. (MERGE never blocks.) */
+			/* stderr is read apart: the wrapper's pid line comes
+			 * there (the script's stderr is merged into stdout on
+			 * the pod). (NORMAL never blocks.) */
 			libssh2_channel_handle_extended_data2(
-			    c->ch, LIBSSH2_CHANNEL_EXTENDED_DATA_MERGE);
+			    c->ch, LIBSSH2_CHANNEL_EXTENDED_DATA_NORMAL);
 			c->st = C_EXEC;
 			c->deadline = now_monotonic() + p->timeout;
 			*progress = true;
@@ -277,16 +277,19 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		bool any = true;
 		while (any && budget) {
 			any = false;
-			/* Stream 0 carries stderr too (MERGE, above); the
-			 * stderr read is a guard that finds nothing. Both in
-			 * one loop: reading one to its end first would stall
-			 * once the other fills the channel window. */
+			/* stdout, the output; stderr, the wrapper's pid line
+			 * (see cmd_stderr). Both in one loop: reading one to
+			 * its end first would stall once the other fills the
+			 * channel window. */
 			for (int stream = 0; stream < 2; stream++) {
 				ssize_t n = libssh2_channel_read_ex(
 				    c->ch,
 				    stream ? SSH_EXTENDED_DATA_STDERR : 0,
 				    s->rbuf, READ_CHUNK);
-				if (n > 0)
+				if (n > 0 && stream)
+					cmd_stderr(c, s->rbuf, (size_t)n,
+						   false);
+				else if (n > 0)
 					cmd_output(c, s->rbuf, (size_t)n);
 				if (n > 0) {
 					c->dirty = any = *progress = true;

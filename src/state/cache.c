@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "naming.h"
 
 struct slot {
 	pthread_mutex_t mu;
@@ -164,39 +163,6 @@ void cache_set_replace_hook(struct cache *c,
 	pthread_mutex_unlock(&c->mu);
 }
 
-static struct snap *snap_new(enum snap_kind kind)
-{
-	struct snap *s = xcalloc(1, sizeof *s);
-	atomic_init(&s->refs, 1);
-	s->kind = kind;
-	s->fetched = time(NULL);
-	s->fetched_mono = now_monotonic();
-	return s;
-}
-
-void snap_put(struct snap *s)
-{
-	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-		return;
-	for (size_t i = 0; i < s->n_types; i++) {
-		free(s->types[i].name);
-		free(s->types[i].offers);
-	}
-	free(s->types);
-	offer_list_free(&s->offers);
-	pod_list_free(&s->pods);
-	free(s->by_dir);
-	free(s->by_id);
-	wallet_free(&s->wallet);
-	free(s);
-}
-
-static struct snap *snap_get(struct snap *s)
-{
-	atomic_fetch_add(&s->refs, 1);
-	return s;
-}
-
 /* The replace hook told of a fetched listing, under its slot's mutex (the
  * hook takes no cache lock); the references stay the caller's. */
 static void replaced_locked(struct cache *c, const struct snap *old,
@@ -226,168 +192,6 @@ static void replaced(struct cache *c, struct snap *old, struct snap *fresh)
 		snap_put(old);
 	if (fresh)
 		snap_put(fresh);
-}
-
-/* ---- offers ---- */
-
-struct typed {
-	char *dir;
-	struct offer *o;
-};
-
-static int cmp_typed(const void *a, const void *b)
-{
-	const struct typed *x = a, *y = b;
-	return strcmp(x->dir, y->dir);
-}
-
-static int cmp_offer_name(const void *a, const void *b)
-{
-	const struct offer *x = *(const struct offer *const *)a;
-	const struct offer *y = *(const struct offer *const *)b;
-	return strcmp(x->name, y->name);
-}
-
-static bool cheaper(const struct offer *a, const struct offer *b)
-{
-	return !b || a->price.d < b->price.d ||
-	       (a->price.d == b->price.d && strcmp(a->name, b->name) < 0);
-}
-
-struct snap *snap_from_offers(struct offer_list *l)
-{
-	struct snap *s = snap_new(SNAP_OFFERS);
-	s->offers = *l;
-	l->v = NULL;
-	l->n = 0;
-	size_t n = 0, skipped = 0;
-	struct typed *t = xcalloc(s->offers.n, sizeof *t);
-	for (size_t i = 0; i < s->offers.n; i++) {
-		char *dir = gpu_type_dir(s->offers.v[i].gpu_type);
-		if (!dir) {
-			skipped++;
-			continue;
-		}
-		t[n].dir = dir;
-		t[n].o = &s->offers.v[i];
-		n++;
-	}
-	if (skipped)
-		plog("list", "/availability",
-		     "skipped %zu offers without a usable gpuType", skipped);
-	/* Stable grouping: qsort is not stable, but naming does not depend
-	 * on the order within a group. */
-	qsort(t, n, sizeof *t, cmp_typed);
-	for (size_t from = 0; from < n;) {
-		size_t to = from + 1;
-		while (to < n && !strcmp(t[to].dir, t[from].dir))
-			to++;
-		s->types =
-		    xrealloc(s->types, (s->n_types + 1) * sizeof *s->types);
-		struct gpu_type *g = &s->types[s->n_types++];
-		g->name = xstrdup(t[from].dir);
-		g->n = to - from;
-		g->offers = xcalloc(g->n, sizeof *g->offers);
-		g->cheapest = NULL;
-		for (size_t i = from; i < to; i++)
-			g->offers[i - from] = t[i].o;
-		name_offers(g->offers, g->n);
-		qsort(g->offers, g->n, sizeof *g->offers, cmp_offer_name);
-		for (size_t i = 0; i < g->n; i++) {
-			struct offer *o = g->offers[i];
-			/* What mkdir rents with no spot or prepaid key. */
-			if (offer_plain_rentable(o) && cheaper(o, g->cheapest))
-				g->cheapest = o;
-		}
-		from = to;
-	}
-	for (size_t i = 0; i < n; i++)
-		free(t[i].dir);
-	free(t);
-	return s;
-}
-
-static int cmp_type_key(const void *key, const void *elem)
-{
-	return strcmp(key, ((const struct gpu_type *)elem)->name);
-}
-
-const struct gpu_type *snap_type(const struct snap *s, const char *name)
-{
-	if (!s || !s->n_types)
-		return NULL;
-	return bsearch(name, s->types, s->n_types, sizeof *s->types,
-		       cmp_type_key);
-}
-
-static int cmp_offer_key(const void *key, const void *elem)
-{
-	return strcmp(key, (*(const struct offer *const *)elem)->name);
-}
-
-const struct offer *type_offer(const struct gpu_type *t, const char *name)
-{
-	if (!t || !t->n)
-		return NULL;
-	struct offer **o =
-	    bsearch(name, t->offers, t->n, sizeof *t->offers, cmp_offer_key);
-	return o ? *o : NULL;
-}
-
-/* ---- pods ---- */
-
-static int cmp_pod_dir(const void *a, const void *b)
-{
-	return strcmp((*(struct pod *const *)a)->dir,
-		      (*(struct pod *const *)b)->dir);
-}
-
-static int cmp_pod_id(const void *a, const void *b)
-{
-	return strcmp((*(struct pod *const *)a)->id,
-		      (*(struct pod *const *)b)->id);
-}
-
-struct snap *snap_from_pods(struct pod_list *l, bool history)
-{
-	struct snap *s = snap_new(history ? SNAP_HISTORY : SNAP_PODS);
-	s->pods = *l;
-	l->v = NULL;
-	l->n = 0;
-	s->pods.n =
-	    dedupe_pods(s->pods.v, s->pods.n, history ? "/history" : "/pods");
-	/* History is named as pods/ is: by name when safe and unique there,
-	 * else by id. */
-	name_pods(s->pods.v, s->pods.n);
-	s->by_dir = xcalloc(s->pods.n, sizeof *s->by_dir);
-	s->by_id = xcalloc(s->pods.n, sizeof *s->by_id);
-	for (size_t i = 0; i < s->pods.n; i++)
-		s->by_dir[i] = s->by_id[i] = &s->pods.v[i];
-	qsort(s->by_dir, s->pods.n, sizeof *s->by_dir, cmp_pod_dir);
-	qsort(s->by_id, s->pods.n, sizeof *s->by_id, cmp_pod_id);
-	return s;
-}
-
-static int cmp_dir_key(const void *key, const void *elem)
-{
-	return strcmp(key, (*(struct pod *const *)elem)->dir);
-}
-
-static int cmp_id_key(const void *key, const void *elem)
-{
-	return strcmp(key, (*(struct pod *const *)elem)->id);
-}
-
-const struct pod *snap_pod(const struct snap *s, const char *name)
-{
-	if (!s || !s->pods.n)
-		return NULL;
-	struct pod **p =
-	    bsearch(name, s->by_id, s->pods.n, sizeof *s->by_id, cmp_id_key);
-	if (!p)
-		p = bsearch(name, s->by_dir, s->pods.n, sizeof *s->by_dir,
-			    cmp_dir_key);
-	return p ? *p : NULL;
 }
 
 /* ---- history: the listing plus what this mount terminated ---- */
@@ -443,9 +247,9 @@ void cache_history_add(struct cache *c, const char *id)
 	struct snap *pods;
 	if (cache_get(c, SNAP_PODS, CACHE_HELD, &pods))
 		return;
-	const struct pod *p = snap_pod(pods, id);
+	const struct pod *p = snap_pod_id(pods, id);
 	struct pod copy;
-	if (!p || strcmp(p->id, id) || !history_copy(p, &copy)) {
+	if (!p || !history_copy(p, &copy)) {
 		snap_put(pods);
 		return;
 	}
@@ -473,7 +277,7 @@ void cache_history_add(struct cache *c, const char *id)
 		struct snap *s = snap_from_pods(&l, true);
 		s->fetched = old->fetched;
 		s->fetched_mono = old->fetched_mono;
-		sl->snap = snap_get(s);
+		sl->snap = snap_ref(s);
 		/* The slot's reference to old is ours now. */
 		replaced_s = s;
 	}
@@ -629,7 +433,7 @@ static void *fetch_main(void *arg)
 		if (changes == sl->changes || !sl->snap) {
 			old = sl->snap;
 			sl->snap = fresh; /* the slot takes our reference */
-			installed = snap_get(fresh);
+			installed = snap_ref(fresh);
 			fresh = NULL;
 		}
 		/* Else our own change came after this listing left: the held
@@ -720,7 +524,7 @@ static void start_fetch(struct slot *sl)
 /* Called with sl->mu held; releases it. */
 static int serve(struct slot *sl, struct snap **out, int counter)
 {
-	*out = snap_get(sl->snap);
+	*out = snap_ref(sl->snap);
 	pthread_mutex_unlock(&sl->mu);
 	stats_count(counter);
 	return 0;
@@ -842,7 +646,7 @@ void cache_install(struct cache *c, struct snap *s)
 	sl->fail_errno = 0;
 	sl->fails = 0;
 	sl->retry_at = 0;
-	snap_get(s);
+	snap_ref(s);
 	pthread_mutex_unlock(&sl->mu);
 	replaced(c, old, s);
 }
@@ -896,7 +700,7 @@ static void change_held(struct slot *sl, struct pod *add, const char *rm1,
 	s->fetched_mono = old->fetched_mono;
 	sl->snap = s;
 	ch->old = old; /* the slot's reference; readers hold their own */
-	ch->fresh = snap_get(s);
+	ch->fresh = snap_ref(s);
 }
 
 static struct pending *pending_find(struct cache *c, const char *name)

@@ -1,6 +1,8 @@
-/* cache.h — one listing answers every lookup, getattr, readdir and read
- * under it. Each kind of listing (offers, pods, history, wallet) is kept as
- * an immutable, reference-counted snapshot; a reader holds its snapshot for
+/* cache.h — the caching policy: when a listing is fetched, kept, served
+ * or replaced (what one holds and how it is looked up is snapindex.h's).
+ * One listing answers every lookup, getattr, readdir and read under it.
+ * Each kind of listing (offers, pods, history, wallet) is kept as an
+ * immutable, reference-counted snapshot; a reader holds its snapshot for
  * as long as it needs, so a read never mixes two versions. Freshness is
  * counted from the time a fetch started. Fetches run on a thread of their
  * own, one per kind at a time: while one is slow, readers get the held
@@ -11,17 +13,7 @@
 #ifndef PRIMEFS_CACHE_H
 #define PRIMEFS_CACHE_H
 
-#include <stdatomic.h>
-
-#include "api.h"
-
-enum snap_kind {
-	SNAP_OFFERS,
-	SNAP_PODS,
-	SNAP_HISTORY,
-	SNAP_WALLET,
-	SNAP_KINDS
-};
+#include "snapindex.h"
 
 /* After a failed fetch the next one waits 1 s, then 2, 4, ... up to 60 s
  * (reset by a success or a refresh): an outage must neither turn every
@@ -35,30 +27,6 @@ enum snap_kind {
 #define CACHE_WAIT_DEFAULT 30.0
 /* How old an answer may be and still be served when the API fails. */
 #define CACHE_STALE_MAX 600.0
-
-struct gpu_type {
-	char *name;
-	struct offer **offers; /* sorted by name */
-	size_t n;
-	struct offer *cheapest; /* offer_plain_rentable; NULL if none */
-};
-
-struct snap {
-	atomic_int refs;
-	enum snap_kind kind;
-	time_t fetched;	     /* wall clock, for st_mtime */
-	double fetched_mono; /* when the fetch that built it started */
-	/* SNAP_OFFERS */
-	struct offer_list offers;
-	struct gpu_type *types; /* sorted by name */
-	size_t n_types;
-	/* SNAP_PODS, SNAP_HISTORY */
-	struct pod_list pods;
-	struct pod **by_dir; /* sorted by dir */
-	struct pod **by_id;  /* sorted by id */
-	/* SNAP_WALLET */
-	struct wallet wallet;
-};
 
 struct cache;
 
@@ -110,7 +78,6 @@ enum cache_mode {
  * (CACHE_HELD with nothing held). */
 int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 	      struct snap **out);
-void snap_put(struct snap *s);
 /* Marks every held answer stale: the next access waits for a fetch; the
  * answers are kept, and served if that fetch fails. */
 void cache_refresh(struct cache *c);
@@ -145,14 +112,5 @@ enum pending_state cache_pending_state(struct cache *c, const char *name);
  * (with its last known data from the held pods snapshot) until a history
  * listing shows it. Call it before the pod leaves the pods snapshot. */
 void cache_history_add(struct cache *c, const char *id);
-
-/* Builders, exposed for unit tests: they take the list's contents. */
-struct snap *snap_from_offers(struct offer_list *l);
-struct snap *snap_from_pods(struct pod_list *l, bool history);
-
-const struct gpu_type *snap_type(const struct snap *s, const char *name);
-const struct offer *type_offer(const struct gpu_type *t, const char *name);
-/* By id first (an id always wins), then by listed name. */
-const struct pod *snap_pod(const struct snap *s, const char *name);
 
 #endif

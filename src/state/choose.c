@@ -241,15 +241,17 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 	size_t n = 0;
 	const struct offer **left =
 	    xcalloc(offers ? offers->offers.n : 0, sizeof *left);
-	for (size_t i = 0; offers && i < offers->n_types; i++) {
-		const struct gpu_type *t = &offers->types[i];
-		bool dir_match = str_is(t->name, spec->gpu_type);
-		for (size_t j = 0; j < t->n; j++)
-			if (spec->offer
-				? is_named(t->offers[j], t->name, spec->offer)
-				: dir_match || str_is(t->offers[j]->gpu_type,
-						      spec->gpu_type))
-				left[n++] = t->offers[j];
+	for (size_t i = 0; i < snap_n_types(offers); i++) {
+		const struct gpu_type *t = snap_type_at(offers, i);
+		const char *tn = type_name(t);
+		bool dir_match = str_is(tn, spec->gpu_type);
+		for (size_t j = 0; j < type_n_offers(t); j++) {
+			const struct offer *o = type_offer_at(t, j);
+			if (spec->offer ? is_named(o, tn, spec->offer)
+					: dir_match || str_is(o->gpu_type,
+							      spec->gpu_type))
+				left[n++] = o;
+		}
 	}
 	if (!n && spec->offer) {
 		buf_printf(why, "no offer %s now (see availability/)",

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "guards.h"
+#include "jobfiles.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "naming.h"
@@ -114,25 +115,25 @@ static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 }
 
 static const struct file_def offer_files[] = {
-    {"price", r_offer_price, 0, -1, NULL, NULL},
-    {"stock", r_offer_stock, 0, -1, NULL, NULL},
-    {"provider", r_offer_provider, 0, -1, NULL, NULL},
-    {"data_center", r_offer_data_center, 0, -1, NULL, NULL},
-    {"country", r_offer_country, 0, -1, NULL, NULL},
-    {"region", r_offer_region, 0, -1, NULL, NULL},
-    {"socket", r_offer_socket, 0, -1, NULL, NULL},
-    {"gpu_count", r_offer_gpu_count, 0, -1, NULL, NULL},
-    {"gpu_memory", r_offer_gpu_memory, 0, -1, NULL, NULL},
-    {"vcpus", r_offer_vcpus, 0, -1, NULL, NULL},
-    {"memory", r_offer_memory, 0, -1, NULL, NULL},
-    {"disk", r_offer_disk, 0, -1, NULL, NULL},
-    {"spot", r_offer_spot, 0, -1, NULL, NULL},
-    {"prepaid", r_offer_prepaid, 0, -1, NULL, NULL},
-    {"cloud_id", r_offer_cloud_id, 0, -1, NULL, NULL},
-    {"images", r_offer_images, 0, -1, NULL, NULL},
-    {"security", r_offer_security, 0, -1, NULL, NULL},
-    {"json", r_offer_json, 0, -1, NULL, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "price", .render = r_offer_price},
+    {.name = "stock", .render = r_offer_stock},
+    {.name = "provider", .render = r_offer_provider},
+    {.name = "data_center", .render = r_offer_data_center},
+    {.name = "country", .render = r_offer_country},
+    {.name = "region", .render = r_offer_region},
+    {.name = "socket", .render = r_offer_socket},
+    {.name = "gpu_count", .render = r_offer_gpu_count},
+    {.name = "gpu_memory", .render = r_offer_gpu_memory},
+    {.name = "vcpus", .render = r_offer_vcpus},
+    {.name = "memory", .render = r_offer_memory},
+    {.name = "disk", .render = r_offer_disk},
+    {.name = "spot", .render = r_offer_spot},
+    {.name = "prepaid", .render = r_offer_prepaid},
+    {.name = "cloud_id", .render = r_offer_cloud_id},
+    {.name = "images", .render = r_offer_images},
+    {.name = "security", .render = r_offer_security},
+    {.name = "json", .render = r_offer_json},
+    {.name = NULL},
 };
 
 /* ---- pods (live and history) ---- */
@@ -256,35 +257,26 @@ static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
 		const struct offer *found = NULL;
 		size_t fits = 0, exact = 0;
 		const struct offer *exact_one = NULL;
-		for (size_t i = 0; g && i < g->n; i++) {
-			if (!offer_fits_pod(g->offers[i], p, &po))
+		for (size_t i = 0; i < type_n_offers(g); i++) {
+			const struct offer *o = type_offer_at(g, i);
+			if (!offer_fits_pod(o, p, &po))
 				continue;
 			fits++;
-			found = g->offers[i];
-			if (offer_resources_fit(g->offers[i], &po)) {
+			found = o;
+			if (offer_resources_fit(o, &po)) {
 				exact++;
-				exact_one = g->offers[i];
+				exact_one = o;
 			}
 		}
 		if (fits > 1)
 			found = exact == 1 ? exact_one : NULL;
 		if (found)
-			buf_printf(out, "%s/%s", g->name, found->name);
+			buf_printf(out, "%s/%s", type_name(g), found->name);
 		pod_origin_free(&po);
 		snap_put(s);
 	}
 	free(type);
 	buf_addc(out, '\n');
-	return 0;
-}
-
-/* Files with nothing to render: ctl (write-only), and run and exit,
- * streams that fs.c serves from the command itself. */
-static int r_nothing(struct tree *t, const void *obj, struct buf *out)
-{
-	(void)t;
-	(void)obj;
-	(void)out;
 	return 0;
 }
 
@@ -371,30 +363,39 @@ void tree_lease(struct tree *t, const char *pod_id, bool hold)
 }
 
 static const struct file_def pod_files[] = {
-    {"id", r_pod_id, 0, -1, NULL, NULL},
-    {"name", r_pod_name, 0, -1, NULL, NULL},
-    {"status", r_pod_status, 0, -1, NULL, NULL},
-    {"gpu_type", r_pod_gpu_type, 0, -1, NULL, NULL},
-    {"gpu_count", r_pod_gpu_count, 0, -1, NULL, NULL},
-    {"provider", r_pod_provider, 0, -1, NULL, NULL},
-    {"image", r_pod_image, 0, -1, NULL, NULL},
-    {"price", r_pod_price, 0, -1, NULL, NULL},
-    {"cost", r_pod_cost, 0, -1, NULL, NULL},
-    {"created", r_pod_created, 0, -1, NULL, NULL},
-    {"ssh", r_pod_ssh, 0, -1, NULL, NULL},
-    {"ip", r_pod_ip, 0, -1, NULL, NULL},
-    {"progress", r_pod_progress, 0, -1, NULL, NULL},
-    {"json", r_pod_json, 0, -1, NULL, NULL},
-    {"offer", r_pod_offer, 0, -1, NULL, NULL},
-    {"log", r_pod_log, F_STREAM | F_OWNER, -1, NULL, NULL},
-    {"run", r_nothing, F_STREAM | F_RUN | F_LIVE, -1, NULL, NULL},
-    {"exit", r_nothing, F_STREAM | F_EXIT | F_LIVE, -1, NULL, NULL},
-    {"deadline", r_deadline, F_LIVE, -1, w_deadline, NULL},
-    {"idle", r_idle, F_LIVE, -1, w_idle, NULL},
-    {"max_cost", r_max_cost, F_LIVE, -1, w_max_cost, NULL},
-    {"lease", r_lease, F_LIVE | F_LEASE, -1, w_lease, NULL},
-    {"guards", r_guards, F_LIVE | F_OWNER, -1, NULL, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "status", .render = r_pod_status},
+    {.name = "gpu_type", .render = r_pod_gpu_type},
+    {.name = "gpu_count", .render = r_pod_gpu_count},
+    {.name = "provider", .render = r_pod_provider},
+    {.name = "image", .render = r_pod_image},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "created", .render = r_pod_created},
+    {.name = "ssh", .render = r_pod_ssh},
+    {.name = "ip", .render = r_pod_ip},
+    {.name = "progress", .render = r_pod_progress},
+    {.name = "json", .render = r_pod_json},
+    {.name = "offer", .render = r_pod_offer},
+    {.name = "log", .render = r_pod_log, .flags = F_STREAM | F_OWNER},
+    {.name = "run", .flags = F_STREAM | F_LIVE, .hooks = &run_hooks},
+    {.name = "exit", .flags = F_STREAM | F_LIVE, .hooks = &exit_hooks},
+    {.name = "deadline",
+     .render = r_deadline,
+     .flags = F_LIVE,
+     .store = w_deadline},
+    {.name = "idle", .render = r_idle, .flags = F_LIVE, .store = w_idle},
+    {.name = "max_cost",
+     .render = r_max_cost,
+     .flags = F_LIVE,
+     .store = w_max_cost},
+    {.name = "lease",
+     .render = r_lease,
+     .flags = F_LIVE | F_LEASE,
+     .store = w_lease},
+    {.name = "guards", .render = r_guards, .flags = F_LIVE | F_OWNER},
+    {.name = NULL},
 };
 
 /* ---- root files ---- */
@@ -490,15 +491,18 @@ static int w_ctl(struct tree *t, const char *pod_id, const char *data,
 }
 
 static const struct file_def root_files[] = {
-    {"balance", r_balance, 0, SNAP_WALLET, NULL, NULL},
-    {"config", r_config, 0, -1, w_config, c_config},
-    {"log", r_log, F_OWNER, -1, NULL, NULL},
-    {"stats", r_stats, F_OWNER, -1, NULL, NULL},
-    {"ctl", r_nothing, F_WRITE_ONLY | F_PER_WRITE, -1, w_ctl, NULL},
-    {NULL, NULL, 0, -1, NULL, NULL},
+    {.name = "balance", .render = r_balance, .needs = NEEDS(SNAP_WALLET)},
+    {.name = "config",
+     .render = r_config,
+     .store = w_config,
+     .check = c_config},
+    {.name = "log", .render = r_log, .flags = F_OWNER},
+    {.name = "stats", .render = r_stats, .flags = F_OWNER},
+    {.name = "ctl", .flags = F_WRITE_ONLY | F_PER_WRITE, .store = w_ctl},
+    {.name = NULL},
 };
 
-static const struct file_def no_files[] = {{NULL, NULL, 0, -1, NULL, NULL}};
+static const struct file_def no_files[] = {{.name = NULL}};
 
 /* ---- directories ---- */
 
@@ -544,6 +548,21 @@ void tree_free(struct tree *t)
 struct cache *tree_cache(struct tree *t)
 {
 	return t->o.cache;
+}
+
+struct runs *tree_runs(struct tree *t)
+{
+	return t->o.runs;
+}
+
+struct jobs *tree_jobs(struct tree *t)
+{
+	return t->o.jobs;
+}
+
+bool file_writable(const struct file_def *f)
+{
+	return f->store || (f->hooks && f->hooks->write);
 }
 
 void node_release(struct node *n)
@@ -599,9 +618,11 @@ static int step(struct tree *t, struct node *n, const char *name,
 	if (f) {
 		n->type = N_FILE;
 		n->file = f;
-		if (f->needs >= 0) {
+		if (f->needs) {
 			struct snap *s;
-			int rc = cache_get(t->o.cache, f->needs, mode, &s);
+			int rc =
+			    cache_get(t->o.cache,
+				      (enum snap_kind)(f->needs - 1), mode, &s);
 			if (rc)
 				return rc;
 			node_release(n);
@@ -633,7 +654,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 	case D_CHEAPEST:
 		/* A link to the type's cheapest rentable offer. */
 		n->gtype = snap_type(n->snap, name);
-		if (!n->gtype || !n->gtype->cheapest)
+		if (!type_cheapest(n->gtype))
 			return -ENOENT;
 		n->type = N_LINK;
 		return 0;
@@ -739,7 +760,7 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 {
 	*out = *dir;
 	if (out->snap)
-		atomic_fetch_add(&out->snap->refs, 1);
+		snap_ref(out->snap);
 	int rc = step(t, out, name, CACHE_TTL);
 	if (rc)
 		node_release(out);
@@ -770,23 +791,25 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	}
 	switch (n->dir) {
 	case D_AVAIL:
-		for (size_t i = 0; i < s->n_types; i++)
-			if (add(ctx, s->types[i].name))
+		for (size_t i = 0; i < snap_n_types(s); i++)
+			if (add(ctx, type_name(snap_type_at(s, i))))
 				break;
 		break;
 	case D_CHEAPEST:
-		for (size_t i = 0; i < s->n_types; i++)
-			if (s->types[i].cheapest && add(ctx, s->types[i].name))
+		for (size_t i = 0; i < snap_n_types(s); i++) {
+			const struct gpu_type *g = snap_type_at(s, i);
+			if (type_cheapest(g) && add(ctx, type_name(g)))
 				break;
+		}
 		break;
 	case D_TYPE:
-		for (size_t i = 0; i < n->gtype->n; i++)
-			if (add(ctx, n->gtype->offers[i]->name))
+		for (size_t i = 0; i < type_n_offers(n->gtype); i++)
+			if (add(ctx, type_offer_at(n->gtype, i)->name))
 				break;
 		break;
 	default:
-		for (size_t i = 0; i < s->pods.n; i++)
-			if (add(ctx, s->by_dir[i]->dir))
+		for (size_t i = 0; i < snap_n_pods(s); i++)
+			if (add(ctx, snap_pod_at(s, i)->dir))
 				break;
 		break;
 	}
@@ -799,7 +822,7 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
 		return -EISDIR;
-	return n->file->render(t, n->obj, out);
+	return n->file->render ? n->file->render(t, n->obj, out) : 0;
 }
 
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
@@ -807,8 +830,8 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
-	buf_printf(out, "../availability/%s/%s", n->gtype->name,
-		   n->gtype->cheapest->name);
+	buf_printf(out, "../availability/%s/%s", type_name(n->gtype),
+		   type_cheapest(n->gtype)->name);
 	return 0;
 }
 
@@ -832,9 +855,9 @@ mode_t node_mode(const struct node *n)
 		unsigned fl = n->file->flags;
 		if (fl & F_WRITE_ONLY)
 			return S_IFREG | 0200;
-		if (n->file->store || (fl & F_RUN))
+		if (file_writable(n->file))
 			return S_IFREG | 0600;
-		if (fl & (F_OWNER | F_STREAM | F_EXIT))
+		if (fl & (F_OWNER | F_STREAM) || n->file->hooks)
 			return S_IFREG | 0400;
 		return S_IFREG | 0444;
 	}
@@ -916,21 +939,15 @@ static void tell_pod_dirs(struct tree *t, const char *top, const char *dir,
 		tell_pod_name(t, top, D_POD, id, false);
 }
 
-static const struct pod *pod_by_id(const struct snap *s, const char *id)
-{
-	const struct pod *p = snap_pod(s, id);
-	return p && !strcmp(p->id, id) ? p : NULL;
-}
-
 static void diff_pods(struct tree *t, const struct snap *old,
 		      const struct snap *fresh)
 {
 	bool hist = fresh->kind == SNAP_HISTORY;
 	const char *top = hist ? "/history" : "/pods";
 	enum dir_kind dk = hist ? D_HIST : D_POD;
-	for (size_t i = 0; old && i < old->pods.n; i++) {
-		const struct pod *a = &old->pods.v[i];
-		const struct pod *b = pod_by_id(fresh, a->id);
+	for (size_t i = 0; i < snap_n_pods(old); i++) {
+		const struct pod *a = snap_pod_at(old, i);
+		const struct pod *b = snap_pod_id(fresh, a->id);
 		if (!b)
 			tell_pod(t, top, dk, a, true);
 		else if (strcmp(a->dir, b->dir))
@@ -940,9 +957,9 @@ static void diff_pods(struct tree *t, const struct snap *old,
 	}
 	/* New pods: a name may have meant another pod before (by name or by
 	 * id), so their paths are told too. */
-	for (size_t i = 0; i < fresh->pods.n; i++) {
-		const struct pod *b = &fresh->pods.v[i];
-		const struct pod *a = old ? pod_by_id(old, b->id) : NULL;
+	for (size_t i = 0; i < snap_n_pods(fresh); i++) {
+		const struct pod *b = snap_pod_at(fresh, i);
+		const struct pod *a = old ? snap_pod_id(old, b->id) : NULL;
 		if (!a || strcmp(a->dir, b->dir))
 			tell_pod(t, top, dk, b, false);
 	}
@@ -969,28 +986,31 @@ static void diff_offers(struct tree *t, const struct snap *old,
 {
 	struct buf b;
 	buf_init(&b);
-	for (size_t i = 0; old && i < old->n_types; i++) {
-		const struct gpu_type *g = &old->types[i];
-		const struct gpu_type *h = snap_type(fresh, g->name);
+	for (size_t i = 0; i < snap_n_types(old); i++) {
+		const struct gpu_type *g = snap_type_at(old, i);
+		const char *name = type_name(g);
+		const struct gpu_type *h = snap_type(fresh, name);
 		buf_reset(&b);
-		buf_printf(&b, "/availability/%s", g->name);
+		buf_printf(&b, "/availability/%s", name);
 		if (!h)
 			tell(t, b.data, true);
-		for (size_t j = 0; j < g->n; j++) {
-			const struct offer *o = g->offers[j];
+		for (size_t j = 0; j < type_n_offers(g); j++) {
+			const struct offer *o = type_offer_at(g, j);
 			const struct offer *n =
 			    h ? type_offer(h, o->name) : NULL;
 			if (!n)
-				tell_offer(t, g->name, o->name, true);
+				tell_offer(t, name, o->name, true);
 			else if (strcmp(o->json ? o->json : "",
 					n->json ? n->json : ""))
-				tell_offer(t, g->name, o->name, false);
+				tell_offer(t, name, o->name, false);
 		}
-		const char *was = g->cheapest ? g->cheapest->name : "";
-		const char *is = h && h->cheapest ? h->cheapest->name : "";
+		const struct offer *cw = type_cheapest(g),
+				   *ci = type_cheapest(h);
+		const char *was = cw ? cw->name : "";
+		const char *is = ci ? ci->name : "";
 		if (strcmp(was, is)) {
 			buf_reset(&b);
-			buf_printf(&b, "/%s/%s", CHEAPEST_NAME, g->name);
+			buf_printf(&b, "/%s/%s", CHEAPEST_NAME, name);
 			tell(t, b.data, !*is);
 		}
 	}
@@ -1043,6 +1063,16 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_max_cost || f->render == r_lease;
 }
 
+bool tree_cacheable(const struct node *n)
+{
+	if (n->type != N_FILE || n->file->hooks || file_writable(n->file) ||
+	    (n->file->flags & (F_STREAM | F_WRITE_ONLY | F_OWNER)))
+		return false;
+	if (n->dir != D_OFFER && n->dir != D_POD && n->dir != D_HIST)
+		return false;
+	return !tree_volatile(n);
+}
+
 void tree_changed_all(struct tree *t)
 {
 	if (!t->changed)
@@ -1064,14 +1094,13 @@ void tree_changed_all(struct tree *t)
 			continue;
 		if (k == SNAP_OFFERS) {
 			/* Every name as gone: an empty listing as the new. */
-			struct snap none = {.kind = SNAP_OFFERS};
-			diff_offers(t, s, &none);
+			diff_offers(t, s, NULL);
 		} else {
 			bool hist = k == SNAP_HISTORY;
-			for (size_t i = 0; i < s->pods.n; i++)
+			for (size_t i = 0; i < snap_n_pods(s); i++)
 				tell_pod(t, hist ? "/history" : "/pods",
-					 hist ? D_HIST : D_POD, &s->pods.v[i],
-					 true);
+					 hist ? D_HIST : D_POD,
+					 snap_pod_at(s, i), true);
 		}
 		snap_put(s);
 	}

@@ -41,25 +41,68 @@ typedef int (*check_fn)(struct tree *t, const char *data, size_t len,
 			size_t from);
 
 enum file_flags {
-	F_STREAM = 1, /* size 0, read until end of file (run, exit) */
+	F_STREAM = 1, /* size 0, read until end of file (run, exit, log) */
 	F_WRITE_ONLY = 2,
 	F_PER_WRITE = 4, /* store each write() (commands), not the whole file */
-	F_RUN = 8,	 /* a pod's run: commands in, output out (fs.c) */
-	F_EXIT = 16,	 /* a pod's exit: the newest command's status (fs.c) */
 	F_LIVE = 32,	 /* only in live pods, not in history */
 	F_OWNER = 64,	 /* the mounting user's alone, though read-only */
 	F_LEASE = 128,	 /* a pod's lease: held while open for writing */
 };
 
+struct node;
+
+/* An open file as its hooks see it: FUSE-free, so that the tree's special
+ * files (run, exit, the job files) are written, and can be tested, without
+ * a mount. The FUSE layer fills everything but priv. */
+struct tree_handle {
+	struct tree *tree;
+	const char *path;   /* as opened */
+	const char *pod_id; /* the pod the file belongs to, or NULL */
+	int acc;	    /* O_RDONLY, O_WRONLY or O_RDWR */
+	bool nonblock;	    /* O_NONBLOCK: a read that would wait: -EAGAIN */
+	/* Whether the caller gave up (Ctrl-C): every wait asks it. */
+	bool (*interrupted)(void *arg);
+	void *interrupted_arg;
+	/* Called (from any thread, no lock of the hooks' held) when what a
+	 * poll with `arm` said may have changed; never after release. */
+	void (*wake)(void *arg);
+	void *wake_arg;
+	void *priv; /* the hooks' own state */
+};
+
+/* A file that is more than a value rendered at open: its hooks serve
+ * every call on its handles. Any may be NULL (that call: the default). */
+struct file_hooks {
+	/* 0 or -errno (then release is not called). */
+	int (*open)(struct tree_handle *h, const struct node *n);
+	/* Bytes read (0: end of file) or -errno; may wait (interruptibly). */
+	int (*read)(struct tree_handle *h, char *out, size_t size, off_t off);
+	/* NULL: the file is read-only. Bytes taken or -errno. */
+	int (*write)(struct tree_handle *h, const char *data, size_t size,
+		     off_t off);
+	/* close(): its result is close's. */
+	int (*flush)(struct tree_handle *h);
+	/* Whether a read would return now without waiting; with `arm`, wake
+	 * is called once that may have changed. */
+	bool (*poll)(struct tree_handle *h, bool arm);
+	/* The last call on a handle: after it, wake is not called. */
+	void (*release)(struct tree_handle *h);
+	/* st_size (NULL: 0 for streams, else the rendered length). */
+	int (*size)(struct tree *t, const struct node *n, off_t *size);
+};
+
+#define NEEDS(kind) ((int)(kind) + 1)
+
 struct file_def {
 	const char *name;
-	render_fn render;
+	render_fn render; /* NULL: renders empty (files with hooks) */
 	unsigned flags;
-	int needs;	/* a snapshot kind the object comes from, or -1 */
+	int needs;	/* NEEDS(kind): the object is that snapshot; 0: none */
 	store_fn store; /* NULL: read-only. Else called with the whole new
 			 * content when the writer closes (or each write()
 			 * with F_PER_WRITE) */
 	check_fn check; /* NULL: every write is taken until close */
+	const struct file_hooks *hooks; /* NULL: render at open, store */
 };
 
 struct node {
@@ -82,11 +125,18 @@ struct tree_opts {
 	struct lifecycle *life;
 	struct podlog *podlog; /* pods' log files; NULL: they read empty */
 	struct guards *guards; /* pods' guard files; NULL: they read empty */
+	struct runs *runs;     /* readiness of a pod for a job */
+	struct jobs *jobs;     /* run, exit and jobs/; NULL: they read empty */
 };
+
+struct runs;
+struct jobs;
 
 struct tree *tree_new(const struct tree_opts *o);
 void tree_free(struct tree *t);
 struct cache *tree_cache(struct tree *t);
+struct runs *tree_runs(struct tree *t);
+struct jobs *tree_jobs(struct tree *t);
 
 /* 0 and a node to release, or -errno. */
 int tree_resolve(struct tree *t, const char *path, struct node *n);
@@ -136,6 +186,13 @@ unsigned long tree_generation(struct tree *t);
  * grows with time, log and stats with use, config can be edited on disk,
  * guards move by their timer): not to be cached by the kernel. */
 bool tree_volatile(const struct node *n);
+/* Whether the kernel may keep a file's content (keep_cache) until it is
+ * told the path changed: a value of an immutable snapshot (an offer's or
+ * a pod's value files that are not volatile), never a stream, a writable
+ * file or one with hooks. */
+bool tree_cacheable(const struct node *n);
+/* Whether the file can be opened for writing. */
+bool file_writable(const struct file_def *f);
 /* Every path the held snapshots show, and every top directory, told as
  * gone (after `refresh`). */
 void tree_changed_all(struct tree *t);

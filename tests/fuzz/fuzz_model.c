@@ -268,11 +268,8 @@ static void check_ids(struct tree *t, const struct snap *s, const char *top)
 
 static struct snap *wallet_snap(struct wallet *w)
 {
-	struct snap *s = xcalloc(1, sizeof *s);
-	atomic_init(&s->refs, 1);
-	s->kind = SNAP_WALLET;
+	struct snap *s = snap_new(SNAP_WALLET);
 	s->fetched = NOW;
-	s->fetched_mono = now_monotonic();
 	s->wallet = *w;
 	memset(w, 0, sizeof *w);
 	return s;

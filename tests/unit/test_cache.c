@@ -347,11 +347,13 @@ int main(int argc, char **argv)
 	CHECK_STR(cat("/cheapest/NOPE"), "<errno 2>");
 	CHECK(tree_resolve(tree, "/availability/A100_80GB", &n) == 0);
 	double best = 1e300;
-	for (size_t i = 0; i < n.gtype->n; i++)
-		if (offer_plain_rentable(n.gtype->offers[i]) &&
-		    n.gtype->offers[i]->price.d < best)
-			best = n.gtype->offers[i]->price.d;
-	CHECK(n.gtype->cheapest && n.gtype->cheapest->price.d == best);
+	for (size_t i = 0; i < type_n_offers(n.gtype); i++) {
+		const struct offer *o = type_offer_at(n.gtype, i);
+		if (offer_plain_rentable(o) && o->price.d < best)
+			best = o->price.d;
+	}
+	CHECK(type_cheapest(n.gtype) &&
+	      type_cheapest(n.gtype)->price.d == best);
 	CHECK(list_count("/cheapest") >= 1);
 	node_release(&n);
 

@@ -109,20 +109,21 @@ static void test_stock_and_prepaid(void)
 	CHECK_STR(rents(s, "gpu_type = H100_80GB\nprepaid = false\n"), "LOW");
 	/* cheapest/ is the same choice. */
 	const struct gpu_type *g = snap_type(s, "H100_80GB");
-	CHECK(g && g->cheapest && !strcmp(g->cheapest->data_center, "LOW"));
+	CHECK(g && type_cheapest(g) &&
+	      !strcmp(type_cheapest(g)->data_center, "LOW"));
 	/* offer = names one exactly; it is still checked for stock. */
 	char tmpl[256];
-	for (size_t i = 0; g && i < g->n; i++) {
+	for (size_t i = 0; i < type_n_offers(g); i++) {
 		snprintf(tmpl, sizeof tmpl, "offer = H100_80GB/%s\n",
-			 g->offers[i]->name);
-		const char *dc = g->offers[i]->data_center;
+			 type_offer_at(g, i)->name);
+		const char *dc = type_offer_at(g, i)->data_center;
 		if (!strcmp(dc, "CHEAP-UNAVAIL") || !strcmp(dc, "NOSTOCK"))
 			CHECK_STR(rents(s, tmpl), "ENOSPC");
 		else
 			CHECK_STR(rents(s, tmpl), dc);
 		snprintf(tmpl, sizeof tmpl,
 			 "offer = H100_80GB/%s\nmax_price = 1.9\n",
-			 g->offers[i]->name);
+			 type_offer_at(g, i)->name);
 		if (!strcmp(dc, "PREPAID"))
 			CHECK_STR(rents(s, tmpl), "PREPAID");
 		if (!strcmp(dc, "LOW"))

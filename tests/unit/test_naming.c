@@ -14,12 +14,12 @@ static struct offer mk(const char *provider, const char *dc,
 {
 	struct offer o;
 	memset(&o, 0, sizeof o);
-	o.provider = provider ? xstrdup(provider) : NULL;
-	o.data_center = dc ? xstrdup(dc) : NULL;
-	o.country = country ? xstrdup(country) : NULL;
-	o.socket = socket ? xstrdup(socket) : NULL;
-	o.security = security ? xstrdup(security) : NULL;
-	o.gpu_type = xstrdup("H100_80GB");
+	o.provider = str_intern(provider);
+	o.data_center = str_intern(dc);
+	o.country = str_intern(country);
+	o.socket = str_intern(socket);
+	o.security = str_intern(security);
+	o.gpu_type = str_intern("H100_80GB");
 	o.gpu_count.set = o.gpu_count.integral = true;
 	o.gpu_count.i = count;
 	o.is_spot = spot;
@@ -51,10 +51,10 @@ static void set_json(struct offer *o, const char *json)
 	o->json = xstrdup(json);
 }
 
-static void set_str(char **field, const char *s)
+static void set_str(const char **field, const char *s)
 {
-	free(*field);
-	*field = s ? xstrdup(s) : NULL;
+	str_unintern(*field);
+	*field = str_intern(s);
 }
 
 /* Names n offers, given as indices into v, in that order; each offer's
@@ -145,10 +145,8 @@ static void test_many_twins(void)
 	}
 	/* An offer whose base name is what the second twin would get. */
 	v[N] = mk("p", "dc", NULL, NULL, 1, NULL, -1);
-	free(v[N].data_center);
-	v[N].data_center = NULL;
-	free(v[N].provider);
-	v[N].provider = xstrdup("p-dc-1x");
+	set_str(&v[N].data_center, NULL);
+	set_str(&v[N].provider, "p-dc-1x");
 	v[N].gpu_count.set = false;
 	free(v[N].json);
 	v[N].json = xstrdup("{}");
@@ -237,7 +235,7 @@ static void build_stable(struct offer *v)
 	for (int i = 0; i < N_STABLE; i++) {
 		v[i].price.set = true;
 		v[i].price.d = 1 + i;
-		v[i].stock = xstrdup("High");
+		v[i].stock = str_intern("High");
 	}
 }
 
@@ -392,9 +390,10 @@ static void test_cheapest(void)
 	CHECK(offer_in_stock(&l.v[6]) && !offer_in_stock(&l.v[2]));
 	struct snap *s = snap_from_offers(&l);
 	const struct gpu_type *h = snap_type(s, "H100_80GB");
-	CHECK(h && h->cheapest && !strcmp(h->cheapest->provider, "g"));
+	CHECK(h && type_cheapest(h) &&
+	      !strcmp(type_cheapest(h)->provider, "g"));
 	const struct gpu_type *a = snap_type(s, "A100_80GB");
-	CHECK(a && !a->cheapest);
+	CHECK(a && !type_cheapest(a));
 	snap_put(s);
 }
 
@@ -442,11 +441,11 @@ static void test_pods(void)
 	CHECK_STR(snap_pod(s, "c8")->dir, "c8");
 	CHECK(snap_pod(s, "dotid") == NULL && snap_pod(s, ".c9") == NULL);
 	/* Listed once each, by unique names. */
-	for (size_t i = 0; i < s->pods.n; i++) {
-		CHECK(safe_name(s->by_dir[i]->dir));
+	for (size_t i = 0; i < snap_n_pods(s); i++) {
+		CHECK(safe_name(snap_pod_at(s, i)->dir));
 		if (i)
-			CHECK(strcmp(s->by_dir[i - 1]->dir, s->by_dir[i]->dir) <
-			      0);
+			CHECK(strcmp(snap_pod_at(s, i - 1)->dir,
+				     snap_pod_at(s, i)->dir) < 0);
 	}
 	snap_put(s);
 }

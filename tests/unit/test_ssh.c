@@ -10,8 +10,8 @@
  *            [full=DIR]   (full: a small tmpfs)
  *
  * Scenarios: basic interleave big stream concurrent pods hostkey known rsa
- * lost unreachable file full reuse throughput latency agent watch recycle
- * abandon frozen. [keepalive=S] sets the pool's keepalive interval.
+ * lost unreachable file full signal reuse throughput latency agent watch
+ * recycle abandon frozen. [keepalive=S] sets the pool's keepalive interval.
  *
  * Where a scenario needs the pod to change under it (killed, restarted,
  * given a new host key) it prints "@@ ACTION" and waits for a line on
@@ -665,6 +665,110 @@ static void sc_full(struct ssh_pool *p)
 	buf_free(&path);
 }
 
+/* Waits up to 10 s for the command's pgid. */
+static long pgid_of(struct ssh_cmd *c)
+{
+	double end = now_monotonic() + 10;
+	while (!ssh_cmd_pgid(c) && now_monotonic() < end)
+		sleep_seconds(0.01);
+	return ssh_cmd_pgid(c);
+}
+
+/* The output of a command that runs to its end, and its exit text. */
+static void exit_of(struct ssh_cmd *c, struct buf *out, struct buf *ex)
+{
+	struct ssh_cursor cur = {0, false};
+	CHECK(read_all(c, &cur, out, 20));
+	ssh_cmd_exit_text(c, ex);
+}
+
+/* The wrapper's pid is the job's process group id, known to ssh_cmd_pgid,
+ * and the output stays the script's alone; a signal goes to the whole
+ * group and the exit text says it. */
+static void sc_signal(struct ssh_pool *p)
+{
+	struct ssh_cmd *c = NULL;
+	struct buf out, ex;
+	buf_init(&out);
+	buf_init(&ex);
+	/* $$ and the pgid of a child (cut), as the kernel says. */
+	CHECK(ssh_run(p, "pod-a", conn_a,
+		      "echo $$; cut -d' ' -f5 /proc/self/stat", -1, NULL, NULL,
+		      &c) == 0);
+	if (!c)
+		return;
+	exit_of(c, &out, &ex);
+	CHECK_STR(S(&ex), "0\n");
+	long pid = 0, pg = 0;
+	CHECK(sscanf(S(&out), "%ld\n%ld\n", &pid, &pg) == 2);
+	printf("# pgid %ld\n", pg);
+	printf("# ssh_cmd_pgid %ld\n", ssh_cmd_pgid(c));
+	CHECK(pid > 0 && pid == pg && ssh_cmd_pgid(c) == pg);
+	CHECK(!strstr(S(&out), "primefs"));
+	CHECK(ssh_cmd_signal(p, c, "TERM") == -ESRCH); /* ended */
+	ssh_cmd_put(c);
+	buf_free(&out);
+	buf_free(&ex);
+
+	/* TERM ends `sleep 60`. */
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 60", -1, NULL, NULL, &c) == 0);
+	if (!c)
+		return;
+	CHECK(pgid_of(c) > 0);
+	CHECK(ssh_cmd_signal(p, c, "NOPE") == -EINVAL);
+	CHECK(ssh_cmd_signal(p, c, "SIGFOO") == -EINVAL);
+	CHECK(!ssh_cmd_done(c));
+	double t0 = now_monotonic();
+	CHECK(ssh_cmd_signal(p, c, "TERM") == 0);
+	CHECK(ssh_cmd_wait_done(c, 10)); /* not a hang */
+	printf("# term_s %.3f\n", now_monotonic() - t0);
+	buf_init(&ex);
+	ssh_cmd_exit_text(c, &ex);
+	CHECK_STR(S(&ex), "signal TERM\n");
+	buf_free(&ex);
+	ssh_cmd_put(c);
+
+	/* A background child dies with the shell: the whole group. */
+	CHECK(ssh_run(p, "pod-a", conn_a, "sleep 60 & echo $!; sleep 60; wait",
+		      -1, NULL, NULL, &c) == 0);
+	if (!c)
+		return;
+	struct ssh_cursor cur = {0, false};
+	char line[64] = "";
+	double end = now_monotonic() + 10;
+	size_t got = 0;
+	while (!memchr(line, '\n', got) && got < sizeof line - 1 &&
+	       now_monotonic() < end) {
+		bool eof;
+		got += ssh_cmd_read(c, &cur, line + got, sizeof line - 1 - got,
+				    &eof);
+		if (!memchr(line, '\n', got))
+			ssh_cmd_wait(c, &cur, 1);
+	}
+	long child = atol(line);
+	CHECK(child > 0);
+	CHECK(ssh_cmd_signal(p, c, "SIGTERM") == 0);
+	CHECK(ssh_cmd_wait_done(c, 10));
+	buf_init(&ex);
+	ssh_cmd_exit_text(c, &ex);
+	CHECK_STR(S(&ex), "signal TERM\n");
+	buf_free(&ex);
+	ssh_cmd_put(c);
+	/* Gone, or a zombie waiting for init. */
+	char check[256];
+	snprintf(
+	    check, sizeof check,
+	    "for i in 1 2 3 4 5 6 7 8 9 10; do "
+	    "s=$(cut -d' ' -f3 /proc/%ld/stat 2>/dev/null); "
+	    "if [ -z \"$s\" ] || [ \"$s\" = Z ]; then echo gone; exit; fi; "
+	    "sleep 0.2; done; echo alive",
+	    child);
+	struct result r;
+	run_cmd(p, "pod-a", conn_a, check, &r);
+	CHECK_STR(S(&r.out), "gone\n");
+	result_free(&r);
+}
+
 static void sc_reuse(struct ssh_pool *p)
 {
 	for (int i = 0; i < 10; i++) {
@@ -963,6 +1067,7 @@ static const struct {
     {"unreachable", sc_unreachable},
     {"file", sc_file},
     {"full", sc_full},
+    {"signal", sc_signal},
     {"reuse", sc_reuse},
     {"throughput", sc_throughput},
     {"latency", sc_latency},

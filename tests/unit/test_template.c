@@ -141,9 +141,10 @@ static void test_choose(void)
 	/* The cheapest A100 of the fixture that is not spot. */
 	double best = 1e9;
 	const struct gpu_type *g = snap_type(s, "A100_80GB");
-	for (size_t i = 0; g && i < g->n; i++)
-		if (g->offers[i]->price.set && g->offers[i]->price.d < best)
-			best = g->offers[i]->price.d;
+	for (size_t i = 0; i < type_n_offers(g); i++)
+		if (type_offer_at(g, i)->price.set &&
+		    type_offer_at(g, i)->price.d < best)
+			best = type_offer_at(g, i)->price.d;
 	CHECK(o && o->price.d == best);
 
 	o = pick(s, "gpu_type = A100_80GB\nsocket = SXM4\n", &rc, &why);

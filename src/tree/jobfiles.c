@@ -1,0 +1,315 @@
+/* jobfiles.c — see jobfiles.h. A run or exit handle follows one job (jobs.h):
+ * a reader the pod's latest as of its open, a writer the one its own
+ * writes started.
+ *
+ * Locking. The FUSE layer may call read, write, flush and poll on one
+ * handle at once (from different threads), and the watched command's I/O
+ * thread calls the handle's wake at any time until its watch is removed;
+ * release comes last, after every other call on the handle.
+ * - j->mu guards what changes after open: cmd (and the reference it
+ *   holds), cur, watch, data, too_big, exit_done.
+ * - Nothing waits under j->mu: no jobs_run() (network), no
+ *   job_wait() with a timeout. To use the command outside j->mu, take
+ *   a reference of your own under it.
+ * - The watch, if any, is on j->cmd and is registered under j->mu (that
+ *   takes only the command's lock). Whoever replaces j->cmd takes the
+ *   watch out with it under j->mu, then, with j->mu released, unwatches
+ *   and puts the command (drop_cmd): job_unwatch() waits out a running
+ *   wake, which may take the caller's own locks. */
+#include "jobfiles.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "jobs.h"
+#include "runs.h"
+
+struct jobfile {
+	bool run; /* run (else exit) */
+	bool own; /* opened for writing: follows its own command */
+	pthread_mutex_t mu;
+	struct buf data; /* run: the script so far; exit: the exit text */
+	bool too_big;	 /* run: the script passed RUNS_MAX_SCRIPT */
+	bool exit_done;	 /* exit: data holds the exit text */
+	struct job *cmd; /* followed by this handle; NULL before any */
+	unsigned long long cur; /* run: read offset in its output */
+	int watch;		/* on cmd, or -1 */
+};
+
+static struct jobfile *jf(struct tree_handle *h)
+{
+	return h->priv;
+}
+
+static bool gave_up(struct tree_handle *h)
+{
+	return h->interrupted && h->interrupted(h->interrupted_arg);
+}
+
+static int open_common(struct tree_handle *h, bool run)
+{
+	struct jobfile *j = xcalloc(1, sizeof *j);
+	j->run = run;
+	j->own = h->acc != O_RDONLY;
+	j->watch = -1;
+	buf_init(&j->data);
+	pthread_mutex_init(&j->mu, NULL);
+	struct jobs *js = tree_jobs(h->tree);
+	/* A reader follows the newest job as of its open. */
+	if (!j->own && js && h->pod_id)
+		j->cmd = jobs_latest(js, h->pod_id);
+	h->priv = j;
+	return 0;
+}
+
+static int run_open(struct tree_handle *h, const struct node *n)
+{
+	(void)n;
+	return open_common(h, true);
+}
+
+static int exit_open(struct tree_handle *h, const struct node *n)
+{
+	(void)n;
+	return open_common(h, false);
+}
+
+/* Without j->mu: the handle's watch on c removed (no wake runs once this
+ * returns), then its reference dropped. */
+static void drop_cmd(struct job *c, int watch)
+{
+	if (c && watch >= 0)
+		job_unwatch(c, watch);
+	job_put(c);
+}
+
+static void wake(struct tree_handle *h)
+{
+	if (h->wake)
+		h->wake(h->wake_arg);
+}
+
+/* Everything written since the last start becomes one job, as one script
+ * (byte for byte): the caller waits until it has started (or could not).
+ * Nothing written: nothing to start. */
+static int start_pending(struct tree_handle *h)
+{
+	struct jobfile *j = jf(h);
+	pthread_mutex_lock(&j->mu);
+	struct buf script = j->data; /* taken whole */
+	bool too_big = j->too_big;
+	buf_init(&j->data);
+	j->too_big = false;
+	pthread_mutex_unlock(&j->mu);
+	if (too_big) {
+		plog("run", h->path,
+		     "the script is over the limit of %zu bytes: nothing was "
+		     "sent",
+		     RUNS_MAX_SCRIPT);
+		buf_free(&script);
+		return -E2BIG;
+	}
+	struct jobs *js = tree_jobs(h->tree);
+	if (!script.len || !js) {
+		buf_free(&script);
+		return script.len ? -ENOTCONN : 0;
+	}
+	struct job *cmd = NULL;
+	int rc = jobs_run(js, h->pod_id, script.data, script.len,
+			  h->interrupted, h->interrupted_arg, &cmd);
+	buf_free(&script);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&j->mu);
+	struct job *old = j->cmd;
+	int watch = j->watch;
+	j->cmd = cmd;
+	j->watch = -1;
+	j->cur = 0;
+	pthread_mutex_unlock(&j->mu);
+	drop_cmd(old, watch);
+	/* A poll waiting on the old command looks again, at the new one. */
+	wake(h);
+	return 0;
+}
+
+/* Output as it comes; blocks (interruptibly) until there is some or the
+ * command ends. */
+static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
+{
+	(void)off; /* a stream: read on from where the handle is */
+	struct jobfile *j = jf(h);
+	if (j->own) {
+		int rc = start_pending(h);
+		if (rc)
+			return rc;
+	}
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		struct job *c = j->cmd ? job_get(j->cmd) : NULL;
+		bool eof = false;
+		ssize_t n = c ? job_read(c, j->cur, out, size, &eof) : 0;
+		if (n > 0)
+			j->cur += (unsigned long long)n;
+		unsigned long long cur = j->cur;
+		pthread_mutex_unlock(&j->mu);
+		int rc = 0;
+		bool again = false;
+		if (!c || n || eof)
+			rc = (int)n; /* before any job: empty; or -errno */
+		else if (h->nonblock)
+			rc = -EAGAIN;
+		else if (gave_up(h))
+			rc = -EINTR;
+		else {
+			job_wait(c, cur, 0.2);
+			again = true;
+		}
+		job_put(c);
+		if (!again)
+			return rc;
+	}
+}
+
+/* Writes gather one script, whatever their sizes; it starts at close
+ * (flush) or at the handle's next read. One too big is dropped whole:
+ * E2BIG here and at close. A pod that will never run it fails the job's
+ * first write, which a shell reports (it ignores close's error). */
+static int run_write(struct tree_handle *h, const char *data, size_t size,
+		     off_t off)
+{
+	(void)off;
+	struct jobfile *j = jf(h);
+	pthread_mutex_lock(&j->mu);
+	bool first = !j->data.len && !j->too_big;
+	pthread_mutex_unlock(&j->mu);
+	struct runs *r = tree_runs(h->tree);
+	if (first && size) {
+		int rc = r ? runs_check(r, h->pod_id) : -ENOTCONN;
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&j->mu);
+	if (!j->too_big && j->data.len + size > RUNS_MAX_SCRIPT) {
+		j->too_big = true;
+		buf_free(&j->data);
+		buf_init(&j->data);
+	}
+	if (!j->too_big)
+		buf_add(&j->data, data, size);
+	bool refused = j->too_big;
+	pthread_mutex_unlock(&j->mu);
+	return refused ? -E2BIG : (int)size;
+}
+
+static int run_flush(struct tree_handle *h)
+{
+	return jf(h)->own ? start_pending(h) : 0;
+}
+
+/* Fills the handle with the exit text once the command has ended (a wait
+ * until then). Once exit_done, data no longer changes. */
+static int exit_fill(struct tree_handle *h)
+{
+	struct jobfile *j = jf(h);
+	pthread_mutex_lock(&j->mu);
+	bool done = j->exit_done;
+	struct job *c = j->cmd && !done ? job_get(j->cmd) : NULL;
+	pthread_mutex_unlock(&j->mu);
+	if (done)
+		return 0;
+	int rc = 0;
+	while (c && !job_wait_done(c, 0.2)) {
+		if (h->nonblock) {
+			rc = -EAGAIN;
+			break;
+		}
+		if (gave_up(h)) {
+			rc = -EINTR;
+			break;
+		}
+	}
+	pthread_mutex_lock(&j->mu);
+	if (!rc && !j->exit_done) {
+		if (c)
+			job_exit_text(c, &j->data);
+		else
+			buf_addc(&j->data, '\n'); /* before any command */
+		j->exit_done = true;
+	}
+	pthread_mutex_unlock(&j->mu);
+	job_put(c);
+	return rc;
+}
+
+static int exit_read(struct tree_handle *h, char *out, size_t size, off_t off)
+{
+	int rc = exit_fill(h);
+	if (rc)
+		return rc;
+	struct jobfile *j = jf(h); /* data no longer changes */
+	if (off < 0 || (size_t)off >= j->data.len)
+		return 0;
+	size_t n = j->data.len - (size_t)off;
+	if (n > size)
+		n = size;
+	memcpy(out, j->data.data + off, n);
+	return (int)n;
+}
+
+static void wake_cb(void *arg)
+{
+	wake(arg);
+}
+
+/* Watch first, then look: what arrives in between calls wake. */
+static bool poll_common(struct tree_handle *h, bool arm)
+{
+	struct jobfile *j = jf(h);
+	bool ready = true;
+	pthread_mutex_lock(&j->mu);
+	if (j->cmd && (j->run || !j->exit_done)) {
+		if (arm && j->watch < 0)
+			j->watch = job_watch(j->cmd, wake_cb, h);
+		ready = j->run ? job_wait(j->cmd, j->cur, 0)
+			       : job_wait_done(j->cmd, 0);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return ready;
+}
+
+static void release_common(struct tree_handle *h)
+{
+	struct jobfile *j = jf(h);
+	pthread_mutex_lock(&j->mu);
+	struct job *c = j->cmd;
+	int watch = j->watch;
+	j->cmd = NULL;
+	j->watch = -1;
+	pthread_mutex_unlock(&j->mu);
+	drop_cmd(c, watch); /* no wake from now on */
+	pthread_mutex_destroy(&j->mu);
+	buf_free(&j->data);
+	free(j);
+	h->priv = NULL;
+}
+
+const struct file_hooks run_hooks = {
+    .open = run_open,
+    .read = run_read,
+    .write = run_write,
+    .flush = run_flush,
+    .poll = poll_common,
+    .release = release_common,
+};
+
+const struct file_hooks exit_hooks = {
+    .open = exit_open,
+    .read = exit_read,
+    .poll = poll_common,
+    .release = release_common,
+};

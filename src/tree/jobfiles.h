@@ -1,0 +1,14 @@
+/* jobfiles.h — the hooks of the tree's job files (DESIGN.md, "Jobs"): a
+ * pod's `run` (a script in, the newest job's output out) and `exit` (the
+ * newest job's status, waited for). FUSE-free: tree.c declares them in
+ * its file tables and the FUSE layer calls them through struct
+ * file_hooks. */
+#ifndef PRIMEFS_JOBFILES_H
+#define PRIMEFS_JOBFILES_H
+
+#include "tree.h"
+
+extern const struct file_hooks run_hooks;
+extern const struct file_hooks exit_hooks;
+
+#endif
