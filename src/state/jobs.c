@@ -1351,7 +1351,17 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 	pthread_mutex_unlock(&jb->mu);
 	if (c && w >= 0)
 		ssh_cmd_unwatch(c, w);
-	end_now(jb);			  /* readers: it ends here */
+	end_now(jb); /* readers: it ends here */
+	pthread_mutex_lock(&jb->mu);
+	bool waited = jb->state == JOB_WAITING && !jb->starting;
+	if (waited) { /* never to start now */
+		jb->state = JOB_LOST;
+		jb->exit_text = xstrdup(LOST_TEXT);
+		jb->ended = time(NULL);
+	}
+	pthread_mutex_unlock(&jb->mu);
+	if (waited)
+		notify(jb);
 	pthread_mutex_lock(&jb->meta_mu); /* no meta write under way */
 	remove_record(jb->dir);
 	pthread_mutex_unlock(&jb->meta_mu);

@@ -302,6 +302,20 @@ static void test_named(void)
 	}
 	CHECK(jobs_latest(j, "pod1") == NULL);
 	CHECK(jobs_run(j, "../x", "echo\n", 5, NULL, NULL, &jb) == -ENOENT);
+	/* rmdir of a waiting job: its readers see it end (lost). */
+	CHECK(jobs_create(j, "pod1", "gone") == 0);
+	jb = jobs_get(j, "pod1", "gone");
+	CHECK(jb && !job_wait_done(jb, 0));
+	CHECK(jobs_remove(j, "pod1", "gone") == 0);
+	if (jb) {
+		CHECK(job_wait_done(jb, 0));
+		CHECK(job_state(jb) == JOB_LOST);
+		bool eof;
+		char tmp[4];
+		CHECK(job_read(jb, 0, tmp, sizeof tmp, &eof) == 0 && eof);
+		job_put(jb);
+	}
+	CHECK(jobs_get(j, "pod1", "gone") == NULL);
 	jobs_free(j);
 	snprintf(p, sizeof p, "%s/pod1/train/meta", dir);
 	char *meta = get_file(p);
