@@ -943,11 +943,13 @@ bool job_exit_text(struct job *jb, struct buf *out)
 
 int job_signal(struct jobs *j, struct job *jb, const char *sig)
 {
-	(void)j;
-	(void)sig;
-	if (job_state(jb) != JOB_RUNNING)
-		return -ESRCH;
-	return -ENOSYS; /* until ssh_cmd_signal lands */
+	pthread_mutex_lock(&jb->mu);
+	struct ssh_cmd *c =
+	    jb->state == JOB_RUNNING && jb->cmd ? ssh_cmd_get(jb->cmd) : NULL;
+	pthread_mutex_unlock(&jb->mu);
+	int rc = c && j->runs ? ssh_cmd_signal(j->runs->pool, c, sig) : -ESRCH;
+	ssh_cmd_put(c);
+	return rc;
 }
 
 /* --- the store ------------------------------------------------------ */
