@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from conftest import err_of, sanitized
+from conftest import err_of, read_to_eof, sanitized
 from test_run import vm_hwm
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$")
@@ -251,15 +251,18 @@ def test_rmdir_of_a_running_job_kills_and_forgets_it(rig, tmp_path):
     wait_for(pidfile.exists, "job started")
     wait_for(lambda: pidfile.read_text().strip(), "pid written")
     pid = int(pidfile.read_text())
-    reader = subprocess.Popen(["cat", jp(rig, "long", "exit")], stdout=subprocess.PIPE)
+    # A reader of its exit, open before the rmdir, waits in the daemon.
+    fd = os.open(jp(rig, "long", "exit"), os.O_RDONLY)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(read_to_eof(fd)))
+    reader.start()
     try:
         rm = subprocess.run(["rmdir", jp(rig, "long")], timeout=10)
         assert rm.returncode == 0
-        out = reader.communicate(timeout=10)[0]
+        reader.join(10)  # a hang bound
     finally:
-        if reader.poll() is None:
-            reader.kill()
-    assert out in (b"signal KILL\n", b"lost\n")
+        os.close(fd)
+    assert got and got[0] in (b"signal KILL\n", b"lost\n")
     assert "long" not in os.listdir(jp(rig))
     assert not os.path.exists(jp(rig, "long"))
     wait_for(lambda: not alive(pid), "the job was killed")
