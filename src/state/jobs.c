@@ -74,6 +74,8 @@ struct jobs {
 	unsigned long long seq;
 };
 
+static void end_now(struct job *jb);
+
 /* --- names ---------------------------------------------------------- */
 
 static bool all_digits(const char *s)
@@ -671,6 +673,13 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->cmd_watch = w;
 	pthread_mutex_unlock(&jb->mu);
 	on_cmd(jb); /* what came before the watch */
+	pthread_mutex_lock(&jb->mu);
+	bool removed = jb->removed;
+	pthread_mutex_unlock(&jb->mu);
+	if (removed) { /* rmdir'ed while it was starting */
+		job_signal(j, jb, "KILL");
+		end_now(jb);
+	}
 	return 0;
 }
 
@@ -943,16 +952,16 @@ bool job_exit_text(struct job *jb, struct buf *out)
 
 int job_signal(struct jobs *j, struct job *jb, const char *sig)
 {
-	(void)j;
-	(void)sig;
-	if (job_state(jb) != JOB_RUNNING)
-		return -ESRCH;
-	return -ENOSYS; /* until ssh_cmd_signal lands */
+	pthread_mutex_lock(&jb->mu);
+	struct ssh_cmd *c =
+	    jb->state == JOB_RUNNING && jb->cmd ? ssh_cmd_get(jb->cmd) : NULL;
+	pthread_mutex_unlock(&jb->mu);
+	int rc = c && j->runs ? ssh_cmd_signal(j->runs->pool, c, sig) : -ESRCH;
+	ssh_cmd_put(c);
+	return rc;
 }
 
 /* --- the store ------------------------------------------------------ */
-
-static void end_now(struct job *jb);
 
 static int load_order(const void *a, const void *b)
 {
@@ -1070,6 +1079,18 @@ static struct job *load_job(struct jobs *j, const char *pod_id,
 	return jb;
 }
 
+/* A directory itself, not a link to one. */
+static bool is_dir(const char *dir, const char *name)
+{
+	struct buf p;
+	buf_init(&p);
+	buf_printf(&p, "%s/%s", dir, name);
+	struct stat st;
+	bool r = lstat(p.data, &st) == 0 && S_ISDIR(st.st_mode);
+	buf_free(&p);
+	return r;
+}
+
 static void load_pod(struct jobs *j, const char *pod_id)
 {
 	struct buf d;
@@ -1094,6 +1115,11 @@ static void load_pod(struct jobs *j, const char *pod_id)
 		if (!num && !job_name_ok(name)) {
 			plog("jobs", d.data,
 			     "skipped a record with a bad name");
+			continue;
+		}
+		if (!is_dir(d.data, name)) {
+			plog("jobs", d.data, "skipped %s: not a directory",
+			     name);
 			continue;
 		}
 		const char *why;
@@ -1147,10 +1173,9 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!pod_id_ok(e->d_name)) {
+		if (!pod_id_ok(e->d_name) || !is_dir(o->dir, e->d_name)) {
 			plog("jobs", o->dir,
-			     "skipped a pod directory with a bad "
-			     "name");
+			     "skipped an entry that is no pod's directory");
 			continue;
 		}
 		load_pod(j, e->d_name);
@@ -1335,7 +1360,17 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 	pthread_mutex_unlock(&jb->mu);
 	if (c && w >= 0)
 		ssh_cmd_unwatch(c, w);
-	end_now(jb);			  /* readers: it ends here */
+	end_now(jb); /* readers: it ends here */
+	pthread_mutex_lock(&jb->mu);
+	bool waited = jb->state == JOB_WAITING && !jb->starting;
+	if (waited) { /* never to start now */
+		jb->state = JOB_LOST;
+		jb->exit_text = xstrdup(LOST_TEXT);
+		jb->ended = time(NULL);
+	}
+	pthread_mutex_unlock(&jb->mu);
+	if (waited)
+		notify(jb);
 	pthread_mutex_lock(&jb->meta_mu); /* no meta write under way */
 	remove_record(jb->dir);
 	pthread_mutex_unlock(&jb->meta_mu);

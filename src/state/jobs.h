@@ -61,14 +61,17 @@ bool jobs_pod_has(struct jobs *j, const char *pod_id);
 int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	     bool (*interrupted)(void *arg), void *arg, struct job **out);
 /* `mkdir jobs/<name>`: a waiting job (0, -EEXIST, -EINVAL for a bad or
- * numeric name, -ENOENT if the pod has no such id). */
+ * numeric name or "latest", -ENOENT for a pod id that cannot be a
+ * directory's name: whether the pod exists is the caller's to check; -EIO
+ * if its record cannot be made, logged). */
 int jobs_create(struct jobs *j, const char *pod_id, const char *name);
 /* Its `cmd` written and closed: starts a waiting job as jobs_run does
  * (-EBUSY if it has started already). */
 int jobs_start(struct jobs *j, struct job *jb, const char *script, size_t len,
 	       bool (*interrupted)(void *arg), void *arg);
 /* `rmdir jobs/<name>`: kills the job if it runs (as job_signal KILL),
- * forgets it and deletes its record: 0 or -ENOENT. */
+ * forgets it and deletes its record: 0 or -ENOENT. Whoever still holds it
+ * sees it end (lost), a waiting one too. */
 int jobs_remove(struct jobs *j, const char *pod_id, const char *name);
 /* The pod was removed: its running jobs end as `lost` at once (readers
  * and waiters get EOF within a second); their records stay, for history.

@@ -247,6 +247,13 @@ static void test_reload(void)
 	CHECK(jb && job_state(jb) == JOB_LOST);
 	job_put(jb);
 
+	/* The pod is gone: its records stay (history shows them). */
+	jobs_pod_gone(j, "pod1");
+	names = list(j, "pod1");
+	CHECK_STR(names, "1,2,train,3,later,");
+	free(names);
+	CHECK(jobs_pod_has(j, "pod1"));
+
 	/* rmdir of a job: record gone, and gone after a remount too. */
 	CHECK(jobs_remove(j, "pod1", "2") == 0);
 	CHECK(jobs_remove(j, "pod1", "2") == -ENOENT);
@@ -295,6 +302,20 @@ static void test_named(void)
 	}
 	CHECK(jobs_latest(j, "pod1") == NULL);
 	CHECK(jobs_run(j, "../x", "echo\n", 5, NULL, NULL, &jb) == -ENOENT);
+	/* rmdir of a waiting job: its readers see it end (lost). */
+	CHECK(jobs_create(j, "pod1", "gone") == 0);
+	jb = jobs_get(j, "pod1", "gone");
+	CHECK(jb && !job_wait_done(jb, 0));
+	CHECK(jobs_remove(j, "pod1", "gone") == 0);
+	if (jb) {
+		CHECK(job_wait_done(jb, 0));
+		CHECK(job_state(jb) == JOB_LOST);
+		bool eof;
+		char tmp[4];
+		CHECK(job_read(jb, 0, tmp, sizeof tmp, &eof) == 0 && eof);
+		job_put(jb);
+	}
+	CHECK(jobs_get(j, "pod1", "gone") == NULL);
 	jobs_free(j);
 	snprintf(p, sizeof p, "%s/pod1/train/meta", dir);
 	char *meta = get_file(p);
@@ -425,6 +446,14 @@ static void test_corrupt(void)
 	record(dir, ".pod", "1", "exited", 1, 1, 2, "0\\n", "");
 	snprintf(p, sizeof p, "%s/stray", dir);
 	put_file(p, "x", 1);
+	/* Links: a job directory and a pod directory that point elsewhere. */
+	char target[600];
+	snprintf(target, sizeof target, "%s/pod1/1", dir);
+	snprintf(p, sizeof p, "%s/pod1/12", dir);
+	CHECK(symlink(target, p) == 0);
+	snprintf(target, sizeof target, "%s/pod1", dir);
+	snprintf(p, sizeof p, "%s/podlink", dir);
+	CHECK(symlink(target, p) == 0);
 	snprintf(p, sizeof p, "%s/pod1/stray", dir);
 	put_file(p, "x", 1);
 
@@ -434,6 +463,7 @@ static void test_corrupt(void)
 	CHECK_STR(names, "1,8,");
 	free(names);
 	CHECK(!jobs_pod_has(j, ".pod"));
+	CHECK(!jobs_pod_has(j, "podlink"));
 	struct job *jb = jobs_get(j, "pod1", "8");
 	if (jb) {
 		struct buf b;
@@ -449,13 +479,15 @@ static void test_corrupt(void)
 	buf_addc(&lg, '\0');
 	CHECK(strstr(lg.data, "skipped job 2: meta is not JSON"));
 	CHECK(strstr(lg.data, "skipped job 9: no readable meta"));
+	CHECK(strstr(lg.data, "skipped 12: not a directory"));
+	CHECK(strstr(lg.data, "skipped stray: not a directory"));
 	buf_free(&lg);
-	/* No number on record is reused: the next would be 11. The record
+	/* No number on record is reused: the next would be 13. The record
 	 * that failed to start is gone again, the skipped ones stay. */
 	CHECK(jobs_run(j, "pod1", "x", 1, NULL, NULL, &jb) == -ENOTCONN);
 	snprintf(p, sizeof p, "%s/pod1/10", dir);
 	CHECK(exists(p));
-	snprintf(p, sizeof p, "%s/pod1/11", dir);
+	snprintf(p, sizeof p, "%s/pod1/13", dir);
 	CHECK(!exists(p));
 	jobs_free(j);
 	/* A directory that cannot be made: NULL, no crash. */
