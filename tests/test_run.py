@@ -78,7 +78,10 @@ def test_pod_deleted_elsewhere_is_forgotten(rig, pod):
     with open(rig.p("pods/extra/run"), "rb", buffering=0) as f:
         assert f.read(100) == b"started\n"
     assert extra in rig.known_hosts.read_text()
-    reader = subprocess.Popen(["cat", rig.p("pods/extra/exit")], stdout=subprocess.PIPE)
+    # Opened here, before the delete: cat then reads that handle.
+    exit_handle = open(rig.p("pods/extra/exit"), "rb", buffering=0)
+    reader = subprocess.Popen(["cat"], stdin=exit_handle, stdout=subprocess.PIPE)
+    exit_handle.close()
     try:
         rig.api.admin("pods", {"delete": [extra]})
         rig.write("ctl", "refresh\n")

@@ -74,6 +74,8 @@ struct jobs {
 	unsigned long long seq;
 };
 
+static void end_now(struct job *jb);
+
 /* --- names ---------------------------------------------------------- */
 
 static bool all_digits(const char *s)
@@ -671,6 +673,13 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->cmd_watch = w;
 	pthread_mutex_unlock(&jb->mu);
 	on_cmd(jb); /* what came before the watch */
+	pthread_mutex_lock(&jb->mu);
+	bool removed = jb->removed;
+	pthread_mutex_unlock(&jb->mu);
+	if (removed) { /* rmdir'ed while it was starting */
+		job_signal(j, jb, "KILL");
+		end_now(jb);
+	}
 	return 0;
 }
 
@@ -953,8 +962,6 @@ int job_signal(struct jobs *j, struct job *jb, const char *sig)
 }
 
 /* --- the store ------------------------------------------------------ */
-
-static void end_now(struct job *jb);
 
 static int load_order(const void *a, const void *b)
 {

@@ -278,8 +278,10 @@ static void cache_behaviour(void)
 	give_up = false;
 	CHECK(t_server_answered() == done);
 	cache_set_wait_limit(c, 0.3);
+	/* -ETIMEDOUT says it came before the answer (which would have been
+	 * served); counting answers here would race the history fetch's
+	 * answer, due 3 s after it started, on a busy machine. */
 	CHECK(cache_get(c, SNAP_WALLET, CACHE_TTL, &s) == -ETIMEDOUT);
-	CHECK(t_server_answered() == done);
 
 	cache_free(c); /* waits for the fetches still running */
 	http_free(http);
