@@ -19,10 +19,12 @@ finished `out` alone). Best of
 >= 0.9x of ssh. (Data alone, libssh2 1.10 needs about twice OpenSSH's CPU
 per byte: on a busy machine the ratio drops.)
 
-Where the time goes, printed when a goal is missed: the CPU seconds of the
-daemon beside ssh's, the SSH layer alone (tests/unit/test_ssh throughput:
-channel reads and file writes, no FUSE) beside a plain 256 MiB file
-write, and `perf record` of the daemon if perf is installed and allowed.
+Where the time goes, printed when a goal is missed: the load, the CPU
+seconds of the daemon beside ssh's, the SSH layer alone (tests/unit/test_ssh
+throughput: channel reads, file writes and a reader alongside, no FUSE)
+beside a plain 256 MiB file write, the daemon's context switches, and
+`perf record` of the daemon if perf is installed and allowed (see explain()
+for what libssh2 1.10 allows).
 
     bench/ssh_run.py [--n 30] [--mib 256] [--rounds 3] [--no-perf]
 """
@@ -78,23 +80,57 @@ def times(fn, n):
     return out
 
 
+def ctxt(pid):
+    """(voluntary, involuntary) context switches of every thread of pid."""
+    v = n = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        v += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return v, n
+
+
 def explain(a, key, sshd, tmp, m, primefs_cat, cpu_p, cpu_ssh, size):
-    """Where the time goes (figures only)."""
+    """Where the time goes (figures only). What to read in them (libssh2
+    1.10): it decrypts a packet 16 bytes at a time, one EVP_Cipher call and
+    one memcpy per AES block (crypt.c, _libssh2_cipher_crypt), so libcrypto
+    costs some 17 million calls per 256 MiB whatever the window or read size;
+    it recv()s at most 16 KiB at a time (PACKETBUFSIZE) and sshd sends at
+    most 32 KiB per packet (LIBSSH2_CHANNEL_PACKET_DEFAULT); aes128-ctr with
+    hmac-sha2-256 is the best it negotiates (no chacha20-poly1305, no GCM
+    before 1.11). On a machine with fewer cores than busy processes the time
+    is then CPU time waiting for its turn: see the involuntary context
+    switches and the load."""
     mib = size >> 20
     print("where the time goes:")
+    print(f"  load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs")
     d, c = min(cpu_p)
     print(f"  CPU per {mib} MiB: primefs daemon {d:.2f} s, the reader {c:.2f} s; "
           f"ssh (master + client) {min(cpu_ssh):.2f} s")
-    # The SSH layer alone (channel reads, file writes), no FUSE.
+    # The SSH layer alone (channel reads, file writes, a reader following
+    # the file as FUSE does), no FUSE: one cold run (connect included),
+    # then the best of two on the warm session; its CPU over the three.
     exe = common.conftest.BUILD / "tests" / "unit" / "test_ssh"
     if exe.exists():
+        k0 = children_cpu_s()
         r = subprocess.run([str(exe), "throughput", "host=127.0.0.1", f"port={sshd.port}",
                             "user=root", f"key={key}", f"known_hosts={tmp}/known_hosts_t",
-                            f"dir={tmp}", f"bytes={size}", "runs=1", "after=1"],
+                            f"dir={tmp}", f"bytes={size}", "runs=2", "after=0"],
                            capture_output=True, text=True, timeout=300)
-        warm = [l.split()[2] for l in r.stdout.splitlines() if l.startswith("# warm_s ")]
-        if warm:
-            print(f"  SSH layer alone (libssh2 reads + file writes, no FUSE): {float(warm[0]):.2f} s")
+        cpu = (children_cpu_s() - k0) / 3
+        warm = [float(l.split()[2]) for l in r.stdout.splitlines() if l.startswith("# warm_s ")]
+        cold = [float(l.split()[2]) for l in r.stdout.splitlines() if l.startswith("# cold_s ")]
+        if warm and cold:
+            print(f"  SSH layer alone (test_ssh throughput: libssh2 reads, file writes, a "
+                  f"reader alongside; no FUSE): {min(warm):.2f} s warm (best of 2), "
+                  f"{cold[0]:.2f} s with connect; CPU {cpu:.2f} s per {mib} MiB")
     t = time.perf_counter()
     path = os.path.join(tmp, "write-test")
     with open(path, "wb") as f:
@@ -110,14 +146,23 @@ def explain(a, key, sshd, tmp, m, primefs_cat, cpu_p, cpu_ssh, size):
     rec = subprocess.Popen(["perf", "record", "-q", "-o", data, "-p", str(m.proc.pid)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
+    v0, n0 = ctxt(m.proc.pid)
     primefs_cat()
+    v1, n1 = ctxt(m.proc.pid)
     rec.send_signal(2)
     rec.wait()
+    print(f"  daemon context switches during `cat run` (under perf): {v1 - v0} voluntary "
+          f"(waits), {n1 - n0} involuntary (preempted)")
+    rep = subprocess.run(["perf", "report", "-q", "-i", data, "--stdio", "--sort", "dso",
+                          "--percent-limit", "2"], capture_output=True, text=True)
+    dsos = [" ".join(l.split()) for l in rep.stdout.splitlines() if l.strip()][:6]
+    if dsos:
+        print("  perf record of the daemon during `cat run`, by object: " + ", ".join(dsos))
     rep = subprocess.run(["perf", "report", "-q", "-i", data, "--stdio", "--sort", "dso,sym",
                           "--percent-limit", "2"], capture_output=True, text=True)
     lines = [l for l in rep.stdout.splitlines() if l.strip()][:15]
     if lines:
-        print("  perf record of the daemon during `cat run` (>= 2%):")
+        print("  by symbol (>= 2%; libcrypto's unnamed ones are AES-NI's one-block path):")
         for l in lines:
             print("   " + l.rstrip())
 

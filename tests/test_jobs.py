@@ -113,9 +113,17 @@ def test_script_text_is_not_mangled(rig):
     script = (b"cat <<'EOF'\n'\"$x\\n`\n\n\nEOF\n"
               b"printf '%s' \"$(printf '\\377\\001')\" | od -An -tx1 | tr -d ' \\n'; echo\n"
               b"printf end")
-    job(rig, script)
-    with open(rig.p("pods/demo/run"), "rb") as f:
-        assert f.read() == b"'\"$x\\n`\n\n\nff01\nend"
+    # A short script rides in the exec request, a long one goes to the
+    # wrapper's stdin: both as they are.
+    for pad in (b"", b"#" + b"-" * 3000 + b"\n"):
+        job(rig, pad + script)
+        with open(rig.p("pods/demo/run"), "rb") as f:
+            assert f.read() == b"'\"$x\\n`\n\n\nff01\nend"
+    # A heredoc that ends the script, with blank lines last.
+    for pad in (b"", b"#" + b"-" * 3000 + b"\n"):
+        job(rig, pad + b"cat <<'EOF'\n%%\\0\n\n\nEOF")
+        with open(rig.p("pods/demo/run"), "rb") as f:
+            assert f.read() == b"%%\\0\n\n\n"
 
 
 def test_run_by_the_users_shell_in_its_own_session(rig):

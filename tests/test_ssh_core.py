@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BUILD
-from sshd import Sshd, free_port, make_key, silent_listener
+from sshd import Sshd, descendants, free_port, make_key, silent_listener
 
 EXE = BUILD / "tests" / "unit" / "test_ssh"
 
@@ -278,6 +278,30 @@ def test_connection_lost_and_reconnect(pods, tmp_path, keys):
     r = run("lost", a, tmp_path, keys, actions={"kill": a.kill, "restart": a.start})
     r.check()
     assert r.value("lost_ms") < 5000
+
+
+def test_pod_dies_during_channel_open_retried_on_a_new_session(pods, tmp_path, keys):
+    """The pod's session dies (frozen, then its processes killed) while a
+    command's channel opens: it runs once on a new session, never "lost twice"
+    because the retry found the dying session still taking commands."""
+    a = pods()
+
+    def drop():
+        # The session processes die; the listener lives on (thawed), so the
+        # retry finds a pod to connect to at once.
+        for pid in descendants(a.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.kill(a.proc.pid, signal.SIGCONT)
+
+    try:
+        r = run("redial", a, tmp_path, keys, actions={"freeze": a.freeze, "drop": drop},
+                timeout=120)
+    finally:
+        a.thaw()
+    r.check()
 
 
 def test_unreachable(tmp_path, keys):

@@ -50,7 +50,8 @@ void ssh_pool_free(struct ssh_pool *p);
 /* Runs a script (len bytes, any content) on the pod known by pod_key (its
  * id, also its name in known_hosts), reachable at conn ("user@host -p
  * port", port optional → 22): sshd execs a fixed small wrapper and the
- * script goes to its stdin, so no command-line limit applies. The wrapper
+ * script goes to its stdin, so no command-line limit applies (a short one,
+ * up to 1 KiB, rides encoded in the exec request instead). The wrapper
  * runs it whole or not at all, by the user's shell ($SHELL, else sh), with
  * stdin from /dev/null and stderr merged into stdout on the pod; the exit
  * status is the script's. Blocks until the whole script was sent (or that

@@ -558,9 +558,9 @@ static void sess_loop(struct sess *s, struct fail *f)
 
 /* Ends everything the thread holds: running commands get the marker and
  * "lost", commands not yet sent get f->code or a retry. */
-static void sess_close(struct sess *s, bool was_up, struct fail *f)
+static void sess_close(struct sess *s, bool was_up, bool stopping,
+		       struct fail *f)
 {
-	bool stopping = atomic_load(&s->stop);
 	int running = 0;
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 		if (c->st == C_RUNNING || c->st == C_CLOSING)
@@ -645,15 +645,20 @@ void *sess_main(void *arg)
 		sess_loop(s, &f);
 	else
 		f.code = rc == -ECANCELED ? -EHOSTUNREACH : rc;
-	sess_close(s, up, &f);
-	/* From here the session takes nothing more; what was queued meanwhile
-	 * gets the connect error, or is retried on a new session. */
+	/* From here the session takes nothing more — before any command
+	 * hears its result: a command told to retry must find the session
+	 * dead and get a new one (queued on this one, it would be told to
+	 * retry a second time: "connection lost twice"). What was queued
+	 * meanwhile gets the connect error, or is retried on a new session.
+	 * Whether the pool stopped us is read first: a retry's submit()
+	 * retires a dead session, which sets stop too. */
+	bool stopping = atomic_load(&s->stop);
 	pthread_mutex_lock(&s->lock);
 	s->dead = true;
 	struct ssh_cmd *q = s->q_head;
 	s->q_head = s->q_tail = NULL;
 	pthread_mutex_unlock(&s->lock);
-	bool stopping = atomic_load(&s->stop);
+	sess_close(s, up, stopping, &f);
 	while (q) {
 		struct ssh_cmd *c = q;
 		q = c->next;

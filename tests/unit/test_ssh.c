@@ -11,7 +11,8 @@
  *
  * Scenarios: basic interleave big stream concurrent pods hostkey known rsa
  * lost unreachable file full signal reuse throughput latency agent watch
- * recycle abandon frozen. [keepalive=S] sets the pool's keepalive interval.
+ * recycle abandon frozen redial. [keepalive=S] sets the pool's keepalive
+ * interval.
  *
  * Where a scenario needs the pod to change under it (killed, restarted,
  * given a new host key) it prints "@@ ACTION" and waits for a line on
@@ -1050,6 +1051,46 @@ static void sc_frozen(struct ssh_pool *p)
 	action("thaw");
 }
 
+/* The pod's session dies while a command's channel open is under way on it
+ * (frozen, then its processes killed; the listener lives on): it fails
+ * with the command not sent, and ssh_run() retries it on a new session,
+ * which must not be the dying one (it used to be, when the retry came
+ * before the old session was marked dead: "connection lost twice"). Some
+ * rounds, as the window is narrow. */
+static void sc_redial(struct ssh_pool *p)
+{
+	int rounds = atoi(arg("runs", "10"));
+	for (int i = 0; i < rounds; i++) {
+		struct result r;
+		run_cmd(p, "pod-a", conn_a, "echo warm", &r);
+		CHECK(r.rc == 0);
+		result_free(&r);
+		action("freeze");
+		struct bg_run b = {p, "pod-a", conn_a, "echo after",
+				   0, 0,       NULL,   false};
+		pthread_t th;
+		pthread_create(&th, NULL, bg_run_main, &b);
+		sleep_seconds(0.2); /* the channel open is sent, unanswered */
+		action("drop");
+		pthread_join(th, NULL);
+		CHECK(b.rc == 0);
+		if (b.rc)
+			printf("# round %d failed: %d\n", i, b.rc);
+		if (!b.c)
+			continue;
+		struct ssh_cursor cur = {0, false};
+		buf_init(&r.out);
+		buf_init(&r.exit);
+		CHECK(read_all(b.c, &cur, &r.out, 10));
+		ssh_cmd_exit_text(b.c, &r.exit);
+		CHECK_STR(S(&r.out), "after\n");
+		CHECK_STR(S(&r.exit), "0\n");
+		result_free(&r);
+		ssh_cmd_put(b.c);
+	}
+	CHECK(!log_has("connection lost twice"));
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct ssh_pool *p);
@@ -1076,6 +1117,7 @@ static const struct {
     {"recycle", sc_recycle},
     {"abandon", sc_abandon},
     {"frozen", sc_frozen},
+    {"redial", sc_redial},
 };
 
 int main(int argc, char **argv)
