@@ -11,7 +11,10 @@ or below the ControlMaster figure (<= 1.0x).
 Throughput: 256 MiB of output, `cat run` versus `ssh host head -c
 268435456 /dev/zero` into /dev/null, through the ControlMaster and on a
 fresh connection (what a user pays). primefs writes the output to a local
-file as it arrives and `cat run` reads it back through FUSE. Best of
+file as it arrives and `cat run` reads it back through FUSE. Beside them,
+what a script does with a job's own files: `echo ... > run; cat
+jobs/N/exit; cat jobs/N/out` (start to the last byte, and the read of the
+finished `out` alone). Best of
 --rounds each, interleaved, against the noise of a shared machine. Goal:
 >= 0.9x of ssh. (Data alone, libssh2 1.10 needs about twice OpenSSH's CPU
 per byte: on a busy machine the ratio drops.)
@@ -224,12 +227,31 @@ def measure(a, key, sshd, tmp, m, ctl, s):
                     got += len(chunk)
             return got
 
+        def primefs_out():
+            """Start to the last byte through jobs/N/out; and the read alone."""
+            with open(run, "w") as f:
+                f.write(cmd + "\n")
+            jobs = m.p("pods", "demo", "jobs")
+            job = os.path.join(jobs, os.readlink(os.path.join(jobs, "latest")))
+            with open(os.path.join(job, "exit")) as f:
+                f.read()
+            t = time.perf_counter()
+            got = 0
+            with open(os.path.join(job, "out"), "rb", buffering=0) as f:
+                while True:
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+            return got, time.perf_counter() - t
+
         def ssh_cat(extra):
             with open(os.devnull, "wb") as null:
                 subprocess.run(ssh_cmd(key, sshd.port, extra) + [cmd], stdout=null, check=True)
 
         pid = m.proc.pid
         tp_p, tp_ssh, tp_fresh, got = [], [], [], 0
+        tp_out, tp_read, got_out = [], [], 0
         cpu_p, cpu_ssh = [], []
         mpid = master_pid(key, sshd.port, ctl)
         for _ in range(a.rounds):
@@ -238,11 +260,16 @@ def measure(a, key, sshd, tmp, m, ctl, s):
             got = primefs_cat()
             tp_p.append(time.perf_counter() - t)
             cpu_p.append((cpu_s(pid) - c0, self_cpu_s() - k0))
+            t = time.perf_counter()
+            got_out, read_s = primefs_out()
+            tp_out.append(time.perf_counter() - t)
+            tp_read.append(read_s)
             k0, m0 = children_cpu_s(), cpu_s(mpid) if mpid else 0
             tp_ssh += times(lambda: ssh_cat(cm), 1)
             cpu_ssh.append(children_cpu_s() - k0 + (cpu_s(mpid) - m0 if mpid else 0))
             tp_fresh += times(lambda: ssh_cat(()), 1)
         tp_p, tp_ssh, tp_fresh = min(tp_p), min(tp_ssh), min(tp_fresh)
+        tp_out, tp_read = min(tp_out), min(tp_read)
 
         med = lambda v: common.pct(v, 50) * 1000  # noqa: E731
         p90 = lambda v: common.pct(v, 90) * 1000  # noqa: E731
@@ -261,6 +288,10 @@ def measure(a, key, sshd, tmp, m, ctl, s):
         print(f"output throughput, {a.mib} MiB, best of {a.rounds}")
         common.table(["", "seconds", "MiB/s"], [
             ["primefs: cat run", f"{tp_p:.2f}", f"{got / (1 << 20) / tp_p:.0f}"],
+            ["primefs: cat jobs/N/exit; cat jobs/N/out", f"{tp_out:.2f}",
+             f"{got_out / (1 << 20) / tp_out:.0f}"],
+            ["  of which cat jobs/N/out (the job ended)", f"{tp_read:.2f}",
+             f"{got_out / (1 << 20) / tp_read:.0f}"],
             ["  baseline: ssh host head -c ... (ControlMaster)", f"{tp_ssh:.2f}",
              f"{a.mib / tp_ssh:.0f}"],
             ["  baseline: ssh host head -c ... (fresh)", f"{tp_fresh:.2f}",
@@ -270,6 +301,8 @@ def measure(a, key, sshd, tmp, m, ctl, s):
         print(f"primefs / ssh: {tp_ratio:.2f}x of ssh's throughput through the "
               f"ControlMaster (goal >= 0.9: {'met' if tp_ratio >= 0.9 else 'MISSED'}), "
               f"{tp_fresh / tp_p:.2f}x of a fresh ssh; bytes read {got} of {size}")
+        print(f"jobs/N/out: {tp_ssh / tp_out:.2f}x of ssh's throughput through the "
+              f"ControlMaster, start to the last byte; bytes read {got_out} of {size}")
         if lat_ratio > 1.0 or tp_ratio < 0.9 or a.explain:
             print()
             explain(a, key, sshd, tmp, m, primefs_cat, cpu_p, cpu_ssh, size)

@@ -163,18 +163,21 @@ def test_rmdir_never_waits_and_ends_readers(rig):
     job(rig, b"echo started; sleep 60\n", pod="gone")
     run_reader = subprocess.Popen(["cat", rig.p("pods/gone/run")], stdout=subprocess.PIPE)
     exit_reader = subprocess.Popen(["cat", rig.p("pods/gone/exit")], stdout=subprocess.PIPE)
+    job_reader = subprocess.Popen(["cat", rig.p("pods/gone/jobs/1/exit")],
+                                  stdout=subprocess.PIPE)
     try:
         assert run_reader.stdout.read(8) == b"started\n"
-        time.sleep(0.5)  # both readers now block in the daemon
-        assert exit_reader.poll() is None
+        time.sleep(0.5)  # the readers now block in the daemon
+        assert exit_reader.poll() is None and job_reader.poll() is None
         rm = subprocess.Popen(["rmdir", rig.p("pods/gone")])
         assert rm.wait(timeout=3) == 0  # a hang bound: never the 60 s job
         rest, _ = run_reader.communicate(timeout=10)
         out, _ = exit_reader.communicate(timeout=10)
+        job_out, _ = job_reader.communicate(timeout=10)
     finally:
-        for p in (run_reader, exit_reader):
+        for p in (run_reader, exit_reader, job_reader):
             if p.poll() is None:
                 p.kill()
-    assert out == b"lost\n"
+    assert out == b"lost\n" and job_out == b"lost\n"
     assert b"sleep" not in rest
     assert not os.path.exists(rig.p("pods/gone"))

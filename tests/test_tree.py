@@ -25,6 +25,7 @@ HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "i
                  "price", "cost", "created", "ssh", "ip", "progress", "json", "offer", "log"}
 POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lease", "guards"}
 STREAMS = {"run", "exit", "log"}
+POD_DIRS = {"jobs"}  # a pod's subdirectories, live or in history
 
 
 def all_pages(api, path, key="data"):
@@ -141,7 +142,7 @@ def test_pods_listed_once_and_by_id(mnt, api):
     seen = set()
     for d in listing:
         assert SAFE.match(d) and d not in (".", "..")
-        assert set(os.listdir(mnt.p("pods", d))) == POD_FILES
+        assert set(os.listdir(mnt.p("pods", d))) == POD_FILES | POD_DIRS
         pid = mnt.read("pods", d, "id").strip()
         seen.add(pid)
         assert mnt.read("pods", pid, "id").strip() == pid
@@ -212,7 +213,7 @@ def test_history(mnt, api):
     hist = [h for h in all_pages(api, "/pods/history") if h["type"] in ("Instance", "Cluster")]
     assert len(os.listdir(mnt.p("history"))) == len(hist)
     for h in hist:
-        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES
+        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | POD_DIRS
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
         assert mnt.read("history", h["id"], "status") == "TERMINATED\n"
         assert json.loads(mnt.read("history", h["id"], "json")) == h

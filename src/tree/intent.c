@@ -7,7 +7,8 @@
  *    an operand that the next argument could continue into a deeper path
  *    is a doubt, and a doubt is refused;
  *  - any other program's mkdir() rents, and is taken back when the program
- *    at once creates something inside (intent_made_inside). */
+ *    at once creates something inside (intent_made_inside) other than a
+ *    named job (pods/x/jobs/NAME). */
 #include "intent.h"
 
 #include <errno.h>
@@ -493,6 +494,13 @@ bool intent_made_inside(struct intent_recent *r, pid_t pid, const char *path,
 	char *pod = pod_of(path);
 	if (!pod)
 		return false;
+	/* pods/x/jobs/NAME: a named job, made on purpose in a pod that
+	 * exists (a script rents, then makes its jobs). */
+	const char *rest = path + strlen("/pods/") + strlen(pod);
+	if (!strncmp(rest, "/jobs/", 6) && rest[6] && !strchr(rest + 6, '/')) {
+		free(pod);
+		return false;
+	}
 	double now = now_monotonic();
 	pthread_mutex_lock(&r->mu);
 	bool any = recent_slot(r, pod, now, -1) >= 0;

@@ -1,6 +1,7 @@
 /* jobfiles.c — see jobfiles.h. A run or exit handle follows one job (jobs.h):
- * a reader the pod's latest as of its open, a writer the one its own
- * writes started.
+ * a reader the pod's latest as of its open (or, in jobs/<job>/, that job),
+ * a writer the one its own writes started. The other job files (cmd, out,
+ * signal) hold their job from open to release.
  *
  * Locking. The FUSE layer may call read, write, flush and poll on one
  * handle at once (from different threads), and the watched command's I/O
@@ -50,7 +51,7 @@ static bool gave_up(struct tree_handle *h)
 	return h->interrupted && h->interrupted(h->interrupted_arg);
 }
 
-static int open_common(struct tree_handle *h, bool run)
+static int open_common(struct tree_handle *h, const struct node *n, bool run)
 {
 	struct jobfile *j = xcalloc(1, sizeof *j);
 	j->run = run;
@@ -59,8 +60,11 @@ static int open_common(struct tree_handle *h, bool run)
 	buf_init(&j->data);
 	pthread_mutex_init(&j->mu, NULL);
 	struct jobs *js = tree_jobs(h->tree);
-	/* A reader follows the newest job as of its open. */
-	if (!j->own && js && h->pod_id)
+	/* jobs/<job>/exit follows its job; a reader of the pod's own run and
+	 * exit the newest job as of its open. */
+	if (n->job)
+		j->cmd = job_get(n->job);
+	else if (!j->own && js && h->pod_id)
 		j->cmd = jobs_latest(js, h->pod_id);
 	h->priv = j;
 	return 0;
@@ -68,14 +72,12 @@ static int open_common(struct tree_handle *h, bool run)
 
 static int run_open(struct tree_handle *h, const struct node *n)
 {
-	(void)n;
-	return open_common(h, true);
+	return open_common(h, n, true);
 }
 
 static int exit_open(struct tree_handle *h, const struct node *n)
 {
-	(void)n;
-	return open_common(h, false);
+	return open_common(h, n, false);
 }
 
 /* Without j->mu: the handle's watch on c removed (no wake runs once this
@@ -124,6 +126,7 @@ static int start_pending(struct tree_handle *h)
 	buf_free(&script);
 	if (rc)
 		return rc;
+	tree_jobs_changed(h->tree, h->pod_id, NULL); /* a new jobs/latest */
 	pthread_mutex_lock(&j->mu);
 	struct job *old = j->cmd;
 	int watch = j->watch;
@@ -312,4 +315,238 @@ const struct file_hooks exit_hooks = {
     .read = exit_read,
     .poll = poll_common,
     .release = release_common,
+};
+
+/* ---- jobs/<job>/cmd, out and signal ---- */
+
+/* A cmd handle: the script as of open (for reads) and what this handle
+ * wrote (a waiting job's script, sent at close). mu guards all but job,
+ * pod_id and text, which do not change after open. */
+struct cmdfile {
+	struct job *job;
+	char *pod_id;
+	struct buf text; /* the script as of open */
+	pthread_mutex_t mu;
+	struct buf data; /* written, not yet started */
+	bool written, too_big;
+};
+
+static int cmd_open(struct tree_handle *h, const struct node *n)
+{
+	if (!n->job)
+		return -ENOENT;
+	if (h->acc != O_RDONLY && job_state(n->job) != JOB_WAITING)
+		return -EBUSY; /* a started job's script stays as it ran */
+	struct cmdfile *c = xcalloc(1, sizeof *c);
+	c->job = job_get(n->job);
+	c->pod_id = n->pod_id ? xstrdup(n->pod_id) : NULL;
+	buf_init(&c->text);
+	buf_init(&c->data);
+	pthread_mutex_init(&c->mu, NULL);
+	if (h->acc != O_WRONLY)
+		job_cmd(c->job, &c->text);
+	h->priv = c;
+	return 0;
+}
+
+static int cmd_read(struct tree_handle *h, char *out, size_t size, off_t off)
+{
+	struct cmdfile *c = h->priv;
+	if (off < 0 || (size_t)off >= c->text.len)
+		return 0;
+	size_t n = c->text.len - (size_t)off;
+	if (n > size)
+		n = size;
+	memcpy(out, c->text.data + off, n);
+	return (int)n;
+}
+
+/* As run's: writes gather one script, whatever their sizes; too big is
+ * dropped whole (E2BIG here and at close); a pod that will never run it
+ * fails the first write. */
+static int cmd_write(struct tree_handle *h, const char *data, size_t size,
+		     off_t off)
+{
+	struct cmdfile *c = h->priv;
+	pthread_mutex_lock(&c->mu);
+	bool first = !c->written;
+	pthread_mutex_unlock(&c->mu);
+	struct runs *r = tree_runs(h->tree);
+	if (first && size) {
+		int rc = r ? runs_check(r, c->pod_id) : -ENOTCONN;
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->written = true;
+	size_t end = off < 0 ? c->data.len : (size_t)off;
+	if (!c->too_big &&
+	    (end > RUNS_MAX_SCRIPT || size > RUNS_MAX_SCRIPT - end)) {
+		c->too_big = true;
+		buf_free(&c->data);
+		buf_init(&c->data);
+	}
+	if (!c->too_big) {
+		while (c->data.len < end) /* a hole */
+			buf_addc(&c->data, '\0');
+		if (c->data.len > end + size) { /* within what is there */
+			memcpy(c->data.data + end, data, size);
+		} else {
+			c->data.len = end;
+			buf_add(&c->data, data, size);
+		}
+	}
+	bool refused = c->too_big;
+	pthread_mutex_unlock(&c->mu);
+	return refused ? -E2BIG : (int)size;
+}
+
+/* close: what was written starts the job; close returns once it has
+ * started, or fails with the errno. */
+static int cmd_flush(struct tree_handle *h)
+{
+	struct cmdfile *c = h->priv;
+	pthread_mutex_lock(&c->mu);
+	bool written = c->written, too_big = c->too_big;
+	struct buf script = c->data;
+	buf_init(&c->data);
+	c->written = c->too_big = false;
+	pthread_mutex_unlock(&c->mu);
+	int rc = 0;
+	struct jobs *js = tree_jobs(h->tree);
+	if (too_big) {
+		plog("run", h->path,
+		     "the script is over the limit of %zu bytes: nothing was "
+		     "sent",
+		     RUNS_MAX_SCRIPT);
+		rc = -E2BIG;
+	} else if (written && script.len) {
+		rc = js ? jobs_start(js, c->job, script.data, script.len,
+				     h->interrupted, h->interrupted_arg)
+			: -ENOTCONN;
+		if (rc == 0)
+			tree_jobs_changed(h->tree, c->pod_id, NULL);
+	}
+	buf_free(&script);
+	return rc;
+}
+
+static int cmd_size(struct tree *t, const struct node *n, off_t *size)
+{
+	(void)t;
+	struct buf b;
+	buf_init(&b);
+	if (n->job)
+		job_cmd(n->job, &b);
+	*size = (off_t)b.len;
+	buf_free(&b);
+	return 0;
+}
+
+static void cmd_release(struct tree_handle *h)
+{
+	struct cmdfile *c = h->priv;
+	job_put(c->job);
+	free(c->pod_id);
+	buf_free(&c->text);
+	buf_free(&c->data);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+	h->priv = NULL;
+}
+
+/* out, signal: the handle holds its job. */
+static int hold_job(struct tree_handle *h, const struct node *n)
+{
+	if (!n->job)
+		return -ENOENT;
+	h->priv = job_get(n->job);
+	return 0;
+}
+
+static void put_job(struct tree_handle *h)
+{
+	job_put(h->priv);
+	h->priv = NULL;
+}
+
+/* A regular file: what is there at off, never a wait (0 at the end, for
+ * now; tail -f and less look again). */
+static int out_read(struct tree_handle *h, char *out, size_t size, off_t off)
+{
+	if (off < 0)
+		return -EINVAL;
+	bool eof;
+	ssize_t n = job_read(h->priv, (unsigned long long)off, out, size, &eof);
+	return (int)n;
+}
+
+static int out_size(struct tree *t, const struct node *n, off_t *size)
+{
+	(void)t;
+	*size = n->job ? (off_t)job_size(n->job) : 0;
+	return 0;
+}
+
+/* How long a signal waits for a job that has just started to tell its
+ * process group. */
+#define SIGNAL_WAIT 5.0
+
+/* `echo TERM > signal`: to the job's whole process group on the pod. */
+static int signal_write(struct tree_handle *h, const char *data, size_t size,
+			off_t off)
+{
+	(void)off;
+	char name[32];
+	size_t a = 0, b = size;
+	while (a < b && strchr(" \t\r\n", data[a]))
+		a++;
+	while (b > a && strchr(" \t\r\n", data[b - 1]))
+		b--;
+	if (a == b || b - a >= sizeof name)
+		return -EINVAL;
+	memcpy(name, data + a, b - a);
+	name[b - a] = '\0';
+	struct jobs *js = tree_jobs(h->tree);
+	int rc = js ? job_signal(js, h->priv, name) : -ESRCH;
+	/* A job that has just started may not have told its process group
+	 * yet: while it runs, that is asked again for a little while. */
+	double until = now_monotonic() + SIGNAL_WAIT;
+	while (rc == -ESRCH && js && job_state(h->priv) == JOB_RUNNING &&
+	       !gave_up(h) && now_monotonic() < until) {
+		job_wait_done(h->priv, 0.05);
+		rc = job_signal(js, h->priv, name);
+	}
+	if (rc)
+		plog("signal", h->path, "%s not sent: %s", name, strerror(-rc));
+	return rc ? rc : (int)size;
+}
+
+const struct file_hooks cmd_hooks = {
+    .open = cmd_open,
+    .read = cmd_read,
+    .write = cmd_write,
+    .flush = cmd_flush,
+    .release = cmd_release,
+    .size = cmd_size,
+};
+
+const struct file_hooks cmd_ro_hooks = {
+    .open = cmd_open,
+    .read = cmd_read,
+    .release = cmd_release,
+    .size = cmd_size,
+};
+
+const struct file_hooks out_hooks = {
+    .open = hold_job,
+    .read = out_read,
+    .release = put_job,
+    .size = out_size,
+};
+
+const struct file_hooks signal_hooks = {
+    .open = hold_job,
+    .write = signal_write,
+    .release = put_job,
 };

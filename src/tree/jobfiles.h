@@ -1,7 +1,9 @@
 /* jobfiles.h — the hooks of the tree's job files (DESIGN.md, "Jobs"): a
  * pod's `run` (a script in, the newest job's output out) and `exit` (the
- * newest job's status, waited for). FUSE-free: tree.c declares them in
- * its file tables and the FUSE layer calls them through struct
+ * newest job's status, waited for; in jobs/<job>/, that job's), and each
+ * job's `cmd` (its script; written, it starts a waiting job), `out` (its
+ * output: a regular file that grows) and `signal`. FUSE-free: tree.c declares
+ * them in its file tables and the FUSE layer calls them through struct
  * file_hooks. */
 #ifndef PRIMEFS_JOBFILES_H
 #define PRIMEFS_JOBFILES_H
@@ -10,5 +12,9 @@
 
 extern const struct file_hooks run_hooks;
 extern const struct file_hooks exit_hooks;
+extern const struct file_hooks cmd_hooks;
+extern const struct file_hooks cmd_ro_hooks; /* history: read-only */
+extern const struct file_hooks out_hooks;
+extern const struct file_hooks signal_hooks;
 
 #endif

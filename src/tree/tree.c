@@ -11,6 +11,7 @@
 
 #include "guards.h"
 #include "jobfiles.h"
+#include "jobs.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "naming.h"
@@ -398,6 +399,61 @@ static const struct file_def pod_files[] = {
     {.name = NULL},
 };
 
+/* ---- jobs (jobs.h): the node's object is the job ---- */
+
+static int r_job_state(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	buf_adds(out, job_state_text(job_state((struct job *)obj)));
+	return 0;
+}
+
+/* A time as the other time files show it; not yet: an empty line. */
+static void add_time(struct buf *out, time_t when)
+{
+	char iso[32] = "";
+	if (when)
+		fmt_iso8601(iso, when);
+	add_value(out, iso);
+}
+
+static int r_job_started(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_time(out, job_started((struct job *)obj));
+	return 0;
+}
+
+static int r_job_ended(struct tree *t, const void *obj, struct buf *out)
+{
+	(void)t;
+	add_time(out, job_ended((struct job *)obj));
+	return 0;
+}
+
+/* A live pod's job; all of it the owner's (job output, its script). */
+static const struct file_def job_files[] = {
+    {.name = "cmd", .hooks = &cmd_hooks},
+    {.name = "out", .hooks = &out_hooks},
+    {.name = "exit", .flags = F_STREAM, .hooks = &exit_hooks},
+    {.name = "state", .render = r_job_state, .flags = F_OWNER},
+    {.name = "started", .render = r_job_started, .flags = F_OWNER},
+    {.name = "ended", .render = r_job_ended, .flags = F_OWNER},
+    {.name = "signal", .flags = F_WRITE_ONLY, .hooks = &signal_hooks},
+    {.name = NULL},
+};
+
+/* A job of a pod in history: the same, read-only. */
+static const struct file_def hjob_files[] = {
+    {.name = "cmd", .hooks = &cmd_ro_hooks},
+    {.name = "out", .hooks = &out_hooks},
+    {.name = "exit", .flags = F_STREAM, .hooks = &exit_hooks},
+    {.name = "state", .render = r_job_state, .flags = F_OWNER},
+    {.name = "started", .render = r_job_started, .flags = F_OWNER},
+    {.name = "ended", .render = r_job_ended, .flags = F_OWNER},
+    {.name = NULL},
+};
+
 /* ---- root files ---- */
 
 static int r_balance(struct tree *t, const void *obj, struct buf *out)
@@ -506,18 +562,26 @@ static const struct file_def no_files[] = {{.name = NULL}};
 
 /* ---- directories ---- */
 
+struct subdir {
+	const char *name;
+	enum dir_kind kind;
+};
+
 struct dir_def {
-	const char *const *subdirs; /* fixed subdirectories, NULL-ended */
+	const struct subdir *subdirs; /* fixed subdirectories, NULL-ended */
 	const struct file_def *files;
 	int listing; /* snapshot kind its dynamic entries come from, or -1 */
 	enum dir_kind child; /* kind of a dynamic entry */
 };
 
-static const char *const root_subdirs[] = {"availability", CHEAPEST_NAME,
-					   "pods", "history", NULL};
-static const enum dir_kind root_subdir_kinds[] = {D_AVAIL, D_CHEAPEST, D_PODS,
-						  D_HISTORY};
-static const char *const no_subdirs[] = {NULL};
+static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
+					     {CHEAPEST_NAME, D_CHEAPEST},
+					     {"pods", D_PODS},
+					     {"history", D_HISTORY},
+					     {NULL, D_ROOT}};
+static const struct subdir pod_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
+static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
+static const struct subdir no_subdirs[] = {{NULL, D_ROOT}};
 
 static const struct dir_def dirs[D_KINDS] = {
     [D_ROOT] = {root_subdirs, root_files, -1, D_ROOT},
@@ -525,11 +589,22 @@ static const struct dir_def dirs[D_KINDS] = {
     [D_TYPE] = {no_subdirs, no_files, SNAP_OFFERS, D_OFFER},
     [D_OFFER] = {no_subdirs, offer_files, -1, D_OFFER},
     [D_PODS] = {no_subdirs, no_files, SNAP_PODS, D_POD},
-    [D_POD] = {no_subdirs, pod_files, -1, D_POD},
+    [D_POD] = {pod_subdirs, pod_files, -1, D_POD},
     [D_HISTORY] = {no_subdirs, no_files, SNAP_HISTORY, D_HIST},
-    [D_HIST] = {no_subdirs, pod_files, -1, D_HIST},
+    [D_HIST] = {hist_subdirs, pod_files, -1, D_HIST},
     [D_CHEAPEST] = {no_subdirs, no_files, SNAP_OFFERS, D_CHEAPEST},
+    /* Their entries come from the job store (jobs_dir()), not a listing. */
+    [D_JOBS] = {no_subdirs, no_files, -1, D_JOB},
+    [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
+    [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
+    [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
 };
+
+/* Whether a directory kind lists a pod's jobs. */
+static bool jobs_dir(enum dir_kind k)
+{
+	return k == D_JOBS || k == D_HJOBS;
+}
 
 /* ---- walking ---- */
 
@@ -570,6 +645,8 @@ void node_release(struct node *n)
 	if (n->snap)
 		snap_put(n->snap);
 	n->snap = NULL;
+	job_put(n->job);
+	n->job = NULL;
 }
 
 bool probe_name(const char *name)
@@ -601,6 +678,32 @@ static const struct file_def *find_file(const struct file_def *files,
 	return NULL;
 }
 
+/* From a jobs/ directory into its entry: `latest` (a link to the newest
+ * job) or a job's directory. */
+static int step_job(struct tree *t, struct node *n, const char *name)
+{
+	struct jobs *js = t->o.jobs;
+	if (!js || !n->pod_id)
+		return -ENOENT;
+	bool latest = !strcmp(name, "latest");
+	struct job *jb =
+	    latest ? jobs_latest(js, n->pod_id) : jobs_get(js, n->pod_id, name);
+	if (!jb)
+		return -ENOENT;
+	job_put(n->job);
+	n->job = jb;
+	if (latest) {
+		n->type = N_LINK;
+		return 0;
+	}
+	n->obj = jb;
+	time_t when = job_started(jb);
+	if (when)
+		n->mtime = when;
+	n->dir = dirs[n->dir].child;
+	return 0;
+}
+
 /* Steps from directory n into its entry `name`; listings are taken from
  * the cache in `mode`. */
 static int step(struct tree *t, struct node *n, const char *name,
@@ -609,11 +712,13 @@ static int step(struct tree *t, struct node *n, const char *name,
 	const struct dir_def *d = &dirs[n->dir];
 	if (n->type != N_DIR)
 		return -ENOTDIR;
-	for (int i = 0; d->subdirs[i]; i++)
-		if (!strcmp(d->subdirs[i], name)) {
-			n->dir = root_subdir_kinds[i];
+	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
+		if (!strcmp(sd->name, name)) {
+			n->dir = sd->kind;
 			return 0;
 		}
+	if (jobs_dir(n->dir))
+		return step_job(t, n, name);
 	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
@@ -669,6 +774,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 		if (!p)
 			return -ENOENT;
 		n->obj = p;
+		n->pod_id = p->id;
 		if (!p->history && p->created_t >= 0)
 			n->mtime = p->created_t;
 		break;
@@ -761,10 +867,26 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 	*out = *dir;
 	if (out->snap)
 		snap_ref(out->snap);
+	job_get(out->job);
 	int rc = step(t, out, name, CACHE_TTL);
 	if (rc)
 		node_release(out);
 	return rc;
+}
+
+/* A pod's jobs, oldest first, then `latest` when there is one. */
+static int list_jobs(struct tree *t, const struct node *n, add_fn add,
+		     void *ctx)
+{
+	if (!t->o.jobs || !n->pod_id)
+		return 0;
+	if (jobs_list(t->o.jobs, n->pod_id, add, ctx))
+		return 0; /* add said stop */
+	struct job *latest = jobs_latest(t->o.jobs, n->pod_id);
+	if (latest)
+		add(ctx, "latest");
+	job_put(latest);
+	return 0;
 }
 
 int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
@@ -773,12 +895,14 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	if (n->type != N_DIR)
 		return -ENOTDIR;
 	const struct dir_def *d = &dirs[n->dir];
-	for (int i = 0; d->subdirs[i]; i++)
-		if (add(ctx, d->subdirs[i]))
+	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
+		if (add(ctx, sd->name))
 			return 0;
 	for (const struct file_def *f = d->files; f->name; f++)
 		if (file_in(f, n->dir) && add(ctx, f->name))
 			return 0;
+	if (jobs_dir(n->dir))
+		return list_jobs(t, n, add, ctx);
 	if (d->listing < 0)
 		return 0;
 	struct snap *s = n->snap;
@@ -830,6 +954,10 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
+	if (jobs_dir(n->dir)) { /* jobs/latest, relative: `latest -> 3` */
+		buf_adds(out, job_name(n->job));
+		return 0;
+	}
 	buf_printf(out, "../availability/%s/%s", type_name(n->gtype),
 		   type_cheapest(n->gtype)->name);
 	return 0;
@@ -864,6 +992,26 @@ mode_t node_mode(const struct node *n)
 	}
 }
 
+/* mkdir jobs/<name> of a live pod: a named job, waiting for its cmd. */
+static int mkdir_job(struct tree *t, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *parent = xstrndup(path, (size_t)(slash - path));
+	struct node d;
+	int rc = tree_resolve(t, parent, &d);
+	free(parent);
+	if (rc)
+		return rc == -ENOENT ? -EPERM : rc;
+	if (d.type != N_DIR || !jobs_dir(d.dir))
+		rc = -EPERM;
+	else if (d.dir == D_HJOBS || !t->o.jobs || !d.pod_id)
+		rc = -EPERM; /* history is read-only */
+	else if ((rc = jobs_create(t->o.jobs, d.pod_id, slash + 1)) == 0)
+		tree_jobs_changed(t, d.pod_id, NULL);
+	node_release(&d);
+	return rc;
+}
+
 int tree_mkdir(struct tree *t, const char *path)
 {
 	static const char prefix[] = "/pods/";
@@ -872,7 +1020,9 @@ int tree_mkdir(struct tree *t, const char *path)
 		struct node n;
 		int rc = tree_resolve(t, path, &n);
 		node_release(&n);
-		return rc == 0 ? -EEXIST : -EPERM;
+		if (rc == 0)
+			return -EEXIST;
+		return rc == -ENOENT ? mkdir_job(t, path) : -EPERM;
 	}
 	if (!t->o.life)
 		return -EPERM;
@@ -887,7 +1037,14 @@ int tree_rmdir(struct tree *t, const char *path)
 		return rc;
 	if (n.type != N_DIR)
 		rc = -ENOTDIR;
-	else if (n.dir != D_POD || !t->o.life)
+	else if (n.dir == D_JOB && t->o.jobs) {
+		/* Kills the job if it runs and forgets it. */
+		char *name = xstrdup(job_name(n.job));
+		rc = jobs_remove(t->o.jobs, n.pod_id, name);
+		if (rc == 0)
+			tree_jobs_changed(t, n.pod_id, name);
+		free(name);
+	} else if (n.dir != D_POD || !t->o.life)
 		rc = -EPERM;
 	else
 		rc = pod_delete(t->o.life, strrchr(path, '/') + 1);
@@ -937,6 +1094,42 @@ static void tell_pod_dirs(struct tree *t, const char *top, const char *dir,
 	tell_pod_name(t, top, D_POD, dir, false);
 	if (id && strcmp(id, dir))
 		tell_pod_name(t, top, D_POD, id, false);
+}
+
+/* jobs/, jobs/latest and jobs/<gone> of a pod, under one of its names. */
+static void tell_jobs_name(struct tree *t, const char *name, const char *gone)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "/pods/%s/jobs", name);
+	tell(t, b.data, false);
+	size_t len = b.len;
+	buf_adds(&b, "/latest");
+	tell(t, b.data, false);
+	if (gone) {
+		b.len = len;
+		buf_printf(&b, "/%s", gone);
+		tell(t, b.data, true);
+	}
+	buf_free(&b);
+}
+
+void tree_jobs_changed(struct tree *t, const char *pod_id, const char *gone)
+{
+	if (!t->changed || !pod_id)
+		return;
+	atomic_fetch_add(&t->generation, 1);
+	struct snap *s = NULL;
+	const struct pod *p = NULL;
+	if (cache_get(t->o.cache, SNAP_PODS, CACHE_HELD, &s) == 0)
+		p = snap_pod_id(s, pod_id);
+	else
+		s = NULL;
+	if (p && strcmp(p->dir, pod_id))
+		tell_jobs_name(t, p->dir, gone);
+	tell_jobs_name(t, pod_id, gone);
+	if (s)
+		snap_put(s);
 }
 
 static void diff_pods(struct tree *t, const struct snap *old,
@@ -1055,6 +1248,8 @@ bool tree_volatile(const struct node *n)
 	const struct file_def *f = n->file;
 	if (f->flags & F_STREAM)
 		return false; /* size 0 whatever they hold */
+	if (n->dir == D_JOB || n->dir == D_HJOB)
+		return true; /* a job runs, ends, grows its output */
 	/* Files rendered from more than their object's snapshot. */
 	return f->render == r_pod_cost || f->render == r_pod_offer ||
 	       f->render == r_config || f->render == r_log ||

@@ -20,6 +20,10 @@ enum dir_kind {
 	D_HISTORY,
 	D_HIST,
 	D_CHEAPEST, /* cheapest/: a link per type with a rentable offer */
+	D_JOBS,	    /* pods/<p>/jobs/: a directory per job, and `latest` */
+	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
+	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
+	D_HJOB,
 	D_KINDS
 };
 
@@ -50,6 +54,7 @@ enum file_flags {
 };
 
 struct node;
+struct job;
 
 /* An open file as its hooks see it: FUSE-free, so that the tree's special
  * files (run, exit, the job files) are written, and can be tested, without
@@ -111,7 +116,10 @@ struct node {
 	const struct file_def *file;
 	struct snap *snap; /* referenced; released by node_release */
 	const struct gpu_type *gtype;
-	const void *obj;
+	const void *obj;    /* in a job's directory: its job */
+	struct job *job;    /* a job's directory or file: referenced, released
+			     * by node_release */
+	const char *pod_id; /* a pod's directory or anything under it */
 	time_t mtime;
 };
 
@@ -196,6 +204,11 @@ bool file_writable(const struct file_def *f);
 /* Every path the held snapshots show, and every top directory, told as
  * gone (after `refresh`). */
 void tree_changed_all(struct tree *t);
+
+/* The jobs of the pod with this id changed (a job made, started or
+ * removed): the kernel is told that its jobs/ listing and jobs/latest
+ * (and, for `name` removed, jobs/<name>) may now show something else. */
+void tree_jobs_changed(struct tree *t, const char *pod_id, const char *gone);
 
 /* Names that shells, prompts and file managers probe: answered from what
  * is cached, never fetched for. */
