@@ -110,7 +110,7 @@ static int r_offer_images(struct tree *t, const void *obj, struct buf *out)
 static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)t;
-	buf_adds(out, ((const struct offer *)obj)->json);
+	offer_json_text(obj, out);
 	return 0;
 }
 
@@ -989,8 +989,7 @@ static void diff_offers(struct tree *t, const struct snap *old,
 			    h ? type_offer(h, o->name) : NULL;
 			if (!n)
 				tell_offer(t, name, o->name, true);
-			else if (strcmp(o->json ? o->json : "",
-					n->json ? n->json : ""))
+			else if (!offer_json_same(o, n))
 				tell_offer(t, name, o->name, false);
 		}
 		const struct offer *cw = type_cheapest(g),
