@@ -249,8 +249,11 @@ static int pod_offer(struct tree *t, const struct snap *pods,
 		     const struct pod *p, struct buf *out)
 {
 	struct snap *s;
-	if (p->gpu_type &&
-	    cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
+	/* A type no directory could hold: no offer, and no fetch for it. */
+	char *dir = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
+	bool usable = dir != NULL;
+	free(dir);
+	if (usable && cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
 		const struct gpu_type *g;
 		const struct offer *found = snap_pod_offer(pods, p, s, &g);
 		if (found)
