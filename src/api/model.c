@@ -5,9 +5,12 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "log.h"
 
@@ -312,7 +315,9 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 			   ? json_object_get_boolean(spot)
 			   : -1;
 	out->multinode = multinode;
-	out->json = json_text(o);
+	char *text = json_text(o);
+	offer_set_json(out, text);
+	free(text);
 	return 0;
 }
 
@@ -331,8 +336,143 @@ void offer_free(struct offer *o)
 	for (size_t i = 0; i < o->images.n; i++)
 		str_unintern(o->images.v[i]);
 	free(o->images.v);
-	free(o->json);
+	free(o->zjson);
 	memset(o, 0, sizeof *o);
+}
+
+/* ---- an offer's JSON, deflated ----
+ * Raw deflate (no header, no checksum) with a preset dictionary: an offer
+ * of the API's schema (compute.yml GpuAvailability) with its keys, nulls
+ * and the values its enums and most offers share, so that what is left of
+ * an offer is mostly its own values. The most common strings come last,
+ * nearest the text. A 4 KiB window holds the dictionary and an offer. */
+
+#define Z_WBITS	   12
+#define Z_MEMLEVEL 5
+
+static const char offer_dict[] =
+    "\"GB200\",\"GB300\",\"RTX4090_24GB\",\"RTX5090_32GB\",\"L40S_48GB\","
+    "\"A10_24GB\",\"A40_48GB\",\"L4_24GB\",\"B200_180GB\",\"H200_141GB\","
+    "\"GH200_96GB\",\"RTX6000Ada_48GB\",\"CPU_NODE\",\"SXM2\",\"SXM4\","
+    "\"SXM5\",\"SXM6\",\"fluidstack\",\"lambdalabs\",\"hyperstack\","
+    "\"oblivus\",\"cudocompute\",\"scaleway\",\"tensordock\",\"datacrunch\","
+    "\"latitude\",\"crusoecloud\",\"massedcompute\",\"akash\","
+    "\"primeintellect\",\"primecompute\",\"nebius\",\"vultr\",\"denvr\","
+    "\"eu_east\",\"eu_north\",\"eu_west\",\"canada\",\"asia_south\","
+    "\"asia_northeast\",\"Unavailable\",\"Medium\",\"High\",\"EUR\","
+    "\"community_cloud\",\"hivemind\",\"petals_llama\",\"flux\","
+    "{\"cloudId\":\"\",\"gpuType\":\"H100_80GB\",\"socket\":\"PCIe\","
+    "\"provider\":\"runpod\",\"region\":\"united_states\",\"dataCenter\":"
+    "\"US-\",\"country\":\"US\",\"gpuCount\":8,\"gpuMemory\":80,"
+    "\"disk\":{\"minCount\":null,\"defaultCount\":null,\"maxCount\":null,"
+    "\"pricePerUnit\":null,\"step\":null,\"defaultIncludedInPrice\":null,"
+    "\"additionalInfo\":null},\"sharedDisk\":{\"minCount\":null,"
+    "\"defaultCount\":null,\"maxCount\":null,\"pricePerUnit\":null,"
+    "\"step\":null,\"defaultIncludedInPrice\":null,\"additionalInfo\":"
+    "null},\"vcpu\":{\"minCount\":null,\"defaultCount\":null,\"maxCount\":"
+    "null,\"pricePerUnit\":null,\"step\":null,\"defaultIncludedInPrice\":"
+    "null,\"additionalInfo\":null},\"memory\":{\"minCount\":null,"
+    "\"defaultCount\":null,\"maxCount\":null,\"pricePerUnit\":null,"
+    "\"step\":null,\"defaultIncludedInPrice\":false,\"additionalInfo\":"
+    "null},\"internetSpeed\":null,\"interconnect\":null,"
+    "\"interconnectType\":null,\"provisioningTime\":null,\"stockStatus\":"
+    "\"Available\",\"security\":\"secure_cloud\",\"prices\":{\"onDemand\":"
+    "null,\"communityPrice\":null,\"isVariable\":null,\"currency\":\"USD\"},"
+    "\"images\":[\"ubuntu_22_cuda_12\",\"cuda_12_1_pytorch_2_2\","
+    "\"cuda_11_8_pytorch_2_1\",\"cuda_12_1_pytorch_2_3\","
+    "\"cuda_12_1_pytorch_2_4\",\"cuda_12_4_pytorch_2_4\","
+    "\"cuda_12_4_pytorch_2_5\",\"cuda_12_4_pytorch_2_6\","
+    "\"cuda_12_6_pytorch_2_7\",\"stable_diffusion\",\"axolotl\","
+    "\"bittensor\",\"vllm_llama_8b\",\"vllm_llama_70b\",\"vllm_llama_405b\","
+    "\"custom_template\",\"prime_rl\"],\"isSpot\":null,\"prepaidTime\":null}"
+    "\n";
+
+/* zlib fails here only when memory does: as util.h's allocators do. */
+static void z_fail(const char *what, int rc)
+{
+	fprintf(stderr, "primefs: %s of an offer's JSON failed (zlib %d)\n",
+		what, rc);
+	abort();
+}
+
+/* One deflate stream, reset for each offer: a stream's setup costs more
+ * than deflating an offer, and offers are parsed by one fetch at a time. */
+static pthread_mutex_t z_mu = PTHREAD_MUTEX_INITIALIZER;
+static z_stream z_def;
+static bool z_ready;
+
+void offer_set_json(struct offer *o, const char *text)
+{
+	free(o->zjson);
+	o->zjson = NULL;
+	o->zjson_len = o->json_len = 0;
+	size_t n = text ? strlen(text) : 0;
+	if (!n || n > UINT32_MAX / 2)
+		return;
+	pthread_mutex_lock(&z_mu);
+	int rc = Z_OK;
+	if (!z_ready) {
+		rc = deflateInit2(&z_def, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+				  -Z_WBITS, Z_MEMLEVEL, Z_DEFAULT_STRATEGY);
+		z_ready = rc == Z_OK;
+	} else {
+		rc = deflateReset(&z_def);
+	}
+	if (rc == Z_OK)
+		rc = deflateSetDictionary(&z_def, (const Bytef *)offer_dict,
+					  sizeof offer_dict - 1);
+	uLong bound = z_ready ? deflateBound(&z_def, (uLong)n) : 0;
+	unsigned char *tmp = rc == Z_OK ? xmalloc(bound) : NULL;
+	if (tmp) {
+		z_def.next_in = (Bytef *)text;
+		z_def.avail_in = (uInt)n;
+		z_def.next_out = tmp;
+		z_def.avail_out = (uInt)bound;
+		rc = deflate(&z_def, Z_FINISH);
+	}
+	size_t zn = tmp ? bound - z_def.avail_out : 0;
+	pthread_mutex_unlock(&z_mu);
+	if (rc != Z_STREAM_END)
+		z_fail("deflate", rc);
+	/* Exactly its size. */
+	o->zjson = xmalloc(zn);
+	memcpy(o->zjson, tmp, zn);
+	free(tmp);
+	o->zjson_len = (uint32_t)zn;
+	o->json_len = (uint32_t)n;
+}
+
+void offer_json_text(const struct offer *o, struct buf *out)
+{
+	if (!o->zjson)
+		return;
+	z_stream z = {0};
+	int rc = inflateInit2(&z, -Z_WBITS);
+	if (rc == Z_OK)
+		rc = inflateSetDictionary(&z, (const Bytef *)offer_dict,
+					  sizeof offer_dict - 1);
+	size_t at = out->len;
+	buf_reserve(out, o->json_len);
+	if (rc == Z_OK) {
+		z.next_in = o->zjson;
+		z.avail_in = o->zjson_len;
+		z.next_out = (Bytef *)out->data + at;
+		z.avail_out = o->json_len;
+		rc = inflate(&z, Z_FINISH);
+	}
+	inflateEnd(&z);
+	if (rc != Z_STREAM_END || z.avail_out)
+		z_fail("inflate", rc);
+	out->len = at + o->json_len;
+	out->data[out->len] = '\0';
+}
+
+bool offer_json_same(const struct offer *a, const struct offer *b)
+{
+	/* The same text deflates to the same bytes (one zlib, one
+	 * dictionary, the same settings), and different texts never do. */
+	return a->zjson_len == b->zjson_len && a->json_len == b->json_len &&
+	       (!a->zjson_len || !memcmp(a->zjson, b->zjson, a->zjson_len));
 }
 
 static bool str_is(const char *a, const char *b)

@@ -6,20 +6,20 @@
  *
  * Memory, measured at bench/scale.py's 10,087 offers and 1,015 pods
  * (malloc'd bytes, mallinfo2):
- * - an offer: 1,626 B = struct 424 + its JSON text 1,140 (exact size) +
- *   its images array ~70; its strings are interned (str_intern), shared
- *   by all offers, so ~0 each. (Before: 2,981 B, of which JSON 2,058 in a
- *   doubled buffer and ~500 of private string copies.) 10k offers: 15.6 MiB.
+ * - an offer: ~660 B = struct 432 + its JSON text deflated with a preset
+ *   dictionary of the API's keys, 148 (1,124 as text; exact size) + its
+ *   images array ~70; its strings are interned (str_intern), shared by
+ *   all offers, so ~0 each. 10k offers: ~6.4 MiB. (Before: 1,626 B with
+ *   the text kept as it is, 15.6 MiB; before that 2,981 B.) A read of
+ *   its json file inflates it (~3 us).
  * - a pod: ~1,510 B = struct 304 (in the listing's array) + JSON 772 +
- *   its own strings ~436 (not interned). 1k pods: 1.5 MiB.
- * The JSON text is the largest share left: deflated with a preset
- * dictionary of the API's keys it would be ~177 B an offer (~9 MiB less
- * at 10k, twice that while a refresh holds two listings). */
+ *   its own strings ~436 (not interned). 1k pods: 1.5 MiB. */
 #ifndef PRIMEFS_MODEL_H
 #define PRIMEFS_MODEL_H
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "util.h"
@@ -53,7 +53,9 @@ struct offer {
 	struct num prepaid;    /* prepaidTime: hours pre-charged at order */
 	int is_spot;	       /* -1 unknown */
 	bool multinode;	       /* came from /availability/multi-node */
-	char *json;
+	/* Its JSON text, deflated (offer_json_text gives it back). */
+	unsigned char *zjson;
+	uint32_t zjson_len, json_len;
 };
 
 struct pod {
@@ -101,6 +103,14 @@ void num_render(struct buf *b, struct num n);
 const char *str_intern(const char *s);
 void str_unintern(const char *s);
 size_t str_interned(void);
+
+/* An offer's JSON text (compact, one line and its newline, as the API
+ * sent it) is kept deflated with a preset dictionary of the API's keys:
+ * offer_json_text appends it to out; offer_set_json replaces it (NULL or "":
+ * none); offer_json_same: whether two offers' texts are the same. */
+void offer_json_text(const struct offer *o, struct buf *out);
+void offer_set_json(struct offer *o, const char *text);
+bool offer_json_same(const struct offer *a, const struct offer *b);
 
 /* Each returns 0, or -1 when `o` is not an object (nothing allocated). */
 int offer_parse(json_object *o, bool multinode, struct offer *out);

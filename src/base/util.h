@@ -26,6 +26,8 @@ void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_add(struct buf *b, const void *data, size_t n);
+/* Room for `extra` more bytes and a NUL, without adding any. */
+void buf_reserve(struct buf *b, size_t extra);
 void buf_adds(struct buf *b, const char *s);
 void buf_addc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...)

@@ -150,10 +150,12 @@ static bool changes_in_place(const char *key, size_t len)
  * not cost 10,000 json-c trees. */
 static uint64_t json_hash(const struct offer *o, uint64_t h)
 {
-	struct buf b;
+	struct buf b, text;
 	buf_init(&b);
+	buf_init(&text);
+	offer_json_text(o, &text);
 	int depth = 0;
-	const char *p = o->json ? o->json : "";
+	const char *p = text.data ? text.data : "";
 	while (*p) {
 		if (*p == '"') {
 			const char *end = skip_string(p);
@@ -177,6 +179,7 @@ static uint64_t json_hash(const struct offer *o, uint64_t h)
 	}
 	h = hash64(h, b.data ? b.data : "");
 	buf_free(&b);
+	buf_free(&text);
 	return h;
 }
 
@@ -186,11 +189,20 @@ static int cmp_named(const void *a, const void *b)
 	int c = strcmp(x->base, y->base);
 	if (!c)
 		c = strcmp(x->key, y->key);
-	/* Last, the whole object: compared in place rather than copied
-	 * into every key (10,000 offers would double the listing). */
-	return c ? c
-		 : strcmp(x->o->json ? x->o->json : "",
-			  y->o->json ? y->o->json : "");
+	if (c)
+		return c;
+	/* Last, the whole object: inflated here, for offers alike in all
+	 * else, rather than copied into every key (10,000 offers would
+	 * double the listing). */
+	struct buf tx, ty;
+	buf_init(&tx);
+	buf_init(&ty);
+	offer_json_text(x->o, &tx);
+	offer_json_text(y->o, &ty);
+	c = strcmp(tx.data ? tx.data : "", ty.data ? ty.data : "");
+	buf_free(&tx);
+	buf_free(&ty);
+	return c;
 }
 
 /* For the last resort: by name, an offer named from its fields alone

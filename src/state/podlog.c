@@ -1,7 +1,7 @@
-/* podlog.c — see podlog.h. One mutex guards the entries and the bucket;
- * the fetch runs unlocked, and a second reader of a pod whose log is on the
- * wire waits (with a deadline) for that answer rather than sending another
- * request. */
+/* podlog.c — see podlog.h. One mutex guards the entries (sorted by id)
+ * and the bucket; the fetch runs unlocked, and a second reader of a pod
+ * whose log is on the wire waits (with a deadline) for that answer rather
+ * than sending another request. */
 #include "podlog.h"
 
 #include <errno.h>
@@ -84,12 +84,34 @@ void podlog_free(struct podlog *pl)
 	free(pl);
 }
 
-/* The pod's entry, made if need be; the oldest idle one makes room. */
+/* Where id is, or would go, in the entries (sorted by id). */
+static size_t entry_pos(const struct podlog *pl, const char *id, bool *found)
+{
+	size_t lo = 0, hi = pl->n;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(pl->v[mid].id, id);
+		if (!c) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The pod's entry, made if need be; the oldest idle one makes room. A
+ * lookup is a binary search: a crawl reads every pod's log. */
 static struct entry *entry_of(struct podlog *pl, const char *id)
 {
-	for (size_t i = 0; i < pl->n; i++)
-		if (!strcmp(pl->v[i].id, id))
-			return &pl->v[i];
+	bool found;
+	size_t at = entry_pos(pl, id, &found);
+	if (found)
+		return &pl->v[at];
 	if (pl->n >= PODLOG_MAX_PODS) {
 		size_t old = pl->n;
 		for (size_t i = 0; i < pl->n; i++)
@@ -100,11 +122,17 @@ static struct entry *entry_of(struct podlog *pl, const char *id)
 		if (old < pl->n) {
 			free(pl->v[old].id);
 			free(pl->v[old].text);
-			pl->v[old] = pl->v[--pl->n];
+			memmove(&pl->v[old], &pl->v[old + 1],
+				(pl->n - old - 1) * sizeof *pl->v);
+			pl->n--;
+			if (old < at)
+				at--;
 		}
 	}
 	pl->v = xrealloc(pl->v, (pl->n + 1) * sizeof *pl->v);
-	struct entry *e = &pl->v[pl->n++];
+	memmove(&pl->v[at + 1], &pl->v[at], (pl->n - at) * sizeof *pl->v);
+	pl->n++;
+	struct entry *e = &pl->v[at];
 	memset(e, 0, sizeof *e);
 	e->id = xstrdup(id);
 	return e;

@@ -5,6 +5,7 @@
 #include "snapindex.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,16 @@ struct gpu_type {
 	struct offer *cheapest; /* offer_plain_rentable; NULL if none */
 };
 
+/* A pods snapshot's answers of snap_pod_offer, for the offers snapshot
+ * of serial `offers` (0: none yet), by the pod's position in s->pods. */
+struct offer_memo {
+	pthread_mutex_t mu;
+	unsigned long offers;
+	const struct offer **found;
+	const struct gpu_type **type;
+	unsigned char *done;
+};
+
 struct snap_index {
 	/* SNAP_OFFERS */
 	struct gpu_type *types; /* sorted by name */
@@ -28,7 +39,10 @@ struct snap_index {
 	/* SNAP_PODS, SNAP_HISTORY */
 	struct pod **by_dir; /* sorted by dir */
 	struct pod **by_id;  /* sorted by id */
+	struct offer_memo memo;
 };
+
+static atomic_ulong next_serial = 1;
 
 struct snap *snap_new(enum snap_kind kind)
 {
@@ -37,7 +51,9 @@ struct snap *snap_new(enum snap_kind kind)
 	s->kind = kind;
 	s->fetched = time(NULL);
 	s->fetched_mono = now_monotonic();
+	s->serial = atomic_fetch_add(&next_serial, 1);
 	s->ix = xcalloc(1, sizeof *s->ix);
+	pthread_mutex_init(&s->ix->memo.mu, NULL);
 	return s;
 }
 
@@ -59,6 +75,10 @@ void snap_put(struct snap *s)
 	free(ix->types);
 	free(ix->by_dir);
 	free(ix->by_id);
+	pthread_mutex_destroy(&ix->memo.mu);
+	free(ix->memo.found);
+	free(ix->memo.type);
+	free(ix->memo.done);
 	free(ix);
 	size_t items = s->offers.n + s->pods.n;
 	offer_list_free(&s->offers);
@@ -281,4 +301,84 @@ const struct offer *type_offer_at(const struct gpu_type *t, size_t i)
 const struct offer *type_cheapest(const struct gpu_type *t)
 {
 	return t ? t->cheapest : NULL;
+}
+
+/* ---- a pod's offer ---- */
+
+static const struct offer *pod_offer_scan(const struct pod *p,
+					  const struct snap *offers,
+					  const struct gpu_type **type)
+{
+	char *dir = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
+	const struct gpu_type *g = dir ? snap_type(offers, dir) : NULL;
+	free(dir);
+	*type = g;
+	if (!type_n_offers(g))
+		return NULL;
+	struct pod_origin po;
+	pod_origin_read(p, &po);
+	const struct offer *found = NULL, *exact_one = NULL;
+	size_t fits = 0, exact = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		const struct offer *o = g->offers[i];
+		if (!offer_fits_pod(o, p, &po))
+			continue;
+		fits++;
+		found = o;
+		if (offer_resources_fit(o, &po)) {
+			exact++;
+			exact_one = o;
+		}
+	}
+	if (fits > 1)
+		found = exact == 1 ? exact_one : NULL;
+	pod_origin_free(&po);
+	return found;
+}
+
+const struct offer *snap_pod_offer(const struct snap *pods, const struct pod *p,
+				   const struct snap *offers,
+				   const struct gpu_type **type)
+{
+	const struct gpu_type *g = NULL;
+	const struct offer *found = NULL;
+	struct offer_memo *m = NULL;
+	size_t at = 0;
+	if (pods && offers && p >= pods->pods.v &&
+	    p < pods->pods.v + pods->pods.n) {
+		m = &pods->ix->memo;
+		at = (size_t)(p - pods->pods.v);
+		pthread_mutex_lock(&m->mu);
+		if (m->offers == offers->serial && m->done[at]) {
+			found = m->found[at];
+			g = m->type[at];
+			pthread_mutex_unlock(&m->mu);
+			goto out;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	/* Worked out with no lock held: both snapshots are immutable. */
+	found = offers ? pod_offer_scan(p, offers, &g) : NULL;
+	if (m) {
+		pthread_mutex_lock(&m->mu);
+		if (m->offers != offers->serial) {
+			size_t n = pods->pods.n;
+			if (!m->done) {
+				m->found = xcalloc(n, sizeof *m->found);
+				m->type = xcalloc(n, sizeof *m->type);
+				m->done = xcalloc(n, 1);
+			} else {
+				memset(m->done, 0, n);
+			}
+			m->offers = offers->serial;
+		}
+		m->found[at] = found;
+		m->type[at] = g;
+		m->done[at] = 1;
+		pthread_mutex_unlock(&m->mu);
+	}
+out:
+	if (type)
+		*type = g;
+	return found;
 }

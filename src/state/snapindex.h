@@ -12,7 +12,13 @@
  * pod (two pointers) plus its name (~30 B): under 1 MiB in all. What the
  * offers and pods themselves take is in model.h. A freed listing of 1,000
  * items or more is followed by malloc_trim, so that a refresh's pages go
- * back to the system. Lookups allocate nothing. */
+ * back to the system. Lookups allocate nothing.
+ *
+ * A pod's offer (snap_pod_offer) is worked out once per pair of a pods
+ * snapshot and an offers snapshot: the pods snapshot keeps the answers
+ * for the last offers snapshot asked about (~17 B a pod), so a crawl of
+ * every pods/<pod>/offer compares each pod with its type's offers once,
+ * not once a read. */
 #ifndef PRIMEFS_SNAPINDEX_H
 #define PRIMEFS_SNAPINDEX_H
 
@@ -33,8 +39,9 @@ struct snap_index; /* snapindex.c's own */
 struct snap {
 	atomic_int refs;
 	enum snap_kind kind;
-	time_t fetched;	     /* wall clock, for st_mtime */
-	double fetched_mono; /* when the fetch that built it started */
+	unsigned long serial; /* unique to this snapshot, never reused */
+	time_t fetched;	      /* wall clock, for st_mtime */
+	double fetched_mono;  /* when the fetch that built it started */
 	/* SNAP_OFFERS: every offer, in the API's order */
 	struct offer_list offers;
 	/* SNAP_PODS, SNAP_HISTORY: every pod kept, in the API's order */
@@ -81,5 +88,16 @@ const struct pod *snap_pod_at(const struct snap *s, size_t i);
 const struct pod *snap_pod(const struct snap *s, const char *name);
 /* By id only. */
 const struct pod *snap_pod_id(const struct snap *s, const char *id);
+
+/* The offer of `offers` pod p was rented from: the one of its GPU type
+ * whose fields agree with the pod's (offer_fits_pod), or when several do,
+ * the one of those whose default resources are the pod's; NULL when none
+ * or still several fit. *type (may be NULL): the offer's type. Memoized in
+ * `pods`, the snapshot p belongs to (NULL, or a snapshot p is not in:
+ * worked out each call), for the offers snapshot last asked about.
+ * Thread-safe; allocates only on a pods snapshot's first call. */
+const struct offer *snap_pod_offer(const struct snap *pods, const struct pod *p,
+				   const struct snap *offers,
+				   const struct gpu_type **type);
 
 #endif

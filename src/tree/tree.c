@@ -111,7 +111,7 @@ static int r_offer_images(struct tree *t, const void *obj, struct buf *out)
 static int r_offer_json(struct tree *t, const void *obj, struct buf *out)
 {
 	(void)t;
-	buf_adds(out, ((const struct offer *)obj)->json);
+	offer_json_text(obj, out);
 	return 0;
 }
 
@@ -244,41 +244,31 @@ static int r_pod_log(struct tree *t, const void *obj, struct buf *out)
 
 /* `<type>/<offer>` the pod was rented from: the one offer of the held
  * listing (fetched no more often than the offers' freshness window) whose
- * fields agree with the pod's; an empty line when none or several do. */
-static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
+ * fields agree with the pod's; an empty line when none or several do.
+ * `pods`, the snapshot p is in, keeps the answer (snap_pod_offer). */
+static int pod_offer(struct tree *t, const struct snap *pods,
+		     const struct pod *p, struct buf *out)
 {
-	const struct pod *p = obj;
 	struct snap *s;
-	char *type = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
-	const struct gpu_type *g = NULL;
-	if (type && cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
-		g = snap_type(s, type);
-		struct pod_origin po;
-		pod_origin_read(p, &po);
-		const struct offer *found = NULL;
-		size_t fits = 0, exact = 0;
-		const struct offer *exact_one = NULL;
-		for (size_t i = 0; i < type_n_offers(g); i++) {
-			const struct offer *o = type_offer_at(g, i);
-			if (!offer_fits_pod(o, p, &po))
-				continue;
-			fits++;
-			found = o;
-			if (offer_resources_fit(o, &po)) {
-				exact++;
-				exact_one = o;
-			}
-		}
-		if (fits > 1)
-			found = exact == 1 ? exact_one : NULL;
+	/* A type no directory could hold: no offer, and no fetch for it. */
+	char *dir = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
+	bool usable = dir != NULL;
+	free(dir);
+	if (usable && cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
+		const struct gpu_type *g;
+		const struct offer *found = snap_pod_offer(pods, p, s, &g);
 		if (found)
 			buf_printf(out, "%s/%s", type_name(g), found->name);
-		pod_origin_free(&po);
 		snap_put(s);
 	}
-	free(type);
 	buf_addc(out, '\n');
 	return 0;
+}
+
+/* Rendered through tree_render, which passes the node's snapshot. */
+static int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
+{
+	return pod_offer(t, NULL, obj, out);
 }
 
 /* ---- guards (guards.h): the owner's, live pods only ---- */
@@ -946,6 +936,8 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
 		return -EISDIR;
+	if (n->file->render == r_pod_offer)
+		return pod_offer(t, n->snap, n->obj, out);
 	return n->file->render ? n->file->render(t, n->obj, out) : 0;
 }
 
@@ -1193,8 +1185,7 @@ static void diff_offers(struct tree *t, const struct snap *old,
 			    h ? type_offer(h, o->name) : NULL;
 			if (!n)
 				tell_offer(t, name, o->name, true);
-			else if (strcmp(o->json ? o->json : "",
-					n->json ? n->json : ""))
+			else if (!offer_json_same(o, n))
 				tell_offer(t, name, o->name, false);
 		}
 		const struct offer *cw = type_cheapest(g),

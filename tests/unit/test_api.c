@@ -301,6 +301,61 @@ static void test_log_text_and_bucket(void)
 	CHECK(got <= 10 + 180);
 }
 
+/* GET /pods/{id}/log: the id, as a JSON string. */
+static void s_pod_log(const char *path, int nth, struct t_answer *a)
+{
+	(void)nth;
+	const char *id = path + strlen("/api/v1/pods/");
+	if (strncmp(path, "/api/v1/pods/", strlen("/api/v1/pods/")))
+		id = path;
+	int n = (int)strcspn(id, "/");
+	snprintf(a->body, sizeof a->body, "\"log of %.*s\"", n, id);
+}
+
+/* More pods than the logs kept: each log is its own pod's, read once
+ * while it is held; the oldest make room. */
+static void test_podlog_many(void)
+{
+	use(s_pod_log, 5);
+	struct podlog_opts o = {.ttl = 600, .burst = 5000, .per_minute = 1};
+	struct podlog *pl = podlog_new(&api, &o);
+	enum { N = PODLOG_MAX_PODS + 100 };
+	char id[32], want[64];
+	struct buf b;
+	buf_init(&b);
+	size_t right = 0;
+	/* A scattered order: 7919 is prime, so every i once. */
+	for (size_t k = 0; k < N; k++) {
+		size_t i = k * 7919 % N;
+		snprintf(id, sizeof id, "pod%05zu", i);
+		snprintf(want, sizeof want, "log of %s\n", id);
+		buf_reset(&b);
+		right += podlog_read(pl, id, &b) == 0 && b.data &&
+			 !strcmp(b.data, want);
+	}
+	CHECK(right == N);
+	CHECK(t_server_requests() == N);
+	/* The last PODLOG_MAX_PODS read are held: no more requests. */
+	right = 0;
+	for (size_t k = N - PODLOG_MAX_PODS; k < N; k++) {
+		size_t i = k * 7919 % N;
+		snprintf(id, sizeof id, "pod%05zu", i);
+		snprintf(want, sizeof want, "log of %s\n", id);
+		buf_reset(&b);
+		right += podlog_read(pl, id, &b) == 0 && b.data &&
+			 !strcmp(b.data, want);
+	}
+	CHECK(right == PODLOG_MAX_PODS);
+	CHECK(t_server_requests() == N);
+	/* The first one read was made room for: fetched again. */
+	buf_reset(&b);
+	CHECK(podlog_read(pl, "pod00000", &b) == 0);
+	CHECK_STR(b.data, "log of pod00000\n");
+	CHECK(t_server_requests() == N + 1);
+	buf_free(&b);
+	podlog_free(pl);
+}
+
 int main(void)
 {
 	log_init(200, false);
@@ -403,6 +458,7 @@ int main(void)
 	CHECK(t_server_requests() == 0);
 	CHECK(logged("no API key configured"));
 	http_free(http);
+	http = NULL;
 
 	/* The key never reaches the log. */
 	CHECK(!logged("Bearer"));
@@ -413,6 +469,8 @@ int main(void)
 	CHECK_STR(u, "https://api.primeintellect.ai");
 	free(u);
 	test_log_text_and_bucket();
+	test_podlog_many();
+	http_free(http);
 	curl_global_cleanup();
 	log_shutdown();
 	return t_done();

@@ -46,7 +46,18 @@ static void test_offers(void)
 	CHECK_STR(rendered(of.vcpu.def), "14");
 	CHECK(of.is_spot == -1);
 	CHECK(of.images.n == 17);
-	CHECK(strstr(of.json, "\"cloudId\"") != NULL);
+	/* The JSON text, deflated and given back as it was. */
+	struct buf jb;
+	buf_init(&jb);
+	offer_json_text(&of, &jb);
+	CHECK(jb.data && !strncmp(jb.data, "{\"cloudId\":", 11));
+	CHECK(jb.len == of.json_len && jb.data[jb.len - 1] == '\n');
+	CHECK(strlen(jb.data) == jb.len);
+	CHECK(of.zjson_len < of.json_len / 4);
+	char *plain = json_text(json_object_array_get_idx(items, 0));
+	CHECK_STR(jb.data, plain);
+	free(plain);
+	buf_free(&jb);
 	offer_free(&of);
 	size_t n = json_object_array_length(items);
 	size_t parsed = 0;

@@ -23,7 +23,7 @@ static struct offer mk(const char *provider, const char *dc,
 	o.gpu_count.set = o.gpu_count.integral = true;
 	o.gpu_count.i = count;
 	o.is_spot = spot;
-	o.json = xstrdup("{}");
+	offer_set_json(&o, "{}");
 	return o;
 }
 
@@ -47,8 +47,7 @@ static bool twin_name(const char *s, const char *base)
 
 static void set_json(struct offer *o, const char *json)
 {
-	free(o->json);
-	o->json = xstrdup(json);
+	offer_set_json(o, json);
 }
 
 static void set_str(const char **field, const char *s)
@@ -100,10 +99,8 @@ static void test_offers(void)
 		pb[N_OFFERS - 1 - i] = &b[i]; /* the API's order reversed */
 	}
 	/* Make the twins differ in their JSON so identity order is total. */
-	free(a[7].json);
-	a[7].json = xstrdup("{\"x\":1}");
-	free(b[7].json);
-	b[7].json = xstrdup("{\"x\":1}");
+	set_json(&a[7], "{\"x\":1}");
+	set_json(&b[7], "{\"x\":1}");
 	name_offers(pa, N_OFFERS);
 	name_offers(pb, N_OFFERS);
 	CHECK_STR(a[0].name, "runpod-US-KS-2-PCIe-1x");
@@ -137,10 +134,9 @@ static void test_many_twins(void)
 	struct offer *p[N + 1];
 	for (int i = 0; i < N; i++) {
 		v[i] = mk("p", "dc", NULL, NULL, 1, NULL, -1);
-		free(v[i].json);
 		char j[32];
 		snprintf(j, sizeof j, "{\"n\":%d}", i);
-		v[i].json = xstrdup(j);
+		set_json(&v[i], j);
 		p[i] = &v[i];
 	}
 	/* An offer whose base name is what the second twin would get. */
@@ -148,8 +144,7 @@ static void test_many_twins(void)
 	set_str(&v[N].data_center, NULL);
 	set_str(&v[N].provider, "p-dc-1x");
 	v[N].gpu_count.set = false;
-	free(v[N].json);
-	v[N].json = xstrdup("{}");
+	set_json(&v[N], "{}");
 	p[N] = &v[N];
 	/* p-dc-1x-2 is free; nothing should clash anyway. */
 	name_offers(p, N + 1);

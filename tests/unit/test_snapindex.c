@@ -189,7 +189,8 @@ static void test_pods(void)
 
 /* Listings rebuilt again and again hold the same memory: the offers'
  * repeated values are one shared copy each, gone with the last listing
- * that holds them, and each offer's JSON text takes its own size only. */
+ * that holds them, and each offer's JSON text is kept deflated, at its
+ * own size. */
 static void test_memory(void)
 {
 	size_t usable, before = str_interned();
@@ -206,8 +207,10 @@ static void test_memory(void)
 			shared = false;
 		if (!first && o->provider)
 			first = o;
-		size_t len = strlen(o->json);
-		if (malloc_usable_size(o->json) > len + 1 + 2 * sizeof(void *))
+		/* Deflated, at its own size: a fraction of the text. */
+		if (malloc_usable_size(o->zjson) >
+			o->zjson_len + 2 * sizeof(void *) ||
+		    o->zjson_len * 4 > o->json_len)
 			json_fits = false;
 	}
 	CHECK(shared);
@@ -219,6 +222,126 @@ static void test_memory(void)
 	}
 	snap_put(s);
 	CHECK(str_interned() == before);
+}
+
+/* A pod rented from offer o, as the API would list it. */
+static json_object *pod_from(const struct offer *o, int i, bool with_dc)
+{
+	json_object *j = json_object_new_object();
+	char id[64];
+	snprintf(id, sizeof id, "pod%04d", i);
+	json_object_object_add(j, "id", json_object_new_string(id));
+	json_object_object_add(j, "name", json_object_new_string(id));
+	json_object_object_add(j, "status", json_object_new_string("ACTIVE"));
+	json_object_object_add(j, "gpuName",
+			       json_object_new_string(o->gpu_type));
+	if (o->gpu_count.set)
+		json_object_object_add(j, "gpuCount",
+				       json_object_new_int64(o->gpu_count.i));
+	if (o->provider)
+		json_object_object_add(j, "providerType",
+				       json_object_new_string(o->provider));
+	if (o->socket)
+		json_object_object_add(j, "socket",
+				       json_object_new_string(o->socket));
+	if (with_dc && o->data_center)
+		json_object_object_add(j, "dataCenterId",
+				       json_object_new_string(o->data_center));
+	if (with_dc && o->cloud_id)
+		json_object_object_add(j, "cloudId",
+				       json_object_new_string(o->cloud_id));
+	return j;
+}
+
+static bool in_snap(const struct snap *s, const struct offer *o)
+{
+	return o >= s->offers.v && o < s->offers.v + s->offers.n;
+}
+
+/* A pod's offer is worked out once per pair of snapshots: the memoized
+ * answer is the one worked out afresh, every time it is asked; another
+ * offers snapshot (a new serial) is answered from that snapshot, never
+ * from what was kept for the last one. */
+static void test_pod_offer(void)
+{
+	size_t usable;
+	struct snap *offers = fixture_offers(&usable);
+	struct pod_list l = {NULL, 0};
+	l.v = xcalloc(2 * offers->offers.n, sizeof *l.v);
+	for (size_t i = 0; i < offers->offers.n; i++) {
+		const struct offer *o = &offers->offers.v[i];
+		if (!o->gpu_type)
+			continue;
+		json_object *j = pod_from(o, (int)l.n, i % 2);
+		if (pod_parse(j, false, &l.v[l.n]) == 0)
+			l.n++;
+		json_object_put(j);
+	}
+	size_t n_pods = l.n;
+	struct snap *pods = snap_from_pods(&l, false);
+	CHECK(snap_n_pods(pods) == n_pods && n_pods > 50);
+	CHECK(offers->serial && pods->serial != offers->serial);
+
+	size_t agree = 0, found = 0, again = 0;
+	for (size_t round = 0; round < 2; round++)
+		for (size_t i = 0; i < snap_n_pods(pods); i++) {
+			const struct pod *p = snap_pod_at(pods, i);
+			const struct gpu_type *g1 = NULL, *g2 = NULL;
+			const struct offer *memo =
+			    snap_pod_offer(pods, p, offers, &g1);
+			const struct offer *fresh =
+			    snap_pod_offer(NULL, p, offers, &g2);
+			if (memo == fresh && (!memo || g1 == g2))
+				*(round ? &again : &agree) += 1;
+			if (!round && memo) {
+				found++;
+				CHECK(in_snap(offers, memo));
+				CHECK(type_offer(g1, memo->name) == memo);
+			}
+		}
+	CHECK(agree == n_pods);
+	CHECK(again == n_pods);
+	CHECK(found > n_pods / 4);
+
+	/* A new offers snapshot: its own offers, recomputed. */
+	struct snap *offers2 = fixture_offers(&usable);
+	CHECK(offers2->serial != offers->serial);
+	size_t moved = 0, same = 0;
+	for (size_t i = 0; i < snap_n_pods(pods); i++) {
+		const struct pod *p = snap_pod_at(pods, i);
+		const struct offer *a = snap_pod_offer(pods, p, offers, NULL);
+		const struct offer *b = snap_pod_offer(pods, p, offers2, NULL);
+		if (!a && !b)
+			same++;
+		else if (a && b && in_snap(offers, a) && in_snap(offers2, b) &&
+			 !strcmp(a->name, b->name))
+			moved++, same++;
+	}
+	CHECK(same == n_pods && moved == found);
+	/* An empty offers listing: no pod has an offer any more. */
+	struct offer_list none = {NULL, 0};
+	struct snap *empty = snap_from_offers(&none);
+	size_t nothing = 0;
+	for (size_t i = 0; i < snap_n_pods(pods); i++)
+		nothing +=
+		    !snap_pod_offer(pods, snap_pod_at(pods, i), empty, NULL);
+	CHECK(nothing == n_pods);
+	/* And back: the answers of the first snapshot again. */
+	size_t back = 0;
+	for (size_t i = 0; i < snap_n_pods(pods); i++) {
+		const struct pod *p = snap_pod_at(pods, i);
+		back += snap_pod_offer(pods, p, offers, NULL) ==
+			snap_pod_offer(NULL, p, offers, NULL);
+	}
+	CHECK(back == n_pods);
+	/* A pod of another snapshot (not in `pods`): worked out, not kept. */
+	const struct pod *p0 = snap_pod_at(pods, 0);
+	CHECK(snap_pod_offer(empty, p0, offers, NULL) ==
+	      snap_pod_offer(NULL, p0, offers, NULL));
+	snap_put(empty);
+	snap_put(offers2);
+	snap_put(pods);
+	snap_put(offers);
 }
 
 static void test_refs(void)
@@ -240,5 +363,6 @@ int main(int argc, char **argv)
 	test_pods();
 	test_refs();
 	test_memory();
+	test_pod_offer();
 	return t_done();
 }
