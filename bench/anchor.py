@@ -444,16 +444,17 @@ def main():
         print(f"FUSE requests of a warm ls -lR and a warm read of every file of {sub}/ "
               f"({n_sub} files), and per open+read+close of {args.file} (primefs: its stats "
               f"file; passthrough_ll: -d, a second instance; counted in "
-              f"{time.perf_counter() - t:.0f} s). primefs's getattr counts LOOKUP and GETATTR; "
-              f"it has no OPENDIR, RELEASEDIR, FLUSH or RELEASE counter (-).")
-        pf = [("LOOKUP+GETATTR", "fuse_getattr", ("LOOKUP", "GETATTR")),
+              f"{time.perf_counter() - t:.0f} s).")
+        pf = [("LOOKUP", "fuse_lookup", ("LOOKUP",)),
+              ("GETATTR", "fuse_getattr", ("GETATTR",)),
               ("READDIR(PLUS)", "fuse_readdir", ("READDIR", "READDIRPLUS")),
               ("OPEN", "fuse_open", ("OPEN",)),
               ("READ", "fuse_read", ("READ",)),
-              ("OPENDIR", None, ("OPENDIR",)),
-              ("RELEASEDIR", None, ("RELEASEDIR",)),
-              ("FLUSH", None, ("FLUSH",)),
-              ("RELEASE", None, ("RELEASE",))]
+              ("OPENDIR", "fuse_opendir", ("OPENDIR",)),
+              ("RELEASEDIR", "fuse_releasedir", ("RELEASEDIR",)),
+              ("FLUSH", "fuse_flush", ("FLUSH",)),
+              ("RELEASE", "fuse_release", ("RELEASE",)),
+              ("FORGET", "fuse_forget", ("FORGET", "BATCH_FORGET"))]
         shown = {op for _, _, ops in pf for op in ops}
         others = sorted({op for d in (dreq_ls, dreq_rd, dreq_one) for op in d} - shown)
         pf += [(op, None, (op,)) for op in others]

@@ -48,6 +48,7 @@ def test_a_second_stat_does_not_reach_the_daemon(api, make_mount):
         assert st.st_size == first.st_size
     after = counters(m)
     assert after["fuse_getattr"] == before["fuse_getattr"]
+    assert after["fuse_lookup"] == before["fuse_lookup"]
     assert after["fuse_open"] == before["fuse_open"] + 1  # the stats file
     # What a read returns is what stat says.
     assert len(m.read("availability", t, offer, "price")) == first.st_size
@@ -65,7 +66,37 @@ def test_readdirplus_gives_attributes_with_names(api, make_mount):
     after = counters(m)
     assert names and after["fuse_readdir"] > before["fuse_readdir"]
     # Each offer's attributes came with the listing: no lookup each.
-    assert after["fuse_getattr"] - mid["fuse_getattr"] < len(names)
+    asked = lambda c: c["fuse_getattr"] + c["fuse_lookup"]
+    assert asked(after) - asked(mid) < len(names)
+
+
+def test_inodes_follow_what_the_kernel_holds(api, make_mount):
+    """Every entry a listing hands the kernel is an inode primefs holds
+    until the kernel forgets it: when the kernel drops its dentries, the
+    count in stats goes down."""
+    m = make_mount(api, options=LONG)
+    t = "H100_80GB"
+    start = counters(m)["fuse_inodes"]
+    offers = os.listdir(m.p("availability", t))
+    for o in offers:  # each offer's files, with their attributes
+        os.listdir(m.p("availability", t, o))
+        os.stat(m.p("availability", t, o, "price"))
+    held = counters(m)["fuse_inodes"]
+    assert held > start + len(offers)
+    deadline = time.time() + 10
+    now = held
+    while time.time() < deadline:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")
+        now = counters(m)["fuse_inodes"]
+        if now < held - len(offers):
+            break
+        time.sleep(0.1)
+    assert now < held - len(offers), (start, held, now)
+    assert counters(m)["fuse_forget"] > 0
+    # What was forgotten is found again, with the same content.
+    assert sorted(os.listdir(m.p("availability", t))) == sorted(offers)
+    assert m.read("availability", t, offers[0], "price")
 
 
 def test_rmdir_by_id_then_the_name_is_gone_at_once(api, make_mount):

@@ -254,10 +254,17 @@ static const char *const counter_names[ST_COUNTERS] = {
     [ST_SSH_COMMANDS] = "ssh_commands",
     [ST_SSH_LOST] = "ssh_lost",
     [ST_GUARDS_FIRED] = "guards_fired",
+    [ST_FUSE_LOOKUP] = "fuse_lookup",
     [ST_FUSE_GETATTR] = "fuse_getattr",
     [ST_FUSE_READDIR] = "fuse_readdir",
+    [ST_FUSE_OPENDIR] = "fuse_opendir",
+    [ST_FUSE_RELEASEDIR] = "fuse_releasedir",
     [ST_FUSE_OPEN] = "fuse_open",
     [ST_FUSE_READ] = "fuse_read",
+    [ST_FUSE_FLUSH] = "fuse_flush",
+    [ST_FUSE_RELEASE] = "fuse_release",
+    [ST_FUSE_FORGET] = "fuse_forget",
+    [ST_FUSE_INODES] = "fuse_inodes",
     [ST_KERNEL_INVAL] = "kernel_invalidations",
 };
 
@@ -265,6 +272,13 @@ void stats_count(enum stat_counter c)
 {
 	pthread_mutex_lock(&stats_lock);
 	counters[c]++;
+	pthread_mutex_unlock(&stats_lock);
+}
+
+void stats_add(enum stat_counter c, long delta)
+{
+	pthread_mutex_lock(&stats_lock);
+	counters[c] += (unsigned long)delta;
 	pthread_mutex_unlock(&stats_lock);
 }
 

@@ -19,12 +19,18 @@ enum stat_counter {
 	ST_SSH_LOST,	 /* sessions that died under us */
 	ST_GUARDS_FIRED, /* pods a guard set out to terminate */
 	/* FUSE requests that reached primefs, per operation: the kernel's
-	 * caches answer the rest. getattr counts LOOKUP and GETATTR (the
-	 * high-level API answers both with it). */
+	 * caches answer the rest. */
+	ST_FUSE_LOOKUP,
 	ST_FUSE_GETATTR,
-	ST_FUSE_READDIR,
+	ST_FUSE_READDIR, /* READDIR and READDIRPLUS */
+	ST_FUSE_OPENDIR,
+	ST_FUSE_RELEASEDIR,
 	ST_FUSE_OPEN,
 	ST_FUSE_READ,
+	ST_FUSE_FLUSH,
+	ST_FUSE_RELEASE,
+	ST_FUSE_FORGET,	 /* inodes forgotten (FORGET, BATCH_FORGET) */
+	ST_FUSE_INODES,	 /* not a count of events: inodes held now */
 	ST_KERNEL_INVAL, /* kernel cache entries invalidated */
 	ST_COUNTERS
 };
@@ -40,6 +46,8 @@ void plog(const char *op, const char *path, const char *fmt, ...)
 void log_render(struct buf *out);
 
 void stats_count(enum stat_counter c);
+/* A counter moved by delta (a gauge such as ST_FUSE_INODES). */
+void stats_add(enum stat_counter c, long delta);
 /* One API request sent to `endpoint` (a stable name such as "GET /pods"). */
 void stats_api_call(const char *endpoint);
 void stats_render(struct buf *out);

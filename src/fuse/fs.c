@@ -1,30 +1,49 @@
-/* fs.c — FUSE operations over the tree. Value files are rendered whole at
- * open into the handle, so a read never mixes two versions. Those of an
- * immutable snapshot (tree_cacheable) are opened with keep_cache, so a
- * warm read is served from the kernel's page cache; the others with
- * direct_io, so that the kernel reads to end of file whatever size an
- * earlier getattr saw (cost grows while you look at it). Files with hooks
- * (run, exit, the job files) are served by their hooks (tree.h), which
- * know nothing of FUSE: this file only turns their wake into poll
- * notifications. The kernel caches entries and attributes for the
- * shortest freshness window; what the tree says changed is invalidated
- * (attributes and cached pages: fuse_invalidate_path) by a thread of this
- * file's own (never from a request the kernel waits on), and a request
- * that made a change waits until the kernel has been told before it
- * returns. */
+/* fs.c — FUSE operations over the tree, on libfuse's low-level API with
+ * inode numbers primefs owns (inodes.h): each request's inode becomes a
+ * path by walking parents, and the tree answers by path.
+ *
+ * Why the low-level API (issue 11, measured at 10,000 offers and 1,000
+ * pods, ~216k entries): once a crawl had listed every directory
+ * (READDIRPLUS makes a node per entry), the high-level API's per-path
+ * node table held ~36 MiB (~177 bytes a node) for what the kernel
+ * caches, and kept the daemon's peak RSS at 82 MiB, over the 64 MiB
+ * goal; the listings themselves are ~18 MiB. inodes.c keeps about 42
+ * bytes and the name per inode the kernel holds, and frees it at FORGET.
+ * Measured after the move (bench/anchor.py, same machine): VmHWM after a
+ * full crawl 70.9 -> 45.4 MiB; bench/scale.py's VmRSS after the cold crawl
+ * 71.8 -> 43.5 MiB (its run peak, at a refresh that holds two offer
+ * listings at once, is the cache's: 93 -> 89 MiB).
+ * Owning the numbers also makes invalidation exact: a gone name is
+ * invalidated in its own directory, not by dropping all under its top
+ * directory, and entry and attribute timeouts are chosen per reply
+ * (0 for attributes of volatile files).
+ *
+ * Value files are rendered whole at open into the handle, so a read never
+ * mixes two versions. Those of an immutable snapshot (tree_cacheable) are
+ * opened with keep_cache, so a warm read is served from the kernel's page
+ * cache; the others with direct_io, so that the kernel reads to end of
+ * file whatever size an earlier getattr saw (cost grows while you look at
+ * it). Files with hooks (run, exit, the job files) are served by their
+ * hooks (tree.h), which know nothing of FUSE: this file only turns their
+ * wake into poll notifications. The kernel caches entries and attributes
+ * for the shortest freshness window; what the tree says changed is
+ * invalidated by a thread of this file's own (never from a request the
+ * kernel waits on), and a request that made a change waits until the
+ * kernel has been told before it returns. */
 #include "fs.h"
 
-#include <fuse_lowlevel.h>
-
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "guards.h"
+#include "inodes.h"
 #include "intent.h"
 #include "log.h"
 #include "template.h"
@@ -44,7 +63,7 @@ struct handle {
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 	bool refused;	/* a write failed its check: nothing is stored */
-	char *path;	/* as opened: getattr by handle gets no path */
+	char *path;	/* as opened */
 	char *pod_id;	/* the pod the file belongs to, or NULL */
 	bool lease;	/* holds its pod's lease (F_LEASE opened for writing) */
 	bool append;	/* O_APPEND: writes go to the end primefs knows */
@@ -54,9 +73,36 @@ struct handle {
 	struct fuse_pollhandle *ph;
 };
 
+static struct primefs *the_fs;
+static struct inodes *inos;
+static struct fuse_session *the_se;
+
 static struct primefs *fs(void)
 {
-	return fuse_get_context()->private_data;
+	return the_fs;
+}
+
+/* The request this thread answers, for interrupted() and the caller's
+ * uid and pid; NULL outside a request (and once it is answered). */
+static __thread fuse_req_t cur;
+
+static bool interrupted(void *arg)
+{
+	(void)arg;
+	return cur && fuse_req_interrupted(cur);
+}
+
+static const struct fuse_ctx *caller(void)
+{
+	static const struct fuse_ctx none;
+	return cur ? fuse_req_ctx(cur) : &none;
+}
+
+/* Every reply goes through these: the request is gone once answered. */
+static int reply_err(fuse_req_t req, int rc)
+{
+	cur = NULL;
+	return fuse_reply_err(req, rc < 0 ? -rc : rc);
 }
 
 /* Defence in depth behind default_permissions (main.c always mounts with
@@ -65,7 +111,7 @@ static struct primefs *fs(void)
  * O_WRONLY or O_RDWR. A change to the tree (mkdir, rmdir) passes mode 0. */
 static int caller_may(mode_t mode, int acc)
 {
-	uid_t uid = fuse_get_context()->uid;
+	uid_t uid = caller()->uid;
 	if (uid == getuid() || uid == 0)
 		return 0;
 	if (acc != O_WRONLY && !(mode & S_IROTH))
@@ -75,15 +121,34 @@ static int caller_may(mode_t mode, int acc)
 	return 0;
 }
 
-static bool interrupted(void *arg);
+/* The path of an inode the kernel holds, appended to out; -ENOENT when
+ * primefs does not know it. */
+static int ino_path(fuse_ino_t ino, struct buf *out)
+{
+	return inodes_path(inos, ino, out) ? 0 : -ENOENT;
+}
+
+/* The path of name in directory parent. */
+static int child_path(fuse_ino_t parent, const char *name, struct buf *out)
+{
+	int rc = ino_path(parent, out);
+	if (rc)
+		return rc;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (out->len > 1)
+		buf_addc(out, '/');
+	buf_adds(out, name);
+	return 0;
+}
+
 static void kc_push(const char *path, bool gone, bool late);
 
 /* ---- kernel caching: the invalidation queue ---- */
 
-/* A path answered while the tree changed, or a volatile one (tree.h), is
- * invalidated this long after its answer: once the reply has reached the
- * kernel (an invalidation that comes before the reply does not stop the
- * reply from being cached when it makes a new inode). */
+/* A path answered while the tree changed is invalidated this long after
+ * its answer: once the reply has reached the kernel (an invalidation that
+ * comes before the reply does not stop the reply from being cached). */
 #define KC_LATE 0.05
 /* How long a request that changed something waits for the kernel to have
  * been told; past it, the request returns anyway (logged). */
@@ -100,15 +165,25 @@ struct kc_list {
 	size_t n, cap;
 };
 
+/* A batch of gone names for the entries thread. */
+struct kc_batch {
+	struct kc_list gone;
+	unsigned long upto; /* done once this batch is */
+};
+
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* work arrived, or stop */
-	pthread_cond_t done_cv; /* done moved */
+	pthread_cond_t ent_cv;	/* a batch for the entries thread, or stop */
+	pthread_cond_t done_cv; /* done, told_inodes or busy moved */
 	struct kc_list now, late;
+	struct kc_batch *batches; /* for the entries thread, in order */
+	size_t n_batches, cap_batches;
 	unsigned long queued, done; /* items of `now`, ever */
+	unsigned long told_inodes;  /* items whose inodes were told */
+	fuse_ino_t busy;	    /* the directory an entry is told in */
 	bool running, stop;
-	pthread_t thread;
-	struct fuse *fuse;
+	pthread_t thread, ent_thread;
 } kc = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void kc_add(struct kc_list *l, const char *path, bool gone, double at)
@@ -118,6 +193,14 @@ static void kc_add(struct kc_list *l, const char *path, bool gone, double at)
 		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
 	}
 	l->v[l->n++] = (struct kc_item){xstrdup(path), gone, at};
+}
+
+static void kc_list_free(struct kc_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	*l = (struct kc_list){NULL, 0, 0};
 }
 
 static void kc_push(const char *path, bool gone, bool late)
@@ -149,37 +232,54 @@ static void kc_wait_until(pthread_cond_t *cv, double until)
 	pthread_cond_timedwait(cv, &kc.mu, &ts);
 }
 
-/* Tells the kernel: the path's attributes, and for a gone name every
- * cached entry under its top directory (the high-level API knows the node
- * id of the root only; an entry's attributes, wherever it is, go by its
- * path). */
-static void kc_send(struct kc_item *items, size_t n)
+/* Tells the kernel of the inodes it holds among the paths: attributes and
+ * pages. No lock of a directory is needed for it, so this never waits for
+ * a request; a waiting request may return once they are told. */
+static void kc_send_inodes(struct kc_item *items, size_t n)
 {
-	struct fuse_session *se = fuse_get_session(kc.fuse);
-	char tops[8][32];
-	size_t n_tops = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (fuse_invalidate_path(kc.fuse, items[i].path) == 0)
+		fuse_ino_t ino = inodes_walk(inos, items[i].path, NULL);
+		if (ino &&
+		    fuse_lowlevel_notify_inval_inode(the_se, ino, 0, 0) == 0)
 			stats_count(ST_KERNEL_INVAL);
-		if (!items[i].gone)
-			continue;
-		const char *p = items[i].path + 1;
-		size_t len = strcspn(p, "/");
-		bool seen = len >= sizeof tops[0];
-		for (size_t j = 0; !seen && j < n_tops; j++)
-			seen =
-			    strlen(tops[j]) == len && !memcmp(tops[j], p, len);
-		if (!seen && n_tops < 8) {
-			memcpy(tops[n_tops], p, len);
-			tops[n_tops++][len] = '\0';
-		}
 	}
-	for (size_t j = 0; j < n_tops; j++)
-		if (fuse_lowlevel_notify_inval_entry(se, FUSE_ROOT_ID, tops[j],
-						     strlen(tops[j])) == 0)
-			stats_count(ST_KERNEL_INVAL);
 }
 
+/* Tells the kernel of gone names: their entries in their directories,
+ * which takes that directory's lock (a request holding it, such as the
+ * rmdir or lookup that fetched the change, stops waiting when this waits
+ * for it). An entry takes what is under it with it: names under one told
+ * in this batch are not told again. */
+static void kc_send_entries(struct kc_item *items, size_t n)
+{
+	const char *last = NULL; /* the last gone path told */
+	size_t last_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *path = items[i].path;
+		if (last && !strncmp(path, last, last_len) &&
+		    path[last_len] == '/')
+			continue;
+		uint64_t parent = 0;
+		if (!inodes_walk(inos, path, &parent) || !parent)
+			continue;
+		last = path;
+		last_len = strlen(path);
+		const char *name = strrchr(path, '/') + 1;
+		pthread_mutex_lock(&kc.mu);
+		kc.busy = parent;
+		pthread_cond_broadcast(&kc.done_cv);
+		pthread_mutex_unlock(&kc.mu);
+		if (fuse_lowlevel_notify_inval_entry(the_se, parent, name,
+						     strlen(name)) == 0)
+			stats_count(ST_KERNEL_INVAL);
+		pthread_mutex_lock(&kc.mu);
+		kc.busy = 0;
+		pthread_mutex_unlock(&kc.mu);
+	}
+}
+
+/* The inodes thread: takes what was queued (and late items now due),
+ * tells their inodes, and hands the gone names to the entries thread. */
 static void *kc_main(void *arg)
 {
 	(void)arg;
@@ -207,13 +307,48 @@ static void *kc_main(void *arg)
 			kc_wait_until(&kc.cv, next);
 			continue;
 		}
+		unsigned long upto = kc.told_inodes + counted;
 		pthread_mutex_unlock(&kc.mu);
-		kc_send(batch.v, batch.n);
+		kc_send_inodes(batch.v, batch.n);
+		struct kc_batch b = {{NULL, 0, 0}, upto};
 		for (size_t i = 0; i < batch.n; i++)
-			free(batch.v[i].path);
-		free(batch.v);
+			if (batch.v[i].gone)
+				kc_add(&b.gone, batch.v[i].path, true, 0);
+		kc_list_free(&batch);
 		pthread_mutex_lock(&kc.mu);
-		kc.done += counted;
+		kc.told_inodes = upto;
+		if (kc.n_batches == kc.cap_batches) {
+			kc.cap_batches =
+			    kc.cap_batches ? 2 * kc.cap_batches : 8;
+			kc.batches = xrealloc(
+			    kc.batches, kc.cap_batches * sizeof *kc.batches);
+		}
+		kc.batches[kc.n_batches++] = b;
+		pthread_cond_signal(&kc.ent_cv);
+		pthread_cond_broadcast(&kc.done_cv);
+	}
+	pthread_mutex_unlock(&kc.mu);
+	return NULL;
+}
+
+/* The entries thread: each batch's gone names, in order. */
+static void *kc_entries_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&kc.mu);
+	while (!kc.stop) {
+		if (!kc.n_batches) {
+			pthread_cond_wait(&kc.ent_cv, &kc.mu);
+			continue;
+		}
+		struct kc_batch b = kc.batches[0];
+		memmove(kc.batches, kc.batches + 1,
+			--kc.n_batches * sizeof *kc.batches);
+		pthread_mutex_unlock(&kc.mu);
+		kc_send_entries(b.gone.v, b.gone.n);
+		kc_list_free(&b.gone);
+		pthread_mutex_lock(&kc.mu);
+		kc.done = b.upto;
 		pthread_cond_broadcast(&kc.done_cv);
 	}
 	pthread_mutex_unlock(&kc.mu);
@@ -229,16 +364,22 @@ static void kc_cond_init(pthread_cond_t *cv)
 	pthread_condattr_destroy(&a);
 }
 
-static void kc_start(struct fuse *f)
+static void kc_start(void)
 {
 	kc_cond_init(&kc.cv);
+	kc_cond_init(&kc.ent_cv);
 	kc_cond_init(&kc.done_cv);
-	kc.fuse = f;
 	kc.running = true;
 	if (pthread_create(&kc.thread, NULL, kc_main, NULL)) {
 		kc.running = false;
 		plog("mount", "/",
 		     "no invalidation thread: the kernel caches nothing");
+	} else if (pthread_create(&kc.ent_thread, NULL, kc_entries_main,
+				  NULL)) {
+		kc.ent_thread = kc.thread; /* joined once */
+		plog("mount", "/",
+		     "no entries thread: gone names are kept by the kernel "
+		     "for up to the freshness window");
 	}
 }
 
@@ -249,31 +390,43 @@ static void kc_stop(void)
 	kc.running = false;
 	kc.stop = true;
 	pthread_cond_broadcast(&kc.cv);
+	pthread_cond_broadcast(&kc.ent_cv);
 	pthread_cond_broadcast(&kc.done_cv);
 	pthread_mutex_unlock(&kc.mu);
-	if (was)
+	if (was) {
 		pthread_join(kc.thread, NULL);
-	struct kc_list *ls[] = {&kc.now, &kc.late};
-	for (int j = 0; j < 2; j++) {
-		for (size_t i = 0; i < ls[j]->n; i++)
-			free(ls[j]->v[i].path);
-		free(ls[j]->v);
-		*ls[j] = (struct kc_list){NULL, 0, 0};
+		if (!pthread_equal(kc.ent_thread, kc.thread))
+			pthread_join(kc.ent_thread, NULL);
 	}
+	kc_list_free(&kc.now);
+	kc_list_free(&kc.late);
+	for (size_t i = 0; i < kc.n_batches; i++)
+		kc_list_free(&kc.batches[i].gone);
+	free(kc.batches);
+	kc.batches = NULL;
+	kc.n_batches = kc.cap_batches = 0;
 }
 
 /* A request that changed something returns once the kernel has been told
  * of every path queued so far (or after KC_SYNC_WAIT, or when it is
- * interrupted): after rmdir pods/ID, stat pods/NAME is ENOENT at once. */
-static void kc_sync(void)
+ * interrupted): after rmdir pods/ID, stat pods/NAME is ENOENT at once.
+ * locked, locked2: directories whose lock the kernel holds for this
+ * request (0: none). An entry in them cannot be told before it returns:
+ * once every inode is told and the thread waits for one of them, it
+ * returns (the entry is told right after; its inode's attributes, told
+ * already, make a stat of it ask again). */
+static void kc_sync(fuse_ino_t locked, fuse_ino_t locked2)
 {
 	pthread_mutex_lock(&kc.mu);
 	unsigned long target = kc.queued;
 	double deadline = now_monotonic() + KC_SYNC_WAIT;
 	bool late = false;
 	while (kc.running && kc.done < target) {
+		if (kc.told_inodes >= target && kc.busy &&
+		    (kc.busy == locked || kc.busy == locked2))
+			break;
 		double now = now_monotonic();
-		if (now >= deadline || fuse_interrupted()) {
+		if (now >= deadline || interrupted(NULL)) {
 			late = true;
 			break;
 		}
@@ -287,53 +440,7 @@ static void kc_sync(void)
 		     "show the old for up to the freshness window");
 }
 
-static void fs_destroy(void *private_data)
-{
-	(void)private_data;
-	kc_stop();
-}
-
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-	/* A reader waiting for a listing gives up when its request is. */
-	cache_set_interrupt(fs()->cache, interrupted, NULL);
-	/* Threads start here, after the daemon has forked. */
-	guards_start(fs()->guards);
-	/* O_TRUNC arrives with open, not as a separate truncate. */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* ls -l and find: names and attributes in one request. */
-	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS;
-	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
-		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
-	/* The kernel keeps names and attributes for the shortest freshness
-	 * window: what primefs learns meanwhile (a listing that differs,
-	 * its own mkdir and rmdir under both of a pod's names, refresh,
-	 * config and guard writes) is invalidated by kc_main. No negative
-	 * entries: a name that appears needs nothing invalidated. Contents
-	 * are cached only where tree_cacheable says so. */
-	kc_start(fuse_get_context()->fuse);
-	tree_set_changed(fs()->tree, kc_changed, NULL);
-	cfg->entry_timeout = fs()->kernel_ttl;
-	cfg->attr_timeout = fs()->kernel_ttl;
-	cfg->negative_timeout = 0;
-	cfg->kernel_cache = 0;
-	/* No path lock for calls on an open handle: an rmdir of the pod must
-	 * not wait behind a reader blocked on its run or exit. Handlers of
-	 * such calls work from the handle (getattr, readdir: its path). */
-	cfg->nullpath_ok = 1;
-	return fuse_get_context()->private_data;
-}
-
-/* The path of a request, or of its open file when the kernel sent none
- * (nullpath_ok: fstat, fchmod of an open file); NULL when neither. */
-static const char *req_path(const char *path, struct fuse_file_info *fi)
-{
-	if (!path && fi)
-		path = ((struct handle *)(uintptr_t)fi->fh)->path;
-	return path;
-}
+/* ---- attributes and entries ---- */
 
 /* A node's attributes; 0 or -errno. */
 static int node_stat(struct node *n, struct stat *st)
@@ -364,59 +471,187 @@ static int node_stat(struct node *n, struct stat *st)
 	return rc;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+/* The kernel keeps an attribute answer this long: volatile files' not at
+ * all (tree_volatile), the rest for the freshness window. */
+static double attr_ttl(const struct node *n)
 {
-	if (!(path = req_path(path, fi)))
-		return -ENOENT;
-	stats_count(ST_FUSE_GETATTR);
-	unsigned long gen = tree_generation(fs()->tree);
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
-	rc = node_stat(&n, st);
-	bool vol = tree_volatile(&n);
-	node_release(&n);
-	/* The kernel keeps this answer; one that may change by itself, or
-	 * was made while the tree changed, is taken back a moment later. */
-	bool changed = tree_generation(fs()->tree) != gen;
-	if (rc == 0 && (vol || changed))
-		kc_push(path, false, true);
-	/* A listing this request fetched: the kernel is told of what it
-	 * changed before this returns. Not for a name in the root: its
-	 * LOOKUP holds the root's lock, which telling that a name is gone
-	 * needs. */
-	if (changed && strchr(path + 1, '/'))
-		kc_sync();
-	return rc;
+	return tree_volatile(n) ? 0 : fs()->kernel_ttl;
 }
 
-static int fs_readlink(const char *path, char *out, size_t size)
+/* The entry of `name` in parent for node n: its attributes, and its inode
+ * counted once more (the reply hands the kernel a lookup). 0 or -errno. */
+static int fill_entry(fuse_ino_t parent, const char *name, struct node *n,
+		      struct fuse_entry_param *e)
 {
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
+	memset(e, 0, sizeof *e);
+	int rc = node_stat(n, &e->attr);
 	if (rc)
 		return rc;
-	struct buf b;
+	uint64_t gen;
+	bool added;
+	fuse_ino_t ino = inodes_ref(inos, parent, name, &gen, &added);
+	if (!ino)
+		return -ENOENT;
+	if (added)
+		stats_add(ST_FUSE_INODES, 1);
+	e->ino = ino;
+	e->generation = gen;
+	e->attr.st_ino = ino;
+	e->entry_timeout = fs()->kernel_ttl;
+	e->attr_timeout = attr_ttl(n);
+	return 0;
+}
+
+/* A lookup the kernel will not have (its reply failed): counted back. */
+static void unref(fuse_ino_t ino)
+{
+	size_t freed = inodes_forget(inos, ino, 1);
+	if (freed)
+		stats_add(ST_FUSE_INODES, -(long)freed);
+}
+
+/* Replies with the entry of path (name in parent), or the error. An answer
+ * made while the tree changed is taken back a moment later; a listing this
+ * request fetched is told to the kernel before it returns. */
+static void reply_entry_of(fuse_req_t req, fuse_ino_t parent, const char *name,
+			   const char *path, unsigned long gen)
+{
+	struct node n;
+	struct fuse_entry_param e;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc == 0) {
+		rc = fill_entry(parent, name, &n, &e);
+		node_release(&n);
+	}
+	if (tree_generation(fs()->tree) != gen) {
+		if (rc == 0)
+			kc_push(path, true, true);
+		kc_sync(parent, 0);
+	}
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	cur = NULL;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		unref(e.ino);
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	cur = req;
+	stats_count(ST_FUSE_LOOKUP);
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = child_path(parent, name, &path);
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_entry_of(req, parent, name, path.data, gen);
+	buf_free(&path);
+}
+
+static void forget_one(fuse_ino_t ino, uint64_t nlookup)
+{
+	stats_count(ST_FUSE_FORGET);
+	size_t freed = inodes_forget(inos, ino, nlookup);
+	if (freed)
+		stats_add(ST_FUSE_INODES, -(long)freed);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* The attributes of path, for GETATTR and SETATTR's answer. */
+static void reply_attr_of(fuse_req_t req, fuse_ino_t ino, const char *path,
+			  unsigned long gen)
+{
+	struct node n;
+	struct stat st;
+	double ttl = 0;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc == 0) {
+		rc = node_stat(&n, &st);
+		ttl = attr_ttl(&n);
+		node_release(&n);
+	}
+	st.st_ino = ino;
+	/* The kernel keeps this answer; one made while the tree changed is
+	 * taken back a moment later, and a listing this request fetched is
+	 * told to the kernel before it returns (GETATTR holds no lock of a
+	 * directory). */
+	if (tree_generation(fs()->tree) != gen) {
+		if (rc == 0)
+			kc_push(path, false, true);
+		kc_sync(0, 0);
+	}
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	cur = NULL;
+	fuse_reply_attr(req, &st, ttl);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	cur = req;
+	stats_count(ST_FUSE_GETATTR);
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = ino_path(ino, &path);
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_attr_of(req, ino, path.data, gen);
+	buf_free(&path);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	cur = req;
+	struct buf path, b;
+	buf_init(&path);
 	buf_init(&b);
-	rc = tree_readlink(fs()->tree, &n, &b);
-	if (!rc && size) {
-		size_t len = b.len < size - 1 ? b.len : size - 1;
-		memcpy(out, b.data, len);
-		out[len] = '\0';
+	struct node n;
+	int rc = ino_path(ino, &path);
+	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0) {
+		rc = tree_readlink(fs()->tree, &n, &b);
+		node_release(&n);
+	}
+	if (rc) {
+		reply_err(req, rc);
+	} else {
+		buf_addc(&b, '\0');
+		cur = NULL;
+		fuse_reply_readlink(req, b.data);
 	}
 	buf_free(&b);
-	node_release(&n);
-	return rc;
+	buf_free(&path);
 }
+
+/* ---- directories ---- */
 
 /* An open directory: its names as of opendir, so that a listing read in
  * several requests is one listing. Offsets: 1 after ".", 2 after "..",
- * k + 3 after names[k] (libfuse gives READDIRPLUS attributes to the kernel
- * only in this offset mode). */
+ * k + 3 after names[k]. */
 struct dirh {
-	char *path;	  /* readdir may get none (nullpath_ok) */
+	char *path;
 	struct node dir;  /* with the listing the names come from */
 	struct buf names; /* each NUL-ended */
 	size_t *at;	  /* where each starts in names */
@@ -444,88 +679,138 @@ static void dirh_free(struct dirh *d)
 	free(d);
 }
 
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
 {
+	cur = req;
+	stats_count(ST_FUSE_OPENDIR);
 	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = ino_path(ino, &path);
+	if (rc) {
+		buf_free(&path);
+		reply_err(req, rc);
+		return;
+	}
 	struct dirh *d = xcalloc(1, sizeof *d);
 	buf_init(&d->names);
-	d->path = xstrdup(path);
-	int rc = tree_resolve_dir(fs()->tree, path, &d->dir);
+	d->path = buf_steal(&path);
+	rc = tree_resolve_dir(fs()->tree, d->path, &d->dir);
 	if (rc == 0)
 		rc = tree_list(fs()->tree, &d->dir, add_name, d);
 	if (rc) {
 		dirh_free(d);
-		return rc;
+		reply_err(req, rc);
+		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
 	/* A listing this request fetched: the kernel is told of what it
 	 * changed before `ls` goes on to stat what it lists. */
 	if (tree_generation(fs()->tree) != gen)
-		kc_sync();
-	return 0;
+		kc_sync(0, 0);
+	cur = NULL;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dirh_free(d); /* opendir was interrupted: no releasedir */
 }
 
-static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
 {
-	(void)path;
+	(void)ino;
+	stats_count(ST_FUSE_RELEASEDIR);
 	dirh_free((struct dirh *)(uintptr_t)fi->fh);
-	return 0;
+	fuse_reply_err(req, 0);
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
-		      off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
+/* The inode number a plain directory entry shows: the one the kernel
+ * holds for it, if any. */
+#define UNKNOWN_INO 0xffffffffu
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
 {
+	cur = req;
 	stats_count(ST_FUSE_READDIR);
 	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	bool plus = flags & FUSE_READDIR_PLUS;
 	unsigned long gen = tree_generation(fs()->tree);
-	struct buf p, given; /* given: paths given attributes, NUL-ended */
+	char *out = xmalloc(size ? size : 1);
+	size_t pos = 0;
+	fuse_ino_t *given = NULL; /* inodes handed out with attributes */
+	size_t n_given = 0;
+	struct buf p; /* an entry's path */
 	buf_init(&p);
-	buf_init(&given);
-	(void)path; /* may be NULL (nullpath_ok): the one opendir kept */
 	buf_printf(&p, "%s/", strcmp(d->path, "/") ? d->path : "");
 	size_t dir_len = p.len;
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n + 2; i++) {
 		const char *name = i == 0   ? "."
 				   : i == 1 ? ".."
 					    : d->names.data + d->at[i - 2];
-		struct stat st;
-		bool attrs = false;
-		if (plus && i >= 2) {
+		size_t need =
+		    plus ? fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0)
+			 : fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+		if (pos + need > size)
+			break;
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof e);
+		e.attr.st_ino = i == 0 ? ino : UNKNOWN_INO;
+		e.attr.st_mode = S_IFDIR;
+		struct node n;
+		if (i >= 2 && tree_child(fs()->tree, &d->dir, name, &n) == 0) {
 			/* Volatile files get no attributes here: the kernel
-			 * keeps those of a READDIRPLUS answer. */
-			struct node n;
-			p.len = dir_len;
-			buf_adds(&p, name);
-			attrs =
-			    tree_child(fs()->tree, &d->dir, name, &n) == 0 &&
-			    !tree_volatile(&n) && node_stat(&n, &st) == 0;
+			 * would keep those of a READDIRPLUS answer. */
+			if (plus && !tree_volatile(&n) &&
+			    fill_entry(ino, name, &n, &e) == 0) {
+				given = xrealloc(given,
+						 (n_given + 1) * sizeof *given);
+				given[n_given++] = e.ino;
+				/* Attributes given while the tree changed
+				 * are taken back. */
+				if (tree_generation(fs()->tree) != gen) {
+					p.len = dir_len;
+					buf_adds(&p, name);
+					kc_push(p.data, false, true);
+				}
+			} else {
+				memset(&e, 0, sizeof e);
+				e.attr.st_mode = node_mode(&n);
+				fuse_ino_t known = inodes_find(inos, ino, name);
+				e.attr.st_ino = known ? known : UNKNOWN_INO;
+			}
 			node_release(&n);
 		}
-		if (filler(buf, name, attrs ? &st : NULL, (off_t)(i + 1),
-			   attrs ? FUSE_FILL_DIR_PLUS : 0))
-			break;
-		if (attrs)
-			buf_add(&given, p.data, p.len + 1);
+		if (plus)
+			pos +=
+			    fuse_add_direntry_plus(req, out + pos, size - pos,
+						   name, &e, (off_t)(i + 1));
+		else
+			pos += fuse_add_direntry(req, out + pos, size - pos,
+						 name, &e.attr, (off_t)(i + 1));
 	}
-	/* Attributes given while the tree changed are taken back. */
-	if (tree_generation(fs()->tree) != gen)
-		for (size_t i = 0; i < given.len;
-		     i += strlen(given.data + i) + 1)
-			kc_push(given.data + i, false, true);
+	cur = NULL;
+	if (fuse_reply_buf(req, out, pos) == -ENOENT)
+		for (size_t i = 0; i < n_given; i++)
+			unref(given[i]);
+	free(given);
+	free(out);
 	buf_free(&p);
-	buf_free(&given);
-	return 0;
 }
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+/* ---- files ---- */
 
 static void poll_wake(void *arg);
-
-static bool interrupted(void *arg)
-{
-	(void)arg;
-	return fuse_interrupted();
-}
 
 static void handle_free(struct handle *h)
 {
@@ -536,7 +821,8 @@ static void handle_free(struct handle *h)
 	free(h);
 }
 
-static int fs_open(const char *path, struct fuse_file_info *fi)
+/* Opens path: 0 and fi->fh set, or -errno. */
+static int do_open(const char *path, struct fuse_file_info *fi)
 {
 	stats_count(ST_FUSE_OPEN);
 	unsigned long gen = tree_generation(fs()->tree);
@@ -590,7 +876,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = tree_render(fs()->tree, &n, &h->data);
 	}
 	/* An immutable snapshot's value: the kernel keeps its pages until
-	 * kc_send invalidates the path. */
+	 * kc_send_inodes invalidates the inode. */
 	h->cached = !rc && acc == O_RDONLY && tree_cacheable(&n);
 	node_release(&n);
 	if (rc) {
@@ -600,43 +886,106 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (h->cached)
-		fi->keep_cache = 1;
-	else
-		fi->direct_io = 1;
+	fi->keep_cache = h->cached;
+	fi->direct_io = !h->cached;
 	if (n.file->flags & F_STREAM)
 		fi->nonseekable = 1;
 	return 0;
 }
 
-static int fs_read(const char *path, char *out, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+/* The last of a handle: RELEASE, or an OPEN whose reply failed. */
+static void do_release(struct handle *h)
 {
-	(void)path;
+	const struct file_hooks *hooks = h->file->hooks;
+	/* `: > config`: truncated, never written. Flush did not store it, as
+	 * a shell's dup2 flushes before the write comes; an empty template
+	 * cannot be invalid, so nothing is lost by storing it this late. */
+	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE)) {
+		h->file->store(fs()->tree, h->pod_id, "", 0);
+		kc_sync(0, 0);
+	}
+	if (h->lease)
+		tree_lease(fs()->tree, h->pod_id, false);
+	if (hooks && hooks->release)
+		hooks->release(&h->fh); /* no poll_wake() on h from now on */
+	pthread_mutex_lock(&h->ph_mu);
+	struct fuse_pollhandle *ph = h->ph;
+	h->ph = NULL;
+	pthread_mutex_unlock(&h->ph_mu);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	handle_free(h);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	cur = req;
+	struct buf path;
+	buf_init(&path);
+	int rc = ino_path(ino, &path);
+	if (rc == 0)
+		rc = do_open(path.data, fi);
+	buf_free(&path);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	cur = NULL;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		do_release((struct handle *)(uintptr_t)fi->fh);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	cur = req;
 	stats_count(ST_FUSE_READ);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	const struct file_hooks *hooks = h->file->hooks;
-	if (hooks)
-		return hooks->read ? hooks->read(&h->fh, out, size, off) : 0;
+	if (hooks) {
+		if (!hooks->read) {
+			cur = NULL;
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		char *out = xmalloc(size ? size : 1);
+		int n = hooks->read(&h->fh, out, size, off);
+		if (n < 0) {
+			reply_err(req, n);
+		} else {
+			cur = NULL;
+			fuse_reply_buf(req, out, (size_t)n);
+		}
+		free(out);
+		return;
+	}
 	/* Pages of an older snapshot than the tree now holds may be cached
-	 * by this read after the path was invalidated: again, a moment
+	 * by this read after the inode was invalidated: again, a moment
 	 * later. */
 	if (h->cached && tree_generation(fs()->tree) != h->gen)
 		kc_push(h->path, false, true);
-	if (off < 0 || (size_t)off >= h->data.len)
-		return 0;
-	size_t n = h->data.len - (size_t)off;
-	if (n > size)
-		n = size;
-	memcpy(out, h->data.data + off, n);
-	return (int)n;
+	size_t n = 0;
+	if (off >= 0 && (size_t)off < h->data.len) {
+		n = h->data.len - (size_t)off;
+		if (n > size)
+			n = size;
+	}
+	/* Replied from a copy: once the kernel has the data, the file may be
+	 * released (and h freed) before fuse_reply_buf returns. */
+	char small[4096];
+	char *copy = n <= sizeof small ? small : xmalloc(n);
+	if (n)
+		memcpy(copy, h->data.data + off, n);
+	cur = NULL;
+	fuse_reply_buf(req, copy, n);
+	if (copy != small)
+		free(copy);
 }
 
-static int fs_write(const char *path, const char *data, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+/* Bytes taken, or -errno. */
+static int do_write(struct handle *h, const char *data, size_t size, off_t off)
 {
-	(void)path;
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	const struct file_hooks *hooks = h->file->hooks;
 	if (hooks)
 		return hooks->write ? hooks->write(&h->fh, data, size, off)
@@ -645,7 +994,7 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
 		int rc = h->file->store(fs()->tree, h->pod_id, data, size);
-		kc_sync();
+		kc_sync(0, 0);
 		return rc ? rc : (int)size;
 	}
 	/* Whole-file writes are gathered and stored when the file closes.
@@ -671,16 +1020,28 @@ static int fs_write(const char *path, const char *data, size_t size, off_t off,
 	return h->refused ? -EINVAL : (int)size;
 }
 
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	cur = req;
+	int n = do_write((struct handle *)(uintptr_t)fi->fh, data, size, off);
+	if (n < 0) {
+		reply_err(req, n);
+		return;
+	}
+	cur = NULL;
+	fuse_reply_write(req, (size_t)n);
+}
+
 /* close() returns what this returns: a bad template fails the close (and
  * a line bad alone failed its write already). */
-static int fs_flush(const char *path, struct fuse_file_info *fi)
+static int do_flush(struct handle *h)
 {
-	(void)path;
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	const struct file_hooks *hooks = h->file->hooks;
 	if (hooks) {
 		int rc = hooks->flush ? hooks->flush(&h->fh) : 0;
-		kc_sync();
+		kc_sync(0, 0);
 		return rc;
 	}
 	if (h->refused) { /* a write failed and said so: the old is kept */
@@ -693,42 +1054,34 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	h->truncated = false;
 	int rc = h->file->store(fs()->tree, h->pod_id,
 				h->data.data ? h->data.data : "", h->data.len);
-	kc_sync();
+	kc_sync(0, 0);
 	return rc;
 }
 
-static int fs_release(const char *path, struct fuse_file_info *fi)
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)path;
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	const struct file_hooks *hooks = h->file->hooks;
-	/* `: > config`: truncated, never written. Flush did not store it, as
-	 * a shell's dup2 flushes before the write comes; an empty template
-	 * cannot be invalid, so nothing is lost by storing it this late. */
-	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE)) {
-		h->file->store(fs()->tree, h->pod_id, "", 0);
-		kc_sync();
-	}
-	if (h->lease)
-		tree_lease(fs()->tree, h->pod_id, false);
-	if (hooks && hooks->release)
-		hooks->release(&h->fh); /* no poll_wake() on h from now on */
-	pthread_mutex_lock(&h->ph_mu);
-	struct fuse_pollhandle *ph = h->ph;
-	h->ph = NULL;
-	pthread_mutex_unlock(&h->ph_mu);
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	handle_free(h);
-	return 0;
+	(void)ino;
+	cur = req;
+	stats_count(ST_FUSE_FLUSH);
+	reply_err(req, do_flush((struct handle *)(uintptr_t)fi->fh));
 }
 
-static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+static void ll_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	cur = req;
+	stats_count(ST_FUSE_RELEASE);
+	do_release((struct handle *)(uintptr_t)fi->fh);
+	reply_err(req, 0);
+}
+
+/* truncate(2) of path, or ftruncate(2) of an open file (h): 0 or -errno. */
+static int do_truncate(const char *path, off_t size, struct handle *h)
 {
 	if (size < 0 || size > TEMPLATE_MAX_SIZE)
 		return -EFBIG;
-	if (fi) { /* ftruncate on an open writable file */
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	if (h) { /* ftruncate on an open writable file */
 		if (!h->file->store)
 			return -EACCES;
 		if (!(h->file->flags & F_PER_WRITE)) {
@@ -762,7 +1115,7 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 					       ? ((const struct pod *)n.obj)->id
 					       : NULL,
 					   b.data ? b.data : "", b.len);
-			kc_sync();
+			kc_sync(0, 0);
 		}
 		buf_free(&b);
 	}
@@ -770,15 +1123,63 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	return rc;
 }
 
-static int fs_statfs(const char *path, struct statvfs *st)
+/* Modes are primefs's to say, but a chmod that changes nothing (cp -p,
+ * install -m of the mode a file has) or the owner's chmod of a pod
+ * directory (install -d pods/x sets its mode after the rent) is a harmless
+ * success, so those tools print no spurious error. Anything else: EPERM. */
+static int do_chmod(const char *path, mode_t mode)
 {
-	(void)path; /* never fetches anything */
-	memset(st, 0, sizeof *st);
-	st->f_bsize = 4096;
-	st->f_frsize = 4096;
-	st->f_namemax = 255;
-	return 0;
+	struct node n;
+	int rc = tree_resolve(fs()->tree, path, &n);
+	if (rc)
+		return rc;
+	uid_t uid = caller()->uid;
+	bool owner = uid == getuid() || uid == 0;
+	bool same = (mode & 07777) == (node_mode(&n) & 07777);
+	bool pod_dir = n.type == N_DIR && n.dir == D_POD;
+	node_release(&n);
+	return same || (owner && pod_dir) ? 0 : -EPERM;
 }
+
+/* chmod, chown, truncate and utimens in one request, in that order; the
+ * first that fails is the answer. Owners and times are primefs's: EPERM. */
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	cur = req;
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = ino_path(ino, &path);
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_MODE))
+		rc = do_chmod(path.data, attr->st_mode);
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		rc = -EPERM;
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+		rc =
+		    do_truncate(path.data, attr->st_size,
+				fi ? (struct handle *)(uintptr_t)fi->fh : NULL);
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))
+		rc = -EPERM;
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_attr_of(req, ino, path.data, gen);
+	buf_free(&path);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino; /* never fetches anything */
+	struct statvfs st;
+	memset(&st, 0, sizeof st);
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+/* ---- making and removing ---- */
 
 /* Pods rented here lately, and by whom: for the after-the-fact rule. */
 static struct intent_recent recent = INTENT_RECENT_INIT;
@@ -789,7 +1190,7 @@ static struct intent_recent recent = INTENT_RECENT_INIT;
 static void made_inside(const char *op, const char *path)
 {
 	char *name;
-	if (!intent_made_inside(&recent, fuse_get_context()->pid, path, &name))
+	if (!intent_made_inside(&recent, caller()->pid, path, &name))
 		return;
 	plog(op, path,
 	     "pod %s was rented a moment ago by the process that now creates "
@@ -809,9 +1210,8 @@ static void made_inside(const char *op, const char *path)
 
 /* Only a deliberate mkdir of pods/NAME rents (intent.h); one made on the
  * way to something else is EPERM and sends nothing. */
-static int fs_mkdir(const char *path, mode_t mode)
+static int do_mkdir(const char *path)
 {
-	(void)mode;
 	int rc = caller_may(0, O_WRONLY);
 	if (rc)
 		return rc;
@@ -822,7 +1222,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 		made_inside("mkdir", path);
 		return tree_mkdir(fs()->tree, path);
 	}
-	pid_t pid = fuse_get_context()->pid;
+	pid_t pid = caller()->pid;
 	struct buf why;
 	buf_init(&why);
 	if (intent_of_mkdir(pid, fs()->mountpoint, path, &why) ==
@@ -836,118 +1236,148 @@ static int fs_mkdir(const char *path, mode_t mode)
 	rc = tree_mkdir(fs()->tree, path);
 	if (rc == 0)
 		intent_note_rent(&recent, pid, name);
-	kc_sync();
 	return rc;
 }
 
-static int fs_rmdir(const char *path)
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
 {
-	int rc = caller_may(0, O_WRONLY);
+	(void)mode;
+	cur = req;
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = child_path(parent, name, &path);
+	if (rc == 0)
+		rc = do_mkdir(path.data);
+	/* The kernel holds parent's lock for this request. */
+	kc_sync(parent, 0);
 	if (rc)
-		return rc;
-	rc = tree_rmdir(fs()->tree, path);
-	kc_sync();
-	return rc;
+		reply_err(req, rc);
+	else
+		reply_entry_of(req, parent, name, path.data, gen);
+	buf_free(&path);
 }
 
-static int fs_unlink(const char *path)
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	cur = req;
+	struct buf path;
+	buf_init(&path);
+	int rc = child_path(parent, name, &path);
+	if (rc == 0)
+		rc = caller_may(0, O_WRONLY);
+	if (rc == 0) {
+		rc = tree_rmdir(fs()->tree, path.data);
+		/* The kernel holds the locks of parent and of the victim. */
+		kc_sync(parent, inodes_find(inos, parent, name));
+	}
+	buf_free(&path);
+	reply_err(req, rc);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	cur = req;
+	struct buf path;
+	buf_init(&path);
 	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
-	rc = n.type == N_DIR ? -EISDIR : -EPERM;
-	node_release(&n);
-	return rc;
+	int rc = child_path(parent, name, &path);
+	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0) {
+		rc = n.type == N_DIR ? -EISDIR : -EPERM;
+		node_release(&n);
+	}
+	buf_free(&path);
+	reply_err(req, rc);
 }
 
 /* open(O_CREAT) of a file that exists (`echo x > config`) arrives here
  * when the kernel has no entry cached: it is an open. Nothing new can be
  * created. */
-static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
 {
 	(void)mode;
+	cur = req;
+	struct buf path;
+	buf_init(&path);
 	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	node_release(&n);
+	struct fuse_entry_param e;
+	int rc = child_path(parent, name, &path);
+	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0)
+		node_release(&n);
 	if (rc == -ENOENT) {
-		made_inside("create", path);
-		return -EACCES;
+		made_inside("create", path.data);
+		rc = -EACCES;
 	}
-	return rc ? rc : fs_open(path, fi);
+	if (rc == 0)
+		rc = do_open(path.data, fi);
+	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0) {
+		rc = fill_entry(parent, name, &n, &e);
+		node_release(&n);
+	}
+	if (rc && fi->fh) {
+		do_release((struct handle *)(uintptr_t)fi->fh);
+		fi->fh = 0;
+	}
+	buf_free(&path);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	cur = NULL;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		do_release((struct handle *)(uintptr_t)fi->fh);
+		unref(e.ino);
+	}
 }
 
 /* mknod (other than of a regular file, which comes as create) and
  * symlink: nothing new can be made. */
-static int refuse_new(const char *op, const char *path)
+static void refuse_new(fuse_req_t req, const char *op, fuse_ino_t parent,
+		       const char *name)
 {
+	cur = req;
+	struct buf path;
+	buf_init(&path);
 	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	node_release(&n);
+	int rc = child_path(parent, name, &path);
+	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0)
+		node_release(&n);
 	if (rc == -ENOENT)
-		made_inside(op, path);
-	return rc == 0 ? -EEXIST : rc == -ENOENT ? -EPERM : rc;
+		made_inside(op, path.data);
+	buf_free(&path);
+	reply_err(req, rc == 0 ? -EEXIST : rc == -ENOENT ? -EPERM : rc);
 }
 
-static int fs_mknod(const char *path, mode_t mode, dev_t dev)
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
 {
 	(void)mode;
-	(void)dev;
-	return refuse_new("mknod", path);
+	(void)rdev;
+	refuse_new(req, "mknod", parent, name);
 }
 
-static int fs_symlink(const char *target, const char *path)
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
 {
-	(void)target;
-	return refuse_new("symlink", path);
+	(void)link;
+	refuse_new(req, "symlink", parent, name);
 }
 
-static int fs_rename(const char *from, const char *to, unsigned int flags)
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
 {
-	(void)from;
-	(void)to;
+	(void)parent;
+	(void)name;
+	(void)newparent;
+	(void)newname;
 	(void)flags;
-	return -EPERM;
+	fuse_reply_err(req, EPERM);
 }
 
-/* Modes are primefs's to say, but a chmod that changes nothing (cp -p,
- * install -m of the mode a file has) or the owner's chmod of a pod
- * directory (install -d pods/x sets its mode after the rent) is a harmless
- * success, so those tools print no spurious error. Anything else: EPERM. */
-static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	if (!(path = req_path(path, fi)))
-		return -ENOENT;
-	struct node n;
-	int rc = tree_resolve(fs()->tree, path, &n);
-	if (rc)
-		return rc;
-	uid_t uid = fuse_get_context()->uid;
-	bool owner = uid == getuid() || uid == 0;
-	bool same = (mode & 07777) == (node_mode(&n) & 07777);
-	bool pod_dir = n.type == N_DIR && n.dir == D_POD;
-	node_release(&n);
-	return same || (owner && pod_dir) ? 0 : -EPERM;
-}
-
-static int fs_chown(const char *path, uid_t uid, gid_t gid,
-		    struct fuse_file_info *fi)
-{
-	(void)path;
-	(void)uid;
-	(void)gid;
-	(void)fi;
-	return -EPERM;
-}
-
-static int fs_utimens(const char *path, const struct timespec tv[2],
-		      struct fuse_file_info *fi)
-{
-	(void)path;
-	(void)tv;
-	(void)fi;
-	return -EPERM;
-}
+/* ---- poll ---- */
 
 /* The hooks' wake (any thread): what a poll waits for may have come. */
 static void poll_wake(void *arg)
@@ -958,15 +1388,16 @@ static void poll_wake(void *arg)
 	h->ph = NULL;
 	pthread_mutex_unlock(&h->ph_mu);
 	if (ph) {
-		fuse_notify_poll(ph);
+		fuse_lowlevel_notify_poll(ph);
 		fuse_pollhandle_destroy(ph);
 	}
 }
 
-static int fs_poll(const char *path, struct fuse_file_info *fi,
-		   struct fuse_pollhandle *ph, unsigned *reventsp)
+static void ll_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
 {
-	(void)path;
+	(void)ino;
+	cur = req;
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	const struct file_hooks *hooks = h->file->hooks;
 	unsigned ready = POLLIN | POLLRDNORM;
@@ -987,34 +1418,135 @@ static int fs_poll(const char *path, struct fuse_file_info *fi,
 	}
 	if (drop)
 		fuse_pollhandle_destroy(drop);
-	*reventsp = waits ? ready & ~(unsigned)(POLLIN | POLLRDNORM) : ready;
-	return 0;
+	cur = NULL;
+	fuse_reply_poll(req, waits ? ready & ~(unsigned)(POLLIN | POLLRDNORM)
+				   : ready);
 }
 
-const struct fuse_operations primefs_ops = {
-    .poll = fs_poll,
-    .init = fs_init,
-    .destroy = fs_destroy,
-    .getattr = fs_getattr,
-    .readlink = fs_readlink,
-    .opendir = fs_opendir,
-    .readdir = fs_readdir,
-    .releasedir = fs_releasedir,
-    .open = fs_open,
-    .read = fs_read,
-    .write = fs_write,
-    .flush = fs_flush,
-    .release = fs_release,
-    .truncate = fs_truncate,
-    .statfs = fs_statfs,
-    .mkdir = fs_mkdir,
-    .rmdir = fs_rmdir,
-    .unlink = fs_unlink,
-    .create = fs_create,
-    .mknod = fs_mknod,
-    .symlink = fs_symlink,
-    .rename = fs_rename,
-    .chmod = fs_chmod,
-    .chown = fs_chown,
-    .utimens = fs_utimens,
+/* ---- the session ---- */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* A reader waiting for a listing gives up when its request is. */
+	cache_set_interrupt(fs()->cache, interrupted, NULL);
+	/* Threads start here, after the daemon has forked. */
+	guards_start(fs()->guards);
+	/* O_TRUNC arrives with open, not as a separate truncate. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* ls -l and find: names and attributes in one request. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	/* The kernel keeps names and attributes for the shortest freshness
+	 * window (per reply: fill_entry, reply_attr_of): what primefs learns
+	 * meanwhile (a listing that differs, its own mkdir and rmdir under
+	 * both of a pod's names, refresh, config and guard writes) is
+	 * invalidated by kc_main. No negative entries: a name that appears
+	 * needs nothing invalidated. Contents are cached only where
+	 * tree_cacheable says so. */
+	kc_start();
+	tree_set_changed(fs()->tree, kc_changed, NULL);
+}
+
+static void ll_destroy(void *userdata)
+{
+	(void)userdata;
+	kc_stop();
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = ll_init,
+    .destroy = ll_destroy,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .readlink = ll_readlink,
+    .mknod = ll_mknod,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .symlink = ll_symlink,
+    .rename = ll_rename,
+    .open = ll_open,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .readdirplus = ll_readdirplus,
+    .releasedir = ll_releasedir,
+    .statfs = ll_statfs,
+    .create = ll_create,
+    .poll = ll_poll,
 };
+
+void fs_help(void)
+{
+	printf("FUSE options:\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+int fs_main(struct fuse_args *args, struct primefs *pf)
+{
+	struct fuse_cmdline_opts o;
+	if (fuse_parse_cmdline(args, &o) != 0)
+		return 1;
+	int rc = 0;
+	if (!o.mountpoint) {
+		fprintf(stderr, "error: no mountpoint specified\n");
+		rc = 2;
+		goto out;
+	}
+	the_fs = pf;
+	inos = inodes_new();
+	stats_add(ST_FUSE_INODES, (long)inodes_count(inos));
+	the_se = fuse_session_new(args, &ops, sizeof ops, pf);
+	if (!the_se) {
+		rc = 3;
+		goto out_inos;
+	}
+	if (fuse_session_mount(the_se, o.mountpoint)) {
+		rc = 4;
+		goto out_se;
+	}
+	if (fuse_daemonize(o.foreground)) {
+		rc = 5;
+		goto out_mount;
+	}
+	if (fuse_set_signal_handlers(the_se)) {
+		rc = 6;
+		goto out_mount;
+	}
+	int lrc;
+	if (o.singlethread) {
+		lrc = fuse_session_loop(the_se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o.clone_fd);
+		fuse_loop_cfg_set_idle_threads(cfg, o.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
+		lrc = fuse_session_loop_mt(the_se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	if (lrc)
+		rc = 7;
+	fuse_remove_signal_handlers(the_se);
+out_mount:
+	fuse_session_unmount(the_se);
+out_se:
+	fuse_session_destroy(the_se);
+	the_se = NULL;
+out_inos:
+	inodes_free(inos);
+	inos = NULL;
+out:
+	free(o.mountpoint);
+	return rc;
+}

@@ -1,10 +1,11 @@
-/* fs.h — the thin FUSE layer: each operation resolves its path through the
- * tree and answers from it; one reply path per request. */
+/* fs.h — the thin FUSE layer, on libfuse's low-level API: each request's
+ * inode becomes a path (inodes.h), which the tree resolves and answers;
+ * one reply per request. */
 #ifndef PRIMEFS_FS_H
 #define PRIMEFS_FS_H
 
-#define FUSE_USE_VERSION 31
-#include <fuse.h>
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
 
 #include "tree.h"
 
@@ -24,6 +25,11 @@ struct primefs {
 	double kernel_ttl;
 };
 
-extern const struct fuse_operations primefs_ops;
+/* libfuse's own options, for --help. */
+void fs_help(void);
+/* Parses libfuse's options and the mountpoint from args, mounts, goes to
+ * the background unless -f or -d, and serves until unmounted. The exit
+ * status fuse_main would give: 0, or 1 to 7 by what failed. */
+int fs_main(struct fuse_args *args, struct primefs *pf);
 
 #endif

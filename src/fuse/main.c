@@ -1,5 +1,5 @@
 /* main.c — the command line: primefs's own -o options, --help and
- * --version, credentials, then the FUSE main loop. */
+ * --version, credentials, then the FUSE session (fs.c). */
 #include <curl/curl.h>
 #include <limits.h>
 #include <malloc.h>
@@ -153,7 +153,7 @@ static char *config_file(const char *name)
 	return buf_steal(&b);
 }
 
-/* A path made absolute now, so that it means the same once fuse_main has
+/* A path made absolute now, so that it means the same once fs_main has
  * gone to the background (and to /): the real path of a file that exists,
  * else the path against the current directory (config and known_hosts may
  * be created later). Frees p. */
@@ -273,11 +273,9 @@ int main(int argc, char *argv[])
 	}
 	if (o.show_help) {
 		usage(argv[0]);
-		fuse_opt_add_arg(&args, "--help");
-		args.argv[0][0] = '\0';
-		int rc = fuse_main(args.argc, args.argv, &primefs_ops, NULL);
+		fs_help();
 		fuse_opt_free_args(&args);
-		return rc;
+		return 0;
 	}
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
@@ -430,7 +428,7 @@ int main(int argc, char *argv[])
 	if (o.history_ttl < pf.kernel_ttl)
 		pf.kernel_ttl = o.history_ttl;
 
-	int rc = fuse_main(args.argc, args.argv, &primefs_ops, &pf);
+	int rc = fs_main(&args, &pf);
 
 	/* Before anything it uses goes; warns of guards left armed. */
 	guards_free(guards);
