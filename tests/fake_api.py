@@ -1103,6 +1103,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"          # keep-alive
     server_version = "fake-prime-api/1.0"
     timeout = 120                          # drop idle keep-alive connections
+    # Headers and body go out as two writes: with Nagle on, the body's last
+    # segment waits for the client's delayed ACK (up to 40 ms a response on
+    # a kept-alive connection), which a real server does not make clients
+    # pay.
+    disable_nagle_algorithm = True
 
     # -- connection setup/teardown -------------------------------------------
 
