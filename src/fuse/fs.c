@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,46 @@
  * it. Nothing else is taken under ph_mu but the hooks' poll (which takes
  * the hooks' own locks, never waiting); poll_wake takes ph_mu, so the
  * hooks never call it with their locks held. */
+/* Every open file and directory handle. At unmount the kernel may leave
+ * RELEASE and RELEASEDIR requests unread when the loop ends: what is left
+ * here then is released as those would have (fs_main). */
+struct live {
+	struct live *prev, *next;
+};
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct live live_files = {&live_files, &live_files};
+static struct live live_dirs = {&live_dirs, &live_dirs};
+
+static void live_add(struct live *head, struct live *l)
+{
+	pthread_mutex_lock(&live_mu);
+	l->prev = head;
+	l->next = head->next;
+	head->next->prev = l;
+	head->next = l;
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void live_del(struct live *l)
+{
+	pthread_mutex_lock(&live_mu);
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	pthread_mutex_unlock(&live_mu);
+}
+
+/* The first handle still on the list, or NULL. */
+static struct live *live_first(struct live *head)
+{
+	pthread_mutex_lock(&live_mu);
+	struct live *l = head->next == head ? NULL : head->next;
+	pthread_mutex_unlock(&live_mu);
+	return l;
+}
+
 struct handle {
 	struct tree_handle fh; /* what hooks see */
+	struct live live;
 	struct buf data;
 	const struct file_def *file;
 	bool dirty;	/* written since the last store */
@@ -651,6 +690,7 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
  * several requests is one listing. Offsets: 1 after ".", 2 after "..",
  * k + 3 after names[k]. */
 struct dirh {
+	struct live live;
 	char *path;
 	struct node dir;  /* with the listing the names come from */
 	struct buf names; /* each NUL-ended */
@@ -672,6 +712,7 @@ static int add_name(void *ctx, const char *name)
 
 static void dirh_free(struct dirh *d)
 {
+	live_del(&d->live);
 	free(d->path);
 	node_release(&d->dir);
 	buf_free(&d->names);
@@ -694,6 +735,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	struct dirh *d = xcalloc(1, sizeof *d);
+	live_add(&live_dirs, &d->live);
 	buf_init(&d->names);
 	d->path = buf_steal(&path);
 	rc = tree_resolve_dir(fs()->tree, d->path, &d->dir);
@@ -814,6 +856,7 @@ static void poll_wake(void *arg);
 
 static void handle_free(struct handle *h)
 {
+	live_del(&h->live);
 	pthread_mutex_destroy(&h->ph_mu);
 	free(h->pod_id);
 	free(h->path);
@@ -847,6 +890,7 @@ static int do_open(const char *path, struct fuse_file_info *fi)
 	}
 	const struct file_hooks *hooks = n.file->hooks;
 	struct handle *h = xcalloc(1, sizeof *h);
+	live_add(&live_files, &h->live);
 	buf_init(&h->data);
 	h->file = n.file;
 	h->path = xstrdup(path);
@@ -1530,13 +1574,20 @@ int fs_main(struct fuse_args *args, struct primefs *pf)
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)o.clone_fd);
-		fuse_loop_cfg_set_idle_threads(cfg, o.max_idle_threads);
+		if (o.max_idle_threads != UINT_MAX) /* -1: libfuse's default */
+			fuse_loop_cfg_set_idle_threads(cfg, o.max_idle_threads);
 		fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
 		lrc = fuse_session_loop_mt(the_se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
-	if (lrc)
+	if (lrc < 0) /* > 0: the signal that asked it to stop, a clean end */
 		rc = 7;
+	for (struct live *l; (l = live_first(&live_files));)
+		do_release((struct handle *)((char *)l -
+					     offsetof(struct handle, live)));
+	for (struct live *l; (l = live_first(&live_dirs));)
+		dirh_free(
+		    (struct dirh *)((char *)l - offsetof(struct dirh, live)));
 	fuse_remove_signal_handlers(the_se);
 out_mount:
 	fuse_session_unmount(the_se);
