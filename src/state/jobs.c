@@ -468,6 +468,19 @@ static void notify(struct job *jb)
 	pthread_mutex_unlock(&jb->mu);
 }
 
+/* The job no longer follows its command's output (its watch taken off,
+ * outside jb->mu: ssh_cmd_unwatch waits for a running callback). */
+static void stop_watching_cmd(struct job *jb)
+{
+	pthread_mutex_lock(&jb->mu);
+	struct ssh_cmd *c = jb->cmd;
+	int w = jb->cmd_watch;
+	jb->cmd_watch = -1;
+	pthread_mutex_unlock(&jb->mu);
+	if (c && w >= 0)
+		ssh_cmd_unwatch(c, w);
+}
+
 int job_watch(struct job *jb, void (*fn)(void *arg), void *arg)
 {
 	struct job_watcher *w = xcalloc(1, sizeof *w);
@@ -1193,13 +1206,7 @@ void jobs_free(struct jobs *j)
 	struct job **v = all_jobs(j, NULL, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct job *jb = v[i];
-		pthread_mutex_lock(&jb->mu);
-		struct ssh_cmd *c = jb->cmd;
-		int w = jb->cmd_watch;
-		jb->cmd_watch = -1;
-		pthread_mutex_unlock(&jb->mu);
-		if (c && w >= 0)
-			ssh_cmd_unwatch(c, w);
+		stop_watching_cmd(jb);
 		pthread_mutex_lock(&jb->mu);
 		jb->store = NULL;
 		pthread_mutex_unlock(&jb->mu);
@@ -1354,12 +1361,8 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 		job_signal(j, jb, "KILL");
 	pthread_mutex_lock(&jb->mu);
 	jb->removed = true;
-	struct ssh_cmd *c = jb->cmd;
-	int w = jb->cmd_watch;
-	jb->cmd_watch = -1;
 	pthread_mutex_unlock(&jb->mu);
-	if (c && w >= 0)
-		ssh_cmd_unwatch(c, w);
+	stop_watching_cmd(jb);
 	end_now(jb); /* readers: it ends here */
 	pthread_mutex_lock(&jb->mu);
 	bool waited = jb->state == JOB_WAITING && !jb->starting;
