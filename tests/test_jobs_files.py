@@ -300,6 +300,8 @@ def test_history_jobs_after_a_remount(pod, keys, make_api, make_mount, tmp_path)
     run(m, "echo kept; exit 4", pod="gone")
     assert read(m.p("pods/gone/exit")) == "4\n"
     run(m, "echo on demo")
+    # Ended before the unmount (one still running then is `lost`).
+    assert read(m.p("pods/demo/exit")) == "0\n"
     os.rmdir(m.p("pods/gone"))
     m.stop()
     m2 = make_mount(api, options=opts)
