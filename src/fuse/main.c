@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cost.h"
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
@@ -401,7 +402,7 @@ int main(int argc, char *argv[])
 				 .cache = cache,
 				 .life = &life,
 				 .jobs = jobs,
-				 .cost = tree_pod_cost,
+				 .cost = cost_pod_now,
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
 	life.guards = guards;
