@@ -46,7 +46,7 @@ struct guard {
 struct guards {
 	struct guards_opts o;
 	char *dir; /* DIR/guards, for messages */
-	int fd;	   /* DIR/guards, open; -1 without a state directory */
+	int fd;	   /* DIR/guards, open; -errno if it cannot be used */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop, started;
@@ -119,12 +119,14 @@ static void unsave(struct guards *g, const char *id)
  * caller logs, without the lock). A pod with nothing armed has none. */
 static int save(struct guards *g, const struct guard *x)
 {
-	if (g->fd < 0)
+	if (!g->dir) /* no state directory: in memory only */
 		return 0;
 	if (!armed(x)) {
 		unsave(g, x->id);
 		return 0;
 	}
+	if (g->fd < 0)
+		return g->fd;
 	struct buf f;
 	buf_init(&f);
 	buf_printf(&f, "name %s\n", x->name ? x->name : x->id);
@@ -435,10 +437,8 @@ struct guards *guards_new(const struct guards_opts *o)
 				      : mkdir_p(AT_FDCWD, g->dir, true);
 		if (g->fd < 0) {
 			plog("guard", g->dir,
-			     "cannot keep guards here: %s; they last only as "
-			     "long as this mount",
+			     "cannot keep guards here: %s; setting one fails",
 			     strerror(-g->fd));
-			g->fd = -1;
 		} else
 			load(g);
 	}
