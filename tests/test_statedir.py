@@ -160,6 +160,16 @@ def test_a_planted_link_for_the_guards_directory_is_not_followed(api, make_mount
     assert "cannot keep guards" in m.log(), m.log()
 
 
+def test_a_planted_link_for_the_jobs_directory_refuses_the_mount(api, make_mount,
+                                                                 tmp_path):
+    state = private_dir(tmp_path / "state")
+    elsewhere = private_dir(tmp_path / "elsewhere")
+    os.symlink(elsewhere, state / "jobs")
+    msg = refused(make_mount, api, state)
+    assert "cannot keep jobs in" in msg, msg
+    assert os.listdir(elsewhere) == []
+
+
 @pytest.fixture
 def small_tmpfs():
     d = tempfile.mkdtemp(prefix="primefs-full.")

@@ -78,7 +78,8 @@ int mkdir_p(int dirfd, const char *path, bool follow);
  * directory dirfd with len bytes of data, mode 0600: a new file beside it
  * (O_EXCL|O_NOFOLLOW, a name of its own), written whole, fsynced, renamed
  * over name, then the directory fsynced. 0, or -errno (ENOSPC on a full
- * disk) with name as it was and no new file left. */
+ * disk) with name as it was and no new file left — but for a failed fsync
+ * of the directory, after the rename, which is reported all the same. */
 int atomic_write_file(int dirfd, const char *name, const void *data,
 		      size_t len);
 

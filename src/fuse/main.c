@@ -397,8 +397,9 @@ int main(int argc, char *argv[])
 	if (!jobs) {
 		fprintf(stderr,
 			"primefs: cannot keep jobs in %s/jobs "
-			"(-o state=)\n",
-			o.state);
+			"(-o state=)%s%s\n",
+			o.state, jobs_fd < 0 ? ": " : "",
+			jobs_fd < 0 ? strerror(-jobs_fd) : "");
 		return 1;
 	}
 	cache_set_pods_hook(cache, prune_pods, jobs);
