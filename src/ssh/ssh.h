@@ -49,13 +49,14 @@ void ssh_pool_free(struct ssh_pool *p);
 
 /* Runs a script (len bytes, any content) on the pod known by pod_key (its
  * id, also its name in known_hosts), reachable at conn ("user@host -p
- * port", port optional → 22): sshd execs a fixed small wrapper and the
- * script goes to its stdin, so no command-line limit applies (a short one,
- * up to 1 KiB, rides encoded in the exec request instead). The wrapper
- * runs it whole or not at all, by the user's shell ($SHELL, else sh), with
- * stdin from /dev/null and stderr merged into stdout on the pod; the exit
- * status is the script's. Blocks until the whole script was sent (or that
- * failed).
+ * port", port optional → 22): the user's login shell, which sshd starts
+ * on a fixed small wrapper, runs it itself, as `ssh host 'script'` does
+ * (one start of that shell per command; it must take POSIX sh syntax). A
+ * script over 1 KiB goes to the wrapper's stdin, so no command-line limit
+ * applies (a short one rides encoded in the exec request instead). It runs
+ * whole or not at all, with stdin from /dev/null and stderr merged into
+ * stdout on the pod; the exit status is the script's. Blocks until the whole
+ * script was sent (or that failed).
  *
  * Output: out_fd is a regular file open O_RDWR, empty; the command keeps
  * its own dup() of it (the caller may close its fd at once) and writes the
