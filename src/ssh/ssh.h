@@ -63,10 +63,9 @@ void ssh_pool_free(struct ssh_pool *p);
  * output there as it arrives, from position 0 (readers may pread() it);
  * -1: an unlinked temporary file ($TMPDIR, else /tmp). A write that fails
  * (ENOSPC, EIO) never stalls the channel: the rest of the output is read
- * and discarded, counted, logged once, and at the end the line
- * "\n[primefs: N bytes of output lost: <reason>]\n" is appended if it
- * can be. A connection lost mid-command appends
- * "\n[primefs: connection lost]\n". 0 and a referenced *out, or -errno after a
+ * and discarded, counted, logged (at the end, how much). The file holds
+ * the command's bytes and nothing else: a connection lost mid-command
+ * only makes the exit text "lost". 0 and a referenced *out, or -errno after a
  * plog() line giving the real reason: EHOSTUNREACH (connect failed or timed
  * out), EACCES (host key changed — nothing sent —, or auth refused), EINTR
  * (interrupted(arg), may be NULL, said so before the exec request went out),

@@ -1,7 +1,7 @@
 /* ssh_output.c — a command's output as readers see it: the file the I/O
  * thread writes it into as it arrives (the caller's, or an unlinked
- * temporary one), what happens when a write fails (counted, discarded, a
- * note at the end), readers' cursors (pread), waiting and watching for new
+ * temporary one), what happens when a write fails (counted, discarded,
+ * logged), readers' cursors (pread), waiting and watching for new
  * output, the exit text, and the command's refcount. Also the wrapper the
  * pod runs. Touches no socket: the I/O thread (ssh_session.c) feeds it. */
 #include "ssh_int.h"
@@ -15,8 +15,6 @@
 #include <unistd.h>
 
 #include "log.h"
-
-#define LOST_MARKER "\n[primefs: connection lost]\n"
 
 void monotonic_abs(struct timespec *ts, double timeout)
 {
@@ -444,20 +442,12 @@ void cmd_started(struct ssh_cmd *c, int rc)
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost)
 {
 	cmd_stderr(c, NULL, 0, true);
-	/* Tried even after a failed write: space may have come back. */
-	struct buf tail;
-	buf_init(&tail);
-	if (lost)
-		buf_adds(&tail, LOST_MARKER);
+	/* The output file holds the command's bytes alone: what went wrong is
+	 * in the log and the exit text. */
 	if (c->lost_bytes)
-		buf_printf(&tail,
-			   "\n[primefs: %llu bytes of output lost: %s]\n",
-			   c->lost_bytes, strerror(c->write_err));
-	if (tail.len) {
-		int err;
-		append(c, tail.data, tail.len, &err);
-	}
-	buf_free(&tail);
+		plog("ssh", c->pod_key,
+		     "%llu bytes of a command's output were lost: %s",
+		     c->lost_bytes, strerror(c->write_err));
 	pthread_mutex_lock(&c->lock);
 	c->lost = lost;
 	c->exit_status = status;

@@ -556,8 +556,8 @@ static void sess_loop(struct sess *s, struct fail *f)
 	}
 }
 
-/* Ends everything the thread holds: running commands get the marker and
- * "lost", commands not yet sent get f->code or a retry. */
+/* Ends everything the thread holds: running commands end as "lost",
+ * commands not yet sent get f->code or a retry. */
 static void sess_close(struct sess *s, bool was_up, bool stopping,
 		       struct fail *f)
 {
