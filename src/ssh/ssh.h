@@ -120,14 +120,14 @@ unsigned long long ssh_cmd_total(struct ssh_cmd *c);
 /* The command's process group id on the pod (the wrapper's pid: sshd made
  * it a session leader), 0 until the wrapper has said it. */
 long ssh_cmd_pgid(struct ssh_cmd *c);
-/* Sends signal sig (a name as kill -l gives it, with or without "SIG";
- * case and a trailing newline forgiven) to the command's whole process
- * group, by running `kill -s NAME -- -PGID` on the same pod (libssh2 1.10
- * has no signal request, and sshd would signal one process only), and
- * waits up to the pool's timeout for that to end. 0, -EINVAL (no such
- * name: nothing sent), -ESRCH (the command ended, its group is gone, or
- * its pgid is not known yet), -EPERM, or ssh_run's errors; a log line
- * says why for all but EINVAL and ESRCH. */
+/* Sends signal sig (a name as kill -l gives it, with or without "SIG", or
+ * its number: 1-31, 34-64; case and a trailing newline forgiven) to the
+ * command's whole process group, by running `kill -s NAME -- -PGID` on
+ * the same pod (libssh2 1.10 has no signal request, and sshd would signal
+ * one process only), and waits up to the pool's timeout for that to end.
+ * 0, -EINVAL (no such name or number: nothing sent), -ESRCH (the command
+ * ended, its group is gone, or its pgid is not known yet), -EPERM, or
+ * ssh_run's errors; a log line says why for all but EINVAL and ESRCH. */
 int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig);
 
 #endif
