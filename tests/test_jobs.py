@@ -256,3 +256,16 @@ def test_a_job_starts_the_login_shell_once_as_ssh_does(shell_pod):
         assert pid == pgid == sid
         assert rest == ["read=1 x=", "out", "err", "out2"]
         assert m.read("pods/demo/exit") == "3\n"
+
+
+def test_a_job_starts_where_ssh_host_cmd_starts(rig, pod, keys):
+    """In the pod user's home (the test sshd's, not the host's /root):
+    relative paths land there."""
+    r = subprocess.run(["ssh", "-i", keys[0], "-p", str(pod.port), "-o", "BatchMode=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "LogLevel=ERROR", "root@127.0.0.1", "pwd"],
+                       capture_output=True, text=True, check=True, timeout=30)
+    assert r.stdout == f"{pod.home}\n"
+    job(rig, b"pwd; echo x > relative-file\n")
+    assert rig.read("pods/demo/run") == r.stdout
+    assert (pod.home / "relative-file").read_text() == "x\n"
