@@ -120,6 +120,7 @@ struct ssh_cmd {
 	char *input;   /* the script, sent to its stdin; freed once sent */
 	size_t input_len, input_off;
 	double deadline;
+	double open_t0; /* when its channel open went out (C_OPENING) */
 	bool dirty;
 	bool exec_begun; /* process_startup called (it may have gone out) */
 	struct ssh_cmd *next; /* in sess->q (under sess->lock) or sess->cmds */
@@ -157,6 +158,8 @@ struct sess {
 	unsigned long long rx; /* bytes libssh2 took from the socket */
 	double heard;	       /* when the last of them came */
 	int probes; /* keepalive replies libssh2 keeps (see sess_loop) */
+	double rtt; /* the quickest channel open so far (s), 0 before one: the
+		       round trip to the pod, for the next channel's window */
 	char *rbuf; /* READ_CHUNK bytes: a channel read, before its write */
 	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
 	int cached[N_CLASSES];
