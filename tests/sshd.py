@@ -1,7 +1,9 @@
 """A real OpenSSH sshd to play a pod in tests, and the keys to reach it.
 
-    sshd = Sshd(tmpdir, authorized_keys=[pub_text_or_path], host_key_type="ed25519")
+    sshd = Sshd(tmpdir, authorized_keys=[pub_text_or_path], host_key_type="ed25519",
+                bashrc="")  # lines for ~/.bashrc (after a cd to this HOME)
     sshd.conn            # "root@127.0.0.1 -p PORT", as the API writes sshConnection
+    sshd.home            # the pod user's HOME, where its commands start
     sshd.kill()          # SIGKILL sshd and every session child (a pod that dies)
     sshd.restart()       # same port and host key; restart(new_host_key=True) for a changed key
     sshd.freeze()        # SIGSTOP sshd and its sessions (a host that hangs); thaw() resumes
@@ -80,7 +82,7 @@ def silent_listener():
 
 class Sshd:
     def __init__(self, tmpdir, authorized_keys=(), host_key_type="ed25519",
-                 port=None, extra_config=()):
+                 port=None, extra_config=(), bashrc=""):
         if os.geteuid() != 0:
             raise RuntimeError("sshd needs root")
         self.dir = Path(tmpdir)
@@ -101,9 +103,15 @@ class Sshd:
         # The pod user's home: the sessions' shell reads its startup files
         # from here, not from the real root's (whose ~/.bashrc on a
         # developer's machine may print, e.g. pyenv's rehash warnings,
-        # into every command's output).
+        # into every command's output). sshd cds to the passwd home (the
+        # real /root) before it starts the shell; on a pod that is HOME, so
+        # the ~/.bashrc here cds there, as sshd would: a command's relative
+        # paths land in this home, not in the host's /root (bash only, the
+        # login shell of root here). bashrc: more lines for it (the bench
+        # gives it a pod's slow one).
         self.home = self.dir / "home"
         self.home.mkdir(exist_ok=True)
+        (self.home / ".bashrc").write_text('cd "$HOME"\n' + bashrc)
         self.config.write_text("\n".join([
             f"Port {self.port}",
             "ListenAddress 127.0.0.1",

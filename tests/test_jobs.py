@@ -6,12 +6,15 @@ refused; rmdir of the pod ends its readers at once (DESIGN.md "Jobs")."""
 import errno
 import os
 import pwd
+import shutil
 import subprocess
 import threading
 import time
 
+import pytest
 
 from conftest import err_of, read_to_eof
+from sshd import Sshd
 
 MIB = 1 << 20
 
@@ -181,3 +184,88 @@ def test_rmdir_never_waits_and_ends_readers(rig):
     assert out == b"lost\n" and job_out == b"lost\n"
     assert b"sleep" not in rest
     assert not os.path.exists(rig.p("pods/gone"))
+
+
+# The pod user's login shell, and the startup file it reads for a command
+# run over SSH (bash: ~/.bashrc, since SSH_CLIENT is set; zsh: ~/.zshenv;
+# dash: none).
+LOGIN_SHELLS = {"bash": ".bashrc", "dash": None, "zsh": ".zshenv"}
+
+
+@pytest.fixture(params=sorted(LOGIN_SHELLS))
+def shell_pod(request, tmp_path, keys, make_api, make_mount):
+    """A pod whose user has the given login shell: a user made for the test
+    (uid 0 as a pod's root, its own name, home and shell), removed after.
+    Yields (mount, shell path, ssh command line for the same user)."""
+    name = request.param
+    shell = shutil.which(name)
+    if not shell:
+        pytest.skip(f"no {name} installed")
+    user = f"pfs-{name}-{os.getpid()}"
+    sshd = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]])
+    # "*": no password, yet not locked (sshd refuses a locked account).
+    subprocess.run(["useradd", "-o", "-u", "0", "-g", "0", "-M", "-d", str(sshd.home),
+                    "-p", "*", "-s", shell, user], check=True, capture_output=True)
+    try:
+        api = make_api("--ssh", f"{user}@127.0.0.1:{sshd.port}")
+        m = make_mount(api, options=(f"ssh_key={keys[0]}",
+                                     f"known_hosts={tmp_path / 'known_hosts'}", "timeout=5"))
+        ssh = ["ssh", "-i", keys[0], "-p", str(sshd.port), "-o", "BatchMode=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "LogLevel=ERROR", f"{user}@127.0.0.1"]
+        yield m, sshd, shell, ssh, LOGIN_SHELLS[name]
+    finally:
+        sshd.stop()
+        # -f: uid 0 is in use by other processes, which userdel holds
+        # against a name that shares it.
+        subprocess.run(["userdel", "-f", user], capture_output=True)
+
+
+def test_a_job_starts_the_login_shell_once_as_ssh_does(shell_pod):
+    """Whatever the pod user's shell, a job reads its startup file as many
+    times as `ssh host cmd` does (once), short script or long, and runs
+    right in it: by that shell, in its own session, stdin at EOF, stderr
+    merged in order, its exit status."""
+    m, sshd, shell, ssh, rc = shell_pod
+    count = sshd.home / "count"
+    if rc:
+        (sshd.home / rc).write_text(f"echo started >> {count}\n")
+
+    def starts(fn):
+        before = count.read_text().count("started") if count.exists() else 0
+        fn()
+        return count.read_text().count("started") - before if count.exists() else 0
+
+    def primefs(script):
+        job(m, script)
+        assert m.read("pods/demo/exit") == "0\n"
+
+    by_ssh = starts(lambda: subprocess.run(ssh + ["true"], check=True, timeout=30))
+    assert by_ssh == (1 if rc else 0)
+    assert starts(lambda: primefs(b"true\n")) == by_ssh
+    assert starts(lambda: primefs(b"#" * 2000 + b"\ntrue\n")) == by_ssh
+
+    script = (b'readlink /proc/$$/exe\nset -- $(sed "s/.*) //" /proc/$$/stat)\n'
+              b'echo "$$ $3 $4"\nread x; echo "read=$? x=$x"\n'
+              b"echo out; echo err >&2; echo out2\nexit 3\n")
+    for pad in (b"", b"#" * 2000 + b"\n"):
+        job(m, pad + script)
+        exe, ids, *rest = m.read("pods/demo/run").splitlines()
+        assert exe == os.path.realpath(shell)
+        pid, pgid, sid = ids.split()
+        assert pid == pgid == sid
+        assert rest == ["read=1 x=", "out", "err", "out2"]
+        assert m.read("pods/demo/exit") == "3\n"
+
+
+def test_a_job_starts_where_ssh_host_cmd_starts(rig, pod, keys):
+    """In the pod user's home (the test sshd's, not the host's /root):
+    relative paths land there."""
+    r = subprocess.run(["ssh", "-i", keys[0], "-p", str(pod.port), "-o", "BatchMode=yes",
+                        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "LogLevel=ERROR", "root@127.0.0.1", "pwd"],
+                       capture_output=True, text=True, check=True, timeout=30)
+    assert r.stdout == f"{pod.home}\n"
+    job(rig, b"pwd; echo x > relative-file\n")
+    assert rig.read("pods/demo/run") == r.stdout
+    assert (pod.home / "relative-file").read_text() == "x\n"

@@ -329,3 +329,23 @@ def test_huge_output_through_out_in_bounded_memory(rig):
     print(f"daemon VmHWM {hwm / (1 << 20):.1f} MiB after {size >> 20} MiB through out")
     if not sanitized():
         assert hwm < 64 << 20, hwm
+
+
+def test_signal_by_number_or_name_with_or_without_sig(rig):
+    """`echo 9 > signal` is kill -9: numbers as kill -l knows them (1-31,
+    34-64), names with or without SIG, any case; others are EINVAL and
+    send nothing."""
+    run(rig, "echo started; sleep 60")
+    sig = jp(rig, "1", "signal")
+    wait_for(lambda: read(jp(rig, "1", "out")) == "started\n", "job started")
+    for bad in ("0", "65", "32", "-9", "9x", "SIG", "SIG9", "100"):
+        assert err_of(lambda: write(sig, bad + "\n")) == errno.EINVAL, bad
+    assert read(jp(rig, "1", "state")) == "running\n"
+    write(sig, "9\n")
+    assert read(jp(rig, "1", "exit")) == "signal KILL\n"
+    for n, name in (("15", "TERM"), ("2", "INT"), ("sigterm", "TERM"), ("Hup", "HUP")):
+        run(rig, "echo started; sleep 60")
+        job = os.readlink(rig.p("pods/demo/jobs/latest"))
+        wait_for(lambda: read(jp(rig, job, "out")) == "started\n", "job started")
+        write(jp(rig, job, "signal"), n + "\n")
+        assert read(jp(rig, job, "exit")) == f"signal {name}\n", n

@@ -280,15 +280,23 @@ def test_changed_host_key_refused_nothing_sent(rig, pod, tmp_path):
 
 
 def test_sshd_killed_mid_command(rig, pod):
+    """The job ends as lost: its output holds its own bytes alone (no text
+    of primefs's), `run` ends with EIO after them (cat fails), `exit` says
+    lost."""
     run(rig, "demo", "echo start; sleep 30")
     t = time.monotonic()
     with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
         assert f.read(100) == b"start\n"
         pod.kill()
-        rest = f.read()
+        assert err_of(f.read) == errno.EIO
     assert time.monotonic() - t < 20  # ended by the loss, not the 30 s sleep
-    assert b"connection lost" in rest
     assert rig.read("pods/demo/exit") == "lost\n"
+    r = subprocess.run(["cat", rig.p("pods/demo/run")], capture_output=True, timeout=10)
+    assert r.stdout == b"start\n" and r.returncode != 0
+    assert b"Input/output error" in r.stderr
+    with open(rig.p("pods/demo/jobs/latest/out"), "rb") as f:
+        assert f.read() == b"start\n"
+    assert rig.read("pods/demo/jobs/latest/state") == "lost\n"
     assert rig.stats()["ssh_lost"] == 1
     assert rig.read("pods/demo/status") == "ACTIVE\n"  # the mount answers
     pod.start()

@@ -49,23 +49,23 @@ void ssh_pool_free(struct ssh_pool *p);
 
 /* Runs a script (len bytes, any content) on the pod known by pod_key (its
  * id, also its name in known_hosts), reachable at conn ("user@host -p
- * port", port optional → 22): sshd execs a fixed small wrapper and the
- * script goes to its stdin, so no command-line limit applies (a short one,
- * up to 1 KiB, rides encoded in the exec request instead). The wrapper
- * runs it whole or not at all, by the user's shell ($SHELL, else sh), with
- * stdin from /dev/null and stderr merged into stdout on the pod; the exit
- * status is the script's. Blocks until the whole script was sent (or that
- * failed).
+ * port", port optional → 22): the user's login shell, which sshd starts
+ * on a fixed small wrapper, runs it itself, as `ssh host 'script'` does
+ * (one start of that shell per command; it must take POSIX sh syntax). A
+ * script over 1 KiB goes to the wrapper's stdin, so no command-line limit
+ * applies (a short one rides encoded in the exec request instead). It runs
+ * whole or not at all, with stdin from /dev/null and stderr merged into
+ * stdout on the pod; the exit status is the script's. Blocks until the whole
+ * script was sent (or that failed).
  *
  * Output: out_fd is a regular file open O_RDWR, empty; the command keeps
  * its own dup() of it (the caller may close its fd at once) and writes the
  * output there as it arrives, from position 0 (readers may pread() it);
  * -1: an unlinked temporary file ($TMPDIR, else /tmp). A write that fails
  * (ENOSPC, EIO) never stalls the channel: the rest of the output is read
- * and discarded, counted, logged once, and at the end the line
- * "\n[primefs: N bytes of output lost: <reason>]\n" is appended if it
- * can be. A connection lost mid-command appends
- * "\n[primefs: connection lost]\n". 0 and a referenced *out, or -errno after a
+ * and discarded, counted, logged (at the end, how much). The file holds
+ * the command's bytes and nothing else: a connection lost mid-command
+ * only makes the exit text "lost". 0 and a referenced *out, or -errno after a
  * plog() line giving the real reason: EHOSTUNREACH (connect failed or timed
  * out), EACCES (host key changed — nothing sent —, or auth refused), EINTR
  * (interrupted(arg), may be NULL, said so before the exec request went out),
@@ -120,14 +120,14 @@ unsigned long long ssh_cmd_total(struct ssh_cmd *c);
 /* The command's process group id on the pod (the wrapper's pid: sshd made
  * it a session leader), 0 until the wrapper has said it. */
 long ssh_cmd_pgid(struct ssh_cmd *c);
-/* Sends signal sig (a name as kill -l gives it, with or without "SIG";
- * case and a trailing newline forgiven) to the command's whole process
- * group, by running `kill -s NAME -- -PGID` on the same pod (libssh2 1.10
- * has no signal request, and sshd would signal one process only), and
- * waits up to the pool's timeout for that to end. 0, -EINVAL (no such
- * name: nothing sent), -ESRCH (the command ended, its group is gone, or
- * its pgid is not known yet), -EPERM, or ssh_run's errors; a log line
- * says why for all but EINVAL and ESRCH. */
+/* Sends signal sig (a name as kill -l gives it, with or without "SIG", or
+ * its number: 1-31, 34-64; case and a trailing newline forgiven) to the
+ * command's whole process group, by running `kill -s NAME -- -PGID` on
+ * the same pod (libssh2 1.10 has no signal request, and sshd would signal
+ * one process only), and waits up to the pool's timeout for that to end.
+ * 0, -EINVAL (no such name or number: nothing sent), -ESRCH (the command
+ * ended, its group is gone, or its pgid is not known yet), -EPERM, or
+ * ssh_run's errors; a log line says why for all but EINVAL and ESRCH. */
 int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig);
 
 #endif

@@ -36,9 +36,9 @@
  * second command on the same session — and what the wrapper says when it
  * refuses a script.
  *
- * Failures. A session that dies ends its running commands with a marker
- * line and "lost"; commands queued on it that were never sent
- * are retried once on a fresh session, which is how the next ssh_run()
+ * Failures. A session that dies ends its running commands as "lost"
+ * (their output files get nothing more); commands queued on it that were never
+ * sent are retried once on a fresh session, which is how the next ssh_run()
  * reconnects transparently. A pod that sends nothing for DEAD_AFTER
  * keepalive intervals while commands run is dead too (a frozen host keeps
  * the connection, and its kernel acknowledges our packets). A command
@@ -120,6 +120,7 @@ struct ssh_cmd {
 	char *input;   /* the script, sent to its stdin; freed once sent */
 	size_t input_len, input_off;
 	double deadline;
+	double open_t0; /* when its channel open went out (C_OPENING) */
 	bool dirty;
 	bool exec_begun; /* process_startup called (it may have gone out) */
 	struct ssh_cmd *next; /* in sess->q (under sess->lock) or sess->cmds */
@@ -157,6 +158,8 @@ struct sess {
 	unsigned long long rx; /* bytes libssh2 took from the socket */
 	double heard;	       /* when the last of them came */
 	int probes; /* keepalive replies libssh2 keeps (see sess_loop) */
+	double rtt; /* the quickest channel open so far (s), 0 before one: the
+		       round trip to the pod, for the next channel's window */
 	char *rbuf; /* READ_CHUNK bytes: a channel read, before its write */
 	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
 	int cached[N_CLASSES];
@@ -204,8 +207,8 @@ void cmd_output(struct ssh_cmd *c, const char *p, size_t n);
 void cmd_stderr(struct ssh_cmd *c, const char *p, size_t n, bool end);
 void cmd_notify(struct ssh_cmd *c);
 void cmd_started(struct ssh_cmd *c, int rc);
-/* lost: the marker line, and "lost" as the exit text. Appends the note on
- * lost output, if any. */
+/* lost: "lost" as the exit text. Logs how much output was lost, if any.
+ * Writes nothing to the output file. */
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost);
 
 /* ---- ssh_transport.c ---- */

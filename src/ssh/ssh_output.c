@@ -1,7 +1,7 @@
 /* ssh_output.c — a command's output as readers see it: the file the I/O
  * thread writes it into as it arrives (the caller's, or an unlinked
- * temporary one), what happens when a write fails (counted, discarded, a
- * note at the end), readers' cursors (pread), waiting and watching for new
+ * temporary one), what happens when a write fails (counted, discarded,
+ * logged), readers' cursors (pread), waiting and watching for new
  * output, the exit text, and the command's refcount. Also the wrapper the
  * pod runs. Touches no socket: the I/O thread (ssh_session.c) feeds it. */
 #include "ssh_int.h"
@@ -16,8 +16,6 @@
 
 #include "log.h"
 
-#define LOST_MARKER "\n[primefs: connection lost]\n"
-
 void monotonic_abs(struct timespec *ts, double timeout)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
@@ -30,27 +28,37 @@ void monotonic_abs(struct timespec *ts, double timeout)
 	ts->tv_sec += (time_t)timeout + (time_t)(ns / 1000000000);
 	ts->tv_nsec = (long)(ns % 1000000000);
 }
-/* The command sshd runs, by the user's login shell, whatever it is (one
- * line, no quote but the outer ones: sh, bash, zsh, fish and csh all take
- * it): a POSIX sh that first reports its pid on the channel's stderr
- * (PID_TAG), then reads the script from stdin into a private file, checks
- * that every byte came (a connection cut mid-way must not run half a
- * script), merges stderr into stdout, gives it an empty stdin, and execs
- * the user's shell ($SHELL, else sh) on it; the file is unlinked first and
- * read through the open descriptor. sshd (no pty) made it a session and
- * process group leader, so its pid is the job's process group id; exec
- * keeps it, so the exit status or signal is the script's. The channel's
- * stdout is then the script's output alone; its stderr carries the pid
- * line and what the wrapper itself says (read in ssh_session.c). */
+/* The command sshd runs. sshd hands it to the user's login shell as
+ * `$SHELL -c '<it>'`, and that shell runs the job itself, as it runs the
+ * command of `ssh host 'script'`: one start of the login shell per job
+ * (bash reads ~/.bashrc once, zsh ~/.zshenv once), whatever shell it is,
+ * provided it takes POSIX sh syntax (sh, bash, dash, zsh, ksh, busybox;
+ * not csh or fish). On one line, it reports its pid on stderr (PID_TAG):
+ * sshd (no pty) made the shell a session and process group leader, so its
+ * pid is the job's process group id, and the exit status or signal is the
+ * shell's, the script's. It then gets the script into a variable (named
+ * JOB_VAR, unset again before the script runs), merges stderr into
+ * stdout, gives stdin /dev/null and evals the script: eval, like `sh -c`,
+ * parses and runs it a command at a time, in the same shell. The
+ * channel's stdout is then the script's output alone; its stderr carries
+ * the pid line and what the wrapper itself says (read in ssh_session.c).
+ *
+ * A long script comes on stdin: a POSIX sh reads it into a private file,
+ * checks that every byte came (a connection cut mid-way must not run half
+ * a script), and prints it back with an "x" that keeps $(...) from eating
+ * trailing newlines (cut off again). */
+#define JOB_VAR "primefs_job"
+#define RUN_JOB                                                                \
+	"exec 2>&1 </dev/null; eval \"unset " JOB_VAR "; ${" JOB_VAR "%%x}\""
 #define WRAPPER                                                                \
-	"exec sh -c 'echo \"" PID_TAG "$$\" >&2; umask 077; "                  \
+	"echo \"" PID_TAG "$$\" >&2; " JOB_VAR "=$(exec sh -c 'umask 077; "    \
 	"f=$(mktemp \"${TMPDIR:-/tmp}/primefs-job.XXXXXX\") || exit 125; "     \
 	"cat >\"$f\"; n=$(wc -c <\"$f\"); "                                    \
 	"if [ \"$n\" -ne \"$1\" ]; then rm -f \"$f\"; "                        \
 	"echo \"primefs: the script came incomplete ($n of $1 bytes), not "    \
 	"run\" >&2; exit 125; fi; "                                            \
-	"exec 3<\"$f\" 2>&1 </dev/null; rm -f \"$f\"; "                        \
-	"exec \"${SHELL:-sh}\" /dev/fd/3' primefs-job %zu"
+	"cat \"$f\"; rm -f \"$f\"; echo x' primefs-job %zu) || exit "          \
+	"125; " RUN_JOB
 
 /* A short script (up to SHORT_SCRIPT bytes, no NUL) rides in the exec
  * request itself, which arrives whole or not at all (and short enough, at
@@ -58,13 +66,12 @@ void monotonic_abs(struct timespec *ts, double timeout)
  * temporary file, no mktemp, cat or wc on the pod, which were most of a
  * job's start time there. It
  * is written as a printf format that only [A-Za-z0-9 _,./:=+@-] and
- * three-digit octal escapes make up, so every login shell passes it
+ * three-digit octal escapes make up, so the login shell passes it
  * through its single quotes untouched; a final "x" keeps $(...) from
  * eating trailing newlines and is cut off again. The rest as WRAPPER. */
 #define SHORT_SCRIPT 1024
 #define SHORT_WRAPPER                                                          \
-	"exec sh -c 'echo \"" PID_TAG "$$\" >&2; s=$(printf \"%sx\"); "        \
-	"exec 2>&1 </dev/null; exec \"${SHELL:-sh}\" -c \"${s%%x}\"'"
+	"echo \"" PID_TAG "$$\" >&2; " JOB_VAR "=$(printf '%sx'); " RUN_JOB
 
 /* The script as SHORT_WRAPPER's printf format, or false if it does not
  * qualify. */
@@ -435,20 +442,12 @@ void cmd_started(struct ssh_cmd *c, int rc)
 void cmd_finish(struct ssh_cmd *c, int status, const char *sig, bool lost)
 {
 	cmd_stderr(c, NULL, 0, true);
-	/* Tried even after a failed write: space may have come back. */
-	struct buf tail;
-	buf_init(&tail);
-	if (lost)
-		buf_adds(&tail, LOST_MARKER);
+	/* The output file holds the command's bytes alone: what went wrong is
+	 * in the log and the exit text. */
 	if (c->lost_bytes)
-		buf_printf(&tail,
-			   "\n[primefs: %llu bytes of output lost: %s]\n",
-			   c->lost_bytes, strerror(c->write_err));
-	if (tail.len) {
-		int err;
-		append(c, tail.data, tail.len, &err);
-	}
-	buf_free(&tail);
+		plog("ssh", c->pod_key,
+		     "%llu bytes of a command's output were lost: %s",
+		     c->lost_bytes, strerror(c->write_err));
 	pthread_mutex_lock(&c->lock);
 	c->lost = lost;
 	c->exit_status = status;

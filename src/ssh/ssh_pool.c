@@ -352,14 +352,25 @@ static const char *const SIGNALS[] = {
     "STOP",  "TSTP", "TTIN", "TTOU", "URG",  "XCPU", "XFSZ",   "VTALRM", "PROF",
     "WINCH", "IO",   "POLL", "PWR",  "SYS",  "IOT"};
 
-/* sig as a name of the table, upper case, without SIG; false if none.
- * Case and a trailing newline (echo TERM > signal) are forgiven. */
+/* sig as a name of the table, upper case, without SIG, or as a number
+ * kill -l knows on Linux (1-31, and 34-64, the real-time ones: 32 and 33
+ * are the C library's own), given on as it is; false if neither. Case and
+ * a trailing newline (echo TERM > signal) are forgiven. */
 static bool signal_name(const char *sig, char out[8])
 {
 	size_t n = strlen(sig);
 	while (n && (sig[n - 1] == '\n' || sig[n - 1] == ' ' ||
 		     sig[n - 1] == '\t' || sig[n - 1] == '\r'))
 		n--;
+	if (n && n <= 2 && isdigit((unsigned char)sig[0]) &&
+	    isdigit((unsigned char)sig[n - 1])) {
+		int v = n == 1 ? sig[0] - '0'
+			       : (sig[0] - '0') * 10 + (sig[1] - '0');
+		if (sig[0] == '0' || v > 64 || v == 32 || v == 33)
+			return false;
+		snprintf(out, 8, "%d", v);
+		return true;
+	}
 	if (n > 3 && !strncasecmp(sig, "SIG", 3)) {
 		sig += 3;
 		n -= 3;
@@ -387,7 +398,7 @@ int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
 	if (done || pgid <= 0)
 		return -ESRCH;
 	/* Through sh, whatever the user's shell is (csh's kill knows no
-	 * "--"). */
+	 * "--"); kill -s takes a number too (dash, bash, busybox). */
 	char script[96];
 	snprintf(script, sizeof script,
 		 "exec sh -c \"kill -s %s -- -%ld\" 2>&1", name, pgid);

@@ -20,10 +20,19 @@
 #define READ_CHUNK (256 * 1024)
 /* Bytes one command may take per loop round before the others get theirs. */
 #define ROUND_BUDGET ((size_t)4 << 20)
-/* The receive window we grant sshd per channel. Bigger is slower with
- * libssh2: it queues the whole window as a list of packets that every read
- * walks (16 MiB halved the throughput on a busy machine). */
-#define CHANNEL_WINDOW LIBSSH2_CHANNEL_WINDOW_DEFAULT
+/* The receive window we grant sshd per channel: what it may send before
+ * it waits for our window adjust, so a channel's throughput is at most the
+ * window per round trip. Measured (bench/ssh_run.py, test_ssh throughput,
+ * 2 busy cores): at 50 ms, 2 MiB gave 32 MiB/s, 16 MiB 70-100; at 0 ms,
+ * a window over 2 MiB cost a third of the median throughput (libssh2 1.10
+ * keeps every packet of the window queued until it is read, and the data
+ * no longer fits in the cache). So: a round trip's worth at WINDOW_RATE,
+ * between 2 and 16 MiB, the round trip being the session's quickest
+ * channel open so far (before the first, the largest: a pod is usually
+ * far). */
+#define WINDOW_MIN  LIBSSH2_CHANNEL_WINDOW_DEFAULT
+#define WINDOW_MAX  (16u << 20)
+#define WINDOW_RATE (320.0 * (1 << 20)) /* bytes per second */
 
 /* A session whose pod sent nothing for this many keepalive intervals while
  * commands run is dead. */
@@ -110,6 +119,14 @@ static int sess_open(struct sess *s)
 	return rc;
 }
 
+static unsigned channel_window(const struct sess *s)
+{
+	double w = s->rtt > 0 ? s->rtt * WINDOW_RATE : WINDOW_MAX;
+	return w <= WINDOW_MIN	 ? WINDOW_MIN
+	       : w >= WINDOW_MAX ? WINDOW_MAX
+				 : (unsigned)w;
+}
+
 /* Errors of the channel alone; anything else means the session is gone. */
 static bool channel_error(int r)
 {
@@ -164,9 +181,12 @@ static bool step_cmd(struct sess *s, struct ssh_cmd *c, bool *progress,
 		return true;
 	case C_OPENING:
 		c->ch = libssh2_channel_open_ex(
-		    s->ss, "session", 7, CHANNEL_WINDOW,
+		    s->ss, "session", 7, channel_window(s),
 		    LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL, 0);
 		if (c->ch) {
+			double t = now_monotonic() - c->open_t0;
+			if (s->rtt <= 0 || t < s->rtt)
+				s->rtt = t;
 			/* stderr is read apart: the wrapper's pid line comes
 			 * there (the script's stderr is merged into stdout on
 			 * the pod). (NORMAL never blocks.) */
@@ -387,8 +407,8 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 		for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 			if (c->st == C_QUEUED) {
 				c->st = C_OPENING;
-				c->deadline =
-				    now_monotonic() + s->pool->timeout;
+				c->open_t0 = now_monotonic();
+				c->deadline = c->open_t0 + s->pool->timeout;
 				break;
 			}
 	/* A packet libssh2 could only half send must be finished by the
@@ -556,8 +576,8 @@ static void sess_loop(struct sess *s, struct fail *f)
 	}
 }
 
-/* Ends everything the thread holds: running commands get the marker and
- * "lost", commands not yet sent get f->code or a retry. */
+/* Ends everything the thread holds: running commands end as "lost",
+ * commands not yet sent get f->code or a retry. */
 static void sess_close(struct sess *s, bool was_up, bool stopping,
 		       struct fail *f)
 {

@@ -123,9 +123,9 @@ bool job_wait_done(struct job *jb, double timeout);
  * and is not called again. */
 int job_watch(struct job *jb, void (*fn)(void *arg), void *arg);
 void job_unwatch(struct job *jb, int id);
-/* Sends a signal (a name as kill -l gives it, with or without SIG) to the
- * job's whole process group on the pod: 0, -EINVAL (unknown name), -ESRCH
- * (not running), or an SSH errno. */
+/* Sends a signal (a name as kill -l gives it, with or without SIG, or its
+ * number) to the job's whole process group on the pod: 0, -EINVAL (unknown
+ * name or number), -ESRCH (not running), or an SSH errno. */
 int job_signal(struct jobs *j, struct job *jb, const char *sig);
 
 #endif

@@ -141,7 +141,9 @@ static int start_pending(struct tree_handle *h)
 }
 
 /* Output as it comes; blocks (interruptibly) until there is some or the
- * command ends. */
+ * command ends. A lost job's stream ends with EIO after its last byte, not
+ * a plain end of file: `cat run` fails, so a script can tell the output is
+ * cut short (exit says "lost"). out stays a plain file of the bytes. */
 static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
 {
 	(void)off; /* a stream: read on from where the handle is */
@@ -162,7 +164,9 @@ static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
 		pthread_mutex_unlock(&j->mu);
 		int rc = 0;
 		bool again = false;
-		if (!c || n || eof)
+		if (eof && job_state(c) == JOB_LOST)
+			rc = -EIO;
+		else if (!c || n || eof)
 			rc = (int)n; /* before any job: empty; or -errno */
 		else if (h->nonblock)
 			rc = -EAGAIN;
