@@ -52,7 +52,7 @@ class Daemon:
     can start on the same one)."""
 
     def __init__(self, api, certs, mp, state, home, out):
-        opts = f"state={state},cafile={certs['ca_pem']},guards_every=1"
+        opts = f"state={state},cafile={certs['ca_pem']},guards_every=1,lease_grace=1"
         self.mp = str(mp)
         self.out = open(out, "a+")
         self.proc = subprocess.Popen([str(PRIMEFS), "-f", self.mp, "-o", opts],
@@ -110,12 +110,13 @@ def test_restart_after_kill9_on_the_same_mount_point(make_api, certs, tmp_path, 
     mp.mkdir()
     home.mkdir()
     out = tmp_path / "stderr"
-    soon, later = add(api, "soon"), add(api, "later")
+    soon, later, leased = add(api, "soon"), add(api, "later"), add(api, "leased")
     d1 = Daemon(api, certs, mp, state, home, out)
     daemons.append(d1)
     d1.write("pods/soon/deadline", "+3s\n")   # falls due while primefs is dead
     d1.write("pods/later/deadline", "+15s\n")  # falls due after the restart
     later_due = time.time() + 15
+    holder = os.open(os.path.join(mp, "pods/leased/lease"), os.O_WRONLY)  # held...
     d1.proc.kill()
     d1.proc.wait()
     # The dead mount is there: every access fails until someone unmounts.
@@ -128,6 +129,9 @@ def test_restart_after_kill9_on_the_same_mount_point(make_api, certs, tmp_path, 
     daemons.append(d2)
     assert "dead mount" in d2.output()
     assert wait_for(lambda: ok_deletes(api, soon)), d2.read("log")
+    # ...at the crash: its holder lost it then, so it goes after the grace.
+    assert wait_for(lambda: ok_deletes(api, leased)), d2.read("log")
+    err_of(lambda: os.close(holder))  # its flush goes to the dead connection
     if time.time() < later_due - 1:
         assert not ok_deletes(api, later)  # not before its time
     assert wait_for(lambda: ok_deletes(api, later)), d2.read("log")
