@@ -232,6 +232,42 @@ def test_fstab_line_mounts_with_mount(make_api, certs, tmp_path):
     fstab_mount(api, certs, tmp_path, cmd)
 
 
+def test_fstab_line_of_type_fuse_primefs_with_mount(make_api, certs, tmp_path):
+    """The line README gives, `primefs MP fuse.primefs defaults,_netdev 0 0`,
+    mounted by `mount MP` as a user would: mount(8) runs mount.fuse3
+    without PATH, so `primefs` must be where it is installed. In a private
+    mount namespace (unshare -m, no container) /usr/local/bin is this
+    build's for the while; the mount lives and is checked there."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare is not installed")
+    api = make_api()
+    mp, state, home = tmp_path / "mnt", tmp_path / "state", tmp_path / "home"
+    bindir = tmp_path / "bin"
+    for d in (mp, home, bindir):
+        d.mkdir()
+    os.symlink(PRIMEFS.resolve(), bindir / "primefs")
+    fstab = tmp_path / "fstab"
+    fstab.write_text(f"primefs {mp} fuse.primefs "
+                     f"defaults,_netdev,state={state},cafile={certs['ca_pem']} 0 0\n")
+    script = f"""set -e
+mount --bind {bindir} /usr/local/bin
+mount -T {fstab} {mp}
+ls {mp}/pods
+grep " {mp} " /proc/self/mountinfo
+fusermount3 -u {mp}
+"""
+    try:
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           env=env_for(api, home), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "demo" in r.stdout.split()
+        assert " - fuse.primefs primefs " in r.stdout
+        assert wait_for(lambda: not daemon_pids(mp)), "the daemon did not exit"
+    finally:
+        for pid in daemon_pids(mp):
+            os.kill(pid, signal.SIGTERM)
+
+
 UNITS = {"system": "primefs@.service.system", "user": "primefs@.service.user"}
 
 
