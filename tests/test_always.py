@@ -143,6 +143,30 @@ def test_restart_after_kill9_on_the_same_mount_point(make_api, certs, tmp_path, 
     assert not mounted(mp)
 
 
+def test_stop_by_sigterm_unmounts_and_names_the_armed_guards(make_api, certs, tmp_path,
+                                                             daemons):
+    """A unit's stop is a SIGTERM: primefs unmounts, exits 0, and its stderr
+    (the journal, under systemd) names each pod with guards still armed and
+    what they are; fusermount3 -u alone prints nothing of it."""
+    api = make_api()
+    mp, state, home = tmp_path / "mnt", tmp_path / "state", tmp_path / "home"
+    mp.mkdir()
+    home.mkdir()
+    add(api, "capped")
+    d = Daemon(api, certs, mp, state, home, tmp_path / "stderr")
+    daemons.append(d)
+    d.write("pods/demo/deadline", "+2h\n")
+    due = d.read("pods/demo/deadline").strip()
+    d.write("pods/capped/max_cost", "25\n")
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(HANG) == 0
+    assert not mounted(mp)
+    out = d.output()
+    assert "armed guards" in out
+    assert f"demo (deadline {due})" in out, out
+    assert "capped (max_cost 25 USD)" in out, out
+
+
 def test_log_reads_the_same_after_a_remount(make_api, certs, tmp_path, daemons):
     api = make_api()
     mp, state, home = tmp_path / "mnt", tmp_path / "state", tmp_path / "home"
