@@ -179,6 +179,10 @@ void log_shutdown(void)
 	__atomic_store_n(&keep_fd, -1, __ATOMIC_RELAXED);
 	keep_dir = -1;
 	pthread_mutex_unlock(&log_lock);
+	/* A rewrite under way dup2s onto fd: let it finish (a moment). */
+	for (int i = 0;
+	     i < 2000 && __atomic_load_n(&keep_busy, __ATOMIC_ACQUIRE); i++)
+		sleep_seconds(0.001);
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0)

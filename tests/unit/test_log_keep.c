@@ -4,6 +4,7 @@
  * and a symlink in its place is not followed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,16 @@ static size_t file_lines(const char *path, struct buf *text)
 	for (size_t i = 0; i < text->len; i++)
 		lines += text->data[i] == '\n';
 	return lines;
+}
+
+#define THREADS 4
+#define EACH	2000
+
+static void *writer(void *arg)
+{
+	for (int i = 0; i < EACH; i++)
+		plog("t", "/", "thread %ld line %d", (long)(size_t)arg, i);
+	return NULL;
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -81,6 +92,23 @@ int main(void)
 	char *last = ring.data ? strstr(ring.data, "second run") : NULL;
 	CHECK(last && strchr(last, '\n') == ring.data + ring.len - 1);
 	CHECK(last && strstr(ring.data, "line 44") < last);
+	log_shutdown();
+
+	/* Many threads at once, rewrites among them: every line ends whole,
+	 * and the file stays bounded. */
+	log_init(50, false);
+	CHECK(log_keep(dir) == 0);
+	pthread_t th[THREADS];
+	for (size_t i = 0; i < THREADS; i++)
+		pthread_create(&th[i], NULL, writer, (void *)i);
+	for (size_t i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	n = file_lines(path, &text);
+	CHECK(n >= 50 && n <= 100 + 4 * THREADS);
+	bool whole = true;
+	for (char *l = text.data, *nl; l && (nl = strchr(l, '\n')); l = nl + 1)
+		whole = whole && !strncmp(l + 21, "t /: thread ", 12);
+	CHECK(whole);
 	log_shutdown();
 
 	/* A symlink in its place is not followed. */
