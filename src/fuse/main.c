@@ -12,11 +12,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "creds.h"
-#include "deadmount.h"
 #include "util.h"
 #include "fs.h"
+#include "check.h"
+#include "deadmount.h"
 #include "guards.h"
 #include "jobs.h"
 #include "lifecycle.h"

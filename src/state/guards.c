@@ -506,8 +506,9 @@ void guards_free(struct guards *g)
 				x->released = time(NULL);
 			}
 			save(g, x);
-			buf_printf(&names, "%s%s (", n++ ? "; " : "",
+			buf_printf(&names, "%s%s", n++ ? ", " : "",
 				   x->name ? x->name : x->id);
+			buf_adds(&names, " (");
 			describe(&names, x);
 			buf_addc(&names, ')');
 		}
