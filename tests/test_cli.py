@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 from conftest import KEY, PRIMEFS, mounted
 
 
@@ -141,3 +143,126 @@ def test_background_mount_with_relative_paths(api, certs, tmp_path):
     while pid and os.path.exists(f"/proc/{pid}") and time.time() < deadline:
         time.sleep(0.05)
     assert not pid or not os.path.exists(f"/proc/{pid}"), "the daemon did not exit"
+
+
+# --- primefs --check: one line per check, "ok" or what to do; exit 0 only
+# when every check is ok.
+
+def check(api, tmp_path, *opts, env=None, key="test-key", ssh="ed25519"):
+    from sshd import make_key
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PRIME_", "SSH_AUTH"))}
+    e.update(HOME=str(home), PRIME_API_BASE_URL=api.base if api else "https://127.0.0.1:9")
+    if key:
+        e["PRIME_API_KEY"] = key
+    e.update(env or {})
+    o = list(opts)
+    if api and api.tls:
+        o.append("cafile=" + str(api.ca))
+    if ssh:
+        (tmp_path / "keys").mkdir(exist_ok=True)
+        o.append("ssh_key=" + make_key(tmp_path / "keys", ssh)[0])
+    if not any(x.startswith("state=") for x in o):
+        state = tmp_path / "state"
+        state.mkdir(mode=0o700, exist_ok=True)
+        o.append(f"state={state}")
+    r = subprocess.run([str(PRIMEFS), "--check", "-o", ",".join(o)], env=e,
+                       capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    return r.returncode, lines, r.stdout + r.stderr
+
+
+def line(lines, what):
+    """The line of one check: its label follows a 6-column verdict."""
+    return next((l for l in lines if l[6:].startswith(what)), "")
+
+
+@pytest.fixture
+def capi(make_api, certs):
+    a = make_api()
+    a.ca = certs["ca_pem"]
+    return a
+
+
+def test_check_all_ok(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path)
+    assert rc == 0, out
+    for what in ("API key", "team", "SSH key", "state directory", "FUSE"):
+        assert line(lines, what).startswith("ok "), out
+    assert "not checked" in line(lines, "SSH key registered")
+    assert all(l.startswith(("ok ", "--")) for l in lines), out
+    # one API call: the wallet
+    assert [r["path"] for r in capi.requests()] == ["/api/v1/billing/wallet"]
+
+
+def test_check_team_is_sent_and_named(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path, env={"PRIME_TEAM_ID": "team-7"})
+    assert rc == 0, out
+    assert "team-7" in line(lines, "team")
+    assert capi.requests()[-1]["query"].get("teamId") == ["team-7"]
+
+
+def test_check_no_key(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path, key=None)
+    assert rc == 1
+    assert line(lines, "API key").startswith("FAIL") and "prime login" in line(lines, "API key"), out
+
+
+def test_check_refused_key_and_team(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path, key="wrong-key", env={"PRIME_TEAM_ID": "team-7"})
+    assert rc == 1
+    assert line(lines, "API key").startswith("FAIL") and "refused" in line(lines, "API key"), out
+    assert line(lines, "team").startswith("FAIL") and "team-7" in line(lines, "team"), out
+    # the rest is still checked
+    assert line(lines, "FUSE").startswith("ok "), out
+
+
+def test_check_api_unreachable(tmp_path):
+    rc, lines, out = check(None, tmp_path)
+    assert rc == 1
+    assert line(lines, "API").startswith("FAIL") and "no answer" in out, out
+
+
+def test_check_ssh_key_missing_and_rsa(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path, f"ssh_key={tmp_path / 'nokey'}", ssh=None)
+    assert rc == 1
+    assert line(lines, "SSH key").startswith("FAIL") and "ed25519" in line(lines, "SSH key"), out
+    rc, lines, out = check(capi, tmp_path, ssh="rsa")
+    import re
+    libssh2 = re.search(r"libssh2 (\S+)", subprocess.run(
+        [str(PRIMEFS), "--version"], capture_output=True, text=True).stdout).group(1)
+    if tuple(int(x) for x in libssh2.split(".")[:2]) < (1, 11):
+        assert rc == 1
+        assert line(lines, "SSH key").startswith("FAIL") and "RSA" in line(lines, "SSH key"), out
+        assert "ed25519" in line(lines, "SSH key")
+    else:
+        assert rc == 0, out
+
+
+def test_check_state_directory_unsafe(capi, tmp_path):
+    state = tmp_path / "shared-state"
+    state.mkdir()
+    os.chmod(state, 0o777)
+    rc, lines, out = check(capi, tmp_path, f"state={state}")
+    assert rc == 1
+    assert line(lines, "state directory").startswith("FAIL"), out
+    assert "chmod go-w" in line(lines, "state directory")
+    os.chmod(state, 0o700)
+    os.chown(state, 65534, 65534)  # nobody's
+    rc, lines, out = check(capi, tmp_path, f"state={state}")
+    assert rc == 1
+    assert line(lines, "state directory").startswith("FAIL") and "not you" in out, out
+
+
+def test_check_fuse_unusable(tmp_path):
+    # /dev/fuse is 0600 root here: nobody cannot open it.
+    if os.stat("/dev/fuse").st_mode & 0o006:
+        pytest.skip("/dev/fuse is open to every user on this machine")
+    r = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c",
+                        f"cd / && HOME=/nonexistent exec {PRIMEFS.resolve()} --check"],
+                       capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 1
+    assert line(lines, "FUSE").startswith("FAIL") and "/dev/fuse" in line(lines, "FUSE"), \
+        r.stdout + r.stderr

@@ -10,15 +10,24 @@
  * keeps every line either way. Unmounting waits for the writer a bounded
  * time, then leaves it to the process's exit. Non-blocking writes to fd 2
  * were the alternative, but O_NONBLOCK is a flag of the open file, shared
- * with whoever else holds it (often the user's terminal). */
+ * with whoever else holds it (often the user's terminal).
+ *
+ * The file. log_keep adds DIR/log: plog appends its line there after
+ * releasing the lock (one O_APPEND write, so lines never interleave), and
+ * the thread whose line takes the file past 2 x the ring's size rewrites it
+ * with the ring's lines (beside it, then renamed, then dup2'd over the
+ * descriptor the others write to). A line written during that rewrite may
+ * be missing from the file, never from the ring. */
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ECHO_MAX      1024 /* lines waiting for stderr */
@@ -27,6 +36,12 @@
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **ring;
 static size_t ring_cap, ring_start, ring_len;
+
+/* The file (log_keep): descriptors set under log_lock, read unlocked. */
+#define KEEP_READ_MAX (8u << 20) /* bytes of an old file read at start */
+static int keep_dir = -1, keep_fd = -1;
+static size_t keep_lines; /* in the file now (atomic) */
+static int keep_busy;	  /* a rewrite is under way (atomic) */
 
 /* The stderr queue, under log_lock too. */
 static pthread_cond_t echo_cv; /* CLOCK_MONOTONIC; set up by log_init */
@@ -160,7 +175,184 @@ void log_shutdown(void)
 	free(ring);
 	ring = NULL;
 	ring_cap = ring_start = ring_len = 0;
+	int fd = keep_fd, dir = keep_dir;
+	__atomic_store_n(&keep_fd, -1, __ATOMIC_RELAXED);
+	keep_dir = -1;
 	pthread_mutex_unlock(&log_lock);
+	/* A rewrite under way dup2s onto fd: let it finish (a moment). */
+	for (int i = 0;
+	     i < 2000 && __atomic_load_n(&keep_busy, __ATOMIC_ACQUIRE); i++)
+		sleep_seconds(0.001);
+	if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
+}
+
+/* ---- the file ---- */
+
+static bool write_fd(int fd, const char *s, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, s, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		s += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* The ring's lines, one a line, under log_lock. */
+static void ring_text(struct buf *out)
+{
+	for (size_t i = 0; i < ring_len; i++) {
+		buf_adds(out, ring[(ring_start + i) % ring_cap]);
+		buf_addc(out, '\n');
+	}
+}
+
+/* Replaces the file with the ring's lines; one thread at a time. */
+static void keep_rewrite(void)
+{
+	struct buf b;
+	buf_init(&b);
+	pthread_mutex_lock(&log_lock);
+	int dir = keep_dir, fd = keep_fd;
+	size_t n = ring_len;
+	ring_text(&b);
+	pthread_mutex_unlock(&log_lock);
+	if (dir < 0 || fd < 0)
+		goto out;
+	int t =
+	    openat(dir, "log.tmp",
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (t < 0)
+		goto out;
+	bool ok = write_fd(t, b.data ? b.data : "", b.len);
+	ok = close(t) == 0 && ok;
+	if (!ok || renameat(dir, "log.tmp", dir, "log")) {
+		unlinkat(dir, "log.tmp", 0);
+		goto out;
+	}
+	int nfd =
+	    openat(dir, "log", O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (nfd >= 0) {
+		dup2(nfd, fd); /* writers keep their descriptor number */
+		close(nfd);
+		__atomic_store_n(&keep_lines, n, __ATOMIC_RELAXED);
+	}
+out:
+	buf_free(&b);
+	__atomic_store_n(&keep_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Appends text (`lines` lines) to the file; rewrites it once it is long. */
+static void keep_append(int fd, const char *text, size_t lines)
+{
+	if (!write_fd(fd, text, strlen(text)))
+		return;
+	size_t n = __atomic_add_fetch(&keep_lines, lines, __ATOMIC_RELAXED);
+	if (n >= 2 * ring_cap &&
+	    !__atomic_exchange_n(&keep_busy, 1, __ATOMIC_ACQUIRE))
+		keep_rewrite();
+}
+
+/* Splits text into lines and keeps the last `max` (non-empty) of them. */
+static size_t last_lines(char *text, size_t max, char ***out)
+{
+	size_t n = 0;
+	for (char *p = text; *p; p++)
+		n += *p == '\n';
+	char **v = xcalloc(n + 1, sizeof *v);
+	size_t k = 0;
+	for (char *p = text, *nl; *p && (nl = strchr(p, '\n')); p = nl + 1) {
+		*nl = '\0';
+		if (*p)
+			v[k++] = p;
+	}
+	size_t skip = k > max ? k - max : 0;
+	*out = v;
+	memmove(v, v + skip, (k - skip) * sizeof *v);
+	return k - skip;
+}
+
+int log_keep(const char *dir)
+{
+	int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0)
+		return -errno;
+	/* O_NONBLOCK: a FIFO put in its place must not hang the mount. */
+	int fd = openat(d, "log",
+			O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+			    O_NONBLOCK,
+			0600);
+	struct stat st;
+	int rc = 0;
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    fcntl(fd, F_SETFL, O_APPEND)) {
+		rc = fd < 0 ? -errno : -EINVAL;
+		goto fail;
+	}
+	/* The old file's tail (a whole line onwards). */
+	off_t from = st.st_size > (off_t)KEEP_READ_MAX
+			 ? st.st_size - (off_t)KEEP_READ_MAX
+			 : 0;
+	size_t len = (size_t)(st.st_size - from);
+	char *text = xmalloc(len + 1);
+	ssize_t got = pread(fd, text, len, from);
+	text[got > 0 ? got : 0] = '\0';
+	char *start = text;
+	if (from > 0 && (start = strchr(text, '\n')))
+		start++;
+	char **old;
+	size_t n_old = last_lines(start ? start : text + strlen(text),
+				  ring_cap ? ring_cap : 1, &old);
+	size_t in_file = 0;
+	for (char *p = text; *p; p++)
+		in_file += *p == '\n';
+
+	/* Old lines first, then this run's, the newest ring_cap of them. */
+	struct buf mine;
+	buf_init(&mine);
+	pthread_mutex_lock(&log_lock);
+	if (!ring || keep_fd >= 0) {
+		pthread_mutex_unlock(&log_lock);
+		free(old);
+		free(text);
+		rc = -EALREADY;
+		goto fail;
+	}
+	ring_text(&mine);
+	size_t n_mine = ring_len;
+	size_t room = ring_cap - ring_len;
+	size_t take = n_old < room ? n_old : room;
+	char **v = xcalloc(ring_cap, sizeof *v);
+	for (size_t i = 0; i < take; i++)
+		v[i] = xstrdup(old[n_old - take + i]);
+	for (size_t i = 0; i < ring_len; i++)
+		v[take + i] = ring[(ring_start + i) % ring_cap];
+	free(ring);
+	ring = v;
+	ring_start = 0;
+	ring_len += take;
+	keep_dir = d;
+	__atomic_store_n(&keep_lines, in_file, __ATOMIC_RELAXED);
+	__atomic_store_n(&keep_fd, fd, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&log_lock);
+	free(old);
+	free(text);
+	if (mine.len)
+		keep_append(fd, mine.data, n_mine);
+	buf_free(&mine);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	close(d);
+	return rc;
 }
 
 void plog(const char *op, const char *path, const char *fmt, ...)
@@ -187,6 +379,13 @@ void plog(const char *op, const char *path, const char *fmt, ...)
 		buf_init(&e);
 		buf_printf(&e, "primefs: %s\n", line);
 		echo_line = buf_steal(&e);
+	}
+	char *file_line = NULL;
+	if (__atomic_load_n(&keep_fd, __ATOMIC_RELAXED) >= 0) {
+		struct buf f;
+		buf_init(&f);
+		buf_printf(&f, "%s\n", line);
+		file_line = buf_steal(&f);
 	}
 
 	pthread_mutex_lock(&log_lock);
@@ -216,7 +415,11 @@ void plog(const char *op, const char *path, const char *fmt, ...)
 		ring[slot] = line;
 		line = NULL;
 	}
+	int fd = keep_fd;
 	pthread_mutex_unlock(&log_lock);
+	if (file_line && fd >= 0)
+		keep_append(fd, file_line, 1);
+	free(file_line);
 	free(line);
 	free(echo_line);
 }
@@ -224,10 +427,7 @@ void plog(const char *op, const char *path, const char *fmt, ...)
 void log_render(struct buf *out)
 {
 	pthread_mutex_lock(&log_lock);
-	for (size_t i = 0; i < ring_len; i++) {
-		buf_adds(out, ring[(ring_start + i) % ring_cap]);
-		buf_addc(out, '\n');
-	}
+	ring_text(out);
 	pthread_mutex_unlock(&log_lock);
 }
 

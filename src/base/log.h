@@ -40,6 +40,13 @@ enum stat_counter {
 void log_init(size_t max_lines, bool echo_stderr);
 /* Waits at most 2 s for the queue to reach stderr. */
 void log_shutdown(void);
+/* Keeps the log in DIR/log as well, so that it reads the same after a
+ * remount (DESIGN.md, "Guards"): the file's newest lines go before this
+ * run's in the ring, and from then on plog appends each line to it, with
+ * no lock held. Bounded: past 2 x max_lines lines it is rewritten with the
+ * ring's (the oldest dropped). Opened without following a symlink, created
+ * 0600; a log that is not a regular file is not kept. 0 or -errno. */
+int log_keep(const char *dir);
 /* One line: "<UTC time> <op> <path>: <message>". */
 void plog(const char *op, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

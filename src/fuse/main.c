@@ -16,6 +16,8 @@
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
+#include "check.h"
+#include "deadmount.h"
 #include "guards.h"
 #include "jobs.h"
 #include "lifecycle.h"
@@ -40,7 +42,7 @@ struct options {
 	double history_ttl;
 	double lease_grace, guards_every;
 	double jobs_keep_mib;
-	int show_help, show_version;
+	int show_help, show_version, check;
 	struct nonopts nonopts;
 };
 
@@ -69,6 +71,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("--help", show_help),
     OPT("-V", show_version),
     OPT("--version", show_version),
+    OPT("--check", check),
     FUSE_OPT_END,
 };
 
@@ -76,6 +79,7 @@ static void usage(const char *prog)
 {
 	printf(
 	    "usage: %s [-f] [-d] [-o option[,option...]] MOUNTPOINT\n"
+	    "       %s --check [-o option[,option...]]\n"
 	    "       fusermount3 -u MOUNTPOINT\n"
 	    "\n"
 	    "The Prime Intellect GPU cloud as files: availability/, pods/,\n"
@@ -127,8 +131,12 @@ static void usage(const char *prog)
 	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
 	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
 	    "~/.prime/config.json), XDG_CONFIG_HOME, XDG_STATE_HOME.\n"
+	    "\n"
+	    "--check tells, one line each, whether the API key is found and\n"
+	    "accepted, the team, the SSH key, the state directory and FUSE\n"
+	    "are usable (exit status 0 when all are); it mounts nothing.\n"
 	    "\n",
-	    prog);
+	    prog, prog);
 }
 
 static void version(void)
@@ -223,11 +231,26 @@ static bool has_opt(struct fuse_args *args, const char *word)
 	return false;
 }
 
+/* Options an /etc/fstab line may hold for mount(8) and systemd, which mean
+ * nothing to primefs (mount.fuse3 drops some, not all): accepted, unused. */
+static bool fstab_only(const char *arg)
+{
+	static const char *const words[] = {"defaults", "_netdev", "nofail",
+					    "auto",	"noauto",  "user",
+					    "users",	"nouser",  NULL};
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(arg, words[i]))
+			return true;
+	return !strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8);
+}
+
 static int keep_nonopt(void *data, const char *arg, int key,
 		       struct fuse_args *outargs)
 {
 	(void)outargs;
 	struct options *o = data;
+	if (key == FUSE_OPT_KEY_OPT && fstab_only(arg))
+		return 0;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (o->nonopts.n == 2) {
@@ -263,6 +286,10 @@ int main(int argc, char *argv[])
 		return 2;
 	if (o.nonopts.n)
 		fuse_opt_add_arg(&args, o.nonopts.v[o.nonopts.n - 1]);
+	/* A restart after a crash (kill -9) finds the mount point usable. */
+	int dead = o.nonopts.n && !o.show_version && !o.show_help && !o.check
+		       ? deadmount_clear(o.nonopts.v[o.nonopts.n - 1])
+		       : 0;
 	/* Where callers' paths must lead for mkdir to rent (intent.h). */
 	char mnt_buf[PATH_MAX];
 	const char *mountpoint =
@@ -280,6 +307,26 @@ int main(int argc, char *argv[])
 		fs_help();
 		fuse_opt_free_args(&args);
 		return 0;
+	}
+	if (o.check) {
+		char *state = abs_path(o.state ? o.state : state_dir());
+		struct check_opts co = {
+		    .cafile = o.cafile = abs_path(o.cafile),
+		    .key_file = o.key_file = abs_path(o.key_file),
+		    .ssh_key = o.ssh_key = abs_path(o.ssh_key),
+		    .state = state,
+		    .timeout = o.timeout > 0 ? o.timeout : 10};
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		int crc = check_run(&co);
+		curl_global_cleanup();
+		free(state);
+		free(o.cafile);
+		free(o.key_file);
+		free(o.ssh_key);
+		free(o.config);
+		free(o.known_hosts);
+		fuse_opt_free_args(&args);
+		return crc;
 	}
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
@@ -330,6 +377,10 @@ int main(int argc, char *argv[])
 	mallopt(M_ARENA_MAX, 2);
 	log_init(1000, foreground(argc, argv));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (dead > 0)
+		plog("mount", "/",
+		     "the dead mount a killed primefs left at %s was unmounted",
+		     mountpoint ? mountpoint : "the mount point");
 
 	struct creds cr;
 	char err[512];
@@ -404,6 +455,12 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	cache_set_pods_hook(cache, prune_pods, jobs);
+	/* The log reads the same after a remount (DESIGN.md, "Guards"). */
+	int kept = log_keep(o.state);
+	if (kept)
+		plog("mount", "/",
+		     "%s/log: %s: the log is not kept across mounts", o.state,
+		     strerror(-kept));
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;

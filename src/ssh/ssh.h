@@ -47,6 +47,13 @@ struct ssh_pool *ssh_pool_new(const struct ssh_opts *o);
  * one ends as "lost"). No other call on p may be in progress. */
 void ssh_pool_free(struct ssh_pool *p);
 
+/* For primefs --check: a private key file's type as ssh_auth.c tells it
+ * ("ssh-ed25519", "ssh-rsa", ...; "unknown" when neither a .pub beside it
+ * nor a PEM header says), and whether this libssh2 signs RSA with SHA-1
+ * only (before 1.11), which current OpenSSH refuses. */
+void ssh_key_type(const char *path, char *out, size_t outlen);
+bool ssh_rsa_refused(void);
+
 /* Runs a script (len bytes, any content) on the pod known by pod_key (its
  * id, also its name in known_hosts), reachable at conn ("user@host -p
  * port", port optional → 22): the user's login shell, which sshd starts

@@ -61,6 +61,16 @@ static bool rsa_sha1_only(void)
 	return libssh2_version(0x010b00) == NULL;
 }
 
+void ssh_key_type(const char *path, char *out, size_t outlen)
+{
+	keyfile_type(path, out, outlen);
+}
+
+bool ssh_rsa_refused(void)
+{
+	return rsa_sha1_only();
+}
+
 static bool timeout_error(int r)
 {
 	return r == LIBSSH2_ERROR_TIMEOUT || r == LIBSSH2_ERROR_SOCKET_TIMEOUT;

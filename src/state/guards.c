@@ -459,6 +459,29 @@ void guards_start(struct guards *g)
 		g->started = true;
 }
 
+/* What is armed, for the warning at unmount (the journal keeps it under
+ * systemd): "deadline 2026-...Z, idle 1800s, max_cost 25 USD, lease". */
+static void describe(struct buf *b, const struct guard *x)
+{
+	const char *sep = "";
+	if (x->deadline) {
+		char iso[32];
+		fmt_iso8601(iso, x->deadline);
+		buf_printf(b, "deadline %s", iso);
+		sep = ", ";
+	}
+	if (x->idle >= 0) {
+		buf_printf(b, "%sidle %gs", sep, x->idle);
+		sep = ", ";
+	}
+	if (x->max_cost >= 0) {
+		buf_printf(b, "%smax_cost %g USD", sep, x->max_cost);
+		sep = ", ";
+	}
+	if (x->lease)
+		buf_printf(b, "%slease", sep);
+}
+
 void guards_free(struct guards *g)
 {
 	if (!g)
@@ -483,6 +506,9 @@ void guards_free(struct guards *g)
 			log_unsaved(g, x->id, save(g, x));
 			buf_printf(&names, "%s%s", n++ ? ", " : "",
 				   x->name ? x->name : x->id);
+			buf_adds(&names, " (");
+			describe(&names, x);
+			buf_addc(&names, ')');
 		}
 		guard_free(x);
 	}
