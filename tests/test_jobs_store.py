@@ -99,17 +99,22 @@ def test_cap_drops_oldest_ended_outputs_never_a_running_one(make_api, make_mount
     assert m.read("pods/demo/exit") == "0\n"
     run(m, "head -c 1500 /dev/zero | tr '\\0' b; echo")
     assert m.read("pods/demo/exit") == "0\n"
-    # Over the cap: the older one went, with the marker; the newer stays.
+    # Over the cap: the older one went, leaving `out` empty (no text of
+    # primefs's in it: meta and log say it); the newer stays.
     wait_for(lambda: meta(m, "1").get("dropped"))
-    assert out(m, "1").startswith(b"[primefs: output dropped to keep jobs under ")
+    assert out(m, "1") == b""
+    assert meta(m, "1")["state"] == "exited" and meta(m, "1")["exit"] == "0\n"
+    assert m.read("pods/demo/jobs/1/out") == ""
+    assert m.read("pods/demo/jobs/1/state") == "exited\n"
     assert out(m, "2") == b"b" * 1500 + b"\n"
-    wait_for(lambda: "output dropped" in m.log())  # logged just after
+    wait_for(lambda: "output dropped (1501 bytes)" in m.log())  # logged just after
     # A running job's output is never dropped, even over the cap alone.
     run(m, "head -c 3000 /dev/zero | tr '\\0' c; echo; sleep 100")
     wait_for(lambda: len(out(m, "3")) == 3001)
     run(m, "echo small")
     assert m.read("pods/demo/exit") == "0\n"
     wait_for(lambda: meta(m, "2").get("dropped") and meta(m, "4").get("dropped"))
+    assert out(m, "2") == b"" and out(m, "4") == b""
     assert meta(m, "3")["state"] == "running"
     assert out(m, "3") == b"c" * 3000 + b"\n"
     assert not meta(m, "3").get("dropped")

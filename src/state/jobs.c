@@ -565,14 +565,12 @@ static void enforce_cap(struct jobs *j)
 	for (size_t i = 0; i < n; i++) {
 		struct job *jb = v[i];
 		pthread_mutex_lock(&jb->mu);
-		enum job_state s = jb->state;
-		bool running_size = s == JOB_RUNNING;
-		unsigned long long size = jb->size;
-		bool candidate = ended(s) && !jb->dropped && !jb->removed;
+		bool candidate =
+		    ended(jb->state) && !jb->dropped && !jb->removed;
 		pthread_mutex_unlock(&jb->mu);
-		if (!running_size)
-			size = out_size(jb);
-		total += size;
+		/* The file, also while running: what is on disk now (the
+		 * SSH layer writes before it tells, so jb->size may lag). */
+		total += out_size(jb);
 		if (candidate)
 			cand[nc++] = jb;
 	}
@@ -585,32 +583,34 @@ static void enforce_cap(struct jobs *j)
 	}
 	/* ended and seq only change before a job ends: stable here. */
 	qsort(cand, nc, sizeof *cand, older);
-	struct buf marker;
-	buf_init(&marker);
-	buf_adds(&marker, "[primefs: output dropped to keep jobs under ");
-	fmt_number(&marker, (double)j->keep / 1048576);
-	buf_adds(&marker, " MiB]\n");
+	struct buf cap;
+	buf_init(&cap);
+	fmt_number(&cap, (double)j->keep / 1048576);
 	for (size_t i = 0; i < nc && total > j->keep; i++) {
 		struct job *jb = cand[i];
 		file_path(jb, "out", &p);
 		unsigned long long size = out_size(jb);
-		int rc = write_file(jb, "out", marker.data, marker.len);
-		if (rc) {
+		/* Emptied, nothing written in its place: `out` holds the
+		 * job's bytes or none (meta's `dropped` and log say so). */
+		int fd = job_open(jb, "out", O_WRONLY | O_TRUNC);
+		if (fd >= 0)
+			close(fd);
+		if (fd < 0) {
 			plog("jobs", p.data, "cannot drop the output: %s",
-			     strerror(-rc));
+			     strerror(-fd));
 			continue;
 		}
-		total = total - size + marker.len;
+		total -= size;
 		pthread_mutex_lock(&jb->mu);
 		jb->dropped = true;
 		pthread_mutex_unlock(&jb->mu);
 		write_meta(jb);
 		plog("jobs", p.data,
 		     "output dropped (%llu bytes), the oldest, to keep jobs "
-		     "under the cap (jobs_keep)",
-		     size);
+		     "under %s MiB (jobs_keep)",
+		     size, cap.data);
 	}
-	buf_free(&marker);
+	buf_free(&cap);
 	buf_free(&p);
 	free(cand);
 	put_all(v, n);
@@ -779,6 +779,10 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	pthread_mutex_lock(&j->mu);
 	add_job(find_pod(j, pod_id, true), job_get(jb));
 	pthread_mutex_unlock(&j->mu);
+	/* A job that ended before it was listed here was not counted by
+	 * its own finish()'s cap check: count it now. */
+	if (ended(job_state(jb)))
+		enforce_cap(j);
 	*out = jb;
 	return 0;
 }

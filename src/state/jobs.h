@@ -3,9 +3,10 @@
  * script, output, state, times and exit status. They are kept on local
  * disk under the state directory, <dir>/<pod_id>/<job>/ holding `cmd`,
  * `out` and `meta`, so they outlive their pod and the mount; the oldest
- * outputs are dropped first to stay under a cap. A running job's output
- * is written to its `out` file by the SSH layer as it arrives, so memory
- * stays bounded whatever a job prints. FUSE-free: the tree's job files
+ * outputs are dropped first to stay under a cap (`out` emptied: meta's
+ * `dropped` and a log line say so). A running job's output is written to
+ * its `out` file by the SSH layer as it arrives, so memory stays bounded
+ * whatever a job prints. FUSE-free: the tree's job files
  * and unit tests use it alike.
  *
  * Threads: every call may come from any thread. No lock is held across
