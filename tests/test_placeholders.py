@@ -50,7 +50,10 @@ def settle(m, name):
     listing shows it."""
     m.write("ctl", "refresh\n")
     os.listdir(m.p("pods"))
-    return m.read("pods", name, "id").strip() if os.path.isdir(m.p("pods", name)) else ""
+    try:
+        return m.read("pods", name, "id").strip()
+    except FileNotFoundError:  # not in pods/ (or terminated meanwhile)
+        return ""
 
 
 def shared_mount(make_mount, api, tmp_path, **kw):
