@@ -424,6 +424,7 @@ int main(int argc, char *argv[])
 			     .runs = &runs,
 			     .jobs = jobs,
 			     .guards = guards,
+			     .life = &life,
 			     .mountpoint = mountpoint};
 	/* The kernel keeps entries and attributes no longer than primefs
 	 * keeps the answers behind them (fs.c invalidates what changes). */
@@ -437,6 +438,7 @@ int main(int argc, char *argv[])
 
 	/* Settling stops first (its hook re-keys guards); then the guards go,
 	 * before anything they use, warning of guards left armed. */
+	lifecycle_stop(&life);
 	pending_set_hook(pending, NULL, NULL);
 	guards_free(guards);
 	podlog_free(podlog);

@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,13 +26,88 @@ void lifecycle_init(struct lifecycle *l, struct cache *cache, struct api *api,
 	l->team_id = team_id;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->settle_cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+void lifecycle_stop(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_cond_broadcast(&l->settle_cv);
+	bool started = l->settler_started;
+	l->settler_started = false;
+	pthread_mutex_unlock(&l->mu);
+	if (started)
+		pthread_join(l->settler, NULL);
 }
 
 void lifecycle_destroy(struct lifecycle *l)
 {
+	lifecycle_stop(l);
 	free(l->creating);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->settle_cv);
+}
+
+/* The settler: while requests are pending, a pods listing now and then
+ * (LIFECYCLE_SETTLE_MIN s apart, doubling up to LIFECYCLE_SETTLE_MAX
+ * while none settles), so that each is settled — its guards applied, an
+ * unwanted pod terminated — with nobody looking, after a restart too. */
+static void *settler(void *arg)
+{
+	struct lifecycle *l = arg;
+	double wait = LIFECYCLE_SETTLE_MIN, next = now_monotonic();
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop) {
+		size_t n = pending_count(l->pending);
+		double now = now_monotonic();
+		if (!n || now < next) {
+			double until = n ? next : now + 3600;
+			struct timespec ts = {
+			    (time_t)until,
+			    (long)((until - (double)(time_t)until) * 1e9)};
+			pthread_cond_timedwait(&l->settle_cv, &l->mu, &ts);
+			if (!n && pending_count(l->pending)) {
+				/* A new request: its first look is soon. */
+				wait = LIFECYCLE_SETTLE_MIN;
+				next = now_monotonic() + wait;
+			}
+			continue;
+		}
+		pthread_mutex_unlock(&l->mu);
+		struct snap *s;
+		if (cache_get(l->cache, SNAP_PODS, CACHE_TTL, &s) == 0)
+			snap_put(s);
+		pthread_mutex_lock(&l->mu);
+		wait = pending_count(l->pending) < n
+			   ? LIFECYCLE_SETTLE_MIN
+			   : fmin(wait * 2, LIFECYCLE_SETTLE_MAX);
+		next = now_monotonic() + wait;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+void lifecycle_start(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	if (l->pending && !l->settler_started && !l->stop &&
+	    pthread_create(&l->settler, NULL, settler, l) == 0)
+		l->settler_started = true;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* A request is pending: the settler looks for it. */
+static void wake_settler(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	pthread_cond_broadcast(&l->settle_cv);
+	pthread_mutex_unlock(&l->mu);
 }
 
 static struct creating *creating(struct lifecycle *l, const char *name)
@@ -288,6 +364,7 @@ int pod_create(struct lifecycle *l, const char *name)
 		guards_arm(l->guards, name, name, spec.deadline, spec.idle,
 			   spec.max_cost);
 	show_pending(l, name, name);
+	wake_settler(l);
 	rc = post(l, name, path.data, body);
 out:
 	json_object_put(body);

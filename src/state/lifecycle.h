@@ -55,7 +55,18 @@ struct lifecycle {
 	pthread_cond_t cv;
 	struct creating *creating; /* names whose mkdir is under way */
 	size_t n_creating;
+	/* The settler thread (lifecycle_start), woken by a new request. */
+	pthread_t settler;
+	pthread_cond_t settle_cv;
+	bool settler_started, stop;
 };
+
+/* While a request is pending, the settler has a pods listing fetched (one
+ * within the pods' freshness window serves): LIFECYCLE_SETTLE_MIN s after
+ * a request or a settlement, then at doubling intervals up to one every
+ * LIFECYCLE_SETTLE_MAX s while none settles. */
+#define LIFECYCLE_SETTLE_MIN 5.0
+#define LIFECYCLE_SETTLE_MAX 300.0
 
 /* Seconds a create request may take, connection included: at least as
  * generous as the Prime CLI (30 s to read + 10 s to connect). */
@@ -67,6 +78,11 @@ void lifecycle_destroy(struct lifecycle *l);
 /* The store of requests in flight (required, set once before use): its
  * settle hook and the cache's overlay are wired to this lifecycle. */
 void lifecycle_set_pending(struct lifecycle *l, struct pending *p);
+/* Starts the settler (after the daemon has forked): requests pending from
+ * before the mount are looked for at once. lifecycle_stop ends it (also
+ * done by lifecycle_destroy). */
+void lifecycle_start(struct lifecycle *l);
+void lifecycle_stop(struct lifecycle *l);
 
 /* 0 or -errno, each with a line in `log`. */
 int pod_create(struct lifecycle *l, const char *name);
