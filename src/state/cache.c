@@ -187,6 +187,19 @@ static void replaced(struct cache *c, struct snap *old, struct snap *fresh)
 
 /* ---- history: the listing plus what this mount terminated ---- */
 
+/* A listed pod with no id is left out: every snapshot's pod has one. */
+static void drop_idless(struct pod_list *l)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].id)
+			l->v[kept++] = l->v[i];
+		else
+			pod_free(&l->v[i]);
+	}
+	l->n = kept;
+}
+
 /* A copy of a pod as a history pod, from its own JSON; none for a pod
  * with no id (a placeholder, pending.h: nothing was terminated). */
 static bool history_copy(const struct pod *p, struct pod *out)
@@ -216,6 +229,7 @@ static bool listed(const struct pod_list *l, const char *id)
  * forgotten, as the API has them now. Locks the history slot briefly. */
 static struct snap *history_snap(struct cache *c, struct pod_list *l)
 {
+	drop_idless(l);
 	struct slot *sl = &c->slots[SNAP_HISTORY];
 	pthread_mutex_lock(&sl->mu);
 	struct pod_list *t = &c->terminated;
@@ -295,6 +309,7 @@ void cache_history_add(struct cache *c, const char *id)
 static struct snap *pods_snap(struct cache *c, struct pod_list *l)
 {
 	struct slot *sl = &c->slots[SNAP_PODS];
+	drop_idless(l);
 	if (c->pending) {
 		pthread_mutex_lock(&sl->mu);
 		pending_overlay(c->pending, l);

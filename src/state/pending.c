@@ -250,6 +250,27 @@ static void load(struct pending *p)
 		     p->n, p->dir);
 }
 
+/* Offers kept for pods (history/ shows them too) go after a while. */
+#define OFFERS_KEEP_DAYS 90
+
+static void prune_offers(struct pending *p)
+{
+	DIR *d = opendir(p->offers);
+	if (!d)
+		return;
+	time_t old = time(NULL) - OFFERS_KEEP_DAYS * 86400;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] != '.' &&
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+			0 &&
+		    st.st_mtime < old)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 /* ---- the interface ---- */
 
 struct pending *pending_new(const char *dir)
@@ -267,6 +288,7 @@ struct pending *pending_new(const char *dir)
 		mkdir_p(p->dir);
 		mkdir_p(p->offers);
 		load(p);
+		prune_offers(p);
 	}
 	return p;
 }
@@ -394,8 +416,6 @@ void pending_gone(struct pending *p, const char *id)
 	pthread_mutex_unlock(&p->mu);
 	if (r)
 		remove_file(p->dir, r->name);
-	if (safe_name(id) && id[0] != '.')
-		remove_file(p->offers, id);
 	rec_free(r);
 }
 

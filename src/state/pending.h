@@ -82,7 +82,8 @@ bool pending_drop(struct pending *p, const char *name);
  * was a placeholder. */
 bool pending_unwanted(struct pending *p, const char *name, const char *why);
 /* The pod with id `id` is known gone (its DELETE was confirmed): a pending
- * create answered with that id is forgotten, with its offer record. */
+ * create answered with that id is forgotten (its offer record stays, for
+ * history/, until it is OFFERS_KEEP_DAYS old at a mount). */
 void pending_gone(struct pending *p, const char *id);
 
 /* The state of the request for `key` (a name, or a placeholder's key);
