@@ -196,3 +196,31 @@ def test_a_guard_written_to_a_placeholder_survives_a_remount(make_api, make_moun
     assert "deadline:" in m2.read("pods", "kept", "guards")
     assert len(posts(api)) == 1
     assert deletes(api) == []
+
+
+def test_a_lease_held_on_a_placeholder_is_the_pods(make_api, make_mount, tmp_path):
+    """A lease taken on a placeholder holds the pod once a listing shows it;
+    when its holder goes, the pod is terminated (by its id) after the
+    grace. The pod's `offer` is the offer recorded at mkdir."""
+    api = make_api("--pending-secs", "0", "--install-secs", "0")
+    m = make_mount(api, options=("lease_grace=2", "guards_every=1"))
+    m.write("config", TEMPLATE)
+    lost_answer(api, 5.0)
+    api.reset()
+    assert err_of(lambda: os.mkdir(m.p("pods", "held"))) in (errno.EIO, errno.ETIMEDOUT)
+    holder = subprocess.Popen(["bash", "-c", "exec 9>%s; sleep 300" % m.p("pods", "held", "lease")])
+    try:
+        poll(lambda: m.read("pods", "held", "lease") == "held\n", "the lease is held", 30)
+        pod = wait_listed(api, "held")
+        assert poll(lambda: settle(m, "held"), "listed") == pod["id"]
+        assert m.read("pods", "held", "lease") == "held\n"
+        offer = m.read("pods", "held", "offer").strip()
+        assert offer.startswith("H100_80GB/") and os.path.isdir(m.p("availability", offer)), offer
+        time.sleep(3)  # past the grace: a lease still held keeps the pod
+        assert deletes(api) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    poll(lambda: deletes(api), "the lease's grace ran out")
+    assert deletes(api) == ["/api/v1/pods/" + pod["id"]]
+    assert len(posts(api)) == 1

@@ -776,19 +776,33 @@ void guards_rekey(struct guards *g, const char *from, const char *to)
 		return;
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, from);
-	if (x && !find(g, to)) {
+	if (x) {
+		struct guard *y = find(g, to);
+		if (y) {
+			/* Re-keyed before a crash that left both: the pod's
+			 * win; the placeholder's open leases move to it. */
+			y->holders += x->holders;
+			if (x->holders) {
+				y->lease = true;
+				y->released = 0;
+				free(y->was);
+				y->was = xstrdup(from);
+			}
+			drop(g, x);
+		} else {
+			free(x->id);
+			x->id = xstrdup(to);
+			free(x->was);
+			x->was = xstrdup(from);
+			if (x->firing) /* it fell due on the placeholder */
+				x->retry_at = time(NULL);
+			save(g, x); /* before the old file goes */
+		}
 		struct buf p;
 		buf_init(&p);
 		path_of(g, from, &p);
 		unlink(p.data);
 		buf_free(&p);
-		free(x->id);
-		x->id = xstrdup(to);
-		free(x->was);
-		x->was = xstrdup(from);
-		if (x->firing) /* it fell due on the placeholder: now */
-			x->retry_at = time(NULL);
-		save(g, x);
 		pthread_cond_broadcast(&g->cv);
 	}
 	pthread_mutex_unlock(&g->mu);
