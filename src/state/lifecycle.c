@@ -428,7 +428,18 @@ static int delete_id(struct lifecycle *l, const char *id, const char *op,
 	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,
 			    "DELETE /pods/{id}", &r);
 	int rc = 0;
-	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
+	if (!ok && r.curl == CURLE_OK && r.status == 404 &&
+	    pending_unwanted_id(l->pending, id, op)) {
+		/* Answered, but no listing shows it yet: a 404 settles
+		 * nothing (pending.h). */
+		plog(
+		    op, path,
+		    "pod %s is not listed yet (404): not wanted; its name "
+		    "stays taken, and it is terminated once a listing shows it",
+		    id);
+		cache_pods_change(l->cache, NULL, id);
+		guards_forget(l->guards, id);
+	} else if (ok || (r.curl == CURLE_OK && r.status == 404)) {
 		plog(op, path, "pod %s terminated%s%s", id, note,
 		     ok ? "" : " (it was gone already)");
 		cache_history_add(l->cache, id);

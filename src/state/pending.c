@@ -403,6 +403,25 @@ bool pending_unwanted(struct pending *p, const char *name, const char *why)
 	return copy != NULL;
 }
 
+bool pending_unwanted_id(struct pending *p, const char *id, const char *why)
+{
+	pthread_mutex_lock(&p->mu);
+	struct rec *copy = NULL;
+	for (size_t i = 0; i < p->n && !copy; i++) {
+		struct rec *r = p->v[i];
+		if (r->id && !strcmp(r->id, id) && !r->settled_id) {
+			if (!r->unwanted)
+				r->unwanted = xstrdup(why);
+			copy = snapshot(r);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (copy)
+		save(p, copy);
+	rec_free(copy);
+	return copy != NULL;
+}
+
 void pending_gone(struct pending *p, const char *id)
 {
 	pthread_mutex_lock(&p->mu);
@@ -462,7 +481,7 @@ size_t pending_count(struct pending *p)
 /* Under p->mu: the pod shown for r (see pending.h). */
 static bool shown(const struct rec *r, struct pod *out)
 {
-	if (r->settled_id || (r->unwanted && !r->id))
+	if (r->settled_id || r->unwanted)
 		return false;
 	json_object *o;
 	if (r->answer) {

@@ -26,7 +26,8 @@
  * - A guard that falls due on a placeholder, and rmdir of a placeholder,
  *   make it unwanted (kept in the record, logged): it leaves pods/ but its
  *   name stays taken and counted until settled; the listing that shows the
- *   pod has it terminated at once, by its real id.
+ *   pod has it terminated at once, by its real id. So does a DELETE of an
+ *   answered create that no listing shows yet when it gets a 404.
  * - At mount the records are read back: each is pending again (unwanted or
  *   not, with the answer's id if one had come) and settled as above.
  * - The offer chosen at mkdir is kept by pod id once the id is known
@@ -81,6 +82,9 @@ bool pending_drop(struct pending *p, const char *name);
 /* Marks a placeholder unwanted (`why`: "rmdir", or the guard): true if it
  * was a placeholder. */
 bool pending_unwanted(struct pending *p, const char *name, const char *why);
+/* The same for a create answered with `id` that no listing shows yet, whose
+ * DELETE found nothing (404 settles nothing): true if there was one. */
+bool pending_unwanted_id(struct pending *p, const char *id, const char *why);
 /* The pod with id `id` is known gone (its DELETE was confirmed): a pending
  * create answered with that id is forgotten (its offer record stays, for
  * history/, until it is OFFERS_KEEP_DAYS old at a mount). */

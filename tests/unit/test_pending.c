@@ -181,6 +181,22 @@ static void test_refused_and_corrupt(void)
 	CHECK(pending_drop(p, "r"));
 	CHECK(!exists("pending/r"));
 	CHECK(pending_state(p, "r", NULL) == PENDING_NONE);
+	/* An answered one whose DELETE found nothing: unwanted, hidden. */
+	CHECK(pending_add(p, "u", NULL) == 0);
+	json_object *o = json_tokener_parse("{\"id\":\"uid\",\"name\":\"u\"}");
+	struct pod answer;
+	CHECK(pod_parse(o, false, &answer) == 0);
+	json_object_put(o);
+	pending_answered(p, "u", &answer);
+	pod_free(&answer);
+	struct pod shown;
+	CHECK(pending_pod(p, "u", &shown));
+	pod_free(&shown);
+	CHECK(pending_unwanted_id(p, "uid", "rmdir"));
+	CHECK(!pending_unwanted_id(p, "nope", "rmdir"));
+	CHECK(!pending_pod(p, "u", &shown));
+	CHECK(pending_hidden(p) == 1);
+	CHECK(pending_drop(p, "u"));
 	pending_free(p);
 
 	char path[512];
