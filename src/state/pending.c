@@ -105,7 +105,8 @@ static int write_atomic(const char *dir, const char *name, const char *text)
 	buf_init(&path);
 	buf_init(&tmp);
 	buf_printf(&path, "%s/%s", dir, name);
-	buf_printf(&tmp, "%s.tmp", path.data);
+	/* Names never start with '.': a temp file is never read as one. */
+	buf_printf(&tmp, "%s/.%s.tmp", dir, name);
 	int rc = 0;
 	int fd =
 	    open(tmp.data,
@@ -232,9 +233,7 @@ static void load(struct pending *p)
 		return;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		if (!safe_name(e->d_name) || e->d_name[0] == '.' ||
-		    (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")))
+		if (!safe_name(e->d_name) || e->d_name[0] == '.')
 			continue;
 		struct rec *r = load_one(p, e->d_name);
 		if (!r)

@@ -88,6 +88,7 @@ static void test_round_trip(void)
 	CHECK(pending_add(p, "a", "H100_80GB/x-1") == 0);
 	CHECK(pending_add(p, "a", NULL) == -EEXIST);
 	CHECK(pending_add(p, "b", NULL) == 0);
+	CHECK(pending_add(p, "x.tmp", NULL) == 0); /* a name like a temp's */
 	CHECK(pending_add(p, "c", "H100_80GB/y-1") == 0);
 	CHECK(exists("pending/a") && mode_of("pending/a") == 0600);
 	CHECK(mode_of("pending") == 0700);
@@ -111,7 +112,9 @@ static void test_round_trip(void)
 
 	/* A remount finds the same. */
 	p = pending_new(root);
-	CHECK(pending_count(p) == 3);
+	CHECK(pending_count(p) == 4);
+	CHECK(pending_state(p, "x.tmp", NULL) == PENDING_PLACEHOLDER);
+	CHECK(pending_drop(p, "x.tmp"));
 	CHECK(pending_state(p, "a", NULL) == PENDING_PLACEHOLDER);
 	CHECK(pending_state(p, "b", NULL) == PENDING_UNWANTED);
 	CHECK(pending_state(p, "c", &id) == PENDING_ANSWERED);
