@@ -369,7 +369,7 @@ def test_cycles_under_faults_no_duplicate_no_leak(api, make_mount):
         assert name not in live, "leaked " + name
         # Once at most: a create answered 500 with nothing made keeps its
         # name taken (never twice), so the loop's next mkdir is EEXIST
-        # and its rmdir forgets the request: that name is never created.
+        # and its rmdir makes it unwanted: that name is never created.
         assert hist.count(name) <= 1, "%s created %d times" % (name, hist.count(name))
     assert sum(hist.count(name) for name in names) >= 1
 

@@ -137,25 +137,6 @@ def test_lost_answer_with_lag_keeps_the_name(make_api, make_mount):
     assert len(posts(api)) == 1
 
 
-def test_rmdir_forgets_an_unsettled_placeholder(make_api, make_mount):
-    """rmdir of a pod whose answer was lost and that no listing shows has
-    nothing to terminate by: the request is forgotten (logged), and when
-    the API lists the pod after all it shows in pods/ again."""
-    api = make_api("--pending-secs", "0", "--install-secs", "0")
-    m = make_mount(api)
-    m.write("config", "max_pods = 100\n" + TEMPLATE)
-    api.admin("lag", {"secs": 5.0})
-    api.admin("slow_create", {"secs": 0.1, "lose": True})
-    assert err_of(lambda: os.mkdir(m.p("pods", "ghost"))) in (errno.EIO, errno.ETIMEDOUT)
-    os.rmdir(m.p("pods", "ghost"))
-    assert "forgot the create request" in m.log()
-    assert "ghost" not in os.listdir(m.p("pods"))
-    assert not [r for r in api.requests() if r["method"] == "DELETE"]
-    pod = wait_listed(api, "ghost")
-    m.write("ctl", "refresh\n")
-    assert m.read("pods/ghost/id") == pod["id"] + "\n"
-
-
 def test_refused_create_frees_the_name(api, make_mount):
     """A create the API refused (402, 422) was not made: the name is free
     at once, nothing is listed, and the next mkdir sends a request."""

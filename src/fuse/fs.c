@@ -46,6 +46,7 @@
 #include "guards.h"
 #include "inodes.h"
 #include "intent.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "template.h"
 
@@ -1476,6 +1477,8 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	cache_set_interrupt(fs()->cache, interrupted, NULL);
 	/* Threads start here, after the daemon has forked. */
 	guards_start(fs()->guards);
+	if (fs()->life)
+		lifecycle_start(fs()->life);
 	/* O_TRUNC arrives with open, not as a separate truncate. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;

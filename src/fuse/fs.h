@@ -19,6 +19,7 @@ struct primefs {
 	struct runs *runs;
 	struct jobs *jobs;
 	struct guards *guards;	/* its timer starts at init; may be NULL */
+	struct lifecycle *life; /* its settler starts at init; may be NULL */
 	const char *mountpoint; /* absolute, physical; NULL if unknown */
 	/* How long the kernel may keep entries and attributes (the shortest
 	 * freshness window); changes primefs learns of are told at once. */

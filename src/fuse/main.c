@@ -21,6 +21,7 @@
 #include "guards.h"
 #include "jobs.h"
 #include "lifecycle.h"
+#include "pending.h"
 #include "podlog.h"
 #include "template.h"
 #include "log.h"
@@ -467,6 +468,10 @@ int main(int argc, char *argv[])
 	lifecycle_init(&life, cache, &api, &tmpl, cr.team_id);
 	life.on_delete = forget_pod;
 	life.on_delete_arg = jobs;
+	/* Requests in flight are read back before the guards: a guard due on
+	 * a placeholder at mount marks it unwanted. */
+	struct pending *pending = pending_new(o.state, state_fd);
+	lifecycle_set_pending(&life, pending);
 	struct guards_opts go = {.dir = o.state,
 				 .dir_fd = state_fd,
 				 .lease_grace = o.lease_grace,
@@ -497,6 +502,7 @@ int main(int argc, char *argv[])
 			     .runs = &runs,
 			     .jobs = jobs,
 			     .guards = guards,
+			     .life = &life,
 			     .mountpoint = mountpoint};
 	/* The kernel keeps entries and attributes no longer than primefs
 	 * keeps the answers behind them (fs.c invalidates what changes). */
@@ -508,13 +514,17 @@ int main(int argc, char *argv[])
 
 	int rc = fs_main(&args, &pf);
 
-	/* Before anything it uses goes; warns of guards left armed. */
+	/* Settling stops first (its hook re-keys guards); then the guards go,
+	 * before anything they use, warning of guards left armed. */
+	lifecycle_stop(&life);
+	pending_set_hook(pending, NULL, NULL);
 	guards_free(guards);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);
 	/* Fetches still running end first: the pods hook prunes runs, and
 	 * the replace hook tells the tree. */
 	cache_free(cache);
+	pending_free(pending);
 	tree_free(pf.tree);
 	jobs_free(jobs);
 	runs_destroy(&runs);

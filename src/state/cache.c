@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pending.h"
 
 struct slot {
 	pthread_mutex_t mu;
@@ -52,19 +53,9 @@ struct cache {
 	/* Pods this mount terminated that no history listing has shown yet
 	 * (guarded by the history slot's mutex). */
 	struct pod_list terminated;
-	/* Pods this mount asked for that no listing has shown yet (guarded
-	 * by the pods slot's mutex): the overlay of every pods snapshot. */
+	/* Pods this mount asked for that no listing has shown yet
+	 * (pending.h): the overlay of every pods snapshot; set once. */
 	struct pending *pending;
-	size_t n_pending;
-};
-
-/* One pending create. `pod` is the create's answer (answered: its id is
- * the API's) or a placeholder (name, status PENDING; its id is the name,
- * as no other is known). */
-struct pending {
-	char *name;
-	struct pod pod;
-	bool answered;
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
@@ -119,11 +110,6 @@ void cache_free(struct cache *c)
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	pod_list_free(&c->terminated);
-	for (size_t i = 0; i < c->n_pending; i++) {
-		free(c->pending[i].name);
-		pod_free(&c->pending[i].pod);
-	}
-	free(c->pending);
 	free(c);
 }
 
@@ -150,6 +136,11 @@ void cache_set_pods_hook(struct cache *c,
 	c->pods_hook = fn;
 	c->pods_hook_arg = arg;
 	pthread_mutex_unlock(&c->mu);
+}
+
+void cache_set_pending(struct cache *c, struct pending *p)
+{
+	c->pending = p;
 }
 
 void cache_set_replace_hook(struct cache *c,
@@ -196,17 +187,37 @@ static void replaced(struct cache *c, struct snap *old, struct snap *fresh)
 
 /* ---- history: the listing plus what this mount terminated ---- */
 
-/* A copy of a pod as a history pod, from its own JSON. */
+/* A listed pod with no id is left out: every snapshot's pod has one. */
+static void drop_idless(struct pod_list *l)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].id)
+			l->v[kept++] = l->v[i];
+		else
+			pod_free(&l->v[i]);
+	}
+	l->n = kept;
+}
+
+/* A copy of a pod as a history pod, from its own JSON; none for a pod
+ * with no id (a placeholder, pending.h: nothing was terminated). */
 static bool history_copy(const struct pod *p, struct pod *out)
 {
 	json_object *o = json_tokener_parse(p->json);
 	int rc = pod_parse(o, true, out);
 	json_object_put(o);
+	if (rc == 0 && !out->id) {
+		pod_free(out);
+		return false;
+	}
 	return rc == 0;
 }
 
 static bool listed(const struct pod_list *l, const char *id)
 {
+	if (!id)
+		return false;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].id && !strcmp(l->v[i].id, id))
 			return true;
@@ -218,6 +229,7 @@ static bool listed(const struct pod_list *l, const char *id)
  * forgotten, as the API has them now. Locks the history slot briefly. */
 static struct snap *history_snap(struct cache *c, struct pod_list *l)
 {
+	drop_idless(l);
 	struct slot *sl = &c->slots[SNAP_HISTORY];
 	pthread_mutex_lock(&sl->mu);
 	struct pod_list *t = &c->terminated;
@@ -290,69 +302,20 @@ void cache_history_add(struct cache *c, const char *id)
 
 /* ---- pods: the listing plus the creates no listing shows yet ---- */
 
-/* A copy of a pending create's pod, for a snapshot. */
-static bool pending_copy(const struct pending *e, struct pod *out)
-{
-	json_object *o = json_tokener_parse(e->pod.json);
-	int rc = pod_parse(o, false, out);
-	json_object_put(o);
-	if (rc != 0)
-		return false;
-	if (!e->answered) {
-		free(out->id);
-		out->id = xstrdup(e->name);
-	}
-	return true;
-}
-
-static bool listed_name(const struct pod_list *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i].name && !strcmp(l->v[i].name, name))
-			return true;
-	return false;
-}
-
-static void pending_free(struct pending *e)
-{
-	free(e->name);
-	pod_free(&e->pod);
-}
-
-/* The pods snapshot of listing `l` (taken): each pending create it shows
- * (by id when the answer gave one, else by name) is settled and forgotten,
- * the listed pod standing for it; the others are added. Whenever the
- * listing started: what it shows exists. Locks the pods slot briefly. */
+/* The pods snapshot of listing `l` (taken), with the overlay of pending
+ * creates (pending.h): what the listing shows of them settles them, the
+ * others are added. Whenever the listing started: what it shows exists.
+ * Locks the pods slot briefly. */
 static struct snap *pods_snap(struct cache *c, struct pod_list *l)
 {
 	struct slot *sl = &c->slots[SNAP_PODS];
-	struct buf settled;
-	buf_init(&settled);
-	pthread_mutex_lock(&sl->mu);
-	l->v = xrealloc(l->v, (l->n + c->n_pending + 1) * sizeof *l->v);
-	size_t listed_n = l->n, kept = 0;
-	for (size_t i = 0; i < c->n_pending; i++) {
-		struct pending *e = &c->pending[i];
-		struct pod_list shown = {l->v, listed_n};
-		if (e->answered ? listed(&shown, e->pod.id)
-				: listed_name(&shown, e->name)) {
-			buf_printf(&settled, "%s%s", settled.len ? " " : "",
-				   e->name);
-			pending_free(e);
-			continue;
-		}
-		if (pending_copy(e, &l->v[l->n]))
-			l->n++;
-		c->pending[kept++] = *e;
+	drop_idless(l);
+	if (c->pending) {
+		pthread_mutex_lock(&sl->mu);
+		pending_overlay(c->pending, l);
+		pthread_mutex_unlock(&sl->mu);
+		pending_settle(c->pending);
 	}
-	c->n_pending = kept;
-	pthread_mutex_unlock(&sl->mu);
-	if (settled.len)
-		plog("mkdir", "/pods",
-		     "the listing shows the pods this mount created (%s): "
-		     "settled",
-		     settled.data);
-	buf_free(&settled);
 	return snap_from_pods(l, false);
 }
 
@@ -703,111 +666,12 @@ static void change_held(struct slot *sl, struct pod *add, const char *rm1,
 	ch->fresh = snap_ref(s);
 }
 
-static struct pending *pending_find(struct cache *c, const char *name)
-{
-	for (size_t i = 0; i < c->n_pending; i++)
-		if (!strcmp(c->pending[i].name, name))
-			return &c->pending[i];
-	return NULL;
-}
-
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 {
 	struct slot *sl = &c->slots[SNAP_PODS];
 	pthread_mutex_lock(&sl->mu);
-	if (remove) {
-		/* A pending create of that pod is settled: it is gone. */
-		size_t kept = 0;
-		for (size_t i = 0; i < c->n_pending; i++) {
-			struct pending *e = &c->pending[i];
-			if (e->answered ? !strcmp(e->pod.id, remove)
-					: !strcmp(e->name, remove)) {
-				pending_free(e);
-				continue;
-			}
-			c->pending[kept++] = *e;
-		}
-		c->n_pending = kept;
-	}
 	struct change ch;
 	change_held(sl, add, remove, NULL, &ch);
 	pthread_mutex_unlock(&sl->mu);
 	replaced(c, ch.old, ch.fresh);
-}
-
-void cache_pending_add(struct cache *c, const char *name)
-{
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "name", json_object_new_string(name));
-	json_object_object_add(o, "status", json_object_new_string("PENDING"));
-	struct pending e = {.name = xstrdup(name)};
-	pod_parse(o, false, &e.pod);
-	json_object_put(o);
-	e.pod.id = xstrdup(name);
-	struct pod copy;
-	bool shown = pending_copy(&e, &copy);
-	struct slot *sl = &c->slots[SNAP_PODS];
-	pthread_mutex_lock(&sl->mu);
-	c->pending =
-	    xrealloc(c->pending, (c->n_pending + 1) * sizeof *c->pending);
-	c->pending[c->n_pending++] = e;
-	struct change ch;
-	change_held(sl, shown ? &copy : NULL, name, NULL, &ch);
-	pthread_mutex_unlock(&sl->mu);
-	replaced(c, ch.old, ch.fresh);
-}
-
-void cache_pending_answered(struct cache *c, const char *name, struct pod *p)
-{
-	struct pending e = {.name = xstrdup(name), .pod = *p, .answered = true};
-	memset(p, 0, sizeof *p);
-	struct pod copy;
-	bool shown = pending_copy(&e, &copy);
-	struct slot *sl = &c->slots[SNAP_PODS];
-	pthread_mutex_lock(&sl->mu);
-	struct pending *old = pending_find(c, name);
-	if (old) {
-		pending_free(old);
-		*old = e;
-	} else {
-		/* A listing showed it before the answer came: it is settled;
-		 * the answer only refreshes what is shown. */
-		pending_free(&e);
-	}
-	/* Out goes the placeholder (its id is the name) or the listed pod. */
-	struct change ch;
-	change_held(sl, shown ? &copy : NULL, name, shown ? copy.id : NULL,
-		    &ch);
-	pthread_mutex_unlock(&sl->mu);
-	replaced(c, ch.old, ch.fresh);
-}
-
-bool cache_pending_drop(struct cache *c, const char *name)
-{
-	struct slot *sl = &c->slots[SNAP_PODS];
-	pthread_mutex_lock(&sl->mu);
-	struct pending *e = pending_find(c, name);
-	struct change ch = {NULL, NULL};
-	if (e) {
-		char *id = e->answered ? xstrdup(e->pod.id) : xstrdup(name);
-		pending_free(e);
-		*e = c->pending[--c->n_pending];
-		change_held(sl, NULL, id, NULL, &ch);
-		free(id);
-	}
-	pthread_mutex_unlock(&sl->mu);
-	replaced(c, ch.old, ch.fresh);
-	return e != NULL;
-}
-
-enum pending_state cache_pending_state(struct cache *c, const char *name)
-{
-	struct slot *sl = &c->slots[SNAP_PODS];
-	pthread_mutex_lock(&sl->mu);
-	const struct pending *e = pending_find(c, name);
-	enum pending_state state = !e		 ? PENDING_NONE
-				   : e->answered ? PENDING_ANSWERED
-						 : PENDING_UNANSWERED;
-	pthread_mutex_unlock(&sl->mu);
-	return state;
 }

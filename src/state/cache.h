@@ -87,26 +87,18 @@ void cache_install(struct cache *c, struct snap *s);
 
 /* A change primefs made itself (a pod created or deleted), shown at once:
  * the held pods snapshot is copied with `add` appended (taken) and the pod
- * with id `remove` left out (and a pending create of it forgotten). A
+ * with id `remove` left out. A
  * listing that was on the wire meanwhile does not overwrite it, as it may
  * predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
-/* Pending creates (never twice; the rule is in lifecycle.h): pods this
- * mount asked for that no listing has shown yet. They are one overlay on
- * every pods snapshot, the held one at once and each one fetched later,
- * however late the API's listing shows new pods; a fetched listing that
- * shows one (by id when the create's answer gave one, else by name)
- * settles it, and the listed pod stands for it from then on.
- * - add: a placeholder for `name` (status PENDING, id = the name), from
- *   before the request is sent;
- * - answered: the create's answer `p` (taken) replaces it;
- * - drop: forgets it (known not created); false if it was not pending. */
-enum pending_state { PENDING_NONE, PENDING_UNANSWERED, PENDING_ANSWERED };
-void cache_pending_add(struct cache *c, const char *name);
-void cache_pending_answered(struct cache *c, const char *name, struct pod *p);
-bool cache_pending_drop(struct cache *c, const char *name);
-enum pending_state cache_pending_state(struct cache *c, const char *name);
+/* The overlay of pending creates on every pods snapshot (pending.h): the
+ * creates a fetched listing shows are settled by it (pending_settle runs
+ * on the fetch's thread, no cache lock held), the others are added. Set
+ * once at start-up. A change to what pending shows is made visible with
+ * cache_pods_change. */
+struct pending;
+void cache_set_pending(struct cache *c, struct pending *p);
 
 /* Pod `id`, just terminated by this mount, shows in history/ at once
  * (with its last known data from the held pods snapshot) until a history

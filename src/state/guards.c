@@ -29,6 +29,7 @@
 
 struct guard {
 	char *id, *name;
+	char *was; /* the placeholder key it had (guards_rekey), or NULL */
 	time_t deadline;   /* 0: none */
 	double idle;	   /* seconds; < 0: none */
 	time_t idle_since; /* the later of arming, ACTIVE and the last job */
@@ -92,6 +93,7 @@ static struct guard *find_or_add(struct guards *g, const char *id,
 
 static void guard_free(struct guard *x)
 {
+	free(x->was);
 	free(x->id);
 	free(x->name);
 	free(x);
@@ -773,6 +775,10 @@ void guards_lease_release(struct guards *g, const char *pod_id)
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, pod_id);
 	int rc = 0;
+	/* Held on a placeholder that has settled since: the pod's now. */
+	for (size_t i = 0; !x && i < g->n; i++)
+		if (g->v[i]->was && !strcmp(g->v[i]->was, pod_id))
+			x = g->v[i];
 	if (x && x->holders && !--x->holders) {
 		x->released = time(NULL);
 		rc = save(g, x);
@@ -801,5 +807,55 @@ void guards_forget(struct guards *g, const char *pod_id)
 			drop(g, x);
 		}
 	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_rekey(struct guards *g, const char *from, const char *to)
+{
+	if (!g || !strcmp(from, to))
+		return;
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, from);
+	if (x) {
+		struct guard *y = find(g, to);
+		if (y) {
+			/* Re-keyed before a crash that left both: the pod's
+			 * win; the placeholder's open leases move to it. */
+			y->holders += x->holders;
+			if (x->holders) {
+				y->lease = true;
+				y->released = 0;
+				free(y->was);
+				y->was = xstrdup(from);
+			}
+			drop(g, x);
+		} else {
+			free(x->id);
+			x->id = xstrdup(to);
+			free(x->was);
+			x->was = xstrdup(from);
+			if (x->firing) /* it fell due on the placeholder */
+				x->retry_at = time(NULL);
+			save(g, x); /* before the old file goes */
+		}
+		unsave(g, from);
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_doom(struct guards *g, const char *pod_id, const char *pod_name,
+		 const char *why)
+{
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find_or_add(g, pod_id, pod_name);
+	time_t now = time(NULL);
+	/* Kept as a deadline that has passed: a restart fires it too. */
+	x->deadline = now;
+	x->firing = why;
+	x->retry_at = now;
+	x->backoff = 0;
+	save(g, x);
+	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }

@@ -56,6 +56,14 @@ void guards_list(struct guards *g, const char *pod_id, struct buf *out);
 void guards_lease_hold(struct guards *g, const char *pod_id,
 		       const char *pod_name);
 void guards_lease_release(struct guards *g, const char *pod_id);
+/* A placeholder's guards (kept under its key, pending.h) become the pod's
+ * with id `to`; a lease held on the placeholder is released by either. */
+void guards_rekey(struct guards *g, const char *from, const char *to);
+/* The pod is to be terminated now (`why`, a static string, names the
+ * reason in `log`), retrying as a guard that fired; kept in the state
+ * directory as a deadline passed. */
+void guards_doom(struct guards *g, const char *pod_id, const char *pod_name,
+		 const char *why);
 /* The pod is gone: its guards go with it. */
 void guards_forget(struct guards *g, const char *pod_id);
 

@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@
 #include "errmap.h"
 #include "guards.h"
 #include "log.h"
+#include "naming.h"
+#include "pending.h"
 
 void lifecycle_init(struct lifecycle *l, struct cache *cache, struct api *api,
 		    struct template_store *tmpl, const char *team_id)
@@ -23,13 +26,88 @@ void lifecycle_init(struct lifecycle *l, struct cache *cache, struct api *api,
 	l->team_id = team_id;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->settle_cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+void lifecycle_stop(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_cond_broadcast(&l->settle_cv);
+	bool started = l->settler_started;
+	l->settler_started = false;
+	pthread_mutex_unlock(&l->mu);
+	if (started)
+		pthread_join(l->settler, NULL);
 }
 
 void lifecycle_destroy(struct lifecycle *l)
 {
+	lifecycle_stop(l);
 	free(l->creating);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	pthread_cond_destroy(&l->settle_cv);
+}
+
+/* The settler: while requests are pending, a pods listing now and then
+ * (LIFECYCLE_SETTLE_MIN s apart, doubling up to LIFECYCLE_SETTLE_MAX
+ * while none settles), so that each is settled — its guards applied, an
+ * unwanted pod terminated — with nobody looking, after a restart too. */
+static void *settler(void *arg)
+{
+	struct lifecycle *l = arg;
+	double wait = LIFECYCLE_SETTLE_MIN, next = now_monotonic();
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop) {
+		size_t n = pending_count(l->pending);
+		double now = now_monotonic();
+		if (!n || now < next) {
+			double until = n ? next : now + 3600;
+			struct timespec ts = {
+			    (time_t)until,
+			    (long)((until - (double)(time_t)until) * 1e9)};
+			pthread_cond_timedwait(&l->settle_cv, &l->mu, &ts);
+			if (!n && pending_count(l->pending)) {
+				/* A new request: its first look is soon. */
+				wait = LIFECYCLE_SETTLE_MIN;
+				next = now_monotonic() + wait;
+			}
+			continue;
+		}
+		pthread_mutex_unlock(&l->mu);
+		struct snap *s;
+		if (cache_get(l->cache, SNAP_PODS, CACHE_TTL, &s) == 0)
+			snap_put(s);
+		pthread_mutex_lock(&l->mu);
+		wait = pending_count(l->pending) < n
+			   ? LIFECYCLE_SETTLE_MIN
+			   : fmin(wait * 2, LIFECYCLE_SETTLE_MAX);
+		next = now_monotonic() + wait;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+void lifecycle_start(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	if (l->pending && !l->settler_started && !l->stop &&
+	    pthread_create(&l->settler, NULL, settler, l) == 0)
+		l->settler_started = true;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* A request is pending: the settler looks for it. */
+static void wake_settler(struct lifecycle *l)
+{
+	pthread_mutex_lock(&l->mu);
+	pthread_cond_broadcast(&l->settle_cv);
+	pthread_mutex_unlock(&l->mu);
 }
 
 static struct creating *creating(struct lifecycle *l, const char *name)
@@ -102,7 +180,8 @@ static size_t others_unseen(struct lifecycle *l, const char *mine,
 			n++;
 	}
 	pthread_mutex_unlock(&l->mu);
-	return n;
+	/* Unwanted placeholders are not in pods/, but may bill. */
+	return n + (l->pending ? pending_hidden(l->pending) : 0);
 }
 
 /* Was the request perhaps received? Then its answer, not the request, may
@@ -121,30 +200,34 @@ static bool maybe_sent(const struct http_resp *r)
 	return r->status >= 500;
 }
 
-/* The create's answer replaces the placeholder, until a listing shows the
- * pod. One without a usable id leaves the placeholder, which a listing
- * then settles by name. */
-static void show_created(struct lifecycle *l, const char *name, json_object *o)
+/* What pending shows for `name` now, in every pods snapshot at once
+ * (the key `remove` left out). */
+static void show_pending(struct lifecycle *l, const char *name,
+			 const char *remove)
+{
+	struct pod p;
+	bool shown = pending_pod(l->pending, name, &p);
+	cache_pods_change(l->cache, shown ? &p : NULL, remove);
+}
+
+/* The create's answer: its id is known, and the placeholder's guards
+ * become the pod's; it is pending until a listing shows it. One without a
+ * usable id leaves the placeholder, which a listing settles by name. */
+static void answered(struct lifecycle *l, const char *name, json_object *o)
 {
 	struct pod p;
 	if (pod_parse(o, false, &p) != 0)
 		return;
-	if (p.id && safe_name(p.id) && p.id[0] != '.')
-		cache_pending_answered(l->cache, name, &p); /* takes p */
+	if (p.id && safe_name(p.id) && p.id[0] != '.') {
+		pending_answered(l->pending, name, &p);
+		guards_rekey(l->guards, name, p.id);
+		show_pending(l, name, name);
+	}
 	pod_free(&p);
 }
 
-/* The template's guards, on the pod just created. */
-static void arm(struct lifecycle *l, const char *id, const char *name,
-		const struct pod_spec *spec)
-{
-	if (l->guards && id && safe_name(id))
-		guards_arm(l->guards, id, name, spec->deadline, spec->idle,
-			   spec->max_cost);
-}
-
 static int post(struct lifecycle *l, const char *name, const char *path,
-		json_object *body, const struct pod_spec *spec)
+		json_object *body)
 {
 	const char *text =
 	    json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
@@ -157,8 +240,7 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 		if (o) {
 			plog("mkdir", path, "created pod %s (id %s)", name,
 			     jx_str(o, "id") ? jx_str(o, "id") : "?");
-			arm(l, jx_str(o, "id"), name, spec);
-			show_created(l, name, o);
+			answered(l, name, o);
 			json_object_put(o);
 		} else {
 			/* Created, but the answer is unreadable: the listing
@@ -170,30 +252,29 @@ static int post(struct lifecycle *l, const char *name, const char *path,
 		 * the pod settles it (the cache's overlay drops it). */
 		struct snap *s;
 		int lrc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
-		if (lrc == 0 &&
-		    cache_pending_state(l->cache, name) == PENDING_NONE) {
+		enum pending_state st = pending_state(l->pending, name, NULL);
+		if (lrc == 0 && (st == PENDING_NONE || st == PENDING_SETTLED)) {
 			plog("mkdir", path,
 			     "the API's answer was lost; pod %s is in a fresh "
 			     "listing, so it was created once",
 			     name);
-			const struct pod *p = named(s, name);
-			if (p)
-				arm(l, p->id, name, spec);
 		} else {
 			rc = api_fail("mkdir", path, &r);
-			plog(
-			    "mkdir", path,
-			    "the answer was lost and no listing shows pod %s "
-			    "yet%s; it may exist: the name stays taken and "
-			    "listed as PENDING until a listing shows it (rmdir "
-			    "forgets the request)",
-			    name, lrc ? " (the listing failed too)" : "");
+			plog("mkdir", path,
+			     "the answer was lost and no listing shows pod %s "
+			     "yet%s; it may exist: the name stays taken and "
+			     "listed as PENDING until a listing shows it; its "
+			     "guards apply to it then (rmdir: terminated once "
+			     "listed)",
+			     name, lrc ? " (the listing failed too)" : "");
 		}
 		if (lrc == 0)
 			snap_put(s);
 	} else {
 		/* Not created (4xx, or nothing was sent): the name is free. */
-		cache_pending_drop(l->cache, name);
+		pending_drop(l->pending, name);
+		guards_forget(l->guards, name);
+		cache_pods_change(l->cache, NULL, name);
 		rc = api_fail("mkdir", path, &r);
 	}
 	http_resp_free(&r);
@@ -213,10 +294,10 @@ int pod_create(struct lifecycle *l, const char *name)
 		return -EINVAL;
 	}
 	char *mine = xstrdup(name);
-	if (claim(l, mine)) {
+	if (claim(l, mine) || pending_state(l->pending, name, NULL)) {
 		plog("mkdir", path.data,
 		     "a pod named %s exists already (its create request is on "
-		     "the wire)",
+		     "the wire, or no listing has settled it yet)",
 		     name);
 		free(mine);
 		buf_free(&path);
@@ -264,10 +345,27 @@ int pod_create(struct lifecycle *l, const char *name)
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
 	     offer->price.d);
-	/* From now on the pod counts as existing (see lifecycle.h). */
+	/* From now on the pod counts as existing (see pending.h): recorded
+	 * before it is sent, with the template's guards. */
+	char *type_dir = offer->gpu_type ? gpu_type_dir(offer->gpu_type) : NULL;
+	buf_reset(&why);
+	if (type_dir)
+		buf_printf(&why, "%s/%s", type_dir, offer->name);
+	free(type_dir);
+	if ((rc = pending_add(l->pending, name, why.len ? why.data : NULL))) {
+		plog("mkdir", path.data,
+		     "nothing was sent: the request could not be recorded "
+		     "(%s)",
+		     strerror(-rc));
+		goto out;
+	}
 	mark_sent(l, mine);
-	cache_pending_add(l->cache, name);
-	rc = post(l, name, path.data, body, &spec);
+	if (l->guards)
+		guards_arm(l->guards, name, name, spec.deadline, spec.idle,
+			   spec.max_cost);
+	show_pending(l, name, name);
+	wake_settler(l);
+	rc = post(l, name, path.data, body);
 out:
 	json_object_put(body);
 	if (pods)
@@ -282,11 +380,11 @@ out:
 	return rc;
 }
 
-/* rmdir of a placeholder: a create whose answer was lost and that no
- * listing has shown. A fresh listing may show it now (then it is returned
- * as any pod); else there is nothing to terminate by, and the request is
- * forgotten. */
-static int forget(struct lifecycle *l, const char *name, const char *path)
+/* rmdir of a placeholder (pending.h): a create whose answer was lost and
+ * that no listing has shown. A fresh listing may show it now (then it is
+ * returned as any pod); else it is unwanted: it leaves pods/, its name
+ * stays taken, and the listing that shows it has it terminated. */
+static int unwant(struct lifecycle *l, const char *name, const char *path)
 {
 	pthread_mutex_lock(&l->mu);
 	bool on_wire = creating(l, name) != NULL;
@@ -300,17 +398,19 @@ static int forget(struct lifecycle *l, const char *name, const char *path)
 	}
 	struct snap *s;
 	int rc = cache_get(l->cache, SNAP_PODS, CACHE_FRESH, &s);
-	if (rc)
-		return rc;
-	snap_put(s);
-	if (cache_pending_state(l->cache, name) != PENDING_UNANSWERED)
+	if (rc == 0)
+		snap_put(s);
+	if (pending_state(l->pending, name, NULL) != PENDING_PLACEHOLDER)
 		return pod_delete(l, name); /* settled meanwhile */
-	if (cache_pending_drop(l->cache, name))
+	if (pending_unwanted(l->pending, name, "rmdir")) {
+		cache_pods_change(l->cache, NULL, name);
 		plog("rmdir", path,
-		     "forgot the create request of pod %s, whose answer was "
-		     "lost and which no listing shows; if the API lists it "
-		     "later, it shows in pods/ again",
+		     "pod %s is a placeholder (its create's answer was lost "
+		     "and no listing shows it yet): not wanted any more; its "
+		     "name stays taken until a listing shows it, and then it "
+		     "is terminated",
 		     name);
+	}
 	return 0;
 }
 
@@ -328,11 +428,23 @@ static int delete_id(struct lifecycle *l, const char *id, const char *op,
 	bool ok = http_call(l->api->http, "DELETE", api_path.data, NULL,
 			    "DELETE /pods/{id}", &r);
 	int rc = 0;
-	if (ok || (r.curl == CURLE_OK && r.status == 404)) {
+	if (!ok && r.curl == CURLE_OK && r.status == 404 &&
+	    pending_unwanted_id(l->pending, id, op)) {
+		/* Answered, but no listing shows it yet: a 404 settles
+		 * nothing (pending.h). */
+		plog(
+		    op, path,
+		    "pod %s is not listed yet (404): not wanted; its name "
+		    "stays taken, and it is terminated once a listing shows it",
+		    id);
+		cache_pods_change(l->cache, NULL, id);
+		guards_forget(l->guards, id);
+	} else if (ok || (r.curl == CURLE_OK && r.status == 404)) {
 		plog(op, path, "pod %s terminated%s%s", id, note,
 		     ok ? "" : " (it was gone already)");
 		cache_history_add(l->cache, id);
 		cache_pods_change(l->cache, NULL, id);
+		pending_gone(l->pending, id);
 		guards_forget(l->guards, id);
 		if (l->on_delete)
 			l->on_delete(l->on_delete_arg, id);
@@ -372,11 +484,11 @@ int pod_delete(struct lifecycle *l, const char *name)
 		buf_free(&path);
 		return -ENOENT;
 	}
-	if (cache_pending_state(l->cache, p->id) == PENDING_UNANSWERED) {
-		/* A placeholder: its id is its name. */
+	if (pending_state(l->pending, p->id, NULL) == PENDING_PLACEHOLDER) {
+		/* A placeholder: its key is its name, not an id. */
 		char *pname = xstrdup(p->id);
 		snap_put(pods);
-		rc = forget(l, pname, path.data);
+		rc = unwant(l, pname, path.data);
 		free(pname);
 		buf_free(&path);
 		return rc;
@@ -396,9 +508,62 @@ int pod_terminate(struct lifecycle *l, const char *id, const char *name,
 	buf_init(&path);
 	buf_init(&note);
 	buf_printf(&path, "/pods/%s", name);
-	buf_printf(&note, " by its %s guard", why);
-	int rc = delete_id(l, id, "guard", path.data, note.data);
+	char *real = NULL;
+	enum pending_state st = pending_state(l->pending, id, &real);
+	int rc = 0;
+	if (st == PENDING_PLACEHOLDER || st == PENDING_UNWANTED) {
+		/* Never by a placeholder's key: no id to terminate by. */
+		if (pending_unwanted(l->pending, id, why))
+			cache_pods_change(l->cache, NULL, id);
+		plog("guard", path.data,
+		     "pod %s is a placeholder (no listing shows it yet): its "
+		     "%s guard marks it not wanted; it is terminated as soon "
+		     "as a listing shows it",
+		     name, why);
+	} else {
+		if (!strcmp(why, "unwanted"))
+			buf_adds(&note, ", as it was not wanted (rmdir of its "
+					"placeholder, or a guard due on it)");
+		else
+			buf_printf(&note, " by its %s guard", why);
+		rc = delete_id(l, real ? real : id, "guard", path.data,
+			       note.data);
+	}
+	free(real);
 	buf_free(&note);
 	buf_free(&path);
 	return rc;
+}
+
+/* A listing settled a pending create (pending.h). */
+static void settled(void *arg, const struct pending_settled *s)
+{
+	struct lifecycle *l = arg;
+	struct buf path;
+	buf_init(&path);
+	buf_printf(&path, "/pods/%s", s->name);
+	if (s->was_placeholder)
+		guards_rekey(l->guards, s->name, s->id);
+	if (s->unwanted) {
+		plog("mkdir", path.data,
+		     "the listing shows pod %s (id %s), which is not wanted "
+		     "(%s): terminating it",
+		     s->name, s->id, s->unwanted);
+		if (l->guards)
+			guards_doom(l->guards, s->id, s->name, "unwanted");
+		else
+			pod_terminate(l, s->id, s->name, "unwanted");
+	} else {
+		plog("mkdir", path.data,
+		     "the listing shows pod %s (id %s): its create is settled",
+		     s->name, s->id);
+	}
+	buf_free(&path);
+}
+
+void lifecycle_set_pending(struct lifecycle *l, struct pending *p)
+{
+	l->pending = p;
+	pending_set_hook(p, settled, l);
+	cache_set_pending(l->cache, p);
 }

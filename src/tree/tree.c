@@ -14,6 +14,7 @@
 #include "jobfiles.h"
 #include "jobs.h"
 #include "lifecycle.h"
+#include "pending.h"
 #include "log.h"
 #include "naming.h"
 #include "podlog.h"
@@ -149,7 +150,8 @@ static const struct file_def offer_files[] = {
 		return 0;                                                      \
 	}
 
-POD_STR(r_pod_id, p->id)
+/* A placeholder (pending.h) has no id: its key is its name, not an id. */
+POD_STR(r_pod_id, p->json && !strstr(p->json, "\"id\":") ? NULL : p->id)
 POD_STR(r_pod_name, p->name)
 POD_STR(r_pod_status, pod_status(p))
 POD_STR(r_pod_gpu_type, p->gpu_type)
@@ -224,6 +226,12 @@ static int pod_offer(struct tree *t, const struct snap *pods,
 		     const struct pod *p, struct buf *out)
 {
 	struct snap *s;
+	/* The offer this mount rented it from, as recorded at its mkdir. */
+	if (t->o.life && t->o.life->pending &&
+	    pending_offer(t->o.life->pending, p->id, out)) {
+		buf_addc(out, '\n');
+		return 0;
+	}
 	/* A type no directory could hold: no offer, and no fetch for it. */
 	char *dir = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
 	bool usable = dir != NULL;
