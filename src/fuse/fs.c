@@ -171,20 +171,108 @@ static void ll_destroy(void *userdata)
 	kc_stop();
 }
 
+/* ---- operations the kernel sends with a directory locked ---- */
+
+/* Each holds the directory's lock registered while primefs answers it, so
+ * that no invalidation waits for it (fs_inval.c). */
+static void locked_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	kc_dir_enter(parent);
+	ll_lookup(req, parent, name);
+	kc_dir_leave(parent);
+}
+
+static void locked_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			   int to_set, struct fuse_file_info *fi)
+{
+	kc_dir_enter(ino);
+	ll_setattr(req, ino, attr, to_set, fi);
+	kc_dir_leave(ino);
+}
+
+static void locked_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, dev_t rdev)
+{
+	kc_dir_enter(parent);
+	ll_mknod(req, parent, name, mode, rdev);
+	kc_dir_leave(parent);
+}
+
+static void locked_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode)
+{
+	kc_dir_enter(parent);
+	ll_mkdir(req, parent, name, mode);
+	kc_dir_leave(parent);
+}
+
+static void locked_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	kc_dir_enter(parent);
+	ll_unlink(req, parent, name);
+	kc_dir_leave(parent);
+}
+
+/* The victim's lock too: names under it wait for the rmdir. */
+static void locked_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_ino_t victim = inodes_find(inos, parent, name);
+	kc_dir_enter(parent);
+	if (victim)
+		kc_dir_enter(victim);
+	ll_rmdir(req, parent, name);
+	if (victim)
+		kc_dir_leave(victim);
+	kc_dir_leave(parent);
+}
+
+static void locked_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			   const char *name)
+{
+	kc_dir_enter(parent);
+	ll_symlink(req, link, parent, name);
+	kc_dir_leave(parent);
+}
+
+static void locked_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  mode_t mode, struct fuse_file_info *fi)
+{
+	kc_dir_enter(parent);
+	ll_create(req, parent, name, mode, fi);
+	kc_dir_leave(parent);
+}
+
+static void locked_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	kc_dir_enter(ino);
+	ll_readdir(req, ino, size, off, fi);
+	kc_dir_leave(ino);
+}
+
+static void locked_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			       off_t off, struct fuse_file_info *fi)
+{
+	kc_dir_enter(ino);
+	ll_readdirplus(req, ino, size, off, fi);
+	kc_dir_leave(ino);
+}
+
+/* rename is refused at once: it registers nothing. */
 static const struct fuse_lowlevel_ops ops = {
     .init = ll_init,
     .destroy = ll_destroy,
-    .lookup = ll_lookup,
+    .lookup = locked_lookup,
     .forget = ll_forget,
     .forget_multi = ll_forget_multi,
     .getattr = ll_getattr,
-    .setattr = ll_setattr,
+    .setattr = locked_setattr,
     .readlink = ll_readlink,
-    .mknod = ll_mknod,
-    .mkdir = ll_mkdir,
-    .unlink = ll_unlink,
-    .rmdir = ll_rmdir,
-    .symlink = ll_symlink,
+    .mknod = locked_mknod,
+    .mkdir = locked_mkdir,
+    .unlink = locked_unlink,
+    .rmdir = locked_rmdir,
+    .symlink = locked_symlink,
     .rename = ll_rename,
     .open = ll_open,
     .read = ll_read,
@@ -192,11 +280,11 @@ static const struct fuse_lowlevel_ops ops = {
     .flush = ll_flush,
     .release = ll_release,
     .opendir = ll_opendir,
-    .readdir = ll_readdir,
-    .readdirplus = ll_readdirplus,
+    .readdir = locked_readdir,
+    .readdirplus = locked_readdirplus,
     .releasedir = ll_releasedir,
     .statfs = ll_statfs,
-    .create = ll_create,
+    .create = locked_create,
     .poll = ll_poll,
 };
 

@@ -33,8 +33,9 @@ static int node_stat(struct node *n, struct stat *st)
 	else if (n->type == N_FILE && n->file->hooks && n->file->hooks->size)
 		rc = n->file->hooks->size(fs()->tree, n, &size);
 	else if (n->type == N_FILE &&
-		 !(n->file->flags & (F_STREAM | F_WRITE_ONLY)))
-		rc = tree_render(fs()->tree, n, &b);
+		 !(n->file->flags & (F_STREAM | F_WRITE_ONLY)) &&
+		 (rc = tree_render_held(fs()->tree, n, &b)) == -EAGAIN)
+		rc = 0; /* never fetched: size 0, not kept (tree_volatile) */
 	if (b.len)
 		size = (off_t)b.len;
 	st->st_size = size;
@@ -98,7 +99,7 @@ void reply_entry_of(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (tree_generation(fs()->tree) != gen) {
 		if (rc == 0)
 			kc_push(path, true, true);
-		kc_sync(parent, 0);
+		kc_sync();
 	}
 	if (rc) {
 		reply_err(req, rc);
@@ -167,7 +168,7 @@ void reply_attr_of(fuse_req_t req, fuse_ino_t ino, const char *path,
 	if (tree_generation(fs()->tree) != gen) {
 		if (rc == 0)
 			kc_push(path, false, true);
-		kc_sync(0, 0);
+		kc_sync();
 	}
 	if (rc) {
 		reply_err(req, rc);

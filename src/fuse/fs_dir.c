@@ -63,7 +63,7 @@ void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A listing this request fetched: the kernel is told of what it
 	 * changed before `ls` goes on to stat what it lists. */
 	if (tree_generation(fs()->tree) != gen)
-		kc_sync(0, 0);
+		kc_sync();
 	cur = NULL;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		dirh_free(d); /* opendir was interrupted: no releasedir */

@@ -114,7 +114,7 @@ void do_release(struct handle *h)
 	 * cannot be invalid, so nothing is lost by storing it this late. */
 	if (h->truncated && h->file->store && !(h->file->flags & F_PER_WRITE)) {
 		h->file->store(fs()->tree, h->pod_id, "", 0);
-		kc_sync(0, 0);
+		kc_sync();
 	}
 	if (h->lease)
 		tree_lease(fs()->tree, h->pod_id, false);
@@ -206,7 +206,7 @@ static int do_write(struct handle *h, const char *data, size_t size, off_t off)
 		return -EACCES;
 	if (h->file->flags & F_PER_WRITE) {
 		int rc = h->file->store(fs()->tree, h->pod_id, data, size);
-		kc_sync(0, 0);
+		kc_sync();
 		return rc ? rc : (int)size;
 	}
 	/* Whole-file writes are gathered and stored when the file closes.
@@ -253,7 +253,7 @@ static int do_flush(struct handle *h)
 	const struct file_hooks *hooks = h->file->hooks;
 	if (hooks) {
 		int rc = hooks->flush ? hooks->flush(&h->fh) : 0;
-		kc_sync(0, 0);
+		kc_sync();
 		return rc;
 	}
 	if (h->refused) { /* a write failed and said so: the old is kept */
@@ -266,7 +266,7 @@ static int do_flush(struct handle *h)
 	h->truncated = false;
 	int rc = h->file->store(fs()->tree, h->pod_id,
 				h->data.data ? h->data.data : "", h->data.len);
-	kc_sync(0, 0);
+	kc_sync();
 	return rc;
 }
 
@@ -326,7 +326,7 @@ int do_truncate(const char *path, off_t size, struct handle *h)
 					       ? ((const struct pod *)n.obj)->id
 					       : NULL,
 					   b.data ? b.data : "", b.len);
-			kc_sync(0, 0);
+			kc_sync();
 		}
 		buf_free(&b);
 	}

@@ -49,7 +49,8 @@ int ino_path(fuse_ino_t ino, struct buf *out);
 /* The path of name in directory parent. */
 int child_path(fuse_ino_t parent, const char *name, struct buf *out);
 
-/* ---- kernel caching (fs_inval.c) ---- */
+/* ---- kernel caching (fs_inval.c; its header says who may invalidate
+ * what) ---- */
 
 /* Queues path to be invalidated (its inode; with gone, its entry too),
  * at once or, with late, a moment after the reply being made. */
@@ -58,10 +59,13 @@ void kc_push(const char *path, bool gone, bool late);
 void kc_changed(void *arg, const char *path, bool gone);
 void kc_start(void);
 void kc_stop(void);
-/* Returns once the kernel has been told of every path queued so far;
- * locked, locked2: directories whose lock the kernel holds for this
- * request (0: none). */
-void kc_sync(fuse_ino_t locked, fuse_ino_t locked2);
+/* The kernel holds directory ino's lock for the request this thread
+ * answers, from enter until leave (after its reply). */
+void kc_dir_enter(fuse_ino_t ino);
+void kc_dir_leave(fuse_ino_t ino);
+/* Returns once the kernel has been told what was queued so far, but for
+ * gone names in directories locked for requests in progress. */
+void kc_sync(void);
 
 /* ---- attributes and entries (fs_attr.c) ---- */
 

@@ -1,13 +1,39 @@
 /* fs_inval.c — telling the kernel what changed: the invalidation queue
- * and its two threads.
+ * and its threads.
  *
  * The kernel caches entries and attributes for the shortest freshness
- * window; what the tree says changed is invalidated by a thread of this
- * file's own (never from a request the kernel waits on), and a request
- * that made a change waits until the kernel has been told before it
- * returns. */
+ * window (per reply: fs_attr.c); what primefs learns meanwhile (a listing
+ * that differs, its own mkdir and rmdir under both of a pod's names,
+ * refresh, config and guard writes) is told to the kernel here. No
+ * negative entries are given, so a name that appears needs nothing told.
+ *
+ * Who may invalidate what (the invariant; this is the one place it is
+ * written):
+ * - The tree says what changed (tree_set_changed), from any thread, with
+ *   no lock held; kc_push only queues, never blocks.
+ * - Only this file's threads call the kernel's invalidations, never a
+ *   request's thread: telling a gone name takes its directory's lock,
+ *   which the kernel may hold for that very request.
+ * - The inodes thread tells attributes and pages. That needs no lock of a
+ *   directory, so it never waits for a request.
+ * - The entries threads tell gone names, each one directory at a time. A
+ *   directory whose lock the kernel holds for a request primefs is
+ *   answering (kc_dir_enter .. kc_dir_leave, which every operation the
+ *   kernel sends with a directory locked brackets: lookup, mkdir, rmdir,
+ *   unlink, create, mknod, symlink, rename, readdir, setattr) is not taken
+ *   until that request has returned, so one directory held by a slow
+ *   request (a mkdir waiting for the API) never holds up the others.
+ * - A request that changed something (kc_sync) returns once the kernel has
+ *   been told of every inode queued so far, and of every gone name queued
+ *   so far outside the directories locked for requests in progress. The
+ *   names in those are told once their requests return; their inodes,
+ *   told already, make a stat ask again meanwhile. So kc_sync never waits
+ *   for the network, nor for a request that does; KC_SYNC_WAIT bounds it
+ *   anyway (a lock the kernel took for a request no thread has read yet).
+ */
 #include "fs_int.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,26 +62,83 @@ struct kc_list {
 	size_t n, cap;
 };
 
-/* A batch of gone names for the entries thread. */
-struct kc_batch {
-	struct kc_list gone;
-	unsigned long upto; /* done once this batch is */
+/* A gone name to tell in its directory; seq: the item it came from
+ * (KC_UNCOUNTED: a late one, which nobody waits for). */
+#define KC_UNCOUNTED ULONG_MAX
+struct kc_ent {
+	char *name;
+	unsigned long seq;
 };
+
+/* A directory with gone names to tell, or locked for requests (or both). */
+struct kc_dir {
+	fuse_ino_t ino;
+	struct kc_ent *v; /* to tell, in order */
+	size_t n, cap;
+	unsigned long first; /* the oldest seq not told yet (KC_UNCOUNTED) */
+	unsigned locks;	     /* requests the kernel holds its lock for */
+	bool telling;	     /* an entries thread has it */
+};
+
+#define KC_ENTRY_THREADS 4
 
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* work arrived, or stop */
-	pthread_cond_t ent_cv;	/* a batch for the entries thread, or stop */
-	pthread_cond_t done_cv; /* done, told_inodes or busy moved */
+	pthread_cond_t ent_cv;	/* a directory to tell, or stop */
+	pthread_cond_t done_cv; /* told_inodes, a directory or a lock moved */
 	struct kc_list now, late;
-	struct kc_batch *batches; /* for the entries thread, in order */
-	size_t n_batches, cap_batches;
-	unsigned long queued, done; /* items of `now`, ever */
-	unsigned long told_inodes;  /* items whose inodes were told */
-	fuse_ino_t busy;	    /* the directory an entry is told in */
+	struct kc_dir *dirs;
+	size_t n_dirs, cap_dirs;
+	unsigned long queued;	   /* items of `now`, ever */
+	unsigned long told_inodes; /* items whose inodes were told */
 	bool running, stop;
-	pthread_t thread, ent_thread;
+	pthread_t thread, ent_threads[KC_ENTRY_THREADS];
+	int n_ent_threads;
 } kc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The directory ino's slot, added if need be (under kc.mu). */
+static struct kc_dir *kc_dir(fuse_ino_t ino)
+{
+	for (size_t i = 0; i < kc.n_dirs; i++)
+		if (kc.dirs[i].ino == ino)
+			return &kc.dirs[i];
+	if (kc.n_dirs == kc.cap_dirs) {
+		kc.cap_dirs = kc.cap_dirs ? 2 * kc.cap_dirs : 16;
+		kc.dirs = xrealloc(kc.dirs, kc.cap_dirs * sizeof *kc.dirs);
+	}
+	struct kc_dir *d = &kc.dirs[kc.n_dirs++];
+	*d = (struct kc_dir){.ino = ino, .first = KC_UNCOUNTED};
+	return d;
+}
+
+/* Drops d's slot if it holds nothing (under kc.mu): d is invalid after. */
+static void kc_dir_tidy(struct kc_dir *d)
+{
+	if (d->n || d->locks || d->telling)
+		return;
+	free(d->v);
+	*d = kc.dirs[--kc.n_dirs];
+}
+
+void kc_dir_enter(fuse_ino_t ino)
+{
+	pthread_mutex_lock(&kc.mu);
+	kc_dir(ino)->locks++;
+	pthread_cond_broadcast(&kc.done_cv);
+	pthread_mutex_unlock(&kc.mu);
+}
+
+void kc_dir_leave(fuse_ino_t ino)
+{
+	pthread_mutex_lock(&kc.mu);
+	struct kc_dir *d = kc_dir(ino);
+	d->locks--;
+	if (!d->locks && d->n)
+		pthread_cond_signal(&kc.ent_cv);
+	kc_dir_tidy(d);
+	pthread_mutex_unlock(&kc.mu);
+}
 
 static void kc_add(struct kc_list *l, const char *path, bool gone, double at)
 {
@@ -116,17 +199,20 @@ static void kc_send_inodes(struct kc_item *items, size_t n)
 	}
 }
 
-/* Tells the kernel of gone names: their entries in their directories,
- * which takes that directory's lock (a request holding it, such as the
- * rmdir or lookup that fetched the change, stops waiting when this waits
- * for it). An entry takes what is under it with it: names under one told
- * in this batch are not told again. */
-static void kc_send_entries(struct kc_item *items, size_t n)
+/* The gone names among a batch's items (counted: how many of the first
+ * are counted, seq of the first of them: first), to their directories'
+ * slots: only names the kernel holds an inode for. An entry takes what is
+ * under it with it: names under one handed over in this batch are not
+ * handed over again. */
+static void kc_hand_entries(struct kc_item *items, size_t n, size_t counted,
+			    unsigned long first)
 {
-	const char *last = NULL; /* the last gone path told */
+	const char *last = NULL; /* the last gone path handed over */
 	size_t last_len = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *path = items[i].path;
+		if (!items[i].gone)
+			continue;
 		if (last && !strncmp(path, last, last_len) &&
 		    path[last_len] == '/')
 			continue;
@@ -135,22 +221,25 @@ static void kc_send_entries(struct kc_item *items, size_t n)
 			continue;
 		last = path;
 		last_len = strlen(path);
-		const char *name = strrchr(path, '/') + 1;
+		unsigned long seq = i < counted ? first + i : KC_UNCOUNTED;
 		pthread_mutex_lock(&kc.mu);
-		kc.busy = parent;
-		pthread_cond_broadcast(&kc.done_cv);
-		pthread_mutex_unlock(&kc.mu);
-		if (fuse_lowlevel_notify_inval_entry(the_se, parent, name,
-						     strlen(name)) == 0)
-			stats_count(ST_KERNEL_INVAL);
-		pthread_mutex_lock(&kc.mu);
-		kc.busy = 0;
+		struct kc_dir *d = kc_dir(parent);
+		if (d->n == d->cap) {
+			d->cap = d->cap ? 2 * d->cap : 8;
+			d->v = xrealloc(d->v, d->cap * sizeof *d->v);
+		}
+		d->v[d->n++] =
+		    (struct kc_ent){xstrdup(strrchr(path, '/') + 1), seq};
+		if (seq < d->first)
+			d->first = seq;
+		if (!d->locks && !d->telling)
+			pthread_cond_signal(&kc.ent_cv);
 		pthread_mutex_unlock(&kc.mu);
 	}
 }
 
 /* The inodes thread: takes what was queued (and late items now due),
- * tells their inodes, and hands the gone names to the entries thread. */
+ * tells their inodes, and hands the gone names to the entries threads. */
 static void *kc_main(void *arg)
 {
 	(void)arg;
@@ -178,48 +267,72 @@ static void *kc_main(void *arg)
 			kc_wait_until(&kc.cv, next);
 			continue;
 		}
+		unsigned long first = kc.told_inodes + 1;
 		unsigned long upto = kc.told_inodes + counted;
+		bool entries = kc.n_ent_threads > 0;
 		pthread_mutex_unlock(&kc.mu);
 		kc_send_inodes(batch.v, batch.n);
-		struct kc_batch b = {{NULL, 0, 0}, upto};
-		for (size_t i = 0; i < batch.n; i++)
-			if (batch.v[i].gone)
-				kc_add(&b.gone, batch.v[i].path, true, 0);
+		if (entries)
+			kc_hand_entries(batch.v, batch.n, counted, first);
 		kc_list_free(&batch);
 		pthread_mutex_lock(&kc.mu);
 		kc.told_inodes = upto;
-		if (kc.n_batches == kc.cap_batches) {
-			kc.cap_batches =
-			    kc.cap_batches ? 2 * kc.cap_batches : 8;
-			kc.batches = xrealloc(
-			    kc.batches, kc.cap_batches * sizeof *kc.batches);
-		}
-		kc.batches[kc.n_batches++] = b;
-		pthread_cond_signal(&kc.ent_cv);
 		pthread_cond_broadcast(&kc.done_cv);
 	}
 	pthread_mutex_unlock(&kc.mu);
 	return NULL;
 }
 
-/* The entries thread: each batch's gone names, in order. */
+/* A directory with names to tell that no request holds locked and no
+ * other thread tells (under kc.mu), or NULL. */
+static struct kc_dir *kc_dir_ready(void)
+{
+	for (size_t i = 0; i < kc.n_dirs; i++) {
+		struct kc_dir *d = &kc.dirs[i];
+		if (d->n && !d->locks && !d->telling)
+			return d;
+	}
+	return NULL;
+}
+
+/* An entries thread: the gone names of one directory at a time. */
 static void *kc_entries_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&kc.mu);
 	while (!kc.stop) {
-		if (!kc.n_batches) {
+		struct kc_dir *d = kc_dir_ready();
+		if (!d) {
 			pthread_cond_wait(&kc.ent_cv, &kc.mu);
 			continue;
 		}
-		struct kc_batch b = kc.batches[0];
-		memmove(kc.batches, kc.batches + 1,
-			--kc.n_batches * sizeof *kc.batches);
+		fuse_ino_t ino = d->ino;
+		struct kc_ent *v = d->v;
+		size_t n = d->n;
+		d->v = NULL;
+		d->n = d->cap = 0;
+		d->telling = true;
+		if (kc_dir_ready()) /* another thread takes that one */
+			pthread_cond_signal(&kc.ent_cv);
 		pthread_mutex_unlock(&kc.mu);
-		kc_send_entries(b.gone.v, b.gone.n);
-		kc_list_free(&b.gone);
+		for (size_t i = 0; i < n; i++) {
+			const char *name = v[i].name;
+			if (fuse_lowlevel_notify_inval_entry(the_se, ino, name,
+							     strlen(name)) == 0)
+				stats_count(ST_KERNEL_INVAL);
+			free(v[i].name);
+		}
+		free(v);
 		pthread_mutex_lock(&kc.mu);
-		kc.done = b.upto;
+		d = kc_dir(ino);
+		d->telling = false;
+		d->first = KC_UNCOUNTED;
+		for (size_t i = 0; i < d->n; i++)
+			if (d->v[i].seq < d->first)
+				d->first = d->v[i].seq;
+		if (d->n && !d->locks)
+			pthread_cond_signal(&kc.ent_cv);
+		kc_dir_tidy(d);
 		pthread_cond_broadcast(&kc.done_cv);
 	}
 	pthread_mutex_unlock(&kc.mu);
@@ -241,16 +354,18 @@ void kc_start(void)
 	kc_cond_init(&kc.ent_cv);
 	kc_cond_init(&kc.done_cv);
 	kc.running = true;
+	for (int i = 0; i < KC_ENTRY_THREADS; i++)
+		if (pthread_create(&kc.ent_threads[kc.n_ent_threads], NULL,
+				   kc_entries_main, NULL) == 0)
+			kc.n_ent_threads++;
+	if (!kc.n_ent_threads)
+		plog("mount", "/",
+		     "no entries thread: gone names are kept by the kernel "
+		     "for up to the freshness window");
 	if (pthread_create(&kc.thread, NULL, kc_main, NULL)) {
 		kc.running = false;
 		plog("mount", "/",
 		     "no invalidation thread: the kernel caches nothing");
-	} else if (pthread_create(&kc.ent_thread, NULL, kc_entries_main,
-				  NULL)) {
-		kc.ent_thread = kc.thread; /* joined once */
-		plog("mount", "/",
-		     "no entries thread: gone names are kept by the kernel "
-		     "for up to the freshness window");
 	}
 }
 
@@ -264,38 +379,46 @@ void kc_stop(void)
 	pthread_cond_broadcast(&kc.ent_cv);
 	pthread_cond_broadcast(&kc.done_cv);
 	pthread_mutex_unlock(&kc.mu);
-	if (was) {
+	if (was)
 		pthread_join(kc.thread, NULL);
-		if (!pthread_equal(kc.ent_thread, kc.thread))
-			pthread_join(kc.ent_thread, NULL);
-	}
+	for (int i = 0; i < kc.n_ent_threads; i++)
+		pthread_join(kc.ent_threads[i], NULL);
+	kc.n_ent_threads = 0;
 	kc_list_free(&kc.now);
 	kc_list_free(&kc.late);
-	for (size_t i = 0; i < kc.n_batches; i++)
-		kc_list_free(&kc.batches[i].gone);
-	free(kc.batches);
-	kc.batches = NULL;
-	kc.n_batches = kc.cap_batches = 0;
+	for (size_t i = 0; i < kc.n_dirs; i++) {
+		for (size_t j = 0; j < kc.dirs[i].n; j++)
+			free(kc.dirs[i].v[j].name);
+		free(kc.dirs[i].v);
+	}
+	free(kc.dirs);
+	kc.dirs = NULL;
+	kc.n_dirs = kc.cap_dirs = 0;
+}
+
+/* Whether kc_sync waits for something queued up to target (under kc.mu):
+ * an inode not told, or a gone name not told in a directory no request
+ * holds locked. */
+static bool kc_owed(unsigned long target)
+{
+	if (kc.told_inodes < target)
+		return true;
+	for (size_t i = 0; i < kc.n_dirs; i++)
+		if (kc.dirs[i].first <= target && !kc.dirs[i].locks)
+			return true;
+	return false;
 }
 
 /* A request that changed something returns once the kernel has been told
- * of every path queued so far (or after KC_SYNC_WAIT, or when it is
- * interrupted): after rmdir pods/ID, stat pods/NAME is ENOENT at once.
- * locked, locked2: directories whose lock the kernel holds for this
- * request (0: none). An entry in them cannot be told before it returns:
- * once every inode is told and the thread waits for one of them, it
- * returns (the entry is told right after; its inode's attributes, told
- * already, make a stat of it ask again). */
-void kc_sync(fuse_ino_t locked, fuse_ino_t locked2)
+ * what it must (the invariant above), or after KC_SYNC_WAIT, or when it
+ * is interrupted: after rmdir pods/ID, stat pods/NAME is ENOENT at once. */
+void kc_sync(void)
 {
 	pthread_mutex_lock(&kc.mu);
 	unsigned long target = kc.queued;
 	double deadline = now_monotonic() + KC_SYNC_WAIT;
 	bool late = false;
-	while (kc.running && kc.done < target) {
-		if (kc.told_inodes >= target && kc.busy &&
-		    (kc.busy == locked || kc.busy == locked2))
-			break;
+	while (kc.running && kc_owed(target)) {
 		double now = now_monotonic();
 		if (now >= deadline || interrupted(NULL)) {
 			late = true;

@@ -81,8 +81,7 @@ void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	int rc = child_path(parent, name, &path);
 	if (rc == 0)
 		rc = do_mkdir(path.data);
-	/* The kernel holds parent's lock for this request. */
-	kc_sync(parent, 0);
+	kc_sync();
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -100,8 +99,7 @@ void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = caller_may(0, O_WRONLY);
 	if (rc == 0) {
 		rc = tree_rmdir(fs()->tree, path.data);
-		/* The kernel holds the locks of parent and of the victim. */
-		kc_sync(parent, inodes_find(inos, parent, name));
+		kc_sync();
 	}
 	buf_free(&path);
 	reply_err(req, rc);

@@ -291,8 +291,12 @@ static int store_guard(struct tree *t, const char *pod_id, enum guard_kind k,
 {
 	if (!t->o.guards || !pod_id)
 		return -EACCES;
+	/* The held listing (the file was just resolved from one): a guard
+	 * write never waits for the API. */
 	struct snap *s;
-	int rc = cache_get(t->o.cache, SNAP_PODS, CACHE_TTL, &s);
+	int rc = cache_get(t->o.cache, SNAP_PODS, CACHE_HELD, &s);
+	if (rc == -ENOENT)
+		rc = cache_get(t->o.cache, SNAP_PODS, CACHE_TTL, &s);
 	if (rc)
 		return rc;
 	const struct pod *p = snap_pod(s, pod_id);
@@ -713,13 +717,13 @@ static int step(struct tree *t, struct node *n, const char *name,
 	if (f) {
 		n->type = N_FILE;
 		n->file = f;
-		if (f->needs) {
-			struct snap *s;
-			int rc =
-			    cache_get(t->o.cache,
-				      (enum snap_kind)(f->needs - 1), mode, &s);
-			if (rc)
-				return rc;
+		/* What is held, however old, or nothing: a lookup or a
+		 * listing never waits for the value (tree_render fetches it
+		 * for a read). */
+		struct snap *s;
+		if (f->needs &&
+		    cache_get(t->o.cache, (enum snap_kind)(f->needs - 1),
+			      CACHE_HELD, &s) == 0) {
 			node_release(n);
 			n->snap = s;
 			n->obj = s;
@@ -938,7 +942,25 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 		return -EISDIR;
 	if (n->file->render == r_pod_offer)
 		return pod_offer(t, n->snap, n->obj, out);
+	if (n->file->needs) { /* read: as fresh as the freshness window */
+		struct snap *s;
+		int rc =
+		    cache_get(t->o.cache, (enum snap_kind)(n->file->needs - 1),
+			      CACHE_TTL, &s);
+		if (rc)
+			return rc;
+		rc = n->file->render(t, s, out);
+		snap_put(s);
+		return rc;
+	}
 	return n->file->render ? n->file->render(t, n->obj, out) : 0;
+}
+
+int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
+{
+	if (n->type == N_FILE && n->file->needs)
+		return n->obj ? n->file->render(t, n->obj, out) : -EAGAIN;
+	return tree_render(t, n, out);
 }
 
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
@@ -1241,6 +1263,8 @@ bool tree_volatile(const struct node *n)
 		return false; /* size 0 whatever they hold */
 	if (n->dir == D_JOB || n->dir == D_HJOB)
 		return true; /* a job runs, ends, grows its output */
+	if (f->needs && !n->snap)
+		return true; /* never fetched: its size is not known */
 	/* Files rendered from more than their object's snapshot. */
 	return f->render == r_pod_cost || f->render == r_pod_offer ||
 	       f->render == r_config || f->render == r_log ||
