@@ -217,22 +217,20 @@ void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	buf_free(&path);
 }
 
-/* Modes are primefs's to say, but a chmod that changes nothing (cp -p,
- * install -m of the mode a file has) or the owner's chmod of a pod
- * directory (install -d pods/x sets its mode after the rent) is a harmless
- * success, so those tools print no spurious error. Anything else: EPERM. */
+/* Modes are primefs's to say, and none can change: a chmod to another
+ * mode is EPERM (as /proc says for modes that are the kernel's), whoever
+ * asks and whatever the object, pod directories included, so no tool is
+ * told a mode took that did not. A chmod to the mode the object has (cp -p,
+ * install -m of that mode) changes nothing and claims nothing: 0. */
 static int do_chmod(const char *path, mode_t mode)
 {
 	struct node n;
 	int rc = tree_resolve(fs()->tree, path, &n);
 	if (rc)
 		return rc;
-	uid_t uid = caller()->uid;
-	bool owner = uid == getuid() || uid == 0;
 	bool same = (mode & 07777) == (node_mode(&n) & 07777);
-	bool pod_dir = n.type == N_DIR && n.dir == D_POD;
 	node_release(&n);
-	return same || (owner && pod_dir) ? 0 : -EPERM;
+	return same ? 0 : -EPERM;
 }
 
 /* chmod, chown, truncate and utimens in one request, in that order; the
