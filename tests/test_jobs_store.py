@@ -84,7 +84,8 @@ def test_jobs_are_recorded_and_outlive_the_mount(make_api, make_mount, pod, keys
     run(m2, "echo four")
     assert m2.read("pods/demo/run") == "four\n"
     assert sorted(os.listdir(records(m2))) == ["1", "2", "3", "4"]
-    assert meta(m2, "4")["state"] == "exited"
+    # Written (and fsynced) just after readers see the end.
+    wait_for(lambda: meta(m2, "4")["state"] == "exited")
 
 
 def test_cap_drops_oldest_ended_outputs_never_a_running_one(make_api, make_mount,

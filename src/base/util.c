@@ -3,10 +3,15 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void *xmalloc(size_t n)
 {
@@ -227,6 +232,164 @@ void sanitize_into(struct buf *b, const char *s)
 			replaced = true;
 		}
 	}
+}
+
+/* ---- files primefs keeps ---- */
+
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+
+/* The fd a walk of path starts from: "/" for an absolute path. */
+static int walk_start(int dirfd, const char **path)
+{
+	if (**path != '/')
+		return dirfd;
+	while (**path == '/')
+		(*path)++;
+	int fd = open("/", DIR_FLAGS);
+	return fd >= 0 ? fd : -errno;
+}
+
+/* The next component of *p (copied into name), *p moved past it and its
+ * slashes; false at the end. */
+static bool next_part(const char **p, char name[NAME_MAX + 1], int *err)
+{
+	while (**p == '/')
+		(*p)++;
+	if (!**p)
+		return false;
+	size_t n = strcspn(*p, "/");
+	if (n > NAME_MAX) {
+		*err = -ENAMETOOLONG;
+		return false;
+	}
+	memcpy(name, *p, n);
+	name[n] = '\0';
+	*p += n;
+	while (**p == '/')
+		(*p)++;
+	if (!strcmp(name, ".."))
+		*err = -EINVAL;
+	return true;
+}
+
+int openat_nofollow(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	int fd = walk_start(dirfd, &rel);
+	if (fd < 0)
+		return fd;
+	char name[NAME_MAX + 1];
+	int err = 0;
+	for (;;) {
+		bool last;
+		if (!next_part(&rel, name, &err)) {
+			if (!err) /* "" or "/": the start itself */
+				strcpy(name, ".");
+			last = true;
+		} else
+			last = !*rel;
+		if (err)
+			break;
+		int nfd = last ? openat(fd, name,
+					flags | O_NOFOLLOW | O_CLOEXEC, mode)
+			       : openat(fd, name, DIR_FLAGS | O_NOFOLLOW);
+		if (nfd < 0)
+			err = -errno;
+		if (fd != dirfd)
+			close(fd);
+		fd = nfd;
+		if (err || last)
+			break;
+	}
+	if (err && fd >= 0 && fd != dirfd)
+		close(fd);
+	return err ? err : fd;
+}
+
+int mkdir_p(int dirfd, const char *path, bool follow)
+{
+	int fd = walk_start(dirfd, &path);
+	if (fd < 0)
+		return fd;
+	int flags = DIR_FLAGS | (follow ? 0 : O_NOFOLLOW);
+	char name[NAME_MAX + 1];
+	int err = 0;
+	bool any = false;
+	while (next_part(&path, name, &err) && !err) {
+		any = true;
+		int nfd = openat(fd, name, flags);
+		if (nfd < 0 && errno == ENOENT &&
+		    (mkdirat(fd, name, 0700) == 0 || errno == EEXIST))
+			nfd = openat(fd, name, flags);
+		if (nfd < 0)
+			err = -errno;
+		if (fd != dirfd)
+			close(fd);
+		fd = nfd;
+		if (err)
+			break;
+	}
+	if (!err && !any) /* nothing to make: the start itself */
+		fd = fd == dirfd ? openat(dirfd, ".", DIR_FLAGS) : fd;
+	if (!err && fd < 0)
+		err = -errno;
+	if (err && fd >= 0 && fd != dirfd)
+		close(fd);
+	return err ? err : fd;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int atomic_write_file(int dirfd, const char *name, const void *data, size_t len)
+{
+	static atomic_uint seq;
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	char tmp[NAME_MAX + 1];
+	int fd = -1, rc = 0;
+	for (int tries = 0; fd < 0 && tries < 100; tries++) {
+		int n = snprintf(tmp, sizeof tmp, ".%s.%d.%u.tmp", name,
+				 (int)getpid(), atomic_fetch_add(&seq, 1));
+		if (n < 0 || (size_t)n >= sizeof tmp)
+			return -ENAMETOOLONG;
+		fd = openat(
+		    dirfd, tmp,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (fd < 0)
+		return -EEXIST;
+	rc = write_all(fd, data, len);
+	if (!rc && fsync(fd))
+		rc = -errno;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && renameat(dirfd, tmp, dirfd, name))
+		rc = -errno;
+	if (rc) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	/* The rename itself made durable (the one fsync rule, util.h). */
+	int d = openat(dirfd, ".", DIR_FLAGS);
+	if (d < 0 || fsync(d))
+		rc = -errno;
+	if (d >= 0)
+		close(d);
+	return rc;
 }
 
 double now_monotonic(void)

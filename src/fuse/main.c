@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "cost.h"
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
@@ -22,6 +23,7 @@
 #include "template.h"
 #include "log.h"
 #include "runs.h"
+#include "statedir.h"
 
 /* Arguments that are not options. An fstab line of type fuse.primefs makes
  * mount.fuse3 run "primefs SOURCE MOUNTPOINT -o ...": the source means
@@ -92,7 +94,9 @@ static void usage(const char *prog)
 	    "                         agent, then PRIME_SSH_KEY_PATH or "
 	    "~/.ssh/id_rsa)\n"
 	    "    -o state=DIR         guards and jobs kept here (default\n"
-	    "                         $XDG_STATE_HOME/primefs)\n"
+	    "                         $XDG_STATE_HOME/primefs); must be "
+	    "yours and\n"
+	    "                         writable by nobody else\n"
 	    "    -o jobs_keep=MIB     jobs' outputs kept on disk, together; "
 	    "the oldest\n"
 	    "                         are dropped first (default 1024)\n"
@@ -306,6 +310,17 @@ int main(int argc, char *argv[])
 	o.ssh_key = abs_path(o.ssh_key);
 	o.key_file = abs_path(o.key_file);
 	o.state = abs_path(o.state ? o.state : state_dir());
+	/* Checked once, here: the mount is refused rather than keep guards
+	 * and jobs where others could change them (statedir.h). */
+	char *state_real, state_err[PATH_MAX + 300];
+	int state_fd =
+	    statedir_open(o.state, &state_real, state_err, sizeof state_err);
+	if (state_fd < 0) {
+		fprintf(stderr, "primefs: %s\n", state_err);
+		return 1;
+	}
+	free(o.state);
+	o.state = state_real;
 	/* No core dumps and no ptrace by other processes of this user: the
 	 * process holds the API key (DESIGN.md, "Credentials and trust"). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -370,17 +385,22 @@ int main(int argc, char *argv[])
 	struct buf jobs_dir;
 	buf_init(&jobs_dir);
 	buf_printf(&jobs_dir, "%s/jobs", o.state);
+	int jobs_fd = mkdir_p(state_fd, "jobs", false);
 	struct jobs_opts jo = {
 	    .dir = jobs_dir.data,
+	    .dir_fd = jobs_fd,
 	    .keep_bytes = (unsigned long long)(o.jobs_keep_mib * 1048576),
 	    .runs = &runs};
-	struct jobs *jobs = jobs_new(&jo);
+	struct jobs *jobs = jobs_fd >= 0 ? jobs_new(&jo) : NULL;
+	if (jobs_fd >= 0)
+		close(jobs_fd);
 	buf_free(&jobs_dir);
 	if (!jobs) {
 		fprintf(stderr,
 			"primefs: cannot keep jobs in %s/jobs "
-			"(-o state=)\n",
-			o.state);
+			"(-o state=)%s%s\n",
+			o.state, jobs_fd < 0 ? ": " : "",
+			jobs_fd < 0 ? strerror(-jobs_fd) : "");
 		return 1;
 	}
 	cache_set_pods_hook(cache, prune_pods, jobs);
@@ -391,6 +411,7 @@ int main(int argc, char *argv[])
 	life.on_delete = forget_pod;
 	life.on_delete_arg = jobs;
 	struct guards_opts go = {.dir = o.state,
+				 .dir_fd = state_fd,
 				 .lease_grace = o.lease_grace,
 				 /* One pods listing per check at most: an
 				  * armed idle or max_cost guard must not
@@ -401,7 +422,7 @@ int main(int argc, char *argv[])
 				 .cache = cache,
 				 .life = &life,
 				 .jobs = jobs,
-				 .cost = tree_pod_cost,
+				 .cost = cost_pod_now,
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
 	life.guards = guards;
@@ -453,6 +474,7 @@ int main(int argc, char *argv[])
 	free(o.ssh_key);
 	free(o.key_file);
 	free(o.state);
+	close(state_fd);
 	curl_global_cleanup();
 	log_shutdown();
 	return rc;

@@ -2,7 +2,9 @@
  * under the pod's id (as ssh's HostKeyAlias does), learned on first use,
  * refused on change; and primefs's own lines of pods that are gone are
  * pruned. Runs on a session's I/O thread, except pruning (the pool's
- * caller). */
+ * caller). The file itself is never followed if it is a link (it may be
+ * in the state directory, statedir.h); it is replaced whole with
+ * atomic_write_file. */
 #include "ssh_int.h"
 
 #include <ctype.h>
@@ -77,6 +79,20 @@ bool kh_name_ok(const char *name)
  * parse (a certificate authority, a key type libssh2 1.10 lacks), which
  * would silently forget every later host — and a forgotten host would be
  * learned again instead of checked. Missing file: an empty set. */
+/* known_hosts opened for reading, not followed if a link: NULL with
+ * errno set (ENOENT: none yet). */
+static FILE *kh_fopen(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
+
 LIBSSH2_KNOWNHOSTS *kh_load(struct sess *s)
 {
 	const char *path = s->pool->known_hosts;
@@ -85,7 +101,7 @@ LIBSSH2_KNOWNHOSTS *kh_load(struct sess *s)
 		plog("ssh", s->key, "libssh2_knownhost_init failed");
 		return NULL;
 	}
-	FILE *f = fopen(path, "re");
+	FILE *f = kh_fopen(path);
 	if (!f) {
 		if (errno == ENOENT)
 			return k;
@@ -146,16 +162,18 @@ void kh_prefer_known(struct sess *s, LIBSSH2_KNOWNHOSTS *k)
 	buf_free(&pref);
 }
 
-static void mkdir_parents(const char *path)
+/* The directory known_hosts is in (made 0700 if missing; links on the
+ * way to it are the user's own), open, and the file's name in it. */
+static int kh_dir(const char *path, const char **name)
 {
-	char *d = xstrdup(path);
-	for (char *q = d + 1; *q; q++)
-		if (*q == '/') {
-			*q = '\0';
-			mkdir(d, 0700);
-			*q = '/';
-		}
+	const char *slash = strrchr(path, '/');
+	*name = slash ? slash + 1 : path;
+	if (!slash)
+		return mkdir_p(AT_FDCWD, ".", true);
+	char *d = xstrndup(path, (size_t)(slash - path));
+	int fd = mkdir_p(AT_FDCWD, *d ? d : "/", true);
 	free(d);
+	return fd;
 }
 
 static int kh_learn(struct sess *s, LIBSSH2_KNOWNHOSTS *k, const char *key,
@@ -185,12 +203,18 @@ static int kh_learn(struct sess *s, LIBSSH2_KNOWNHOSTS *k, const char *key,
 	 * learning at the same time) are left as they are; the lock keeps
 	 * ssh_pool_prune from rewriting the file meanwhile. */
 	pthread_mutex_lock(&p->kh_lock);
-	mkdir_parents(path);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	int err =
-	    fd < 0 || write(fd, line, outlen) != (ssize_t)outlen ? errno : 0;
+	const char *base;
+	int dfd = kh_dir(path, &base);
+	int fd = dfd < 0 ? dfd
+			 : openat_nofollow(dfd, base,
+					   O_WRONLY | O_APPEND | O_CREAT, 0600);
+	int err = fd < 0				       ? -fd
+		  : write(fd, line, outlen) != (ssize_t)outlen ? errno
+							       : 0;
 	if (fd >= 0)
 		close(fd);
+	if (dfd >= 0)
+		close(dfd);
 	pthread_mutex_unlock(&p->kh_lock);
 	if (err) {
 		plog("ssh", s->key, "cannot write known_hosts %s: %s", path,
@@ -315,7 +339,7 @@ void kh_prune(struct ssh_pool *p, bool (*listed)(void *, const char *),
 	int removed = 0;
 	char err[200] = "";
 	pthread_mutex_lock(&p->kh_lock);
-	FILE *f = fopen(p->known_hosts, "re");
+	FILE *f = kh_fopen(p->known_hosts);
 	if (f) {
 		char *line = NULL, name[256];
 		size_t cap = 0;
@@ -334,25 +358,15 @@ void kh_prune(struct ssh_pool *p, bool (*listed)(void *, const char *),
 		fclose(f);
 	}
 	if (removed) {
-		struct buf tmp;
-		buf_init(&tmp);
-		buf_printf(&tmp, "%s.XXXXXX", p->known_hosts);
-		int fd = mkostemp(tmp.data, O_CLOEXEC);
-		bool ok = fd >= 0 && fchmod(fd, 0600) == 0 &&
-			  (!keep.len || write(fd, keep.data, keep.len) ==
-					    (ssize_t)keep.len) &&
-			  fsync(fd) == 0;
-		if (!ok)
-			snprintf(err, sizeof err, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		if (ok && rename(tmp.data, p->known_hosts)) {
-			snprintf(err, sizeof err, "%s", strerror(errno));
-			ok = false;
-		}
-		if (!ok && fd >= 0)
-			unlink(tmp.data);
-		buf_free(&tmp);
+		const char *base;
+		int dfd = kh_dir(p->known_hosts, &base);
+		int rc =
+		    dfd < 0 ? dfd
+			    : atomic_write_file(dfd, base, keep.data, keep.len);
+		if (rc)
+			snprintf(err, sizeof err, "%s", strerror(-rc));
+		if (dfd >= 0)
+			close(dfd);
 	}
 	pthread_mutex_unlock(&p->kh_lock);
 	if (removed && err[0])

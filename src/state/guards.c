@@ -3,12 +3,14 @@
  * lease's grace, a retry, or the next idle/cost check), takes what is due
  * out under the lock, and evaluates and terminates with the lock released.
  * Each pod's guards are one file, DIR/guards/<id>, replaced atomically
- * (written beside it, then renamed) whenever they change. */
+ * (atomic_write_file) whenever they change; a change that cannot be saved
+ * is not made (statedir.h). */
 #include "guards.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -43,7 +45,8 @@ struct guard {
 
 struct guards {
 	struct guards_opts o;
-	char *dir; /* DIR/guards */
+	char *dir; /* DIR/guards, for messages */
+	int fd;	   /* DIR/guards, open; -errno if it cannot be used */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop, started;
@@ -106,57 +109,58 @@ static void drop(struct guards *g, struct guard *x)
 
 /* ---- the state directory ---- */
 
-static void path_of(struct guards *g, const char *id, struct buf *b)
+static void unsave(struct guards *g, const char *id)
 {
-	buf_printf(b, "%s/%s", g->dir, id);
+	if (g->fd >= 0)
+		unlinkat(g->fd, id, 0);
 }
 
-/* Under g->mu (a small local file). A pod with nothing armed has none. */
-static void save(struct guards *g, const struct guard *x)
+/* Under g->mu (a small local file): 0 or -errno, the file as it was (the
+ * caller logs, without the lock). A pod with nothing armed has none. */
+static int save(struct guards *g, const struct guard *x)
 {
-	if (!g->dir)
-		return;
-	struct buf p, tmp;
-	buf_init(&p);
-	buf_init(&tmp);
-	path_of(g, x->id, &p);
+	if (!g->dir) /* no state directory: in memory only */
+		return 0;
 	if (!armed(x)) {
-		unlink(p.data);
-		goto out;
+		unsave(g, x->id);
+		return 0;
 	}
-	buf_printf(&tmp, "%s.tmp", p.data);
-	FILE *f = fopen(tmp.data, "w");
-	if (!f)
-		goto out;
-	fprintf(f, "name %s\n", x->name ? x->name : x->id);
+	if (g->fd < 0)
+		return g->fd;
+	struct buf f;
+	buf_init(&f);
+	buf_printf(&f, "name %s\n", x->name ? x->name : x->id);
 	if (x->deadline)
-		fprintf(f, "deadline %lld\n", (long long)x->deadline);
+		buf_printf(&f, "deadline %lld\n", (long long)x->deadline);
 	if (x->idle >= 0)
-		fprintf(f, "idle %.17g %lld %d\n", x->idle,
-			(long long)x->idle_since, x->seen_active);
+		buf_printf(&f, "idle %.17g %lld %d\n", x->idle,
+			   (long long)x->idle_since, x->seen_active);
 	if (x->max_cost >= 0)
-		fprintf(f, "max_cost %.17g\n", x->max_cost);
+		buf_printf(&f, "max_cost %.17g\n", x->max_cost);
 	if (x->lease)
-		fprintf(f, "lease %lld\n",
-			(long long)(x->holders ? 0 : x->released));
-	bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp.data, p.data))
-		unlink(tmp.data);
-out:
-	buf_free(&p);
-	buf_free(&tmp);
+		buf_printf(&f, "lease %lld\n",
+			   (long long)(x->holders ? 0 : x->released));
+	int rc = atomic_write_file(g->fd, x->id, f.data, f.len);
+	buf_free(&f);
+	return rc;
+}
+
+static void log_unsaved(struct guards *g, const char *id, int rc)
+{
+	if (rc)
+		plog("guard", g->dir, "cannot save the guards of pod %s: %s",
+		     id, strerror(-rc));
 }
 
 static void load_one(struct guards *g, const char *id, time_t now)
 {
-	struct buf p;
-	buf_init(&p);
-	path_of(g, id, &p);
-	FILE *f = fopen(p.data, "r");
-	buf_free(&p);
-	if (!f)
+	int fd = openat_nofollow(g->fd, id, O_RDONLY, 0);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	struct guard *x = find_or_add(g, id, NULL);
 	char line[512];
 	while (fgets(line, sizeof line, f)) {
@@ -196,28 +200,19 @@ static void load_one(struct guards *g, const char *id, time_t now)
 
 static void load(struct guards *g)
 {
-	DIR *d = opendir(g->dir);
-	if (!d)
+	int fd = openat(g->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	time_t now = time(NULL);
 	struct dirent *e;
 	while ((e = readdir(d)))
 		if (safe_name(e->d_name) && !strstr(e->d_name, ".tmp"))
 			load_one(g, e->d_name, now);
 	closedir(d);
-}
-
-static void mkdirs(const char *path)
-{
-	char *p = xstrdup(path);
-	for (char *s = p + 1; *s; s++)
-		if (*s == '/') {
-			*s = '\0';
-			mkdir(p, 0700);
-			*s = '/';
-		}
-	mkdir(p, 0700);
-	free(p);
 }
 
 /* ---- the timer ---- */
@@ -365,11 +360,7 @@ static void fire(struct guards *g, struct work *k)
 	struct guard *x = find(g, k->id);
 	if (x && rc == 0) {
 		drop(g, x);
-		struct buf p;
-		buf_init(&p);
-		path_of(g, k->id, &p);
-		unlink(p.data);
-		buf_free(&p);
+		unsave(g, k->id);
 	} else if (x) {
 		x->backoff =
 		    x->backoff ? fmin(x->backoff * 2, RETRY_MAX) : RETRY_MIN;
@@ -436,13 +427,20 @@ struct guards *guards_new(const struct guards_opts *o)
 		g->o.check_every = 1;
 	if (g->o.lease_grace < 0)
 		g->o.lease_grace = 0;
+	g->fd = -1;
 	if (o->dir) {
 		struct buf b;
 		buf_init(&b);
 		buf_printf(&b, "%s/guards", o->dir);
 		g->dir = buf_steal(&b);
-		mkdirs(g->dir);
-		load(g);
+		g->fd = o->dir_fd > 0 ? mkdir_p(o->dir_fd, "guards", false)
+				      : mkdir_p(AT_FDCWD, g->dir, true);
+		if (g->fd < 0) {
+			plog("guard", g->dir,
+			     "cannot keep guards here: %s; setting one fails",
+			     strerror(-g->fd));
+		} else
+			load(g);
 	}
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_condattr_t ca;
@@ -482,7 +480,7 @@ void guards_free(struct guards *g)
 				x->holders = 0;
 				x->released = time(NULL);
 			}
-			save(g, x);
+			log_unsaved(g, x->id, save(g, x));
 			buf_printf(&names, "%s%s", n++ ? ", " : "",
 				   x->name ? x->name : x->id);
 		}
@@ -502,6 +500,8 @@ void guards_free(struct guards *g)
 	buf_free(&names);
 	free(g->v);
 	free(g->dir);
+	if (g->fd >= 0)
+		close(g->fd);
 	pthread_mutex_destroy(&g->mu);
 	pthread_cond_destroy(&g->cv);
 	free(g);
@@ -574,9 +574,10 @@ int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 		buf_free(&path);
 		return -EINVAL;
 	}
-	buf_free(&path);
 	pthread_mutex_lock(&g->mu);
+	bool known = find(g, pod_id) != NULL;
 	struct guard *x = find_or_add(g, pod_id, pod_name);
+	struct guard was = *x; /* kept if the change cannot be saved */
 	switch (k) {
 	case G_DEADLINE:
 		x->deadline = off ? 0 : deadline;
@@ -592,12 +593,24 @@ int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	default:
 		break;
 	}
-	save(g, x);
-	if (!armed(x) && !x->firing && !x->holders)
+	int rc = save(g, x);
+	if (rc) {
+		x->deadline = was.deadline;
+		x->idle = was.idle;
+		x->idle_since = was.idle_since;
+		x->max_cost = was.max_cost;
+	}
+	if ((rc && !known) || (!armed(x) && !x->firing && !x->holders))
 		drop(g, x);
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
-	return 0;
+	if (rc)
+		plog("write", path.data,
+		     "refused: the guard cannot be kept in %s: %s (it stays "
+		     "as it was)",
+		     g->dir, strerror(-rc));
+	buf_free(&path);
+	return rc;
 }
 
 void guards_arm(struct guards *g, const char *pod_id, const char *pod_name,
@@ -616,9 +629,12 @@ void guards_arm(struct guards *g, const char *pod_id, const char *pod_name,
 	}
 	if (max_cost >= 0)
 		x->max_cost = max_cost;
-	save(g, x);
+	/* The pod is rented already: its guards act while mounted even if
+	 * they cannot be kept for the next mount. */
+	int rc = save(g, x);
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
+	log_unsaved(g, pod_id, rc);
 }
 
 static void add_duration(struct buf *b, double s)
@@ -720,22 +736,24 @@ void guards_lease_hold(struct guards *g, const char *pod_id,
 	x->holders++;
 	x->lease = true;
 	x->released = 0;
-	if (first)
-		save(g, x);
+	int rc = first ? save(g, x) : 0;
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
+	log_unsaved(g, pod_id, rc);
 }
 
 void guards_lease_release(struct guards *g, const char *pod_id)
 {
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, pod_id);
+	int rc = 0;
 	if (x && x->holders && !--x->holders) {
 		x->released = time(NULL);
-		save(g, x);
+		rc = save(g, x);
 	}
 	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
+	log_unsaved(g, pod_id, rc);
 }
 
 void guards_forget(struct guards *g, const char *pod_id)
@@ -745,11 +763,7 @@ void guards_forget(struct guards *g, const char *pod_id)
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, pod_id);
 	if (x) {
-		struct buf p;
-		buf_init(&p);
-		path_of(g, pod_id, &p);
-		unlink(p.data);
-		buf_free(&p);
+		unsave(g, pod_id);
 		/* A lease still open keeps its entry (its holders release
 		 * it), with nothing armed. */
 		if (x->holders) {

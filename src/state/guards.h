@@ -16,6 +16,8 @@ enum guard_kind { G_DEADLINE, G_IDLE, G_MAX_COST, G_LEASE, G_KINDS };
 
 struct guards_opts {
 	const char *dir;     /* the state directory: guards in DIR/guards/ */
+	int dir_fd;	     /* > 0: dir, open and checked (statedir.h),
+				borrowed; else dir is opened by its path */
 	double lease_grace;  /* seconds a released lease waits to be retaken */
 	double check_every;  /* seconds between idle and cost checks */
 	struct cache *cache; /* pods' status and cost */
@@ -37,7 +39,9 @@ void guards_start(struct guards *g);
 void guards_free(struct guards *g);
 
 /* A write to a pod's guard file: the whole new content. White space only
- * disarms. 0, or -EINVAL (logged, with the accepted forms). */
+ * disarms. 0, or -EINVAL (logged, with the accepted forms), or the errno
+ * of a change that cannot be kept in the state directory (ENOSPC: logged,
+ * and the guard stays as it was). */
 int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	       enum guard_kind k, const char *text, size_t len);
 /* Arms a pod's guards from its template (mkdir): seconds from now, seconds,

@@ -3,7 +3,8 @@
  * text, command and watchers. A job's output lives only in its `out` file:
  * readers pread it, and its size is known without reading it. Lock order:
  * the store's, then a job's, then its command's; none is held while
- * logging, sending or calling a watcher. */
+ * logging, sending or calling a watcher. Files are opened relative to the
+ * jobs directory's fd, following no link (statedir.h). */
 #include "jobs.h"
 
 #include <ctype.h>
@@ -32,11 +33,20 @@ struct job_watcher {
 	struct job_watcher *next;
 };
 
+/* The jobs directory, open: the store's and each job's (a job may
+ * outlive its store), closed with the last. */
+struct jobs_root {
+	atomic_int refs;
+	int fd;
+};
+
 struct job {
 	atomic_int refs;
 	struct jobs *store; /* NULL once the store is gone */
-	char *pod_id, *name, *dir;
-	unsigned long num; /* 0: a named job */
+	struct jobs_root *root;
+	char *pod_id, *name, *dir; /* dir: for messages */
+	char *rel;		   /* <pod_id>/<name>, under root */
+	unsigned long num;	   /* 0: a named job */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	pthread_mutex_t meta_mu; /* one meta writer at a time */
@@ -65,6 +75,7 @@ struct pod_jobs {
 
 struct jobs {
 	char *dir;
+	struct jobs_root *root;
 	unsigned long long keep;
 	struct runs *runs;
 	pthread_mutex_t mu;
@@ -147,6 +158,26 @@ static void file_path(const struct job *jb, const char *file, struct buf *b)
 	buf_printf(b, "%s/%s", jb->dir, file);
 }
 
+/* One of the record's files (NULL: its directory), following no link:
+ * fd or -errno. */
+static int job_open(const struct job *jb, const char *file, int flags)
+{
+	struct buf p;
+	buf_init(&p);
+	buf_printf(&p, "%s%s%s", jb->rel, file ? "/" : "", file ? file : "");
+	int fd = openat_nofollow(jb->root->fd, p.data, flags, 0600);
+	buf_free(&p);
+	return fd;
+}
+
+static void root_put(struct jobs_root *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+		close(r->fd);
+		free(r);
+	}
+}
+
 /* --- the job object ------------------------------------------------- */
 
 static struct job *job_alloc(struct jobs *j, const char *pod_id,
@@ -162,6 +193,10 @@ static struct job *job_alloc(struct jobs *j, const char *pod_id,
 	buf_init(&d);
 	buf_printf(&d, "%s/%s/%s", j->dir, pod_id, name);
 	jb->dir = buf_steal(&d);
+	buf_printf(&d, "%s/%s", pod_id, name);
+	jb->rel = buf_steal(&d);
+	jb->root = j->root;
+	atomic_fetch_add(&jb->root->refs, 1);
 	pthread_mutex_init(&jb->mu, NULL);
 	pthread_mutex_init(&jb->meta_mu, NULL);
 	pthread_condattr_t ca;
@@ -200,6 +235,8 @@ void job_put(struct job *jb)
 	free(jb->pod_id);
 	free(jb->name);
 	free(jb->dir);
+	free(jb->rel);
+	root_put(jb->root);
 	free(jb);
 }
 
@@ -239,10 +276,10 @@ static bool ended(enum job_state s)
 
 /* --- records on disk ------------------------------------------------ */
 
-/* Writes the job's meta as it is now (tmp + rename). Writers take turns,
- * each writing the state as of its turn, so the last one wins with the
- * latest state. */
-static void write_meta(struct job *jb)
+/* Writes the job's meta as it is now (atomic_write_file). Writers take
+ * turns, each writing the state as of its turn, so the last one wins with
+ * the latest state. 0, or -errno (logged) with the meta as it was. */
+static int write_meta(struct job *jb)
 {
 	pthread_mutex_lock(&jb->meta_mu);
 	json_object *o = json_object_new_object();
@@ -263,37 +300,35 @@ static void write_meta(struct job *jb)
 	json_object_object_add(o, "dropped",
 			       json_object_new_boolean(jb->dropped));
 	pthread_mutex_unlock(&jb->mu);
+	int rc = 0;
 	if (!removed) {
-		const char *s =
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-		struct buf p, tmp;
-		buf_init(&p);
-		buf_init(&tmp);
-		file_path(jb, "meta", &p);
-		file_path(jb, "meta.tmp", &tmp);
-		int fd = open(tmp.data,
-			      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		bool ok = fd >= 0;
-		if (ok) {
-			size_t len = strlen(s);
-			ok = write(fd, s, len) == (ssize_t)len &&
-			     write(fd, "\n", 1) == 1;
-			ok = close(fd) == 0 && ok;
-		}
-		if (!ok || rename(tmp.data, p.data))
-			unlink(tmp.data);
-		buf_free(&p);
-		buf_free(&tmp);
+		struct buf m;
+		buf_init(&m);
+		buf_adds(&m, json_object_to_json_string_ext(
+				 o, JSON_C_TO_STRING_PLAIN));
+		buf_addc(&m, '\n');
+		int dfd = job_open(jb, NULL, O_RDONLY | O_DIRECTORY);
+		rc = dfd < 0 ? dfd
+			     : atomic_write_file(dfd, "meta", m.data, m.len);
+		if (dfd >= 0)
+			close(dfd);
+		buf_free(&m);
 	}
 	json_object_put(o);
 	pthread_mutex_unlock(&jb->meta_mu);
+	if (rc)
+		plog("jobs", jb->dir, "cannot write the job's record: %s",
+		     strerror(-rc));
+	return rc;
 }
 
-static int write_file(const char *path, const char *data, size_t len)
+/* One of the record's files, replaced by data. */
+static int write_file(const struct job *jb, const char *file, const char *data,
+		      size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = job_open(jb, file, O_WRONLY | O_CREAT | O_TRUNC);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int rc = 0;
 	while (len) {
 		ssize_t n = write(fd, data, len);
@@ -311,53 +346,37 @@ static int write_file(const char *path, const char *data, size_t len)
 	return rc;
 }
 
-static void remove_record(const char *dir)
+/* The record's files (whatever they are: a link is unlinked, not
+ * followed), then its directory. */
+static void remove_record(const struct job *jb)
 {
-	static const char *files[] = {"cmd", "out", "meta", "meta.tmp"};
-	struct buf p;
-	buf_init(&p);
-	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", dir, files[i]);
-		unlink(p.data);
+	int fd = job_open(jb, NULL, O_RDONLY | O_DIRECTORY);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	} else if (fd >= 0)
+		close(fd);
+	fd = openat_nofollow(jb->root->fd, jb->pod_id, O_RDONLY | O_DIRECTORY,
+			     0);
+	if (fd >= 0) {
+		unlinkat(fd, jb->name, AT_REMOVEDIR);
+		close(fd);
 	}
-	buf_free(&p);
-	rmdir(dir);
-}
-
-static int mkdir_p(const char *path)
-{
-	if (mkdir(path, 0700) == 0 || errno == EEXIST)
-		return 0;
-	if (errno != ENOENT)
-		return -errno;
-	char *parent = xstrdup(path);
-	char *slash = strrchr(parent, '/');
-	int rc = -ENOENT;
-	if (slash && slash != parent) {
-		*slash = '\0';
-		rc = mkdir_p(parent);
-	}
-	free(parent);
-	if (rc)
-		return rc;
-	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
 /* The record's directory and an empty `out`, for a new job. */
 static int make_record(struct job *jb)
 {
-	struct buf p;
-	buf_init(&p);
-	buf_printf(&p, "%s/%s", jb->store->dir, jb->pod_id);
-	int rc = mkdir_p(p.data);
-	if (!rc && mkdir(jb->dir, 0700))
-		rc = -errno;
-	if (!rc) {
-		file_path(jb, "out", &p);
-		rc = write_file(p.data, "", 0);
-	}
-	buf_free(&p);
+	int fd = mkdir_p(jb->root->fd, jb->pod_id, false);
+	int rc = fd < 0 ? fd : mkdirat(fd, jb->name, 0700) ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (!rc)
+		rc = write_file(jb, "out", "", 0);
 	return rc;
 }
 
@@ -511,10 +530,15 @@ void job_unwatch(struct job *jb, int id)
 
 /* --- the cap -------------------------------------------------------- */
 
-static unsigned long long file_size(const char *path)
+/* The size of the job's `out` (0 if it is not a file). */
+static unsigned long long out_size(const struct job *jb)
 {
+	int fd = job_open(jb, "out", O_PATH);
 	struct stat st;
-	return stat(path, &st) == 0 ? (unsigned long long)st.st_size : 0;
+	bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (fd >= 0)
+		close(fd);
+	return ok ? (unsigned long long)st.st_size : 0;
 }
 
 static int older(const void *a, const void *b)
@@ -546,10 +570,8 @@ static void enforce_cap(struct jobs *j)
 		unsigned long long size = jb->size;
 		bool candidate = ended(s) && !jb->dropped && !jb->removed;
 		pthread_mutex_unlock(&jb->mu);
-		if (!running_size) {
-			file_path(jb, "out", &p);
-			size = file_size(p.data);
-		}
+		if (!running_size)
+			size = out_size(jb);
 		total += size;
 		if (candidate)
 			cand[nc++] = jb;
@@ -571,9 +593,13 @@ static void enforce_cap(struct jobs *j)
 	for (size_t i = 0; i < nc && total > j->keep; i++) {
 		struct job *jb = cand[i];
 		file_path(jb, "out", &p);
-		unsigned long long size = file_size(p.data);
-		if (write_file(p.data, marker.data, marker.len))
+		unsigned long long size = out_size(jb);
+		int rc = write_file(jb, "out", marker.data, marker.len);
+		if (rc) {
+			plog("jobs", p.data, "cannot drop the output: %s",
+			     strerror(-rc));
 			continue;
+		}
 		total = total - size + marker.len;
 		pthread_mutex_lock(&jb->mu);
 		jb->dropped = true;
@@ -649,13 +675,13 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	struct buf p;
 	buf_init(&p);
 	file_path(jb, "cmd", &p);
-	int rc = write_file(p.data, script, len);
+	int rc = write_file(jb, "cmd", script, len);
 	int fd = -1;
 	if (!rc) {
 		file_path(jb, "out", &p);
-		fd = open(p.data, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		fd = job_open(jb, "out", O_RDWR | O_CREAT | O_TRUNC);
 		if (fd < 0)
-			rc = -errno;
+			rc = fd;
 	}
 	if (rc)
 		plog("jobs", p.data, "cannot write the job's record: %s",
@@ -735,17 +761,18 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 		     strerror(-rc));
 		buf_free(&d);
 		job_put(jb);
-		return -EIO;
+		return rc;
 	}
 	jb->created = time(NULL);
 	jb->starting = true;
-	write_meta(jb);
-	rc = launch(j, jb, script, len, interrupted, arg);
+	rc = write_meta(jb);
+	if (!rc)
+		rc = launch(j, jb, script, len, interrupted, arg);
 	if (rc) {
 		pthread_mutex_lock(&jb->mu);
 		jb->removed = true;
 		pthread_mutex_unlock(&jb->mu);
-		remove_record(jb->dir);
+		remove_record(jb);
 		job_put(jb);
 		return rc;
 	}
@@ -777,20 +804,20 @@ int jobs_create(struct jobs *j, const char *pod_id, const char *name)
 	pthread_mutex_unlock(&j->mu);
 	int rc = make_record(jb);
 	if (rc == -EEXIST) { /* a leftover no load took: replace it */
-		remove_record(jb->dir);
+		remove_record(jb);
 		rc = make_record(jb);
 	}
-	if (!rc)
-		write_meta(jb);
-	else {
+	if (rc)
 		plog("jobs", jb->dir, "cannot make the job's record: %s",
 		     strerror(-rc));
+	else if ((rc = write_meta(jb))) /* logged */
+		remove_record(jb);
+	if (rc) {
 		pthread_mutex_lock(&j->mu);
 		p = find_pod(j, pod_id, false);
 		if (p && take_job(p, jb))
 			job_put(jb);
 		pthread_mutex_unlock(&j->mu);
-		rc = -EIO;
 	}
 	job_put(jb);
 	return rc;
@@ -825,11 +852,7 @@ void job_cmd(struct job *jb, struct buf *out)
 {
 	if (job_state(jb) == JOB_WAITING)
 		return;
-	struct buf p;
-	buf_init(&p);
-	file_path(jb, "cmd", &p);
-	int fd = open(p.data, O_RDONLY | O_CLOEXEC);
-	buf_free(&p);
+	int fd = job_open(jb, "cmd", O_RDONLY);
 	if (fd < 0)
 		return;
 	char b[65536];
@@ -869,12 +892,7 @@ unsigned long long job_size(struct job *jb)
 	unsigned long long size;
 	if (running_size(jb, &size))
 		return size;
-	struct buf p;
-	buf_init(&p);
-	file_path(jb, "out", &p);
-	size = file_size(p.data);
-	buf_free(&p);
-	return size;
+	return out_size(jb);
 }
 
 ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
@@ -886,14 +904,10 @@ ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
 	enum job_state s = job_state(jb);
 	if (s == JOB_WAITING)
 		return 0;
-	struct buf p;
-	buf_init(&p);
-	file_path(jb, "out", &p);
-	int fd = open(p.data, O_RDONLY | O_CLOEXEC);
-	buf_free(&p);
+	int fd = job_open(jb, "out", O_RDONLY);
 	if (fd < 0) {
 		*eof = ended(s);
-		return ended(s) ? 0 : -errno;
+		return ended(s) ? 0 : fd;
 	}
 	if (s == JOB_RUNNING) /* only what is known to be written */
 		n = off >= limit ? 0 : (limit - off < n ? limit - off : n);
@@ -1029,11 +1043,8 @@ static struct job *load_job(struct jobs *j, const char *pod_id,
 {
 	*lost = false;
 	struct job *jb = job_alloc(j, pod_id, name);
-	struct buf p;
-	buf_init(&p);
-	file_path(jb, "meta", &p);
 	json_object *o = NULL;
-	int fd = open(p.data, O_RDONLY | O_CLOEXEC);
+	int fd = job_open(jb, "meta", O_RDONLY);
 	*why = "no readable meta";
 	if (fd >= 0) {
 		char b[4096];
@@ -1045,7 +1056,6 @@ static struct job *load_job(struct jobs *j, const char *pod_id,
 			o = json_tokener_parse(b);
 		}
 	}
-	buf_free(&p);
 	const char *s;
 	enum job_state st;
 	if (o && !json_object_is_type(o, json_type_object))
@@ -1093,15 +1103,11 @@ static struct job *load_job(struct jobs *j, const char *pod_id,
 }
 
 /* A directory itself, not a link to one. */
-static bool is_dir(const char *dir, const char *name)
+static bool is_dir(DIR *dir, const char *name)
 {
-	struct buf p;
-	buf_init(&p);
-	buf_printf(&p, "%s/%s", dir, name);
 	struct stat st;
-	bool r = lstat(p.data, &st) == 0 && S_ISDIR(st.st_mode);
-	buf_free(&p);
-	return r;
+	return fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode);
 }
 
 static void load_pod(struct jobs *j, const char *pod_id)
@@ -1109,8 +1115,12 @@ static void load_pod(struct jobs *j, const char *pod_id)
 	struct buf d;
 	buf_init(&d);
 	buf_printf(&d, "%s/%s", j->dir, pod_id);
-	DIR *dir = opendir(d.data);
+	int fd =
+	    openat_nofollow(j->root->fd, pod_id, O_RDONLY | O_DIRECTORY, 0);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dir) {
+		if (fd >= 0)
+			close(fd);
 		buf_free(&d);
 		return;
 	}
@@ -1130,7 +1140,7 @@ static void load_pod(struct jobs *j, const char *pod_id)
 			     "skipped a record with a bad name");
 			continue;
 		}
-		if (!is_dir(d.data, name)) {
+		if (!is_dir(dir, name)) {
 			plog("jobs", d.data, "skipped %s: not a directory",
 			     name);
 			continue;
@@ -1169,14 +1179,27 @@ static void load_pod(struct jobs *j, const char *pod_id)
 
 struct jobs *jobs_new(const struct jobs_opts *o)
 {
-	int rc = mkdir_p(o->dir);
-	DIR *dir = rc ? NULL : opendir(o->dir);
+	int root = o->dir_fd > 0 ? fcntl(o->dir_fd, F_DUPFD_CLOEXEC, 0)
+				 : mkdir_p(AT_FDCWD, o->dir, true);
+	if (root < 0 && o->dir_fd > 0)
+		root = -errno;
+	int fd = root < 0
+		     ? root
+		     : openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dir) {
 		plog("jobs", o->dir, "cannot use the jobs directory: %s",
-		     strerror(rc ? -rc : errno));
+		     strerror(root < 0 ? -root : errno));
+		if (fd >= 0)
+			close(fd);
+		if (root >= 0)
+			close(root);
 		return NULL;
 	}
 	struct jobs *j = xcalloc(1, sizeof *j);
+	j->root = xcalloc(1, sizeof *j->root);
+	atomic_init(&j->root->refs, 1);
+	j->root->fd = root;
 	j->dir = xstrdup(o->dir);
 	j->keep = o->keep_bytes;
 	j->runs = o->runs;
@@ -1186,7 +1209,7 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!pod_id_ok(e->d_name) || !is_dir(o->dir, e->d_name)) {
+		if (!pod_id_ok(e->d_name) || !is_dir(dir, e->d_name)) {
 			plog("jobs", o->dir,
 			     "skipped an entry that is no pod's directory");
 			continue;
@@ -1222,6 +1245,7 @@ void jobs_free(struct jobs *j)
 	free(j->pods);
 	pthread_mutex_destroy(&j->mu);
 	pthread_mutex_destroy(&j->cap_mu);
+	root_put(j->root);
 	free(j->dir);
 	free(j);
 }
@@ -1375,7 +1399,7 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 	if (waited)
 		notify(jb);
 	pthread_mutex_lock(&jb->meta_mu); /* no meta write under way */
-	remove_record(jb->dir);
+	remove_record(jb);
 	pthread_mutex_unlock(&jb->meta_mu);
 	job_put(jb);
 	return 0;

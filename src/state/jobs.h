@@ -26,7 +26,11 @@ struct jobs;
 struct job; /* refcounted: job_put what a call returned referenced */
 
 struct jobs_opts {
-	const char *dir;	       /* created if missing (<state>/jobs) */
+	const char *dir; /* <state>/jobs, for messages */
+	int dir_fd;	 /* > 0: dir, open (statedir.h; the store keeps a
+			    dup); else dir is opened by its path (made
+			    if missing). Nothing in it is followed if a
+			    link. */
 	unsigned long long keep_bytes; /* cap on all jobs' outputs together */
 	struct runs *runs;	       /* starts scripts (NULL: unit tests of
 					  ended jobs only) */
@@ -57,13 +61,14 @@ bool jobs_pod_has(struct jobs *j, const char *pod_id);
 /* `run` closed: a new numbered job runs script (len bytes) on the pod;
  * returns once it has started: 0 and the job referenced (now the latest),
  * or -errno as runs_start (E2BIG over RUNS_MAX_SCRIPT: nothing sent, no
- * job recorded; ENOTCONN, EHOSTUNREACH, EACCES, EINTR, ENOENT). */
+ * job recorded; ENOTCONN, EHOSTUNREACH, EACCES, EINTR, ENOENT), or the
+ * errno of a record that cannot be kept (ENOSPC: logged, nothing sent). */
 int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	     bool (*interrupted)(void *arg), void *arg, struct job **out);
 /* `mkdir jobs/<name>`: a waiting job (0, -EEXIST, -EINVAL for a bad or
  * numeric name or "latest", -ENOENT for a pod id that cannot be a
- * directory's name: whether the pod exists is the caller's to check; -EIO
- * if its record cannot be made, logged). */
+ * directory's name: whether the pod exists is the caller's to check; the
+ * errno if its record cannot be made, such as -ENOSPC, logged). */
 int jobs_create(struct jobs *j, const char *pod_id, const char *name);
 /* Its `cmd` written and closed: starts a waiting job as jobs_run does
  * (-EBUSY if it has started already). */

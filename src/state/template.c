@@ -546,48 +546,23 @@ void template_store_destroy(struct template_store *s)
 	pthread_mutex_destroy(&s->mu);
 }
 
-/* Temp file beside the target, fsync, rename: a crash leaves the old
- * template or the new one, never half of one. */
+/* atomic_write_file: a crash leaves the old template or the new one,
+ * never half of one. */
 static int save_atomically(const char *path, const char *text, size_t len)
 {
-	struct buf tmp;
-	buf_init(&tmp);
-	buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
 	/* The directories may not exist yet ($XDG_CONFIG_HOME/primefs). */
-	char *dir = xstrdup(path);
-	for (char *p = dir + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(dir, 0700);
-			*p = '/';
-		}
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : NULL;
+	int fd = mkdir_p(AT_FDCWD, !dir ? "." : *dir ? dir : "/", true);
 	free(dir);
-	int rc = 0;
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-	} else {
-		size_t off = 0;
-		while (off < len && rc == 0) {
-			ssize_t n = write(fd, text + off, len - off);
-			if (n < 0 && errno != EINTR)
-				rc = -errno;
-			else if (n > 0)
-				off += (size_t)n;
-		}
-		if (rc == 0 && fsync(fd) != 0)
-			rc = -errno;
-		if (close(fd) != 0 && rc == 0)
-			rc = -errno;
-		if (rc == 0 && rename(tmp.data, path) != 0)
-			rc = -errno;
-		if (rc != 0)
-			unlink(tmp.data);
-	}
+	int rc =
+	    fd < 0 ? fd
+		   : atomic_write_file(fd, slash ? slash + 1 : path, text, len);
+	if (fd >= 0)
+		close(fd);
 	if (rc)
 		plog("config", path, "cannot save the template: %s",
 		     strerror(-rc));
-	buf_free(&tmp);
 	return rc;
 }
 

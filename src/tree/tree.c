@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cost.h"
 #include "guards.h"
 #include "jobfiles.h"
 #include "jobs.h"
@@ -177,37 +178,10 @@ static int r_pod_progress(struct tree *t, const void *obj, struct buf *out)
 	return 0;
 }
 
-/* How old a held wallet may be and still give cost its billing rows. An
- * older answer only moves money from the rows to the running part (price
- * × time since the last bill), so a crawl of every pod's cost is served by
- * one wallet fetch, as `balance` is. */
-#define COST_WALLET_MAX_AGE 60.0
-
-/* cost needs two snapshots, the pod's and the wallet's billing rows: the
- * wallet comes from the cache here (one listing serves every pod's cost).
- * While the wallet cannot be had, the rows count as none. */
-int tree_pod_cost(void *cache, const struct pod *p, double *out)
-{
-	struct snap *w = NULL;
-	if (!p->history && cache) {
-		if (cache_get(cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
-		    now_monotonic() - w->fetched_mono > COST_WALLET_MAX_AGE) {
-			snap_put(w);
-			w = NULL;
-		}
-		if (!w && cache_get(cache, SNAP_WALLET, CACHE_TTL, &w))
-			w = NULL;
-	}
-	int rc = pod_cost(p, w ? &w->wallet : NULL, time(NULL), out);
-	if (w)
-		snap_put(w);
-	return rc == 0 ? 0 : -1;
-}
-
 static int r_pod_cost(struct tree *t, const void *obj, struct buf *out)
 {
 	double cost;
-	if (tree_pod_cost(t->o.cache, obj, &cost) == 0)
+	if (cost_pod_now(t->o.cache, obj, &cost) == 0)
 		buf_printf(out, "%.4f", cost);
 	buf_addc(out, '\n');
 	return 0;

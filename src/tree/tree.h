@@ -173,10 +173,6 @@ mode_t node_mode(const struct node *n);
 
 /* A pod's lease opened for writing (hold) or such a handle closed. */
 void tree_lease(struct tree *t, const char *pod_id, bool hold);
-/* A pod's cost now, as its `cost` file shows it, the wallet's billing rows
- * taken from `cache` (a struct cache: a guards_opts cost function): 0, or
- * -1 when unknown. */
-int tree_pod_cost(void *cache, const struct pod *p, double *out);
 
 /* mkdir and rmdir of a path: 0 or -errno. */
 int tree_mkdir(struct tree *t, const char *path);
