@@ -126,6 +126,10 @@ def test_root_ctl_log_and_guards_answer_while_the_api_hangs(api, make_mount):
         listing = answers("ls -l")
         assert "?" not in listing, listing  # every entry stat'ed
         assert "mount /" in answers("cat log")
+        # A pod's cost and offer need the wallet and the offers, never
+        # fetched here: their stat does not wait for them either.
+        listing = answers("ls -l pods/demo")
+        assert "?" not in listing and " offer" in listing, listing
         answers("echo 3h > pods/demo/deadline")
         answers("echo refresh > ctl")
         assert "balance" in answers("ls -l").split()

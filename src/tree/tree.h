@@ -165,8 +165,9 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 /* A file's whole content as of now. */
 int tree_render(struct tree *t, const struct node *n, struct buf *out);
 /* The same from what is held, for a size (getattr, a listing): never waits
- * for the snapshot a root file needs (balance's wallet); -EAGAIN when that
- * was never fetched (the size is unknown, and tree_volatile says so). */
+ * for a listing other than the node's own that was never fetched
+ * (balance's and cost's wallet, offer's offers): -EAGAIN, the size is not
+ * known (those files are volatile: tree_volatile). */
 int tree_render_held(struct tree *t, const struct node *n, struct buf *out);
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out);
 mode_t node_mode(const struct node *n);

@@ -81,9 +81,10 @@ TREE_RENDER(r_pod_ip);
 TREE_RENDER(r_pod_json);
 TREE_RENDER(r_pod_log);
 TREE_RENDER(r_pod_offer);
-/* offer's render with the pods snapshot p is in (it keeps the answer). */
+/* offer's render with the pods snapshot p is in (it keeps the answer),
+ * the offers taken in mode (CACHE_HELD, none held: -EAGAIN). */
 int pod_offer(struct tree *t, const struct snap *pods, const struct pod *p,
-	      struct buf *out);
+	      enum cache_mode mode, struct buf *out);
 TREE_RENDER(r_job_state);
 TREE_RENDER(r_job_started);
 TREE_RENDER(r_job_ended);

@@ -3,6 +3,9 @@
  * job; for the root's files the wallet, the template, the log and stats. */
 #include "tree_int.h"
 
+#include <errno.h>
+#include <stdlib.h>
+
 #include "cost.h"
 #include "jobs.h"
 #include "log.h"
@@ -177,16 +180,20 @@ int r_pod_log(struct tree *t, const void *obj, struct buf *out)
 /* `<type>/<offer>` the pod was rented from: the one offer of the held
  * listing (fetched no more often than the offers' freshness window) whose
  * fields agree with the pod's; an empty line when none or several do.
- * `pods`, the snapshot p is in, keeps the answer (snap_pod_offer). */
+ * `pods`, the snapshot p is in, keeps the answer (snap_pod_offer). The
+ * listing is taken in `mode`; CACHE_HELD with none held: -EAGAIN. */
 int pod_offer(struct tree *t, const struct snap *pods, const struct pod *p,
-	      struct buf *out)
+	      enum cache_mode mode, struct buf *out)
 {
 	struct snap *s;
 	/* A type no directory could hold: no offer, and no fetch for it. */
 	char *dir = p->gpu_type ? gpu_type_dir(p->gpu_type) : NULL;
 	bool usable = dir != NULL;
 	free(dir);
-	if (usable && cache_get(t->o.cache, SNAP_OFFERS, CACHE_TTL, &s) == 0) {
+	int rc = usable ? cache_get(t->o.cache, SNAP_OFFERS, mode, &s) : -1;
+	if (rc == -ENOENT && mode == CACHE_HELD)
+		return -EAGAIN;
+	if (rc == 0) {
 		const struct gpu_type *g;
 		const struct offer *found = snap_pod_offer(pods, p, s, &g);
 		if (found)
@@ -200,7 +207,7 @@ int pod_offer(struct tree *t, const struct snap *pods, const struct pod *p,
 /* Rendered through tree_render, which passes the node's snapshot. */
 int r_pod_offer(struct tree *t, const void *obj, struct buf *out)
 {
-	return pod_offer(t, NULL, obj, out);
+	return pod_offer(t, NULL, obj, CACHE_TTL, out);
 }
 
 /* ---- jobs (jobs.h): the node's object is the job ---- */

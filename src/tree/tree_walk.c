@@ -278,7 +278,7 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 	if (n->type != N_FILE)
 		return -EISDIR;
 	if (n->file->render == r_pod_offer)
-		return pod_offer(t, n->snap, n->obj, out);
+		return pod_offer(t, n->snap, n->obj, CACHE_TTL, out);
 	if (n->file->needs) { /* read: as fresh as the freshness window */
 		struct snap *s;
 		int rc =
@@ -295,8 +295,20 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 
 int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 {
-	if (n->type == N_FILE && n->file->needs)
+	if (n->type != N_FILE)
+		return -EISDIR;
+	if (n->file->needs)
 		return n->obj ? n->file->render(t, n->obj, out) : -EAGAIN;
+	/* Pods' files that need another listing than their pod's. */
+	if (n->file->render == r_pod_offer)
+		return pod_offer(t, n->snap, n->obj, CACHE_HELD, out);
+	if (n->file->render == r_pod_cost &&
+	    !((const struct pod *)n->obj)->history) {
+		struct snap *w;
+		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w))
+			return -EAGAIN;
+		snap_put(w);
+	}
 	return tree_render(t, n, out);
 }
 
