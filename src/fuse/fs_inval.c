@@ -18,9 +18,10 @@
  *   directory, so it never waits for a request.
  * - The entries threads tell gone names, each one directory at a time. A
  *   directory whose lock the kernel holds for a request primefs is
- *   answering (kc_dir_enter .. kc_dir_leave, which every operation the
- *   kernel sends with a directory locked brackets: lookup, mkdir, rmdir,
- *   unlink, create, mknod, symlink, rename, readdir, setattr) is not taken
+ *   answering (kc_dir_enter .. kc_dir_leave, which fs.c's locked_*
+ *   wrappers put around every operation the kernel sends with a directory
+ *   locked: lookup, mkdir, rmdir, unlink, create, mknod, symlink, readdir,
+ *   setattr; rename is refused at once) is not taken
  *   until that request has returned, so one directory held by a slow
  *   request (a mkdir waiting for the API) never holds up the others.
  * - A request that changed something (kc_sync) returns once the kernel has
@@ -133,7 +134,8 @@ void kc_dir_leave(fuse_ino_t ino)
 {
 	pthread_mutex_lock(&kc.mu);
 	struct kc_dir *d = kc_dir(ino);
-	d->locks--;
+	if (d->locks)
+		d->locks--;
 	if (!d->locks && d->n)
 		pthread_cond_signal(&kc.ent_cv);
 	kc_dir_tidy(d);
