@@ -32,7 +32,7 @@ does not document (the real server would silently ignore it).
 prepaid offers, billing rows and history rows of every resource type.
 
 Plus unauthenticated test-control endpoints under /_admin (stats, reset,
-fault injection, balance, pods, offers, lag, slow_create).  Standard
+fault injection, balance, pods, offers, lag, slow_create, release).  Standard
 library plus python3-yaml (for the description).
 
 The first line on stdout is the bound port; one log line per request goes
@@ -593,6 +593,11 @@ class State:
         self.counts = {}
         self.requests = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self.faults = []
+        # requests a slow fault or slow_create holds now (stats' "held");
+        # /_admin/release answers them at once
+        self.held = 0
+        self.hold_cv = threading.Condition(threading.Lock())
+        self.release_gen = 0
         self.reset_stats()
 
     # ---- pods: construction ------------------------------------------------
@@ -764,6 +769,14 @@ class State:
         return out
 
     # ---- admin --------------------------------------------------------------
+
+    def hold(self, secs):
+        """Holds the calling request for secs, or until /_admin/release."""
+        with self.hold_cv:
+            self.held += 1
+            gen = self.release_gen
+            self.hold_cv.wait_for(lambda: self.release_gen != gen, timeout=secs)
+            self.held -= 1
 
     def reset_stats(self):
         self.counts = {k: 0 for k in KNOWN_ENDPOINTS}
@@ -996,13 +1009,20 @@ class State:
     def admin(self, method, name, body):
         """Returns (status, json_object)."""
         if method == "GET" and name == "stats":
-            return 200, {"counts": dict(self.counts), "requests": list(self.requests)}
+            return 200, {"counts": dict(self.counts), "requests": list(self.requests),
+                         "held": self.held}
         if method != "POST":
             return 404, {"detail": "Not Found"}
         if not isinstance(body, dict):
             body = {}
         if name == "reset":
             self.reset_stats()
+            return 200, {"ok": True}
+        if name == "release":
+            # every request held by a slow fault or slow_create answers now
+            with self.hold_cv:
+                self.release_gen += 1
+                self.hold_cv.notify_all()
             return 200, {"ok": True}
         if name == "clear_faults":
             self.faults = []
@@ -1282,7 +1302,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "reset":
             return self._answer_reset(entry)
         if kind == "slow":
-            time.sleep(fault["delay"])
+            state.hold(fault["delay"])
 
         if params is None or (op is not None and key not in IMPLEMENTED):
             return self._answer(entry, 404, {"detail": "Not Found"})
@@ -1317,7 +1337,7 @@ class Handler(BaseHTTPRequestHandler):
             if bad:
                 return self._check_failed(entry, bad)
         if slow and slow["secs"] > 0:       # the pod exists already; the answer is late
-            time.sleep(slow["secs"])
+            state.hold(slow["secs"])
         if kind == "drop_post" or (slow and slow["lose"]):   # the answer is lost
             return self._answer_reset(entry, status)
         if kind == "badjson":

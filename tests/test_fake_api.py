@@ -956,6 +956,27 @@ def test_slow_create(fresh):
         fake.api("POST", "/pods/", body)
     assert [p["name"] for p in fake.get("/pods/")["data"]].count("lost") == 1
 
+def test_release_answers_held_requests(fresh):
+    """A slow fault holds its requests (stats' "held") until its delay
+    ends or /_admin/release answers them."""
+    fake = fresh()
+    fake.admin("fault", {"kind": "slow", "delay": 60, "match": "GET /pods"})
+    result = {}
+
+    def get():
+        result["answer"] = fake.get("/pods/", timeout=30)
+    t = threading.Thread(target=get)
+    t.start()
+    deadline = time.monotonic() + 10
+    while fake.admin("stats")["held"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "answer" not in result
+    fake.admin("release", {})
+    t.join(10)
+    assert "demo" in [p["name"] for p in result["answer"]["data"]]
+    assert fake.admin("stats")["held"] == 0
+
 # --------------------------------------------------------------------------
 # primefs against the description (a real mount; conftest's fixtures)
 

@@ -715,18 +715,28 @@ def test_offer_crawl_costs_one_offers_listing(mnt, api):
     assert pages == (len(all_offers(api)) - 6 + 99) // 100
 
 
-def test_chmod_that_changes_nothing_succeeds(mnt):
+def test_chmod_is_eperm_unless_it_changes_nothing(mnt):
+    """No mode can change: a chmod to another one is EPERM (a pod directory
+    by its owner too: it used to answer 0 and change nothing); to the mode
+    the object has (cp -p), 0."""
     os.chmod(mnt.p("pods/demo/status"), 0o444)  # the mode it has
     os.chmod(mnt.p("availability"), 0o755)
-    os.chmod(mnt.p("pods/demo"), 0o700)  # a pod directory, by its owner
-    assert stat.S_IMODE(os.stat(mnt.p("pods/demo")).st_mode) == 0o755
+    os.chmod(mnt.p("pods/demo"), 0o755)
     for path, mode in (("pods/demo/status", 0o666), ("balance", 0o777),
-                       ("availability", 0o700), ("config", 0o644)):
+                       ("availability", 0o700), ("config", 0o644),
+                       ("pods/demo", 0o700), ("pods/demo", 0o777)):
+        before = os.stat(mnt.p(path)).st_mode
         assert err_of(lambda: os.chmod(mnt.p(path), mode)) == errno.EPERM, path
+        assert os.stat(mnt.p(path)).st_mode == before, path
+    r = subprocess.run(["chmod", "700", mnt.p("pods/demo")], capture_output=True, text=True)
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr, r
+    assert stat.S_IMODE(os.stat(mnt.p("pods/demo")).st_mode) == 0o755
 
 
 def test_install_d_rents_once_and_exits_0(api, make_mount):
-    """install -d pods/x sets the mode after the rent: no spurious error."""
+    """install -d pods/x rents and exits 0, whatever the umask (the mode it
+    wants is the one the directory shows); -m of another mode rents and
+    says the mode could not be set."""
     from test_intent import TEMPLATE, assert_rented_once, deletes, run
     m = make_mount(api)
     m.write("config", TEMPLATE)
@@ -735,10 +745,9 @@ def test_install_d_rents_once_and_exits_0(api, make_mount):
     assert r.returncode == 0 and not r.stderr, r
     assert_rented_once(api, m, "x")
     # With a mode other than the one the directory shows, install chmods
-    # it after the mkdir: a harmless success, not "cannot change
-    # permissions" and exit 1.
+    # it after the mkdir: refused, and install says so.
     api.reset()
     r = run(["install", "-d", "-m", "700", "pods/y"], m.path)
-    assert r.returncode == 0 and not r.stderr, r
+    assert r.returncode == 1 and "cannot change permissions" in r.stderr, r
     assert_rented_once(api, m, "y")
     assert deletes(api) == []

@@ -164,6 +164,11 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 
 /* A file's whole content as of now. */
 int tree_render(struct tree *t, const struct node *n, struct buf *out);
+/* The same from what is held, for a size (getattr, a listing): never waits
+ * for a listing other than the node's own that was never fetched
+ * (balance's and cost's wallet, offer's offers): -EAGAIN, the size is not
+ * known (those files are volatile: tree_volatile). */
+int tree_render_held(struct tree *t, const struct node *n, struct buf *out);
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out);
 mode_t node_mode(const struct node *n);
 
@@ -188,7 +193,8 @@ void tree_set_changed(struct tree *t, tree_changed_fn fn, void *arg);
 unsigned long tree_generation(struct tree *t);
 /* Whether a node's attributes may change with no snapshot changing (cost
  * grows with time, log and stats with use, config can be edited on disk,
- * guards move by their timer): not to be cached by the kernel. */
+ * guards move by their timer), or are not known yet (balance before the
+ * wallet was ever fetched): not to be cached by the kernel. */
 bool tree_volatile(const struct node *n);
 /* Whether the kernel may keep a file's content (keep_cache) until it is
  * told the path changed: a value of an immutable snapshot (an offer's or

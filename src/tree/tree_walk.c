@@ -1,0 +1,327 @@
+/* tree_walk.c — from paths to nodes by the tables of tree.c: resolving,
+ * listing, rendering and reading links. Listings come from the cache; a
+ * path ending in a probed name is walked through what is held. */
+#include "tree_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "naming.h"
+
+/* From a jobs/ directory into its entry: `latest` (a link to the newest
+ * job) or a job's directory. */
+static int step_job(struct tree *t, struct node *n, const char *name)
+{
+	struct jobs *js = t->o.jobs;
+	if (!js || !n->pod_id)
+		return -ENOENT;
+	bool latest = !strcmp(name, "latest");
+	struct job *jb =
+	    latest ? jobs_latest(js, n->pod_id) : jobs_get(js, n->pod_id, name);
+	if (!jb)
+		return -ENOENT;
+	job_put(n->job);
+	n->job = jb;
+	if (latest) {
+		n->type = N_LINK;
+		return 0;
+	}
+	n->obj = jb;
+	time_t when = job_started(jb);
+	if (when)
+		n->mtime = when;
+	n->dir = dirs[n->dir].child;
+	return 0;
+}
+
+/* Steps from directory n into its entry `name`; listings are taken from
+ * the cache in `mode`. */
+static int step(struct tree *t, struct node *n, const char *name,
+		enum cache_mode mode)
+{
+	const struct dir_def *d = &dirs[n->dir];
+	if (n->type != N_DIR)
+		return -ENOTDIR;
+	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
+		if (!strcmp(sd->name, name)) {
+			n->dir = sd->kind;
+			return 0;
+		}
+	if (jobs_dir(n->dir))
+		return step_job(t, n, name);
+	const struct file_def *f = find_file(d->files, n->dir, name);
+	if (f) {
+		n->type = N_FILE;
+		n->file = f;
+		/* What is held, however old, or nothing: a lookup or a
+		 * listing never waits for the value (tree_render fetches it
+		 * for a read). */
+		struct snap *s;
+		if (f->needs &&
+		    cache_get(t->o.cache, (enum snap_kind)(f->needs - 1),
+			      CACHE_HELD, &s) == 0) {
+			node_release(n);
+			n->snap = s;
+			n->obj = s;
+			n->mtime = s->fetched;
+		}
+		return 0;
+	}
+	if (d->listing < 0)
+		return -ENOENT;
+	/* Real names are safe and never start with '.', so a probe of a
+	 * hidden name, or a name no listing could hold, is answered at once;
+	 * other probes are answered from what is held. */
+	if (name[0] == '.' || !safe_name(name))
+		return -ENOENT;
+	if (!n->snap) {
+		int rc = cache_get(t->o.cache, d->listing, mode, &n->snap);
+		if (rc)
+			return rc;
+		n->mtime = n->snap->fetched;
+	}
+	switch (n->dir) {
+	case D_AVAIL:
+		n->gtype = snap_type(n->snap, name);
+		if (!n->gtype)
+			return -ENOENT;
+		break;
+	case D_CHEAPEST:
+		/* A link to the type's cheapest rentable offer. */
+		n->gtype = snap_type(n->snap, name);
+		if (!type_cheapest(n->gtype))
+			return -ENOENT;
+		n->type = N_LINK;
+		return 0;
+	case D_TYPE:
+		n->obj = type_offer(n->gtype, name);
+		if (!n->obj)
+			return -ENOENT;
+		break;
+	case D_PODS:
+	case D_HISTORY: {
+		const struct pod *p = snap_pod(n->snap, name);
+		if (!p)
+			return -ENOENT;
+		n->obj = p;
+		n->pod_id = p->id;
+		if (!p->history && p->created_t >= 0)
+			n->mtime = p->created_t;
+		break;
+	}
+	default:
+		return -ENOENT;
+	}
+	n->dir = d->child;
+	return 0;
+}
+
+/* Whether the last component of path is a probed name. */
+static bool probes_last(const char *path)
+{
+	size_t end = strlen(path);
+	while (end && path[end - 1] == '/')
+		end--;
+	size_t start = end;
+	while (start && path[start - 1] != '/')
+		start--;
+	char base[256];
+	if (end == start || end - start >= sizeof base)
+		return false;
+	memcpy(base, path + start, end - start);
+	base[end - start] = '\0';
+	return probe_name(base);
+}
+
+int tree_resolve(struct tree *t, const char *path, struct node *n)
+{
+	memset(n, 0, sizeof *n);
+	n->type = N_DIR;
+	n->dir = D_ROOT;
+	n->mtime = time(NULL);
+	if (path[0] != '/')
+		return -ENOENT;
+	/* A path ending in a probed name is walked through what is held,
+	 * parents included: a prompt probing .git in the pod it stands in
+	 * must not refetch the listing that holds the pod. (A probed name in
+	 * the middle has resolved, so it is a real entry.) */
+	enum cache_mode mode = probes_last(path) ? CACHE_HELD : CACHE_TTL;
+	char name[256];
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, "/");
+		if (len >= sizeof name) {
+			node_release(n);
+			return -ENAMETOOLONG;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		p += len;
+		if (n->type != N_DIR) {
+			node_release(n);
+			return -ENOTDIR;
+		}
+		int rc = step(t, n, name, mode);
+		if (rc) {
+			node_release(n);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int tree_resolve_dir(struct tree *t, const char *path, struct node *n)
+{
+	int rc = tree_resolve(t, path, n);
+	if (rc)
+		return rc;
+	if (n->type != N_DIR) {
+		node_release(n);
+		return -ENOTDIR;
+	}
+	int kind = dirs[n->dir].listing;
+	if (kind >= 0 && !n->snap &&
+	    (rc = cache_get(t->o.cache, (enum snap_kind)kind, CACHE_TTL,
+			    &n->snap)))
+		node_release(n);
+	return rc;
+}
+
+int tree_child(struct tree *t, const struct node *dir, const char *name,
+	       struct node *out)
+{
+	*out = *dir;
+	if (out->snap)
+		snap_ref(out->snap);
+	job_get(out->job);
+	int rc = step(t, out, name, CACHE_TTL);
+	if (rc)
+		node_release(out);
+	return rc;
+}
+
+/* A pod's jobs, oldest first, then `latest` when there is one. */
+static int list_jobs(struct tree *t, const struct node *n, add_fn add,
+		     void *ctx)
+{
+	if (!t->o.jobs || !n->pod_id)
+		return 0;
+	if (jobs_list(t->o.jobs, n->pod_id, add, ctx))
+		return 0; /* add said stop */
+	struct job *latest = jobs_latest(t->o.jobs, n->pod_id);
+	if (latest)
+		add(ctx, "latest");
+	job_put(latest);
+	return 0;
+}
+
+int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
+{
+	(void)t;
+	if (n->type != N_DIR)
+		return -ENOTDIR;
+	const struct dir_def *d = &dirs[n->dir];
+	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
+		if (add(ctx, sd->name))
+			return 0;
+	for (const struct file_def *f = d->files; f->name; f++)
+		if (file_in(f, n->dir) && add(ctx, f->name))
+			return 0;
+	if (jobs_dir(n->dir))
+		return list_jobs(t, n, add, ctx);
+	if (d->listing < 0)
+		return 0;
+	struct snap *s = n->snap;
+	struct snap *own = NULL;
+	if (!s) {
+		int rc = cache_get(t->o.cache, d->listing, CACHE_TTL, &own);
+		if (rc)
+			return rc;
+		s = own;
+	}
+	switch (n->dir) {
+	case D_AVAIL:
+		for (size_t i = 0; i < snap_n_types(s); i++)
+			if (add(ctx, type_name(snap_type_at(s, i))))
+				break;
+		break;
+	case D_CHEAPEST:
+		for (size_t i = 0; i < snap_n_types(s); i++) {
+			const struct gpu_type *g = snap_type_at(s, i);
+			if (type_cheapest(g) && add(ctx, type_name(g)))
+				break;
+		}
+		break;
+	case D_TYPE:
+		for (size_t i = 0; i < type_n_offers(n->gtype); i++)
+			if (add(ctx, type_offer_at(n->gtype, i)->name))
+				break;
+		break;
+	default:
+		for (size_t i = 0; i < snap_n_pods(s); i++)
+			if (add(ctx, snap_pod_at(s, i)->dir))
+				break;
+		break;
+	}
+	if (own)
+		snap_put(own);
+	return 0;
+}
+
+int tree_render(struct tree *t, const struct node *n, struct buf *out)
+{
+	if (n->type != N_FILE)
+		return -EISDIR;
+	if (n->file->render == r_pod_offer)
+		return pod_offer(t, n->snap, n->obj, CACHE_TTL, out);
+	if (n->file->needs) { /* read: as fresh as the freshness window */
+		struct snap *s;
+		int rc =
+		    cache_get(t->o.cache, (enum snap_kind)(n->file->needs - 1),
+			      CACHE_TTL, &s);
+		if (rc)
+			return rc;
+		rc = n->file->render(t, s, out);
+		snap_put(s);
+		return rc;
+	}
+	return n->file->render ? n->file->render(t, n->obj, out) : 0;
+}
+
+int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
+{
+	if (n->type != N_FILE)
+		return -EISDIR;
+	if (n->file->needs)
+		return n->obj ? n->file->render(t, n->obj, out) : -EAGAIN;
+	/* Pods' files that need another listing than their pod's. */
+	if (n->file->render == r_pod_offer)
+		return pod_offer(t, n->snap, n->obj, CACHE_HELD, out);
+	if (n->file->render == r_pod_cost &&
+	    !((const struct pod *)n->obj)->history) {
+		struct snap *w;
+		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w))
+			return -EAGAIN;
+		snap_put(w);
+	}
+	return tree_render(t, n, out);
+}
+
+int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
+{
+	(void)t;
+	if (n->type != N_LINK)
+		return -EINVAL;
+	if (jobs_dir(n->dir)) { /* jobs/latest, relative: `latest -> 3` */
+		buf_adds(out, job_name(n->job));
+		return 0;
+	}
+	buf_printf(out, "../availability/%s/%s", type_name(n->gtype),
+		   type_cheapest(n->gtype)->name);
+	return 0;
+}
