@@ -1,0 +1,105 @@
+"""The SFTP client (src/ssh/sftp*.c) against a real sshd: build/tests/unit/
+test_sftp runs one scenario per test and prints TAP; this file starts the
+pod (sshd, see sshd.py) and does what a scenario asks of it mid-run ("@@
+restart"). The pod is this machine, so the scenarios check what the client
+did with local system calls.
+
+PRIMEFS_BUILD picks the build; PRIMEFS_WRAPPER (e.g. valgrind) wraps
+test_sftp.
+"""
+
+import os
+import pwd
+import subprocess
+
+import pytest
+
+from conftest import BUILD
+from sshd import Sshd
+from test_ssh_core import Run, keys, wrapped  # noqa: F401 (keys: fixture)
+
+EXE = BUILD / "tests" / "unit" / "test_sftp"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root"),
+    pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="no OpenSSH server"),
+]
+
+
+@pytest.fixture
+def pod(tmp_path, keys):  # noqa: F811
+    s = Sshd(tmp_path / "sshd", authorized_keys=[keys["ed_pub"]])
+    yield s
+    s.stop()
+
+
+def run(scenario, sshd, tmp_path, keys, actions=None, extra=(), timeout=120):  # noqa: F811
+    assert EXE.exists(), f"{EXE} not built"
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    cmd = wrapped() + [
+        str(EXE), scenario, "host=127.0.0.1", f"port={sshd.port}", "user=root",
+        f"key={keys['ed']}", f"known_hosts={tmp_path / 'known_hosts'}", f"dir={work}",
+        f"home={pwd.getpwuid(0).pw_dir}", *extra]
+    if wrapped():
+        timeout *= 4
+    err = open(tmp_path / f"{scenario}.stderr", "w+")
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                         text=True)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("@@ "):
+                (actions or {})[line[3:].strip()]()
+                p.stdin.write("done\n")
+                p.stdin.flush()
+        rc = p.wait(timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err.seek(0)
+    return Run(rc, "".join(lines), err.read())
+
+
+def test_every_operation(pod, tmp_path, keys):  # noqa: F811
+    run("ops", pod, tmp_path, keys).check()
+    log = pod.log_text()
+    # On the pod's one session, in its sftp subsystem: no second login.
+    assert log.count("Accepted publickey") == 1, log
+    assert "Starting session: subsystem 'sftp'" in log, log
+
+
+def test_errno(pod, tmp_path, keys):  # noqa: F811
+    run("errors", pod, tmp_path, keys).check()
+
+
+def test_disk_full_is_enospc(pod, tmp_path, keys):  # noqa: F811
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], check=True)
+    try:
+        run("full", pod, tmp_path, keys, extra=[f"full={full}"]).check()
+    finally:
+        subprocess.run(["umount", "-l", str(full)])
+
+
+def test_256mib_bounded_memory(pod, tmp_path, keys):  # noqa: F811
+    if wrapped():
+        pytest.skip("256 MiB under a wrapper takes too long")
+    r = run("big", pod, tmp_path, keys, timeout=600).check()
+    mb = 256 * 1.048576
+    print(f"256 MiB: write {mb / r.value('write_s'):.0f} MB/s, read "
+          f"{mb / r.value('read_s'):.0f} MB/s, peak RSS +{r.value('hwm_growth_kib') / 1024:.0f} "
+          "MiB (figures only; bench/sftp.py compares)")
+
+
+def test_reconnect_mid_read(pod, tmp_path, keys):  # noqa: F811
+    r = run("reconnect", pod, tmp_path, keys, actions={"restart": pod.restart}).check()
+    assert pod.log_text().count("Accepted publickey") >= 1
+
+
+def test_many_threads_one_channel(pod, tmp_path, keys):  # noqa: F811
+    run("concurrent", pod, tmp_path, keys).check()
+    assert pod.log_text().count("Accepted publickey") == 1
