@@ -147,7 +147,7 @@ static void sc_ops(struct sftp *f)
 	for (int i = 0; i < 250; i++) {
 		char name[64];
 		snprintf(name, sizeof name, "d/f%03d", i);
-		put_file(P(name), "x", (size_t)i % 7);
+		put_file(P(name), "xxxxxxx", (size_t)i % 7);
 	}
 	struct sftp_file *d = NULL;
 	CHECK(sftp_opendir(f, P("d"), &d) == 0);
