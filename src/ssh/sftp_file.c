@@ -17,8 +17,11 @@
 #include "log.h"
 
 /* Bytes per READ and WRITE: OpenSSH's server reads at most 255 KiB per
- * request and takes packets up to 256 KiB. */
+ * request and takes packets up to 256 KiB. A WRITE's packet is exactly
+ * WPACKET bytes, four of sshd's 32 KiB channel packets (an extra SSH
+ * packet for a few bytes of header would cost as much as a full one). */
 #define CHUNK	  ((size_t)128 << 10)
+#define WPACKET	  ((size_t)128 << 10)
 #define RA_SLOTS  ((int)(SFTP_READ_AHEAD / CHUNK) + 16)
 #define WB_SLOTS  256
 #define DIR_AHEAD 2
@@ -52,7 +55,15 @@ struct sftp_file {
 	size_t wlen[WB_SLOTS];
 	int wq_head, wq_n;
 	size_t wq_bytes;
+	/* the next WRITE, filled by contiguous writes: sent when full (its
+	 * packet then fills SSH packets exactly), or before anything else
+	 * on the file */
+	struct buf wb;
+	uint64_t wb_off;
+	size_t wb_len;
 };
+
+static int wb_flush(struct sftp_file *h);
 
 static int h_enter(struct sftp_file *h)
 {
@@ -191,6 +202,7 @@ static struct sftp_file *file_new(struct sftp *f, const char *path)
 
 static void file_free(struct sftp_file *h)
 {
+	buf_free(&h->wb);
 	free(h->path);
 	free(h->handle);
 	free(h);
@@ -324,11 +336,18 @@ static int h_revive(struct sftp_file *h)
 ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 {
 	struct sftp *f = h->f;
+	int err = 0;
 	h_enter(h);
 	if (h->err || h->dir) {
 		int e = h->dir ? -EISDIR : h->err;
 		h_leave(h);
 		return e;
+	}
+	if (h->wb_len)
+		err = wb_flush(h); /* the read must see it */
+	if (err) {
+		h_leave(h);
+		return err;
 	}
 	if (off != h->seq) {
 		ra_drop(h);
@@ -339,7 +358,6 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 		h->window = h->window ? 2 * h->window : CHUNK;
 	}
 	size_t got = 0;
-	int err = 0;
 	while (got < n) {
 		uint64_t pos = off + got, want_end = off + n + h->window;
 		while (h->ra_n < RA_SLOTS && h->ra_next < want_end &&
@@ -455,6 +473,44 @@ static int wq_drain(struct sftp_file *h)
 	return h->err;
 }
 
+/* Sends the WRITE being filled, once a slot is free. */
+static int wb_flush(struct sftp_file *h)
+{
+	if (!h->wb_len)
+		return 0;
+	int err = 0;
+	while (!err && h->wq_n &&
+	       (h->wq_n == WB_SLOTS ||
+		h->wq_bytes + h->wb_len > SFTP_WRITE_BEHIND))
+		err = wq_wait(h);
+	if (!err && h->err)
+		err = h->err;
+	if (err) {
+		buf_free(&h->wb);
+		h->wb_len = 0;
+		return err;
+	}
+	/* The data's length, after length, type, id, handle and offset. */
+	uint8_t *p = (uint8_t *)h->wb.data + 4 + 1 + 4 + 4 + h->hlen + 8;
+	uint32_t n = (uint32_t)h->wb_len;
+	p[0] = (uint8_t)(n >> 24);
+	p[1] = (uint8_t)(n >> 16);
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+	struct sftp_dec d;
+	sftp_dec_init(&d, h->wb.data + 5, 4);
+	uint32_t id = 0;
+	sftp_get_u32(&d, &id);
+	int slot = (h->wq_head + h->wq_n) % WB_SLOTS;
+	h->wq[slot] = sreq_make(&h->wb, id, h->gen);
+	h->wlen[slot] = h->wb_len;
+	h->wq_n++;
+	h->wq_bytes += h->wb_len;
+	h->wb_len = 0;
+	sreq_submit(h->f, h->wq[slot]);
+	return 0;
+}
+
 ssize_t sftp_write(struct sftp_file *h, const void *buf, size_t n, uint64_t off)
 {
 	struct sftp *f = h->f;
@@ -467,25 +523,23 @@ ssize_t sftp_write(struct sftp_file *h, const void *buf, size_t n, uint64_t off)
 	int err = h->dir ? -EISDIR : 0;
 	if (!err && !h->err && h->gen != f->gen)
 		err = h_revive(h); /* its channel is gone: EIO */
+	if (!err && h->wb_len && off != h->wb_off + h->wb_len)
+		err = wb_flush(h);
+	size_t room = WPACKET - (4 + 1 + 4 + 4 + h->hlen + 8 + 4);
 	for (size_t done = 0; !err && !h->err && done < n;) {
-		size_t c = min_sz(CHUNK, n - done);
-		while (!err && h->wq_n &&
-		       (h->wq_n == WB_SLOTS ||
-			h->wq_bytes + c > SFTP_WRITE_BEHIND))
-			err = wq_wait(h);
-		if (err || h->err)
-			break;
-		struct buf b;
-		uint32_t id = hreq_begin(h, &b, SSH_FXP_WRITE);
-		sftp_put_u64(&b, off + done);
-		sftp_put_str(&b, (const char *)buf + done, c);
-		int slot = (h->wq_head + h->wq_n) % WB_SLOTS;
-		h->wq[slot] = sreq_make(&b, id, h->gen);
-		h->wlen[slot] = c;
-		h->wq_n++;
-		h->wq_bytes += c;
-		sreq_submit(f, h->wq[slot]);
+		if (!h->wb_len) {
+			buf_init(&h->wb);
+			hreq_begin(h, &h->wb, SSH_FXP_WRITE);
+			sftp_put_u64(&h->wb, off + done);
+			sftp_put_u32(&h->wb, 0); /* filled by wb_flush */
+			h->wb_off = off + done;
+		}
+		size_t c = min_sz(room - h->wb_len, n - done);
+		buf_add(&h->wb, (const char *)buf + done, c);
+		h->wb_len += c;
 		done += c;
+		if (h->wb_len == room)
+			err = wb_flush(h);
 	}
 	if (!err)
 		err = h->err;
@@ -539,7 +593,10 @@ static int h_simple(struct sftp_file *h, uint8_t type,
 int sftp_fstat(struct sftp_file *h, struct sftp_attr *a)
 {
 	h_enter(h);
-	int rc = h->err ? h->err : h_simple(h, SSH_FXP_FSTAT, NULL, NULL, a);
+	int rc = wb_flush(h);
+	if (!rc)
+		rc =
+		    h->err ? h->err : h_simple(h, SSH_FXP_FSTAT, NULL, NULL, a);
 	h_leave(h);
 	return rc;
 }
@@ -552,7 +609,10 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a)
 		return rc;
 	h_enter(h);
 	ra_drop(h);
-	rc = h->err ? h->err : h_simple(h, SSH_FXP_FSETSTAT, &x, NULL, NULL);
+	rc = wb_flush(h);
+	if (!rc)
+		rc = h->err ? h->err
+			    : h_simple(h, SSH_FXP_FSETSTAT, &x, NULL, NULL);
 	h_leave(h);
 	return rc;
 }
@@ -560,7 +620,9 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a)
 int sftp_fsync(struct sftp_file *h)
 {
 	h_enter(h);
-	int rc = wq_drain(h);
+	int rc = wb_flush(h);
+	if (!rc)
+		rc = wq_drain(h);
 	if (!rc && h->f->x_fsync && !h->dir)
 		rc = h_simple(h, 0, NULL, "fsync@openssh.com", NULL);
 	h_leave(h);
@@ -572,7 +634,10 @@ int sftp_close(struct sftp_file *h)
 	struct sftp *f = h->f;
 	h_enter(h);
 	ra_drop(h);
-	int rc = wq_drain(h);
+	int rc = wb_flush(h);
+	int d = wq_drain(h);
+	if (!rc)
+		rc = d;
 	if (rc == -EINTR)
 		rc = -EIO; /* closed all the same */
 	/* A handle of a channel gone went with it. */
