@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import BUILD
-from sshd import Sshd
+from sshd import Sshd, free_port
 from test_ssh_core import Run, keys, wrapped  # noqa: F401 (keys: fixture)
 
 EXE = BUILD / "tests" / "unit" / "test_sftp"
@@ -107,3 +107,25 @@ def test_reconnect_mid_read(pod, tmp_path, keys):  # noqa: F811
 def test_many_threads_one_channel(pod, tmp_path, keys):  # noqa: F811
     run("concurrent", pod, tmp_path, keys).check()
     assert pod.log_text().count("Accepted publickey") == 1
+
+
+def test_unreachable_pod(tmp_path, keys):  # noqa: F811
+    dummy = type("P", (), {"port": free_port()})
+    run("unreachable", dummy, tmp_path, keys, extra=[f"closed_port={free_port()}"]).check()
+
+
+def test_interrupted_wait(pod, tmp_path, keys):  # noqa: F811
+    try:
+        r = run("interrupt", pod, tmp_path, keys,
+                actions={"freeze": pod.freeze, "thaw": pod.thaw}).check()
+    finally:
+        pod.thaw()
+    print("interrupted after %.2f s" % r.value("intr_s"))
+
+
+def test_files_and_a_job_on_one_session(pod, tmp_path, keys):  # noqa: F811
+    run("mixed", pod, tmp_path, keys).check()
+    log = pod.log_text()
+    assert log.count("Accepted publickey") == 1, log
+    assert "Starting session: subsystem 'sftp'" in log, log
+    assert "Starting session: command" in log, log

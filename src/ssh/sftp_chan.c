@@ -138,6 +138,11 @@ void sftp_set_interrupt(bool (*interrupted)(void *arg), void *arg)
 	intr_arg = arg;
 }
 
+bool sftp_interrupted(void)
+{
+	return intr_fn && intr_fn(intr_arg);
+}
+
 int sreq_wait(struct sftp *f, struct sreq *r)
 {
 	double end = now_monotonic() + wait_limit(f->pool);
@@ -161,7 +166,7 @@ int sreq_wait(struct sftp *f, struct sreq *r)
 			if (rc == -EAGAIN)
 				pause = 0.01; /* the old session is ending */
 		}
-		if (intr_fn && intr_fn(intr_arg)) {
+		if (sftp_interrupted()) {
 			sreq_abandon(f, r);
 			return -EINTR;
 		}

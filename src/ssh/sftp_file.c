@@ -65,17 +65,27 @@ struct sftp_file {
 
 static int wb_flush(struct sftp_file *h);
 
-static int h_enter(struct sftp_file *h)
+/* Waits until no other call runs on h (intr: unless interrupted). */
+static int h_enter_ex(struct sftp_file *h, bool intr)
 {
 	struct sftp *f = h->f;
 	pthread_mutex_lock(&f->lock);
 	while (h->busy) {
+		if (intr && sftp_interrupted()) {
+			pthread_mutex_unlock(&f->lock);
+			return -EINTR;
+		}
 		struct timespec ts;
 		monotonic_abs(&ts, 0.1);
 		pthread_cond_timedwait(&f->cond, &f->lock, &ts);
 	}
 	h->busy = true;
 	return 0;
+}
+
+static int h_enter(struct sftp_file *h)
+{
+	return h_enter_ex(h, true);
 }
 
 static void h_leave(struct sftp_file *h)
@@ -337,7 +347,8 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 {
 	struct sftp *f = h->f;
 	int err = 0;
-	h_enter(h);
+	if (h_enter(h))
+		return -EINTR;
 	if (h->err || h->dir) {
 		int e = h->dir ? -EISDIR : h->err;
 		h_leave(h);
@@ -514,7 +525,8 @@ static int wb_flush(struct sftp_file *h)
 ssize_t sftp_write(struct sftp_file *h, const void *buf, size_t n, uint64_t off)
 {
 	struct sftp *f = h->f;
-	h_enter(h);
+	if (h_enter(h))
+		return -EINTR;
 	ra_drop(h); /* what it read ahead may be older than this */
 	h->eof_known = false;
 	h->seq = UINT64_MAX;
@@ -592,7 +604,8 @@ static int h_simple(struct sftp_file *h, uint8_t type,
 
 int sftp_fstat(struct sftp_file *h, struct sftp_attr *a)
 {
-	h_enter(h);
+	if (h_enter(h))
+		return -EINTR;
 	int rc = wb_flush(h);
 	if (!rc)
 		rc =
@@ -607,7 +620,8 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a)
 	int rc = sftp_attr_to(&x, a);
 	if (rc)
 		return rc;
-	h_enter(h);
+	if (h_enter(h))
+		return -EINTR;
 	ra_drop(h);
 	rc = wb_flush(h);
 	if (!rc)
@@ -619,7 +633,8 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a)
 
 int sftp_fsync(struct sftp_file *h)
 {
-	h_enter(h);
+	if (h_enter(h))
+		return -EINTR;
 	int rc = wb_flush(h);
 	if (!rc)
 		rc = wq_drain(h);
@@ -632,7 +647,7 @@ int sftp_fsync(struct sftp_file *h)
 int sftp_close(struct sftp_file *h)
 {
 	struct sftp *f = h->f;
-	h_enter(h);
+	h_enter_ex(h, false); /* a close always closes */
 	ra_drop(h);
 	int rc = wb_flush(h);
 	int d = wq_drain(h);
@@ -640,6 +655,11 @@ int sftp_close(struct sftp_file *h)
 		rc = d;
 	if (rc == -EINTR)
 		rc = -EIO; /* closed all the same */
+	while (h->wq_n) {  /* left by an interruption: their replies dropped */
+		sreq_abandon(f, h->wq[h->wq_head]);
+		h->wq_head = (h->wq_head + 1) % WB_SLOTS;
+		h->wq_n--;
+	}
 	/* A handle of a channel gone went with it. */
 	if (f->ready && f->gen == h->gen) {
 		int c = h_simple(h, SSH_FXP_CLOSE, NULL, NULL, NULL);
@@ -713,7 +733,8 @@ int sftp_readdir(struct sftp_file *d, struct sftp_dirent **ents, size_t *n)
 	struct sftp *f = d->f;
 	*ents = NULL;
 	*n = 0;
-	h_enter(d);
+	if (h_enter(d))
+		return -EINTR;
 	int rc = d->dir ? d->err : -ENOTDIR;
 	while (!rc && !d->eof_known) {
 		while (d->ra_n < DIR_AHEAD)

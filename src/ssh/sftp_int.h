@@ -89,6 +89,8 @@ int sreq_wait(struct sftp *f, struct sreq *r);
  * reply comes or its session ends. */
 void sreq_abandon(struct sftp *f, struct sreq *r);
 void sreq_free(struct sreq *r);
+/* The calling thread's interruption check (sftp_set_interrupt) says so. */
+bool sftp_interrupted(void);
 
 /* Drops a reference (f->lock held; unlocks it). */
 void sftp_unref_unlock(struct sftp *f);

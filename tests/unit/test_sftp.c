@@ -5,7 +5,8 @@
  *   test_sftp SCENARIO host=127.0.0.1 port=N user=root key=FILE
  *             known_hosts=FILE dir=DIR [full=DIR] [bytes=N]
  *
- * Scenarios: ops errors full big reconnect concurrent. The pod is this
+ * Scenarios: ops errors full big reconnect concurrent unreachable
+ * interrupt mixed. The pod is this
  * machine (sshd runs as root here), so what the client did is checked
  * with local system calls on DIR. "@@ ACTION" lines ask the driver to act
  * (restart sshd, change a file) and wait for its answer on stdin; "# NAME
@@ -476,12 +477,111 @@ static void sc_concurrent(struct sftp *f)
 	CHECK(bad == 0);
 }
 
+/* A pod nobody answers on: the connect error, at once. */
+static void sc_unreachable(struct sftp *f)
+{
+	(void)f;
+	struct ssh_opts o = {.known_hosts = arg("known_hosts", NULL),
+			     .key_path = arg("key", NULL),
+			     .key_explicit = true,
+			     .timeout = 5};
+	struct ssh_pool *p = ssh_pool_new(&o);
+	char c[128];
+	snprintf(c, sizeof c, "root@127.0.0.1 -p %s", arg("closed_port", "1"));
+	struct sftp *g = sftp_new(p, "pod-b", c);
+	struct sftp_attr a;
+	CHECK(sftp_stat(g, "/", &a) == -EHOSTUNREACH);
+	/* And again: a new attempt, the same answer. */
+	CHECK(sftp_stat(g, "/", &a) == -EHOSTUNREACH);
+	sftp_free(g);
+	ssh_pool_free(p);
+}
+
+static double intr_at;
+static bool intr_later(void *arg)
+{
+	(void)arg;
+	return now_monotonic() >= intr_at;
+}
+
+/* A frozen pod: a wait ends at the caller's interruption, with EINTR. */
+static void sc_interrupt(struct sftp *f)
+{
+	struct sftp_attr a;
+	CHECK(sftp_stat(f, dir, &a) == 0);
+	struct sftp_file *h = NULL;
+	put_file(P("r"), "data", 4);
+	CHECK(sftp_open(f, P("r"), O_RDONLY, 0, &h) == 0);
+	action("freeze");
+	sftp_set_interrupt(intr_later, NULL);
+	intr_at = now_monotonic() + 0.5;
+	double t0 = now_monotonic();
+	CHECK(sftp_stat(f, dir, &a) == -EINTR);
+	char buf[8];
+	intr_at = now_monotonic() + 0.3;
+	if (h)
+		CHECK(sftp_read(h, buf, sizeof buf, 0) == -EINTR);
+	printf("# intr_s %.2f\n", now_monotonic() - t0);
+	sftp_set_interrupt(NULL, NULL);
+	action("thaw");
+	/* The pod answers again: the file reads. */
+	if (h) {
+		CHECK(sftp_read(h, buf, sizeof buf, 0) == 4);
+		CHECK(sftp_close(h) == 0);
+	}
+}
+
+/* Files and a job on the pod's one session, at the same time. */
+static void sc_mixed(struct sftp *f, struct ssh_pool *p)
+{
+	size_t size = 32 << 20;
+	char *data = xmalloc(size);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (char)(i % 251);
+	put_file(P("m"), data, size);
+	struct ssh_cmd *c = NULL;
+	CHECK(ssh_run(p, "pod-a", conn, "head -c 20000000 /dev/zero", -1, NULL,
+		      NULL, &c) == 0);
+	struct sftp_file *h = NULL;
+	CHECK(sftp_open(f, P("m"), O_RDONLY, 0, &h) == 0);
+	char *buf = xmalloc(size);
+	size_t got = 0;
+	while (h && got < size) {
+		ssize_t n = sftp_read(h, buf + got, 1 << 17, got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	CHECK(got == size && !memcmp(buf, data, size));
+	CHECK(h && sftp_close(h) == 0);
+	CHECK(c && ssh_cmd_wait_done(c, 60));
+	if (c) {
+		CHECK(ssh_cmd_total(c) == 20000000);
+		ssh_cmd_put(c);
+	}
+	free(buf);
+	free(data);
+}
+
+static struct ssh_pool *pool;
+static void sc_mixed_(struct sftp *f)
+{
+	sc_mixed(f, pool);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct sftp *f);
 } scenarios[] = {
-    {"ops", sc_ops}, {"errors", sc_errors},	  {"full", sc_full},
-    {"big", sc_big}, {"reconnect", sc_reconnect}, {"concurrent", sc_concurrent},
+    {"unreachable", sc_unreachable},
+    {"interrupt", sc_interrupt},
+    {"mixed", sc_mixed_},
+    {"ops", sc_ops},
+    {"errors", sc_errors},
+    {"full", sc_full},
+    {"big", sc_big},
+    {"reconnect", sc_reconnect},
+    {"concurrent", sc_concurrent},
 };
 
 int main(int argc, char **argv)
@@ -504,6 +604,7 @@ int main(int argc, char **argv)
 	    .timeout = atof(arg("timeout", "10")),
 	};
 	struct ssh_pool *p = ssh_pool_new(&o);
+	pool = p;
 	struct sftp *f = sftp_new(p, "pod-a", conn);
 	size_t i;
 	for (i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
