@@ -129,3 +129,7 @@ def test_files_and_a_job_on_one_session(pod, tmp_path, keys):  # noqa: F811
     assert log.count("Accepted publickey") == 1, log
     assert "Starting session: subsystem 'sftp'" in log, log
     assert "Starting session: command" in log, log
+
+
+def test_upload_and_download_at_once(pod, tmp_path, keys):  # noqa: F811
+    run("duplex", pod, tmp_path, keys, timeout=300).check()

@@ -627,7 +627,12 @@ int sftp_step(struct sess *s, bool *progress, char *why, size_t wn)
 	case CH_VERSION:
 	case CH_READY: {
 		int w = c->st == CH_READY ? write_some(s, f, progress) : 0;
-		int rd = w ? w : read_some(s, f, progress);
+		/* A packet half sent must be finished before libssh2 sends
+		 * anything else, and a read may send a window adjust: read
+		 * once it went (sshd reads on meanwhile). */
+		bool half = c->cur && (libssh2_session_block_directions(s->ss) &
+				       LIBSSH2_SESSION_BLOCK_OUTBOUND);
+		int rd = w ? w : half ? 0 : read_some(s, f, progress);
 		if (!rd && c->st == CH_READY && !c->cur)
 			w = write_some(s, f,
 				       progress); /* what came meanwhile */

@@ -479,8 +479,7 @@ static void sess_loop(struct sess *s, struct fail *f)
 		if (active || sftp_io(s))
 			s->idle_unread = false;
 		if (!active) {
-			if (!sftp_io(s))
-				sess_cache_release(s);
+			sess_cache_release(s);
 			s->heard = now; /* nobody reads: silence says nothing */
 			if (s->probes >= MAX_PROBES && !sftp_io(s)) {
 				f->code = RETRY_RC;

@@ -6,7 +6,7 @@
  *             known_hosts=FILE dir=DIR [full=DIR] [bytes=N]
  *
  * Scenarios: ops errors full big reconnect concurrent unreachable
- * interrupt mixed. The pod is this
+ * interrupt mixed duplex. The pod is this
  * machine (sshd runs as root here), so what the client did is checked
  * with local system calls on DIR. "@@ ACTION" lines ask the driver to act
  * (restart sshd, change a file) and wait for its answer on stdin; "# NAME
@@ -497,6 +497,67 @@ static void sc_unreachable(struct sftp *f)
 	ssh_pool_free(p);
 }
 
+struct bulk {
+	struct sftp *f;
+	const char *path;
+	size_t size;
+	bool write, ok;
+};
+
+static void *bulk_main(void *arg)
+{
+	struct bulk *b = arg;
+	size_t bs = 100000; /* not a multiple of anything */
+	char *buf = xmalloc(bs);
+	struct sftp_file *h = NULL;
+	b->ok = sftp_open(b->f, b->path,
+			  b->write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY,
+			  0644, &h) == 0;
+	for (size_t off = 0; b->ok && off < b->size; off += bs) {
+		size_t n = bs < b->size - off ? bs : b->size - off;
+		if (b->write) {
+			for (size_t i = 0; i < n; i++)
+				buf[i] = (char)((off + i) % 253);
+			b->ok = sftp_write(h, buf, n, off) == (ssize_t)n;
+		} else {
+			b->ok = sftp_read(h, buf, n, off) == (ssize_t)n;
+			for (size_t i = 0; b->ok && i < n; i++)
+				b->ok = buf[i] == (char)((off + i) % 251);
+		}
+	}
+	if (h && sftp_close(h))
+		b->ok = false;
+	free(buf);
+	return NULL;
+}
+
+/* A big upload and a big download at once on the one channel. */
+static void sc_duplex(struct sftp *f)
+{
+	size_t size = 64 << 20;
+	char *data = xmalloc(size);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (char)(i % 251);
+	put_file(P("down"), data, size);
+	struct bulk up = {f, P("up"), size, true, false};
+	struct bulk down = {f, P("down"), size, false, false};
+	pthread_t t1, t2;
+	pthread_create(&t1, NULL, bulk_main, &up);
+	pthread_create(&t2, NULL, bulk_main, &down);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	CHECK(up.ok);
+	CHECK(down.ok);
+	size_t n = 0;
+	char *got = get_file(P("up"), &n);
+	bool same = got && n == size;
+	for (size_t i = 0; same && i < size; i++)
+		same = got[i] == (char)(i % 253);
+	CHECK(same);
+	free(got);
+	free(data);
+}
+
 static double intr_at;
 static bool intr_later(void *arg)
 {
@@ -576,6 +637,7 @@ static const struct {
     {"unreachable", sc_unreachable},
     {"interrupt", sc_interrupt},
     {"mixed", sc_mixed_},
+    {"duplex", sc_duplex},
     {"ops", sc_ops},
     {"errors", sc_errors},
     {"full", sc_full},
