@@ -133,3 +133,7 @@ def test_files_and_a_job_on_one_session(pod, tmp_path, keys):  # noqa: F811
 
 def test_upload_and_download_at_once(pod, tmp_path, keys):  # noqa: F811
     run("duplex", pod, tmp_path, keys, timeout=300).check()
+
+
+def test_one_file_read_by_many_threads_and_out_of_order(pod, tmp_path, keys):  # noqa: F811
+    run("parallel", pod, tmp_path, keys, timeout=300).check()

@@ -30,6 +30,8 @@ struct ra {
 	struct sreq *r;
 	uint64_t off;
 	size_t len;
+	size_t dl;     /* the reply's bytes, once looked at */
+	size_t served; /* bytes copied out of it */
 };
 
 struct sftp_file {
@@ -119,7 +121,7 @@ static void ra_pop(struct sftp_file *h)
 static void ra_drop(struct sftp_file *h)
 {
 	while (h->ra_n) {
-		sreq_abandon(h->f, h->ra[h->ra_head].r);
+		sreq_abandon(h->f, h->ra[h->ra_head].r); /* NULL: nothing */
 		ra_pop(h);
 	}
 	h->ra_head = 0;
@@ -136,9 +138,7 @@ static void ra_push(struct sftp_file *h, uint8_t type, uint64_t off, size_t len)
 	struct sreq *r = sreq_make(&b, id, h->gen);
 	sreq_submit(h->f, r);
 	struct ra *a = &h->ra[(h->ra_head + h->ra_n) % RA_SLOTS];
-	a->r = r;
-	a->off = off;
-	a->len = len;
+	*a = (struct ra){r, off, len, 0, 0};
 	h->ra_n++;
 }
 
@@ -343,6 +343,55 @@ static int h_revive(struct sftp_file *h)
 	return 0;
 }
 
+/* The data of a done READ in the ring: 0 and *d, *dl; 1 at the end of the
+ * file; -errno. */
+static int slot_data(struct sftp_file *h, struct ra *a, const char **d,
+		     size_t *dl)
+{
+	struct sreq *r = a->r;
+	if (r->err == SREQ_LOST)
+		return SREQ_LOST;
+	if (!r->err && r->type == SSH_FXP_STATUS && r->status == SSH_FX_EOF)
+		return 1;
+	if (r->err || r->type != SSH_FXP_DATA)
+		return sftp_errno(h->f, OP_READ, r, h->path, NULL);
+	struct sftp_dec dec;
+	sftp_dec_init(&dec, r->reply, r->rlen);
+	if (!sftp_get_str(&dec, d, dl) || *dl > a->len || !*dl)
+		return -EIO;
+	a->dl = *dl;
+	return 0;
+}
+
+/* Bytes [pos, end) the READ of slot a fell short of, read on their own
+ * (rare: OpenSSH answers short only at the end of the file). */
+static ssize_t read_rest(struct sftp_file *h, char *out, uint64_t pos, size_t n)
+{
+	struct buf b;
+	uint32_t id = hreq_begin(h, &b, SSH_FXP_READ);
+	sftp_put_u64(&b, pos);
+	sftp_put_u32(&b, (uint32_t)n);
+	struct sreq *r = sreq_make(&b, id, h->gen);
+	int rc = sftp_call(h->f, r, false);
+	if (rc)
+		return rc;
+	struct ra one = {r, pos, n, 0, 0};
+	const char *d;
+	size_t dl;
+	rc = slot_data(h, &one, &d, &dl);
+	ssize_t got = rc == 1 ? 0 : rc ? rc : (ssize_t)dl;
+	if (!rc)
+		memcpy(out, d, dl);
+	sreq_free(r);
+	return rc == SREQ_LOST ? -EIO : got;
+}
+
+/* Reads ahead while the file is read in order: READs of CHUNK bytes in
+ * a ring, up to h->window bytes past what is asked, the window doubling
+ * at each call in order. Calls a little out of order (the kernel's reads
+ * of one stream handled by several threads) are served from the ring; a
+ * slot goes once all its bytes were copied out. Anything else starts the
+ * ring afresh. */
 ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 {
 	struct sftp *f = h->f;
@@ -350,9 +399,9 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 	if (h_enter(h))
 		return -EINTR;
 	if (h->err || h->dir) {
-		int e = h->dir ? -EISDIR : h->err;
+		err = h->dir ? -EISDIR : h->err;
 		h_leave(h);
-		return e;
+		return err;
 	}
 	if (h->wb_len)
 		err = wb_flush(h); /* the read must see it */
@@ -360,7 +409,9 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 		h_leave(h);
 		return err;
 	}
-	if (off != h->seq) {
+	bool in_ring =
+	    h->ra_n && off >= h->ra[h->ra_head].off && off <= h->ra_next;
+	if (!in_ring && off != h->seq) {
 		ra_drop(h);
 		h->ra_next = off;
 		h->window = 0;
@@ -376,22 +427,29 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 			ra_push(h, SSH_FXP_READ, h->ra_next, CHUNK);
 			h->ra_next += CHUNK;
 		}
-		if (!h->ra_n)
-			break; /* at the end */
-		struct ra *a = &h->ra[h->ra_head];
-		if (a->off > pos) { /* cannot be: start afresh */
+		if (h->eof_known && pos >= h->eof_at)
+			break;
+		struct ra *a = NULL;
+		for (int i = 0; i < h->ra_n && !a; i++) {
+			struct ra *s = &h->ra[(h->ra_head + i) % RA_SLOTS];
+			if (s->off <= pos && pos < s->off + s->len)
+				a = s;
+		}
+		if (!a) { /* behind the ring, or past a full one */
 			ra_drop(h);
 			h->ra_next = pos;
 			continue;
 		}
 		err = sreq_wait(f, a->r);
 		if (err) {
-			ra_pop(h); /* abandoned by the wait */
+			a->r = NULL; /* abandoned by the wait */
 			ra_drop(h);
 			break;
 		}
-		struct sreq *r = a->r;
-		if (r->err == SREQ_LOST) {
+		const char *d = NULL;
+		size_t dl = 0;
+		err = slot_data(h, a, &d, &dl);
+		if (err == SREQ_LOST) {
 			ra_drop(h);
 			h->ra_next = pos;
 			err = h_revive(h);
@@ -399,47 +457,62 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 				break;
 			continue;
 		}
-		if (r->type == SSH_FXP_STATUS && r->status == SSH_FX_EOF) {
+		if (err == 1) {
+			err = 0;
 			h->eof_known = true;
 			h->eof_at = a->off;
-			ra_drop(h);
 			break;
-		}
-		const char *d = NULL;
-		size_t dl = 0;
-		struct sftp_dec dec;
-		sftp_dec_init(&dec, r->reply, r->rlen);
-		if (r->err || r->type != SSH_FXP_DATA) {
-			err = sftp_errno(f, OP_READ, r, h->path, NULL);
-		} else if (!sftp_get_str(&dec, &d, &dl) || dl > a->len || !dl) {
-			err = -EIO;
 		}
 		if (err) {
 			ra_drop(h);
 			break;
 		}
 		size_t skip = (size_t)(pos - a->off);
-		size_t c = skip < dl ? min_sz(n - got, dl - skip) : 0;
-		memcpy((char *)buf + got, d + skip, c);
-		got += c;
-		if (skip + c < dl)
-			continue; /* n reached, the rest kept for the next */
-		sreq_free(r);
-		if (dl < a->len) {
-			/* A short reply: the rest of its range asked again. */
-			struct buf b;
-			uint32_t id = hreq_begin(h, &b, SSH_FXP_READ);
-			sftp_put_u64(&b, a->off + dl);
-			sftp_put_u32(&b, (uint32_t)(a->len - dl));
-			a->r = sreq_make(&b, id, h->gen);
-			a->off += dl;
-			a->len -= dl;
-			sreq_submit(f, a->r);
+		if (skip < dl) {
+			size_t c = min_sz(n - got, dl - skip);
+			memcpy((char *)buf + got, d + skip, c);
+			a->served += c;
+			got += c;
 		} else {
+			/* Short: the end of the file, if the next READ (in
+			 * flight already) says so. */
+			int i = (int)(a - h->ra);
+			int next = (i + 1) % RA_SLOTS;
+			const char *d2;
+			size_t dl2;
+			if (next != (h->ra_head + h->ra_n) % RA_SLOTS) {
+				err = sreq_wait(f, h->ra[next].r);
+				if (err) {
+					h->ra[next].r = NULL; /* abandoned */
+					ra_drop(h);
+					break;
+				}
+				if (slot_data(h, &h->ra[next], &d2, &dl2) ==
+				    1) {
+					h->eof_known = true;
+					h->eof_at = pos;
+					break;
+				}
+			}
+			size_t c = min_sz(n - got, a->len - skip);
+			ssize_t k = read_rest(h, (char *)buf + got, pos, c);
+			if (k < 0)
+				err = (int)k;
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+			a->served += (size_t)k;
+		}
+		/* Slots whose bytes all went out. */
+		while (h->ra_n && h->ra[h->ra_head].r->done &&
+		       h->ra[h->ra_head].dl &&
+		       h->ra[h->ra_head].served >= h->ra[h->ra_head].len) {
+			sreq_free(h->ra[h->ra_head].r);
 			ra_pop(h);
 		}
 	}
-	h->seq = off + got;
+	if (!err)
+		h->seq = off + got;
 	h_leave(h);
 	return err ? err : (ssize_t)got;
 }
