@@ -52,8 +52,8 @@ static void action(const char *what)
 
 static const char *P(const char *name)
 {
-	static char b[8][4096];
-	static int i;
+	static _Thread_local char b[8][4096]; /* threads call it too */
+	static _Thread_local int i;
 	i = (i + 1) % 8;
 	snprintf(b[i], sizeof b[i], "%s/%s", dir, name);
 	return b[i];
@@ -441,20 +441,32 @@ static void *worker_main(void *arg)
 		struct sftp_file *h = NULL;
 		size_t len = (size_t)(w->id * 100 + i) % sizeof buf;
 		memset(buf, 'a' + w->id, len);
-		if (sftp_open(w->f, P(name), O_WRONLY | O_CREAT | O_TRUNC, 0644,
-			      &h) ||
-		    sftp_write(h, buf, len, 0) != (ssize_t)len ||
-		    sftp_close(h)) {
+		int rc = sftp_open(w->f, P(name), O_WRONLY | O_CREAT | O_TRUNC,
+				   0644, &h);
+		ssize_t n = rc ? 0 : sftp_write(h, buf, len, 0);
+		int c = rc ? 0 : sftp_close(h);
+		if (rc || n != (ssize_t)len || c) {
+			printf("# %s: open %d write %zd close %d\n", name, rc,
+			       n, c);
 			w->bad++;
 			continue;
 		}
 		struct sftp_attr a;
-		if (sftp_stat(w->f, P(name), &a) || a.size != len)
+		rc = sftp_stat(w->f, P(name), &a);
+		if (rc || a.size != len) {
+			printf("# %s: stat %d size %llu of %zu\n", name, rc,
+			       (unsigned long long)a.size, len);
 			w->bad++;
-		if (sftp_open(w->f, P(name), O_RDONLY, 0, &h) ||
-		    sftp_read(h, buf, sizeof buf, 0) != (ssize_t)len ||
-		    (len && buf[len - 1] != 'a' + w->id) || sftp_close(h))
+		}
+		rc = sftp_open(w->f, P(name), O_RDONLY, 0, &h);
+		n = rc ? 0 : sftp_read(h, buf, sizeof buf, 0);
+		c = rc ? 0 : sftp_close(h);
+		if (rc || n != (ssize_t)len ||
+		    (len && buf[len - 1] != 'a' + w->id) || c) {
+			printf("# %s: open %d read %zd of %zu close %d\n", name,
+			       rc, n, len, c);
 			w->bad++;
+		}
 	}
 	return NULL;
 }
