@@ -8,7 +8,9 @@ in front of sshd). Goal (issue 17): at least sshfs's speed at both.
 
     bench/sftp.py [--mib 256] [--rtt 50] [--rounds 1]
 
-Prints MB/s for write (upload) and read (download) of each; asserts
+Prints MB/s for write (upload) and read (download) of each, and the time
+to list a directory of --entries files with their attributes (sftp: its
+`ls -l` less an empty session; sshfs: `ls -l` on a fresh mount); asserts
 nothing. The file is served from the page cache on both sides: this
 measures the protocol and the client, not a disk.
 """
@@ -94,11 +96,47 @@ def sshfs(work, port, key, src):
         subprocess.run(["fusermount3", "-u", str(mnt)])
 
 
+def list_ours(work, port, key, ldir):
+    exe = BUILD / "tests" / "unit" / "test_sftp"
+    kh = work.parent / "known_hosts"
+    if kh.exists():
+        kh.unlink()
+    out = subprocess.run(
+        [str(exe), "list", "host=127.0.0.1", f"port={port}", "user=root", f"key={key}",
+         f"known_hosts={kh}", f"dir={work}", f"list_dir={ldir}"],
+        capture_output=True, text=True, check=True).stdout
+    assert "not ok" not in out, out
+    return float([l.split()[2] for l in out.splitlines() if l.startswith("# list_s")][0])
+
+
+def list_sftp(work, port, key, ldir):
+    batch = work.parent / "batch"
+    batch.write_text("pwd\n")
+    base = timed(["sftp", *ssh_opts(key), "-P", str(port), "-b", str(batch), "root@127.0.0.1"])
+    batch.write_text(f"ls -l {ldir}\n")
+    t = timed(["sftp", *ssh_opts(key), "-P", str(port), "-b", str(batch), "root@127.0.0.1"])
+    return max(t - base, 0.001)
+
+
+def list_sshfs(work, port, key, ldir):
+    mnt = work.parent / "mnt"
+    mnt.mkdir(exist_ok=True)
+    opts = ssh_opts(key)
+    opts[0:2] = ["-o", f"IdentityFile={key}"]
+    subprocess.run(["sshfs", "-p", str(port), *opts, f"root@127.0.0.1:{ldir}", str(mnt)],
+                   check=True)
+    try:
+        return timed(["ls", "-l", str(mnt)])
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--rtt", type=float, default=50)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--entries", type=int, default=10000)
     a = ap.parse_args()
     size = a.mib << 20
     with tempfile.TemporaryDirectory(prefix="bench-sftp-") as t:
@@ -110,6 +148,10 @@ def main():
         src = t / "src"
         with open(src, "wb") as f:
             f.write(os.urandom(1 << 20) * a.mib)
+        ldir = t / "list"
+        ldir.mkdir()
+        for i in range(a.entries):
+            (ldir / f"file-{i:06d}").write_bytes(b"x" * (i % 100))
         tools = [("primefs sftp API", ours), ("OpenSSH sftp", openssh_sftp),
                  ("OpenSSH scp", scp)]
         if shutil.which("sshfs"):
@@ -132,6 +174,13 @@ def main():
                                 p.unlink()
                     print(f"  rtt {rtt:3.0f} ms  {name:18s} write {size / 1e6 / best[0]:7.1f}"
                           f"  read {size / 1e6 / best[1]:7.1f}", flush=True)
+                lists = [("primefs sftp API", list_ours), ("OpenSSH sftp ls -l", list_sftp)]
+                if shutil.which("sshfs"):
+                    lists.append(("sshfs ls -l", list_sshfs))
+                for name, fn in lists:
+                    s = min(fn(work, port, key, ldir) for _ in range(a.rounds))
+                    print(f"  rtt {rtt:3.0f} ms  {name:18s} list {a.entries} entries "
+                          f"(with attributes) {s:6.3f} s", flush=True)
                 if proxy:
                     proxy.close()
         finally:

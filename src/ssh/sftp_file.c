@@ -20,11 +20,15 @@
  * request and takes packets up to 256 KiB. A WRITE's packet is exactly
  * WPACKET bytes, four of sshd's 32 KiB channel packets (an extra SSH
  * packet for a few bytes of header would cost as much as a full one). */
-#define CHUNK	  ((size_t)128 << 10)
-#define WPACKET	  ((size_t)128 << 10)
-#define RA_SLOTS  ((int)(SFTP_READ_AHEAD / CHUNK) + 16)
-#define WB_SLOTS  256
-#define DIR_AHEAD 2
+#define CHUNK	 ((size_t)128 << 10)
+#define WPACKET	 ((size_t)128 << 10)
+#define RA_SLOTS ((int)(SFTP_READ_AHEAD / CHUNK) + 16)
+#define WB_SLOTS 256
+/* READDIRs in flight: from 2 (a small directory in one round trip, its
+ * EOF with it), doubling with each batch to 32 (OpenSSH's server answers
+ * 100 names a READDIR, so 10k entries take a few round trips). */
+#define DIR_AHEAD     2
+#define DIR_AHEAD_MAX 32
 
 struct ra {
 	struct sreq *r;
@@ -810,7 +814,9 @@ int sftp_readdir(struct sftp_file *d, struct sftp_dirent **ents, size_t *n)
 		return -EINTR;
 	int rc = d->dir ? d->err : -ENOTDIR;
 	while (!rc && !d->eof_known) {
-		while (d->ra_n < DIR_AHEAD)
+		if (d->window < DIR_AHEAD)
+			d->window = DIR_AHEAD;
+		while (d->ra_n < (int)d->window)
 			ra_push(d, SSH_FXP_READDIR, 0, 0);
 		struct sreq *r = d->ra[d->ra_head].r;
 		rc = sreq_wait(f, r);
@@ -825,6 +831,8 @@ int sftp_readdir(struct sftp_file *d, struct sftp_dirent **ents, size_t *n)
 		} else if (r->type == SSH_FXP_NAME) {
 			rc = parse_names(r, ents, n);
 			sreq_free(r);
+			if (d->window < DIR_AHEAD_MAX)
+				d->window *= 2;
 			break;
 		} else {
 			rc = sftp_errno(f, OP_READ, r, d->path, NULL);

@@ -6,7 +6,7 @@
  *             known_hosts=FILE dir=DIR [full=DIR] [bytes=N]
  *
  * Scenarios: ops errors full big reconnect concurrent unreachable
- * interrupt mixed duplex parallel. The pod is this
+ * interrupt mixed duplex parallel list. The pod is this
  * machine (sshd runs as root here), so what the client did is checked
  * with local system calls on DIR. "@@ ACTION" lines ask the driver to act
  * (restart sshd, change a file) and wait for its answer on stdin; "# NAME
@@ -642,6 +642,32 @@ static void sc_parallel(struct sftp *f)
 	free(data);
 }
 
+/* Lists list_dir (made by the driver) and says how long it took. */
+static void sc_list(struct sftp *f)
+{
+	const char *path = arg("list_dir", dir);
+	char *home = NULL;
+	CHECK(sftp_realpath(f, ".", &home) == 0); /* connected first */
+	free(home);
+	double t0 = now_monotonic();
+	struct sftp_file *d = NULL;
+	size_t total = 0;
+	int rc = sftp_opendir(f, path, &d);
+	CHECK(rc == 0);
+	while (!rc) {
+		struct sftp_dirent *e;
+		size_t n;
+		rc = sftp_readdir(d, &e, &n);
+		if (!n)
+			break;
+		total += n;
+		sftp_dirents_free(e, n);
+	}
+	CHECK(rc == 0);
+	CHECK(d && sftp_close(d) == 0);
+	printf("# list_s %.3f\n# entries %zu\n", now_monotonic() - t0, total);
+}
+
 static double intr_at;
 static bool intr_later(void *arg)
 {
@@ -723,6 +749,7 @@ static const struct {
     {"mixed", sc_mixed_},
     {"duplex", sc_duplex},
     {"parallel", sc_parallel},
+    {"list", sc_list},
     {"ops", sc_ops},
     {"errors", sc_errors},
     {"full", sc_full},
