@@ -617,8 +617,8 @@ ssize_t sftp_write(struct sftp_file *h, const void *buf, size_t n, uint64_t off)
 	size_t room = WPACKET - (4 + 1 + 4 + 4 + h->hlen + 8 + 4);
 	for (size_t done = 0; !err && !h->err && done < n;) {
 		if (!h->wb_len) {
-			buf_init(&h->wb);
 			hreq_begin(h, &h->wb, SSH_FXP_WRITE);
+			buf_reserve(&h->wb, WPACKET); /* no regrowth */
 			sftp_put_u64(&h->wb, off + done);
 			sftp_put_u32(&h->wb, 0); /* filled by wb_flush */
 			h->wb_off = off + done;
