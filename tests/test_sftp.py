@@ -101,7 +101,9 @@ def test_256mib_bounded_memory(pod, tmp_path, keys):  # noqa: F811
 
 def test_reconnect_mid_read(pod, tmp_path, keys):  # noqa: F811
     r = run("reconnect", pod, tmp_path, keys, actions={"restart": pod.restart}).check()
-    assert pod.log_text().count("Accepted publickey") >= 1
+    # A second login after the restart, from the read that went on.
+    assert pod.log_text().count("Accepted publickey") == 2, pod.log_text()
+    assert "changed on the pod" in r.stderr
 
 
 def test_many_threads_one_channel(pod, tmp_path, keys):  # noqa: F811

@@ -21,6 +21,7 @@
  * WPACKET bytes, four of sshd's 32 KiB channel packets (an extra SSH
  * packet for a few bytes of header would cost as much as a full one). */
 #define CHUNK	 ((size_t)128 << 10)
+#define RA_START ((size_t)1 << 20) /* the first window from offset 0 */
 #define WPACKET	 ((size_t)128 << 10)
 #define RA_SLOTS ((int)(SFTP_READ_AHEAD / CHUNK) + 16)
 #define WB_SLOTS 256
@@ -421,11 +422,18 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 		h->window = 0;
 		h->eof_known = false;
 	} else if (h->window < SFTP_READ_AHEAD) {
-		h->window = h->window ? 2 * h->window : CHUNK;
+		/* From the start of the file: a stream, most likely. */
+		h->window = h->window ? 2 * h->window : off ? CHUNK : RA_START;
 	}
 	size_t got = 0;
 	while (got < n) {
 		uint64_t pos = off + got, want_end = off + n + h->window;
+		/* Not far past the size the file had at its open (one READ
+		 * past it: its EOF comes with the data). */
+		if (h->rdonly && want_end > h->size0 + CHUNK)
+			want_end = off + n > h->size0 + CHUNK
+				       ? off + n
+				       : h->size0 + CHUNK;
 		while (h->ra_n < RA_SLOTS && h->ra_next < want_end &&
 		       !(h->eof_known && h->ra_next >= h->eof_at)) {
 			ra_push(h, SSH_FXP_READ, h->ra_next, CHUNK);
@@ -502,6 +510,10 @@ ssize_t sftp_read(struct sftp_file *h, void *buf, size_t n, uint64_t off)
 			ssize_t k = read_rest(h, (char *)buf + got, pos, c);
 			if (k < 0)
 				err = (int)k;
+			if (k == 0) {
+				h->eof_known = true;
+				h->eof_at = pos;
+			}
 			if (k <= 0)
 				break;
 			got += (size_t)k;
