@@ -352,8 +352,11 @@ static int status_call(struct sftp *f, struct sreq *r, enum sftp_op op,
 	return rc;
 }
 
+/* A request on one or two paths answered by STATUS: of type, or the
+ * extension ext that the server says it has in *has (under f->lock). */
 static int path_op(struct sftp *f, uint8_t type, const char *ext,
-		   enum sftp_op op, bool again, const char *a1, const char *a2)
+		   const bool *has, enum sftp_op op, bool again, const char *a1,
+		   const char *a2)
 {
 	int rc = sftp_path_check(a1);
 	if (!rc && a2)
@@ -361,21 +364,17 @@ static int path_op(struct sftp *f, uint8_t type, const char *ext,
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&f->lock);
-	if (ext && ((type == 1 && !f->x_posix_rename) ||
-		    (type == 2 && !f->x_hardlink))) {
-		/* Not known yet (no channel so far), or the server lacks it:
-		 * ask the server something to learn its extensions. */
+	if (ext && !*has && !f->ready) {
+		/* No channel yet: ask something to learn the extensions. */
 		struct sftp_attr a;
 		stat_locked(f, SSH_FXP_LSTAT, "/", &a);
-		if ((type == 1 && !f->x_posix_rename) ||
-		    (type == 2 && !f->x_hardlink)) {
-			pthread_mutex_unlock(&f->lock);
-			plog("sftp", f->key, "the pod's SFTP server lacks %s",
-			     ext);
-			return -ENOTSUP;
-		}
 	}
-	struct sreq *r = path_req(f, ext ? 0 : type, ext, a1, a2);
+	if (ext && !*has) {
+		pthread_mutex_unlock(&f->lock);
+		plog("sftp", f->key, "the pod's SFTP server lacks %s", ext);
+		return -ENOTSUP;
+	}
+	struct sreq *r = path_req(f, type, ext, a1, a2);
 	rc = status_call(f, r, op, again, a1, a2);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
@@ -383,23 +382,26 @@ static int path_op(struct sftp *f, uint8_t type, const char *ext,
 
 int sftp_rmdir(struct sftp *f, const char *path)
 {
-	return path_op(f, SSH_FXP_RMDIR, NULL, OP_RMDIR, false, path, NULL);
+	return path_op(f, SSH_FXP_RMDIR, NULL, NULL, OP_RMDIR, false, path,
+		       NULL);
 }
 
 int sftp_unlink(struct sftp *f, const char *path)
 {
-	return path_op(f, SSH_FXP_REMOVE, NULL, OP_UNLINK, false, path, NULL);
+	return path_op(f, SSH_FXP_REMOVE, NULL, NULL, OP_UNLINK, false, path,
+		       NULL);
 }
 
 int sftp_rename(struct sftp *f, const char *from, const char *to)
 {
-	return path_op(f, 1, "posix-rename@openssh.com", OP_RENAME, false, from,
-		       to);
+	return path_op(f, 0, "posix-rename@openssh.com", &f->x_posix_rename,
+		       OP_RENAME, false, from, to);
 }
 
 int sftp_link(struct sftp *f, const char *from, const char *to)
 {
-	return path_op(f, 2, "hardlink@openssh.com", OP_LINK, false, from, to);
+	return path_op(f, 0, "hardlink@openssh.com", &f->x_hardlink, OP_LINK,
+		       false, from, to);
 }
 
 int sftp_symlink(struct sftp *f, const char *target, const char *linkpath)
