@@ -195,6 +195,11 @@ void sftp_unref_unlock(struct sftp *f)
 	pthread_mutex_unlock(&f->lock);
 	if (!last)
 		return;
+	while (f->q_head) { /* sent-and-forgotten ones no session took */
+		struct sreq *r = f->q_head;
+		f->q_head = r->next;
+		sreq_free(r);
+	}
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);
 	free(f->key);
@@ -355,14 +360,14 @@ static void parse_version(struct sftp *f, const char *p, size_t n)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Hands every whole reply in c->rx to its request. */
-static int dispatch(struct sess *s, struct sftp *f, bool *bad)
+/* Hands every whole reply in c->rx to its request (each copied out
+ * before f->lock is taken). */
+static void dispatch(struct sess *s, struct sftp *f, bool *bad)
 {
 	struct sftp_chan *c = s->sch;
 	size_t at = 0, total;
-	int n = 0;
 	int fr;
-	bool locked = false;
+	bool any = false;
 	while ((fr = sftp_frame(c->rx + at, c->rxlen - at, MAX_REPLY,
 				&total)) == 1) {
 		struct sftp_dec d;
@@ -373,19 +378,16 @@ static int dispatch(struct sess *s, struct sftp *f, bool *bad)
 			*bad = true;
 			break;
 		}
-		if (type == SSH_FXP_VERSION && c->st == CH_VERSION) {
-			if (locked)
-				pthread_mutex_unlock(&f->lock);
-			locked = false;
+		at += total;
+		if (type == SSH_FXP_VERSION) {
+			if (c->st != CH_VERSION)
+				continue;
 			parse_version(f, (const char *)d.p, d.left);
-			c->gen = 0;
 			pthread_mutex_lock(&f->lock);
 			c->gen = ++f->gen;
 			f->ready = true;
 			pthread_mutex_unlock(&f->lock);
 			c->st = CH_READY;
-			at += total;
-			n++;
 			continue;
 		}
 		char *copy = NULL;
@@ -393,9 +395,7 @@ static int dispatch(struct sess *s, struct sftp *f, bool *bad)
 			copy = xmalloc(d.left);
 			memcpy(copy, d.p, d.left);
 		}
-		if (!locked)
-			pthread_mutex_lock(&f->lock);
-		locked = true;
+		pthread_mutex_lock(&f->lock);
 		struct sreq *r = pend_take(f, id);
 		if (r) {
 			r->type = type;
@@ -409,22 +409,19 @@ static int dispatch(struct sess *s, struct sftp *f, bool *bad)
 					r->status = SSH_FX_BAD_MESSAGE;
 			}
 			finish(r, 0);
+			any = true;
 		}
+		pthread_mutex_unlock(&f->lock);
 		free(copy);
-		at += total;
-		n++;
 	}
 	if (fr < 0)
 		*bad = true;
-	if (locked) {
+	if (any)
 		pthread_cond_broadcast(&f->cond);
-		pthread_mutex_unlock(&f->lock);
-	}
 	if (at) {
 		memmove(c->rx, c->rx + at, c->rxlen - at);
 		c->rxlen -= at;
 	}
-	return n;
 }
 
 /* Writes queued requests until the channel would block. -1: session
