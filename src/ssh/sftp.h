@@ -12,15 +12,19 @@
  * pod EHOSTUNREACH, EACCES (host key changed), ENOTCONN, EIO. A log line
  * says why for the connection-level ones.
  *
- * Files: reads ahead when read in order (several READs in flight, at most
- * SFTP_READ_AHEAD bytes per file) and writes behind (several WRITEs in
- * flight, at most SFTP_WRITE_BEHIND bytes per file, the data copied):
- * a write's error is returned by the next write, fsync or close of the file
- * (it sticks: close returns it too), so nothing is lost silently. A lost
- * connection is reopened at the next request; a file opened read-only
- * then reads on if it is unchanged (size and mtime as at its open), else
- * every later call on it gives EIO (never other bytes); a file open for
- * writing gives EIO (what was in flight may or may not have been written).
+ * Files: reads ahead when read in order, or a little out of order as
+ * several threads reading one stream do (several READs in flight, at most
+ * SFTP_READ_AHEAD bytes per file), and writes behind (several WRITEs in
+ * flight, at most SFTP_WRITE_BEHIND bytes per file, the data copied;
+ * contiguous small writes gathered into one WRITE, sent when full or by
+ * the file's next other call, fsync or close): a write's error is returned
+ * by the next write, fsync or close of the file (it sticks: close returns
+ * it too), so nothing is lost silently. A lost connection is reopened at
+ * the next request; a file opened read-only then reads on if it is
+ * unchanged (size and mtime as at its open; what was read ahead before
+ * the loss is served as it came), else every later call on it gives EIO
+ * (never other bytes); a file open for writing gives EIO (what was in
+ * flight may or may not have been written).
  *
  * Symlinks are as the pod stores them: sftp_readlink gives the target as
  * written (mapping absolute targets into the mount is the caller's job). */
