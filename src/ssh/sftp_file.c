@@ -42,7 +42,7 @@ struct ra {
 struct sftp_file {
 	struct sftp *f;
 	char *path;
-	bool dir, rdonly;
+	bool dir, rdonly, writable;
 	char *handle;
 	size_t hlen;
 	unsigned gen;	 /* of the channel the handle belongs to */
@@ -256,6 +256,7 @@ int sftp_open(struct sftp *f, const char *path, int flags, uint32_t mode,
 	}
 	struct sftp_file *h = file_new(f, path);
 	h->rdonly = pf == SSH_FXF_READ;
+	h->writable = pf & SSH_FXF_WRITE;
 	struct sftp_attr st;
 	bool have_st = false;
 	pthread_mutex_lock(&f->lock);
@@ -749,11 +750,22 @@ int sftp_close(struct sftp_file *h)
 		h->wq_head = (h->wq_head + 1) % WB_SLOTS;
 		h->wq_n--;
 	}
-	/* A handle of a channel gone went with it. */
+	/* A handle of a channel gone went with it. A file only read is
+	 * closed without waiting: its CLOSE has nothing to tell. */
 	if (f->ready && f->gen == h->gen) {
-		int c = h_simple(h, SSH_FXP_CLOSE, NULL, NULL, NULL);
-		if (!rc && c != -EIO)
-			rc = c;
+		struct buf b;
+		uint32_t id = hreq_begin(h, &b, SSH_FXP_CLOSE);
+		struct sreq *r = sreq_make(&b, id, h->gen);
+		if (!h->writable) {
+			fire_and_forget(f, r);
+		} else if (!sftp_call(f, r, false)) {
+			/* Lost: every write was answered already. */
+			if (!rc && r->err != SREQ_LOST &&
+			    !(r->type == SSH_FXP_STATUS &&
+			      r->status == SSH_FX_OK))
+				rc = sftp_errno(f, OP_WRITE, r, h->path, NULL);
+			sreq_free(r);
+		}
 	}
 	if (!rc)
 		rc = h->err;
