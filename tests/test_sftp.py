@@ -139,3 +139,10 @@ def test_upload_and_download_at_once(pod, tmp_path, keys):  # noqa: F811
 
 def test_one_file_read_by_many_threads_and_out_of_order(pod, tmp_path, keys):  # noqa: F811
     run("parallel", pod, tmp_path, keys, timeout=300).check()
+
+
+def test_sshd_restarts_under_many_threads(pod, tmp_path, keys):  # noqa: F811
+    r = run("chaos", pod, tmp_path, keys, actions={"restart": pod.restart},
+            timeout=300).check()
+    assert pod.log_text().count("Accepted publickey") >= 2
+    print("%d calls; stderr:\n%s" % (r.value("ops"), r.stderr[-1500:]))

@@ -6,7 +6,7 @@
  *             known_hosts=FILE dir=DIR [full=DIR] [bytes=N]
  *
  * Scenarios: ops errors full big reconnect concurrent unreachable
- * interrupt mixed duplex parallel list. The pod is this
+ * interrupt mixed duplex parallel list chaos. The pod is this
  * machine (sshd runs as root here), so what the client did is checked
  * with local system calls on DIR. "@@ ACTION" lines ask the driver to act
  * (restart sshd, change a file) and wait for its answer on stdin; "# NAME
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -670,6 +671,76 @@ static void sc_list(struct sftp *f)
 	printf("# list_s %.3f\n# entries %zu\n", now_monotonic() - t0, total);
 }
 
+struct chaos {
+	struct sftp *f;
+	int id, ops, odd;
+	atomic_bool *stop;
+};
+
+static void *chaos_main(void *arg)
+{
+	struct chaos *c = arg;
+	char name[64], buf[70000];
+	memset(buf, 'c', sizeof buf);
+	for (int i = 0; !atomic_load(c->stop); i++) {
+		snprintf(name, sizeof name, "x%d-%d", c->id, i % 5);
+		struct sftp_file *h = NULL;
+		struct sftp_attr a;
+		int rc[4] = {0};
+		rc[0] = sftp_open(c->f, P(name), O_RDWR | O_CREAT | O_TRUNC,
+				  0644, &h);
+		if (!rc[0]) {
+			ssize_t w = sftp_write(h, buf, sizeof buf, 0);
+			rc[1] = w < 0 ? (int)w : 0;
+			ssize_t r = sftp_read(h, buf, sizeof buf, 0);
+			rc[2] = r < 0 ? (int)r : 0;
+			rc[3] = sftp_close(h);
+		}
+		int st = sftp_stat(c->f, P(name), &a);
+		for (int k = 0; k < 4; k++)
+			if (rc[k] && rc[k] != -EIO && rc[k] != -EHOSTUNREACH &&
+			    rc[k] != -ENOTCONN) {
+				printf("# %s: call %d gave %d\n", name, k,
+				       rc[k]);
+				c->odd++;
+			}
+		if (st && st != -EIO && st != -EHOSTUNREACH && st != -ENOENT)
+			c->odd++;
+		c->ops++;
+	}
+	return NULL;
+}
+
+/* Many threads at work while the pod's sshd restarts under them: every
+ * call ends (no hang), with success or a connection error, and the
+ * client works again afterwards. */
+static void sc_chaos(struct sftp *f)
+{
+	enum { N = 6 };
+	pthread_t t[N];
+	struct chaos c[N];
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct chaos){f, i, 0, 0, &stop};
+		pthread_create(&t[i], NULL, chaos_main, &c[i]);
+	}
+	sleep_seconds(1);
+	action("restart");
+	sleep_seconds(1.5);
+	atomic_store(&stop, true);
+	int ops = 0, odd = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		ops += c[i].ops;
+		odd += c[i].odd;
+	}
+	printf("# ops %d\n", ops);
+	CHECK(odd == 0);
+	struct sftp_attr a;
+	CHECK(sftp_stat(f, dir, &a) == 0);
+}
+
 static double intr_at;
 static bool intr_later(void *arg)
 {
@@ -752,6 +823,7 @@ static const struct {
     {"duplex", sc_duplex},
     {"parallel", sc_parallel},
     {"list", sc_list},
+    {"chaos", sc_chaos},
     {"ops", sc_ops},
     {"errors", sc_errors},
     {"full", sc_full},
