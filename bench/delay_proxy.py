@@ -1,109 +1,147 @@
 #!/usr/bin/python3
-"""A TCP proxy that adds a round-trip time: every byte is held rtt/2 in
-each direction (this kernel has no sch_netem, see TESTING.md). Order is
-kept and nothing else is shaped (no bandwidth cap, no loss).
+"""A userspace TCP proxy that adds a fixed one-way delay each way: a
+round-trip time for benchmarks on a machine without netem (TESTING.md).
 
-    with DelayProxy(target_port, rtt=0.05) as p:   # listens on p.port
-        ...
-    bench/delay_proxy.py TARGET_PORT RTT_MS       # prints its port, runs
+    p = DelayProxy(target_port, one_way=0.025)   # 50 ms RTT in front of it
+    p.port                                       # connect here instead
+    p.stop()
+
+    bench/delay_proxy.py --target PORT [--rtt-ms 50]   # prints its port, runs
+
+Each accepted connection gets its own connection to the target and two
+pumps, one per direction. A pump's reader takes bytes as soon as they come
+(so TCP flow control never holds the sender: the link's bandwidth is what
+the machine can copy) and stamps them; its writer sends each chunk, in
+order, once its stamp is `one_way` old. Nagle is off on every socket, so a
+small write is not held back waiting for an ACK: the delay is the one
+asked for, not more. An end of file is passed on with the same delay
+(shutdown of the write side); an error closes both sides.
 """
 
-import asyncio
+import argparse
+import collections
 import socket
 import sys
 import threading
 import time
 
+CHUNK = 256 * 1024
 
-class DelayProxy:
-    def __init__(self, target_port, rtt, host="127.0.0.1"):
-        self.target = (host, target_port)
-        self.delay = rtt / 2
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        self.ready.wait(10)
 
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
+def _nodelay(s):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    async def _pipe(self, reader, writer):
-        q = asyncio.Queue()
 
-        async def pump_out():
+class _Pump:
+    """src -> dst, each chunk sent one_way seconds after it was read."""
+
+    def __init__(self, src, dst, one_way, on_error):
+        self.src, self.dst, self.one_way = src, dst, one_way
+        self.on_error = on_error
+        self.q = collections.deque()
+        self.cv = threading.Condition()
+        for fn in (self._read, self._write):
+            threading.Thread(target=fn, daemon=True).start()
+
+    def _put(self, item):
+        with self.cv:
+            self.q.append(item)
+            self.cv.notify()
+
+    def _read(self):
+        try:
             while True:
-                due, data = await q.get()
+                data = self.src.recv(CHUNK)
+                self._put((time.monotonic() + self.one_way, data))
+                if not data:
+                    return
+        except OSError:
+            self._put((0, None))
+
+    def _write(self):
+        try:
+            while True:
+                with self.cv:
+                    while not self.q:
+                        self.cv.wait()
+                    due, data = self.q.popleft()
                 if data is None:
-                    break
+                    raise OSError("reader failed")
                 wait = due - time.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-            try:
-                writer.write_eof()
-            except OSError:
-                pass
-
-        out = asyncio.ensure_future(pump_out())
-        try:
-            while True:
-                data = await reader.read(1 << 16)
+                    time.sleep(wait)
                 if not data:
-                    break
-                q.put_nowait((time.monotonic() + self.delay, data))
+                    self.dst.shutdown(socket.SHUT_WR)
+                    return
+                self.dst.sendall(data)
         except OSError:
-            pass
-        q.put_nowait((0, None))
-        try:
-            await out
-        except OSError:
-            pass
-
-    async def _client(self, reader, writer):
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            r2, w2 = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        w2.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(self._pipe(reader, w2), self._pipe(r2, writer),
-                             return_exceptions=True)
-        writer.close()
-        w2.close()
-
-    def close(self):
-        async def stop():
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+            self.on_error()
 
 
-if __name__ == "__main__":
-    p = DelayProxy(int(sys.argv[1]), float(sys.argv[2]) / 1000)
+class DelayProxy:
+    def __init__(self, target_port, one_way=0.025, target_host="127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.one_way = one_way
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            for s in (c, u):
+                _nodelay(s)
+            with self.lock:
+                self.conns += [c, u]
+
+            def close(c=c, u=u):
+                for s in (c, u):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+            _Pump(c, u, self.one_way, close)
+            _Pump(u, c, self.one_way, close)
+
+    def stop(self):
+        self.sock.close()
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", type=int, required=True, help="port on 127.0.0.1")
+    ap.add_argument("--rtt-ms", type=float, default=50)
+    a = ap.parse_args()
+    p = DelayProxy(a.target, a.rtt_ms / 2000)
     print(p.port, flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        p.stop()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

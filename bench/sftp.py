@@ -159,7 +159,7 @@ def main():
         print(f"{a.mib} MiB, MB/s (best of {a.rounds}); load {os.getloadavg()[0]:.1f}")
         try:
             for rtt in (0, a.rtt):
-                proxy = DelayProxy(pod.port, rtt / 1000) if rtt else None
+                proxy = DelayProxy(pod.port, one_way=rtt / 2000) if rtt else None
                 port = proxy.port if proxy else pod.port
                 for name, fn in tools:
                     best = [1e9, 1e9]
@@ -182,7 +182,7 @@ def main():
                     print(f"  rtt {rtt:3.0f} ms  {name:18s} list {a.entries} entries "
                           f"(with attributes) {s:6.3f} s", flush=True)
                 if proxy:
-                    proxy.close()
+                    proxy.stop()
         finally:
             pod.stop()
 

@@ -458,7 +458,7 @@ static int write_some(struct sess *s, struct sftp *f, bool *progress)
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			return 0;
 		if (n < 0)
-			return channel_error((int)n) ? 1 : -1;
+			return sess_channel_error((int)n) ? 1 : -1;
 		*progress = true;
 		r->off += (size_t)n;
 		if (r->off == r->len) {
@@ -479,7 +479,7 @@ static int read_some(struct sess *s, struct sftp *f, bool *progress)
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			return 0;
 		if (n < 0)
-			return channel_error((int)n) ? 1 : -1;
+			return sess_channel_error((int)n) ? 1 : -1;
 		if (n == 0)
 			return libssh2_channel_eof(c->ch) ? 1 : 0;
 		*progress = true;
@@ -552,7 +552,8 @@ int sftp_step(struct sess *s, bool *progress, char *why, size_t wn)
 			if (r == LIBSSH2_ERROR_EAGAIN &&
 			    now_monotonic() < c->deadline)
 				return 0;
-			if (r == LIBSSH2_ERROR_EAGAIN || !channel_error(r)) {
+			if (r == LIBSSH2_ERROR_EAGAIN ||
+			    !sess_channel_error(r)) {
 				snprintf(why, wn, "SFTP channel open: %s",
 					 r == LIBSSH2_ERROR_EAGAIN
 					     ? "no answer"
@@ -575,7 +576,7 @@ int sftp_step(struct sess *s, bool *progress, char *why, size_t wn)
 			return 0;
 		*progress = true;
 		if (r) {
-			if (!channel_error(r)) {
+			if (!sess_channel_error(r)) {
 				snprintf(why, wn, "SFTP subsystem request: %s",
 					 sess_last_error(s));
 				return -1;
@@ -608,7 +609,7 @@ int sftp_step(struct sess *s, bool *progress, char *why, size_t wn)
 			if (n == LIBSSH2_ERROR_EAGAIN)
 				return 0;
 			if (n < 0) {
-				if (!channel_error((int)n)) {
+				if (!sess_channel_error((int)n)) {
 					snprintf(why, wn, "SFTP init: %s",
 						 sess_last_error(s));
 					return -1;

@@ -259,7 +259,7 @@ int sess_authenticate(struct sess *s);
 /* The I/O thread of session arg (a struct sess). */
 void *sess_main(void *arg);
 /* Errors of the channel alone; anything else means the session is gone. */
-bool channel_error(int r);
+bool sess_channel_error(int r);
 
 /* ---- ssh_pool.c ---- */
 

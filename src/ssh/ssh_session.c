@@ -110,7 +110,8 @@ static int sess_open(struct sess *s)
 	return rc;
 }
 
-bool channel_error(int r)
+/* Errors of the channel alone; anything else means the session is gone. */
+static bool channel_error(int r)
 {
 	return r == LIBSSH2_ERROR_CHANNEL_CLOSED ||
 	       r == LIBSSH2_ERROR_CHANNEL_EOF_SENT ||
@@ -695,4 +696,9 @@ void *sess_main(void *arg)
 	s->exited = true;
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+bool sess_channel_error(int r)
+{
+	return channel_error(r);
 }
