@@ -22,7 +22,7 @@ ROOT = HERE.parent
 FUZZ_BUILD = Path(os.environ.get("PRIMEFS_FUZZ_BUILD",
                                  ROOT / "build-fuzz")).resolve()
 SECONDS = int(os.environ.get("PRIMEFS_FUZZ_TIME", "20"))
-TARGETS = ["fuzz_model", "fuzz_errmap"]
+TARGETS = ["fuzz_model", "fuzz_errmap", "fuzz_sftp"]
 
 
 @pytest.mark.parametrize("name", TARGETS)

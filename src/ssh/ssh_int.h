@@ -8,6 +8,13 @@
  *   ssh_auth.c       agent and key file authentication
  *   ssh_session.c    one pod's I/O thread: open, channel states, loop, close
  *   ssh_pool.c       sessions per pod, ssh_run(), signals, forget/prune/free
+ *   sftp_proto.c     SFTP v3 packets, pure encode/decode
+ *   sftp_chan.c      the session's SFTP channel, which the I/O thread
+ *                    pumps beside the commands' channels (sftp_step), and
+ *                    the road of SFTP requests to it (see sftp_int.h)
+ *   sftp.c           a pod's files over SFTP (sftp.h): path operations and
+ *                    the one map of SFTP failures to errno
+ *   sftp_file.c      open files: read ahead, write behind, reopen
  *
  * Threads. libssh2 sessions are not thread-safe, so each pod's session has
  * one I/O thread that alone touches its socket and LIBSSH2_SESSION, in
@@ -127,6 +134,8 @@ struct ssh_cmd {
 };
 
 struct ssh_pool;
+struct sftp;
+struct sftp_chan;
 
 /* A session's cache of libssh2's big blocks (ssh_transport.c): size
  * classes from 8 KiB, so many blocks kept of each. */
@@ -163,6 +172,11 @@ struct sess {
 	char *rbuf; /* READ_CHUNK bytes: a channel read, before its write */
 	struct blk *cache[N_CLASSES][CACHE_DEPTH]; /* see ss_alloc */
 	int cached[N_CLASSES];
+	struct sftp *sftp;     /* under lock: the pod's SFTP client served here
+				  (a reference; see sftp.c) */
+	struct sftp_chan *sch; /* the I/O thread's: its SFTP channel */
+	bool sftp_out;	       /* the SFTP channel owns a half-sent packet (as
+				  out_owner) */
 };
 
 struct ssh_pool {
@@ -247,5 +261,37 @@ int sess_authenticate(struct sess *s);
 
 /* The I/O thread of session arg (a struct sess). */
 void *sess_main(void *arg);
+/* Errors of the channel alone; anything else means the session is gone. */
+bool sess_channel_error(int r);
+
+/* ---- ssh_pool.c ---- */
+
+/* Attaches f to the pod's live session, starting one if there is none,
+ * and wakes it: 0, -EAGAIN (a session that is ending still holds f: try
+ * again shortly) or -EIO (logged). */
+int pool_sftp_attach(struct ssh_pool *p, const char *key, const char *conn,
+		     struct sftp *f);
+
+/* ---- sftp_chan.c (the I/O thread's side) ---- */
+
+/* One round of the session's SFTP channel: opened when requests wait,
+ * requests written, replies read and handed to their callers. -1 when the
+ * session failed (why says how). */
+int sftp_step(struct sess *s, bool *progress, char *why, size_t n);
+/* The SFTP channel is open or opening (the thread must read it). */
+bool sftp_io(struct sess *s);
+/* Requests wait for replies (silence from the pod is suspicious). */
+bool sftp_waiting(struct sess *s);
+/* Its channel open is under way (one open at a time per session). */
+bool sftp_opening(struct sess *s);
+/* Under pool->lock: whether f may be taken by a new session; sftp_take
+ * then makes s its server (a reference), before s's thread starts. */
+bool sftp_takeable(struct sftp *f, struct sess *s);
+void sftp_take(struct sftp *f, struct sess *s);
+/* The session ends (after s->dead is set, before its libssh2 session is
+ * freed): requests in flight end as lost, queued ones fail with code when
+ * the session never came up (or stopping), else wait for the next
+ * session; f is let go. */
+void sftp_sess_end(struct sess *s, bool was_up, bool stopping, int code);
 
 #endif

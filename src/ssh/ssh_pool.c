@@ -151,11 +151,11 @@ static void free_list(struct sess *s)
 	}
 }
 
-/* A new session for the pod, its thread started with c already queued (a
- * thread that fails at once must find c to fail it). */
+/* A new session for the pod, its thread started with c already queued, or
+ * serving f (a thread that fails at once must find them to fail them). */
 static struct sess *sess_start(struct ssh_pool *p, const char *key,
 			       const char *conn, char *user, char *host,
-			       int port, struct ssh_cmd *c)
+			       int port, struct ssh_cmd *c, struct sftp *f)
 {
 	struct sess *s = xcalloc(1, sizeof *s);
 	s->pool = p;
@@ -167,8 +167,12 @@ static struct sess *sess_start(struct ssh_pool *p, const char *key,
 	s->sock = -1;
 	atomic_init(&s->stop, false);
 	pthread_mutex_init(&s->lock, NULL);
-	c->next = NULL;
-	s->q_head = s->q_tail = c;
+	if (c) {
+		c->next = NULL;
+		s->q_head = s->q_tail = c;
+	}
+	if (f)
+		sftp_take(f, s);
 	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* The thread blocks every signal: SIGPIPE from a send to a dead peer
 	 * (the agent's socket is written without MSG_NOSIGNAL) stays pending
@@ -183,6 +187,8 @@ static struct sess *sess_start(struct ssh_pool *p, const char *key,
 	if (r) {
 		plog("ssh", key, "cannot start the session thread: %s",
 		     strerror(r));
+		if (f)
+			sftp_sess_end(s, false, true, -EIO);
 		if (s->wakefd >= 0)
 			close(s->wakefd);
 		pthread_mutex_destroy(&s->lock);
@@ -232,7 +238,7 @@ static bool submit(struct ssh_pool *p, const char *key, const char *conn,
 		}
 	}
 	if (!queued) {
-		s = sess_start(p, key, conn, user, host, port, c);
+		s = sess_start(p, key, conn, user, host, port, c, NULL);
 		queued = s != NULL;
 		if (!s) {
 			free(user);
@@ -242,6 +248,65 @@ static bool submit(struct ssh_pool *p, const char *key, const char *conn,
 	pthread_mutex_unlock(&p->lock);
 	free_list(done);
 	return queued;
+}
+
+int pool_sftp_attach(struct ssh_pool *p, const char *key, const char *conn,
+		     struct sftp *f)
+{
+	char *user, *host;
+	int port;
+	if (parse_conn(conn, &user, &host, &port)) {
+		plog("sftp", key, "cannot parse the ssh connection \"%s\"",
+		     conn ? conn : "");
+		return -EIO;
+	}
+	if (!kh_name_ok(key)) {
+		plog("sftp", key,
+		     "a pod id unfit as a known_hosts name; refusing");
+		free(user);
+		free(host);
+		return -EIO;
+	}
+	pthread_mutex_lock(&p->lock);
+	struct sess *done = reap(p, false);
+	struct sess *s = p->live;
+	while (s && strcmp(s->key, key))
+		s = s->next;
+	int rc = -EAGAIN;
+	bool start = !s, other = false;
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		bool usable = !s->dead && !strcmp(s->conn, conn);
+		if (usable && s->sftp == f) {
+			rc = 0;
+		} else if (usable && !s->sftp && sftp_takeable(f, s)) {
+			sftp_take(f, s);
+			rc = 0;
+		}
+		other = usable && s->sftp && s->sftp != f;
+		pthread_mutex_unlock(&s->lock);
+		if (rc == 0)
+			sess_wake(s);
+		else if (!usable) {
+			retire(p, s); /* dead, or the pod moved */
+			start = true;
+		}
+	}
+	if (start && sftp_takeable(f, NULL)) {
+		s = sess_start(p, key, conn, user, host, port, NULL, f);
+		rc = s ? 0 : -EIO;
+		if (s)
+			user = host = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(user);
+	free(host);
+	free_list(done);
+	if (other) {
+		plog("sftp", key, "a second SFTP client for the pod; refused");
+		rc = -EIO;
+	}
+	return rc;
 }
 
 /* Waits for c's start result; on interruption, or past a limit that only

@@ -403,7 +403,7 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 		if (gone)
 			c->st = C_FREEING; /* no channel: dropped below */
 	}
-	if (!opening)
+	if (!opening && !sftp_opening(s))
 		for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 			if (c->st == C_QUEUED) {
 				c->st = C_OPENING;
@@ -416,7 +416,7 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 	 * own packet went out. So while one is pending, only its owner
 	 * runs. */
 	for (struct ssh_cmd *c = s->cmds; c; c = c->next) {
-		if (s->out_owner && s->out_owner != c)
+		if ((s->out_owner && s->out_owner != c) || s->sftp_out)
 			continue;
 		/* Only steps that call libssh2 and may send can own a
 		 * half-sent packet (the bit below is the last call's). */
@@ -432,6 +432,19 @@ static bool step_all(struct sess *s, bool *progress, struct fail *f)
 			s->out_owner = NULL;
 		if (s->out_owner)
 			break;
+	}
+	/* The SFTP channel (sftp.c), under the same rule. */
+	if (!s->out_owner) {
+		char why[200];
+		if (sftp_step(s, progress, why, sizeof why)) {
+			f->code = 0;
+			f->who = NULL;
+			snprintf(f->why, sizeof f->why, "%s", why);
+			return false;
+		}
+		s->sftp_out =
+		    sftp_io(s) && (libssh2_session_block_directions(s->ss) &
+				   LIBSSH2_SESSION_BLOCK_OUTBOUND);
 	}
 	/* Drop the freed ones (the list's reference). */
 	for (struct ssh_cmd **pp = &s->cmds; *pp;) {
@@ -483,12 +496,13 @@ static void sess_loop(struct sess *s, struct fail *f)
 		if (!ok)
 			return;
 		double now = now_monotonic();
-		if (s->cmds) {
+		bool active = s->cmds || sftp_waiting(s);
+		if (active || sftp_io(s))
 			s->idle_unread = false;
-		} else {
+		if (!active) {
 			sess_cache_release(s);
 			s->heard = now; /* nobody reads: silence says nothing */
-			if (s->probes >= MAX_PROBES) {
+			if (s->probes >= MAX_PROBES && !sftp_io(s)) {
 				f->code = RETRY_RC;
 				f->renew = true;
 				snprintf(f->why, sizeof f->why, "renewed");
@@ -510,9 +524,10 @@ static void sess_loop(struct sess *s, struct fail *f)
 		 * run and the pod has been silent, they ask for a reply —
 		 * which libssh2 keeps queued until the session ends, so such a
 		 * session is renewed once idle after MAX_PROBES. */
-		if (now >= next_ka && !s->out_owner && writable(s->sock)) {
+		if (now >= next_ka && !s->out_owner && !s->sftp_out &&
+		    writable(s->sock)) {
 			bool probe =
-			    s->cmds && now - s->heard >= p->keepalive / 2;
+			    active && now - s->heard >= p->keepalive / 2;
 			libssh2_keepalive_config(s->ss, probe,
 						 (unsigned)p->keepalive);
 			int next = 0;
@@ -529,17 +544,18 @@ static void sess_loop(struct sess *s, struct fail *f)
 			continue;
 
 		double until = next_ka;
-		if (s->cmds && s->heard + DEAD_AFTER * p->keepalive < until)
+		if (active && s->heard + DEAD_AFTER * p->keepalive < until)
 			until = s->heard + DEAD_AFTER * p->keepalive;
 		for (struct ssh_cmd *c = s->cmds; c; c = c->next)
 			if ((c->st == C_OPENING || c->st == C_EXEC) &&
 			    c->deadline < until)
 				until = c->deadline;
 		short ev = 0;
-		if (s->cmds || !s->idle_unread)
+		if (s->cmds || sftp_io(s) || !s->idle_unread)
 			ev |= POLLIN;
-		if (s->out_owner || (libssh2_session_block_directions(s->ss) &
-				     LIBSSH2_SESSION_BLOCK_OUTBOUND))
+		if (s->out_owner || s->sftp_out ||
+		    (libssh2_session_block_directions(s->ss) &
+		     LIBSSH2_SESSION_BLOCK_OUTBOUND))
 			ev |= POLLOUT;
 		struct pollfd pf[2] = {{s->sock, ev, 0},
 				       {s->wakefd, POLLIN, 0}};
@@ -554,7 +570,7 @@ static void sess_loop(struct sess *s, struct fail *f)
 		}
 		if (r > 0 && pf[1].revents)
 			sess_drain_wake(s);
-		if (r > 0 && pf[0].revents && !s->cmds) {
+		if (r > 0 && pf[0].revents && !s->cmds && !sftp_io(s)) {
 			/* Idle: no libssh2 call will read, so look for the
 			 * end ourselves. Data (a server keepalive) is left for
 			 * the next command's calls to process. */
@@ -598,6 +614,7 @@ static void sess_close(struct sess *s, bool was_up, bool stopping,
 	 * once instead of waiting on the peer. */
 	if (s->sock >= 0)
 		shutdown(s->sock, SHUT_RDWR);
+	sftp_sess_end(s, was_up, stopping, f->code);
 	while (s->cmds) {
 		struct ssh_cmd *c = s->cmds;
 		s->cmds = c->next;
@@ -699,4 +716,9 @@ void *sess_main(void *arg)
 	s->exited = true;
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+bool sess_channel_error(int r)
+{
+	return channel_error(r);
 }
