@@ -10,7 +10,7 @@ from conftest import BUILD, HERE
 
 UNITS = ["test_util", "test_model", "test_naming", "test_cache", "test_api",
          "test_template", "test_log", "test_intent", "test_choose",
-         "test_jobs_store", "test_snapindex"]
+         "test_jobs_store", "test_snapindex", "test_budget"]
 
 
 @pytest.mark.parametrize("name", UNITS)
