@@ -2,8 +2,6 @@
  * cap on reads (POST and DELETE always go), the Retry-After hold on every
  * call, the pace of refreshes, and the counts `stats` shows. Times are only
  * upper bounds of what the rules promise, never rates. */
-#include <math.h>
-
 #include "budget.h"
 #include "t.h"
 
