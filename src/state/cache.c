@@ -648,7 +648,10 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 			    (mode == CACHE_FRESH ? sl->fail_started >= began
 						 : now < sl->retry_at)) {
 				int e = sl->fail_errno;
-				if (mode == CACHE_TTL && usable)
+				/* Held back by the API's call budget or a
+				 * Retry-After: the held answer, however old. */
+				if (mode == CACHE_TTL &&
+				    (usable || (s && e == EAGAIN)))
 					return serve(sl, out, ST_STALE_SERVED);
 				pthread_mutex_unlock(&sl->mu);
 				return -e;

@@ -14,7 +14,8 @@
  * (budget.h's pace, by the calls the kind's last fetch took): meanwhile
  * the freshness window stretches and the held answer is served, its age
  * noted in `log` once. A fetch the budget refuses (a Retry-After hold, the
- * hour spent) is not tried again before the budget allows. */
+ * hour spent) is not tried again before the budget allows, and meanwhile
+ * a TTL reader gets the held answer however old (not only CACHE_STALE_MAX). */
 #ifndef PRIMEFS_CACHE_H
 #define PRIMEFS_CACHE_H
 
