@@ -29,31 +29,34 @@ def counted(counts):
     return sum(n for k, n in counts.items() if not k.startswith(("POST ", "DELETE ")))
 
 
-def test_a_waiter_on_a_starting_pod_polls_its_status(pod, keys, make_api, make_mount,
-                                                     tmp_path):
+def test_waiters_on_starting_pods_poll_their_status_together(pod, keys, make_api, make_mount,
+                                                             tmp_path):
     api = make_api("--ssh", f"root@127.0.0.1:{pod.port}",
-                   "--pending-secs", "5", "--install-secs", "3")
+                   "--pending-secs", "6", "--install-secs", "3")
     # A long pods_ttl: nothing but the waiters has a reason to call.
     m = make_mount(api, options=(f"ssh_key={keys[0]}",
                                  f"known_hosts={tmp_path / 'known_hosts'}",
                                  "ready_timeout=60", "timeout=5", "pods_ttl=600"))
     m.write("config", CONFIG)
     os.mkdir(m.p("pods/w"))
-    assert "w" in os.listdir(m.p("pods"))
-    pod_id = m.read("pods/w/id").strip()
+    os.mkdir(m.p("pods/v"))
+    assert {"w", "v"} <= set(os.listdir(m.p("pods")))
+    ids = {m.read(f"pods/{p}/id").strip() for p in ("w", "v")}
     assert m.read("pods/w/status") in ("PENDING\n", "PROVISIONING\n")
     api.reset()
 
     errors = []
 
-    def job(text):
+    def job(p, text):
         try:
-            with open(m.p("pods/w/run"), "w") as f:
+            with open(m.p(f"pods/{p}/run"), "w") as f:
                 f.write(f"echo {text}\n")
         except OSError as e:
             errors.append(e)
 
-    waiters = [threading.Thread(target=job, args=(t,)) for t in ("one", "two")]
+    # Two jobs wait for w, one for v.
+    waiters = [threading.Thread(target=job, args=a)
+               for a in (("w", "one"), ("w", "two"), ("v", "three"))]
     for t in waiters:
         t.start()
     for t in waiters:
@@ -63,16 +66,19 @@ def test_a_waiter_on_a_starting_pod_polls_its_status(pod, keys, make_api, make_m
     counts = api.counts()
     assert counts["GET /pods/status"] >= 1
     assert counts["GET /pods"] == 0, counts
-    for r in api.requests():
-        if r["path"] == "/api/v1/pods/status":
-            assert r["query"]["pod_ids"] == [pod_id]
+    asked = [r["query"]["pod_ids"] for r in api.requests()
+             if r["path"] == "/api/v1/pods/status"]
+    for q in asked:
+        assert len(q) == len(set(q)) and set(q) <= ids, q
+    # One call for both pods, however many wait for each.
+    assert any(set(q) == ids for q in asked), asked
     wait_for(lambda: sorted(os.listdir(m.p("pods/w/jobs"))) == ["1", "2", "latest"],
-             "two jobs")
+             "two jobs on w")
     outs = set()
-    for n in ("1", "2"):
-        wait_for(lambda: m.read(f"pods/w/jobs/{n}/exit") == "0\n", "job ended")
-        outs.add(m.read(f"pods/w/jobs/{n}/out"))
-    assert outs == {"one\n", "two\n"}
+    for p, n in (("w", "1"), ("w", "2"), ("v", "1")):
+        wait_for(lambda: m.read(f"pods/{p}/jobs/{n}/exit") == "0\n", "job ended")
+        outs.add(m.read(f"pods/{p}/jobs/{n}/out"))
+    assert outs == {"one\n", "two\n", "three\n"}
     assert "the pod is ready" in m.log()
 
 
