@@ -7,6 +7,7 @@ hour's calls; /pods is paged to the end without a total_count."""
 
 import errno
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -100,6 +101,17 @@ def test_a_429_holds_every_later_call_and_rmdir_waits_it_out(api, make_mount):
         time.sleep(0.1)
     assert sum(api.counts().values()) == 0, api.counts()
 
+    # An rmdir waiting out the hold ends when interrupted, sending nothing.
+    p = subprocess.Popen(["rmdir", m.p("pods/a100-1")])
+    time.sleep(1)
+    assert p.poll() is None, "rmdir did not wait for the hold"
+    p.send_signal(signal.SIGINT)
+    p.wait(60)
+    assert sum(api.counts().values()) == 0, api.counts()
+    assert "interrupted while waiting out" in m.log()
+    assert "a100-1" in os.listdir(m.p("pods"))
+
+    # One left alone waits, then goes.
     done = []
     t = threading.Thread(target=lambda: done.append(err_of(lambda: os.rmdir(m.p("pods/a100-1")))))
     t.start()
