@@ -144,6 +144,8 @@ enum budget_verdict budget_pace(struct budget *b, int cost, double *until)
 	} else if (b->counted + cost > b->per_hour) {
 		v = BUDGET_SPENT;
 		*until = fits_at(b, cost, now);
+	} else if (2 * (b->counted + cost) <= b->per_hour) {
+		b->last_paced = now; /* not tight yet */
 	} else {
 		double turn = b->last_paced + cost * BUDGET_PACE * b->window /
 						  (b->per_hour - b->counted);

@@ -14,15 +14,15 @@
  *   waits it out, bounded, then sends).
  * - The pace (budget_pace, for the reads that only refresh an answer
  *   held, and for the waiters' status polls): with n counted calls in the
- *   last hour and B the budget, a paced read of k calls may start when
+ *   last hour and B the budget, a paced read of k calls may start at once
+ *   while n + k <= B/2 (the budget is not tight); past that, when
  *       n + k <= B  and  now >= last paced start + k * PACE * H / (B - n)
- *   (H the window, an hour; PACE = 1/4). At n = 0 a one-call refresh may
- *   go every H/(4B) s (1 s at 900 an hour); the spacing grows as the hour
- *   fills, so a reader polling every second settles where the spacing
- *   matches its rate, at B/(1 + PACE) = 4/5 of the budget at most,
- *   leaving the rest to mkdir's checks and to readers holding nothing
- *   (those are capped, not paced). Freshness windows stretch instead of
- *   the budget.
+ *   (H the window, an hour; PACE = 1/4): 2 s for one call at half the
+ *   budget, growing as the hour fills, so a reader polling every second
+ *   settles where the spacing matches its rate, at B/(1 + PACE) = 4/5 of
+ *   the budget at most, leaving the rest to mkdir's checks and to readers
+ *   holding nothing (those are capped, not paced). Freshness windows
+ *   stretch instead of the budget.
  *
  * A NULL budget allows everything (unit tests). Thread-safe. */
 #ifndef PRIMEFS_BUDGET_H

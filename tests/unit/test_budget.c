@@ -43,18 +43,25 @@ int main(void)
 	CHECK(budget_take(b, false, &until) == BUDGET_OK);
 	budget_free(b);
 
-	/* The pace: with 10 an hour of 40 s and none spent, a refresh of one
-	 * call every 40/4/10 = 1 s; of 3 calls, 3 s. Spending widens it. */
+	/* The pace: with 10 an hour of 40 s, refreshes go at once while
+	 * half the budget is left; past it, one call every 40/4/(10 - n) s
+	 * after the last: 2 s with 5 spent, 3.3 s with 7. */
 	b = budget_new(10, 40);
+	CHECK(budget_pace(b, 1, &until) == BUDGET_OK);
+	CHECK(budget_pace(b, 1, &until) == BUDGET_OK);
+	budget_free(b);
+	b = budget_new(10, 40);
+	for (int i = 0; i < 5; i++)
+		budget_take(b, false, &until);
 	CHECK(budget_pace(b, 1, &until) == BUDGET_OK);
 	double t1 = now_monotonic();
 	CHECK(budget_pace(b, 1, &until) == BUDGET_PACED);
-	CHECK(until <= t1 + 1.0 + 1e-6 && until > t1 + 0.5);
-	for (int i = 0; i < 5; i++)
+	CHECK(until <= t1 + 2.0 + 1e-6 && until > t1 + 1.5);
+	for (int i = 0; i < 2; i++)
 		budget_take(b, false, &until);
 	CHECK(budget_pace(b, 1, &until) == BUDGET_PACED);
-	CHECK(until > t1 + 1.5); /* 40/4/5 = 2 s after the last */
-	CHECK(budget_pace(b, 6, &until) == BUDGET_SPENT);
+	CHECK(until > t1 + 3.0); /* 40/4/3 after the last */
+	CHECK(budget_pace(b, 4, &until) == BUDGET_SPENT);
 	budget_free(b);
 
 	/* No budget: everything goes. */
