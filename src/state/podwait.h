@@ -10,7 +10,7 @@
 
 #include "api.h"
 
-#define PODWAIT_EVERY 3.0
+#define PODWAIT_EVERY 5.0 /* as the Prime CLI polls it */
 
 struct podwait;
 
