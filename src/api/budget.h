@@ -19,8 +19,8 @@
  *       n + k <= B  and  now >= last paced start + k * PACE * H / (B - n)
  *   (H the window, an hour; PACE = 1/4): 2 s for one call at half the
  *   budget, growing as the hour fills, so a reader polling every second
- *   settles where the spacing matches its rate, at B/(1 + PACE) = 4/5 of
- *   the budget at most, leaving the rest to mkdir's checks and to readers
+ *   settles where the spacing matches its rate, near B/(1 + PACE) = 4/5
+ *   of the budget, leaving the rest to mkdir's checks and to readers
  *   holding nothing (those are capped, not paced). Freshness windows
  *   stretch instead of the budget.
  *
