@@ -204,8 +204,7 @@ static bool admit(struct http_client *c, const char *method, const char *path,
 		if (!told)
 			plog(method, path,
 			     "the API holds calls for %.0f s more "
-			     "(Retry-After): "
-			     "waiting, then sending",
+			     "(Retry-After): waiting, then sending",
 			     until - now);
 		told = true;
 		sleep_seconds(fmin(0.1, until - now));
