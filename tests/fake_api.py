@@ -827,7 +827,10 @@ class State:
         now = time.monotonic()
         listed = [p for p in self.pods if p.get("_listed_after", 0) <= now]
         data = [self.render(p) for p in listed[offset:offset + limit]]
-        return 200, {"total_count": len(listed), "offset": offset, "limit": limit, "data": data}
+        out = {"total_count": len(listed), "offset": offset, "limit": limit, "data": data}
+        if self.args.omit_total_count:   # optional in the description (default 0)
+            del out["total_count"]
+        return 200, out
 
     def api_pod_get(self, pod_id):
         for p in self.pods:
@@ -1452,6 +1455,9 @@ def parse_args(argv=None):
     ap.add_argument("--delete-204", action="store_true", help="DELETE answers 204 with no body")
     ap.add_argument("--provisioning-secs", type=float, default=0.0,
                     help="a created pod is PROVISIONING this long, then PENDING")
+    ap.add_argument("--omit-total-count", action="store_true",
+                    help="GET /pods/ answers without total_count (the description "
+                         "makes it optional)")
     ap.add_argument("--dataset", choices=("classic", "full"), default="classic",
                     help="full: add pods in every status, billing rows, ... (see add_full_dataset)")
     ap.add_argument("--list-lag", type=float, default=0.0,

@@ -126,6 +126,7 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out)
 		}
 		json_object *data = jx_arr(o, "data");
 		struct num total = jx_num(o, "total_count");
+		struct num limit = jx_num(o, "limit");
 		size_t len = data ? json_object_array_length(data) : 0;
 		if (out->n + len > cap) {
 			cap = (out->n + len) * 2;
@@ -144,10 +145,51 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out)
 		/* Advance by what came, not by the limit asked for: a server
 		 * that clamps the limit must not make us skip pods. */
 		offset += (long)len;
-		if (len == 0 || !total.set || total.d <= (double)offset)
+		if (len == 0)
 			return 0;
+		if (total.set && total.d > 0) {
+			if (total.d <= (double)offset)
+				return 0;
+		} else if ((double)len < (limit.set && limit.d > 0
+					      ? limit.d
+					      : API_PAGE_SIZE)) {
+			/* total_count is optional (default 0): without it, a
+			 * short page is the last. */
+			return 0;
+		}
 	}
 	plog("list", base, "stopped after %d pages", API_MAX_PAGES);
+	return 0;
+}
+
+int api_pods_status(struct api *a, const char *const *ids, size_t n,
+		    struct pod_list *out)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_adds(&path, "/pods/status");
+	for (size_t i = 0; i < n; i++) {
+		buf_adds(&path, i ? "&pod_ids=" : "?pod_ids=");
+		http_escape_into(&path, ids[i]);
+	}
+	json_object *o;
+	out->v = NULL;
+	out->n = 0;
+	int rc = get_object(a, path.data, "GET /pods/status", &o);
+	buf_free(&path);
+	if (rc)
+		return rc;
+	json_object *data = jx_arr(o, "data");
+	size_t len = data ? json_object_array_length(data) : 0;
+	out->v = xcalloc(len + 1, sizeof *out->v);
+	for (size_t i = 0; i < len; i++)
+		if (pod_parse(json_object_array_get_idx(data, i), false,
+			      &out->v[out->n]) == 0 &&
+		    out->v[out->n].id)
+			out->n++;
+		else
+			pod_free(&out->v[out->n]);
+	json_object_put(o);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* api.h — the Prime Intellect endpoints primefs reads (PRIME_API.md 4, 5,
  * 7.1), with every page fetched: availability pages until totalCount,
- * pod pages until total_count, and a stop on an empty page whatever the
+ * pod pages until total_count (without one, or with 0, until a page
+ * shorter than its limit), and a stop on an empty page whatever the
  * counts claim (a loop that never ends is the CLI's own bug, not ours).
  * Each returns 0 or -errno, having logged the reason. */
 #ifndef PRIMEFS_API_H
@@ -15,6 +16,7 @@
 struct api {
 	struct http_client *http;
 	const char *team_id;
+	struct budget *budget; /* the one http uses; NULL: no budget */
 };
 
 struct offer_list {
@@ -32,6 +34,11 @@ void offer_list_free(struct offer_list *l);
 /* history=false: GET /pods; true: GET /pods/history. */
 int api_list_pods(struct api *a, bool history, struct pod_list *out);
 void pod_list_free(struct pod_list *l);
+/* GET /pods/status?pod_ids=..., one call for the n pods: the items as
+ * pods (id, status, installation, sshConnection, ip); a pod the answer
+ * does not name, or names DELETING or TERMINATED, is not in *out. */
+int api_pods_status(struct api *a, const char *const *ids, size_t n,
+		    struct pod_list *out);
 /* The wallet, with its billing rows paged back (newest first) until they
  * are older than `since` (the oldest pod they could bill; -1: one page). */
 int api_get_wallet(struct api *a, time_t since, struct wallet *out);

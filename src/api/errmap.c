@@ -79,6 +79,26 @@ int http_errno(const struct http_resp *r, struct buf *msg)
 			      "'prime login', or mount with -o key_file=FILE");
 		return EACCES;
 	}
+	if (r->interrupted) {
+		buf_adds(msg, "not sent: interrupted while waiting out the "
+			      "API's Retry-After");
+		return EINTR;
+	}
+	if (r->held == BUDGET_HELD) {
+		buf_printf(msg,
+			   "not sent: the API holds calls for %.0f s more "
+			   "(Retry-After)",
+			   r->held_for);
+		return EAGAIN;
+	}
+	if (r->held == BUDGET_SPENT) {
+		buf_printf(
+		    msg,
+		    "not sent: the hour's call budget (-o api_budget) is "
+		    "spent for %.0f s more",
+		    r->held_for);
+		return EAGAIN;
+	}
 	if (r->too_large) {
 		buf_printf(msg, "answer larger than %u MiB; refused",
 			   HTTP_MAX_BODY >> 20);

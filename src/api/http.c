@@ -31,6 +31,8 @@ struct http_client {
 	CURLSH *share;
 	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 	pthread_key_t handle_key;
+	bool (*interrupted)(void *arg);
+	void *interrupted_arg;
 };
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
@@ -93,6 +95,13 @@ void http_free(struct http_client *c)
 	free(c->base_url);
 	free(c->cafile);
 	free(c);
+}
+
+void http_set_interrupt(struct http_client *c, bool (*interrupted)(void *arg),
+			void *arg)
+{
+	c->interrupted = interrupted;
+	c->interrupted_arg = arg;
 }
 
 void http_resp_init(struct http_resp *r)
@@ -164,6 +173,44 @@ static double jitter(void)
 	return 0.5 + (double)rand_r(&seed) / RAND_MAX / 2;
 }
 
+/* The budget's word on one attempt: true to send it now. A read it
+ * refuses is not sent (r->held says why). A POST or DELETE held by a
+ * Retry-After waits it out (logged once), up to HTTP_HOLD_WAIT and while
+ * its caller has not given up, and then has its full time limit. */
+static bool admit(struct http_client *c, const char *method, const char *path,
+		  bool always, double timeout, double *deadline,
+		  struct http_resp *r)
+{
+	double began = now_monotonic(), until;
+	bool told = false;
+	for (;;) {
+		enum budget_verdict v =
+		    budget_take(c->o.budget, always, &until);
+		double now = now_monotonic();
+		if (v == BUDGET_OK) {
+			r->held = BUDGET_OK;
+			if (told && now + timeout > *deadline)
+				*deadline = now + timeout;
+			return true;
+		}
+		r->held = v;
+		r->held_for = until - now;
+		if (!always || until > began + HTTP_HOLD_WAIT)
+			return false;
+		if (c->interrupted && c->interrupted(c->interrupted_arg)) {
+			r->interrupted = true;
+			return false;
+		}
+		if (!told)
+			plog(method, path,
+			     "the API holds calls for %.0f s more "
+			     "(Retry-After): waiting, then sending",
+			     until - now);
+		told = true;
+		sleep_seconds(fmin(0.1, until - now));
+	}
+}
+
 bool http_call(struct http_client *c, const char *method, const char *path,
 	       const char *json_body, const char *endpoint, struct http_resp *r)
 {
@@ -179,6 +226,8 @@ bool http_call_timeout(struct http_client *c, const char *method,
 	/* GET and DELETE may be repeated; a POST never is (mkdir checks the
 	 * listing instead). */
 	bool idempotent = !strcmp(method, "GET") || !strcmp(method, "DELETE");
+	/* A mkdir's, an rmdir's or a guard's: outside the budget's count. */
+	bool always = !strcmp(method, "POST") || !strcmp(method, "DELETE");
 	if (!c->api_key || !*c->api_key) {
 		/* As the Prime CLI: fail before sending anything. */
 		r->no_key = true;
@@ -202,12 +251,17 @@ bool http_call_timeout(struct http_client *c, const char *method,
 	}
 
 	for (int attempt = 1;; attempt++) {
-		double remaining = deadline - now_monotonic();
 		buf_reset(&r->body);
 		r->status = 0;
 		r->retry_after = -1;
 		r->error[0] = '\0';
 		r->attempts = attempt;
+		r->held = BUDGET_OK;
+		if (!admit(c, method, path, always, timeout, &deadline, r)) {
+			r->curl = CURLE_OK; /* nothing sent: r->held says why */
+			break;
+		}
+		double remaining = deadline - now_monotonic();
 		if (remaining < 0.05) {
 			r->curl = CURLE_OPERATION_TIMEDOUT;
 			snprintf(r->error, sizeof r->error,
@@ -276,11 +330,19 @@ bool http_call_timeout(struct http_client *c, const char *method,
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 
-		if (r->status == 429)
+		if (r->status == 429) {
 			stats_count(ST_RATE_LIMITED);
+			/* Every later call waits, this thread's retry too. */
+			budget_hold(c->o.budget, r->retry_after);
+		}
 		if (!idempotent || !retryable(r) ||
 		    attempt >= c->o.max_attempts)
 			break;
+		if (always && r->status == 429 && r->retry_after > 0) {
+			/* A DELETE waits the hold out in admit(). */
+			stats_count(ST_RETRIES);
+			continue;
+		}
 		double wait =
 		    (r->retry_after >= 0 &&
 		     (r->status == 429 || r->status == 503))
@@ -295,7 +357,8 @@ bool http_call_timeout(struct http_client *c, const char *method,
 		explicit_bzero(s->data, strlen(s->data));
 	curl_slist_free_all(hdrs);
 	buf_free(&url);
-	return r->curl == CURLE_OK && r->status >= 200 && r->status < 300;
+	return r->held == BUDGET_OK && !r->interrupted && r->curl == CURLE_OK &&
+	       r->status >= 200 && r->status < 300;
 }
 
 void http_escape_into(struct buf *b, const char *s)

@@ -499,6 +499,17 @@ void stats_api_call(const char *endpoint)
 	pthread_mutex_unlock(&stats_lock);
 }
 
+static void (*source_render)(void *arg, struct buf *out);
+static void *source_arg;
+
+void stats_set_source(void (*render)(void *arg, struct buf *out), void *arg)
+{
+	pthread_mutex_lock(&stats_lock);
+	source_render = render;
+	source_arg = arg;
+	pthread_mutex_unlock(&stats_lock);
+}
+
 void stats_render(struct buf *out)
 {
 	pthread_mutex_lock(&stats_lock);
@@ -511,5 +522,9 @@ void stats_render(struct buf *out)
 			   endpoints[i].calls);
 	for (int c = 0; c < ST_COUNTERS; c++)
 		buf_printf(out, "%s %lu\n", counter_names[c], counters[c]);
+	void (*render)(void *, struct buf *) = source_render;
+	void *arg = source_arg;
 	pthread_mutex_unlock(&stats_lock);
+	if (render)
+		render(arg, out);
 }

@@ -58,5 +58,8 @@ void stats_add(enum stat_counter c, long delta);
 /* One API request sent to `endpoint` (a stable name such as "GET /pods"). */
 void stats_api_call(const char *endpoint);
 void stats_render(struct buf *out);
+/* Lines another module adds to `stats` (the API's call budget), rendered
+ * after the counters with no stats lock held. Set once, at start-up. */
+void stats_set_source(void (*render)(void *arg, struct buf *out), void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cost.h"
+#include "budget.h"
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
@@ -43,6 +44,8 @@ struct options {
 	double history_ttl;
 	double lease_grace, guards_every;
 	double jobs_keep_mib;
+	int api_budget;
+	double api_budget_window;
 	int show_help, show_version, check;
 	struct nonopts nonopts;
 };
@@ -68,6 +71,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("ready_timeout=%lf", ready_timeout),
     OPT("output_cap=%lf", output_cap_mib),
     OPT("ssh_keepalive=%lf", ssh_keepalive),
+    OPT("api_budget=%d", api_budget),
+    OPT("api_budget_window=%lf", api_budget_window),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -128,6 +133,14 @@ static void usage(const char *prog)
 	    "silent for 3 of\n"
 	    "                         them while a job runs is lost "
 	    "(default 15)\n"
+	    "    -o api_budget=N      API calls sent in any rolling hour, "
+	    "at most; POST\n"
+	    "                         and DELETE are always sent "
+	    "(default 900)\n"
+	    "    -o api_budget_window=SECONDS the budget's rolling window "
+	    "(default 3600;\n"
+	    "                         shorter ones compress time for a "
+	    "benchmark)\n"
 	    "\n"
 	    "environment: PRIME_API_KEY, PRIME_API_BASE_URL, PRIME_BASE_URL,\n"
 	    "PRIME_TEAM_ID, PRIME_CONTEXT, PRIME_SSH_KEY_PATH, HOME (for\n"
@@ -282,7 +295,9 @@ int main(int argc, char *argv[])
 			    .ssh_keepalive = 15,
 			    .lease_grace = 60,
 			    .guards_every = 60,
-			    .jobs_keep_mib = 1024};
+			    .jobs_keep_mib = 1024,
+			    .api_budget = BUDGET_DEFAULT,
+			    .api_budget_window = BUDGET_WINDOW};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -334,10 +349,12 @@ int main(int argc, char *argv[])
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
 	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
-	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
+	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9 ||
+	    o.api_budget < 1 || !(o.api_budget_window > 0)) {
 		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
 				"jobs_keep must be >= 0, timeout, "
-				"ssh_keepalive and guards_every > 0\n");
+				"ssh_keepalive, guards_every, api_budget and "
+				"api_budget_window > 0\n");
 		return 2;
 	}
 	/* Readers of run and exit block while commands run: more threads
@@ -407,12 +424,16 @@ int main(int argc, char *argv[])
 	plog("mount", "/", "API %s, key from %s%s%s", cr.base_url, cr.source,
 	     cr.team_id ? ", team " : "", cr.team_id ? cr.team_id : "");
 
+	struct budget *budget = budget_new(o.api_budget, o.api_budget_window);
+	stats_set_source(budget_render, budget);
 	struct http_opts ho = {.base_url = cr.base_url,
 			       .api_key = cr.api_key,
 			       .cafile = o.cafile,
-			       .timeout = o.timeout};
+			       .timeout = o.timeout,
+			       .budget = budget};
 	struct http_client *http = http_new(&ho);
-	struct api api = {.http = http, .team_id = cr.team_id};
+	struct api api = {
+	    .http = http, .team_id = cr.team_id, .budget = budget};
 	double ttl[SNAP_KINDS] = {[SNAP_OFFERS] = o.offers_ttl,
 				  [SNAP_PODS] = o.pods_ttl,
 				  [SNAP_HISTORY] = o.history_ttl,
@@ -433,7 +454,7 @@ int main(int argc, char *argv[])
 			      .keepalive = o.ssh_keepalive};
 	struct ssh_pool *pool = ssh_pool_new(&so);
 	struct runs runs;
-	runs_init(&runs, cache, pool, o.ready_timeout);
+	runs_init(&runs, cache, &api, pool, o.ready_timeout);
 	struct buf jobs_dir;
 	buf_init(&jobs_dir);
 	buf_printf(&jobs_dir, "%s/jobs", o.state);
@@ -532,6 +553,8 @@ int main(int argc, char *argv[])
 	free(known_hosts);
 	template_store_destroy(&tmpl);
 	http_free(http);
+	stats_set_source(NULL, NULL);
+	budget_free(budget);
 	creds_free(&cr);
 	free(config_path);
 	fuse_opt_free_args(&args);

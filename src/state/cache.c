@@ -34,6 +34,11 @@ struct slot {
 	double fail_started; /* when the failed fetch started */
 	unsigned fails;	     /* consecutive failures */
 	double retry_at;     /* no fetch for a TTL reader before this */
+	/* The API's call budget (budget.h): the calls the last fetch took,
+	 * whether a refresh waits for its turn now, and whether the log said
+	 * so since the budget last let one go at once. */
+	int cost;
+	bool paced, paced_noted;
 };
 
 struct cache {
@@ -89,6 +94,7 @@ struct cache *cache_new(struct api *api, const double ttl[SNAP_KINDS])
 		sl->kind = (enum snap_kind)k;
 		sl->ttl = ttl[k];
 		sl->valid_after = -INFINITY;
+		sl->cost = 1;
 	}
 	return c;
 }
@@ -127,6 +133,8 @@ void cache_set_interrupt(struct cache *c, bool (*interrupted)(void *arg),
 	c->interrupted = interrupted;
 	c->interrupted_arg = arg;
 	pthread_mutex_unlock(&c->mu);
+	if (c->api && c->api->http)
+		http_set_interrupt(c->api->http, interrupted, arg);
 }
 
 void cache_set_pods_hook(struct cache *c,
@@ -382,7 +390,9 @@ static void *fetch_main(void *arg)
 	time_t started_wall = time(NULL);
 
 	struct snap *fresh = NULL;
+	unsigned long calls = budget_thread_calls();
 	int rc = fetch(c, sl->kind, &fresh);
+	calls = budget_thread_calls() - calls;
 	if (rc == 0) {
 		fresh->fetched = started_wall;
 		fresh->fetched_mono = started;
@@ -390,8 +400,11 @@ static void *fetch_main(void *arg)
 
 	struct snap *old = NULL, *installed = NULL;
 	double held_age = -1, next_try = 0;
+	double free_at = rc ? budget_free_at(c->api->budget) : 0;
 	pthread_mutex_lock(&sl->mu);
 	sl->fetching = false;
+	if (calls)
+		sl->cost = (int)calls;
 	if (rc == 0) {
 		if (changes == sl->changes || !sl->snap) {
 			old = sl->snap;
@@ -413,6 +426,11 @@ static void *fetch_main(void *arg)
 			sl->fails++;
 			next_try = backoff(sl->fails);
 			sl->retry_at = now_monotonic() + next_try;
+		}
+		/* Refused by the budget or a hold: no try before it ends. */
+		if (free_at > sl->retry_at) {
+			next_try = free_at - now_monotonic();
+			sl->retry_at = free_at;
 		}
 		if (sl->snap)
 			held_age = now_monotonic() - sl->snap->fetched_mono;
@@ -484,6 +502,42 @@ static void start_fetch(struct slot *sl)
 	}
 }
 
+/* Whether a refresh of the held answer may start now (budget.h's pace);
+ * called with sl->mu held. When the budget says to wait, the held answer
+ * is served meanwhile, and `note` gets the line for the log, once (again
+ * only after the budget has let a refresh go at once). */
+static bool pace(struct slot *sl, double now, char *note, size_t size)
+{
+	double until;
+	enum budget_verdict v =
+	    budget_pace(sl->c->api->budget, sl->cost, &until);
+	if (v == BUDGET_OK) {
+		if (!sl->paced)
+			sl->paced_noted = false;
+		sl->paced = false;
+		return true;
+	}
+	sl->paced = true;
+	if (sl->paced_noted)
+		return false;
+	sl->paced_noted = true;
+	struct budget_state b;
+	budget_state(sl->c->api->budget, &b);
+	double age = now - sl->snap->fetched_mono;
+	if (v == BUDGET_HELD)
+		snprintf(note, size,
+			 "serving the answer of %.0f s ago: the API holds "
+			 "calls for %.0f s more (Retry-After)",
+			 age, until - now);
+	else
+		snprintf(note, size,
+			 "serving the answer of %.0f s ago: the API's call "
+			 "budget is tight (%d of %d calls in the last hour); "
+			 "refreshed as it allows",
+			 age, b.counted, b.per_hour);
+	return false;
+}
+
 /* Called with sl->mu held; releases it. */
 static int serve(struct slot *sl, struct snap **out, int counter)
 {
@@ -528,15 +582,24 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 		double until = deadline;
 		if (mode == CACHE_TTL && valid && usable) {
 			/* Stale while revalidate: a fetch behind the held
-			 * answer (unless one runs or we back off). One that
-			 * answers within a moment is waited for, so that a
-			 * healthy API shows fresh data; a slow one is not. */
-			if (!sl->fetching && now >= sl->retry_at)
+			 * answer (unless one runs, we back off, or the API's
+			 * call budget says to wait: then the freshness window
+			 * stretches). One that answers within a moment is
+			 * waited for, so that a healthy API shows fresh data;
+			 * a slow one is not. */
+			char note[200] = "";
+			if (!sl->fetching && now >= sl->retry_at &&
+			    pace(sl, now, note, sizeof note))
 				start_fetch(sl);
 			double grace =
 			    sl->fetch_started + CACHE_REVALIDATE_WAIT;
-			if (!sl->fetching || now >= grace)
-				return serve(sl, out, ST_STALE_SERVED);
+			if (!sl->fetching || now >= grace) {
+				int rc = serve(sl, out, ST_STALE_SERVED);
+				if (note[0]) /* no lock held now */
+					plog("cache", kind_names[kind], "%s",
+					     note);
+				return rc;
+			}
 			if (grace < until)
 				until = grace;
 		} else {
@@ -548,7 +611,10 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 			    (mode == CACHE_FRESH ? sl->fail_started >= began
 						 : now < sl->retry_at)) {
 				int e = sl->fail_errno;
-				if (mode == CACHE_TTL && usable)
+				/* Held back by the API's call budget or a
+				 * Retry-After: the held answer, however old. */
+				if (mode == CACHE_TTL &&
+				    (usable || (s && e == EAGAIN)))
 					return serve(sl, out, ST_STALE_SERVED);
 				pthread_mutex_unlock(&sl->mu);
 				return -e;

@@ -9,7 +9,13 @@
  * snapshot and the fetch refreshes it behind them (stale while
  * revalidate); only a reader with nothing usable waits long, up to a time
  * limit and no longer than its caller wants. When the API fails, the held
- * answer is served, the failure logged, and fetches back off exponentially. */
+ * answer is served, the failure logged, and fetches back off exponentially.
+ * A refresh of a held answer also waits for the API's call budget
+ * (budget.h's pace, by the calls the kind's last fetch took): meanwhile
+ * the freshness window stretches and the held answer is served, its age
+ * noted in `log` once. A fetch the budget refuses (a Retry-After hold, the
+ * hour spent) is not tried again before the budget allows, and meanwhile
+ * a TTL reader gets the held answer however old (not only CACHE_STALE_MAX). */
 #ifndef PRIMEFS_CACHE_H
 #define PRIMEFS_CACHE_H
 
@@ -37,7 +43,8 @@ void cache_free(struct cache *c);
 /* Set once at start-up, before the cache is shared between threads:
  * - the longest a reader waits for a fetch (the API call's time limit);
  * - how a reader's caller says it gave up (FUSE: the request was
- *   interrupted); the wait then ends with -EINTR;
+ *   interrupted); the wait then ends with -EINTR (passed on to the API's
+ *   client too, for a POST or DELETE waiting out a Retry-After);
  * - a function called, with no cache lock held, after a pods snapshot
  *   fetched from the API (not one made by cache_pods_change) has been
  *   installed. */

@@ -1,5 +1,5 @@
-/* runs.c — see runs.h. Nothing here is shared but the cache and the pool,
- * which lock for themselves. */
+/* runs.c — see runs.h. Nothing here is shared but the cache, the pool and
+ * the status poller, which lock for themselves. */
 #include "runs.h"
 
 #include <errno.h>
@@ -8,19 +8,20 @@
 
 #include "log.h"
 
-void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
-	       double ready_timeout)
+void runs_init(struct runs *r, struct cache *cache, struct api *api,
+	       struct ssh_pool *pool, double ready_timeout)
 {
 	memset(r, 0, sizeof *r);
 	r->cache = cache;
+	r->status = podwait_new(api);
 	r->pool = pool;
 	r->ready_timeout = ready_timeout;
-	r->poll_interval = 2;
 }
 
 void runs_destroy(struct runs *r)
 {
-	(void)r;
+	podwait_free(r->status);
+	r->status = NULL;
 }
 
 static bool starting(const char *status)
@@ -61,55 +62,87 @@ int runs_check(struct runs *r, const char *pod_id)
 	return rc;
 }
 
-/* The pod's SSH connection once it is ready: node 0 of a multi-node pod. */
+/* What a pod's status says for a waiter: 1 ready (*conn set: node 0 of a
+ * multi-node pod), 0 still starting (its state in `state`), -ENOTCONN
+ * never (logged). */
+static int judge(const struct pod *p, const char *path, char **conn,
+		 char *state, size_t size)
+{
+	const char *status = p ? pod_status(p) : NULL;
+	if (p && pod_ready(p)) {
+		*conn = xstrdup(p->ssh.v[0]);
+		return 1;
+	}
+	snprintf(state, size, "%s", p ? (status ? status : "unknown") : "gone");
+	if (!p || !starting(status)) {
+		plog("run", path,
+		     "the pod is %s, not running: nothing was sent", state);
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
+/* What the held listing (TTL) says of the pod: judge()'s answer, with the
+ * pod's API id in *id (replaced) while it is starting. */
+static int judge_listed(struct runs *r, const char *pod_id, const char *path,
+			char **conn, char *state, size_t size, char **id)
+{
+	struct snap *s;
+	int rc = cache_get(r->cache, SNAP_PODS, CACHE_TTL, &s);
+	if (rc)
+		return rc;
+	const struct pod *p = snap_pod(s, pod_id);
+	rc = judge(p, path, conn, state, size);
+	if (rc == 0) {
+		free(*id);
+		*id = xstrdup(p->id);
+	}
+	snap_put(s);
+	return rc;
+}
+
+/* The pod's SSH connection once it is ready. What the listing holds comes
+ * first (a pod ready, or never to be, costs no call); then its status,
+ * polled for every waiter at once (podwait.h), not a listing per waiter;
+ * a pod the status call does not name is judged by the listing again. */
 static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 		      bool (*interrupted)(void *), void *arg, char **conn)
 {
 	double deadline = now_monotonic() + r->ready_timeout;
-	bool waited = false;
-	for (int round = 0;; round++) {
-		struct snap *s;
-		int rc = cache_get(r->cache, SNAP_PODS,
-				   round ? CACHE_FRESH : CACHE_TTL, &s);
-		if (rc)
-			return rc;
-		const struct pod *p = snap_pod(s, pod_id);
-		const char *status = p ? pod_status(p) : NULL;
-		if (p && pod_ready(p)) {
-			*conn = xstrdup(p->ssh.v[0]);
-			snap_put(s);
-			if (waited)
-				plog("run", path, "the pod is ready");
-			return 0;
+	char state[64], *id = NULL;
+	int rc = judge_listed(r, pod_id, path, conn, state, sizeof state, &id);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	plog("run", path, "waiting for the pod (%s) to be ready", state);
+	unsigned long seen = 0;
+	for (;;) {
+		struct pod st;
+		rc = podwait_next(r->status, id, &seen, deadline, interrupted,
+				  arg, &st);
+		if (rc == 0 && st.id)
+			rc = judge(&st, path, conn, state, sizeof state);
+		else if (rc == 0)
+			rc = judge_listed(r, pod_id, path, conn, state,
+					  sizeof state, &id);
+		pod_free(&st);
+		if (rc == 1) {
+			plog("run", path, "the pod is ready");
+			rc = 0;
+			break;
 		}
-		char state[64];
-		snprintf(state, sizeof state, "%s",
-			 p ? (status ? status : "unknown") : "gone");
-		snap_put(s);
-		if (!p || !starting(status)) {
-			plog("run", path,
-			     "the pod is %s, not running: nothing was sent",
-			     state);
-			return -ENOTCONN;
-		}
-		if (now_monotonic() >= deadline) {
+		if (rc == -ETIMEDOUT) {
 			plog("run", path,
 			     "the pod is still %s after %.0f s (ready_timeout)",
 			     state, r->ready_timeout);
-			return -ENOTCONN;
+			rc = -ENOTCONN;
+		} else if (rc == -EINTR) {
+			plog("run", path, "interrupted while waiting");
 		}
-		if (!waited)
-			plog("run", path,
-			     "waiting for the pod (%s) to be ready", state);
-		waited = true;
-		for (double t = 0; t < r->poll_interval; t += 0.1) {
-			if (interrupted && interrupted(arg)) {
-				plog("run", path, "interrupted while waiting");
-				return -EINTR;
-			}
-			sleep_seconds(0.1);
-		}
+		if (rc)
+			break;
 	}
+	free(id);
+	return rc;
 }
 
 int runs_start(struct runs *r, const char *pod_id, const char *script,

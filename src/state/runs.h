@@ -1,5 +1,6 @@
 /* runs.h — starting commands on pods, after waiting for a pod that is
- * still starting to become ready. Which command is a pod's newest is the
+ * still starting to become ready (its status polled with every other
+ * waiter's, podwait.h). Which command is a pod's newest is the
  * job store's (jobs.h). FUSE-free; the caller says how to tell that the
  * user gave up (Ctrl-C). */
 #ifndef PRIMEFS_RUNS_H
@@ -8,17 +9,18 @@
 #include <pthread.h>
 
 #include "cache.h"
+#include "podwait.h"
 #include "ssh.h"
 
 struct runs {
 	struct cache *cache;
+	struct podwait *status; /* the starting pods' status, polled */
 	struct ssh_pool *pool;
 	double ready_timeout; /* seconds to wait for a starting pod */
-	double poll_interval; /* seconds between status checks meanwhile */
 };
 
-void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
-	       double ready_timeout);
+void runs_init(struct runs *r, struct cache *cache, struct api *api,
+	       struct ssh_pool *pool, double ready_timeout);
 void runs_destroy(struct runs *r);
 
 /* Scripts longer than this are refused (E2BIG) before anything is sent. */

@@ -314,7 +314,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	double ttl[SNAP_KINDS];
 	for (int k = 0; k < SNAP_KINDS; k++)
 		ttl[k] = 1e12;
-	struct api api = {NULL, NULL}; /* never called: nothing expires */
+	struct api api = {.http = NULL}; /* never called: nothing expires */
 	struct cache *cache = cache_new(&api, ttl);
 	struct snap *pods = snap_from_pods(&l.pods, false);
 	struct snap *hist = snap_from_pods(&l.hist, true);
