@@ -643,11 +643,12 @@ bool pod_ready(const struct pod *p)
 	return s && !strcmp(s, "ACTIVE") && p->ssh.n > 0 && *p->ssh.v[0];
 }
 
-bool pod_billing(const struct pod *p)
+bool pod_bills(const struct pod *p)
 {
-	return !p->history && (str_is(p->status, "PENDING") ||
-			       str_is(p->status, "PROVISIONING") ||
-			       str_is(p->status, "ACTIVE"));
+	return !p->history &&
+	       (str_is(p->status, "PENDING") ||
+		str_is(p->status, "PROVISIONING") ||
+		str_is(p->status, "ACTIVE") || str_is(p->status, "STOPPED"));
 }
 
 struct num pod_price(const struct pod *p)

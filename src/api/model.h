@@ -140,8 +140,12 @@ const char *pod_status(const struct pod *p);
 /* True when the pod runs and takes SSH: ACTIVE, installed, node 0's ssh
  * known. */
 bool pod_ready(const struct pod *p);
-/* Billing status: PENDING, PROVISIONING or ACTIVE. */
-bool pod_billing(const struct pod *p);
+/* Whether the pod bills: a live pod PROVISIONING, PENDING, ACTIVE (with
+ * its refinements INSTALLING and INSTALL_FAILED) or STOPPED. The one
+ * predicate for everything that counts a pod that bills (DESIGN.md, "Pods:
+ * status, cost, rent, return"): the idle and max_cost guards act on it,
+ * max_pods counts it, cost's lower bound applies to it. */
+bool pod_bills(const struct pod *p);
 
 /* USD per hour in the current state: provisioningPriceHr while
  * PROVISIONING or PENDING, stoppedPriceHr while STOPPED (each falling back

@@ -240,11 +240,11 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	size_t billing = others_unseen(l, mine, pods);
 	for (size_t i = 0; i < pods->pods.n; i++)
-		billing += pod_billing(&pods->pods.v[i]);
+		billing += pod_bills(&pods->pods.v[i]);
 	if ((long)billing >= spec.max_pods) {
 		plog("mkdir", path.data,
-		     "refused: max_pods = %ld reached (%zu pods pending or "
-		     "active)",
+		     "refused: max_pods = %ld reached (%zu pods that bill or "
+		     "asked for)",
 		     spec.max_pods, billing);
 		rc = -EDQUOT;
 		goto out;

@@ -129,14 +129,14 @@ static void test_pods(void)
 	CHECK(pod_parse(o, false, &p) == 0);
 	CHECK(p.ssh.n == 0 && p.ip.n == 0); /* [null] is no connection */
 	CHECK_STR(pod_status(&p), "STOPPED");
-	CHECK(!pod_billing(&p));
+	CHECK(pod_bills(&p)); /* a stopped pod bills (its stoppedPriceHr) */
 	pod_free(&p);
 	json_object_put(o);
 
 	o = load("synthetic/pod_create_response.json");
 	CHECK(pod_parse(o, false, &p) == 0);
 	CHECK_STR(pod_status(&p), "PENDING");
-	CHECK(pod_billing(&p) && !pod_ready(&p));
+	CHECK(pod_bills(&p) && !pod_ready(&p));
 	pod_free(&p);
 	json_object_put(o);
 
@@ -317,7 +317,7 @@ static void test_states_and_prices(void)
 	     ",\"installationStatus\":\"ERROR\",\"installationFailure\":"
 	     "\"Failed to pull image\"",
 	     "INSTALL_FAILED", "2.5", true},
-	    {"0.0", "STOPPED", "", "STOPPED", "0.05", false},
+	    {"0.0", "STOPPED", "", "STOPPED", "0.05", true},
 	    {"0.0", "ERROR", "", "ERROR", "0", false},
 	    {"0.0", "UNKNOWN", "", "UNKNOWN", "2.5", false},
 	};
@@ -327,7 +327,7 @@ static void test_states_and_prices(void)
 		p = pod_of(j);
 		CHECK_STR(pod_status(&p), cases[i].shown);
 		CHECK_STR(rendered(pod_price(&p)), cases[i].price);
-		CHECK(pod_billing(&p) == cases[i].billing);
+		CHECK(pod_bills(&p) == cases[i].billing);
 		pod_free(&p);
 	}
 	/* stoppedPriceHr null: priceHr. */
