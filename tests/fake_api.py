@@ -32,7 +32,7 @@ does not document (the real server would silently ignore it).
 prepaid offers, billing rows and history rows of every resource type.
 
 Plus unauthenticated test-control endpoints under /_admin (stats, reset,
-fault injection, balance, pods, offers, lag, slow_create).  Standard
+fault injection, balance, wallet, pods, offers, lag, slow_create).  Standard
 library plus python3-yaml (for the description).
 
 The first line on stdout is the bound port; one log line per request goes
@@ -1072,6 +1072,10 @@ class State:
                 self.gpus = [o for o in self.gpus if not matches(o, body["remove"])]
                 self.multinode = [o for o in self.multinode if not matches(o, body["remove"])]
                 result["removed"] = before - len(self.gpus) - len(self.multinode)
+            # test control: {"add": [offer, ...]} lists these /gpus offers too
+            for o in body.get("add") or []:
+                self.gpus.append(copy.deepcopy(o))
+                result["added"] = result.get("added", 0) + 1
             if isinstance(body.get("set_stock"), dict):
                 m = body["set_stock"].get("match") or {}
                 for o in self.gpus + self.multinode:

@@ -88,3 +88,42 @@ def test_stopped_pod_counts_toward_max_pods(api, make_mount):
     assert wait_for(lambda: "parked" not in os.listdir(m.p("pods")))
     os.mkdir(m.p("pods/one-more"))  # one slot free once the stopped pod is gone
     assert len(posts(api)) == 1
+
+
+# ---- 4. a template asking more than an offer includes pays per unit ----
+
+def priced_offer(template, dc, price, ppu, step):
+    """A copy of a real /gpus offer: in stock, on demand at `price`, memory
+    32 GB included, up to 512, `ppu` USD per GB-hour beyond in `step`s."""
+    o = dict(template, dataCenter=dc, stockStatus="Available", isSpot=False,
+             prepaidTime=None, images=["ubuntu_22_cuda_12"], provider="hyperstack",
+             security="secure_cloud")
+    o["prices"] = dict(template["prices"], onDemand=price, communityPrice=None)
+    o["memory"] = {"minCount": 8, "defaultCount": 32, "maxCount": 512, "pricePerUnit": ppu,
+                   "step": step, "defaultIncludedInPrice": True, "additionalInfo": None}
+    return o
+
+
+def test_mkdir_prices_resources_beyond_the_default(api, make_mount):
+    """CHEAP-BASE is cheaper as listed but dearer with 256 GB more memory
+    (2.0 + 256 × 0.01 = 4.56 against 2.5 + 256 × 0.001 = 2.756): mkdir
+    rents by the true price, and max_price compares the true price."""
+    from test_tree import all_offers
+    h100 = [o for o in all_offers(api) if o["gpuType"] == "H100_80GB"]
+    api.admin("offers", {"remove": {"gpuType": "H100_80GB"}})
+    api.admin("offers", {"add": [priced_offer(h100[0], "CHEAP-BASE", 2.0, 0.01, 4),
+                                 priced_offer(h100[0], "CHEAP-MEM", 2.5, 0.001, 1)]})
+    m = make_mount(api)
+    m.write("config", "max_pods = 100\n" + TEMPLATE)
+    os.mkdir(m.p("pods/base"))  # the default memory: the listed price decides
+    assert posts(api)[-1]["body"]["pod"]["dataCenterId"] == "CHEAP-BASE"
+    m.write("config", "max_pods = 100\nmemory = 288\n" + TEMPLATE)
+    os.mkdir(m.p("pods/big"))
+    body = posts(api)[-1]["body"]["pod"]
+    assert body["dataCenterId"] == "CHEAP-MEM" and body["memory"] == 288
+    assert "at 2.756 USD/h" in m.log()
+    m.write("config", "max_pods = 100\nmemory = 288\nmax_price = 2.7\n" + TEMPLATE)
+    n = len(posts(api))
+    assert err_of(lambda: os.mkdir(m.p("pods/capped"))) == errno.ENOSPC
+    assert len(posts(api)) == n
+    assert "max_price = 2.7" in m.log()

@@ -276,7 +276,12 @@ static struct spec spec_read(json_object *o, const char *key)
 {
 	json_object *s = jx_obj(o, key);
 	struct spec sp = {jx_num(s, "minCount"), jx_num(s, "defaultCount"),
-			  jx_num(s, "maxCount")};
+			  jx_num(s, "maxCount"), -1, 0};
+	struct num ppu = jx_num(s, "pricePerUnit"), step = jx_num(s, "step");
+	if (ppu.set && ppu.d >= 0 && isfinite(ppu.d))
+		sp.ppu = ppu.d;
+	if (step.set && step.d >= 1 && step.d <= 1e6)
+		sp.step = (int)step.d;
 	return sp;
 }
 

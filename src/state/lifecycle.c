@@ -263,7 +263,7 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
-	     offer->price.d);
+	     offer_price_for(offer, &spec).d);
 	/* From now on the pod counts as existing (see lifecycle.h). */
 	mark_sent(l, mine);
 	cache_pending_add(l->cache, name);
