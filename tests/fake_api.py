@@ -769,15 +769,20 @@ class State:
         self.counts = {k: 0 for k in KNOWN_ENDPOINTS}
         self.requests.clear()
 
-    def pick_fault(self, key):
+    def pick_fault(self, key, query=None):
         """The first fault rule that fires for this request, or None.
 
-        drop_post only ever applies to POST /pods.  A rule's dice are only
-        rolled for requests it matches, from a seeded generator."""
+        drop_post only ever applies to POST /pods.  A rule with "query"
+        ({"offset": "100"}) matches only requests with those parameters.
+        A rule's dice are only rolled for requests it matches, from a
+        seeded generator."""
         for rule in self.faults:
             if rule["count"] is not None and rule["fired"] >= rule["count"]:
                 continue
             if rule["match"] and not key.startswith(rule["match"]):
+                continue
+            if any((query or {}).get(k, [None])[-1] != str(v)
+                   for k, v in (rule.get("query") or {}).items()):
                 continue
             if rule["kind"] == "drop_post" and key != "POST /pods":
                 continue
@@ -1015,7 +1020,8 @@ class State:
                     "count": None if body.get("count") is None else int(body["count"]),
                     "match": body.get("match") or None,
                     "retry_after": body.get("retry_after"),
-                    "delay": float(body.get("delay", 1.0)), "fired": 0}
+                    "delay": float(body.get("delay", 1.0)), "fired": 0,
+                    "query": body.get("query") if isinstance(body.get("query"), dict) else None}
             self.faults.append(rule)
             return 200, {"ok": True, "rules": len(self.faults)}
         if name == "lag":
@@ -1264,7 +1270,7 @@ class Handler(BaseHTTPRequestHandler):
 
         with state.lock:
             state.counts[key] = state.counts.get(key, 0) + 1
-            fault = state.pick_fault(key) if params is not None else None
+            fault = state.pick_fault(key, query) if params is not None else None
         entry = {"method": method, "path": path, "query": query, "body": body, "status": None,
                  "headers": {h: self.headers.get(h) for h in
                              ("authorization", "user-agent", "content-type")}}

@@ -7,6 +7,7 @@ prices."""
 import errno
 import os
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -88,6 +89,77 @@ def test_stopped_pod_counts_toward_max_pods(api, make_mount):
     assert wait_for(lambda: "parked" not in os.listdir(m.p("pods")))
     os.mkdir(m.p("pods/one-more"))  # one slot free once the stopped pod is gone
     assert len(posts(api)) == 1
+
+
+
+# ---- 2. cost is never shown lower than what primefs knows ----
+
+def iso_at(t):
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def long_lived(api, rows, price=0.5, hours=1500):
+    """A pod created `hours` ago at `price` USD/h, and `rows` hourly bills
+    of `price` each, newest first, the newest billed until now."""
+    now = time.time()
+    pid = add(api, "long-x", status="ACTIVE", priceHr=price,
+              createdAt=iso_at(now - hours * 3600))
+    bills = [{"id": "b%d" % i, "created_at": iso_at(now - (i + 1) * 3600),
+              "updated_at": iso_at(now - i * 3600), "last_billed_at": iso_at(now - i * 3600),
+              "amount_usd": price, "currency": "USD", "resource_type": "compute",
+              "resource_id": pid} for i in range(rows)]
+    api.admin("wallet", {"recent_billings": bills})
+    return pid
+
+
+def wallet_offsets(api):
+    return [int(r["query"]["offset"][0]) for r in api.requests()
+            if r["path"].endswith("/billing/wallet")]
+
+
+def test_cost_pages_the_wallet_with_no_cap(api, make_mount):
+    """1,200 rows of a pod 1,500 h old: every page is read (not 10 × 100),
+    and the cost is the sum of them all."""
+    long_lived(api, 1200)
+    m = make_mount(api)
+    os.listdir(m.p("pods"))
+    api.reset()
+    cost = float(m.read("pods/long-x/cost"))
+    assert 600 - 0.01 <= cost <= 600 + 0.01, cost
+    assert sorted(wallet_offsets(api)) == list(range(0, 1200, 100))
+    assert "estimate" not in m.log()
+
+
+def test_cost_with_a_failed_page_is_at_least_price_times_hours(api, make_mount):
+    """A later page of the wallet fails: the rows read are not all the
+    pod's, so cost is at least priceHr × hours since creation (750, not the
+    50 of the first page), and `log` says it is an estimate, once."""
+    long_lived(api, 1200)
+    api.fault(kind="500", match="GET /billing/wallet", query={"offset": "100"})
+    m = make_mount(api)
+    for _ in range(3):
+        cost = float(m.read("pods/long-x/cost"))
+        assert cost >= 750 - 0.01, cost
+        m.write("ctl", "refresh\n")
+        m.read("balance")  # the wallet fetched again, its later page failing again
+    assert wallet_offsets(api).count(0) >= 3
+    assert m.log().count("an estimate") == 1, m.log()
+    assert "long-x" in [l for l in m.log().splitlines() if "an estimate" in l][0]
+    # Once every row can be read again, cost is exact (600).
+    api.clear_faults()
+    m.write("ctl", "refresh\n")
+    m.read("balance")
+    assert abs(float(m.read("pods/long-x/cost")) - 600) < 0.01
+
+
+def test_max_cost_acts_on_the_estimate(api, make_mount, tmp_path):
+    """max_cost compares the estimate, not the 50 of the rows read."""
+    pid = long_lived(api, 1200)
+    api.fault(kind="500", match="GET /billing/wallet", query={"offset": "100"})
+    m = make_mount(api, options=(f"state={tmp_path / 'state'}", "guards_every=1"))
+    m.write("pods/long-x/max_cost", "700")
+    assert wait_for(lambda: ok_deletes(api, pid)), m.log()
+    assert "max_cost guard fired" in m.log()
 
 
 # ---- 4. a template asking more than an offer includes pays per unit ----

@@ -32,8 +32,11 @@ void offer_list_free(struct offer_list *l);
 /* history=false: GET /pods; true: GET /pods/history. */
 int api_list_pods(struct api *a, bool history, struct pod_list *out);
 void pod_list_free(struct pod_list *l);
-/* The wallet, with its billing rows paged back (newest first) until they
- * are older than `since` (the oldest pod they could bill; -1: one page). */
+/* The wallet, with its billing rows paged back (newest first, as many
+ * pages as it takes) until they are older than `since` (the oldest pod
+ * they could bill; -1: one page). When a page fails (or -1 left rows
+ * unread), what was read is kept and out->unread_until says how far back
+ * it is complete. */
 int api_get_wallet(struct api *a, time_t since, struct wallet *out);
 
 /* GET /pods/{id}/log?tail=N: the pod's log as text appended to out (see

@@ -89,6 +89,10 @@ struct wallet {
 	char *currency;
 	struct billing_row *rows;
 	size_t n_rows;
+	/* 0 when every row that may bill a listed pod was read; else rows
+	 * last billed at or before this time may be missing (a page failed,
+	 * or none was asked for): a pod created after it has all its rows. */
+	time_t unread_until;
 	char *json;
 };
 
