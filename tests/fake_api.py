@@ -586,6 +586,7 @@ class State:
         self.list_lag = float(args.list_lag)      # new pods listed only after this
         self.delete_lag = float(args.list_lag)    # deleted pods DELETING for this
         self.slow_create = {"secs": 0.0, "lose": False}
+        self.hidden = {}    # pod id -> GET /pods pages that still omit it
         if args.dataset == "full":
             add_full_dataset(self, data_rng)
 
@@ -817,7 +818,11 @@ class State:
         if errors:
             return 422, verr_response(errors)
         now = time.monotonic()
-        listed = [p for p in self.pods if p.get("_listed_after", 0) <= now]
+        hidden = {pid for pid, pages in self.hidden.items() if pages > 0}
+        for pid in hidden:
+            self.hidden[pid] -= 1
+        listed = [p for p in self.pods if p.get("_listed_after", 0) <= now
+                  and p["id"] not in hidden]
         data = [self.render(p) for p in listed[offset:offset + limit]]
         return 200, {"total_count": len(listed), "offset": offset, "limit": limit, "data": data}
 
@@ -1058,6 +1063,13 @@ class State:
             for pid in body.get("delete") or []:
                 if self.terminate(pid) is not None:
                     result["deleted"].append(pid)
+            # {"hide": {"id": X, "pages": N}}: the next N GET /pods pages
+            # omit the live pod X, as offset paging does while pods are
+            # deleted elsewhere (GET /pods/X still shows it)
+            hide = body.get("hide")
+            if isinstance(hide, dict):
+                self.hidden[str(hide.get("id"))] = int(hide.get("pages", 1))
+                result["hidden"] = dict(self.hidden)
             changes = body.get("set")
             if changes:
                 for i, p in enumerate(self.pods):

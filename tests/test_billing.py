@@ -6,6 +6,7 @@ prices."""
 
 import errno
 import os
+import subprocess
 import time
 from datetime import datetime, timezone
 
@@ -160,6 +161,66 @@ def test_max_cost_acts_on_the_estimate(api, make_mount, tmp_path):
     m.write("pods/long-x/max_cost", "700")
     assert wait_for(lambda: ok_deletes(api, pid)), m.log()
     assert "max_cost guard fired" in m.log()
+
+
+
+# ---- 3. a partial listing ends nothing ----
+
+def pod_gets(api, pid):
+    return [r for r in api.requests()
+            if r["method"] == "GET" and r["path"].rstrip("/").endswith("/pods/" + pid)]
+
+
+def test_listing_that_skips_a_live_pod_ends_nothing(rig):
+    """One listing omits the live pod `demo` (as offset paging does while
+    pods are deleted elsewhere): its running job runs on to its own exit
+    status, not `lost`, and its known_hosts line stays; GET /pods/{id} said
+    it lives."""
+    pid = rig.read("pods/demo/id").strip()
+    with open(rig.p("pods/demo/run"), "w") as f:
+        f.write("echo started; sleep 3; echo done\n")
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"started\n"
+    assert pid in rig.known_hosts.read_text()
+    exit_handle = open(rig.p("pods/demo/exit"), "rb", buffering=0)
+    reader = subprocess.Popen(["cat"], stdin=exit_handle, stdout=subprocess.PIPE)
+    exit_handle.close()
+    try:
+        rig.api.admin("pods", {"hide": {"id": pid, "pages": 1}})
+        rig.write("ctl", "refresh\n")
+        assert "demo" not in os.listdir(rig.p("pods"))  # the listing that lacks it
+        assert wait_for(lambda: pod_gets(rig.api, pid)), rig.log()
+        out, _ = reader.communicate(timeout=HANG)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    assert out == b"0\n", rig.log()
+    rig.write("ctl", "refresh\n")
+    assert "demo" in os.listdir(rig.p("pods"))
+    assert pid in rig.known_hosts.read_text()
+    assert "still shows: kept" in rig.log()
+
+
+def test_two_listings_that_lack_a_pod_agree(rig):
+    """With no answer from GET /pods/{id}, a second complete listing that
+    lacks the pod too is what ends its job."""
+    pid = rig.read("pods/demo/id").strip()
+    with open(rig.p("pods/demo/run"), "w") as f:
+        f.write("echo started; sleep 100\n")
+    with open(rig.p("pods/demo/run"), "rb", buffering=0) as f:
+        assert f.read(100) == b"started\n"
+    rig.api.fault(kind="503", match="GET /pods/{id}")
+    rig.api.admin("pods", {"hide": {"id": pid, "pages": 2}})
+    rig.write("ctl", "refresh\n")
+    assert "demo" not in os.listdir(rig.p("pods"))
+    assert wait_for(lambda: pod_gets(rig.api, pid))
+    rig.write("ctl", "refresh\n")
+    assert "demo" not in os.listdir(rig.p("pods"))  # the second listing agrees
+    assert wait_for(lambda: pid not in rig.known_hosts.read_text()), rig.log()
+    rig.api.clear_faults()
+    rig.write("ctl", "refresh\n")
+    assert "demo" in os.listdir(rig.p("pods"))  # listed again: the job was ended
+    assert rig.read("pods/demo/exit") == "lost\n"
 
 
 # ---- 4. a template asking more than an offer includes pays per unit ----

@@ -151,6 +151,30 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out)
 	return 0;
 }
 
+int api_get_pod(struct api *a, const char *id, struct pod *out)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_adds(&path, "/pods/");
+	http_escape_into(&path, id);
+	struct http_resp r;
+	http_resp_init(&r);
+	int rc;
+	json_object *o = NULL;
+	if (!http_call(a->http, "GET", path.data, NULL, "GET /pods/{id}", &r))
+		rc = r.status == 404
+			 ? -ENOENT
+			 : api_fail("GET /pods/{id}", path.data, &r);
+	else if (!(o = api_parse_object("GET /pods/{id}", &r)))
+		rc = -EIO;
+	else if ((rc = pod_parse(o, false, out)) < 0)
+		rc = -EIO;
+	json_object_put(o);
+	http_resp_free(&r);
+	buf_free(&path);
+	return rc;
+}
+
 void pod_list_free(struct pod_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)

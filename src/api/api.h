@@ -32,6 +32,10 @@ void offer_list_free(struct offer_list *l);
 /* history=false: GET /pods; true: GET /pods/history. */
 int api_list_pods(struct api *a, bool history, struct pod_list *out);
 void pod_list_free(struct pod_list *l);
+/* GET /pods/{id}: 0 and *out (a live pod), 1 when the API shows it
+ * DELETING or TERMINATED, -ENOENT on 404 (neither logged: they are
+ * answers), else -errno (logged). */
+int api_get_pod(struct api *a, const char *id, struct pod *out);
 /* The wallet, with its billing rows paged back (newest first, as many
  * pages as it takes) until they are older than `since` (the oldest pod
  * they could bill; -1: one page). When a page fails (or -1 left rows

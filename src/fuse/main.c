@@ -21,6 +21,7 @@
 #include "lifecycle.h"
 #include "podlog.h"
 #include "template.h"
+#include "vanished.h"
 #include "log.h"
 #include "runs.h"
 
@@ -193,22 +194,6 @@ static char *state_dir(void)
 static void forget_pod(void *arg, const char *pod_id)
 {
 	jobs_pod_gone(arg, pod_id);
-}
-
-static bool listed(void *arg, const char *pod_id)
-{
-	const struct pod *p = snap_pod(arg, pod_id);
-	return p && !strcmp(p->id, pod_id);
-}
-
-/* A pods listing fetched from the API: the pods not in it were deleted
- * elsewhere. An empty listing prunes nothing: it is more likely a glitch
- * than the end of every pod, and wrongly pruning ends running jobs. */
-static void prune_pods(void *arg, const struct snap *s)
-{
-	if (s->kind != SNAP_PODS || !s->pods.n)
-		return;
-	jobs_prune(arg, listed, (void *)s);
 }
 
 /* Whether an option word was given, in -o lists or on its own. */
@@ -384,7 +369,10 @@ int main(int argc, char *argv[])
 			o.state);
 		return 1;
 	}
-	cache_set_pods_hook(cache, prune_pods, jobs);
+	/* A pods listing fetched from the API: the pods it lacks for sure
+	 * were deleted elsewhere (vanished.h). */
+	struct vanished *vanished = vanished_new(&api, jobs);
+	cache_set_pods_hook(cache, vanished_listing, vanished);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
@@ -438,6 +426,7 @@ int main(int argc, char *argv[])
 	/* Fetches still running end first: the pods hook prunes runs, and
 	 * the replace hook tells the tree. */
 	cache_free(cache);
+	vanished_free(vanished);
 	tree_free(pf.tree);
 	jobs_free(jobs);
 	runs_destroy(&runs);
