@@ -1,9 +1,11 @@
 /* test_model.c — JSON → model for every fixture, and hostile variants:
  * nulls everywhere, wrong types, huge strings. Nothing may crash and every
  * value must come out as the fixture says or as unset. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "api.h"
+#include "cost.h"
 #include "log.h"
 #include "model.h"
 #include "t.h"
@@ -445,6 +447,33 @@ static void test_cost(void)
 	p = pod_of("{\"id\":\"p1\",\"status\":\"ERROR\",\"priceHr\":2.5,"
 		   "\"createdAt\":\"2026-05-01T11:00:00Z\"}");
 	CHECK_STR(cost_at(&p, &w, t14 + 36000), "3.7500");
+	pod_free(&p);
+
+	/* Never lower than what is known (cost.h): with rows unread back to
+	 * after the pod's creation, at least priceHr × hours since creation;
+	 * a pod created after the unread part has all its rows. */
+	p = pod_of(
+	    "{\"id\":\"p1\",\"status\":\"STOPPED\",\"priceHr\":2.5,"
+	    "\"stoppedPriceHr\":0.05,\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	double c = -1;
+	bool est = true;
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && !est &&
+	      fabs(c - 3.85) < 1e-9);
+	w.unread_until = t14 - 3600; /* 13:00: the pod's rows may be missing */
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && est &&
+	      fabs(c - 2.5 * 5) < 1e-9); /* 11:00 to 16:00 at priceHr */
+	CHECK(cost_of_pod(&p, NULL, t14 + 7200, &c, &est) == 0 && est &&
+	      fabs(c - 12.5) < 1e-9); /* no wallet at all */
+	w.unread_until = p.created_t - 1;
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && !est &&
+	      fabs(c - 3.85) < 1e-9);
+	pod_free(&p);
+	/* ERROR does not bill: its rows, no lower bound. */
+	w.unread_until = t14;
+	p = pod_of("{\"id\":\"p1\",\"status\":\"ERROR\",\"priceHr\":2.5,"
+		   "\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	CHECK(cost_of_pod(&p, &w, t14 + 36000, &c, &est) == 0 && !est &&
+	      fabs(c - 3.75) < 1e-9);
 	pod_free(&p);
 	wallet_free(&w);
 }
