@@ -27,13 +27,12 @@
 
 struct guard {
 	char *id, *name;
-	time_t deadline; /* 0: none */
-	double idle;	 /* seconds; < 0: none */
-	time_t
-	    idle_since; /* the later of arming, idle_starts and the last job */
-	bool seen_active; /* idle_starts was seen */
-	double max_cost;  /* USD; < 0: none */
-	bool lease;	  /* armed: it has been held */
+	time_t deadline;   /* 0: none */
+	double idle;	   /* seconds; < 0: none */
+	time_t idle_since; /* the later of arming, ACTIVE and the last job */
+	bool seen_active;
+	double max_cost; /* USD; < 0: none */
+	bool lease;	 /* armed: it has been held */
 	int holders;
 	time_t released; /* when the last holder let go; 0 while held */
 	/* Terminating: which guard fired, and when to try again. */
