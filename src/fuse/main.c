@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cost.h"
+#include "vanished.h"
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
@@ -21,7 +22,6 @@
 #include "lifecycle.h"
 #include "podlog.h"
 #include "template.h"
-#include "vanished.h"
 #include "log.h"
 #include "runs.h"
 
@@ -194,6 +194,16 @@ static char *state_dir(void)
 static void forget_pod(void *arg, const char *pod_id)
 {
 	jobs_pod_gone(arg, pod_id);
+}
+
+/* A pods listing fetched from the API: the pods it lacks for sure were
+ * deleted elsewhere (vanished.h, which ends their jobs). */
+static struct vanished *vanished;
+
+static void prune_pods(void *arg, const struct snap *s)
+{
+	(void)arg;
+	vanished_listing(vanished, s);
 }
 
 /* Whether an option word was given, in -o lists or on its own. */
@@ -369,10 +379,8 @@ int main(int argc, char *argv[])
 			o.state);
 		return 1;
 	}
-	/* A pods listing fetched from the API: the pods it lacks for sure
-	 * were deleted elsewhere (vanished.h). */
-	struct vanished *vanished = vanished_new(&api, jobs);
-	cache_set_pods_hook(cache, vanished_listing, vanished);
+	vanished = vanished_new(&api, jobs);
+	cache_set_pods_hook(cache, prune_pods, jobs);
 	struct template_store tmpl;
 	template_store_init(&tmpl, config_path);
 	struct lifecycle life;
