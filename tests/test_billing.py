@@ -63,6 +63,8 @@ def test_idle_acts_on_every_state_that_bills(api, make_mount, tmp_path):
     assert "idle guard fired: terminating pod failed" in m.log()
     assert "idle guard fired: terminating pod stopped" in m.log()
     assert not ok_deletes(api, coming)
+    assert "sees the pod ACTIVE, INSTALL_FAILED or STOPPED (none has yet)" in \
+        m.read("pods/coming/guards")
 
 
 def billing_now(api):

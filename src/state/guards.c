@@ -696,7 +696,14 @@ void guards_list(struct guards *g, const char *pod_id, struct buf *out)
 			add_time(out, x->deadline);
 			buf_addc(out, '\n');
 		}
-		if (x->idle >= 0) {
+		if (x->idle >= 0 && !x->seen_active) {
+			buf_adds(out, "idle: terminates after ");
+			add_duration(out, x->idle);
+			buf_adds(out, " with no job running, counted from the "
+				      "first check that sees the pod ACTIVE, "
+				      "INSTALL_FAILED or STOPPED (none has "
+				      "yet)\n");
+		} else if (x->idle >= 0) {
 			buf_adds(out, "idle: terminates after ");
 			add_duration(out, x->idle);
 			buf_adds(out, " with no job running, counted from ");
