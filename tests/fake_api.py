@@ -32,7 +32,7 @@ does not document (the real server would silently ignore it).
 prepaid offers, billing rows and history rows of every resource type.
 
 Plus unauthenticated test-control endpoints under /_admin (stats, reset,
-fault injection, balance, wallet, pods, offers, lag, slow_create).  Standard
+fault injection, balance, pods, offers, lag, slow_create).  Standard
 library plus python3-yaml (for the description).
 
 The first line on stdout is the bound port; one log line per request goes

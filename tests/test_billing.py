@@ -257,7 +257,7 @@ def test_mkdir_prices_resources_beyond_the_default(api, make_mount):
     os.mkdir(m.p("pods/big"))
     body = posts(api)[-1]["body"]["pod"]
     assert body["dataCenterId"] == "CHEAP-MEM" and body["memory"] == 288
-    assert "at 2.756 USD/h" in m.log()
+    assert "costs 2.756 USD/h with the disk_size, vcpus and memory asked" in m.log()
     m.write("config", "max_pods = 100\nmemory = 288\nmax_price = 2.7\n" + TEMPLATE)
     n = len(posts(api))
     assert err_of(lambda: os.mkdir(m.p("pods/capped"))) == errno.ENOSPC

@@ -434,9 +434,9 @@ int main(int argc, char *argv[])
 	/* Fetches still running end first: the pods hook prunes runs, and
 	 * the replace hook tells the tree. */
 	cache_free(cache);
-	vanished_free(vanished);
 	tree_free(pf.tree);
 	jobs_free(jobs);
+	vanished_free(vanished);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

@@ -255,6 +255,12 @@ int pod_create(struct lifecycle *l, const char *name)
 		plog("mkdir", path.data, "no offer chosen: %s", why.data);
 		goto out;
 	}
+	double price = offer_price_for(offer, &spec).d;
+	if (price != offer->price.d)
+		plog("mkdir", path.data,
+		     "offer %s costs %g USD/h with the disk_size, vcpus and "
+		     "memory asked (listed at %g)",
+		     offer->name, price, offer->price.d);
 	body = create_body(offer, &spec, name, l->team_id, &why);
 	if (!body) {
 		plog("mkdir", path.data, "%s", why.data);
@@ -263,7 +269,7 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
-	     offer_price_for(offer, &spec).d);
+	     offer->price.d);
 	/* From now on the pod counts as existing (see lifecycle.h). */
 	mark_sent(l, mine);
 	cache_pending_add(l->cache, name);
