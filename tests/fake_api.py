@@ -586,6 +586,7 @@ class State:
         self.list_lag = float(args.list_lag)      # new pods listed only after this
         self.delete_lag = float(args.list_lag)    # deleted pods DELETING for this
         self.slow_create = {"secs": 0.0, "lose": False}
+        self.hidden = {}    # pod id -> GET /pods pages that still omit it
         if args.dataset == "full":
             add_full_dataset(self, data_rng)
 
@@ -782,15 +783,20 @@ class State:
         self.counts = {k: 0 for k in KNOWN_ENDPOINTS}
         self.requests.clear()
 
-    def pick_fault(self, key):
+    def pick_fault(self, key, query=None):
         """The first fault rule that fires for this request, or None.
 
-        drop_post only ever applies to POST /pods.  A rule's dice are only
-        rolled for requests it matches, from a seeded generator."""
+        drop_post only ever applies to POST /pods.  A rule with "query"
+        ({"offset": "100"}) matches only requests with those parameters.
+        A rule's dice are only rolled for requests it matches, from a
+        seeded generator."""
         for rule in self.faults:
             if rule["count"] is not None and rule["fired"] >= rule["count"]:
                 continue
             if rule["match"] and not key.startswith(rule["match"]):
+                continue
+            if any((query or {}).get(k, [None])[-1] != str(v)
+                   for k, v in (rule.get("query") or {}).items()):
                 continue
             if rule["kind"] == "drop_post" and key != "POST /pods":
                 continue
@@ -825,7 +831,11 @@ class State:
         if errors:
             return 422, verr_response(errors)
         now = time.monotonic()
-        listed = [p for p in self.pods if p.get("_listed_after", 0) <= now]
+        hidden = {pid for pid, pages in self.hidden.items() if pages > 0}
+        for pid in hidden:
+            self.hidden[pid] -= 1
+        listed = [p for p in self.pods if p.get("_listed_after", 0) <= now
+                  and p["id"] not in hidden]
         data = [self.render(p) for p in listed[offset:offset + limit]]
         out = {"total_count": len(listed), "offset": offset, "limit": limit, "data": data}
         if self.args.omit_total_count:   # optional in the description (default 0)
@@ -1038,7 +1048,8 @@ class State:
                     "count": None if body.get("count") is None else int(body["count"]),
                     "match": body.get("match") or None,
                     "retry_after": body.get("retry_after"),
-                    "delay": float(body.get("delay", 1.0)), "fired": 0}
+                    "delay": float(body.get("delay", 1.0)), "fired": 0,
+                    "query": body.get("query") if isinstance(body.get("query"), dict) else None}
             self.faults.append(rule)
             return 200, {"ok": True, "rules": len(self.faults)}
         if name == "lag":
@@ -1075,6 +1086,13 @@ class State:
             for pid in body.get("delete") or []:
                 if self.terminate(pid) is not None:
                     result["deleted"].append(pid)
+            # {"hide": {"id": X, "pages": N}}: the next N GET /pods pages
+            # omit the live pod X, as offset paging does while pods are
+            # deleted elsewhere (GET /pods/X still shows it)
+            hide = body.get("hide")
+            if isinstance(hide, dict):
+                self.hidden[str(hide.get("id"))] = int(hide.get("pages", 1))
+                result["hidden"] = dict(self.hidden)
             changes = body.get("set")
             if changes:
                 for i, p in enumerate(self.pods):
@@ -1095,6 +1113,10 @@ class State:
                 self.gpus = [o for o in self.gpus if not matches(o, body["remove"])]
                 self.multinode = [o for o in self.multinode if not matches(o, body["remove"])]
                 result["removed"] = before - len(self.gpus) - len(self.multinode)
+            # test control: {"add": [offer, ...]} lists these /gpus offers too
+            for o in body.get("add") or []:
+                self.gpus.append(copy.deepcopy(o))
+                result["added"] = result.get("added", 0) + 1
             if isinstance(body.get("set_stock"), dict):
                 m = body["set_stock"].get("match") or {}
                 for o in self.gpus + self.multinode:
@@ -1283,7 +1305,7 @@ class Handler(BaseHTTPRequestHandler):
 
         with state.lock:
             state.counts[key] = state.counts.get(key, 0) + 1
-            fault = state.pick_fault(key) if params is not None else None
+            fault = state.pick_fault(key, query) if params is not None else None
         entry = {"method": method, "path": path, "query": query, "body": body, "status": None,
                  "headers": {h: self.headers.get(h) for h in
                              ("authorization", "user-agent", "content-type")}}

@@ -452,7 +452,7 @@ def test_max_pods_counts_billing_states_only(api, life):
     listed = all_pages(api, "/pods")
     # (the fixture lists one id twice: primefs counts that pod once)
     billing = len({p["id"] for p in listed
-                   if p["status"] in ("PROVISIONING", "PENDING", "ACTIVE")})
+                   if p["status"] in ("PROVISIONING", "PENDING", "ACTIVE", "STOPPED")})
     life.write("config", "max_pods = %d\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
                % (billing + 1))
     life.write("ctl", "refresh\n")

@@ -28,7 +28,7 @@ def api_pods(api):
 
 def billing_count(api):
     return len({p["id"] for p in api_pods(api)
-                if p["status"] in ("PROVISIONING", "PENDING", "ACTIVE")})
+                if p["status"] in ("PROVISIONING", "PENDING", "ACTIVE", "STOPPED")})
 
 
 def wait_listed(api, name, secs=30):

@@ -193,6 +193,30 @@ int api_pods_status(struct api *a, const char *const *ids, size_t n,
 	return 0;
 }
 
+int api_get_pod(struct api *a, const char *id, struct pod *out)
+{
+	struct buf path;
+	buf_init(&path);
+	buf_adds(&path, "/pods/");
+	http_escape_into(&path, id);
+	struct http_resp r;
+	http_resp_init(&r);
+	int rc;
+	json_object *o = NULL;
+	if (!http_call(a->http, "GET", path.data, NULL, "GET /pods/{id}", &r))
+		rc = r.status == 404
+			 ? -ENOENT
+			 : api_fail("GET /pods/{id}", path.data, &r);
+	else if (!(o = api_parse_object("GET /pods/{id}", &r)))
+		rc = -EIO;
+	else if ((rc = pod_parse(o, false, out)) < 0)
+		rc = -EIO;
+	json_object_put(o);
+	http_resp_free(&r);
+	buf_free(&path);
+	return rc;
+}
+
 void pod_list_free(struct pod_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -202,10 +226,8 @@ void pod_list_free(struct pod_list *l)
 	l->n = 0;
 }
 
-/* Rows a page of the wallet holds at most (the API's maximum), and how
- * many pages one fetch reads at most: the API allows ~1000 calls an hour. */
-#define WALLET_PAGE	 100
-#define WALLET_PAGES_MAX 10
+/* Rows a page of the wallet holds at most (the API's maximum). */
+#define WALLET_PAGE 100
 
 static int wallet_page(struct api *a, size_t offset, json_object **o)
 {
@@ -222,6 +244,16 @@ static int wallet_page(struct api *a, size_t offset, json_object **o)
 	return rc;
 }
 
+/* Whether rows remain after `offset` read, the last page `got` rows: up
+ * to total_billings, or while pages come full when it is missing (advance
+ * by what came: a server that clamps the limit skips no row). */
+static bool wallet_more(size_t got, struct num total, size_t offset)
+{
+	if (!got)
+		return false;
+	return total.set ? total.d > (double)offset : got >= WALLET_PAGE;
+}
+
 int api_get_wallet(struct api *a, time_t since, struct wallet *out)
 {
 	json_object *o;
@@ -231,6 +263,7 @@ int api_get_wallet(struct api *a, time_t since, struct wallet *out)
 	wallet_parse(o, out);
 	json_object *rows = jx_arr(o, "recent_billings");
 	size_t got = rows ? json_object_array_length(rows) : 0;
+	struct num total = jx_num(o, "total_billings");
 	json_object_put(o);
 	time_t oldest = -1;
 	for (size_t i = 0; i < out->n_rows; i++) {
@@ -239,18 +272,26 @@ int api_get_wallet(struct api *a, time_t since, struct wallet *out)
 		if (at != -1 && (oldest == -1 || at < oldest))
 			oldest = at;
 	}
-	/* Newest rows first: page back while a full page's oldest row may
-	 * still be newer than the oldest pod it could bill. */
+	/* Newest rows first: page back, with no cap but the rows there are,
+	 * while a full page's oldest row may still be newer than the oldest
+	 * pod it could bill. */
 	size_t offset = got;
-	for (int page = 1; page < WALLET_PAGES_MAX && got == WALLET_PAGE &&
-			   since != -1 && oldest != -1 && oldest >= since;
-	     page++) {
+	bool more = wallet_more(got, total, offset);
+	while (more && since != -1 && oldest != -1 && oldest >= since) {
 		if (wallet_page(a, offset, &o))
-			break; /* what was read so far still counts */
+			break; /* what was read counts; the rest is unread */
+		time_t before = oldest;
 		got = wallet_add_rows(o, out, &oldest);
-		offset += got;
 		json_object_put(o);
+		offset += got;
+		more = wallet_more(got, total, offset);
+		/* With no total to end at, a page that reaches no older row
+		 * (a server ignoring offset) ends it. */
+		if (more && !total.set && oldest == before)
+			break;
 	}
+	if (more && (since == -1 || oldest == -1 || oldest >= since))
+		out->unread_until = oldest != -1 ? oldest : time(NULL);
 	return 0;
 }
 

@@ -39,8 +39,15 @@ void pod_list_free(struct pod_list *l);
  * does not name, or names DELETING or TERMINATED, is not in *out. */
 int api_pods_status(struct api *a, const char *const *ids, size_t n,
 		    struct pod_list *out);
-/* The wallet, with its billing rows paged back (newest first) until they
- * are older than `since` (the oldest pod they could bill; -1: one page). */
+/* GET /pods/{id}: 0 and *out (a live pod), 1 when the API shows it
+ * DELETING or TERMINATED, -ENOENT on 404 (neither logged: they are
+ * answers), else -errno (logged). */
+int api_get_pod(struct api *a, const char *id, struct pod *out);
+/* The wallet, with its billing rows paged back (newest first, as many
+ * pages as it takes) until they are older than `since` (the oldest pod
+ * they could bill; -1: one page). When a page fails (or -1 left rows
+ * unread), what was read is kept and out->unread_until says how far back
+ * it is complete. */
 int api_get_wallet(struct api *a, time_t since, struct wallet *out);
 
 /* GET /pods/{id}/log?tail=N: the pod's log as text appended to out (see

@@ -276,7 +276,12 @@ static struct spec spec_read(json_object *o, const char *key)
 {
 	json_object *s = jx_obj(o, key);
 	struct spec sp = {jx_num(s, "minCount"), jx_num(s, "defaultCount"),
-			  jx_num(s, "maxCount")};
+			  jx_num(s, "maxCount"), -1, 0};
+	struct num ppu = jx_num(s, "pricePerUnit"), step = jx_num(s, "step");
+	if (ppu.set && ppu.d >= 0 && isfinite(ppu.d))
+		sp.ppu = ppu.d;
+	if (step.set && step.d >= 1 && step.d <= 1e6)
+		sp.step = (int)step.d;
 	return sp;
 }
 
@@ -643,11 +648,12 @@ bool pod_ready(const struct pod *p)
 	return s && !strcmp(s, "ACTIVE") && p->ssh.n > 0 && *p->ssh.v[0];
 }
 
-bool pod_billing(const struct pod *p)
+bool pod_bills(const struct pod *p)
 {
-	return !p->history && (str_is(p->status, "PENDING") ||
-			       str_is(p->status, "PROVISIONING") ||
-			       str_is(p->status, "ACTIVE"));
+	return !p->history &&
+	       (str_is(p->status, "PENDING") ||
+		str_is(p->status, "PROVISIONING") ||
+		str_is(p->status, "ACTIVE") || str_is(p->status, "STOPPED"));
 }
 
 struct num pod_price(const struct pod *p)

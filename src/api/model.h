@@ -6,10 +6,10 @@
  *
  * Memory, measured at bench/scale.py's 10,087 offers and 1,015 pods
  * (malloc'd bytes, mallinfo2):
- * - an offer: ~660 B = struct 432 + its JSON text deflated with a preset
+ * - an offer: ~710 B = struct 480 + its JSON text deflated with a preset
  *   dictionary of the API's keys, 148 (1,124 as text; exact size) + its
  *   images array ~70; its strings are interned (str_intern), shared by
- *   all offers, so ~0 each. 10k offers: ~6.4 MiB. (Before: 1,626 B with
+ *   all offers, so ~0 each. 10k offers: ~6.9 MiB. (Before: 1,626 B with
  *   the text kept as it is, 15.6 MiB; before that 2,981 B.) A read of
  *   its json file inflates it (~3 us).
  * - a pod: ~1,510 B = struct 304 (in the listing's array) + JSON 772 +
@@ -37,8 +37,13 @@ struct strlist {
 	size_t n;
 };
 
+/* A resource of an offer (disk, vcpu, memory): its counts, and what a
+ * unit beyond the default costs per hour (ppu < 0: not priced) in steps
+ * of `step` units (0: unknown, 1 assumed). */
 struct spec {
 	struct num min, def, max;
+	double ppu;
+	int step;
 };
 
 struct offer {
@@ -84,6 +89,10 @@ struct wallet {
 	char *currency;
 	struct billing_row *rows;
 	size_t n_rows;
+	/* 0 when every row that may bill a listed pod was read; else rows
+	 * last billed at or before this time may be missing (a page failed,
+	 * or none was asked for): a pod created after it has all its rows. */
+	time_t unread_until;
 	char *json;
 };
 
@@ -140,8 +149,12 @@ const char *pod_status(const struct pod *p);
 /* True when the pod runs and takes SSH: ACTIVE, installed, node 0's ssh
  * known. */
 bool pod_ready(const struct pod *p);
-/* Billing status: PENDING, PROVISIONING or ACTIVE. */
-bool pod_billing(const struct pod *p);
+/* Whether the pod bills: a live pod PROVISIONING, PENDING, ACTIVE (with
+ * its refinements INSTALLING and INSTALL_FAILED) or STOPPED. The one
+ * predicate for everything that counts a pod that bills (DESIGN.md, "Pods:
+ * status, cost, rent, return"): the idle and max_cost guards act on it,
+ * max_pods counts it, cost's lower bound applies to it. */
+bool pod_bills(const struct pod *p);
 
 /* USD per hour in the current state: provisioningPriceHr while
  * PROVISIONING or PENDING, stoppedPriceHr while STOPPED (each falling back

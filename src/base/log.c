@@ -222,6 +222,10 @@ static void keep_rewrite(void)
 	pthread_mutex_lock(&log_lock);
 	int dir = keep_dir, fd = keep_fd;
 	size_t n = ring_len;
+	/* Lines appended from here on stay counted (those that reach the
+	 * old file before the dup2 are lost from it, so counted once too
+	 * many: a rewrite comes early, never late). */
+	size_t before = __atomic_load_n(&keep_lines, __ATOMIC_RELAXED);
 	ring_text(&b);
 	pthread_mutex_unlock(&log_lock);
 	if (dir < 0 || fd < 0)
@@ -242,11 +246,23 @@ static void keep_rewrite(void)
 	if (nfd >= 0) {
 		dup2(nfd, fd); /* writers keep their descriptor number */
 		close(nfd);
-		__atomic_store_n(&keep_lines, n, __ATOMIC_RELAXED);
+		if (before > n)
+			__atomic_sub_fetch(&keep_lines, before - n,
+					   __ATOMIC_RELAXED);
 	}
 out:
 	buf_free(&b);
 	__atomic_store_n(&keep_busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Rewrites while the file is long and no other thread is at it: checked
+ * again after each rewrite, once keep_busy is clear, so lines appended
+ * during one (whose writers saw it busy) are never left over the bound. */
+static void keep_bound(void)
+{
+	while (__atomic_load_n(&keep_lines, __ATOMIC_RELAXED) >= 2 * ring_cap &&
+	       !__atomic_exchange_n(&keep_busy, 1, __ATOMIC_ACQUIRE))
+		keep_rewrite();
 }
 
 /* Appends text (`lines` lines) to the file; rewrites it once it is long. */
@@ -254,10 +270,8 @@ static void keep_append(int fd, const char *text, size_t lines)
 {
 	if (!write_fd(fd, text, strlen(text)))
 		return;
-	size_t n = __atomic_add_fetch(&keep_lines, lines, __ATOMIC_RELAXED);
-	if (n >= 2 * ring_cap &&
-	    !__atomic_exchange_n(&keep_busy, 1, __ATOMIC_ACQUIRE))
-		keep_rewrite();
+	__atomic_add_fetch(&keep_lines, lines, __ATOMIC_RELAXED);
+	keep_bound();
 }
 
 /* Splits text into lines and keeps the last `max` (non-empty) of them. */

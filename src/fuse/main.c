@@ -14,6 +14,7 @@
 
 #include "cost.h"
 #include "budget.h"
+#include "vanished.h"
 #include "creds.h"
 #include "util.h"
 #include "fs.h"
@@ -220,20 +221,14 @@ static void forget_pod(void *arg, const char *pod_id)
 	jobs_pod_gone(arg, pod_id);
 }
 
-static bool listed(void *arg, const char *pod_id)
-{
-	const struct pod *p = snap_pod(arg, pod_id);
-	return p && !strcmp(p->id, pod_id);
-}
+/* A pods listing fetched from the API: the pods it lacks for sure were
+ * deleted elsewhere (vanished.h, which ends their jobs). */
+static struct vanished *vanished;
 
-/* A pods listing fetched from the API: the pods not in it were deleted
- * elsewhere. An empty listing prunes nothing: it is more likely a glitch
- * than the end of every pod, and wrongly pruning ends running jobs. */
 static void prune_pods(void *arg, const struct snap *s)
 {
-	if (s->kind != SNAP_PODS || !s->pods.n)
-		return;
-	jobs_prune(arg, listed, (void *)s);
+	(void)arg;
+	vanished_listing(vanished, s);
 }
 
 /* Whether an option word was given, in -o lists or on its own. */
@@ -476,6 +471,7 @@ int main(int argc, char *argv[])
 			jobs_fd < 0 ? strerror(-jobs_fd) : "");
 		return 1;
 	}
+	vanished = vanished_new(&api, jobs);
 	cache_set_pods_hook(cache, prune_pods, jobs);
 	/* The log reads the same after a remount (DESIGN.md, "Guards"). */
 	int kept = log_keep(o.state);
@@ -548,6 +544,7 @@ int main(int argc, char *argv[])
 	pending_free(pending);
 	tree_free(pf.tree);
 	jobs_free(jobs);
+	vanished_free(vanished);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

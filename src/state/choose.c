@@ -4,6 +4,7 @@
 #include "choose.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,30 @@ static bool fits_range(long v, const struct spec *sp)
 		return true;
 	return (!sp->min.set || v >= sp->min.d) &&
 	       (!sp->max.set || v <= sp->max.d);
+}
+
+/* What `wanted` units cost beyond the offer's default, per hour. */
+static double extra_cost(long wanted, const struct spec *sp)
+{
+	if (wanted <= 0 || sp->ppu <= 0 || !sp->def.set || wanted <= sp->def.d)
+		return 0;
+	double step = sp->step > 0 ? sp->step : 1;
+	return ceil(((double)wanted - sp->def.d) / step) * step * sp->ppu;
+}
+
+struct num offer_price_for(const struct offer *o, const struct pod_spec *spec)
+{
+	struct num p = o->price;
+	if (!p.set)
+		return p;
+	double extra = extra_cost(spec->disk_size, &o->disk) +
+		       extra_cost(spec->vcpus, &o->vcpu) +
+		       extra_cost(spec->memory, &o->memory);
+	if (extra > 0) {
+		p.d += extra;
+		p.integral = false;
+	}
+	return p;
 }
 
 enum filter {
@@ -158,7 +183,8 @@ static bool passes(enum filter f, const struct offer *o,
 	case F_PRICED:
 		return o->price.set;
 	case F_MAX_PRICE:
-		return s->max_price < 0 || o->price.d <= s->max_price;
+		return s->max_price < 0 ||
+		       offer_price_for(o, s).d <= s->max_price;
 	default:
 		return false;
 	}
@@ -218,6 +244,10 @@ static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 		break;
 	case F_MAX_PRICE:
 		buf_printf(b, "max_price = %g", s->max_price);
+		if (s->disk_size > 0 || s->vcpus > 0 || s->memory > 0)
+			buf_adds(b, " at the price with the disk_size, vcpus "
+				    "and memory asked (the offer's "
+				    "pricePerUnit beyond its default)");
 		break;
 	default:
 		break;
@@ -280,11 +310,15 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		n = kept;
 	}
 	const struct offer *best = left[0];
-	for (size_t i = 1; i < n; i++)
-		if (left[i]->price.d < best->price.d ||
-		    (left[i]->price.d == best->price.d &&
-		     strcmp(left[i]->name, best->name) < 0))
+	double best_price = offer_price_for(best, spec).d;
+	for (size_t i = 1; i < n; i++) {
+		double p = offer_price_for(left[i], spec).d;
+		if (p < best_price || (p == best_price &&
+				       strcmp(left[i]->name, best->name) < 0)) {
 			best = left[i];
+			best_price = p;
+		}
+	}
 	free(left);
 	*out = best;
 	return 0;

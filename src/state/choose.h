@@ -13,6 +13,13 @@
 int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		 const struct offer **out, struct buf *why);
 
+/* The offer's hourly price for the template: its listed price (unset when
+ * it has none), plus, for each of disk_size, vcpus and memory the template
+ * asks beyond the offer's default, the units beyond it (rounded up to the
+ * resource's step) × its pricePerUnit. What max_price and the choice
+ * compare. */
+struct num offer_price_for(const struct offer *o, const struct pod_spec *spec);
+
 /* The body of POST /pods, or NULL with the reason in why (-EINVAL). */
 json_object *create_body(const struct offer *o, const struct pod_spec *spec,
 			 const char *name, const char *team_id,

@@ -306,6 +306,18 @@ static size_t collect(struct guards *g, time_t now, struct work **out)
 	return n;
 }
 
+/* Whether the idle time starts counting (DESIGN.md, "Guards"): the pod
+ * bills and could have run a job, or never will (ACTIVE, INSTALL_FAILED,
+ * STOPPED); not while it is still coming up (PROVISIONING, PENDING,
+ * INSTALLING). Once counting, it fires in any state that bills. */
+static bool idle_starts(const struct pod *p)
+{
+	const char *s = pod_status(p);
+	return pod_bills(p) &&
+	       (!strcmp(s, "ACTIVE") || !strcmp(s, "INSTALL_FAILED") ||
+		!strcmp(s, "STOPPED"));
+}
+
 /* Without g->mu: whether an idle or cost guard fires now. Notes what it
  * saw of the pod's jobs back in the table. */
 static void evaluate(struct guards *g, struct work *k, const struct snap *s,
@@ -318,7 +330,7 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 	bool costly = k->max_cost >= 0 && g->o.cost &&
 		      g->o.cost(g->o.cost_arg, p, &cost) == 0 &&
 		      cost >= k->max_cost;
-	bool active = !strcmp(pod_status(p), "ACTIVE");
+	bool bills = pod_bills(p);
 	bool busy = k->idle >= 0 && g->o.jobs &&
 		    jobs_busy(g->o.jobs, k->id, k->idle_since);
 	pthread_mutex_lock(&g->mu);
@@ -328,14 +340,14 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 		x->retry_at = now + 3600;
 		k->first = true;
 	} else if (x && x->idle >= 0) {
-		if (active && !x->seen_active) {
+		if (idle_starts(p) && !x->seen_active) {
 			x->seen_active = true;
 			if (x->idle_since < now)
 				x->idle_since = now;
 		}
 		if (busy) /* a job runs, or one ran since the last look */
 			x->idle_since = now;
-		if (active && !busy && x->seen_active &&
+		if (bills && !busy && x->seen_active &&
 		    now - x->idle_since >= x->idle && !x->firing) {
 			x->firing = k->why = "idle";
 			x->retry_at = now + 3600;
@@ -728,7 +740,14 @@ void guards_list(struct guards *g, const char *pod_id, struct buf *out)
 			add_time(out, x->deadline);
 			buf_addc(out, '\n');
 		}
-		if (x->idle >= 0) {
+		if (x->idle >= 0 && !x->seen_active) {
+			buf_adds(out, "idle: terminates after ");
+			add_duration(out, x->idle);
+			buf_adds(out, " with no job running, counted from the "
+				      "first check that sees the pod ACTIVE, "
+				      "INSTALL_FAILED or STOPPED (none has "
+				      "yet)\n");
+		} else if (x->idle >= 0) {
 			buf_adds(out, "idle: terminates after ");
 			add_duration(out, x->idle);
 			buf_adds(out, " with no job running, counted from ");

@@ -321,11 +321,11 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	size_t billing = others_unseen(l, mine, pods);
 	for (size_t i = 0; i < pods->pods.n; i++)
-		billing += pod_billing(&pods->pods.v[i]);
+		billing += pod_bills(&pods->pods.v[i]);
 	if ((long)billing >= spec.max_pods) {
 		plog("mkdir", path.data,
-		     "refused: max_pods = %ld reached (%zu pods pending or "
-		     "active)",
+		     "refused: max_pods = %ld reached (%zu pods that bill or "
+		     "asked for)",
 		     spec.max_pods, billing);
 		rc = -EDQUOT;
 		goto out;
@@ -336,6 +336,12 @@ int pod_create(struct lifecycle *l, const char *name)
 		plog("mkdir", path.data, "no offer chosen: %s", why.data);
 		goto out;
 	}
+	double price = offer_price_for(offer, &spec).d;
+	if (price != offer->price.d)
+		plog("mkdir", path.data,
+		     "offer %s costs %g USD/h with the disk_size, vcpus and "
+		     "memory asked (listed at %g)",
+		     offer->name, price, offer->price.d);
 	body = create_body(offer, &spec, name, l->team_id, &why);
 	if (!body) {
 		plog("mkdir", path.data, "%s", why.data);

@@ -77,7 +77,7 @@ static void add_pod(struct pod_list *pl, size_t *cap, json_object *o,
 	double cost;
 	(void)pod_status(p);
 	(void)pod_ready(p);
-	(void)pod_billing(p);
+	(void)pod_bills(p);
 	(void)pod_cost(p, NULL, NOW, &cost);
 	pl->n++;
 }

@@ -2,6 +2,7 @@
  * made here field by field: stock, prepaid time, `offer =`, the image the
  * API defaults to, environment variables and maxPrice. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "choose.h"
@@ -232,12 +233,81 @@ static void test_max_price_sent(void)
 	snap_put(s);
 }
 
+/* An offer with a disk spec: default 100 GB, up to 2000, `ppu` USD per
+ * GB-hour beyond the default in steps of `step`. */
+static void disk_offer(struct buf *b, const char *dc, double price, double ppu,
+		       int step)
+{
+	offer_json(b, "hyperstack", dc, price, "\"High\"", "null", ALL);
+	b->len--; /* the closing brace */
+	buf_printf(b,
+		   ",\"disk\":{\"minCount\":20,\"defaultCount\":100,"
+		   "\"maxCount\":2000,\"pricePerUnit\":%g,\"step\":%d,"
+		   "\"defaultIncludedInPrice\":true,"
+		   "\"additionalInfo\":null}}",
+		   ppu, step);
+}
+
+/* A template asking more than an offer includes pays the offer's
+ * per-unit price for the units beyond the default, rounded up to its
+ * step: for max_price and for the choice. */
+static void test_price_per_unit(void)
+{
+	struct buf a, b;
+	buf_init(&a);
+	buf_init(&b);
+	disk_offer(&a, "CHEAP-BASE", 1.0, 0.01, 10); /* +1 GB: +10 × 0.01 */
+	disk_offer(&b, "FLAT-DISK", 1.05, 0.0001, 1);
+	const char *json[] = {a.data, b.data};
+	struct snap *s = offers(json, 2);
+	const struct gpu_type *g = snap_type(s, "H100_80GB");
+	const struct offer *cheap = NULL, *flat = NULL;
+	for (size_t i = 0; i < type_n_offers(g); i++) {
+		const struct offer *o = type_offer_at(g, i);
+		if (!strcmp(o->data_center, "CHEAP-BASE"))
+			cheap = o;
+		else
+			flat = o;
+	}
+	CHECK(cheap && flat && cheap->disk.ppu == 0.01 &&
+	      cheap->disk.step == 10);
+	struct pod_spec spec;
+	memset(&spec, 0, sizeof spec);
+	/* Nothing asked beyond the default: the listed price. */
+	spec.disk_size = 100;
+	CHECK(offer_price_for(cheap, &spec).d == 1.0);
+	/* 101 GB: 1 GB beyond, rounded up to a step of 10. */
+	spec.disk_size = 101;
+	CHECK(fabs(offer_price_for(cheap, &spec).d - 1.1) < 1e-9);
+	spec.disk_size = 600; /* 500 beyond: +5 */
+	CHECK(fabs(offer_price_for(cheap, &spec).d - 6.0) < 1e-9);
+	CHECK(fabs(offer_price_for(flat, &spec).d - 1.1) < 1e-9);
+	/* The choice: by the base price with the default disk, by the true
+	 * price with a big one. */
+	CHECK_STR(rents(s, "gpu_type = H100_80GB\n"), "CHEAP-BASE");
+	CHECK_STR(rents(s, "gpu_type = H100_80GB\ndisk_size = 100\n"),
+		  "CHEAP-BASE");
+	CHECK_STR(rents(s, "gpu_type = H100_80GB\ndisk_size = 600\n"),
+		  "FLAT-DISK");
+	/* max_price compares the true price. */
+	CHECK_STR(rents(s, "gpu_type = H100_80GB\ndisk_size = 600\n"
+			   "max_price = 1.2\n"),
+		  "FLAT-DISK");
+	CHECK_STR(rents(s, "gpu_type = H100_80GB\ndisk_size = 2000\n"
+			   "max_price = 1.2\n"),
+		  "ENOSPC"); /* 1.05 + 1900 × 0.0001 = 1.24 */
+	snap_put(s);
+	buf_free(&a);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	log_init(100, false);
 	test_stock_and_prepaid();
 	test_image();
 	test_max_price_sent();
+	test_price_per_unit();
 	log_shutdown();
 	return t_done();
 }

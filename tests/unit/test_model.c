@@ -1,9 +1,11 @@
 /* test_model.c — JSON → model for every fixture, and hostile variants:
  * nulls everywhere, wrong types, huge strings. Nothing may crash and every
  * value must come out as the fixture says or as unset. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "api.h"
+#include "cost.h"
 #include "log.h"
 #include "model.h"
 #include "t.h"
@@ -129,14 +131,14 @@ static void test_pods(void)
 	CHECK(pod_parse(o, false, &p) == 0);
 	CHECK(p.ssh.n == 0 && p.ip.n == 0); /* [null] is no connection */
 	CHECK_STR(pod_status(&p), "STOPPED");
-	CHECK(!pod_billing(&p));
+	CHECK(pod_bills(&p)); /* a stopped pod bills (its stoppedPriceHr) */
 	pod_free(&p);
 	json_object_put(o);
 
 	o = load("synthetic/pod_create_response.json");
 	CHECK(pod_parse(o, false, &p) == 0);
 	CHECK_STR(pod_status(&p), "PENDING");
-	CHECK(pod_billing(&p) && !pod_ready(&p));
+	CHECK(pod_bills(&p) && !pod_ready(&p));
 	pod_free(&p);
 	json_object_put(o);
 
@@ -317,7 +319,7 @@ static void test_states_and_prices(void)
 	     ",\"installationStatus\":\"ERROR\",\"installationFailure\":"
 	     "\"Failed to pull image\"",
 	     "INSTALL_FAILED", "2.5", true},
-	    {"0.0", "STOPPED", "", "STOPPED", "0.05", false},
+	    {"0.0", "STOPPED", "", "STOPPED", "0.05", true},
 	    {"0.0", "ERROR", "", "ERROR", "0", false},
 	    {"0.0", "UNKNOWN", "", "UNKNOWN", "2.5", false},
 	};
@@ -327,7 +329,7 @@ static void test_states_and_prices(void)
 		p = pod_of(j);
 		CHECK_STR(pod_status(&p), cases[i].shown);
 		CHECK_STR(rendered(pod_price(&p)), cases[i].price);
-		CHECK(pod_billing(&p) == cases[i].billing);
+		CHECK(pod_bills(&p) == cases[i].billing);
 		pod_free(&p);
 	}
 	/* stoppedPriceHr null: priceHr. */
@@ -445,6 +447,33 @@ static void test_cost(void)
 	p = pod_of("{\"id\":\"p1\",\"status\":\"ERROR\",\"priceHr\":2.5,"
 		   "\"createdAt\":\"2026-05-01T11:00:00Z\"}");
 	CHECK_STR(cost_at(&p, &w, t14 + 36000), "3.7500");
+	pod_free(&p);
+
+	/* Never lower than what is known (cost.h): with rows unread back to
+	 * after the pod's creation, at least priceHr × hours since creation;
+	 * a pod created after the unread part has all its rows. */
+	p = pod_of(
+	    "{\"id\":\"p1\",\"status\":\"STOPPED\",\"priceHr\":2.5,"
+	    "\"stoppedPriceHr\":0.05,\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	double c = -1;
+	bool est = true;
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && !est &&
+	      fabs(c - 3.85) < 1e-9);
+	w.unread_until = t14 - 3600; /* 13:00: the pod's rows may be missing */
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && est &&
+	      fabs(c - 2.5 * 5) < 1e-9); /* 11:00 to 16:00 at priceHr */
+	CHECK(cost_of_pod(&p, NULL, t14 + 7200, &c, &est) == 0 && est &&
+	      fabs(c - 12.5) < 1e-9); /* no wallet at all */
+	w.unread_until = p.created_t - 1;
+	CHECK(cost_of_pod(&p, &w, t14 + 7200, &c, &est) == 0 && !est &&
+	      fabs(c - 3.85) < 1e-9);
+	pod_free(&p);
+	/* ERROR does not bill: its rows, no lower bound. */
+	w.unread_until = t14;
+	p = pod_of("{\"id\":\"p1\",\"status\":\"ERROR\",\"priceHr\":2.5,"
+		   "\"createdAt\":\"2026-05-01T11:00:00Z\"}");
+	CHECK(cost_of_pod(&p, &w, t14 + 36000, &c, &est) == 0 && !est &&
+	      fabs(c - 3.75) < 1e-9);
 	pod_free(&p);
 	wallet_free(&w);
 }
