@@ -21,6 +21,7 @@
 #include "guards.h"
 #include "jobs.h"
 #include "lifecycle.h"
+#include "nodes.h"
 #include "pending.h"
 #include "podlog.h"
 #include "template.h"
@@ -207,10 +208,12 @@ static void forget_pod(void *arg, const char *pod_id)
 	jobs_pod_gone(arg, pod_id);
 }
 
+/* pod_id: a node key (nodes.h); node n >= 1 is listed while its pod is. */
 static bool listed(void *arg, const char *pod_id)
 {
-	const struct pod *p = snap_pod(arg, pod_id);
-	return p && !strcmp(p->id, pod_id);
+	size_t node;
+	const struct pod *p = nodes_find(arg, pod_id, &node);
+	return p && (node || !strcmp(p->id, pod_id));
 }
 
 /* A pods listing fetched from the API: the pods not in it were deleted

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nodes.h"
 
 void runs_init(struct runs *r, struct cache *cache, struct ssh_pool *pool,
 	       double ready_timeout)
@@ -39,7 +40,8 @@ static int never_ready(struct runs *r, const char *pod_id, const char *path,
 	int rc = cache_get(r->cache, SNAP_PODS, mode, &s);
 	if (rc)
 		return rc;
-	const struct pod *p = snap_pod(s, pod_id);
+	size_t node;
+	const struct pod *p = nodes_find(s, pod_id, &node);
 	const char *status = p ? pod_status(p) : NULL;
 	if (p && (pod_ready(p) || starting(status))) {
 		snap_put(s);
@@ -61,9 +63,11 @@ int runs_check(struct runs *r, const char *pod_id)
 	return rc;
 }
 
-/* The pod's SSH connection once it is ready: node 0 of a multi-node pod. */
+/* The node's SSH connection once it is ready (pod_id a node key,
+ * nodes.h), and in *env what its job gets before the script. */
 static int wait_ready(struct runs *r, const char *pod_id, const char *path,
-		      bool (*interrupted)(void *), void *arg, char **conn)
+		      bool (*interrupted)(void *), void *arg, char **conn,
+		      struct buf *env)
 {
 	double deadline = now_monotonic() + r->ready_timeout;
 	bool waited = false;
@@ -73,10 +77,12 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 				   round ? CACHE_FRESH : CACHE_TTL, &s);
 		if (rc)
 			return rc;
-		const struct pod *p = snap_pod(s, pod_id);
+		size_t node;
+		const struct pod *p = nodes_find(s, pod_id, &node);
 		const char *status = p ? pod_status(p) : NULL;
-		if (p && pod_ready(p)) {
-			*conn = xstrdup(p->ssh.v[0]);
+		if (p && pod_ready(p) && *node_entry(&p->ssh, node)) {
+			*conn = xstrdup(node_entry(&p->ssh, node));
+			nodes_env(p, node, env);
 			snap_put(s);
 			if (waited)
 				plog("run", path, "the pod is ready");
@@ -128,10 +134,19 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 		return -E2BIG;
 	}
 	char *conn = NULL;
-	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
+	struct buf env; /* a multi-node pod's: prepended to the script */
+	buf_init(&env);
+	int rc =
+	    wait_ready(r, pod_id, path.data, interrupted, arg, &conn, &env);
+	if (rc == 0 && env.len) {
+		buf_add(&env, script, len);
+		script = env.data;
+		len = env.len;
+	}
 	if (rc == 0)
 		rc = ssh_run_script(r->pool, pod_id, conn, script, len, out_fd,
 				    interrupted, arg, out);
+	buf_free(&env);
 	free(conn);
 	buf_free(&path);
 	return rc;
