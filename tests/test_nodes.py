@@ -142,6 +142,28 @@ def test_rmdir_returns_the_whole_pod(duo):
     assert "duo" not in os.listdir(duo.p("pods"))
 
 
+def test_rmdir_ends_every_node_job(duo):
+    """rmdir ends the jobs of every node at once: their readers see them
+    lost, as the pod's own."""
+    run(duo, "pods/duo/nodes/all/run", "echo started; sleep 60\n")
+    readers = [subprocess.Popen(["cat", duo.p(f)], stdout=subprocess.PIPE)
+               for f in ("pods/duo/nodes/1/exit", "pods/duo/nodes/0/exit",
+                         "pods/duo/nodes/all/exit")]
+    follow = subprocess.Popen(["cat", duo.p("pods/duo/nodes/1/run")], stdout=subprocess.PIPE)
+    try:
+        assert follow.stdout.read(8) == b"started\n"
+        rm = subprocess.Popen(["rmdir", duo.p("pods/duo")])
+        assert rm.wait(timeout=10) == 0  # a hang bound: never the 60 s job
+        outs = [r.communicate(timeout=20)[0] for r in readers]
+        rest, _ = follow.communicate(timeout=20)
+    finally:
+        for p in readers + [follow]:
+            if p.poll() is None:
+                p.kill()
+    assert outs == [b"lost\n"] * 3
+    assert rest == b""
+
+
 def test_created_cluster_lists_every_node(make_api):
     """A pod made from a multi-node offer: one pod, a list entry per node
     (node n at --ssh-node's endpoint), and a clusterId."""
