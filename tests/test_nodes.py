@@ -7,6 +7,7 @@ known_hosts name (`<pod id>` and `<pod id>-1`)."""
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -14,25 +15,34 @@ from sshd import Sshd
 
 
 @pytest.fixture
-def duo(tmp_path, keys, make_api, make_mount):
-    """A mount whose account has `duo`, an ACTIVE two-node pod: node 0 at
-    127.0.0.1, node 1 at 127.0.0.2, both played by one sshd."""
+def make_duo(tmp_path, keys, make_api, make_mount):
+    """make_duo(*mount options): a mount whose account has `duo`, an ACTIVE
+    two-node pod: node 0 at 127.0.0.1, node 1 at 127.0.0.2, both played by
+    one sshd."""
     s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]],
              extra_config=["ListenAddress 127.0.0.2"])
-    try:
+
+    def make(*options):
         api = make_api("--ssh", f"root@127.0.0.1:{s.port}",
                        "--ssh-node", f"root@127.0.0.2:{s.port}",
                        "--pending-secs", "1", "--install-secs", "1")
         made = api.admin("cluster", {"name": "duo", "nodes": 2})
         m = make_mount(api, options=(f"ssh_key={keys[0]}",
                                      f"known_hosts={tmp_path / 'known_hosts'}",
-                                     "ready_timeout=20", "timeout=5"))
+                                     "ready_timeout=20", "timeout=5") + options)
         m.api, m.sshd, m.pod_id = api, s, made["id"]
         m.known_hosts = tmp_path / "known_hosts"
         m.sshd_port = s.port
-        yield m
+        return m
+    try:
+        yield make
     finally:
         s.stop()
+
+
+@pytest.fixture
+def duo(make_duo):
+    return make_duo()
 
 
 def run(m, rel, script):
@@ -162,6 +172,22 @@ def test_rmdir_ends_every_node_job(duo):
                 p.kill()
     assert outs == [b"lost\n"] * 3
     assert rest == b""
+
+
+def test_idle_counts_jobs_on_every_node(make_duo, tmp_path):
+    """The idle guard judges the whole pod: a job on node 1 alone keeps it."""
+    m = make_duo("pods_ttl=1", "guards_every=1", f"state={tmp_path / 'state'}")
+    run(m, "pods/duo/nodes/1/run", "sleep 4; echo ok\n")
+    m.write("pods/duo/idle", "2s")
+    assert m.read("pods/duo/nodes/1/exit") == "0\n"  # waits for the job's end
+    deletes = [r for r in m.api.requests()
+               if r["method"] == "DELETE" and m.pod_id in r["path"]]
+    assert not deletes, deletes  # never while node 1's job ran
+    deadline = time.time() + 60  # only against a hang
+    while "duo" in os.listdir(m.p("pods")):
+        assert time.time() < deadline, m.log()
+        time.sleep(0.1)
+    assert "idle guard fired" in m.log()
 
 
 def test_created_cluster_lists_every_node(make_api):
