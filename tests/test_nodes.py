@@ -190,6 +190,30 @@ def test_idle_counts_jobs_on_every_node(make_duo, tmp_path):
     assert "idle guard fired" in m.log()
 
 
+def test_nodes_appear_once_the_cluster_is_up(duo):
+    """A cluster rented elsewhere is listed before it has connections (no
+    nodes/ then); once it is up, nodes/ shows, though the pod directory was
+    looked at before."""
+    multi = duo.api.get("/availability/multi-node?gpu_count=16")["items"][0]
+    body = {"pod": {"name": "c16", "cloudId": multi["cloudId"], "gpuType": multi["gpuType"],
+                    "socket": multi["socket"], "gpuCount": 16,
+                    "dataCenterId": multi["dataCenter"]},
+            "provider": {"type": multi["provider"]}}
+    duo.api._call("POST", "/api/v1/pods/", body, auth=True)
+    duo.write("ctl", "refresh\n")
+    assert "nodes" not in os.listdir(duo.p("pods/c16"))
+    assert not os.path.exists(duo.p("pods/c16/nodes"))
+    deadline = time.time() + 60  # only against a hang
+    while "nodes" not in os.listdir(duo.p("pods/c16")):  # as the pods refresh
+        assert time.time() < deadline, duo.read("pods/c16/status")
+        time.sleep(0.2)
+    assert duo.read("pods/c16/ssh").count("root@") == 2
+    assert os.path.isdir(duo.p("pods/c16/nodes/1"))
+    assert sorted(os.listdir(duo.p("pods/c16/nodes"))) == ["0", "1", "all"]
+    run(duo, "pods/c16/nodes/all/run", "echo $PRIME_NODE_RANK\n")
+    assert sorted(duo.read("pods/c16/nodes/all/run").splitlines()) == ["[0] 0", "[1] 1"]
+
+
 def test_created_cluster_lists_every_node(make_api):
     """A pod made from a multi-node offer: one pod, a list entry per node
     (node n at --ssh-node's endpoint), and a clusterId."""
