@@ -139,6 +139,23 @@ def test_all_run_whole_lines_and_partial_last(duo):
             f"[{n}] a1 b1", f"[{n}] a2 b2", f"[{n}] a3 b3", f"[{n}] tail"], body
 
 
+def test_all_run_long_output(duo):
+    """Much output from both nodes, with lines longer than a read: every
+    line comes whole, in its node's order."""
+    run(duo, "pods/duo/nodes/all/run",
+        "i=0; while [ $i -lt 3000 ]; do echo \"line $i $(printf %0200d 0)\"; "
+        "i=$((i+1)); done\n")
+    out = subprocess.run(["cat", duo.p("pods/duo/nodes/all/run")], capture_output=True,
+                         timeout=120).stdout.decode()
+    lines = out.splitlines()
+    pad = "0" * 200
+    for n in (0, 1):
+        assert [l for l in lines if l.startswith(f"[{n}] ")] == \
+            [f"[{n}] line {i} {pad}" for i in range(3000)]
+    assert len(lines) == 6000
+    assert duo.read("pods/duo/nodes/all/exit") == "0\n"
+
+
 def test_rmdir_returns_the_whole_pod(duo):
     run(duo, "pods/duo/nodes/all/run", "true\n")
     assert duo.read("pods/duo/nodes/all/exit") == "0\n"

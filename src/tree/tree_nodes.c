@@ -250,8 +250,11 @@ static int all_flush(struct tree_handle *h)
 	return af(h)->own ? all_start(h) : 0;
 }
 
-/* Node i's whole lines in part go to ready, prefixed; with `end`, the rest
- * too, ended with a newline. Under mu. */
+/* A line longer than this is passed on in pieces of it, each a line. */
+#define ALL_MAX_LINE 65536
+
+/* Node i's whole lines in part go to ready, prefixed; with `end` (or past
+ * ALL_MAX_LINE), the rest too, ended with a newline. Under mu. */
 static void take_lines(struct allfile *a, size_t i, bool end)
 {
 	struct buf *p = &a->part[i];
@@ -262,35 +265,40 @@ static void take_lines(struct allfile *a, size_t i, bool end)
 			buf_add(&a->ready, p->data + start, k + 1 - start);
 			start = k + 1;
 		}
-	if (end && start < p->len) {
+	if ((end || p->len - start > ALL_MAX_LINE) && start < p->len) {
 		buf_printf(&a->ready, "[%zu] ", i);
 		buf_add(&a->ready, p->data + start, p->len - start);
 		buf_addc(&a->ready, '\n');
 		start = p->len;
 	}
-	memmove(p->data, p->data + start, p->len - start);
-	p->len -= start;
+	if (start) {
+		memmove(p->data, p->data + start, p->len - start);
+		p->len -= start;
+	}
 }
 
-/* Gathers what the nodes wrote since the last look; true when every
- * node's output is all read. *wait_on: a job to wait on (referenced), or
- * NULL. Under mu. */
+/* Gathers what the nodes wrote since the last look (a chunk each); true
+ * when every node's output is all read. *wait_on: a job to wait on
+ * (referenced) at *wait_off, or NULL (*wait_off ~0 when some came: look
+ * again at once). Under mu. */
 static bool gather(struct allfile *a, struct job **wait_on,
 		   unsigned long long *wait_off)
 {
 	bool all_ended = true;
 	*wait_on = NULL;
+	*wait_off = 0;
 	char chunk[16384];
 	for (size_t i = 0; i < a->n; i++) {
 		struct job *c = a->jobs[i];
 		if (!c || a->ended[i])
 			continue;
-		bool eof = false;
-		ssize_t got;
-		while ((got = job_read(c, a->cur[i], chunk, sizeof chunk,
-				       &eof)) > 0) {
+		bool eof = false; /* a chunk a look: ready stays small */
+		ssize_t got = job_read(c, a->cur[i], chunk, sizeof chunk, &eof);
+		if (got > 0) {
+			*wait_off = ~0ULL; /* read on: no wait */
 			a->cur[i] += (unsigned long long)got;
 			buf_add(&a->part[i], chunk, (size_t)got);
+			eof = false; /* more may follow at once */
 		}
 		take_lines(a, i, eof);
 		if (eof) {
@@ -298,7 +306,7 @@ static bool gather(struct allfile *a, struct job **wait_on,
 			continue;
 		}
 		all_ended = false;
-		if (!*wait_on) {
+		if (!*wait_on && *wait_off != ~0ULL) {
 			*wait_on = job_get(c);
 			*wait_off = a->cur[i];
 		}
@@ -341,7 +349,7 @@ static int all_read(struct tree_handle *h, char *out, size_t size, off_t off)
 			rc = -EAGAIN;
 		else if (gave_up(h))
 			rc = -EINTR;
-		else if (w)
+		else if (w && woff != ~0ULL)
 			job_wait(w, woff, 0.1);
 		job_put(w);
 		if (rc)
