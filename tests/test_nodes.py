@@ -98,6 +98,26 @@ def test_each_node_runs_its_own_jobs(duo):
     assert f"on 127.0.0.2 port {duo.sshd_port}" in log, log
 
 
+def test_named_job_on_a_node(duo):
+    os.mkdir(duo.p("pods/duo/nodes/1/jobs/train"))
+    run(duo, "pods/duo/nodes/1/jobs/train/cmd", "echo rank $PRIME_NODE_RANK\n")
+    assert duo.read("pods/duo/nodes/1/jobs/train/exit") == "0\n"
+    assert duo.read("pods/duo/nodes/1/jobs/train/out") == "rank 1\n"
+    # cmd is the script as written: the environment is primefs's own prefix
+    assert duo.read("pods/duo/nodes/1/jobs/train/cmd") == "echo rank $PRIME_NODE_RANK\n"
+    assert os.readlink(duo.p("pods/duo/nodes/1/jobs/latest")) == "train"
+    assert "train" not in os.listdir(duo.p("pods/duo/jobs"))
+
+
+def test_signal_a_node_job(duo):
+    run(duo, "pods/duo/nodes/1/run", "echo started; sleep 60\n")
+    with open(duo.p("pods/duo/nodes/1/run"), "rb", buffering=0) as f:
+        assert f.read(8) == b"started\n"
+    with open(duo.p("pods/duo/nodes/1/jobs/1/signal"), "w") as f:
+        f.write("TERM\n")
+    assert duo.read("pods/duo/nodes/1/exit") == "signal TERM\n"
+
+
 def test_all_run_on_every_node(duo):
     subprocess.run(["bash", "-c",
                     "echo 'echo rank $PRIME_NODE_RANK of $PRIME_NUM_NODES "
