@@ -1,6 +1,9 @@
 /* nodes.c — see nodes.h. Pure functions of a pod and a pods snapshot. */
 #include "nodes.h"
 
+#include "log.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +74,46 @@ void nodes_env(const struct pod *p, size_t n, struct buf *out)
 	buf_adds(out, "PRIME_MASTER_ADDR=");
 	add_quoted(out, node_entry(&p->ip, 0));
 	buf_printf(out, " PRIME_MASTER_PORT=%d\n", NODES_MASTER_PORT);
+}
+
+char *nodes_pod_id(struct cache *c, const char *key)
+{
+	struct snap *s;
+	char *id = NULL;
+	if (cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0) {
+		size_t node;
+		const struct pod *p = nodes_find(s, key, &node);
+		if (p && node)
+			id = xstrdup(p->id);
+		snap_put(s);
+	}
+	return id ? id : xstrdup(key);
+}
+
+int nodes_conn(struct cache *c, const char *key, const char *path, char **conn,
+	       struct buf *env)
+{
+	struct snap *s;
+	if (cache_get(c, SNAP_PODS, CACHE_HELD, &s))
+		return 0; /* nothing held: the pod's own, as waited for */
+	size_t node;
+	const struct pod *p = nodes_find(s, key, &node);
+	int rc = 0;
+	if (p && nodes_count(p) > 1) {
+		const char *ssh = node_entry(&p->ssh, node);
+		if (*ssh) {
+			free(*conn);
+			*conn = xstrdup(ssh);
+			nodes_env(p, node, env);
+		} else {
+			plog("run", path,
+			     "node %zu of the pod has no ssh connection: "
+			     "nothing "
+			     "was sent",
+			     node);
+			rc = -ENOTCONN;
+		}
+	}
+	snap_put(s);
+	return rc;
 }

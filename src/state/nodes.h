@@ -10,6 +10,7 @@
 #ifndef PRIMEFS_NODES_H
 #define PRIMEFS_NODES_H
 
+#include "cache.h"
 #include "model.h"
 #include "snapindex.h"
 
@@ -32,5 +33,16 @@ const char *node_entry(const struct strlist *l, size_t n);
  * `export PRIME_NODE_RANK=.. PRIME_NUM_NODES=.. PRIME_MASTER_ADDR=..
  * PRIME_MASTER_PORT=..` and a newline (nothing for a single-node pod). */
 void nodes_env(const struct pod *p, size_t n, struct buf *out);
+
+/* For runs.c: the id of the pod a node key names (a new string; the key
+ * itself when the pods listing held names no node of it), so that the pod
+ * is waited for as a whole. */
+char *nodes_pod_id(struct cache *c, const char *key);
+/* For runs.c, once the pod is ready: node key's connection in *conn
+ * (replaced) and what its job gets before the script in *env (nodes_env);
+ * -ENOTCONN (logged under path) when the node has no connection. Nothing
+ * changes for a single-node pod. */
+int nodes_conn(struct cache *c, const char *key, const char *path, char **conn,
+	       struct buf *env);
 
 #endif

@@ -40,8 +40,7 @@ static int never_ready(struct runs *r, const char *pod_id, const char *path,
 	int rc = cache_get(r->cache, SNAP_PODS, mode, &s);
 	if (rc)
 		return rc;
-	size_t node;
-	const struct pod *p = nodes_find(s, pod_id, &node);
+	const struct pod *p = snap_pod(s, pod_id);
 	const char *status = p ? pod_status(p) : NULL;
 	if (p && (pod_ready(p) || starting(status))) {
 		snap_put(s);
@@ -58,16 +57,16 @@ int runs_check(struct runs *r, const char *pod_id)
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s/run", pod_id);
-	int rc = never_ready(r, pod_id, path.data, CACHE_TTL);
+	char *id = nodes_pod_id(r->cache, pod_id); /* a node's: its pod's */
+	int rc = never_ready(r, id, path.data, CACHE_TTL);
+	free(id);
 	buf_free(&path);
 	return rc;
 }
 
-/* The node's SSH connection once it is ready (pod_id a node key,
- * nodes.h), and in *env what its job gets before the script. */
+/* The pod's SSH connection once it is ready: node 0 of a multi-node pod. */
 static int wait_ready(struct runs *r, const char *pod_id, const char *path,
-		      bool (*interrupted)(void *), void *arg, char **conn,
-		      struct buf *env)
+		      bool (*interrupted)(void *), void *arg, char **conn)
 {
 	double deadline = now_monotonic() + r->ready_timeout;
 	bool waited = false;
@@ -77,12 +76,10 @@ static int wait_ready(struct runs *r, const char *pod_id, const char *path,
 				   round ? CACHE_FRESH : CACHE_TTL, &s);
 		if (rc)
 			return rc;
-		size_t node;
-		const struct pod *p = nodes_find(s, pod_id, &node);
+		const struct pod *p = snap_pod(s, pod_id);
 		const char *status = p ? pod_status(p) : NULL;
-		if (p && pod_ready(p) && *node_entry(&p->ssh, node)) {
-			*conn = xstrdup(node_entry(&p->ssh, node));
-			nodes_env(p, node, env);
+		if (p && pod_ready(p)) {
+			*conn = xstrdup(p->ssh.v[0]);
 			snap_put(s);
 			if (waited)
 				plog("run", path, "the pod is ready");
@@ -134,10 +131,15 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 		return -E2BIG;
 	}
 	char *conn = NULL;
-	struct buf env; /* a multi-node pod's: prepended to the script */
+	/* pod_id may be a node key (nodes.h): the pod is waited for, then
+	 * the node's connection taken, and a multi-node pod's environment
+	 * prepended to the script. */
+	char *id = nodes_pod_id(r->cache, pod_id);
+	struct buf env;
 	buf_init(&env);
-	int rc =
-	    wait_ready(r, pod_id, path.data, interrupted, arg, &conn, &env);
+	int rc = wait_ready(r, id, path.data, interrupted, arg, &conn);
+	if (rc == 0)
+		rc = nodes_conn(r->cache, pod_id, path.data, &conn, &env);
 	if (rc == 0 && env.len) {
 		buf_add(&env, script, len);
 		script = env.data;
@@ -147,6 +149,7 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 		rc = ssh_run_script(r->pool, pod_id, conn, script, len, out_fd,
 				    interrupted, arg, out);
 	buf_free(&env);
+	free(id);
 	free(conn);
 	buf_free(&path);
 	return rc;
