@@ -242,6 +242,13 @@ def normalize_pod(pod):
     return pod
 
 
+def parse_ssh_endpoint(text):
+    """USER@HOST:PORT -> ("USER@HOST -p PORT", HOST), as the API writes them."""
+    user, _, hostport = text.rpartition("@")
+    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "22")
+    return "%s@%s -p %d" % (user or "root", host, int(port)), host
+
+
 def ssh_port_mapping(port):
     # Ports are strings in the API (the CLI model rejects ints).
     return [{"internal": "22", "external": str(port), "protocol": "TCP",
@@ -549,6 +556,7 @@ class State:
             host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "22")
             self.ssh_ip, self.ssh_port = host, int(port)
             self.ssh_conn = "%s@%s -p %d" % (user or "root", host, self.ssh_port)
+        self.node_endpoints = [parse_ssh_endpoint(e) for e in args.ssh_node]
 
         # Separate generators: data, fault dice and new ids never disturb
         # one another, so a run is repeatable for a given --seed.
@@ -711,7 +719,8 @@ class State:
             nodes = life["nodes"]
             ssh, ip = self.ssh_conn, self.ssh_ip
             if nodes > 1:   # multi-node pods list one connection per node
-                ssh, ip = ([ssh] * nodes if ssh else None), ([ip] * nodes if ip else None)
+                ssh, ip = self.cluster_endpoints(nodes)
+                out["clusterId"] = life.get("cluster")
             out.update(status="ACTIVE", installationStatus="FINISHED", installationProgress=100,
                        sshConnection=ssh, ip=ip,
                        primePortMapping=ssh_port_mapping(self.ssh_port) if ssh else None,
@@ -940,6 +949,8 @@ class State:
                         "pending": max(self.args.pending_secs, self.args.provisioning_secs),
                         "install": self.args.install_secs,
                         "nodes": max(1, offer["gpuCount"] // 8) if multinode else 1}
+        if multinode:
+            pod["_life"]["cluster"] = self.new_id()
         if self.list_lag > 0:
             pod["_listed_after"] = time.monotonic() + self.list_lag
         self.pods.append(pod)
@@ -1011,11 +1022,48 @@ class State:
         self.history.insert(0, {
             "id": r["id"], "name": r.get("name") or "", "providerType": r.get("providerType") or "",
             "provisionedBy": None,
-            "type": "Cluster" if life.get("nodes", 1) > 1 else "Instance",
+            "type": "Cluster" if max(life.get("nodes", 1), victims[0].get("_nodes", 1)) > 1
+            else "Instance",
             "createdAt": r.get("createdAt") or iso(now), "terminatedAt": iso(now),
             "gpuName": r.get("gpuName") or "", "gpuCount": r.get("gpuCount") or 0,
             "socket": r.get("socket"), "priceHr": price, "userId": r.get("userId") or USER_ID,
             "teamId": r.get("teamId"), "totalBilledPrice": round(price * hours, 4)})
+
+    # ---- multi-node pods (clusters) -----------------------------------------
+    # The description (APIPodConfig) lists a cluster as ONE pod: its
+    # sshConnection and ip are lists, one entry per node ("if there are
+    # multiple nodes"), and it carries a clusterId; its history row's type
+    # is Cluster.  Node 0 is --ssh's endpoint, node n --ssh-node's n-th.
+
+    def cluster_endpoints(self, nodes):
+        """(sshConnection list, ip list) of a ready pod of `nodes` nodes."""
+        if not self.ssh_conn:
+            return None, None
+        ends = [(self.ssh_conn, self.ssh_ip)]
+        for n in range(1, nodes):
+            e = self.node_endpoints[(n - 1) % len(self.node_endpoints)] \
+                if self.node_endpoints else ends[0]
+            ends.append(e)
+        return [e[0] for e in ends], [e[1] for e in ends]
+
+    def admin_cluster(self, body):
+        """/_admin/cluster {"name", "nodes"}: an ACTIVE pod of that many
+        nodes (default 2), listed at once, as a cluster that finished
+        installing."""
+        nodes = max(2, int(body.get("nodes", 2)))
+        ssh, ip = self.cluster_endpoints(nodes)
+        now = iso(time.time())
+        pod = make_pod(id=self.new_id(), name=body.get("name") or None, gpuName="H100_80GB",
+                       gpuCount=8 * nodes, socket="SXM5", status="ACTIVE",
+                       installationStatus="FINISHED", installationProgress=100,
+                       createdAt=now, updatedAt=now, providerType="hyperstack",
+                       priceHr=2.49 * 8 * nodes, environmentType="ubuntu_22_cuda_12",
+                       attachedResources=[], sshConnection=ssh, ip=ip,
+                       primePortMapping=ssh_port_mapping(self.ssh_port) if ssh else None)
+        pod["clusterId"] = self.new_id()
+        pod["_nodes"] = nodes   # its history row says Cluster (_bury)
+        self.pods.append(pod)
+        return 200, {"id": pod["id"], "clusterId": pod["clusterId"]}
 
     # ---- admin endpoints -----------------------------------------------------
 
@@ -1103,6 +1151,8 @@ class State:
                         self.pods[i] = normalize_pod(frozen)
                         result["set"] += 1
             return 200, result
+        if name == "cluster":
+            return self.admin_cluster(body)
         if name == "offers":
             result = {"removed": 0, "stock_set": 0}
 
@@ -1471,6 +1521,9 @@ def parse_args(argv=None):
     ap.add_argument("--pods", type=int, default=0, help="generated extra pods gen-0001...")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ssh", help="USER@HOST:PORT given as sshConnection to created pods and 'demo'")
+    ap.add_argument("--ssh-node", action="append", default=[],
+                    help="USER@HOST:PORT of node 1, 2, ... of multi-node pods (repeat; "
+                         "default: --ssh's for every node)")
     ap.add_argument("--pending-secs", type=float, default=2.0)
     ap.add_argument("--install-secs", type=float, default=3.0)
     ap.add_argument("--balance", type=float, default=100.0)

@@ -241,7 +241,10 @@ void strlist_free(struct strlist *l)
 /* A string, or a list of strings, one per node. A null (or non-string)
  * entry keeps its node's place as ""; a list with no string at all, such
  * as `[null]`, counts as nothing (PRIME_API.md 5.6). */
-static void strlist_read(json_object *o, const char *key, struct strlist *out)
+/* A string, or a list of strings (nulls: "" when keep_nulls, as a pod's
+ * node with none; else a list of nulls alone is unset). */
+static void strlist_read(json_object *o, const char *key, struct strlist *out,
+			 bool keep_nulls)
 {
 	json_object *v = field(o, key);
 	out->v = NULL;
@@ -260,7 +263,7 @@ static void strlist_read(json_object *o, const char *key, struct strlist *out)
 		json_object *e = json_object_array_get_idx(v, i);
 		strings += e && json_object_is_type(e, json_type_string);
 	}
-	if (!strings)
+	if (!strings && !(keep_nulls && len))
 		return;
 	out->v = xcalloc(len, sizeof *out->v);
 	for (size_t i = 0; i < len; i++) {
@@ -308,7 +311,7 @@ int offer_parse(json_object *o, bool multinode, struct offer *out)
 	out->price = jx_num(prices, "communityPrice");
 	if (!out->price.set)
 		out->price = jx_num(prices, "onDemand");
-	strlist_read(o, "images", &out->images);
+	strlist_read(o, "images", &out->images, false);
 	for (size_t i = 0; i < out->images.n; i++) {
 		const char *v = str_intern(out->images.v[i]);
 		free(out->images.v[i]);
@@ -540,8 +543,8 @@ int pod_parse(json_object *o, bool history, struct pod *out)
 	out->stopped_price_hr = jx_num(o, "stoppedPriceHr");
 	out->provisioning_price_hr = jx_num(o, "provisioningPriceHr");
 	out->billed = jx_num(o, "totalBilledPrice");
-	strlist_read(o, "sshConnection", &out->ssh);
-	strlist_read(o, "ip", &out->ip);
+	strlist_read(o, "sshConnection", &out->ssh, true);
+	strlist_read(o, "ip", &out->ip, true);
 	out->created_t = parse_iso8601(out->created);
 	out->json = json_text(o);
 	if (!history && out->id && str_is(out->status, "ACTIVE") &&

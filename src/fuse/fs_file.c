@@ -67,6 +67,8 @@ int do_open(const char *path, struct fuse_file_info *fi)
 	pthread_mutex_init(&h->ph_mu, NULL);
 	if (n.dir == D_POD && n.obj) /* a pod's file: stores need the pod */
 		h->pod_id = xstrdup(((const struct pod *)n.obj)->id);
+	else if ((n.dir == D_NODE || n.dir == D_NODEALL) && n.pod_id)
+		h->pod_id = xstrdup(n.pod_id); /* a node key (nodes.h) */
 	h->fh = (struct tree_handle){.tree = fs()->tree,
 				     .path = h->path,
 				     .pod_id = h->pod_id,

@@ -23,6 +23,7 @@
 #include "guards.h"
 #include "jobs.h"
 #include "lifecycle.h"
+#include "nodes.h"
 #include "pending.h"
 #include "podlog.h"
 #include "template.h"
@@ -216,9 +217,21 @@ static char *state_dir(void)
 	return buf_steal(&b);
 }
 
+/* Listed, for jobs_prune: every key but those of nodes 1, 2, ... of the
+ * pod with id arg (nodes.h). */
+static bool not_a_node_of(void *arg, const char *key)
+{
+	const char *id = arg;
+	size_t len = strlen(id);
+	return strncmp(key, id, len) || key[len] != '-' || !key[len + 1] ||
+	       strspn(key + len + 1, "0123456789") != strlen(key + len + 1);
+}
+
+/* The pod is deleted: its jobs and sessions go, every node's. */
 static void forget_pod(void *arg, const char *pod_id)
 {
 	jobs_pod_gone(arg, pod_id);
+	jobs_prune(arg, not_a_node_of, (void *)pod_id);
 }
 
 /* A pods listing fetched from the API: the pods it lacks for sure were

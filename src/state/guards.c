@@ -21,6 +21,7 @@
 
 #include "lifecycle.h"
 #include "log.h"
+#include "nodes.h"
 #include "jobs.h"
 #include "template.h"
 
@@ -331,8 +332,15 @@ static void evaluate(struct guards *g, struct work *k, const struct snap *s,
 		      g->o.cost(g->o.cost_arg, p, &cost) == 0 &&
 		      cost >= k->max_cost;
 	bool bills = pod_bills(p);
-	bool busy = k->idle >= 0 && g->o.jobs &&
-		    jobs_busy(g->o.jobs, k->id, k->idle_since);
+	/* A job on any node of a multi-node pod counts (nodes.h's keys). */
+	bool busy = false;
+	size_t nodes = nodes_count(p) > 1 ? nodes_count(p) : 1;
+	for (size_t i = 0; k->idle >= 0 && g->o.jobs && i < nodes && !busy;
+	     i++) {
+		char *key = node_key(k->id, i);
+		busy = jobs_busy(g->o.jobs, key, k->idle_since);
+		free(key);
+	}
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, k->id);
 	if (x && costly && !x->firing) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "nodes.h"
 
 void runs_init(struct runs *r, struct cache *cache, struct api *api,
 	       struct ssh_pool *pool, double ready_timeout)
@@ -57,7 +58,9 @@ int runs_check(struct runs *r, const char *pod_id)
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s/run", pod_id);
-	int rc = never_ready(r, pod_id, path.data, CACHE_TTL);
+	char *id = nodes_pod_id(r->cache, pod_id); /* a node's: its pod's */
+	int rc = never_ready(r, id, path.data, CACHE_TTL);
+	free(id);
 	buf_free(&path);
 	return rc;
 }
@@ -161,10 +164,25 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 		return -E2BIG;
 	}
 	char *conn = NULL;
-	int rc = wait_ready(r, pod_id, path.data, interrupted, arg, &conn);
+	/* pod_id may be a node key (nodes.h): the pod is waited for, then
+	 * the node's connection taken, and a multi-node pod's environment
+	 * prepended to the script. */
+	char *id = nodes_pod_id(r->cache, pod_id);
+	struct buf env;
+	buf_init(&env);
+	int rc = wait_ready(r, id, path.data, interrupted, arg, &conn);
+	if (rc == 0)
+		rc = nodes_conn(r->cache, pod_id, path.data, &conn, &env);
+	if (rc == 0 && env.len) {
+		buf_add(&env, script, len);
+		script = env.data;
+		len = env.len;
+	}
 	if (rc == 0)
 		rc = ssh_run_script(r->pool, pod_id, conn, script, len, out_fd,
 				    interrupted, arg, out);
+	buf_free(&env);
+	free(id);
 	free(conn);
 	buf_free(&path);
 	return rc;

@@ -8,6 +8,7 @@
 
 #include "jobs.h"
 #include "log.h"
+#include "nodes.h"
 
 /* How many pods one listing asks GET /pods/{id} about at most: more gone
  * at once wait for the next complete listing. */
@@ -50,22 +51,28 @@ struct keep {
 	size_t n_gone;
 };
 
-static bool has(const struct snap *s, const char *id)
+/* Whether s lists the pod (or the node: nodes.h's keys) `key`. */
+static bool has(const struct snap *s, const char *key)
 {
-	return s && snap_pod_id(s, id) != NULL;
+	size_t node;
+	const struct pod *p = s ? nodes_find(s, key, &node) : NULL;
+	return p && (node || !strcmp(p->id, key));
 }
 
-static bool kept(void *arg, const char *id)
+static bool kept(void *arg, const char *key)
 {
 	const struct keep *k = arg;
-	if (has(k->now, id))
+	if (has(k->now, key))
 		return true;
-	for (size_t i = 0; i < k->n_gone; i++)
-		if (!strcmp(k->gone[i], id))
+	for (size_t i = 0; i < k->n_gone; i++) {
+		size_t len = strlen(k->gone[i]);
+		if (!strncmp(k->gone[i], key, len) &&
+		    (!key[len] || key[len] == '-'))
 			return false;
+	}
 	/* Before a first complete listing nothing is known gone; after,
 	 * a pod neither listing has: two complete listings agree. */
-	return !k->prev || has(k->prev, id);
+	return !k->prev || has(k->prev, key);
 }
 
 /* A listing api_list_pods returned holds every page (a failed page fails

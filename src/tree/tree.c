@@ -96,6 +96,24 @@ const struct file_def hjob_files[] = {
     {.name = NULL},
 };
 
+/* nodes/<n>/ of a multi-node pod: its run, exit and jobs/ are the node's
+ * (by its node key, nodes.h); ip and ssh its entries of the pod's lists.
+ * (fs and home per node: see tree_nodes.c.) */
+const struct file_def node_files[] = {
+    {.name = "ip", .render = r_node_value},
+    {.name = "ssh", .render = r_node_value},
+    {.name = "run", .flags = F_STREAM | F_LIVE, .hooks = &run_hooks},
+    {.name = "exit", .flags = F_STREAM | F_LIVE, .hooks = &exit_hooks},
+    {.name = NULL},
+};
+
+/* nodes/all/: one script on every node; output and status of them all. */
+const struct file_def nodeall_files[] = {
+    {.name = "run", .flags = F_STREAM | F_LIVE, .hooks = &nodeall_run_hooks},
+    {.name = "exit", .flags = F_STREAM | F_LIVE, .hooks = &nodeall_exit_hooks},
+    {.name = NULL},
+};
+
 const struct file_def root_files[] = {
     {.name = "balance", .render = r_balance, .needs = NEEDS(SNAP_WALLET)},
     {.name = "config",
@@ -117,7 +135,11 @@ static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
 					     {"pods", D_PODS},
 					     {"history", D_HISTORY},
 					     {NULL, D_ROOT}};
-static const struct subdir pod_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
+static const struct subdir pod_subdirs[] = {
+    {"jobs", D_JOBS}, {"nodes", D_NODES}, {NULL, D_ROOT}};
+static const struct subdir node_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
+static const struct subdir nodes_subdirs[] = {{"all", D_NODEALL},
+					      {NULL, D_ROOT}};
 static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
 static const struct subdir no_subdirs[] = {{NULL, D_ROOT}};
 
@@ -136,6 +158,10 @@ const struct dir_def dirs[D_KINDS] = {
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
+    /* Their entries come from the pod's node count (tree_nodes.c). */
+    [D_NODES] = {nodes_subdirs, no_files, -1, D_NODE},
+    [D_NODE] = {node_subdirs, node_files, -1, D_NODE},
+    [D_NODEALL] = {no_subdirs, nodeall_files, -1, D_NODEALL},
 };
 
 /* Whether a directory kind lists a pod's jobs. */

@@ -24,6 +24,10 @@ enum dir_kind {
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
 	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
 	D_HJOB,
+	D_NODES,   /* pods/<p>/nodes/ of a multi-node pod: 0 1 ... and all */
+	D_NODE,	   /* nodes/<n>/: ip ssh run exit jobs/ (its pod_id: the node
+		    * key, nodes.h) */
+	D_NODEALL, /* nodes/all/: run and exit on every node */
 	D_KINDS
 };
 

@@ -32,7 +32,7 @@ struct dir_def {
 
 extern const struct dir_def dirs[D_KINDS];
 extern const struct file_def offer_files[], pod_files[], job_files[],
-    hjob_files[], root_files[];
+    hjob_files[], root_files[], node_files[], nodeall_files[];
 /* Whether a directory kind lists a pod's jobs. */
 bool jobs_dir(enum dir_kind k);
 /* History pods have the same files as live ones, but no run and exit. */
@@ -106,6 +106,17 @@ TREE_STORE(w_lease);
 TREE_STORE(w_config);
 TREE_STORE(w_ctl);
 int c_config(struct tree *t, const char *data, size_t len, size_t from);
+
+/* tree_nodes.c: nodes/ of a multi-node pod (nodes.h). Whether the pod
+ * directory n shows `nodes` (two nodes or more); from nodes/ into its
+ * entry `name`; its entries (`all` comes from the table); node files'
+ * values (r_node_value is their table mark: nodes_render renders them). */
+bool nodes_shown(const struct node *n);
+int nodes_step(struct tree *t, struct node *n, const char *name);
+int nodes_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
+TREE_RENDER(r_node_value);
+int nodes_render(struct tree *t, const struct node *n, struct buf *out);
+extern const struct file_hooks nodeall_run_hooks, nodeall_exit_hooks;
 
 /* ---- telling of changes (tree_changes.c) ---- */
 

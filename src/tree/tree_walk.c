@@ -45,11 +45,15 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return -ENOTDIR;
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
 		if (!strcmp(sd->name, name)) {
+			if (sd->kind == D_NODES && !nodes_shown(n))
+				return -ENOENT;
 			n->dir = sd->kind;
 			return 0;
 		}
 	if (jobs_dir(n->dir))
 		return step_job(t, n, name);
+	if (n->dir == D_NODES)
+		return nodes_step(t, n, name);
 	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
@@ -227,13 +231,16 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return -ENOTDIR;
 	const struct dir_def *d = &dirs[n->dir];
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
-		if (add(ctx, sd->name))
+		if ((sd->kind != D_NODES || nodes_shown(n)) &&
+		    add(ctx, sd->name))
 			return 0;
 	for (const struct file_def *f = d->files; f->name; f++)
 		if (file_in(f, n->dir) && add(ctx, f->name))
 			return 0;
 	if (jobs_dir(n->dir))
 		return list_jobs(t, n, add, ctx);
+	if (n->dir == D_NODES)
+		return nodes_list(t, n, add, ctx);
 	if (d->listing < 0)
 		return 0;
 	struct snap *s = n->snap;
@@ -279,6 +286,8 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 		return -EISDIR;
 	if (n->file->render == r_pod_offer)
 		return pod_offer(t, n->snap, n->obj, CACHE_TTL, out);
+	if (n->file->render == r_node_value)
+		return nodes_render(t, n, out);
 	if (n->file->needs) { /* read: as fresh as the freshness window */
 		struct snap *s;
 		int rc =

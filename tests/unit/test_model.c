@@ -8,6 +8,7 @@
 #include "cost.h"
 #include "log.h"
 #include "model.h"
+#include "nodes.h"
 #include "t.h"
 
 static const char *dir;
@@ -124,12 +125,28 @@ static void test_pods(void)
 	CHECK(pod_parse(o, false, &p) == 0);
 	CHECK(p.ssh.n == 2 && p.ip.n == 2);
 	CHECK_STR(p.ip.v[1], "198.51.100.22");
+	CHECK(nodes_count(&p) == 2);
+	struct buf env;
+	buf_init(&env);
+	nodes_env(&p, 1, &env);
+	CHECK_STR(env.data, "export PRIME_NODE_RANK=1 PRIME_NUM_NODES=2 "
+			    "PRIME_MASTER_ADDR='198.51.100.21' "
+			    "PRIME_MASTER_PORT=29500\n");
+	buf_free(&env);
+	char *key = node_key(p.id, 1);
+	CHECK_STR(key, "cm9zq1x2a0003l508abcdefgh-1");
+	free(key);
+	key = node_key(p.id, 0);
+	CHECK_STR(key, p.id);
+	free(key);
 	pod_free(&p);
 	json_object_put(o);
 
 	o = load("synthetic/pod_get_stopped.json");
 	CHECK(pod_parse(o, false, &p) == 0);
-	CHECK(p.ssh.n == 0 && p.ip.n == 0); /* [null] is no connection */
+	/* [null]: one node with no connection (an empty line each) */
+	CHECK(p.ssh.n == 1 && !*p.ssh.v[0] && p.ip.n == 1 && !*p.ip.v[0]);
+	CHECK(!pod_ready(&p));
 	CHECK_STR(pod_status(&p), "STOPPED");
 	CHECK(pod_bills(&p)); /* a stopped pod bills (its stoppedPriceHr) */
 	pod_free(&p);
