@@ -17,6 +17,7 @@
 #include "util.h"
 #include "fs.h"
 #include "check.h"
+#include "collect.h"
 #include "deadmount.h"
 #include "guards.h"
 #include "jobs.h"
@@ -43,6 +44,7 @@ struct options {
 	double history_ttl;
 	double lease_grace, guards_every;
 	double jobs_keep_mib;
+	double collect_timeout, collect_max_mib;
 	int show_help, show_version, check;
 	struct nonopts nonopts;
 };
@@ -59,6 +61,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("key_file=%s", key_file),
     OPT("state=%s", state),
     OPT("jobs_keep=%lf", jobs_keep_mib),
+    OPT("collect_timeout=%lf", collect_timeout),
+    OPT("collect_max=%lf", collect_max_mib),
     OPT("lease_grace=%lf", lease_grace),
     OPT("guards_every=%lf", guards_every),
     OPT("pods_ttl=%lf", pods_ttl),
@@ -105,6 +109,12 @@ static void usage(const char *prog)
 	    "    -o jobs_keep=MIB     jobs' outputs kept on disk, together; "
 	    "the oldest\n"
 	    "                         are dropped first (default 1024)\n"
+	    "    -o collect_timeout=SECONDS how long bringing back what a "
+	    "pod's collect\n"
+	    "                         names may take before it goes "
+	    "(default 300)\n"
+	    "    -o collect_max=MIB   at most this much brought back per pod "
+	    "(default 1024)\n"
 	    "    -o lease_grace=SECONDS how long a released lease waits to "
 	    "be taken again\n"
 	    "                         before its pod is terminated "
@@ -282,7 +292,9 @@ int main(int argc, char *argv[])
 			    .ssh_keepalive = 15,
 			    .lease_grace = 60,
 			    .guards_every = 60,
-			    .jobs_keep_mib = 1024};
+			    .jobs_keep_mib = 1024,
+			    .collect_timeout = 300,
+			    .collect_max_mib = 1024};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -334,9 +346,12 @@ int main(int argc, char *argv[])
 	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
 	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
 	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
-	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
-		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
-				"jobs_keep must be >= 0, timeout, "
+	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9 ||
+	    !(o.collect_timeout >= 0) || !(o.collect_max_mib >= 0) ||
+	    o.collect_max_mib > 1e9) {
+		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace, "
+				"jobs_keep, collect_timeout and collect_max "
+				"must be >= 0, timeout, "
 				"ssh_keepalive and guards_every > 0\n");
 		return 2;
 	}
@@ -472,6 +487,14 @@ int main(int argc, char *argv[])
 	 * a placeholder at mount marks it unwanted. */
 	struct pending *pending = pending_new(o.state, state_fd);
 	lifecycle_set_pending(&life, pending);
+	struct collect_opts co = {
+	    .dir_fd = state_fd,
+	    .cache = cache,
+	    .pool = pool,
+	    .timeout = o.collect_timeout,
+	    .max = (unsigned long long)(o.collect_max_mib * 1048576)};
+	struct collect *collect = collect_new(&co);
+	life.collect = collect;
 	struct guards_opts go = {.dir = o.state,
 				 .dir_fd = state_fd,
 				 .lease_grace = o.lease_grace,
@@ -496,7 +519,8 @@ int main(int argc, char *argv[])
 			       .podlog = podlog,
 			       .guards = guards,
 			       .runs = &runs,
-			       .jobs = jobs};
+			       .jobs = jobs,
+			       .collect = collect};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
@@ -525,6 +549,7 @@ int main(int argc, char *argv[])
 	 * the replace hook tells the tree. */
 	cache_free(cache);
 	pending_free(pending);
+	collect_free(collect);
 	tree_free(pf.tree);
 	jobs_free(jobs);
 	runs_destroy(&runs);

@@ -70,6 +70,11 @@ const struct file_def pod_files[] = {
      .flags = F_LIVE | F_LEASE,
      .store = w_lease},
     {.name = "guards", .render = r_guards, .flags = F_LIVE | F_OWNER},
+    {.name = "collect",
+     .render = r_collect,
+     .flags = F_LIVE,
+     .store = w_collect,
+     .check = c_collect},
     {.name = NULL},
 };
 
@@ -118,7 +123,8 @@ static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
 					     {"history", D_HISTORY},
 					     {NULL, D_ROOT}};
 static const struct subdir pod_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
-static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
+static const struct subdir hist_subdirs[] = {
+    {"jobs", D_HJOBS}, {"files", D_FILES}, {NULL, D_ROOT}};
 static const struct subdir no_subdirs[] = {{NULL, D_ROOT}};
 
 const struct dir_def dirs[D_KINDS] = {
@@ -136,6 +142,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
+    /* Their entries come from the state directory (collected.c). */
+    [D_FILES] = {no_subdirs, no_files, -1, D_FILES},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -185,6 +193,8 @@ void node_release(struct node *n)
 	n->snap = NULL;
 	job_put(n->job);
 	n->job = NULL;
+	free(n->rel);
+	n->rel = NULL;
 }
 
 bool probe_name(const char *name)
@@ -261,7 +271,8 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_config || f->render == r_log ||
 	       f->render == r_stats || f->render == r_guards ||
 	       f->render == r_deadline || f->render == r_idle ||
-	       f->render == r_max_cost || f->render == r_lease;
+	       f->render == r_max_cost || f->render == r_lease ||
+	       f->render == r_collect;
 }
 
 bool tree_cacheable(const struct node *n)

@@ -24,6 +24,7 @@ enum dir_kind {
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
 	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
 	D_HJOB,
+	D_FILES, /* history/<p>/files/ and every directory under it */
 	D_KINDS
 };
 
@@ -120,6 +121,7 @@ struct node {
 	struct job *job;    /* a job's directory or file: referenced, released
 			     * by node_release */
 	const char *pod_id; /* a pod's directory or anything under it */
+	char *rel; /* under history/<p>/files/: the path there (owned) */
 	time_t mtime;
 };
 
@@ -135,6 +137,7 @@ struct tree_opts {
 	struct guards *guards; /* pods' guard files; NULL: they read empty */
 	struct runs *runs;     /* readiness of a pod for a job */
 	struct jobs *jobs;     /* run, exit and jobs/; NULL: they read empty */
+	struct collect *collect; /* collect, history/<p>/files/; or NULL */
 };
 
 struct runs;

@@ -107,6 +107,13 @@ TREE_STORE(w_config);
 TREE_STORE(w_ctl);
 int c_config(struct tree *t, const char *data, size_t len, size_t from);
 
+/* collected.c: pods/<p>/collect, and history/<p>/files/ (D_FILES) */
+TREE_RENDER(r_collect);
+TREE_STORE(w_collect);
+int c_collect(struct tree *t, const char *data, size_t len, size_t from);
+int step_files(struct tree *t, struct node *n, const char *name);
+int list_files(struct tree *t, const struct node *n, add_fn add, void *ctx);
+
 /* ---- telling of changes (tree_changes.c) ---- */
 
 /* path may now show something else (gone: the name may be gone). */
