@@ -179,6 +179,26 @@ def test_unreachable_pod_is_terminated_at_once(cm, pod):
     assert h and tree(os.path.join(h, "files")) == {}
 
 
+def test_collect_timeout_ends_the_wait(cm, pod):
+    """A pod that stops answering: collecting gives up at collect_timeout,
+    names what it did not bring back, and the pod goes all the same."""
+    m = cm("collect_timeout=3")
+    run(m, "mkdir -p results; echo 1 > results/a")
+    pid = m.read("pods/demo/id").strip()
+    m.write("pods/demo/collect", "results/\nmore.json\n")
+    pod.freeze()
+    try:
+        os.rmdir(m.p("pods/demo"))
+        assert "demo" not in os.listdir(m.p("pods"))
+        log = m.log()
+        assert "results was not brought back: collect_timeout passed" in log, log
+        assert "more.json was not brought back: collect_timeout passed" in log, log
+        assert tree(os.path.join(history_dir(m, pid), "files")) == {}
+        assert not os.listdir(m.state / "files" / ".tmp")
+    finally:
+        pod.thaw()
+
+
 @pytest.mark.parametrize("text", ["/etc\n", "../x\n", "results/../../x\n"])
 def test_absolute_or_dotdot_is_einval(cm, text):
     m = cm()

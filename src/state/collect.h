@@ -26,6 +26,7 @@
 struct cache;
 struct ssh_pool;
 struct strlist; /* model.h */
+struct sftp;
 
 struct collect_opts {
 	int dir_fd;		/* the state directory, open and checked */
@@ -33,6 +34,13 @@ struct collect_opts {
 	struct ssh_pool *pool;	/* SFTP over the pod's own session */
 	double timeout;		/* seconds collecting may take, per pod */
 	unsigned long long max; /* bytes brought back at most, per pod */
+	/* The pod's SFTP client where another module keeps one per pod (the
+	 * pool takes one per pod at a time, sftp.h): lent by sftp_get (NULL:
+	 * none, collect makes its own for the run) and given back by
+	 * sftp_put. Both NULL: collect always makes its own. */
+	struct sftp *(*sftp_get)(void *arg, const char *id, const char *conn);
+	void (*sftp_put)(void *arg, struct sftp *f);
+	void *sftp_arg;
 };
 
 struct collect;

@@ -30,6 +30,7 @@
 struct run {
 	struct collect *c;
 	struct sftp *f;
+	bool lent; /* f is o.sftp_get's, given back by o.sftp_put */
 	const char *id;
 	struct buf logpath; /* /history/<name>/files, for `log` */
 	double deadline;
@@ -393,7 +394,10 @@ void collect_run(struct collect *c, const char *id, const char *name)
 		r.stop = r.out_fd;
 		goto out;
 	}
-	r.f = sftp_new(c->o.pool, id, conn);
+	r.f = c->o.sftp_get ? c->o.sftp_get(c->o.sftp_arg, id, conn) : NULL;
+	r.lent = r.f != NULL;
+	if (!r.f)
+		r.f = sftp_new(c->o.pool, id, conn);
 	sftp_set_interrupt(past_deadline, &r);
 	if ((rc = sftp_realpath(r.f, ".", &home))) {
 		plog("collect", r.logpath.data,
@@ -416,7 +420,9 @@ out:
 		     r.stop == -EINTR ? "collect_timeout passed"
 				      : "the pod could not be reached");
 	sftp_set_interrupt(NULL, NULL);
-	if (r.f)
+	if (r.f && r.lent)
+		c->o.sftp_put(c->o.sftp_arg, r.f);
+	else if (r.f)
 		sftp_free(r.f);
 	if (r.out_fd >= 0) {
 		plog("collect", r.logpath.data,
