@@ -87,9 +87,10 @@ def test_rmdir_brings_back_what_collect_names(cm):
     run(m, "rm -rf results logs; mkdir -p results/sub logs; "
            "echo 42 > results/a.json; echo deep > results/sub/b.txt; "
            "echo one > logs/1.txt; echo two > logs/2.txt; echo no > logs/x.log; "
-           "echo top > bench.json; echo skip > other.json")
-    m.write("pods/demo/collect", "results/, logs/*.txt\nbench.json\n")
-    assert m.read("pods/demo/collect") == "results\nlogs/*.txt\nbench.json\n"
+           "echo top > bench.json; echo skip > other.json; "
+           "rm -f latest; ln -s results/sub latest; ln -sf /etc/passwd results/link")
+    m.write("pods/demo/collect", "results/, logs/*.txt\nbench.json\n./latest\n")
+    assert m.read("pods/demo/collect") == "results\nlogs/*.txt\nbench.json\nlatest\n"
     pid = m.read("pods/demo/id").strip()
     os.rmdir(m.p("pods/demo"))
     assert "demo" not in os.listdir(m.p("pods"))
@@ -98,7 +99,9 @@ def test_rmdir_brings_back_what_collect_names(cm):
     files = os.path.join(h, "files")
     assert tree(files) == {"results/a.json": "42\n", "results/sub/b.txt": "deep\n",
                            "logs/1.txt": "one\n", "logs/2.txt": "two\n",
-                           "bench.json": "top\n"}, m.log()
+                           "bench.json": "top\n", "latest/b.txt": "deep\n"}, m.log()
+    # A link the list names is followed; one under it is not.
+    assert "results/link was not brought back: not a regular file" in m.log()
     st = os.stat(os.path.join(files, "results/a.json"))
     assert st.st_size == 3 and not st.st_mode & 0o222
     assert err_of(lambda: open(os.path.join(files, "results/a.json"), "w")) in (

@@ -3,13 +3,13 @@
  * server's "." (realpath); each entry's components are walked from there,
  * a component with glob characters matched (fnmatch, FNM_PERIOD) against
  * its directory's names; what an entry names is copied whole (a directory
- * with everything under it; symlinks, devices and the like are left, and
- * said so). A file is written to files/.tmp and renamed into files/<id>/
- * only when whole and within collect_max, so no partial file is kept.
- * The time limit is the thread's SFTP interruption check (sftp.h): every
- * wait ends when it passes. A connection-level error ends the run at once:
- * a pod that cannot be reached is not waited for. No lock is held while
- * the pod is talked to. */
+ * with everything under it), followed if it is a symlink; under it,
+ * symlinks, devices and the like are left, and said so. A file is written to
+ * files/.tmp and renamed into files/<id>/ only when whole and within
+ * collect_max, so no partial file is kept. The time limit is the thread's SFTP
+ * interruption check (sftp.h): every wait ends when it passes. A
+ * connection-level error ends the run at once: a pod that cannot be reached is
+ * not waited for. No lock is held while the pod is talked to. */
 #include "collect_int.h"
 
 #include <errno.h>
@@ -155,10 +155,12 @@ static void copy_file(struct run *r, const char *rpath, const char *rel,
 			base++;
 		} else {
 			dir_fd = dup(r->out_fd);
+			if (dir_fd < 0)
+				dir_fd = -errno;
 			base = rel;
 		}
 		if (dir_fd < 0)
-			rc = dir_fd < -1 ? dir_fd : -errno;
+			rc = dir_fd;
 	}
 	if (!rc && renameat(r->c->tmp_fd, tmp, dir_fd, base))
 		rc = -errno;
@@ -270,7 +272,7 @@ static void walk(struct run *r, const char *rpath, const char *rel,
 	if (!strpbrk(c, "*?[")) {
 		STEP(c);
 		struct sftp_attr a;
-		int rc = sftp_lstat(r->f, rp.data, &a);
+		int rc = sftp_stat(r->f, rp.data, &a);
 		if (rc == -ENOENT)
 			left(r, entry, "no such file on the pod");
 		else if (rc)
@@ -312,6 +314,13 @@ static void walk(struct run *r, const char *rpath, const char *rel,
 				continue;
 			matched++;
 			STEP(nm);
+			/* What an entry names is followed if a link; what
+			 * is under it is not. */
+			if (S_ISLNK((mode_t)ents[j].attr.mode & S_IFMT) &&
+			    (rc = sftp_stat(r->f, rp.data, &ents[j].attr))) {
+				failed(r, lp.data, rc);
+				continue;
+			}
 			if (i + 1 == n)
 				copy_any(r, rp.data, lp.data, &ents[j].attr);
 			else if (S_ISDIR((mode_t)ents[j].attr.mode & S_IFMT))
