@@ -221,3 +221,24 @@ def test_nothing_collected_when_empty(cm):
     os.rmdir(m.p("pods/demo"))
     assert os.listdir(os.path.join(history_dir(m, pid), "files")) == []
     assert "collect" not in m.log()
+
+
+def test_placeholder_collect_becomes_the_pods(make_api, make_mount, tmp_path):
+    """A placeholder (its create's answer lost) has the template's collect
+    under its name; the listing that shows the pod moves it to the pod's
+    id, in the state directory too."""
+    from test_placeholders import TEMPLATE, lost_answer, poll, settle
+    from test_never_twice import wait_listed
+    api = make_api("--pending-secs", "0", "--install-secs", "0")
+    state = tmp_path / "state"
+    m = make_mount(api, options=(f"state={state}",))
+    m.write("config", TEMPLATE + "collect = results/\n")
+    lost_answer(api, 4.0)
+    assert err_of(lambda: os.mkdir(m.p("pods", "ph"))) in (errno.EIO, errno.ETIMEDOUT)
+    assert m.read("pods/ph/collect") == "results\n"
+    assert (state / "collect" / "ph").read_text() == "results\n"
+    pod = wait_listed(api, "ph")
+    assert poll(lambda: settle(m, "ph"), "listed") == pod["id"]
+    assert m.read("pods/ph/collect") == "results\n"
+    assert (state / "collect" / pod["id"]).read_text() == "results\n"
+    assert not (state / "collect" / "ph").exists()
