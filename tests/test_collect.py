@@ -242,3 +242,18 @@ def test_placeholder_collect_becomes_the_pods(make_api, make_mount, tmp_path):
     assert m.read("pods/ph/collect") == "results\n"
     assert (state / "collect" / pod["id"]).read_text() == "results\n"
     assert not (state / "collect" / "ph").exists()
+
+
+def test_a_retried_termination_brings_back_once(cm):
+    """The DELETE fails (the API's 500s): a guard retries it, but what was
+    brought back is not copied again for each try."""
+    m = cm("timeout=1")
+    run(m, "rm -rf results; mkdir -p results; echo 5 > results/r.txt")
+    pid = m.read("pods/demo/id").strip()
+    m.write("pods/demo/collect", "results/\n")
+    m.api.fault(kind="500", match="DELETE /pods", count=6)
+    m.write("pods/demo/deadline", "+1s\n")
+    assert wait_for(lambda: "demo" not in os.listdir(m.p("pods"))), m.log()
+    assert "trying again" in m.log()
+    assert m.log().count("bringing back what pod demo's collect names") == 1, m.log()
+    assert tree(os.path.join(history_dir(m, pid), "files")) == {"results/r.txt": "5\n"}

@@ -542,6 +542,7 @@ int main(int argc, char *argv[])
 	 * before anything they use, warning of guards left armed. */
 	lifecycle_stop(&life);
 	pending_set_hook(pending, NULL, NULL);
+	collect_stop(collect); /* a guard's termination does not wait for it */
 	guards_free(guards);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);

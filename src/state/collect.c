@@ -133,6 +133,9 @@ void collect_free(struct collect *c)
 		close(c->files_fd);
 	if (c->tmp_fd >= 0)
 		close(c->tmp_fd);
+	for (size_t i = 0; i < c->n_done; i++)
+		free(c->done[i]);
+	free(c->done);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -150,6 +153,42 @@ static void read_list(struct collect *c, const char *key, struct buf *out)
 	while ((n = read(fd, tmp, sizeof tmp)) > 0)
 		buf_add(out, tmp, (size_t)n);
 	close(fd);
+}
+
+/* Under c->mu: the index of key among the pods brought back, or -1. */
+static long done_at(struct collect *c, const char *key)
+{
+	for (size_t i = 0; i < c->n_done; i++)
+		if (!strcmp(c->done[i], key))
+			return (long)i;
+	return -1;
+}
+
+static void undone(struct collect *c, const char *key)
+{
+	long i = done_at(c, key);
+	if (i >= 0) {
+		free(c->done[i]);
+		c->done[i] = c->done[--c->n_done];
+	}
+}
+
+bool collect_mark_done(struct collect *c, const char *id)
+{
+	pthread_mutex_lock(&c->mu);
+	bool was = done_at(c, id) >= 0;
+	if (!was) {
+		c->done = xrealloc(c->done, (c->n_done + 1) * sizeof *c->done);
+		c->done[c->n_done++] = xstrdup(id);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return was;
+}
+
+void collect_stop(struct collect *c)
+{
+	if (c)
+		atomic_store(&c->stopping, true);
 }
 
 /* Under c->mu: the list saved (none when empty). 0 or -errno. */
@@ -204,6 +243,7 @@ int collect_set(struct collect *c, const char *key, const char *name,
 	} else {
 		pthread_mutex_lock(&c->mu);
 		rc = save(c, key, &l);
+		undone(c, key); /* a new list: brought back again */
 		pthread_mutex_unlock(&c->mu);
 		if (rc)
 			plog("write", path.data,
@@ -275,6 +315,7 @@ void collect_forget(struct collect *c, const char *key)
 		return;
 	pthread_mutex_lock(&c->mu);
 	unlinkat(c->list_fd, key, 0);
+	undone(c, key);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -70,8 +70,12 @@ void collect_forget(struct collect *c, const char *key);
 /* Before the pod with this id (shown as name) is terminated: brings back
  * what its list names. Returns when done, when the time limit passed, or
  * at once when the pod cannot be reached; every entry not brought back is
- * named in `log`. */
+ * named in `log`. A pod brought back once in this mount is not again
+ * (a termination retried), unless its list was written since. */
 void collect_run(struct collect *c, const char *id, const char *name);
+/* The mount is ending: a run under way ends at its next wait (what it did
+ * not bring back named in `log`), and none starts. */
+void collect_stop(struct collect *c);
 
 /* What was brought back: rel ("" for the pod's files/ itself) under
  * files/<id>/, opened with openat_nofollow (flags as it takes them). fd or

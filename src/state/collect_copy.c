@@ -42,7 +42,15 @@ struct run {
 
 static bool past_deadline(void *arg)
 {
-	return now_monotonic() >= ((struct run *)arg)->deadline;
+	struct run *r = arg;
+	return now_monotonic() >= r->deadline || atomic_load(&r->c->stopping);
+}
+
+/* Why a wait was cut short. */
+static const char *why_intr(struct collect *c)
+{
+	return atomic_load(&c->stopping) ? "primefs is stopping"
+					 : "collect_timeout passed";
 }
 
 /* Errors that say the pod cannot be talked to any more. */
@@ -63,7 +71,7 @@ static void left(struct run *r, const char *rel, const char *why)
 static void failed(struct run *r, const char *rel, int rc)
 {
 	if (rc == -EINTR)
-		left(r, rel, "collect_timeout passed");
+		left(r, rel, why_intr(r->c));
 	else
 		left(r, rel, strerror(-rc));
 	if (lost(rc))
@@ -377,18 +385,23 @@ void collect_run(struct collect *c, const char *id, const char *name)
 		return;
 	struct strlist l;
 	collect_list(c, id, &l);
-	if (!l.n)
-		return; /* nothing is collected when collect is empty */
+	if (!l.n || collect_mark_done(c, id)) {
+		strlist_free(&l); /* empty: nothing is collected */
+		return;
+	}
 	struct run r = {.c = c, .id = id, .out_fd = -1};
 	buf_init(&r.logpath);
 	buf_printf(&r.logpath, "/history/%s/files", name);
-	r.deadline = now_monotonic() + c->o.timeout;
-	char state[64];
-	char *conn = pod_conn(c, id, state, sizeof state);
-	char *home = NULL;
 	size_t i = 0;
+	char state[64];
+	char *conn = NULL, *home = NULL;
 	int rc = 0;
-	if (!conn) {
+	if (atomic_load(&c->stopping)) {
+		r.stop = -EINTR;
+		goto out;
+	}
+	r.deadline = now_monotonic() + c->o.timeout;
+	if (!(conn = pod_conn(c, id, state, sizeof state))) {
 		plog("collect", r.logpath.data,
 		     "pod %s is %s, not running: nothing is brought back", name,
 		     state);
@@ -411,8 +424,7 @@ void collect_run(struct collect *c, const char *id, const char *name)
 	if ((rc = sftp_realpath(r.f, ".", &home))) {
 		plog("collect", r.logpath.data,
 		     "pod %s cannot be reached (%s): nothing is brought back",
-		     name,
-		     rc == -EINTR ? "collect_timeout passed" : strerror(-rc));
+		     name, rc == -EINTR ? why_intr(c) : strerror(-rc));
 		r.stop = rc;
 		goto out;
 	}
@@ -426,7 +438,7 @@ out:
 	/* What the run did not reach is named too. */
 	for (; i < l.n; i++)
 		left(&r, l.v[i],
-		     r.stop == -EINTR ? "collect_timeout passed"
+		     r.stop == -EINTR ? why_intr(c)
 				      : "the pod could not be reached");
 	sftp_set_interrupt(NULL, NULL);
 	if (r.f && r.lent)
