@@ -1,7 +1,8 @@
 """A real OpenSSH sshd to play a pod in tests, and the keys to reach it.
 
     sshd = Sshd(tmpdir, authorized_keys=[pub_text_or_path], host_key_type="ed25519",
-                bashrc="")  # lines for ~/.bashrc (after a cd to this HOME)
+                bashrc="",  # lines for ~/.bashrc (after a cd to this HOME)
+                sftp_in_home=False)  # SFTP's "." is HOME too, as on a pod
     sshd.conn            # "root@127.0.0.1 -p PORT", as the API writes sshConnection
     sshd.home            # the pod user's HOME, where its commands start
     sshd.kill()          # SIGKILL sshd and every session child (a pod that dies)
@@ -82,7 +83,7 @@ def silent_listener():
 
 class Sshd:
     def __init__(self, tmpdir, authorized_keys=(), host_key_type="ed25519",
-                 port=None, extra_config=(), bashrc=""):
+                 port=None, extra_config=(), bashrc="", sftp_in_home=False):
         if os.geteuid() != 0:
             raise RuntimeError("sshd needs root")
         self.dir = Path(tmpdir)
@@ -128,7 +129,9 @@ class Sshd:
             "PrintMotd no",
             "LogLevel VERBOSE",
             "MaxStartups 100",
-            "Subsystem sftp internal-sftp",
+            # sftp_in_home: SFTP starts in this home too, as on a pod
+            # (where both are the passwd home), not in the host's /root.
+            "Subsystem sftp internal-sftp" + (f" -d {self.home}" if sftp_in_home else ""),
             f"SetEnv HOME={self.home}",
             *extra_config,
         ]) + "\n")

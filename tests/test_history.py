@@ -9,7 +9,7 @@ import os
 
 from conftest import err_of
 
-from test_tree import HISTORY_FILES, POD_DIRS, all_pages
+from test_tree import HISTORY_FILES, HIST_DIRS, all_pages
 
 PODS = ("Instance", "Cluster")
 
@@ -33,7 +33,7 @@ def test_history_lists_pods_only_by_name_when_unique(mnt, api):
         assert mnt.read("history", h["id"], "id") == h["id"] + "\n"
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
         assert mnt.read("history", h["id"], "status") == "TERMINATED\n"
-        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | POD_DIRS
+        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | HIST_DIRS
     assert mnt.read("history/a100-1/name") == "a100-1\n"
     assert mnt.read("history/cluster-16/gpu_count") == "16\n"
     assert mnt.read("history/cluster-16/cost") == "80.1250\n"
@@ -80,7 +80,7 @@ def test_rmdir_shows_in_history_at_once(mnt, api):
     # At once, with its files and its last known data, and no history fetch.
     listing = os.listdir(mnt.p("history"))
     assert "a40-1" in listing and pid not in listing
-    assert set(os.listdir(mnt.p("history/a40-1"))) == HISTORY_FILES | POD_DIRS
+    assert set(os.listdir(mnt.p("history/a40-1"))) == HISTORY_FILES | HIST_DIRS
     assert mnt.read("history/a40-1/id") == pid + "\n"
     assert mnt.read("history", pid, "status") == "TERMINATED\n"
     assert mnt.read("history/a40-1/gpu_type") == mnt.read("history", pid, "gpu_type")

@@ -23,9 +23,11 @@ OFFER_FILES = {"price", "stock", "provider", "data_center", "country", "region",
                "spot", "prepaid", "cloud_id", "images", "security", "json"}
 HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "image",
                  "price", "cost", "created", "ssh", "ip", "progress", "json", "offer", "log"}
-POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lease", "guards"}
+POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lease", "guards",
+                             "collect"}
 STREAMS = {"run", "exit", "log"}
 POD_DIRS = {"jobs"}  # a pod's subdirectories, live or in history
+HIST_DIRS = POD_DIRS | {"files"}  # and a history pod's: what collect brought back
 
 
 def all_pages(api, path, key="data"):
@@ -239,7 +241,7 @@ def test_history(mnt, api):
     hist = [h for h in all_pages(api, "/pods/history") if h["type"] in ("Instance", "Cluster")]
     assert len(os.listdir(mnt.p("history"))) == len(hist)
     for h in hist:
-        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | POD_DIRS
+        assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | HIST_DIRS
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
         assert mnt.read("history", h["id"], "status") == "TERMINATED\n"
         assert json.loads(mnt.read("history", h["id"], "json")) == h

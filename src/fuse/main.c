@@ -19,6 +19,7 @@
 #include "util.h"
 #include "fs.h"
 #include "check.h"
+#include "collect.h"
 #include "deadmount.h"
 #include "guards.h"
 #include "jobs.h"
@@ -48,6 +49,7 @@ struct options {
 	double jobs_keep_mib;
 	int api_budget;
 	double api_budget_window;
+	double collect_timeout, collect_max_mib;
 	int show_help, show_version, check;
 	struct nonopts nonopts;
 };
@@ -64,6 +66,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("key_file=%s", key_file),
     OPT("state=%s", state),
     OPT("jobs_keep=%lf", jobs_keep_mib),
+    OPT("collect_timeout=%lf", collect_timeout),
+    OPT("collect_max=%lf", collect_max_mib),
     OPT("lease_grace=%lf", lease_grace),
     OPT("guards_every=%lf", guards_every),
     OPT("pods_ttl=%lf", pods_ttl),
@@ -112,6 +116,12 @@ static void usage(const char *prog)
 	    "    -o jobs_keep=MIB     jobs' outputs kept on disk, together; "
 	    "the oldest\n"
 	    "                         are dropped first (default 1024)\n"
+	    "    -o collect_timeout=SECONDS how long bringing back what a "
+	    "pod's collect\n"
+	    "                         names may take before it goes "
+	    "(default 300)\n"
+	    "    -o collect_max=MIB   at most this much brought back per pod "
+	    "(default 1024)\n"
 	    "    -o lease_grace=SECONDS how long a released lease waits to "
 	    "be taken again\n"
 	    "                         before its pod is terminated "
@@ -305,7 +315,10 @@ int main(int argc, char *argv[])
 			    .guards_every = 60,
 			    .jobs_keep_mib = 1024,
 			    .api_budget = BUDGET_DEFAULT,
-			    .api_budget_window = BUDGET_WINDOW};
+			    .api_budget_window = BUDGET_WINDOW,
+
+			    .collect_timeout = 300,
+			    .collect_max_mib = 1024};
 	if (fuse_opt_parse(&args, &o, option_spec, keep_nonopt) == -1)
 		return 2;
 	if (o.nonopts.n)
@@ -358,10 +371,13 @@ int main(int argc, char *argv[])
 	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
 	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
 	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9 ||
-	    o.api_budget < 1 || !(o.api_budget_window > 0)) {
-		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
-				"jobs_keep must be >= 0, timeout, "
-				"ssh_keepalive, guards_every, api_budget and "
+	    o.api_budget < 1 || !(o.api_budget_window > 0) ||
+	    !(o.collect_timeout >= 0) || !(o.collect_max_mib >= 0) ||
+	    o.collect_max_mib > 1e9) {
+		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace, "
+				"jobs_keep, collect_timeout and collect_max "
+				"must be >= 0, timeout, ssh_keepalive, "
+				"guards_every, api_budget and "
 				"api_budget_window > 0\n");
 		return 2;
 	}
@@ -502,6 +518,14 @@ int main(int argc, char *argv[])
 	 * a placeholder at mount marks it unwanted. */
 	struct pending *pending = pending_new(o.state, state_fd);
 	lifecycle_set_pending(&life, pending);
+	struct collect_opts co = {
+	    .dir_fd = state_fd,
+	    .cache = cache,
+	    .pool = pool,
+	    .timeout = o.collect_timeout,
+	    .max = (unsigned long long)(o.collect_max_mib * 1048576)};
+	struct collect *collect = collect_new(&co);
+	life.collect = collect;
 	struct guards_opts go = {.dir = o.state,
 				 .dir_fd = state_fd,
 				 .lease_grace = o.lease_grace,
@@ -526,7 +550,8 @@ int main(int argc, char *argv[])
 			       .podlog = podlog,
 			       .guards = guards,
 			       .runs = &runs,
-			       .jobs = jobs};
+			       .jobs = jobs,
+			       .collect = collect};
 	struct primefs pf = {.tree = tree_new(&to),
 			     .cache = cache,
 			     .runs = &runs,
@@ -548,6 +573,7 @@ int main(int argc, char *argv[])
 	 * before anything they use, warning of guards left armed. */
 	lifecycle_stop(&life);
 	pending_set_hook(pending, NULL, NULL);
+	collect_stop(collect); /* a guard's termination does not wait for it */
 	guards_free(guards);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);
@@ -555,6 +581,7 @@ int main(int argc, char *argv[])
 	 * the replace hook tells the tree. */
 	cache_free(cache);
 	pending_free(pending);
+	collect_free(collect);
 	tree_free(pf.tree);
 	jobs_free(jobs);
 	vanished_free(vanished);

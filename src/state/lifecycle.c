@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "choose.h"
+#include "collect.h"
 #include "errmap.h"
 #include "guards.h"
 #include "log.h"
@@ -221,6 +222,7 @@ static void answered(struct lifecycle *l, const char *name, json_object *o)
 	if (p.id && safe_name(p.id) && p.id[0] != '.') {
 		pending_answered(l->pending, name, &p);
 		guards_rekey(l->guards, name, p.id);
+		collect_rekey(l->collect, name, p.id);
 		show_pending(l, name, name);
 	}
 	pod_free(&p);
@@ -369,6 +371,7 @@ int pod_create(struct lifecycle *l, const char *name)
 	if (l->guards)
 		guards_arm(l->guards, name, name, spec.deadline, spec.idle,
 			   spec.max_cost);
+	collect_arm(l->collect, name, spec.collect);
 	show_pending(l, name, name);
 	wake_settler(l);
 	rc = post(l, name, path.data, body);
@@ -425,6 +428,9 @@ static int unwant(struct lifecycle *l, const char *name, const char *path)
 static int delete_id(struct lifecycle *l, const char *id, const char *op,
 		     const char *path, const char *note)
 {
+	/* Results first: bounded, and at once for a pod out of reach. */
+	const char *slash = strrchr(path, '/');
+	collect_run(l->collect, id, slash ? slash + 1 : id);
 	struct buf api_path;
 	buf_init(&api_path);
 	buf_adds(&api_path, "/pods/");
@@ -452,6 +458,7 @@ static int delete_id(struct lifecycle *l, const char *id, const char *op,
 		cache_pods_change(l->cache, NULL, id);
 		pending_gone(l->pending, id);
 		guards_forget(l->guards, id);
+		collect_forget(l->collect, id);
 		if (l->on_delete)
 			l->on_delete(l->on_delete_arg, id);
 	} else {
@@ -548,8 +555,10 @@ static void settled(void *arg, const struct pending_settled *s)
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s", s->name);
-	if (s->was_placeholder)
+	if (s->was_placeholder) {
 		guards_rekey(l->guards, s->name, s->id);
+		collect_rekey(l->collect, s->name, s->id);
+	}
 	if (s->unwanted) {
 		plog("mkdir", path.data,
 		     "the listing shows pod %s (id %s), which is not wanted "

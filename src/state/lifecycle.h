@@ -23,7 +23,10 @@
  * name stays taken; the listing that shows the pod has it terminated by
  * its id); while its request is still on the wire, rmdir fails with EBUSY.
  * rmdir of any other pod terminates it by its id. A guard never terminates
- * by a placeholder's key: one due on a placeholder makes it unwanted. */
+ * by a placeholder's key: one due on a placeholder makes it unwanted.
+ * Before every termination, by rmdir or by a guard, what the pod's
+ * `collect` names is brought back (collect.h); it is bounded in time and
+ * size, and a pod that cannot be reached is terminated at once. */
 #ifndef PRIMEFS_LIFECYCLE_H
 #define PRIMEFS_LIFECYCLE_H
 
@@ -49,6 +52,9 @@ struct lifecycle {
 	void (*on_delete)(void *arg, const char *pod_id);
 	void *on_delete_arg;
 	struct guards *guards; /* armed from the template at mkdir; or NULL */
+	/* What to bring back before a pod goes (set from the template at
+	 * mkdir, run before every DELETE); or NULL. */
+	struct collect *collect;
 	struct pending
 	    *pending; /* requests in flight (lifecycle_set_pending) */
 	pthread_mutex_t mu;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "log.h"
 
 enum kind {
@@ -23,7 +24,8 @@ enum kind {
 	K_SECURITY,
 	K_OFFER,
 	K_DURATION,
-	K_USD
+	K_USD,
+	K_COLLECT
 };
 
 static const struct {
@@ -40,7 +42,7 @@ static const struct {
     {"team_id", K_STR},	      {"max_pods", K_INT},
     {"prepaid", K_BOOL},      {"offer", K_OFFER},
     {"deadline", K_DURATION}, {"idle", K_DURATION},
-    {"max_cost", K_USD},
+    {"max_cost", K_USD},      {"collect", K_COLLECT},
 };
 
 struct parse_ctx {
@@ -182,6 +184,18 @@ static const char *check_value(const char *key, const char *value)
 				       !strcmp(value, "community_cloud")
 				   ? NULL
 				   : "not secure_cloud or community_cloud";
+		case K_COLLECT: {
+			struct strlist l;
+			struct buf why;
+			buf_init(&why);
+			int rc = collect_parse(value, strlen(value), &l, &why);
+			buf_free(&why);
+			strlist_free(&l);
+			return rc ? "an absolute path or a '..' component "
+				    "(paths "
+				    "relative to the pod's home) in"
+				  : NULL;
+		}
 		case K_LIST:
 		case K_STR:
 			return *value ? NULL : "empty value";
@@ -363,6 +377,7 @@ static void apply(struct pod_spec *s, const char *key, const char *value)
 	    {"custom_template_id", &s->custom_template_id},
 	    {"team_id", &s->team_id},
 	    {"offer", &s->offer},
+	    {"collect", &s->collect},
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
 		if (!strcmp(key, strs[i].key)) {
@@ -444,6 +459,7 @@ void pod_spec_free(struct pod_spec *s)
 	free(s->custom_template_id);
 	free(s->team_id);
 	free(s->offer);
+	free(s->collect);
 	free(s->invalid);
 	strlist_free(&s->regions);
 	for (size_t i = 0; i < s->n_env; i++) {

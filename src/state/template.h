@@ -43,6 +43,8 @@ struct pod_spec {
 	long max_pods;
 	/* Guards, parsed and kept for the pod (seconds or USD; < 0: unset). */
 	double deadline, idle, max_cost;
+	/* What to bring back before the pod goes (collect.h), as written. */
+	char *collect;
 	/* Set when the template file on disk is bad: mkdir refuses, saying
 	 * this, rather than rent from a template the user did not write. */
 	char *invalid;

@@ -70,6 +70,11 @@ const struct file_def pod_files[] = {
      .flags = F_LIVE | F_LEASE,
      .store = w_lease},
     {.name = "guards", .render = r_guards, .flags = F_LIVE | F_OWNER},
+    {.name = "collect",
+     .render = r_collect,
+     .flags = F_LIVE,
+     .store = w_collect,
+     .check = c_collect},
     {.name = NULL},
 };
 
@@ -140,7 +145,8 @@ static const struct subdir pod_subdirs[] = {
 static const struct subdir node_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
 static const struct subdir nodes_subdirs[] = {{"all", D_NODEALL},
 					      {NULL, D_ROOT}};
-static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
+static const struct subdir hist_subdirs[] = {
+    {"jobs", D_HJOBS}, {"files", D_FILES}, {NULL, D_ROOT}};
 static const struct subdir no_subdirs[] = {{NULL, D_ROOT}};
 
 const struct dir_def dirs[D_KINDS] = {
@@ -162,6 +168,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_NODES] = {nodes_subdirs, no_files, -1, D_NODE},
     [D_NODE] = {node_subdirs, node_files, -1, D_NODE},
     [D_NODEALL] = {no_subdirs, nodeall_files, -1, D_NODEALL},
+    /* Their entries come from the state directory (collected.c). */
+    [D_FILES] = {no_subdirs, no_files, -1, D_FILES},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -211,6 +219,8 @@ void node_release(struct node *n)
 	n->snap = NULL;
 	job_put(n->job);
 	n->job = NULL;
+	free(n->rel);
+	n->rel = NULL;
 }
 
 bool probe_name(const char *name)
@@ -287,7 +297,8 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_config || f->render == r_log ||
 	       f->render == r_stats || f->render == r_guards ||
 	       f->render == r_deadline || f->render == r_idle ||
-	       f->render == r_max_cost || f->render == r_lease;
+	       f->render == r_max_cost || f->render == r_lease ||
+	       f->render == r_collect;
 }
 
 bool tree_cacheable(const struct node *n)

@@ -28,6 +28,7 @@ enum dir_kind {
 	D_NODE,	   /* nodes/<n>/: ip ssh run exit jobs/ (its pod_id: the node
 		    * key, nodes.h) */
 	D_NODEALL, /* nodes/all/: run and exit on every node */
+	D_FILES,   /* history/<p>/files/ and every directory under it */
 	D_KINDS
 };
 
@@ -124,6 +125,7 @@ struct node {
 	struct job *job;    /* a job's directory or file: referenced, released
 			     * by node_release */
 	const char *pod_id; /* a pod's directory or anything under it */
+	char *rel; /* under history/<p>/files/: the path there (owned) */
 	time_t mtime;
 };
 
@@ -139,6 +141,7 @@ struct tree_opts {
 	struct guards *guards; /* pods' guard files; NULL: they read empty */
 	struct runs *runs;     /* readiness of a pod for a job */
 	struct jobs *jobs;     /* run, exit and jobs/; NULL: they read empty */
+	struct collect *collect; /* collect, history/<p>/files/; or NULL */
 };
 
 struct runs;

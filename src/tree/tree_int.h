@@ -117,6 +117,12 @@ int nodes_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 TREE_RENDER(r_node_value);
 int nodes_render(struct tree *t, const struct node *n, struct buf *out);
 extern const struct file_hooks nodeall_run_hooks, nodeall_exit_hooks;
+/* collected.c: pods/<p>/collect, and history/<p>/files/ (D_FILES) */
+TREE_RENDER(r_collect);
+TREE_STORE(w_collect);
+int c_collect(struct tree *t, const char *data, size_t len, size_t from);
+int step_files(struct tree *t, struct node *n, const char *name);
+int list_files(struct tree *t, const struct node *n, add_fn add, void *ctx);
 
 /* ---- telling of changes (tree_changes.c) ---- */
 

@@ -54,6 +54,8 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return step_job(t, n, name);
 	if (n->dir == D_NODES)
 		return nodes_step(t, n, name);
+	if (n->dir == D_FILES)
+		return step_files(t, n, name);
 	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
@@ -203,6 +205,8 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 	if (out->snap)
 		snap_ref(out->snap);
 	job_get(out->job);
+	if (out->rel)
+		out->rel = xstrdup(out->rel);
 	int rc = step(t, out, name, CACHE_TTL);
 	if (rc)
 		node_release(out);
@@ -241,6 +245,8 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return list_jobs(t, n, add, ctx);
 	if (n->dir == D_NODES)
 		return nodes_list(t, n, add, ctx);
+	if (n->dir == D_FILES)
+		return list_files(t, n, add, ctx);
 	if (d->listing < 0)
 		return 0;
 	struct snap *s = n->snap;

@@ -48,7 +48,10 @@ int main(void)
 	struct sftp_attrs x;
 	sftp_dec_init(&d, b.data, b.len);
 	CHECK(sftp_get_attrs(&d, &x) && d.left == 0);
-	CHECK(!memcmp(&a, &x, sizeof a));
+	/* Field by field: the struct's padding is nobody's value. */
+	CHECK(x.flags == a.flags && x.size == a.size && x.uid == a.uid &&
+	      x.gid == a.gid && x.perm == a.perm && x.atime == a.atime &&
+	      x.mtime == a.mtime);
 	buf_free(&b);
 	a.flags = SSH_FILEXFER_ATTR_PERMISSIONS;
 	buf_init(&b);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "choose.h"
+#include "collect.h"
 #include "log.h"
 #include "t.h"
 #include "template.h"
@@ -269,6 +270,46 @@ static void test_new_keys(void)
 	buf_free(&err);
 }
 
+/* The collect key, and its parser (collect.h). */
+static void test_collect(void)
+{
+	struct buf err;
+	buf_init(&err);
+	struct template t;
+	CHECK(template_parse("collect = results/, logs/*.txt\n[big-*]\n"
+			     "collect = ./out//x.json\n",
+			     &t, &err) == 0);
+	struct pod_spec s;
+	template_resolve(&t, "p", &s);
+	CHECK_STR(s.collect, "results/, logs/*.txt");
+	pod_spec_free(&s);
+	template_resolve(&t, "big-1", &s);
+	CHECK_STR(s.collect, "./out//x.json");
+	pod_spec_free(&s);
+	template_free(&t);
+	const char *bad[] = {"collect = /etc\n", "collect = ../x\n",
+			     "collect = a/../../x\n", "collect = ~/x\n",
+			     "collect = a, /b\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		CHECK(parse_err(bad[i], &err) == -EINVAL);
+		printf("# %s", bad[i]);
+	}
+	struct strlist l;
+	const char *text = " results/ ,logs/*.txt\n\n./out//x.json\r\n";
+	CHECK(collect_parse(text, strlen(text), &l, &err) == 0);
+	CHECK(l.n == 3);
+	if (l.n == 3) {
+		CHECK_STR(l.v[0], "results");
+		CHECK_STR(l.v[1], "logs/*.txt");
+		CHECK_STR(l.v[2], "out/x.json");
+	}
+	strlist_free(&l);
+	CHECK(collect_parse("a\x01b", 3, &l, &err) == -EINVAL);
+	CHECK(collect_parse(".", 1, &l, &err) == -EINVAL);
+	CHECK(collect_parse(" \n, ", 4, &l, &err) == 0 && l.n == 0);
+	buf_free(&err);
+}
+
 /* What a write() checks: complete lines only, from where it began. */
 static void test_check_lines(void)
 {
@@ -346,6 +387,7 @@ int main(int argc, char **argv)
 	test_body();
 	test_new_keys();
 	test_check_lines();
+	test_collect();
 	test_store();
 	log_shutdown();
 	return t_done();
