@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,8 +53,10 @@ struct job {
 	pthread_mutex_t meta_mu; /* one meta writer at a time */
 	enum job_state state;
 	bool starting; /* jobs_start under way */
-	bool removed;  /* record deleted: write nothing more */
-	bool dropped;  /* output dropped under the cap */
+	bool claimed;  /* waiting for a script being written: the latest */
+	char last_signal[12]; /* the last one sent, as kill -l names it */
+	bool removed;	      /* record deleted: write nothing more */
+	bool dropped;	      /* output dropped under the cap */
 	time_t created, started, ended;
 	unsigned long long seq;	 /* start order, for jobs_latest */
 	unsigned long long size; /* output bytes so far while running */
@@ -703,7 +706,9 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->state = JOB_RUNNING;
 	jb->starting = false;
 	jb->started = time(NULL);
-	jb->seq = seq;
+	if (!jb->claimed) /* a claimed job is the latest since its claim */
+		jb->seq = seq;
+	jb->claimed = false;
 	jb->size = 0;
 	pthread_mutex_unlock(&jb->mu);
 	write_meta(jb);
@@ -722,16 +727,11 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	return 0;
 }
 
-int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
-	     bool (*interrupted)(void *arg), void *arg, struct job **out)
+int jobs_claim_new(struct jobs *j, const char *pod_id, struct job **out)
 {
 	*out = NULL;
 	if (!pod_id_ok(pod_id))
 		return -ENOENT;
-	if (len > RUNS_MAX_SCRIPT || !j->runs) /* logged, nothing recorded */
-		return j->runs ? runs_start(j->runs, pod_id, script, len, -1,
-					    interrupted, arg, NULL)
-			       : -ENOTCONN;
 	pthread_mutex_lock(&j->mu);
 	struct pod_jobs *p = find_pod(j, pod_id, true);
 	unsigned long num = p->next_num++;
@@ -764,21 +764,95 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 		return rc;
 	}
 	jb->created = time(NULL);
-	jb->starting = true;
-	rc = write_meta(jb);
-	if (!rc)
-		rc = launch(j, jb, script, len, interrupted, arg);
-	if (rc) {
-		pthread_mutex_lock(&jb->mu);
-		jb->removed = true;
-		pthread_mutex_unlock(&jb->mu);
+	if ((rc = write_meta(jb))) { /* logged */
 		remove_record(jb);
 		job_put(jb);
 		return rc;
 	}
 	pthread_mutex_lock(&j->mu);
+	jb->claimed = true;
+	jb->seq = ++j->seq;
 	add_job(find_pod(j, pod_id, true), job_get(jb));
 	pthread_mutex_unlock(&j->mu);
+	*out = jb;
+	return 0;
+}
+
+int jobs_claim(struct jobs *j, struct job *jb)
+{
+	pthread_mutex_lock(&j->mu);
+	unsigned long long seq = ++j->seq;
+	pthread_mutex_unlock(&j->mu);
+	pthread_mutex_lock(&jb->mu);
+	int rc = jb->state != JOB_WAITING || jb->starting || jb->removed
+		     ? -EBUSY
+		     : 0;
+	if (!rc && !jb->claimed) {
+		jb->claimed = true;
+		jb->seq = seq;
+	}
+	pthread_mutex_unlock(&jb->mu);
+	return rc;
+}
+
+void jobs_abandon(struct jobs *j, struct job *jb)
+{
+	(void)j;
+	pthread_mutex_lock(&jb->mu);
+	bool end = jb->state == JOB_WAITING && !jb->starting;
+	if (end) {
+		jb->state = JOB_LOST;
+		jb->claimed = false;
+		free(jb->exit_text);
+		jb->exit_text = xstrdup(LOST_TEXT);
+		jb->started = jb->ended = time(NULL);
+	}
+	pthread_mutex_unlock(&jb->mu);
+	if (end) {
+		write_meta(jb);
+		notify(jb);
+	}
+}
+
+bool job_pending(struct job *jb)
+{
+	pthread_mutex_lock(&jb->mu);
+	bool p = jb->state == JOB_WAITING && (jb->claimed || jb->starting);
+	pthread_mutex_unlock(&jb->mu);
+	return p;
+}
+
+int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
+	     bool (*interrupted)(void *arg), void *arg, struct job **out)
+{
+	*out = NULL;
+	if (!pod_id_ok(pod_id))
+		return -ENOENT;
+	if (len > RUNS_MAX_SCRIPT || !j->runs) /* logged, nothing recorded */
+		return j->runs ? runs_start(j->runs, pod_id, script, len, -1,
+					    interrupted, arg, NULL)
+			       : -ENOTCONN;
+	struct job *jb;
+	int rc = jobs_claim_new(j, pod_id, &jb);
+	if (rc)
+		return rc;
+	rc = jobs_start(j, jb, script, len, interrupted, arg);
+	if (rc) { /* nothing recorded; who followed it sees it end */
+		jobs_abandon(j, jb);
+		pthread_mutex_lock(&j->mu);
+		struct pod_jobs *p = find_pod(j, pod_id, false);
+		if (p && take_job(p, jb))
+			job_put(jb);
+		pthread_mutex_unlock(&j->mu);
+		pthread_mutex_lock(&jb->mu);
+		jb->removed = true;
+		pthread_mutex_unlock(&jb->mu);
+		pthread_mutex_lock(&jb->meta_mu);
+		remove_record(jb);
+		pthread_mutex_unlock(&jb->meta_mu);
+		job_put(jb);
+		return rc;
+	}
 	/* A job that ended before it was listed here was not counted by
 	 * its own finish()'s cap check: count it now. */
 	if (ended(job_state(jb)))
@@ -989,7 +1063,28 @@ int job_signal(struct jobs *j, struct job *jb, const char *sig)
 	pthread_mutex_unlock(&jb->mu);
 	int rc = c && j->runs ? ssh_cmd_signal(j->runs->pool, c, sig) : -ESRCH;
 	ssh_cmd_put(c);
+	if (rc == 0) { /* a name upper case without SIG, or a number */
+		char name[sizeof jb->last_signal];
+		size_t n = 0;
+		if (!strncasecmp(sig, "SIG", 3))
+			sig += 3;
+		for (; *sig && !isspace((unsigned char)*sig) &&
+		       n + 1 < sizeof name;
+		     sig++)
+			name[n++] = (char)toupper((unsigned char)*sig);
+		name[n] = '\0';
+		pthread_mutex_lock(&jb->mu);
+		memcpy(jb->last_signal, name, n + 1);
+		pthread_mutex_unlock(&jb->mu);
+	}
 	return rc;
+}
+
+void job_last_signal(struct job *jb, struct buf *out)
+{
+	pthread_mutex_lock(&jb->mu);
+	buf_adds(out, jb->last_signal);
+	pthread_mutex_unlock(&jb->mu);
 }
 
 /* --- the store ------------------------------------------------------ */
@@ -1254,11 +1349,25 @@ void jobs_free(struct jobs *j)
 	free(j);
 }
 
+/* Listing order: numbered jobs by number, then named ones by name. */
+static int listing_order(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a;
+	const struct job *y = *(struct job *const *)b;
+	if (x->num != y->num) {
+		if (!x->num || !y->num)
+			return x->num ? -1 : 1;
+		return x->num < y->num ? -1 : 1;
+	}
+	return strcmp(x->name, y->name);
+}
+
 int jobs_list(struct jobs *j, const char *pod_id,
 	      int (*add)(void *ctx, const char *name), void *ctx)
 {
 	size_t n;
 	struct job **v = all_jobs(j, pod_id, &n);
+	qsort(v, n, sizeof *v, listing_order); /* num, name: never change */
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = add(ctx, v[i]->name);
@@ -1283,7 +1392,8 @@ struct job *jobs_latest(struct jobs *j, const char *pod_id)
 	for (size_t i = 0; i < n; i++) {
 		pthread_mutex_lock(&v[i]->mu);
 		unsigned long long seq =
-		    v[i]->state == JOB_WAITING ? 0 : v[i]->seq;
+		    v[i]->state == JOB_WAITING && !v[i]->claimed ? 0
+								 : v[i]->seq;
 		pthread_mutex_unlock(&v[i]->mu);
 		if (seq > best_seq) {
 			best_seq = seq;
@@ -1312,6 +1422,7 @@ bool jobs_busy(struct jobs *j, const char *pod_id, time_t since)
 	for (size_t i = 0; i < n && !busy; i++) {
 		pthread_mutex_lock(&v[i]->mu);
 		busy = v[i]->state == JOB_RUNNING ||
+		       (v[i]->state == JOB_WAITING && v[i]->claimed) ||
 		       (ended(v[i]->state) && v[i]->ended > since);
 		pthread_mutex_unlock(&v[i]->mu);
 	}
