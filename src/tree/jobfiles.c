@@ -56,9 +56,9 @@
 struct jobfile {
 	bool run;   /* run (else exit) */
 	bool own;   /* opened for writing: follows its own command */
-	bool crawl; /* a crawler's (intent.h): reads what is there, never waits
-		     */
+	bool crawl; /* a crawl's (intent.h): reads what is there, never waits */
 	pthread_mutex_t mu;
+	pthread_mutex_t claim_mu; /* one claim at a time (disk, no network) */
 	struct buf data;     /* run: the script so far; exit: the exit text */
 	bool too_big;	     /* run: the script passed RUNS_MAX_SCRIPT */
 	bool exit_done;	     /* exit: data holds the exit text */
@@ -87,6 +87,7 @@ static int open_common(struct tree_handle *h, const struct node *n, bool run)
 	j->watch = -1;
 	buf_init(&j->data);
 	pthread_mutex_init(&j->mu, NULL);
+	pthread_mutex_init(&j->claim_mu, NULL);
 	struct jobs *js = tree_jobs(h->tree);
 	/* jobs/<job>/exit follows its job; a reader of the pod's own run and
 	 * exit the newest job as of its open. */
@@ -146,17 +147,20 @@ static void wake(struct tree_handle *h)
 static int claim_pending(struct tree_handle *h)
 {
 	struct jobfile *j = jf(h);
+	/* Two processes' closes at once claim one job. */
+	pthread_mutex_lock(&j->claim_mu);
 	pthread_mutex_lock(&j->mu);
 	bool need = j->data.len && !j->too_big && !j->pending;
 	pthread_mutex_unlock(&j->mu);
-	if (!need)
-		return 0;
 	struct jobs *js = tree_jobs(h->tree);
 	struct job *jb = NULL;
-	int rc = js ? jobs_claim_new(js, h->pod_id, &jb) : -ENOTCONN;
-	if (rc)
+	int rc = 0;
+	if (need)
+		rc = js ? jobs_claim_new(js, h->pod_id, &jb) : -ENOTCONN;
+	if (rc || !need) {
+		pthread_mutex_unlock(&j->claim_mu);
 		return rc;
-	tree_jobs_changed(h->tree, h->pod_id, NULL); /* a new jobs/latest */
+	}
 	pthread_mutex_lock(&j->mu);
 	struct job *old = j->cmd;
 	int watch = j->watch;
@@ -165,6 +169,8 @@ static int claim_pending(struct tree_handle *h)
 	j->watch = -1;
 	j->cur = 0;
 	pthread_mutex_unlock(&j->mu);
+	pthread_mutex_unlock(&j->claim_mu);
+	tree_jobs_changed(h->tree, h->pod_id, NULL); /* a new jobs/latest */
 	drop_cmd(old, watch);
 	/* A poll waiting on the old command looks again, at the new one. */
 	wake(h);
@@ -389,6 +395,7 @@ static void release_common(struct tree_handle *h)
 	pthread_mutex_unlock(&j->mu);
 	drop_cmd(c, watch); /* no wake from now on */
 	pthread_mutex_destroy(&j->mu);
+	pthread_mutex_destroy(&j->claim_mu);
 	buf_free(&j->data);
 	free(j);
 	h->priv = NULL;
