@@ -16,7 +16,7 @@ from conftest import err_of, read_to_eof, sanitized
 from test_run import vm_hwm
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$")
-JOB_FILES = {"cmd", "out", "exit", "state", "started", "ended", "signal"}
+JOB_FILES = {"cmd", "out", "exit", "state", "started", "ended", "signal", "follow"}
 
 
 def run(m, cmd, pod="demo"):
@@ -79,8 +79,9 @@ def test_numbered_jobs_and_their_files(rig):
 def test_modes(rig):
     run(rig, "true")
     modes = {f: stat.S_IMODE(os.stat(jp(rig, "1", f)).st_mode) for f in JOB_FILES}
-    assert modes == {"cmd": 0o600, "signal": 0o200, "out": 0o400, "exit": 0o400,
-                     "state": 0o400, "started": 0o400, "ended": 0o400}
+    assert modes == {"cmd": 0o600, "signal": 0o600, "out": 0o400, "exit": 0o400,
+                     "state": 0o400, "started": 0o400, "ended": 0o400,
+                     "follow": 0o400}
     assert stat.S_ISREG(os.stat(jp(rig, "1", "out")).st_mode)
     assert stat.S_ISDIR(os.stat(jp(rig)).st_mode)
 

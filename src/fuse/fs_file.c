@@ -72,6 +72,8 @@ int do_open(const char *path, struct fuse_file_info *fi)
 	h->fh = (struct tree_handle){.tree = fs()->tree,
 				     .path = h->path,
 				     .pod_id = h->pod_id,
+				     .mnt = fs()->mountpoint,
+				     .pid = caller()->pid,
 				     .acc = acc,
 				     .nonblock = fi->flags & O_NONBLOCK,
 				     .interrupted = interrupted,
@@ -120,8 +122,10 @@ void do_release(struct handle *h)
 	}
 	if (h->lease)
 		tree_lease(fs()->tree, h->pod_id, false);
-	if (hooks && hooks->release)
+	if (hooks && hooks->release) {
 		hooks->release(&h->fh); /* no poll_wake() on h from now on */
+		kc_sync(); /* a job started at the last close: its files */
+	}
 	pthread_mutex_lock(&h->ph_mu);
 	struct fuse_pollhandle *ph = h->ph;
 	h->ph = NULL;
@@ -254,7 +258,7 @@ static int do_flush(struct handle *h)
 {
 	const struct file_hooks *hooks = h->file->hooks;
 	if (hooks) {
-		int rc = hooks->flush ? hooks->flush(&h->fh) : 0;
+		int rc = hooks->flush ? hooks->flush(&h->fh, caller()->pid) : 0;
 		kc_sync();
 		return rc;
 	}

@@ -65,16 +65,11 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "watchers.h"
+
 /* Internal start result: the session died before the command was sent, so
  * ssh_run() may safely try again on a new session. */
 #define RETRY_RC (-ECONNRESET)
-
-struct watcher {
-	int id;
-	void (*fn)(void *arg);
-	void *arg;
-	struct watcher *next;
-};
 
 enum cstate {
 	C_QUEUED,  /* taken from the queue, waiting for its turn to open */
@@ -104,10 +99,7 @@ struct ssh_cmd {
 	bool done, lost;
 	int exit_status;
 	char *exit_signal;
-	struct watcher *watchers;
-	int next_watch_id;
-	bool notifying;
-	pthread_t notifier;
+	struct watchers watchers;
 
 	/* Set at creation, then read-only. */
 	int fd;		      /* the output file (the command's own) */

@@ -139,7 +139,7 @@ struct ssh_cmd *cmd_new(const char *pod_key, const char *conn,
 	c->fd = fd;
 	c->pod_key = xstrdup(pod_key);
 	c->conn = xstrdup(conn);
-	c->next_watch_id = 1;
+	watchers_init(&c->watchers);
 	struct buf b, f;
 	buf_init(&b);
 	buf_init(&f);
@@ -342,31 +342,16 @@ unsigned long long ssh_cmd_total(struct ssh_cmd *c)
 
 int ssh_cmd_watch(struct ssh_cmd *c, void (*fn)(void *arg), void *arg)
 {
-	struct watcher *w = xcalloc(1, sizeof *w);
-	w->fn = fn;
-	w->arg = arg;
 	pthread_mutex_lock(&c->lock);
-	w->id = c->next_watch_id++;
-	w->next = c->watchers;
-	c->watchers = w;
+	int id = watchers_add(&c->watchers, fn, arg);
 	pthread_mutex_unlock(&c->lock);
-	return w->id;
+	return id;
 }
 
 void ssh_cmd_unwatch(struct ssh_cmd *c, int id)
 {
 	pthread_mutex_lock(&c->lock);
-	for (struct watcher **pp = &c->watchers; *pp; pp = &(*pp)->next)
-		if ((*pp)->id == id) {
-			struct watcher *w = *pp;
-			*pp = w->next;
-			free(w);
-			break;
-		}
-	/* A call already under way may still use arg: wait it out, unless it
-	 * is this very call that unwatches. */
-	while (c->notifying && !pthread_equal(c->notifier, pthread_self()))
-		pthread_cond_wait(&c->cond, &c->lock);
+	watchers_remove(&c->watchers, id, &c->lock, &c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -380,11 +365,7 @@ void ssh_cmd_put(struct ssh_cmd *c)
 {
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
-	while (c->watchers) {
-		struct watcher *w = c->watchers;
-		c->watchers = w->next;
-		free(w);
-	}
+	watchers_free(&c->watchers);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->pod_key);
@@ -403,29 +384,7 @@ void cmd_notify(struct ssh_cmd *c)
 	c->dirty = false;
 	pthread_mutex_lock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	size_t n = 0;
-	for (struct watcher *w = c->watchers; w; w = w->next)
-		n++;
-	if (!n) {
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	c->notifying = true;
-	c->notifier = pthread_self();
-	/* Copies, so that fn may unwatch (which frees its node). */
-	struct watcher few[8];
-	struct watcher *copy = n <= 8 ? few : xmalloc(n * sizeof *copy);
-	n = 0;
-	for (struct watcher *w = c->watchers; w; w = w->next)
-		copy[n++] = *w;
-	pthread_mutex_unlock(&c->lock);
-	for (size_t i = 0; i < n; i++)
-		copy[i].fn(copy[i].arg);
-	if (copy != few)
-		free(copy);
-	pthread_mutex_lock(&c->lock);
-	c->notifying = false;
-	pthread_cond_broadcast(&c->cond);
+	watchers_notify(&c->watchers, &c->lock, &c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
 

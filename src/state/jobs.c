@@ -1,89 +1,27 @@
-/* jobs.c — see jobs.h. The store's mutex guards the per-pod lists (small
- * structs, no output); each job's own mutex guards its state, times, exit
- * text, command and watchers. A job's output lives only in its `out` file:
- * readers pread it, and its size is known without reading it. Lock order:
- * the store's, then a job's, then its command's; none is held while
- * logging, sending or calling a watcher. Files are opened relative to the
- * jobs directory's fd, following no link (statedir.h). */
+/* jobs.c — see jobs.h: live jobs. The store's lists of jobs per pod,
+ * a job's life (waiting, claimed by a close of `run` or `cmd`, started,
+ * running, ended or lost), its output as readers and waiters see it, its
+ * watchers and signals; records on disk are jobs_store.c's (jobs_int.h).
+ * The store's mutex guards the per-pod lists (small structs, no output);
+ * each job's own mutex guards its state, times, exit text, command and
+ * watchers. A job's output lives only in its `out` file: readers pread
+ * it, and its size is known without reading it. */
 #include "jobs.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jobs_int.h"
 #include "log.h"
 #include "runs.h"
 #include "ssh.h"
-
-#define LOST_TEXT "lost\n"
-
-struct job_watcher {
-	int id;
-	void (*fn)(void *arg);
-	void *arg;
-	struct job_watcher *next;
-};
-
-/* The jobs directory, open: the store's and each job's (a job may
- * outlive its store), closed with the last. */
-struct jobs_root {
-	atomic_int refs;
-	int fd;
-};
-
-struct job {
-	atomic_int refs;
-	struct jobs *store; /* NULL once the store is gone */
-	struct jobs_root *root;
-	char *pod_id, *name, *dir; /* dir: for messages */
-	char *rel;		   /* <pod_id>/<name>, under root */
-	unsigned long num;	   /* 0: a named job */
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	pthread_mutex_t meta_mu; /* one meta writer at a time */
-	enum job_state state;
-	bool starting; /* jobs_start under way */
-	bool removed;  /* record deleted: write nothing more */
-	bool dropped;  /* output dropped under the cap */
-	time_t created, started, ended;
-	unsigned long long seq;	 /* start order, for jobs_latest */
-	unsigned long long size; /* output bytes so far while running */
-	char *exit_text;	 /* once ended */
-	struct ssh_cmd *cmd;	 /* while running and after, referenced */
-	int cmd_watch;		 /* on cmd, or -1 */
-	struct job_watcher *watchers;
-	int next_watch;
-	bool notifying;
-	pthread_t notifier;
-};
-
-struct pod_jobs {
-	char *pod_id;
-	struct job **v; /* oldest first */
-	size_t n;
-	unsigned long next_num;
-};
-
-struct jobs {
-	char *dir;
-	struct jobs_root *root;
-	unsigned long long keep;
-	struct runs *runs;
-	pthread_mutex_t mu;
-	pthread_mutex_t cap_mu; /* one cap check at a time */
-	struct pod_jobs *pods;
-	size_t npods;
-	unsigned long long seq;
-};
 
 static void end_now(struct job *jb);
 
@@ -100,21 +38,21 @@ static bool all_digits(const char *s)
 }
 
 /* Pod ids as directory names: no separator, nothing hidden, no dot-dirs. */
-static bool pod_id_ok(const char *id)
+bool jobs_pod_id_ok(const char *id)
 {
 	return id && safe_name(id) && id[0] != '.';
 }
 
 /* A named job's name: the pod name rules, and neither a number nor
  * "latest" (jobs/latest links to the newest job). */
-static bool job_name_ok(const char *name)
+bool jobs_name_ok(const char *name)
 {
 	return name && safe_name(name) && name[0] != '.' && !all_digits(name) &&
 	       strcmp(name, "latest") != 0;
 }
 
 /* A numbered job's name: 1, 2, ... without leading zeros. */
-static unsigned long name_num(const char *name)
+unsigned long jobs_name_num(const char *name)
 {
 	if (!all_digits(name) || name[0] == '0' || strlen(name) > 12)
 		return 0;
@@ -136,59 +74,16 @@ const char *job_state_text(enum job_state s)
 	return "lost\n";
 }
 
-static const char *state_word(enum job_state s)
-{
-	static const char *w[] = {"waiting", "running", "exited", "lost"};
-	return w[s];
-}
-
-static bool state_of_word(const char *w, enum job_state *s)
-{
-	for (int i = JOB_WAITING; i <= JOB_LOST; i++)
-		if (!strcmp(w, state_word(i))) {
-			*s = i;
-			return true;
-		}
-	return false;
-}
-
-static void file_path(const struct job *jb, const char *file, struct buf *b)
-{
-	buf_reset(b);
-	buf_printf(b, "%s/%s", jb->dir, file);
-}
-
-/* One of the record's files (NULL: its directory), following no link:
- * fd or -errno. */
-static int job_open(const struct job *jb, const char *file, int flags)
-{
-	struct buf p;
-	buf_init(&p);
-	buf_printf(&p, "%s%s%s", jb->rel, file ? "/" : "", file ? file : "");
-	int fd = openat_nofollow(jb->root->fd, p.data, flags, 0600);
-	buf_free(&p);
-	return fd;
-}
-
-static void root_put(struct jobs_root *r)
-{
-	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
-		close(r->fd);
-		free(r);
-	}
-}
-
 /* --- the job object ------------------------------------------------- */
 
-static struct job *job_alloc(struct jobs *j, const char *pod_id,
-			     const char *name)
+struct job *jobs_alloc_job(struct jobs *j, const char *pod_id, const char *name)
 {
 	struct job *jb = xcalloc(1, sizeof *jb);
 	atomic_init(&jb->refs, 1);
 	jb->store = j;
 	jb->pod_id = xstrdup(pod_id);
 	jb->name = xstrdup(name);
-	jb->num = name_num(name);
+	jb->num = jobs_name_num(name);
 	struct buf d;
 	buf_init(&d);
 	buf_printf(&d, "%s/%s/%s", j->dir, pod_id, name);
@@ -205,7 +100,7 @@ static struct job *job_alloc(struct jobs *j, const char *pod_id,
 	pthread_cond_init(&jb->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	jb->cmd_watch = -1;
-	jb->next_watch = 1;
+	watchers_init(&jb->watchers);
 	return jb;
 }
 
@@ -223,11 +118,7 @@ void job_put(struct job *jb)
 	if (jb->cmd && jb->cmd_watch >= 0)
 		ssh_cmd_unwatch(jb->cmd, jb->cmd_watch);
 	ssh_cmd_put(jb->cmd);
-	while (jb->watchers) {
-		struct job_watcher *w = jb->watchers;
-		jb->watchers = w->next;
-		free(w);
-	}
+	watchers_free(&jb->watchers);
 	pthread_mutex_destroy(&jb->mu);
 	pthread_mutex_destroy(&jb->meta_mu);
 	pthread_cond_destroy(&jb->cond);
@@ -236,7 +127,7 @@ void job_put(struct job *jb)
 	free(jb->name);
 	free(jb->dir);
 	free(jb->rel);
-	root_put(jb->root);
+	jobs_root_put(jb->root);
 	free(jb);
 }
 
@@ -269,121 +160,15 @@ time_t job_ended(struct job *jb)
 	return t;
 }
 
-static bool ended(enum job_state s)
+bool job_over(enum job_state s)
 {
 	return s == JOB_EXITED || s == JOB_LOST;
-}
-
-/* --- records on disk ------------------------------------------------ */
-
-/* Writes the job's meta as it is now (atomic_write_file). Writers take
- * turns, each writing the state as of its turn, so the last one wins with
- * the latest state. 0, or -errno (logged) with the meta as it was. */
-static int write_meta(struct job *jb)
-{
-	pthread_mutex_lock(&jb->meta_mu);
-	json_object *o = json_object_new_object();
-	pthread_mutex_lock(&jb->mu);
-	bool removed = jb->removed;
-	json_object_object_add(o, "pod_id", json_object_new_string(jb->pod_id));
-	json_object_object_add(o, "name", json_object_new_string(jb->name));
-	json_object_object_add(o, "state",
-			       json_object_new_string(state_word(jb->state)));
-	json_object_object_add(o, "created",
-			       json_object_new_int64(jb->created));
-	json_object_object_add(o, "started",
-			       json_object_new_int64(jb->started));
-	json_object_object_add(o, "ended", json_object_new_int64(jb->ended));
-	if (jb->exit_text)
-		json_object_object_add(o, "exit",
-				       json_object_new_string(jb->exit_text));
-	json_object_object_add(o, "dropped",
-			       json_object_new_boolean(jb->dropped));
-	pthread_mutex_unlock(&jb->mu);
-	int rc = 0;
-	if (!removed) {
-		struct buf m;
-		buf_init(&m);
-		buf_adds(&m, json_object_to_json_string_ext(
-				 o, JSON_C_TO_STRING_PLAIN));
-		buf_addc(&m, '\n');
-		int dfd = job_open(jb, NULL, O_RDONLY | O_DIRECTORY);
-		rc = dfd < 0 ? dfd
-			     : atomic_write_file(dfd, "meta", m.data, m.len);
-		if (dfd >= 0)
-			close(dfd);
-		buf_free(&m);
-	}
-	json_object_put(o);
-	pthread_mutex_unlock(&jb->meta_mu);
-	if (rc)
-		plog("jobs", jb->dir, "cannot write the job's record: %s",
-		     strerror(-rc));
-	return rc;
-}
-
-/* One of the record's files, replaced by data. */
-static int write_file(const struct job *jb, const char *file, const char *data,
-		      size_t len)
-{
-	int fd = job_open(jb, file, O_WRONLY | O_CREAT | O_TRUNC);
-	if (fd < 0)
-		return fd;
-	int rc = 0;
-	while (len) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			break;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	if (close(fd) && !rc)
-		rc = -errno;
-	return rc;
-}
-
-/* The record's files (whatever they are: a link is unlinked, not
- * followed), then its directory. */
-static void remove_record(const struct job *jb)
-{
-	int fd = job_open(jb, NULL, O_RDONLY | O_DIRECTORY);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				unlinkat(dirfd(d), e->d_name, 0);
-		closedir(d);
-	} else if (fd >= 0)
-		close(fd);
-	fd = openat_nofollow(jb->root->fd, jb->pod_id, O_RDONLY | O_DIRECTORY,
-			     0);
-	if (fd >= 0) {
-		unlinkat(fd, jb->name, AT_REMOVEDIR);
-		close(fd);
-	}
-}
-
-/* The record's directory and an empty `out`, for a new job. */
-static int make_record(struct job *jb)
-{
-	int fd = mkdir_p(jb->root->fd, jb->pod_id, false);
-	int rc = fd < 0 ? fd : mkdirat(fd, jb->name, 0700) ? -errno : 0;
-	if (fd >= 0)
-		close(fd);
-	if (!rc)
-		rc = write_file(jb, "out", "", 0);
-	return rc;
 }
 
 /* --- the store's lists ---------------------------------------------- */
 
 /* With j->mu. */
-static struct pod_jobs *find_pod(struct jobs *j, const char *pod_id, bool add)
+struct pod_jobs *jobs_find_pod(struct jobs *j, const char *pod_id, bool add)
 {
 	for (size_t i = 0; i < j->npods; i++)
 		if (!strcmp(j->pods[i].pod_id, pod_id))
@@ -408,7 +193,7 @@ static struct job *find_job(struct pod_jobs *p, const char *name)
 }
 
 /* With j->mu: the list takes the caller's reference. */
-static void add_job(struct pod_jobs *p, struct job *jb)
+void jobs_add_job(struct pod_jobs *p, struct job *jb)
 {
 	p->v = xrealloc(p->v, (p->n + 1) * sizeof *p->v);
 	p->v[p->n++] = jb;
@@ -430,8 +215,8 @@ static struct job *take_job(struct pod_jobs *p, struct job *jb)
 }
 
 /* Every job of the store (or of one pod), referenced; free with
- * put_all. */
-static struct job **all_jobs(struct jobs *j, const char *pod_id, size_t *n)
+ * jobs_put_all. */
+struct job **jobs_all(struct jobs *j, const char *pod_id, size_t *n)
 {
 	pthread_mutex_lock(&j->mu);
 	size_t count = 0;
@@ -448,7 +233,7 @@ static struct job **all_jobs(struct jobs *j, const char *pod_id, size_t *n)
 	return v;
 }
 
-static void put_all(struct job **v, size_t n)
+void jobs_put_all(struct job **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		job_put(v[i]);
@@ -461,29 +246,7 @@ static void notify(struct job *jb)
 {
 	pthread_mutex_lock(&jb->mu);
 	pthread_cond_broadcast(&jb->cond);
-	size_t n = 0;
-	for (struct job_watcher *w = jb->watchers; w; w = w->next)
-		n++;
-	if (!n) {
-		pthread_mutex_unlock(&jb->mu);
-		return;
-	}
-	/* One notifier at a time, so that unwatch can wait it out. */
-	while (jb->notifying)
-		pthread_cond_wait(&jb->cond, &jb->mu);
-	jb->notifying = true;
-	jb->notifier = pthread_self();
-	struct job_watcher *copy = xmalloc((n + 1) * sizeof *copy);
-	n = 0;
-	for (struct job_watcher *w = jb->watchers; w; w = w->next)
-		copy[n++] = *w;
-	pthread_mutex_unlock(&jb->mu);
-	for (size_t i = 0; i < n; i++)
-		copy[i].fn(copy[i].arg);
-	free(copy);
-	pthread_mutex_lock(&jb->mu);
-	jb->notifying = false;
-	pthread_cond_broadcast(&jb->cond);
+	watchers_notify(&jb->watchers, &jb->mu, &jb->cond);
 	pthread_mutex_unlock(&jb->mu);
 }
 
@@ -502,119 +265,17 @@ static void stop_watching_cmd(struct job *jb)
 
 int job_watch(struct job *jb, void (*fn)(void *arg), void *arg)
 {
-	struct job_watcher *w = xcalloc(1, sizeof *w);
-	w->fn = fn;
-	w->arg = arg;
 	pthread_mutex_lock(&jb->mu);
-	w->id = jb->next_watch++;
-	w->next = jb->watchers;
-	jb->watchers = w;
+	int id = watchers_add(&jb->watchers, fn, arg);
 	pthread_mutex_unlock(&jb->mu);
-	return w->id;
+	return id;
 }
 
 void job_unwatch(struct job *jb, int id)
 {
 	pthread_mutex_lock(&jb->mu);
-	for (struct job_watcher **pp = &jb->watchers; *pp; pp = &(*pp)->next)
-		if ((*pp)->id == id) {
-			struct job_watcher *w = *pp;
-			*pp = w->next;
-			free(w);
-			break;
-		}
-	while (jb->notifying && !pthread_equal(jb->notifier, pthread_self()))
-		pthread_cond_wait(&jb->cond, &jb->mu);
+	watchers_remove(&jb->watchers, id, &jb->mu, &jb->cond);
 	pthread_mutex_unlock(&jb->mu);
-}
-
-/* --- the cap -------------------------------------------------------- */
-
-/* The size of the job's `out` (0 if it is not a file). */
-static unsigned long long out_size(const struct job *jb)
-{
-	int fd = job_open(jb, "out", O_PATH);
-	struct stat st;
-	bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	if (fd >= 0)
-		close(fd);
-	return ok ? (unsigned long long)st.st_size : 0;
-}
-
-static int older(const void *a, const void *b)
-{
-	const struct job *x = *(struct job *const *)a;
-	const struct job *y = *(struct job *const *)b;
-	if (x->ended != y->ended)
-		return x->ended < y->ended ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Drops the oldest ended jobs' outputs while all outputs together exceed
- * the cap; running and waiting ones are never touched. */
-static void enforce_cap(struct jobs *j)
-{
-	pthread_mutex_lock(&j->cap_mu);
-	size_t n;
-	struct job **v = all_jobs(j, NULL, &n);
-	unsigned long long total = 0;
-	struct job **cand = xmalloc((n + 1) * sizeof *cand);
-	size_t nc = 0;
-	struct buf p;
-	buf_init(&p);
-	for (size_t i = 0; i < n; i++) {
-		struct job *jb = v[i];
-		pthread_mutex_lock(&jb->mu);
-		bool candidate =
-		    ended(jb->state) && !jb->dropped && !jb->removed;
-		pthread_mutex_unlock(&jb->mu);
-		/* The file, also while running: what is on disk now (the
-		 * SSH layer writes before it tells, so jb->size may lag). */
-		total += out_size(jb);
-		if (candidate)
-			cand[nc++] = jb;
-	}
-	if (total <= j->keep) {
-		buf_free(&p);
-		free(cand);
-		put_all(v, n);
-		pthread_mutex_unlock(&j->cap_mu);
-		return;
-	}
-	/* ended and seq only change before a job ends: stable here. */
-	qsort(cand, nc, sizeof *cand, older);
-	struct buf cap;
-	buf_init(&cap);
-	fmt_number(&cap, (double)j->keep / 1048576);
-	for (size_t i = 0; i < nc && total > j->keep; i++) {
-		struct job *jb = cand[i];
-		file_path(jb, "out", &p);
-		unsigned long long size = out_size(jb);
-		/* Emptied, nothing written in its place: `out` holds the
-		 * job's bytes or none (meta's `dropped` and log say so). */
-		int fd = job_open(jb, "out", O_WRONLY | O_TRUNC);
-		if (fd >= 0)
-			close(fd);
-		if (fd < 0) {
-			plog("jobs", p.data, "cannot drop the output: %s",
-			     strerror(-fd));
-			continue;
-		}
-		total -= size;
-		pthread_mutex_lock(&jb->mu);
-		jb->dropped = true;
-		pthread_mutex_unlock(&jb->mu);
-		write_meta(jb);
-		plog("jobs", p.data,
-		     "output dropped (%llu bytes), the oldest, to keep jobs "
-		     "under %s MiB (jobs_keep)",
-		     size, cap.data);
-	}
-	buf_free(&cap);
-	buf_free(&p);
-	free(cand);
-	put_all(v, n);
-	pthread_mutex_unlock(&j->cap_mu);
 }
 
 /* --- running -------------------------------------------------------- */
@@ -638,10 +299,10 @@ static void finish(struct job *jb, bool force_lost)
 	jb->ended = time(NULL);
 	struct jobs *store = jb->store;
 	pthread_mutex_unlock(&jb->mu);
-	write_meta(jb);
+	jobs_write_meta(jb);
 	notify(jb);
 	if (store)
-		enforce_cap(store);
+		jobs_enforce_cap(store);
 }
 
 /* The command's watch: new output or the end. */
@@ -674,12 +335,12 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 		return -ENOTCONN;
 	struct buf p;
 	buf_init(&p);
-	file_path(jb, "cmd", &p);
-	int rc = write_file(jb, "cmd", script, len);
+	jobs_file_path(jb, "cmd", &p);
+	int rc = jobs_write_file(jb, "cmd", script, len);
 	int fd = -1;
 	if (!rc) {
-		file_path(jb, "out", &p);
-		fd = job_open(jb, "out", O_RDWR | O_CREAT | O_TRUNC);
+		jobs_file_path(jb, "out", &p);
+		fd = jobs_file_open(jb, "out", O_RDWR | O_CREAT | O_TRUNC);
 		if (fd < 0)
 			rc = fd;
 	}
@@ -703,10 +364,12 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->state = JOB_RUNNING;
 	jb->starting = false;
 	jb->started = time(NULL);
-	jb->seq = seq;
+	if (!jb->claimed) /* a claimed job is the latest since its claim */
+		jb->seq = seq;
+	jb->claimed = false;
 	jb->size = 0;
 	pthread_mutex_unlock(&jb->mu);
-	write_meta(jb);
+	jobs_write_meta(jb);
 	int w = ssh_cmd_watch(cmd, on_cmd, jb);
 	pthread_mutex_lock(&jb->mu);
 	jb->cmd_watch = w;
@@ -722,18 +385,13 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	return 0;
 }
 
-int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
-	     bool (*interrupted)(void *arg), void *arg, struct job **out)
+int jobs_claim_new(struct jobs *j, const char *pod_id, struct job **out)
 {
 	*out = NULL;
-	if (!pod_id_ok(pod_id))
+	if (!jobs_pod_id_ok(pod_id))
 		return -ENOENT;
-	if (len > RUNS_MAX_SCRIPT || !j->runs) /* logged, nothing recorded */
-		return j->runs ? runs_start(j->runs, pod_id, script, len, -1,
-					    interrupted, arg, NULL)
-			       : -ENOTCONN;
 	pthread_mutex_lock(&j->mu);
-	struct pod_jobs *p = find_pod(j, pod_id, true);
+	struct pod_jobs *p = jobs_find_pod(j, pod_id, true);
 	unsigned long num = p->next_num++;
 	pthread_mutex_unlock(&j->mu);
 	char name[32];
@@ -742,13 +400,13 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	/* A number whose directory is somehow there already is skipped. */
 	for (int tries = 0; rc == -EEXIST && tries < 100; tries++) {
 		snprintf(name, sizeof name, "%lu", num);
-		jb = job_alloc(j, pod_id, name);
-		rc = make_record(jb);
+		jb = jobs_alloc_job(j, pod_id, name);
+		rc = jobs_make_record(jb);
 		if (rc == -EEXIST) {
 			job_put(jb);
 			jb = NULL;
 			pthread_mutex_lock(&j->mu);
-			p = find_pod(j, pod_id, true);
+			p = jobs_find_pod(j, pod_id, true);
 			num = p->next_num++;
 			pthread_mutex_unlock(&j->mu);
 		}
@@ -764,61 +422,135 @@ int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 		return rc;
 	}
 	jb->created = time(NULL);
-	jb->starting = true;
-	rc = write_meta(jb);
-	if (!rc)
-		rc = launch(j, jb, script, len, interrupted, arg);
-	if (rc) {
-		pthread_mutex_lock(&jb->mu);
-		jb->removed = true;
-		pthread_mutex_unlock(&jb->mu);
-		remove_record(jb);
+	if ((rc = jobs_write_meta(jb))) { /* logged */
+		jobs_remove_record(jb);
 		job_put(jb);
 		return rc;
 	}
 	pthread_mutex_lock(&j->mu);
-	add_job(find_pod(j, pod_id, true), job_get(jb));
+	jb->claimed = true;
+	jb->seq = ++j->seq;
+	jobs_add_job(jobs_find_pod(j, pod_id, true), job_get(jb));
 	pthread_mutex_unlock(&j->mu);
+	*out = jb;
+	return 0;
+}
+
+int jobs_claim(struct jobs *j, struct job *jb)
+{
+	pthread_mutex_lock(&j->mu);
+	unsigned long long seq = ++j->seq;
+	pthread_mutex_unlock(&j->mu);
+	pthread_mutex_lock(&jb->mu);
+	int rc = jb->state != JOB_WAITING || jb->starting || jb->removed
+		     ? -EBUSY
+		     : 0;
+	if (!rc && !jb->claimed) {
+		jb->claimed = true;
+		jb->seq = seq;
+	}
+	pthread_mutex_unlock(&jb->mu);
+	return rc;
+}
+
+void jobs_abandon(struct jobs *j, struct job *jb)
+{
+	(void)j;
+	pthread_mutex_lock(&jb->mu);
+	bool end = jb->state == JOB_WAITING && !jb->starting;
+	if (end) {
+		jb->state = JOB_LOST;
+		jb->claimed = false;
+		free(jb->exit_text);
+		jb->exit_text = xstrdup(LOST_TEXT);
+		jb->started = jb->ended = time(NULL);
+	}
+	pthread_mutex_unlock(&jb->mu);
+	if (end) {
+		jobs_write_meta(jb);
+		notify(jb);
+	}
+}
+
+bool job_pending(struct job *jb)
+{
+	pthread_mutex_lock(&jb->mu);
+	bool p = jb->state == JOB_WAITING && (jb->claimed || jb->starting);
+	pthread_mutex_unlock(&jb->mu);
+	return p;
+}
+
+int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
+	     bool (*interrupted)(void *arg), void *arg, struct job **out)
+{
+	*out = NULL;
+	if (!jobs_pod_id_ok(pod_id))
+		return -ENOENT;
+	if (len > RUNS_MAX_SCRIPT || !j->runs) /* logged, nothing recorded */
+		return j->runs ? runs_start(j->runs, pod_id, script, len, -1,
+					    interrupted, arg, NULL)
+			       : -ENOTCONN;
+	struct job *jb;
+	int rc = jobs_claim_new(j, pod_id, &jb);
+	if (rc)
+		return rc;
+	rc = jobs_start(j, jb, script, len, interrupted, arg);
+	if (rc) { /* nothing recorded; who followed it sees it end */
+		jobs_abandon(j, jb);
+		pthread_mutex_lock(&j->mu);
+		struct pod_jobs *p = jobs_find_pod(j, pod_id, false);
+		if (p && take_job(p, jb))
+			job_put(jb);
+		pthread_mutex_unlock(&j->mu);
+		pthread_mutex_lock(&jb->mu);
+		jb->removed = true;
+		pthread_mutex_unlock(&jb->mu);
+		pthread_mutex_lock(&jb->meta_mu);
+		jobs_remove_record(jb);
+		pthread_mutex_unlock(&jb->meta_mu);
+		job_put(jb);
+		return rc;
+	}
 	/* A job that ended before it was listed here was not counted by
 	 * its own finish()'s cap check: count it now. */
-	if (ended(job_state(jb)))
-		enforce_cap(j);
+	if (job_over(job_state(jb)))
+		jobs_enforce_cap(j);
 	*out = jb;
 	return 0;
 }
 
 int jobs_create(struct jobs *j, const char *pod_id, const char *name)
 {
-	if (!pod_id_ok(pod_id))
+	if (!jobs_pod_id_ok(pod_id))
 		return -ENOENT;
-	if (!job_name_ok(name))
+	if (!jobs_name_ok(name))
 		return -EINVAL;
 	pthread_mutex_lock(&j->mu);
-	struct pod_jobs *p = find_pod(j, pod_id, true);
+	struct pod_jobs *p = jobs_find_pod(j, pod_id, true);
 	if (find_job(p, name)) {
 		pthread_mutex_unlock(&j->mu);
 		return -EEXIST;
 	}
-	struct job *jb = job_alloc(j, pod_id, name);
+	struct job *jb = jobs_alloc_job(j, pod_id, name);
 	jb->created = time(NULL);
 	/* Listed at once, so that a second mkdir finds it; its record is
 	 * made without the lock. */
-	add_job(p, jb);
+	jobs_add_job(p, jb);
 	job_get(jb);
 	pthread_mutex_unlock(&j->mu);
-	int rc = make_record(jb);
+	int rc = jobs_make_record(jb);
 	if (rc == -EEXIST) { /* a leftover no load took: replace it */
-		remove_record(jb);
-		rc = make_record(jb);
+		jobs_remove_record(jb);
+		rc = jobs_make_record(jb);
 	}
 	if (rc)
 		plog("jobs", jb->dir, "cannot make the job's record: %s",
 		     strerror(-rc));
-	else if ((rc = write_meta(jb))) /* logged */
-		remove_record(jb);
+	else if ((rc = jobs_write_meta(jb))) /* logged */
+		jobs_remove_record(jb);
 	if (rc) {
 		pthread_mutex_lock(&j->mu);
-		p = find_pod(j, pod_id, false);
+		p = jobs_find_pod(j, pod_id, false);
 		if (p && take_job(p, jb))
 			job_put(jb);
 		pthread_mutex_unlock(&j->mu);
@@ -856,7 +588,7 @@ void job_cmd(struct job *jb, struct buf *out)
 {
 	if (job_state(jb) == JOB_WAITING)
 		return;
-	int fd = job_open(jb, "cmd", O_RDONLY);
+	int fd = jobs_file_open(jb, "cmd", O_RDONLY);
 	if (fd < 0)
 		return;
 	char b[65536];
@@ -896,7 +628,7 @@ unsigned long long job_size(struct job *jb)
 	unsigned long long size;
 	if (running_size(jb, &size))
 		return size;
-	return out_size(jb);
+	return jobs_out_size(jb);
 }
 
 ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
@@ -908,10 +640,10 @@ ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
 	enum job_state s = job_state(jb);
 	if (s == JOB_WAITING)
 		return 0;
-	int fd = job_open(jb, "out", O_RDONLY);
+	int fd = jobs_file_open(jb, "out", O_RDONLY);
 	if (fd < 0) {
-		*eof = ended(s);
-		return ended(s) ? 0 : fd;
+		*eof = job_over(s);
+		return job_over(s) ? 0 : fd;
 	}
 	if (s == JOB_RUNNING) /* only what is known to be written */
 		n = off >= limit ? 0 : (limit - off < n ? limit - off : n);
@@ -924,7 +656,7 @@ ssize_t job_read(struct job *jb, unsigned long long off, char *buf, size_t n,
 			got = -errno;
 	}
 	close(fd);
-	if (got == 0 && ended(s))
+	if (got == 0 && job_over(s))
 		*eof = true;
 	return got;
 }
@@ -946,13 +678,13 @@ bool job_wait(struct job *jb, unsigned long long off, double timeout)
 	struct timespec ts;
 	deadline_of(&ts, timeout);
 	pthread_mutex_lock(&jb->mu);
-	while (!ended(jb->state) &&
+	while (!job_over(jb->state) &&
 	       !(jb->state == JOB_RUNNING && jb->size > off))
 		if (pthread_cond_timedwait(&jb->cond, &jb->mu, &ts) ==
 		    ETIMEDOUT)
 			break;
 	bool r =
-	    ended(jb->state) || (jb->state == JOB_RUNNING && jb->size > off);
+	    job_over(jb->state) || (jb->state == JOB_RUNNING && jb->size > off);
 	pthread_mutex_unlock(&jb->mu);
 	return r;
 }
@@ -962,11 +694,11 @@ bool job_wait_done(struct job *jb, double timeout)
 	struct timespec ts;
 	deadline_of(&ts, timeout);
 	pthread_mutex_lock(&jb->mu);
-	while (!ended(jb->state))
+	while (!job_over(jb->state))
 		if (pthread_cond_timedwait(&jb->cond, &jb->mu, &ts) ==
 		    ETIMEDOUT)
 			break;
-	bool r = ended(jb->state);
+	bool r = job_over(jb->state);
 	pthread_mutex_unlock(&jb->mu);
 	return r;
 }
@@ -974,7 +706,7 @@ bool job_wait_done(struct job *jb, double timeout)
 bool job_exit_text(struct job *jb, struct buf *out)
 {
 	pthread_mutex_lock(&jb->mu);
-	bool done = ended(jb->state);
+	bool done = job_over(jb->state);
 	if (done)
 		buf_adds(out, jb->exit_text ? jb->exit_text : LOST_TEXT);
 	pthread_mutex_unlock(&jb->mu);
@@ -989,196 +721,28 @@ int job_signal(struct jobs *j, struct job *jb, const char *sig)
 	pthread_mutex_unlock(&jb->mu);
 	int rc = c && j->runs ? ssh_cmd_signal(j->runs->pool, c, sig) : -ESRCH;
 	ssh_cmd_put(c);
+	if (rc == 0) { /* a name upper case without SIG, or a number */
+		char name[sizeof jb->last_signal];
+		size_t n = 0;
+		if (!strncasecmp(sig, "SIG", 3))
+			sig += 3;
+		for (; *sig && !isspace((unsigned char)*sig) &&
+		       n + 1 < sizeof name;
+		     sig++)
+			name[n++] = (char)toupper((unsigned char)*sig);
+		name[n] = '\0';
+		pthread_mutex_lock(&jb->mu);
+		memcpy(jb->last_signal, name, n + 1);
+		pthread_mutex_unlock(&jb->mu);
+	}
 	return rc;
 }
 
-/* --- the store ------------------------------------------------------ */
-
-static int load_order(const void *a, const void *b)
+void job_last_signal(struct job *jb, struct buf *out)
 {
-	const struct job *x = *(struct job *const *)a;
-	const struct job *y = *(struct job *const *)b;
-	time_t tx = x->started ? x->started : x->created;
-	time_t ty = y->started ? y->started : y->created;
-	if (tx != ty)
-		return tx < ty ? -1 : 1;
-	if (x->num != y->num)
-		return x->num < y->num ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-static bool get_time(json_object *o, const char *key, time_t *t)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return false;
-	int64_t x = json_object_get_int64(v);
-	if (x < 0)
-		return false;
-	*t = (time_t)x;
-	return true;
-}
-
-static const char *get_str(json_object *o, const char *key)
-{
-	json_object *v;
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static bool exit_text_ok(const char *t)
-{
-	size_t n = strlen(t);
-	if (n < 2 || n > 64 || t[n - 1] != '\n')
-		return false;
-	for (size_t i = 0; i + 1 < n; i++)
-		if (!isprint((unsigned char)t[i]))
-			return false;
-	return true;
-}
-
-/* One record: a job, or NULL (skipped, *why says why; *lost when it was
- * running). */
-static struct job *load_job(struct jobs *j, const char *pod_id,
-			    const char *name, const char **why, bool *lost)
-{
-	*lost = false;
-	struct job *jb = job_alloc(j, pod_id, name);
-	json_object *o = NULL;
-	int fd = job_open(jb, "meta", O_RDONLY);
-	*why = "no readable meta";
-	if (fd >= 0) {
-		char b[4096];
-		ssize_t n = read(fd, b, sizeof b - 1);
-		close(fd);
-		*why = "meta is not JSON";
-		if (n > 0 && n < (ssize_t)sizeof b - 1) {
-			b[n] = '\0';
-			o = json_tokener_parse(b);
-		}
-	}
-	const char *s;
-	enum job_state st;
-	if (o && !json_object_is_type(o, json_type_object))
-		*why = "meta is not a JSON object";
-	else if (o && (!(s = get_str(o, "pod_id")) || strcmp(s, pod_id) ||
-		       !(s = get_str(o, "name")) || strcmp(s, name)))
-		*why = "meta names another job";
-	else if (o && (!(s = get_str(o, "state")) || !state_of_word(s, &st)))
-		*why = "meta has no valid state";
-	else if (o && (!get_time(o, "created", &jb->created) ||
-		       !get_time(o, "started", &jb->started) ||
-		       !get_time(o, "ended", &jb->ended)))
-		*why = "meta has no valid times";
-	else if (o) {
-		*why = NULL;
-		json_object *d;
-		jb->dropped = json_object_object_get_ex(o, "dropped", &d) &&
-			      json_object_get_boolean(d);
-		const char *e = get_str(o, "exit");
-		if (st == JOB_RUNNING || (jb->num && st == JOB_WAITING)) {
-			/* Its mount ended while it ran (or before it
-			 * started): nothing will tell its end now. */
-			*lost = true;
-			st = JOB_LOST;
-			e = LOST_TEXT;
-			if (!jb->started)
-				jb->started = jb->created;
-			jb->ended = time(NULL);
-		} else if (ended(st) && !(e && exit_text_ok(e))) {
-			st = JOB_LOST;
-			e = LOST_TEXT;
-		}
-		jb->state = st;
-		if (ended(st))
-			jb->exit_text = xstrdup(e);
-		else
-			jb->started = jb->ended = 0;
-	}
-	json_object_put(o);
-	if (*why) {
-		job_put(jb);
-		return NULL;
-	}
-	return jb;
-}
-
-/* A directory itself, not a link to one. */
-static bool is_dir(DIR *dir, const char *name)
-{
-	struct stat st;
-	return fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       S_ISDIR(st.st_mode);
-}
-
-static void load_pod(struct jobs *j, const char *pod_id)
-{
-	struct buf d;
-	buf_init(&d);
-	buf_printf(&d, "%s/%s", j->dir, pod_id);
-	int fd =
-	    openat_nofollow(j->root->fd, pod_id, O_RDONLY | O_DIRECTORY, 0);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!dir) {
-		if (fd >= 0)
-			close(fd);
-		buf_free(&d);
-		return;
-	}
-	struct job **v = NULL;
-	size_t n = 0;
-	unsigned long highest = 0;
-	struct dirent *e;
-	while ((e = readdir(dir))) {
-		const char *name = e->d_name;
-		if (!strcmp(name, ".") || !strcmp(name, ".."))
-			continue;
-		unsigned long num = name_num(name);
-		if (num > highest)
-			highest = num; /* never reused, even if unreadable */
-		if (!num && !job_name_ok(name)) {
-			plog("jobs", d.data,
-			     "skipped a record with a bad name");
-			continue;
-		}
-		if (!is_dir(dir, name)) {
-			plog("jobs", d.data, "skipped %s: not a directory",
-			     name);
-			continue;
-		}
-		const char *why;
-		bool lost;
-		struct job *jb = load_job(j, pod_id, name, &why, &lost);
-		if (!jb) {
-			plog("jobs", d.data, "skipped job %s: %s", name, why);
-			continue;
-		}
-		if (lost) {
-			plog("jobs", jb->dir,
-			     "was running when its mount ended: now lost");
-			write_meta(jb);
-		}
-		v = xrealloc(v, (n + 1) * sizeof *v);
-		v[n++] = jb;
-	}
-	closedir(dir);
-	buf_free(&d);
-	if (v)
-		qsort(v, n, sizeof *v, load_order);
-	pthread_mutex_lock(&j->mu);
-	struct pod_jobs *p = find_pod(j, pod_id, true);
-	for (size_t i = 0; i < n; i++) {
-		if (v[i]->started)
-			v[i]->seq = ++j->seq;
-		add_job(p, v[i]);
-	}
-	if (highest >= p->next_num)
-		p->next_num = highest + 1;
-	pthread_mutex_unlock(&j->mu);
-	free(v);
+	pthread_mutex_lock(&jb->mu);
+	buf_adds(out, jb->last_signal);
+	pthread_mutex_unlock(&jb->mu);
 }
 
 struct jobs *jobs_new(const struct jobs_opts *o)
@@ -1213,15 +777,16 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (!pod_id_ok(e->d_name) || !is_dir(dir, e->d_name)) {
+		if (!jobs_pod_id_ok(e->d_name) ||
+		    !jobs_is_dir(dir, e->d_name)) {
 			plog("jobs", o->dir,
 			     "skipped an entry that is no pod's directory");
 			continue;
 		}
-		load_pod(j, e->d_name);
+		jobs_load_pod(j, e->d_name);
 	}
 	closedir(dir);
-	enforce_cap(j);
+	jobs_enforce_cap(j);
 	return j;
 }
 
@@ -1230,7 +795,7 @@ void jobs_free(struct jobs *j)
 	if (!j)
 		return;
 	size_t n;
-	struct job **v = all_jobs(j, NULL, &n);
+	struct job **v = jobs_all(j, NULL, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct job *jb = v[i];
 		stop_watching_cmd(jb);
@@ -1239,7 +804,7 @@ void jobs_free(struct jobs *j)
 		pthread_mutex_unlock(&jb->mu);
 		end_now(jb); /* a running one: lost for its readers */
 	}
-	put_all(v, n);
+	jobs_put_all(v, n);
 	for (size_t i = 0; i < j->npods; i++) {
 		for (size_t k = 0; k < j->pods[i].n; k++)
 			job_put(j->pods[i].v[k]);
@@ -1249,27 +814,42 @@ void jobs_free(struct jobs *j)
 	free(j->pods);
 	pthread_mutex_destroy(&j->mu);
 	pthread_mutex_destroy(&j->cap_mu);
-	root_put(j->root);
+	jobs_root_put(j->root);
 	free(j->dir);
 	free(j);
+}
+
+/* Listing order: numbered jobs by number, then named ones by name. */
+static int listing_order(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a;
+	const struct job *y = *(struct job *const *)b;
+	if (x->num != y->num) {
+		if (!x->num || !y->num)
+			return x->num ? -1 : 1;
+		return x->num < y->num ? -1 : 1;
+	}
+	return strcmp(x->name, y->name);
 }
 
 int jobs_list(struct jobs *j, const char *pod_id,
 	      int (*add)(void *ctx, const char *name), void *ctx)
 {
 	size_t n;
-	struct job **v = all_jobs(j, pod_id, &n);
+	struct job **v = jobs_all(j, pod_id, &n);
+	qsort(v, n, sizeof *v, listing_order); /* num, name: never change */
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = add(ctx, v[i]->name);
-	put_all(v, n);
+	jobs_put_all(v, n);
 	return rc;
 }
 
 struct job *jobs_get(struct jobs *j, const char *pod_id, const char *name)
 {
 	pthread_mutex_lock(&j->mu);
-	struct job *jb = job_get(find_job(find_pod(j, pod_id, false), name));
+	struct job *jb =
+	    job_get(find_job(jobs_find_pod(j, pod_id, false), name));
 	pthread_mutex_unlock(&j->mu);
 	return jb;
 }
@@ -1277,13 +857,14 @@ struct job *jobs_get(struct jobs *j, const char *pod_id, const char *name)
 struct job *jobs_latest(struct jobs *j, const char *pod_id)
 {
 	size_t n;
-	struct job **v = all_jobs(j, pod_id, &n);
+	struct job **v = jobs_all(j, pod_id, &n);
 	struct job *best = NULL;
 	unsigned long long best_seq = 0;
 	for (size_t i = 0; i < n; i++) {
 		pthread_mutex_lock(&v[i]->mu);
 		unsigned long long seq =
-		    v[i]->state == JOB_WAITING ? 0 : v[i]->seq;
+		    v[i]->state == JOB_WAITING && !v[i]->claimed ? 0
+								 : v[i]->seq;
 		pthread_mutex_unlock(&v[i]->mu);
 		if (seq > best_seq) {
 			best_seq = seq;
@@ -1291,14 +872,14 @@ struct job *jobs_latest(struct jobs *j, const char *pod_id)
 		}
 	}
 	job_get(best);
-	put_all(v, n);
+	jobs_put_all(v, n);
 	return best;
 }
 
 bool jobs_pod_has(struct jobs *j, const char *pod_id)
 {
 	pthread_mutex_lock(&j->mu);
-	struct pod_jobs *p = find_pod(j, pod_id, false);
+	struct pod_jobs *p = jobs_find_pod(j, pod_id, false);
 	bool has = p && p->n;
 	pthread_mutex_unlock(&j->mu);
 	return has;
@@ -1307,15 +888,16 @@ bool jobs_pod_has(struct jobs *j, const char *pod_id)
 bool jobs_busy(struct jobs *j, const char *pod_id, time_t since)
 {
 	size_t n;
-	struct job **v = all_jobs(j, pod_id, &n);
+	struct job **v = jobs_all(j, pod_id, &n);
 	bool busy = false;
 	for (size_t i = 0; i < n && !busy; i++) {
 		pthread_mutex_lock(&v[i]->mu);
 		busy = v[i]->state == JOB_RUNNING ||
-		       (ended(v[i]->state) && v[i]->ended > since);
+		       (v[i]->state == JOB_WAITING && v[i]->claimed) ||
+		       (job_over(v[i]->state) && v[i]->ended > since);
 		pthread_mutex_unlock(&v[i]->mu);
 	}
-	put_all(v, n);
+	jobs_put_all(v, n);
 	return busy;
 }
 
@@ -1335,10 +917,10 @@ static void end_now(struct job *jb)
 static void end_pod_jobs(struct jobs *j, const char *pod_id)
 {
 	size_t n;
-	struct job **v = all_jobs(j, pod_id, &n);
+	struct job **v = jobs_all(j, pod_id, &n);
 	for (size_t i = 0; i < n; i++)
 		end_now(v[i]);
-	put_all(v, n);
+	jobs_put_all(v, n);
 }
 
 void jobs_pod_gone(struct jobs *j, const char *pod_id)
@@ -1378,7 +960,7 @@ void jobs_prune(struct jobs *j, bool (*listed)(void *arg, const char *pod_id),
 int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 {
 	pthread_mutex_lock(&j->mu);
-	struct pod_jobs *p = find_pod(j, pod_id, false);
+	struct pod_jobs *p = jobs_find_pod(j, pod_id, false);
 	struct job *jb = find_job(p, name);
 	if (jb)
 		take_job(p, jb);
@@ -1403,7 +985,7 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 	if (waited)
 		notify(jb);
 	pthread_mutex_lock(&jb->meta_mu); /* no meta write under way */
-	remove_record(jb);
+	jobs_remove_record(jb);
 	pthread_mutex_unlock(&jb->meta_mu);
 	job_put(jb);
 	return 0;

@@ -46,8 +46,9 @@ struct jobs *jobs_new(const struct jobs_opts *o);
 /* Running jobs end as lost for readers; records stay on disk. */
 void jobs_free(struct jobs *j);
 
-/* Calls add(ctx, name) for every job of the pod with this id, oldest
- * first (whether the pod still exists or not). */
+/* Calls add(ctx, name) for every job of the pod with this id (whether the
+ * pod still exists or not): numbered jobs by number (1, 2, ..., 10), then
+ * named ones by name. */
 int jobs_list(struct jobs *j, const char *pod_id,
 	      int (*add)(void *ctx, const char *name), void *ctx);
 /* The job named `name` ("1", "2", ... or a mkdir'ed name) of the pod,
@@ -59,20 +60,36 @@ struct job *jobs_latest(struct jobs *j, const char *pod_id);
 /* The pods (ids) that have jobs on record, for history/<pod>/jobs. */
 bool jobs_pod_has(struct jobs *j, const char *pod_id);
 
-/* `run` closed: a new numbered job runs script (len bytes) on the pod;
- * returns once it has started: 0 and the job referenced (now the latest),
+/* A new numbered job runs script (len bytes) on the pod (jobs_claim_new,
+ * then jobs_start: a read-write `run` read after writing); returns once
+ * it has started: 0 and the job referenced (now the latest),
  * or -errno as runs_start (E2BIG over RUNS_MAX_SCRIPT: nothing sent, no
  * job recorded; ENOTCONN, EHOSTUNREACH, EACCES, EINTR, ENOENT), or the
  * errno of a record that cannot be kept (ENOSPC: logged, nothing sent). */
 int jobs_run(struct jobs *j, const char *pod_id, const char *script, size_t len,
 	     bool (*interrupted)(void *arg), void *arg, struct job **out);
+/* `run` written, then closed by one of the processes that hold it (a
+ * FLUSH): a new numbered job, waiting for the rest of its script, that is
+ * the pod's latest from now on (`run` and `exit` follow it, its exit
+ * waits). 0 and the job referenced, or -ENOENT (a bad pod id) or the
+ * errno of a record that cannot be made (logged). */
+int jobs_claim_new(struct jobs *j, const char *pod_id, struct job **out);
+/* A named job's `cmd` written and closed by one holder: as jobs_claim_new
+ * for a waiting job (0, or -EBUSY once it has started). */
+int jobs_claim(struct jobs *j, struct job *jb);
+/* A claimed job whose script will never be sent (its start failed, it was
+ * too big): it ends now as `lost`, for whoever waits on it. */
+void jobs_abandon(struct jobs *j, struct job *jb);
+/* Waiting, with its script coming (claimed or being started). */
+bool job_pending(struct job *jb);
 /* `mkdir jobs/<name>`: a waiting job (0, -EEXIST, -EINVAL for a bad or
  * numeric name or "latest", -ENOENT for a pod id that cannot be a
  * directory's name: whether the pod exists is the caller's to check; the
  * errno if its record cannot be made, such as -ENOSPC, logged). */
 int jobs_create(struct jobs *j, const char *pod_id, const char *name);
-/* Its `cmd` written and closed: starts a waiting job as jobs_run does
- * (-EBUSY if it has started already). */
+/* Starts a waiting (or claimed) job as jobs_run does (-EBUSY if it has
+ * started already, or is being started). On failure a claimed job stays
+ * waiting: the caller abandons it. */
 int jobs_start(struct jobs *j, struct job *jb, const char *script, size_t len,
 	       bool (*interrupted)(void *arg), void *arg);
 /* `rmdir jobs/<name>`: kills the job if it runs (as job_signal KILL),
@@ -128,5 +145,8 @@ void job_unwatch(struct job *jb, int id);
  * number) to the job's whole process group on the pod: 0, -EINVAL (unknown
  * name or number), -ESRCH (not running), or an SSH errno. */
 int job_signal(struct jobs *j, struct job *jb, const char *sig);
+/* The last signal sent by this mount (`TERM`, `KILL`, `9`...), or
+ * nothing. */
+void job_last_signal(struct job *jb, struct buf *out);
 
 #endif

@@ -542,3 +542,102 @@ void intent_recent_clear(struct intent_recent *r)
 	}
 	pthread_mutex_unlock(&r->mu);
 }
+
+/* --- crawlers ---------------------------------------------------------- */
+
+/* Programs that walk a tree and read what they find (DESIGN.md "Jobs": a
+ * crawl never waits on a job): copy, archive and sync tools, file
+ * managers, and these. grep only with a recursive option. */
+static const char *const walkers[] = {
+    "find",	      "xargs", "du",   "rg",	 "ag",	     "ack",
+    "tree",	      "zip",   "ncdu", "locate", "updatedb", "baloo_file",
+    "tracker-miner-f"};
+/* A process these run is part of their walk (`find -exec cat {} +`). */
+static const char *const spawners[] = {"find", "xargs"};
+
+static bool in_list(const char *name, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(name, v[i]))
+			return true;
+	return false;
+}
+
+/* grep -r, -R, -rn, --recursive, --dereference-recursive, -d recurse,
+ * --directories=recurse. */
+static bool grep_recursive(const struct intent_caller *c)
+{
+	const char *a = c->cmdline, *end = c->cmdline + c->cmdline_len;
+	bool first = true;
+	for (; a < end; a += strlen(a) + 1) {
+		if (first) { /* argv[0] */
+			first = false;
+			continue;
+		}
+		if (!strcmp(a, "--"))
+			break;
+		if (!strcmp(a, "--recursive") ||
+		    !strcmp(a, "--dereference-recursive") ||
+		    !strcmp(a, "--directories=recurse"))
+			return true;
+		if (!strcmp(a, "-d") && a + strlen(a) + 1 < end &&
+		    !strcmp(a + strlen(a) + 1, "recurse"))
+			return true;
+		if (a[0] != '-' || a[1] == '-')
+			continue;
+		for (const char *p = a + 1; *p; p++) {
+			if (*p == 'r' || *p == 'R')
+				return true;
+			if (strchr("efmABCdD", *p)) /* the rest is its value */
+				break;
+		}
+	}
+	return false;
+}
+
+static const char *base_of(const char *s)
+{
+	const char *b = strrchr(s, '/');
+	return b ? b + 1 : s;
+}
+
+static bool crawls(const struct intent_caller *c)
+{
+	const char *names[2] = {c->comm, base_of(c->cmdline)};
+	for (int i = 0; i < 2; i++) {
+		const char *n = names[i];
+		if (tool_of(n) == T_COPY && strcmp(n, "sshd") &&
+		    strcmp(n, "curl") && strcmp(n, "wget"))
+			return true;
+		if (in_list(n, walkers, sizeof walkers / sizeof *walkers))
+			return true;
+		if ((!strcmp(n, "grep") || !strcmp(n, "egrep") ||
+		     !strcmp(n, "fgrep")) &&
+		    grep_recursive(c))
+			return true;
+	}
+	return false;
+}
+
+bool intent_crawler(pid_t pid)
+{
+	struct intent_caller c;
+	bool crawl = false;
+	if (intent_caller_read(pid, &c) == 0 || c.comm) {
+		crawl = c.cmdline && crawls(&c);
+		pid_t ppid = status_field(c.tgid, "PPid");
+		char path[64];
+		size_t len;
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)ppid);
+		char *pc =
+		    !crawl && ppid > 0 ? read_small(path, 64, &len) : NULL;
+		if (pc && len && pc[len - 1] == '\n')
+			pc[len - 1] = '\0';
+		if (pc &&
+		    in_list(pc, spawners, sizeof spawners / sizeof *spawners))
+			crawl = true;
+		free(pc);
+	}
+	intent_caller_free(&c);
+	return crawl;
+}

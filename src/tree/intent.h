@@ -75,4 +75,12 @@ bool intent_made_inside(struct intent_recent *r, pid_t pid, const char *path,
 
 void intent_recent_clear(struct intent_recent *r);
 
+/* Whether the process behind thread pid is a crawl: a program that walks a
+ * tree and reads what it finds (cp, tar, rsync, grep -r, find, a file
+ * manager...; see intent.c's lists), or a process that find or xargs ran
+ * (`find -exec cat {} +`). A job's streams never make a crawl wait
+ * (jobfiles.c); any other reader, such as `cat exit` in a script, waits.
+ * A process that cannot be seen is no crawl. */
+bool intent_crawler(pid_t pid);
+
 #endif

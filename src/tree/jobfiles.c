@@ -3,6 +3,28 @@
  * a writer the one its own writes started. The other job files (cmd, out,
  * signal) hold their job from open to release.
  *
+ * What FLUSH and RELEASE mean for a job (`run`, a job's `cmd`). One open
+ * is shared by every process that inherits it (`{ a; b; } > run`, `exec
+ * 3>run`, a background child, Python's subprocess with stdout=f), and the
+ * kernel sends a FLUSH at every close of a descriptor of it, by whichever
+ * process closes (`{ cat a; cat b; } > f` gives three, the first before
+ * any write: bash's dup2), and one RELEASE when the last reference goes.
+ * A FLUSH never says whether it is the last; the RELEASE comes after the
+ * last FLUSH's answer, and its own answer reaches no close(2). So:
+ * - everything written through the open is one script;
+ * - at a FLUSH after a write, primefs asks /proc whether any other process
+ *   still holds a descriptor of it for writing (holders.h). None, and the
+ *   closer is not exiting: this close is the last; the job starts now and
+ *   the close returns once it has started, or fails with the errno.
+ *   Otherwise the job is claimed: numbered (or, for cmd, its named job),
+ *   the pod's latest, state `waiting`, so that `cat exit` and `cat run`
+ *   after the close follow it and wait;
+ * - a later FLUSH that is the last starts it as above; failing that, the
+ *   RELEASE does (an exiting process's close: a killed background child),
+ *   uninterrupted, and a failure then ends the job as lost, with a log
+ *   line (nobody's close can be told);
+ * - a read of a read-write handle starts what it wrote first, as before.
+ *
  * Locking. The FUSE layer may call read, write, flush and poll on one
  * handle at once (from different threads), and the watched command's I/O
  * thread calls the handle's wake at any time until its watch is removed;
@@ -25,18 +47,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "holders.h"
+#include "intent.h"
 #include "log.h"
 #include "jobs.h"
 #include "runs.h"
 
 struct jobfile {
-	bool run; /* run (else exit) */
-	bool own; /* opened for writing: follows its own command */
+	bool run;   /* run (else exit) */
+	bool own;   /* opened for writing: follows its own command */
+	bool crawl; /* a crawl's (intent.h): reads what is there, never waits */
 	pthread_mutex_t mu;
-	struct buf data; /* run: the script so far; exit: the exit text */
-	bool too_big;	 /* run: the script passed RUNS_MAX_SCRIPT */
-	bool exit_done;	 /* exit: data holds the exit text */
-	struct job *cmd; /* followed by this handle; NULL before any */
+	pthread_mutex_t claim_mu; /* one claim at a time (disk, no network) */
+	struct buf data;     /* run: the script so far; exit: the exit text */
+	bool too_big;	     /* run: the script passed RUNS_MAX_SCRIPT */
+	bool exit_done;	     /* exit: data holds the exit text */
+	struct job *cmd;     /* followed by this handle; NULL before any */
+	struct job *pending; /* run: claimed for data, not yet started */
 	unsigned long long cur; /* run: read offset in its output */
 	int watch;		/* on cmd, or -1 */
 };
@@ -56,9 +83,11 @@ static int open_common(struct tree_handle *h, const struct node *n, bool run)
 	struct jobfile *j = xcalloc(1, sizeof *j);
 	j->run = run;
 	j->own = h->acc != O_RDONLY;
+	j->crawl = !j->own && intent_crawler(h->pid);
 	j->watch = -1;
 	buf_init(&j->data);
 	pthread_mutex_init(&j->mu, NULL);
+	pthread_mutex_init(&j->claim_mu, NULL);
 	struct jobs *js = tree_jobs(h->tree);
 	/* jobs/<job>/exit follows its job; a reader of the pod's own run and
 	 * exit the newest job as of its open. */
@@ -75,6 +104,11 @@ static int run_open(struct tree_handle *h, const struct node *n)
 	return open_common(h, n, true);
 }
 
+static int follow_open(struct tree_handle *h, const struct node *n)
+{
+	return n->job ? open_common(h, n, true) : -ENOENT;
+}
+
 static int exit_open(struct tree_handle *h, const struct node *n)
 {
 	return open_common(h, n, false);
@@ -89,55 +123,96 @@ static void drop_cmd(struct job *c, int watch)
 	job_put(c);
 }
 
+/* At a FLUSH: whether this close is the last of the open and can be told
+ * an errno: no other process holds it for writing any more (holders.h;
+ * unknown counts as held), and the closer is not exiting (its requests
+ * are interrupted, and nobody reads its close's result: the RELEASE that
+ * follows starts the job, uninterrupted). */
+bool jobfile_last_close(struct tree_handle *h, pid_t closer)
+{
+	const char *base = strrchr(h->path, '/');
+	return !proc_exiting(closer) &&
+	       fd_holders(h->mnt, base ? base + 1 : h->path) == 0;
+}
+
 static void wake(struct tree_handle *h)
 {
 	if (h->wake)
 		h->wake(h->wake_arg);
 }
 
-/* Everything written since the last start becomes one job, as one script
- * (byte for byte): the caller waits until it has started (or could not).
- * Nothing written: nothing to start. */
-static int start_pending(struct tree_handle *h)
+/* The job of what this handle wrote, claimed (the pod's latest from now
+ * on, waiting for its script) if it is not yet: the handle follows it.
+ * 0 or -errno. */
+static int claim_pending(struct tree_handle *h)
 {
 	struct jobfile *j = jf(h);
+	/* Two processes' closes at once claim one job. */
+	pthread_mutex_lock(&j->claim_mu);
+	pthread_mutex_lock(&j->mu);
+	bool need = j->data.len && !j->too_big && !j->pending;
+	pthread_mutex_unlock(&j->mu);
+	struct jobs *js = tree_jobs(h->tree);
+	struct job *jb = NULL;
+	int rc = 0;
+	if (need)
+		rc = js ? jobs_claim_new(js, h->pod_id, &jb) : -ENOTCONN;
+	if (rc || !need) {
+		pthread_mutex_unlock(&j->claim_mu);
+		return rc;
+	}
+	pthread_mutex_lock(&j->mu);
+	struct job *old = j->cmd;
+	int watch = j->watch;
+	j->pending = jb;
+	j->cmd = job_get(jb);
+	j->watch = -1;
+	j->cur = 0;
+	pthread_mutex_unlock(&j->mu);
+	pthread_mutex_unlock(&j->claim_mu);
+	tree_jobs_changed(h->tree, h->pod_id, NULL); /* a new jobs/latest */
+	drop_cmd(old, watch);
+	/* A poll waiting on the old command looks again, at the new one. */
+	wake(h);
+	return 0;
+}
+
+/* Everything written since the last start becomes one job, as one script
+ * (byte for byte), claimed first if it is not: the caller waits until it
+ * has started (or could not: then the claimed job ends as lost, and the
+ * log says why). Nothing written: nothing to start. */
+static int start_pending(struct tree_handle *h, bool interruptible)
+{
+	struct jobfile *j = jf(h);
+	int rc = claim_pending(h);
 	pthread_mutex_lock(&j->mu);
 	struct buf script = j->data; /* taken whole */
 	bool too_big = j->too_big;
+	struct job *jb = j->pending;
 	buf_init(&j->data);
 	j->too_big = false;
+	j->pending = NULL;
 	pthread_mutex_unlock(&j->mu);
+	struct jobs *js = tree_jobs(h->tree);
 	if (too_big) {
 		plog("run", h->path,
 		     "the script is over the limit of %zu bytes: nothing was "
 		     "sent",
 		     RUNS_MAX_SCRIPT);
-		buf_free(&script);
-		return -E2BIG;
+		rc = -E2BIG;
+	} else if (!rc && jb) {
+		rc = jobs_start(js, jb, script.data, script.len,
+				interruptible ? h->interrupted : NULL,
+				h->interrupted_arg);
+		if (rc)
+			plog("run", h->path, "job %s did not start: %s",
+			     job_name(jb), strerror(-rc));
 	}
-	struct jobs *js = tree_jobs(h->tree);
-	if (!script.len || !js) {
-		buf_free(&script);
-		return script.len ? -ENOTCONN : 0;
-	}
-	struct job *cmd = NULL;
-	int rc = jobs_run(js, h->pod_id, script.data, script.len,
-			  h->interrupted, h->interrupted_arg, &cmd);
+	if (rc && jb && js)
+		jobs_abandon(js, jb);
+	job_put(jb);
 	buf_free(&script);
-	if (rc)
-		return rc;
-	tree_jobs_changed(h->tree, h->pod_id, NULL); /* a new jobs/latest */
-	pthread_mutex_lock(&j->mu);
-	struct job *old = j->cmd;
-	int watch = j->watch;
-	j->cmd = cmd;
-	j->watch = -1;
-	j->cur = 0;
-	pthread_mutex_unlock(&j->mu);
-	drop_cmd(old, watch);
-	/* A poll waiting on the old command looks again, at the new one. */
-	wake(h);
-	return 0;
+	return rc;
 }
 
 /* Output as it comes; blocks (interruptibly) until there is some or the
@@ -149,7 +224,7 @@ static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
 	(void)off; /* a stream: read on from where the handle is */
 	struct jobfile *j = jf(h);
 	if (j->own) {
-		int rc = start_pending(h);
+		int rc = start_pending(h, true);
 		if (rc)
 			return rc;
 	}
@@ -164,9 +239,9 @@ static int run_read(struct tree_handle *h, char *out, size_t size, off_t off)
 		pthread_mutex_unlock(&j->mu);
 		int rc = 0;
 		bool again = false;
-		if (eof && job_state(c) == JOB_LOST)
+		if (eof && job_state(c) == JOB_LOST && !j->crawl)
 			rc = -EIO;
-		else if (!c || n || eof)
+		else if (!c || n || eof || j->crawl)
 			rc = (int)n; /* before any job: empty; or -errno */
 		else if (h->nonblock)
 			rc = -EAGAIN;
@@ -213,13 +288,29 @@ static int run_write(struct tree_handle *h, const char *data, size_t size,
 	return refused ? -E2BIG : (int)size;
 }
 
-static int run_flush(struct tree_handle *h)
+/* One holder closed it (see the top of this file): the last one starts
+ * the job (close returns once it has started, or fails with the errno);
+ * another one claims it, and the last holder's close or the RELEASE sends
+ * it. */
+static int run_flush(struct tree_handle *h, pid_t closer)
 {
-	return jf(h)->own ? start_pending(h) : 0;
+	struct jobfile *j = jf(h);
+	if (!j->own)
+		return 0;
+	pthread_mutex_lock(&j->mu);
+	bool too_big = j->too_big, some = j->data.len || j->pending;
+	pthread_mutex_unlock(&j->mu);
+	if (too_big)
+		return -E2BIG;
+	if (!some)
+		return 0;
+	return jobfile_last_close(h, closer) ? start_pending(h, true)
+					     : claim_pending(h);
 }
 
 /* Fills the handle with the exit text once the command has ended (a wait
- * until then). Once exit_done, data no longer changes. */
+ * until then; for a crawl, 1 at once: empty while it runs). Once
+ * exit_done, data no longer changes. */
 static int exit_fill(struct tree_handle *h)
 {
 	struct jobfile *j = jf(h);
@@ -230,6 +321,10 @@ static int exit_fill(struct tree_handle *h)
 	if (done)
 		return 0;
 	int rc = 0;
+	if (c && j->crawl && !job_wait_done(c, 0)) {
+		job_put(c); /* a crawl reads it empty while the job runs */
+		return 1;
+	}
 	while (c && !job_wait_done(c, 0.2)) {
 		if (h->nonblock) {
 			rc = -EAGAIN;
@@ -257,7 +352,7 @@ static int exit_read(struct tree_handle *h, char *out, size_t size, off_t off)
 {
 	int rc = exit_fill(h);
 	if (rc)
-		return rc;
+		return rc < 0 ? rc : 0;
 	struct jobfile *j = jf(h); /* data no longer changes */
 	if (off < 0 || (size_t)off >= j->data.len)
 		return 0;
@@ -300,9 +395,18 @@ static void release_common(struct tree_handle *h)
 	pthread_mutex_unlock(&j->mu);
 	drop_cmd(c, watch); /* no wake from now on */
 	pthread_mutex_destroy(&j->mu);
+	pthread_mutex_destroy(&j->claim_mu);
 	buf_free(&j->data);
 	free(j);
 	h->priv = NULL;
+}
+
+/* The last holder closed it: what was written starts. */
+static void run_release(struct tree_handle *h)
+{
+	if (jf(h)->own)
+		start_pending(h, false); /* a failure: logged, job lost */
+	release_common(h);
 }
 
 const struct file_hooks run_hooks = {
@@ -310,6 +414,15 @@ const struct file_hooks run_hooks = {
     .read = run_read,
     .write = run_write,
     .flush = run_flush,
+    .poll = poll_common,
+    .release = run_release,
+};
+
+/* jobs/<job>/follow: the job's whole output from its start, ending when
+ * it ends (a reader of its run, bound to the job). */
+const struct file_hooks follow_hooks = {
+    .open = follow_open,
+    .read = run_read,
     .poll = poll_common,
     .release = release_common,
 };
@@ -333,6 +446,7 @@ struct cmdfile {
 	pthread_mutex_t mu;
 	struct buf data; /* written, not yet started */
 	bool written, too_big;
+	bool claimed; /* at a flush: the job is the pod's latest */
 };
 
 static int cmd_open(struct tree_handle *h, const struct node *n)
@@ -405,19 +519,19 @@ static int cmd_write(struct tree_handle *h, const char *data, size_t size,
 	return refused ? -E2BIG : (int)size;
 }
 
-/* close: what was written starts the job; close returns once it has
- * started, or fails with the errno. */
-static int cmd_flush(struct tree_handle *h)
+/* What was written starts the job: 0 once it has started, or -errno (a
+ * failure is logged, and a claimed job ends as lost). */
+static int cmd_start(struct tree_handle *h, bool interruptible)
 {
 	struct cmdfile *c = h->priv;
+	struct jobs *js = tree_jobs(h->tree);
 	pthread_mutex_lock(&c->mu);
-	bool written = c->written, too_big = c->too_big;
+	bool too_big = c->too_big, written = c->written, claimed = c->claimed;
 	struct buf script = c->data;
 	buf_init(&c->data);
-	c->written = c->too_big = false;
+	c->written = c->too_big = c->claimed = false;
 	pthread_mutex_unlock(&c->mu);
 	int rc = 0;
-	struct jobs *js = tree_jobs(h->tree);
 	if (too_big) {
 		plog("run", h->path,
 		     "the script is over the limit of %zu bytes: nothing was "
@@ -426,13 +540,50 @@ static int cmd_flush(struct tree_handle *h)
 		rc = -E2BIG;
 	} else if (written && script.len) {
 		rc = js ? jobs_start(js, c->job, script.data, script.len,
-				     h->interrupted, h->interrupted_arg)
+				     interruptible ? h->interrupted : NULL,
+				     h->interrupted_arg)
 			: -ENOTCONN;
-		if (rc == 0)
+		if (rc)
+			plog("run", h->path, "the job did not start: %s",
+			     strerror(-rc));
+		else
 			tree_jobs_changed(h->tree, c->pod_id, NULL);
 	}
+	if (rc && claimed && js)
+		jobs_abandon(js, c->job);
 	buf_free(&script);
 	return rc;
+}
+
+/* One holder closed it: the last one starts the job, and its close returns
+ * once it has started or fails with the errno; another one claims it (the
+ * pod's latest, waiting for its script), sent when the last holder closes
+ * (cmd_release). */
+static int cmd_flush(struct tree_handle *h, pid_t closer)
+{
+	struct cmdfile *c = h->priv;
+	pthread_mutex_lock(&c->mu);
+	bool claimed = c->claimed;
+	bool claim = c->data.len && !c->too_big && !claimed;
+	bool too_big = c->too_big;
+	pthread_mutex_unlock(&c->mu);
+	if (too_big)
+		return -E2BIG;
+	if (!claim && !claimed)
+		return 0;
+	if (jobfile_last_close(h, closer))
+		return cmd_start(h, true);
+	if (!claim)
+		return 0;
+	struct jobs *js = tree_jobs(h->tree);
+	int rc = js ? jobs_claim(js, c->job) : -ENOTCONN;
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	c->claimed = true;
+	pthread_mutex_unlock(&c->mu);
+	tree_jobs_changed(h->tree, c->pod_id, NULL); /* a new jobs/latest */
+	return 0;
 }
 
 static int cmd_size(struct tree *t, const struct node *n, off_t *size)
@@ -450,6 +601,8 @@ static int cmd_size(struct tree *t, const struct node *n, off_t *size)
 static void cmd_release(struct tree_handle *h)
 {
 	struct cmdfile *c = h->priv;
+	if (h->acc != O_RDONLY)
+		cmd_start(h, false);
 	job_put(c->job);
 	free(c->pod_id);
 	buf_free(&c->text);
@@ -513,10 +666,12 @@ static int signal_write(struct tree_handle *h, const char *data, size_t size,
 	name[b - a] = '\0';
 	struct jobs *js = tree_jobs(h->tree);
 	int rc = js ? job_signal(js, h->priv, name) : -ESRCH;
-	/* A job that has just started may not have told its process group
-	 * yet: while it runs, that is asked again for a little while. */
+	/* A job that has just started (or whose last holder has just closed
+	 * its run) may not have told its process group yet: while it runs or
+	 * is about to, that is asked again for a little while. */
 	double until = now_monotonic() + SIGNAL_WAIT;
-	while (rc == -ESRCH && js && job_state(h->priv) == JOB_RUNNING &&
+	while (rc == -ESRCH && js &&
+	       (job_state(h->priv) == JOB_RUNNING || job_pending(h->priv)) &&
 	       !gave_up(h) && now_monotonic() < until) {
 		job_wait_done(h->priv, 0.05);
 		rc = job_signal(js, h->priv, name);
@@ -524,6 +679,40 @@ static int signal_write(struct tree_handle *h, const char *data, size_t size,
 	if (rc)
 		plog("signal", h->path, "%s not sent: %s", name, strerror(-rc));
 	return rc ? rc : (int)size;
+}
+
+/* The last signal sent and a newline, or an empty line. */
+static void signal_text(struct job *jb, struct buf *b)
+{
+	if (jb)
+		job_last_signal(jb, b);
+	buf_addc(b, '\n');
+}
+
+static int signal_read(struct tree_handle *h, char *out, size_t size, off_t off)
+{
+	struct buf b;
+	buf_init(&b);
+	signal_text(h->priv, &b);
+	int n = 0;
+	if (off >= 0 && (size_t)off < b.len) {
+		n = (int)(b.len - (size_t)off < size ? b.len - (size_t)off
+						     : size);
+		memcpy(out, b.data + off, (size_t)n);
+	}
+	buf_free(&b);
+	return n;
+}
+
+static int signal_size(struct tree *t, const struct node *n, off_t *size)
+{
+	(void)t;
+	struct buf b;
+	buf_init(&b);
+	signal_text(n->job, &b);
+	*size = (off_t)b.len;
+	buf_free(&b);
+	return 0;
 }
 
 const struct file_hooks cmd_hooks = {
@@ -551,6 +740,8 @@ const struct file_hooks out_hooks = {
 
 const struct file_hooks signal_hooks = {
     .open = hold_job,
+    .read = signal_read,
     .write = signal_write,
     .release = put_job,
+    .size = signal_size,
 };

@@ -86,7 +86,8 @@ const struct file_def job_files[] = {
     {.name = "state", .render = r_job_state, .flags = F_OWNER},
     {.name = "started", .render = r_job_started, .flags = F_OWNER},
     {.name = "ended", .render = r_job_ended, .flags = F_OWNER},
-    {.name = "signal", .flags = F_WRITE_ONLY, .hooks = &signal_hooks},
+    {.name = "follow", .flags = F_STREAM, .hooks = &follow_hooks},
+    {.name = "signal", .hooks = &signal_hooks},
     {.name = NULL},
 };
 
@@ -98,6 +99,7 @@ const struct file_def hjob_files[] = {
     {.name = "state", .render = r_job_state, .flags = F_OWNER},
     {.name = "started", .render = r_job_started, .flags = F_OWNER},
     {.name = "ended", .render = r_job_ended, .flags = F_OWNER},
+    {.name = "follow", .flags = F_STREAM, .hooks = &follow_hooks},
     {.name = NULL},
 };
 

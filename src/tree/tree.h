@@ -68,6 +68,8 @@ struct tree_handle {
 	struct tree *tree;
 	const char *path;   /* as opened */
 	const char *pod_id; /* the pod the file belongs to, or NULL */
+	const char *mnt;    /* the mount point (absolute, physical) or NULL */
+	pid_t pid;	    /* the opener (a thread), 0 if unknown */
 	int acc;	    /* O_RDONLY, O_WRONLY or O_RDWR */
 	bool nonblock;	    /* O_NONBLOCK: a read that would wait: -EAGAIN */
 	/* Whether the caller gave up (Ctrl-C): every wait asks it. */
@@ -90,8 +92,9 @@ struct file_hooks {
 	/* NULL: the file is read-only. Bytes taken or -errno. */
 	int (*write)(struct tree_handle *h, const char *data, size_t size,
 		     off_t off);
-	/* close(): its result is close's. */
-	int (*flush)(struct tree_handle *h);
+	/* One close() of the open (a FLUSH: by thread pid, 0 if unknown); its
+	 * result is that close's. Others may still hold the open. */
+	int (*flush)(struct tree_handle *h, pid_t pid);
 	/* Whether a read would return now without waiting; with `arm`, wake
 	 * is called once that may have changed. */
 	bool (*poll)(struct tree_handle *h, bool arm);

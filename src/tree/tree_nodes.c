@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobfiles.h"
 #include "jobs.h"
 #include "log.h"
 #include "nodes.h"
@@ -245,9 +246,11 @@ static int all_write(struct tree_handle *h, const char *data, size_t size,
 	return refused ? -E2BIG : (int)size;
 }
 
-static int all_flush(struct tree_handle *h)
+/* As run's (jobfiles.c): the last holder's close starts the script on
+ * every node; an earlier one leaves it to that close or the RELEASE. */
+static int all_flush(struct tree_handle *h, pid_t closer)
 {
-	return af(h)->own ? all_start(h) : 0;
+	return af(h)->own && jobfile_last_close(h, closer) ? all_start(h) : 0;
 }
 
 /* A line longer than this is passed on in pieces of it, each a line. */
@@ -427,6 +430,14 @@ static int all_exit_read(struct tree_handle *h, char *out, size_t size,
 static void all_release(struct tree_handle *h)
 {
 	struct allfile *a = af(h);
+	/* Written, and no close was the last holder's (a child exiting): it
+	 * starts now; a failure can only be logged. */
+	if (a->own) {
+		int rc = all_start(h);
+		if (rc)
+			plog("run", h->path, "the script did not start: %s",
+			     strerror(-rc));
+	}
 	for (size_t i = 0; i < a->n; i++) {
 		job_put(a->jobs[i]);
 		free(a->keys[i]);

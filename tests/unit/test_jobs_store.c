@@ -137,7 +137,7 @@ static void test_reload(void)
 	CHECK(j != NULL);
 	CHECK(jobs_pod_has(j, "pod1"));
 	char *names = list(j, "pod1");
-	CHECK_STR(names, "1,2,train,3,later,");
+	CHECK_STR(names, "1,2,3,later,train,");
 	free(names);
 
 	struct job *jb = jobs_get(j, "pod1", "1");
@@ -232,7 +232,7 @@ static void test_reload(void)
 	CHECK(jobs_run(j, "pod1", "echo\n", 5, NULL, NULL, &jb) == -ENOTCONN);
 	CHECK(jb == NULL);
 	names = list(j, "pod1");
-	CHECK_STR(names, "1,2,train,3,later,");
+	CHECK_STR(names, "1,2,3,later,train,");
 	free(names);
 	snprintf(p, sizeof p, "%s/pod1/4", dir);
 	CHECK(!exists(p));
@@ -241,7 +241,7 @@ static void test_reload(void)
 	/* Remount: the same again; the lost one stays lost. */
 	j = open_store(dir, 1 << 20);
 	names = list(j, "pod1");
-	CHECK_STR(names, "1,2,train,3,later,");
+	CHECK_STR(names, "1,2,3,later,train,");
 	free(names);
 	jb = jobs_get(j, "pod1", "3");
 	CHECK(jb && job_state(jb) == JOB_LOST);
@@ -250,7 +250,7 @@ static void test_reload(void)
 	/* The pod is gone: its records stay (history shows them). */
 	jobs_pod_gone(j, "pod1");
 	names = list(j, "pod1");
-	CHECK_STR(names, "1,2,train,3,later,");
+	CHECK_STR(names, "1,2,3,later,train,");
 	free(names);
 	CHECK(jobs_pod_has(j, "pod1"));
 
@@ -263,7 +263,7 @@ static void test_reload(void)
 	jobs_free(j);
 	j = open_store(dir, 1 << 20);
 	names = list(j, "pod1");
-	CHECK_STR(names, "1,train,3,later,");
+	CHECK_STR(names, "1,3,later,train,");
 	free(names);
 	jobs_free(j);
 }
