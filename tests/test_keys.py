@@ -1,0 +1,88 @@
+"""SSH keys: ssh_keys/ shows the account's keys (cp registers one, rm
+deletes one, ln -sfn makes one primary), and mkdir sends the sshKeyId of
+the registered key that primefs uses for jobs, or refuses with EACCES (and
+sends nothing) when that key is not registered."""
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import err_of
+from sshd import make_key
+
+TEMPLATE = "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n"
+
+
+def posts(api, path="/pods"):
+    return [r for r in api.requests()
+            if r["method"] == "POST" and r["path"].rstrip("/").endswith(path)]
+
+
+def account_keys(api):
+    return api.get("/ssh_keys/")["data"]
+
+
+def new_key(d):
+    d.mkdir(parents=True, exist_ok=True)
+    return make_key(d, "ed25519")
+
+
+def mount_with_key(make_api, make_mount, tmp_path, register=True, comment=None):
+    api = make_api()
+    priv, pub = new_key(tmp_path / "keys")
+    if register:
+        text = pub if comment is None else " ".join(pub.split()[:2] + [comment])
+        api.admin("ssh_key", {"name": "laptop", "publicKey": text})
+    m = make_mount(api, options=(f"ssh_key={priv}", f"known_hosts={tmp_path / 'kh'}"),
+                   register_key=False)
+    m.write("config", TEMPLATE)
+    return api, m, priv, pub
+
+
+def test_mkdir_sends_the_registered_key_id(make_api, make_mount, tmp_path):
+    # Registered under another comment: the key blob is what is compared.
+    api, m, priv, pub = mount_with_key(make_api, make_mount, tmp_path,
+                                       comment="someone@elsewhere")
+    other, _ = new_key(tmp_path / "other")
+    api.admin("ssh_key", {"name": "other", "publicKey": Path(other + ".pub").read_text(),
+                          "primary": True})
+    want = [k["id"] for k in account_keys(api) if k["name"] == "laptop"]
+    os.mkdir(m.p("pods", "withkey"))
+    sent = posts(api)
+    assert len(sent) == 1
+    assert sent[0]["body"]["pod"]["sshKeyId"] == want[0]
+    assert sent[0]["status"] == 200
+
+
+def test_mkdir_refused_when_the_key_is_not_registered(make_api, make_mount, tmp_path):
+    api, m, priv, pub = mount_with_key(make_api, make_mount, tmp_path, register=False)
+    api.reset()
+    assert err_of(lambda: os.mkdir(m.p("pods", "nokey"))) == errno.EACCES
+    assert posts(api) == []                       # nothing rented
+    assert not os.path.exists(m.p("pods", "nokey"))
+    log = m.log()
+    assert f"cp {priv}.pub {m.path}/ssh_keys/id_ed25519" in log, log[-2000:]
+    # Registering it (as the log says) makes the same mkdir work.
+    api.admin("ssh_key", {"name": "laptop", "publicKey": pub})
+    m.write("ctl", "refresh\n")
+    os.mkdir(m.p("pods", "nokey"))
+    assert len(posts(api)) == 1 and posts(api)[0]["body"]["pod"]["sshKeyId"]
+
+
+def test_fake_refuses_an_unknown_ssh_key_id(api):
+    import json
+    import urllib.error
+    import urllib.request
+    body = {"pod": {"name": "x", "cloudId": "c", "gpuType": "H100_80GB", "socket": "PCIe",
+                    "gpuCount": 1, "sshKeyId": "no-such-key"},
+            "provider": {"type": "runpod"}}
+    req = urllib.request.Request(api.base + "/api/v1/pods/", data=json.dumps(body).encode(),
+                                 method="POST")
+    req.add_header("Authorization", "Bearer test-key")
+    req.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, context=api.ctx, timeout=10)
+    assert e.value.code == 404
