@@ -86,3 +86,57 @@ def test_fake_refuses_an_unknown_ssh_key_id(api):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, context=api.ctx, timeout=10)
     assert e.value.code == 404
+
+
+def test_ssh_keys_cp_ln_rm(make_api, make_mount, tmp_path):
+    api, m, priv, pub = mount_with_key(make_api, make_mount, tmp_path)
+    keys = m.p("ssh_keys")
+    assert sorted(os.listdir(keys)) == ["laptop", "primary"]
+    assert os.readlink(os.path.join(keys, "primary")) == "laptop"
+    assert m.read("ssh_keys", "laptop") == pub + "\n"
+
+    # cp registers a new key: one POST, at close, with the file's name
+    other, other_pub = new_key(tmp_path / "other")
+    api.reset()
+    subprocess.run(["cp", other + ".pub", os.path.join(keys, "desktop")], check=True)
+    sent = posts(api, "/ssh_keys")
+    assert len(sent) == 1 and sent[0]["status"] == 200
+    assert sent[0]["body"] == {"name": "desktop", "publicKey": other_pub}
+    assert m.read("ssh_keys", "desktop") == other_pub + "\n"   # shows at once
+    assert sorted(os.listdir(keys)) == ["desktop", "laptop", "primary"]
+    assert any(k["name"] == "desktop" and not k["isPrimary"] for k in account_keys(api))
+
+    # ln -sfn makes it primary (a temporary link renamed over primary)
+    subprocess.run(["ln", "-sfn", "desktop", os.path.join(keys, "primary")], check=True)
+    assert os.readlink(os.path.join(keys, "primary")) == "desktop"
+    prim = [k["name"] for k in account_keys(api) if k["isPrimary"]]
+    assert prim == ["desktop"]
+    patches = [r for r in api.requests() if r["method"] == "PATCH"]
+    assert len(patches) == 1 and patches[0]["body"] == {"isPrimary": True}
+    assert sorted(os.listdir(keys)) == ["desktop", "laptop", "primary"]
+
+    # rm deletes one
+    subprocess.run(["rm", os.path.join(keys, "laptop")], check=True)
+    assert [k["name"] for k in account_keys(api)] == ["desktop"]
+    assert not os.path.exists(os.path.join(keys, "laptop"))
+    assert sorted(os.listdir(keys)) == ["desktop", "primary"]
+    assert err_of(lambda: os.unlink(os.path.join(keys, "primary"))) == errno.EPERM
+
+
+def test_ssh_keys_bad_text_is_einval(make_api, make_mount, tmp_path):
+    api, m, priv, pub = mount_with_key(make_api, make_mount, tmp_path)
+    api.reset()
+    r = subprocess.run(["cp", priv, m.p("ssh_keys", "oops")], capture_output=True, text=True)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr
+    assert posts(api, "/ssh_keys") == []
+    assert "that is a private key" in m.log()
+    r = subprocess.run(["bash", "-c", f"echo 'ssh-ed25519 notbase64!' > {m.p('ssh_keys', 'x')}"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert posts(api, "/ssh_keys") == []
+    assert sorted(os.listdir(m.p("ssh_keys"))) == ["laptop", "primary"]
+    # a key the account has already: the API's refusal, EINVAL
+    r = subprocess.run(["cp", priv + ".pub", m.p("ssh_keys", "again")], capture_output=True,
+                       text=True)
+    assert r.returncode != 0
+    assert "already exists" in m.log()

@@ -197,10 +197,10 @@ const char *pubkey_problem(const char *text, size_t len)
 	if (!len)
 		return "the file is empty: write a public key "
 		       "(cp ~/.ssh/id_ed25519.pub ssh_keys/NAME)";
+	if (len >= 10 && !strncmp(text, "-----BEGIN", 10))
+		return "that is a private key: write the .pub file";
 	if (memchr(text, '\n', len) || memchr(text, '\0', len))
 		return "one public key a file, on one line";
-	if (!strncmp(text, "-----BEGIN", 10))
-		return "that is a private key: write the .pub file";
 	char *s = xstrndup(text, len);
 	unsigned char blob[PUBKEY_BLOB_MAX];
 	size_t n = pubkey_blob(s, blob, sizeof blob);

@@ -224,10 +224,14 @@ static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 	}
 }
 
-int choose_offer(const struct snap *offers, const struct pod_spec *spec,
-		 const struct offer **out, struct buf *why)
+/* The offers that pass every filter, in *left (to free) and *n_left: 0, or
+ * -ENOSPC / -EINVAL with the reason in why (as choose_offer). */
+static int fitting(const struct snap *offers, const struct pod_spec *spec,
+		   const struct offer ***left_out, size_t *n_left,
+		   struct buf *why)
 {
-	*out = NULL;
+	*left_out = NULL;
+	*n_left = 0;
 	if (spec->invalid) {
 		buf_adds(why, spec->invalid);
 		return -EINVAL;
@@ -279,14 +283,53 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		}
 		n = kept;
 	}
+	*left_out = left;
+	*n_left = n;
+	return 0;
+}
+
+/* Cheaper first; among equally cheap ones, by name. */
+static int cmp_offer(const void *a, const void *b)
+{
+	const struct offer *x = *(const struct offer *const *)a;
+	const struct offer *y = *(const struct offer *const *)b;
+	if (x->price.d != y->price.d)
+		return x->price.d < y->price.d ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int choose_offer(const struct snap *offers, const struct pod_spec *spec,
+		 const struct offer **out, struct buf *why)
+{
+	*out = NULL;
+	const struct offer **left;
+	size_t n;
+	int rc = fitting(offers, spec, &left, &n, why);
+	if (rc)
+		return rc;
 	const struct offer *best = left[0];
 	for (size_t i = 1; i < n; i++)
-		if (left[i]->price.d < best->price.d ||
-		    (left[i]->price.d == best->price.d &&
-		     strcmp(left[i]->name, best->name) < 0))
+		if (cmp_offer(&left[i], &best) < 0)
 			best = left[i];
 	free(left);
 	*out = best;
+	return 0;
+}
+
+int choose_ranked(const struct snap *offers, const struct pod_spec *spec,
+		  const struct offer **out, size_t max, size_t *n_out,
+		  struct buf *why)
+{
+	const struct offer **left;
+	size_t n;
+	*n_out = 0;
+	int rc = fitting(offers, spec, &left, &n, why);
+	if (rc)
+		return rc;
+	qsort(left, n, sizeof *left, cmp_offer);
+	for (size_t i = 0; i < n && i < max; i++)
+		out[(*n_out)++] = left[i];
+	free(left);
 	return 0;
 }
 

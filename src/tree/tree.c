@@ -116,6 +116,8 @@ static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
 					     {CHEAPEST_NAME, D_CHEAPEST},
 					     {"pods", D_PODS},
 					     {"history", D_HISTORY},
+					     {"ssh_keys", D_KEYS},
+					     {"plan", D_PLAN},
 					     {NULL, D_ROOT}};
 static const struct subdir pod_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
 static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
@@ -136,6 +138,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
+    [D_KEYS] = {no_subdirs, no_files, SNAP_KEYS, D_KEYS},
+    [D_PLAN] = {no_subdirs, no_files, -1, D_PLAN},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
