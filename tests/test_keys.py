@@ -140,3 +140,41 @@ def test_ssh_keys_bad_text_is_einval(make_api, make_mount, tmp_path):
                        text=True)
     assert r.returncode != 0
     assert "already exists" in m.log()
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """A real ssh-agent holding a fresh key: (SSH_AUTH_SOCK, public key)."""
+    sock = str(tmp_path / "agent.sock")
+    proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            import time
+            time.sleep(0.02)
+        priv, pub = new_key(tmp_path / "agentkey")
+        os.unlink(priv + ".pub")          # only the agent has it
+        subprocess.run(["ssh-add", "-q", priv], check=True,
+                       env=dict(os.environ, SSH_AUTH_SOCK=sock))
+        yield sock, pub
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_mkdir_matches_the_agents_key(make_api, make_mount, tmp_path, agent):
+    sock, pub = agent
+    api = make_api()
+    m = make_mount(api, env={"SSH_AUTH_SOCK": sock})
+    m.write("config", TEMPLATE)
+    # not registered: refused, and log says how to register the agent's key
+    assert err_of(lambda: os.mkdir(m.p("pods", "a"))) == errno.EACCES
+    assert posts(api) == []
+    assert "ssh-add -L" in m.log()
+    # registered (under any comment): its id is sent
+    api.admin("ssh_key", {"name": "agent", "publicKey": " ".join(pub.split()[:2])})
+    m.write("ctl", "refresh\n")
+    os.mkdir(m.p("pods", "a"))
+    want = [k["id"] for k in account_keys(api) if k["name"] == "agent"]
+    assert posts(api)[-1]["body"]["pod"]["sshKeyId"] == want[0]
