@@ -78,7 +78,8 @@ static TREE_RENDER(r_key)
 	return 0;
 }
 
-const struct file_def key_file = {.name = "", .render = r_key};
+const struct file_def key_file = {
+    .name = "", .render = r_key, .flags = F_OWNER};
 
 int keys_step(struct tree *t, struct node *n, const char *name)
 {
