@@ -224,14 +224,13 @@ static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 	}
 }
 
-/* The offers that pass every filter, in *left (to free) and *n_left: 0, or
- * -ENOSPC / -EINVAL with the reason in why (as choose_offer). */
-static int fitting(const struct snap *offers, const struct pod_spec *spec,
-		   const struct offer ***left_out, size_t *n_left,
-		   struct buf *why)
+/* choose_offer, and with `all` every offer that fits (to free) for
+ * choose_ranked. */
+static int choose(const struct snap *offers, const struct pod_spec *spec,
+		  const struct offer **out, struct buf *why,
+		  const struct offer ***all, size_t *n_all)
 {
-	*left_out = NULL;
-	*n_left = 0;
+	*out = NULL;
 	if (spec->invalid) {
 		buf_adds(why, spec->invalid);
 		return -EINVAL;
@@ -283,53 +282,71 @@ static int fitting(const struct snap *offers, const struct pod_spec *spec,
 		}
 		n = kept;
 	}
-	*left_out = left;
-	*n_left = n;
-	return 0;
-}
-
-/* Cheaper first; among equally cheap ones, by name. */
-static int cmp_offer(const void *a, const void *b)
-{
-	const struct offer *x = *(const struct offer *const *)a;
-	const struct offer *y = *(const struct offer *const *)b;
-	if (x->price.d != y->price.d)
-		return x->price.d < y->price.d ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-int choose_offer(const struct snap *offers, const struct pod_spec *spec,
-		 const struct offer **out, struct buf *why)
-{
-	*out = NULL;
-	const struct offer **left;
-	size_t n;
-	int rc = fitting(offers, spec, &left, &n, why);
-	if (rc)
-		return rc;
+	if (all) { /* choose_ranked ranks them all */
+		*all = xcalloc(n, sizeof **all);
+		memcpy(*all, left, n * sizeof *left);
+		*n_all = n;
+	}
 	const struct offer *best = left[0];
 	for (size_t i = 1; i < n; i++)
-		if (cmp_offer(&left[i], &best) < 0)
+		if (left[i]->price.d < best->price.d ||
+		    (left[i]->price.d == best->price.d &&
+		     strcmp(left[i]->name, best->name) < 0))
 			best = left[i];
 	free(left);
 	*out = best;
 	return 0;
 }
 
+int choose_offer(const struct snap *offers, const struct pod_spec *spec,
+		 const struct offer **out, struct buf *why)
+{
+	return choose(offers, spec, out, why, NULL, NULL);
+}
+
+double choose_price(const struct offer *o, const struct pod_spec *spec)
+{
+	(void)spec;
+	return o->price.d;
+}
+
 int choose_ranked(const struct snap *offers, const struct pod_spec *spec,
 		  const struct offer **out, size_t max, size_t *n_out,
 		  struct buf *why)
 {
-	const struct offer **left;
-	size_t n;
+	const struct offer *best, **all = NULL;
+	size_t n = 0;
 	*n_out = 0;
-	int rc = fitting(offers, spec, &left, &n, why);
+	int rc = choose(offers, spec, &best, why, &all, &n);
 	if (rc)
 		return rc;
-	qsort(left, n, sizeof *left, cmp_offer);
-	for (size_t i = 0; i < n && i < max; i++)
-		out[(*n_out)++] = left[i];
-	free(left);
+	/* choose_offer's pick first, then the cheapest of the rest (by
+	 * name among equals), max in all: a few passes over the list. */
+	out[(*n_out)++] = best;
+	for (size_t i = 0; i < n; i++)
+		if (all[i] == best)
+			all[i] = NULL;
+	while (*n_out < max) {
+		size_t pick = n;
+		for (size_t i = 0; i < n; i++) {
+			if (!all[i])
+				continue;
+			if (pick == n) {
+				pick = i;
+				continue;
+			}
+			double a = choose_price(all[i], spec);
+			double b = choose_price(all[pick], spec);
+			if (a < b || (a == b && strcmp(all[i]->name,
+						       all[pick]->name) < 0))
+				pick = i;
+		}
+		if (pick == n)
+			break;
+		out[(*n_out)++] = all[pick];
+		all[pick] = NULL;
+	}
+	free(all);
 	return 0;
 }
 

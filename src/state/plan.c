@@ -37,7 +37,7 @@ int plan_text(struct cache *c, struct template_store *tmpl, const char *team_id,
 	buf_adds(out, "offer = ");
 	offer_path(v[0], out);
 	buf_adds(out, "\nprice = ");
-	fmt_number(out, v[0]->price.d);
+	fmt_number(out, choose_price(v[0], &spec));
 	buf_adds(out, "\nimage = ");
 	body = create_body(v[0], &spec, name, team_id, &why);
 	json_object *pod = body ? json_object_object_get(body, "pod") : NULL;
@@ -53,7 +53,7 @@ int plan_text(struct cache *c, struct template_store *tmpl, const char *team_id,
 		buf_adds(out, "next = ");
 		offer_path(v[i], out);
 		buf_addc(out, ' ');
-		fmt_number(out, v[i]->price.d);
+		fmt_number(out, choose_price(v[i], &spec));
 		buf_addc(out, '\n');
 	}
 out:
