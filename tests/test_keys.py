@@ -178,3 +178,13 @@ def test_mkdir_matches_the_agents_key(make_api, make_mount, tmp_path, agent):
     os.mkdir(m.p("pods", "a"))
     want = [k["id"] for k in account_keys(api) if k["name"] == "agent"]
     assert posts(api)[-1]["body"]["pod"]["sshKeyId"] == want[0]
+
+
+def test_mkdir_with_no_ssh_key_at_all(api, make_mount):
+    """No agent, no key file: nothing to match; the API's default (the
+    account's primary key) applies, and log says jobs cannot reach it."""
+    m = make_mount(api)
+    m.write("config", TEMPLATE)
+    os.mkdir(m.p("pods", "bare"))
+    assert "sshKeyId" not in posts(api)[-1]["body"]["pod"]
+    assert "no SSH key for jobs" in m.log()
