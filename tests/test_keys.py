@@ -188,3 +188,17 @@ def test_mkdir_with_no_ssh_key_at_all(api, make_mount):
     os.mkdir(m.p("pods", "bare"))
     assert "sshKeyId" not in posts(api)[-1]["body"]["pod"]
     assert "no SSH key for jobs" in m.log()
+
+
+def test_mkdir_refused_when_the_key_has_no_pub(make_api, make_mount, tmp_path):
+    """The key jobs use, without its .pub beside it: which registered key
+    it is cannot be told; refused, and log says how to make the .pub."""
+    api = make_api()
+    priv, pub = new_key(tmp_path / "keys")
+    os.unlink(priv + ".pub")
+    api.admin("ssh_key", {"name": "laptop", "publicKey": pub})
+    m = make_mount(api, options=(f"ssh_key={priv}",))
+    m.write("config", TEMPLATE)
+    assert err_of(lambda: os.mkdir(m.p("pods", "x"))) == errno.EACCES
+    assert posts(api) == []
+    assert f"ssh-keygen -y -f {priv} > {priv}.pub" in m.log()

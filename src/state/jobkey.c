@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "ssh.h"
@@ -81,15 +82,17 @@ int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
 	if (!k->key_explicit)
 		ssh_agent_keys(add_blob, &b);
 	bool has_file = file_blob(k->key_path, &b);
+	/* A key file jobs would use, without its public half beside it. */
+	bool bare =
+	    k->key_explicit || (k->key_path && access(k->key_path, R_OK) == 0);
 	if (!b.n) {
-		if (k->key_explicit)
+		if (bare)
 			plog("mkdir", path,
-			     "refused: no public key %s.pub beside -o "
-			     "ssh_key=%s, so primefs cannot tell which of the "
+			     "refused: no public key %s.pub beside the key "
+			     "jobs use, so primefs cannot tell which of the "
 			     "account's keys the pod needs (ssh-keygen -y -f "
 			     "%s > %s.pub makes it; nothing was rented)",
-			     k->key_path, k->key_path, k->key_path,
-			     k->key_path);
+			     k->key_path, k->key_path, k->key_path);
 		else
 			plog("mkdir", path,
 			     "no SSH key for jobs (no ssh agent, no %s.pub): "
@@ -97,7 +100,7 @@ int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
 			     "jobs cannot reach it until -o ssh_key= names "
 			     "that key",
 			     k->key_path ? k->key_path : "key file");
-		return k->key_explicit ? -EACCES : 0;
+		return bare ? -EACCES : 0;
 	}
 	struct snap *s = NULL;
 	int rc = cache_get(c, SNAP_KEYS, CACHE_TTL, &s);

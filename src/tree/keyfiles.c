@@ -1,6 +1,6 @@
 /* keyfiles.c — see keyfiles.h. Drafts are few and short-lived; their
- * memory stays until the process ends (a node may point at one after it
- * is done), a few bytes per `cp` or `ln`. */
+ * memory stays until tree_free (a node may point at one after it is
+ * done), a few bytes per `cp` or `ln`. */
 #include "tree_int.h"
 
 #include <errno.h>
@@ -363,4 +363,17 @@ int tree_unlink(struct tree *t, const char *path)
 	}
 	snap_put(s);
 	return rc;
+}
+
+void keys_free(void)
+{
+	pthread_mutex_lock(&drafts_mu);
+	while (drafts) {
+		struct draft *d = drafts;
+		drafts = d->next;
+		free(d->name);
+		free(d->link);
+		free(d);
+	}
+	pthread_mutex_unlock(&drafts_mu);
 }

@@ -18,6 +18,9 @@ int keys_readlink(const struct node *n, struct buf *out);
 /* Tells the kernel what a new keys snapshot may have changed. */
 void keys_changed(struct tree *t);
 
+/* Frees every draft (tree_free: no request in flight). */
+void keys_free(void);
+
 extern const struct file_def key_file, newkey_file;
 
 #endif

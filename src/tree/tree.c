@@ -13,6 +13,7 @@
 
 #include "jobfiles.h"
 #include "jobs.h"
+#include "keyfiles.h"
 #include "naming.h"
 
 const struct file_def offer_files[] = {
@@ -159,6 +160,7 @@ struct tree *tree_new(const struct tree_opts *o)
 
 void tree_free(struct tree *t)
 {
+	keys_free();
 	free(t);
 }
 
