@@ -133,14 +133,14 @@ const struct dir_def dirs[D_KINDS] = {
     [D_POD] = {pod_subdirs, pod_files, -1, D_POD},
     [D_HISTORY] = {no_subdirs, no_files, SNAP_HISTORY, D_HIST},
     [D_HIST] = {hist_subdirs, pod_files, -1, D_HIST},
+    [D_KEYS] = {no_subdirs, no_files, SNAP_KEYS, D_KEYS},
+    [D_PLAN] = {no_subdirs, no_files, -1, D_PLAN},
     [D_CHEAPEST] = {no_subdirs, no_files, SNAP_OFFERS, D_CHEAPEST},
     /* Their entries come from the job store (jobs_dir()), not a listing. */
     [D_JOBS] = {no_subdirs, no_files, -1, D_JOB},
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
-    [D_KEYS] = {no_subdirs, no_files, SNAP_KEYS, D_KEYS},
-    [D_PLAN] = {no_subdirs, no_files, -1, D_PLAN},
 };
 
 /* Whether a directory kind lists a pod's jobs. */

@@ -19,13 +19,13 @@ enum dir_kind {
 	D_POD,
 	D_HISTORY,
 	D_HIST,
+	D_KEYS, /* ssh_keys/: a file per key, `primary` a link (keyfiles.h) */
+	D_PLAN, /* plan/: any name resolves to its dry run, none listed */
 	D_CHEAPEST, /* cheapest/: a link per type with a rentable offer */
 	D_JOBS,	    /* pods/<p>/jobs/: a directory per job, and `latest` */
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
 	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
 	D_HJOB,
-	D_KEYS, /* ssh_keys/: a file per key, `primary` a link (keyfiles.h) */
-	D_PLAN, /* plan/: any name resolves to its dry run, none listed */
 	D_KINDS
 };
 
