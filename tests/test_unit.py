@@ -12,6 +12,7 @@ UNITS = ["test_util", "test_sftp_proto", "test_model", "test_naming", "test_cach
          "test_template", "test_log", "test_intent", "test_choose",
          "test_jobs_store", "test_snapindex", "test_log_keep",
          "test_pending"]
+
 UNITS += ["test_sshkeys"]  # ssh_keys/ and plan/
 
 

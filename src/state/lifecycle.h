@@ -48,10 +48,10 @@ struct lifecycle {
 	 */
 	void (*on_delete)(void *arg, const char *pod_id);
 	void *on_delete_arg;
-	struct guards *guards; /* armed from the template at mkdir; or NULL */
 	/* The key jobs use, whose registered id mkdir sends (jobkey.h);
 	 * NULL: no sshKeyId. */
 	const struct jobkey *jobkey;
+	struct guards *guards; /* armed from the template at mkdir; or NULL */
 	struct pending
 	    *pending; /* requests in flight (lifecycle_set_pending) */
 	pthread_mutex_t mu;
