@@ -146,11 +146,22 @@ def mounted(mnt):
         return any(line.split()[4] == mnt for line in f)
 
 
+def register_ssh_key(api, opts):
+    """The account knows the mount's -o ssh_key (its .pub), as primary, as
+    an account that rents pods with it does (mkdir sends its sshKeyId)."""
+    for o in opts:
+        if o.startswith("ssh_key="):
+            pub = Path(o[len("ssh_key="):] + ".pub")
+            if pub.exists():
+                api.admin("ssh_key", {"name": pub.stem, "publicKey": pub.read_text()})
+
+
 class Mount:
     """primefs mounted in the foreground (-f) so that the test holds its pid."""
 
     def __init__(self, api=None, options=(), env=None, base=None, certs=None,
-                 key=KEY, home=None, trust_ca=True, source=None, traversable=False):
+                 key=KEY, home=None, trust_ca=True, source=None, traversable=False,
+                 register_key=True):
         self.dir = tempfile.mkdtemp(prefix="primefs.")
         if traversable:  # for a second uid on an allow_other mount
             os.chmod(self.dir, 0o755)
@@ -166,6 +177,8 @@ class Mount:
         e["PRIME_API_BASE_URL"] = base or api.base
         e.update(env or {})
         opts = list(options)
+        if register_key and api is not None:
+            register_ssh_key(api, opts)
         if (trust_ca and certs is not None and api is not None and api.tls
                 and not any(o.startswith("cafile=") for o in opts)):
             opts.append("cafile=" + certs["ca_pem"])

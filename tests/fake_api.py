@@ -40,6 +40,8 @@ to stderr ("METHOD path status").  Run with --help for the options.
 """
 
 import argparse
+import base64
+import binascii
 import collections
 import copy
 import datetime
@@ -586,6 +588,8 @@ class State:
                 h["type"] = "Instance"
         self.history += copy.deepcopy(HISTORY_EXTRA)
         self.wallet = json.loads((fixtures / "from_tests" / "billing_wallet.json").read_text())
+        self.id_rng_ssh = random.Random("ssh-keys-%s" % args.seed)
+        ssh_keys_init(self, args)
 
         # --- the OpenAPI description, the dataset's deliberate deviations, knobs
         self.spec = openapi_check.load()
@@ -914,6 +918,9 @@ class State:
         pod_req["gpuCount"] = int(pod_req["gpuCount"])  # lax: "2" is 2
         provider_type = body["provider"]["type"]
         team = (body.get("team") or {}).get("teamId")
+        bad_key = ssh_key_create_problem(self, pod_req)
+        if bad_key:
+            return bad_key
         offer, multinode = self.find_offer(pod_req, provider_type)
         if offer is None:
             return 422, {"errors": [{"param": "pod", "details":
@@ -1085,6 +1092,15 @@ class State:
                 self.release_gen += 1
                 self.hold_cv.notify_all()
             return 200, {"ok": True}
+        if name == "ssh_key":
+            # registers a key once (again: nothing changes)
+            same = [k for k in self.ssh_keys
+                    if ssh_key_blob(k["publicKey"]) == ssh_key_blob(body["publicKey"])]
+            if same:
+                return 200, same[0]
+            k = ssh_key_add(self, body.get("name") or "key", body["publicKey"].strip(),
+                            primary=bool(body.get("primary", True)))
+            return 200, k
         if name == "clear_faults":
             self.faults = []
             return 200, {"ok": True}
@@ -1192,6 +1208,107 @@ IMPLEMENTED = {"GET /availability/gpus", "GET /availability/multi-node",
                "GET /availability/gpu-summary", "GET /pods", "POST /pods", "GET /pods/status",
                "GET /pods/history", "GET /pods/{id}", "DELETE /pods/{id}", "GET /pods/{id}/log",
                "GET /billing/wallet"}
+
+
+# --------------------------------------------------------------------------
+# SSH keys: /ssh_keys/ (list, upload), /ssh_keys/{id} (delete, set primary),
+# and the create body's sshKeyId, which must name a key of the account.
+
+IMPLEMENTED.update({"GET /ssh_keys", "POST /ssh_keys", "DELETE /ssh_keys/{id}",
+                    "PATCH /ssh_keys/{id}"})
+
+SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256",
+                 "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                 "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def ssh_key_problem(text):
+    """Why the server would refuse this public key text, or None: one line
+    'TYPE BASE64 [comment]' whose blob starts with TYPE."""
+    parts = text.strip().split()
+    if "\n" in text.strip() or len(parts) < 2:
+        return "Invalid SSH public key format"
+    if parts[0] not in SSH_KEY_TYPES:
+        return "Unsupported SSH key type %r" % parts[0][:40]
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (ValueError, binascii.Error):
+        return "Invalid SSH public key: bad base64"
+    n = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+    if n != len(parts[0]) or blob[4:4 + n] != parts[0].encode():
+        return "Invalid SSH public key: the key data does not match its type"
+    return None
+
+
+def ssh_key_blob(text):
+    parts = text.split()
+    return parts[1] if len(parts) > 1 else ""
+
+
+def ssh_keys_init(state, args):
+    state.ssh_keys = []
+    for n, path in enumerate(args.ssh_pubkey or ()):
+        ssh_key_add(state, "key-%d" % n, Path(path).read_text().strip(), primary=n == 0)
+
+
+def ssh_key_add(state, name, public_key, primary=False):
+    now = iso(time.time())
+    key = {"id": cuid(state.id_rng_ssh), "userId": USER_ID, "name": name, "publicKey": public_key,
+           "isPrimary": bool(primary), "isUserKey": True, "createdAt": now, "updatedAt": now}
+    if primary:
+        for k in state.ssh_keys:
+            k["isPrimary"] = False
+    state.ssh_keys.append(key)
+    return key
+
+
+def ssh_keys_call(state, key, query, body, body_error, params):
+    """(status, obj) of the /ssh_keys operations."""
+    if key == "GET /ssh_keys":
+        offset = int((query.get("offset") or ["0"])[0])
+        limit = int((query.get("limit") or ["100"])[0])
+        rows = state.ssh_keys[offset:offset + limit]
+        return 200, {"total_count": len(state.ssh_keys), "offset": offset, "limit": limit,
+                     "data": copy.deepcopy(rows), "status": "success"}
+    if key == "POST /ssh_keys":
+        if body_error:
+            return 422, {"errors": [{"param": "body", "details": "invalid JSON: %s" % body_error}]}
+        if not isinstance(body, dict):
+            return 422, {"errors": [{"param": "body", "details": "field required"}]}
+        for f in ("name", "publicKey"):
+            if not isinstance(body.get(f), str) or not body[f].strip():
+                return 422, {"errors": [{"param": f, "details": "field required"}]}
+        why = ssh_key_problem(body["publicKey"])
+        if why:
+            return 422, {"errors": [{"param": "publicKey", "details": why}]}
+        blob = ssh_key_blob(body["publicKey"])
+        if any(ssh_key_blob(k["publicKey"]) == blob for k in state.ssh_keys):
+            return 422, {"errors": [{"param": "publicKey", "details": "This SSH key already exists"}]}
+        k = ssh_key_add(state, body["name"], body["publicKey"].strip(),
+                        primary=not state.ssh_keys)
+        return 200, copy.deepcopy(k)
+    found = [k for k in state.ssh_keys if k["id"] == params.get("id")]
+    if not found:
+        return 404, {"detail": "SSH key not found"}
+    if key == "DELETE /ssh_keys/{id}":
+        state.ssh_keys.remove(found[0])
+        return 200, {"message": "SSH key deleted"}
+    # PATCH: isPrimary must be true when given
+    if body_error or not isinstance(body, dict) or body.get("isPrimary") is not True:
+        return 422, {"errors": [{"param": "isPrimary", "details": "isPrimary must be true"}]}
+    for k in state.ssh_keys:
+        k["isPrimary"] = k is found[0]
+    found[0]["updatedAt"] = iso(time.time())
+    return 200, {"message": "Primary key updated", "updated_fields": {"isPrimary": True}}
+
+
+def ssh_key_create_problem(state, pod_req):
+    """The 404 a create body's unknown sshKeyId gets, or None."""
+    kid = pod_req.get("sshKeyId")
+    if kid is None or any(k["id"] == kid for k in state.ssh_keys):
+        return None
+    return 404, {"detail": "SSH key %s not found" % kid}
+
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1430,6 +1547,8 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _call(state, key, op, query, body, body_error, params):
+        if key.split(" ")[1].startswith("/ssh_keys"):
+            return ssh_keys_call(state, key, query, body, body_error, params)
         if key == "GET /availability/gpus":
             return state.api_availability(state.gpus, query)
         if key == "GET /availability/multi-node":
@@ -1543,6 +1662,8 @@ def parse_args(argv=None):
                     help="check every answer against the OpenAPI description (default; "
                          "FAKE_API_CHECK=0 turns it off)")
     ap.add_argument("--no-check-responses", dest="check_responses", action="store_false")
+    ap.add_argument("--ssh-pubkey", action="append",
+                    help="a public key file registered with the account (the first primary)")
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")

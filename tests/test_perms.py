@@ -206,6 +206,7 @@ def test_mounting_user_not_root(open_dir, certs, make_api):
     fd = _mount_for(nobody, nobody, mnt)
     try:
         api = make_api("--ssh", f"root@127.0.0.1:{pod.port}")
+        api.admin("ssh_key", {"name": "owner", "publicKey": pub})   # mkdir sends its id
         env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PRIME_API_KEY": KEY,
                "PRIME_API_BASE_URL": api.base}
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):

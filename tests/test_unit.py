@@ -14,6 +14,8 @@ UNITS = ["test_util", "test_sftp_proto", "test_model", "test_naming", "test_cach
          "test_pending", "test_budget"]
 UNITS += ["test_watchers"]
 
+UNITS += ["test_sshkeys"]  # ssh_keys/ and plan/
+
 
 @pytest.mark.parametrize("name", UNITS)
 def test_unit(name):

@@ -113,8 +113,13 @@ void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct node n;
 	int rc = child_path(parent, name, &path);
 	if (rc == 0 && (rc = tree_resolve(fs()->tree, path.data, &n)) == 0) {
-		rc = n.type == N_DIR ? -EISDIR : -EPERM;
+		rc = n.type == N_DIR ? -EISDIR : n.dir == D_KEYS ? 0 : -EPERM;
 		node_release(&n);
+		/* ssh_keys/<key>: rm deletes the key (keyfiles.h) */
+		if (rc == 0 && (rc = caller_may(0, O_WRONLY)) == 0) {
+			rc = tree_unlink(fs()->tree, path.data);
+			kc_sync();
+		}
 	}
 	buf_free(&path);
 	reply_err(req, rc);
@@ -137,7 +142,10 @@ void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		node_release(&n);
 	if (rc == -ENOENT) {
 		made_inside("create", path.data);
-		rc = -EACCES;
+		/* Only a new key in ssh_keys/ can be made (keyfiles.h). */
+		rc = caller_may(0, O_WRONLY);
+		if (rc == 0)
+			rc = tree_key_create(fs()->tree, path.data);
 	}
 	if (rc == 0)
 		rc = do_open(path.data, fi);
@@ -187,20 +195,51 @@ void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	refuse_new(req, "mknod", parent, name);
 }
 
+/* Only in ssh_keys/: `primary`, or ln -sfn's temporary name. */
 void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		const char *name)
 {
-	(void)link;
-	refuse_new(req, "symlink", parent, name);
+	cur = req;
+	unsigned long gen = tree_generation(fs()->tree);
+	struct buf path;
+	buf_init(&path);
+	int rc = child_path(parent, name, &path);
+	if (rc == 0 && strncmp(path.data, "/ssh_keys/", 10)) {
+		buf_free(&path);
+		refuse_new(req, "symlink", parent, name);
+		return;
+	}
+	if (rc == 0)
+		rc = caller_may(0, O_WRONLY);
+	if (rc == 0)
+		rc = tree_symlink(fs()->tree, link, path.data);
+	kc_sync();
+	if (rc)
+		reply_err(req, rc);
+	else
+		reply_entry_of(req, parent, name, path.data, gen);
+	buf_free(&path);
 }
 
+/* Only a link renamed over ssh_keys/primary (ln -sfn) does anything. */
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	(void)parent;
-	(void)name;
-	(void)newparent;
-	(void)newname;
-	(void)flags;
-	fuse_reply_err(req, EPERM);
+	cur = req;
+	struct buf from, to;
+	buf_init(&from);
+	buf_init(&to);
+	int rc = flags & ~(unsigned)RENAME_NOREPLACE ? -EINVAL : 0;
+	if (rc == 0)
+		rc = child_path(parent, name, &from);
+	if (rc == 0)
+		rc = child_path(newparent, newname, &to);
+	if (rc == 0)
+		rc = caller_may(0, O_WRONLY);
+	if (rc == 0)
+		rc = tree_rename(fs()->tree, from.data, to.data);
+	kc_sync();
+	buf_free(&from);
+	buf_free(&to);
+	reply_err(req, rc);
 }

@@ -22,6 +22,7 @@
 #include "collect.h"
 #include "deadmount.h"
 #include "guards.h"
+#include "jobkey.h"
 #include "jobs.h"
 #include "lifecycle.h"
 #include "nodes.h"
@@ -461,7 +462,8 @@ int main(int argc, char *argv[])
 	double ttl[SNAP_KINDS] = {[SNAP_OFFERS] = o.offers_ttl,
 				  [SNAP_PODS] = o.pods_ttl,
 				  [SNAP_HISTORY] = o.history_ttl,
-				  [SNAP_WALLET] = o.pods_ttl};
+				  [SNAP_WALLET] = o.pods_ttl,
+				  [SNAP_KEYS] = o.pods_ttl};
 	struct cache *cache = cache_new(&api, ttl);
 	cache_set_wait_limit(cache, o.timeout);
 	char *config_path =
@@ -542,6 +544,10 @@ int main(int argc, char *argv[])
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
 	life.guards = guards;
+	struct jobkey jobkey = {.key_path = so.key_path,
+				.key_explicit = so.key_explicit,
+				.mountpoint = mountpoint};
+	life.jobkey = &jobkey;
 	struct podlog_opts plo = {.ttl = o.pods_ttl};
 	struct podlog *podlog = podlog_new(&api, &plo);
 	struct tree_opts to = {.cache = cache,

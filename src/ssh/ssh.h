@@ -53,6 +53,13 @@ void ssh_pool_free(struct ssh_pool *p);
  * only (before 1.11), which current OpenSSH refuses. */
 void ssh_key_type(const char *path, char *out, size_t outlen);
 bool ssh_rsa_refused(void);
+/* Calls fn with the public key blob of each key the ssh agent
+ * (SSH_AUTH_SOCK) holds, in its order; nothing when there is no agent.
+ * Local I/O only (the agent's socket); libssh2 must be initialised (a
+ * pool exists). */
+void ssh_agent_keys(void (*fn)(void *arg, const unsigned char *blob,
+			       size_t len),
+		    void *arg);
 
 /* Runs a script (len bytes, any content) on the pod known by pod_key (its
  * id, also its name in known_hosts), reachable at conn ("user@host -p

@@ -71,6 +71,32 @@ bool ssh_rsa_refused(void)
 	return rsa_sha1_only();
 }
 
+void ssh_agent_keys(void (*fn)(void *arg, const unsigned char *blob,
+			       size_t len),
+		    void *arg)
+{
+	const char *sock = getenv("SSH_AUTH_SOCK");
+	if (!sock || !*sock)
+		return;
+	LIBSSH2_SESSION *ss = libssh2_session_init();
+	LIBSSH2_AGENT *agent = ss ? libssh2_agent_init(ss) : NULL;
+	if (agent && !libssh2_agent_connect(agent)) {
+		if (!libssh2_agent_list_identities(agent)) {
+			struct libssh2_agent_publickey *id = NULL, *prev = NULL;
+			while (libssh2_agent_get_identity(agent, &id, prev) ==
+			       0) {
+				fn(arg, id->blob, id->blob_len);
+				prev = id;
+			}
+		}
+		libssh2_agent_disconnect(agent);
+	}
+	if (agent)
+		libssh2_agent_free(agent);
+	if (ss)
+		libssh2_session_free(ss);
+}
+
 static bool timeout_error(int r)
 {
 	return r == LIBSSH2_ERROR_TIMEOUT || r == LIBSSH2_ERROR_SOCKET_TIMEOUT;

@@ -64,10 +64,9 @@ struct cache {
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
-    [SNAP_OFFERS] = "availability",
-    [SNAP_PODS] = "pods",
-    [SNAP_HISTORY] = "history",
-    [SNAP_WALLET] = "balance",
+    [SNAP_OFFERS] = "availability", [SNAP_PODS] = "pods",
+    [SNAP_HISTORY] = "history",	    [SNAP_WALLET] = "balance",
+    [SNAP_KEYS] = "ssh_keys",
 };
 
 static void cond_init_monotonic(pthread_cond_t *cv)
@@ -347,6 +346,13 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 			return rc;
 		*out = kind == SNAP_HISTORY ? history_snap(c, &l)
 					    : pods_snap(c, &l);
+		return 0;
+	}
+	case SNAP_KEYS: {
+		struct key_list l;
+		if ((rc = api_list_keys(c->api, &l)))
+			return rc;
+		*out = snap_from_keys(&l);
 		return 0;
 	}
 	default: {
@@ -740,4 +746,15 @@ void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 	change_held(sl, add, remove, NULL, &ch);
 	pthread_mutex_unlock(&sl->mu);
 	replaced(c, ch.old, ch.fresh);
+}
+
+void cache_stale(struct cache *c, enum snap_kind kind)
+{
+	struct slot *sl = &c->slots[kind];
+	pthread_mutex_lock(&sl->mu);
+	sl->valid_after = now_monotonic();
+	sl->fail_errno = 0;
+	sl->fails = 0;
+	sl->retry_at = 0;
+	pthread_mutex_unlock(&sl->mu);
 }

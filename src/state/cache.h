@@ -88,6 +88,9 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 /* Marks every held answer stale: the next access waits for a fetch; the
  * answers are kept, and served if that fetch fails. */
 void cache_refresh(struct cache *c);
+/* Marks one kind's held answer stale (a change of this mount's own, such
+ * as a key registered): the next access waits for a fetch. */
+void cache_stale(struct cache *c, enum snap_kind kind);
 /* Installs a snapshot built by the caller (tests); takes the caller's
  * reference. */
 void cache_install(struct cache *c, struct snap *s);

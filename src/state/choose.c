@@ -254,8 +254,11 @@ static void describe(enum filter f, const struct pod_spec *s, struct buf *b)
 	}
 }
 
-int choose_offer(const struct snap *offers, const struct pod_spec *spec,
-		 const struct offer **out, struct buf *why)
+/* choose_offer, and with `all` every offer that fits (to free) for
+ * choose_ranked. */
+static int choose(const struct snap *offers, const struct pod_spec *spec,
+		  const struct offer **out, struct buf *why,
+		  const struct offer ***all, size_t *n_all)
 {
 	*out = NULL;
 	if (spec->invalid) {
@@ -309,6 +312,11 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 		}
 		n = kept;
 	}
+	if (all) { /* choose_ranked ranks them all */
+		*all = xcalloc(n, sizeof **all);
+		memcpy(*all, left, n * sizeof *left);
+		*n_all = n;
+	}
 	const struct offer *best = left[0];
 	double best_price = offer_price_for(best, spec).d;
 	for (size_t i = 1; i < n; i++) {
@@ -321,6 +329,57 @@ int choose_offer(const struct snap *offers, const struct pod_spec *spec,
 	}
 	free(left);
 	*out = best;
+	return 0;
+}
+
+int choose_offer(const struct snap *offers, const struct pod_spec *spec,
+		 const struct offer **out, struct buf *why)
+{
+	return choose(offers, spec, out, why, NULL, NULL);
+}
+
+double choose_price(const struct offer *o, const struct pod_spec *spec)
+{
+	return offer_price_for(o, spec).d;
+}
+
+int choose_ranked(const struct snap *offers, const struct pod_spec *spec,
+		  const struct offer **out, size_t max, size_t *n_out,
+		  struct buf *why)
+{
+	const struct offer *best, **all = NULL;
+	size_t n = 0;
+	*n_out = 0;
+	int rc = choose(offers, spec, &best, why, &all, &n);
+	if (rc)
+		return rc;
+	/* choose_offer's pick first, then the cheapest of the rest (by
+	 * name among equals), max in all: a few passes over the list. */
+	out[(*n_out)++] = best;
+	for (size_t i = 0; i < n; i++)
+		if (all[i] == best)
+			all[i] = NULL;
+	while (*n_out < max) {
+		size_t pick = n;
+		for (size_t i = 0; i < n; i++) {
+			if (!all[i])
+				continue;
+			if (pick == n) {
+				pick = i;
+				continue;
+			}
+			double a = choose_price(all[i], spec);
+			double b = choose_price(all[pick], spec);
+			if (a < b || (a == b && strcmp(all[i]->name,
+						       all[pick]->name) < 0))
+				pick = i;
+		}
+		if (pick == n)
+			break;
+		out[(*n_out)++] = all[pick];
+		all[pick] = NULL;
+	}
+	free(all);
 	return 0;
 }
 

@@ -25,4 +25,13 @@ json_object *create_body(const struct offer *o, const struct pod_spec *spec,
 			 const char *name, const char *team_id,
 			 struct buf *why);
 
+/* The same choice, ranked (plan/): up to `max` offers that fit in out,
+ * choose_offer's first, then the cheapest of the rest; their count in *n.
+ * 0, or choose_offer's -errno and why. */
+int choose_ranked(const struct snap *offers, const struct pod_spec *spec,
+		  const struct offer **out, size_t max, size_t *n,
+		  struct buf *why);
+/* The hourly price the ranking compares (and plan/ shows). */
+double choose_price(const struct offer *o, const struct pod_spec *spec);
+
 #endif

@@ -13,6 +13,7 @@
 #include "collect.h"
 #include "errmap.h"
 #include "guards.h"
+#include "jobkey.h"
 #include "log.h"
 #include "naming.h"
 #include "pending.h"
@@ -349,6 +350,16 @@ int pod_create(struct lifecycle *l, const char *name)
 		plog("mkdir", path.data, "%s", why.data);
 		rc = -EINVAL;
 		goto out;
+	}
+	if (l->jobkey) { /* the pod gets the key jobs will use */
+		char *kid;
+		if ((rc = jobkey_id(l->jobkey, l->cache, path.data, &kid)))
+			goto out;
+		if (kid) /* none of our own: left out, as the Prime CLI does */
+			json_object_object_add(
+			    json_object_object_get(body, "pod"), "sshKeyId",
+			    json_object_new_string(kid));
+		free(kid);
 	}
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",

@@ -51,6 +51,9 @@ struct lifecycle {
 	 */
 	void (*on_delete)(void *arg, const char *pod_id);
 	void *on_delete_arg;
+	/* The key jobs use, whose registered id mkdir sends (jobkey.h);
+	 * NULL: no sshKeyId. */
+	const struct jobkey *jobkey;
 	struct guards *guards; /* armed from the template at mkdir; or NULL */
 	/* What to bring back before a pod goes (set from the template at
 	 * mkdir, run before every DELETE); or NULL. */

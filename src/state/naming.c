@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sshkeys.h"
 
 /* A component: sanitized, with leading dots turned into '_' so that no
  * name is hidden or a dot-dot. */
@@ -501,4 +502,22 @@ size_t dedupe_pods(struct pod *pods, size_t n, const char *what)
 		}
 	}
 	return kept;
+}
+
+void name_keys(struct ssh_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *name = keys[i].name;
+		bool by_name =
+		    name && listable(name) && strcmp(name, "primary") != 0;
+		for (size_t j = 0; by_name && j < n; j++)
+			if (j != i &&
+			    ((keys[j].name && !strcmp(keys[j].name, name)) ||
+			     !strcmp(keys[j].id, name)))
+				by_name = false;
+		const char *dir = by_name ? name : keys[i].id;
+		keys[i].dir = listable(dir) && strcmp(dir, "primary") != 0
+				  ? xstrdup(dir)
+				  : NULL;
+	}
 }

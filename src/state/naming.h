@@ -37,4 +37,10 @@ void name_pods(struct pod *pods, size_t n);
  * the new count; dropped pods are freed. */
 size_t dedupe_pods(struct pod *pods, size_t n, const char *what);
 
+/* Gives each SSH key its ->dir as name_pods does for pods (by its name
+ * when safe, visible, unique, no key's id and not "primary", else by its
+ * id); NULL for a key whose id is not a safe name either (not listed). */
+struct ssh_key;
+void name_keys(struct ssh_key *keys, size_t n);
+
 #endif

@@ -84,6 +84,7 @@ void snap_put(struct snap *s)
 	offer_list_free(&s->offers);
 	pod_list_free(&s->pods);
 	wallet_free(&s->wallet);
+	key_list_free(&s->keys);
 	free(s);
 	/* A big listing leaves its pages free but held by malloc: they go
 	 * back to the system, so that a refresh does not keep two listings'
@@ -381,4 +382,30 @@ out:
 	if (type)
 		*type = g;
 	return found;
+}
+
+struct snap *snap_from_keys(struct key_list *l)
+{
+	struct snap *s = snap_new(SNAP_KEYS);
+	s->keys = *l;
+	l->v = NULL;
+	l->n = 0;
+	name_keys(s->keys.v, s->keys.n);
+	return s;
+}
+
+const struct ssh_key *snap_key(const struct snap *s, const char *dir)
+{
+	for (size_t i = 0; s && i < s->keys.n; i++)
+		if (s->keys.v[i].dir && !strcmp(s->keys.v[i].dir, dir))
+			return &s->keys.v[i];
+	return NULL;
+}
+
+const struct ssh_key *snap_key_primary(const struct snap *s)
+{
+	for (size_t i = 0; s && i < s->keys.n; i++)
+		if (s->keys.v[i].dir && s->keys.v[i].primary)
+			return &s->keys.v[i];
+	return NULL;
 }

@@ -25,12 +25,14 @@
 #include <stdatomic.h>
 
 #include "api.h"
+#include "sshkeys.h"
 
 enum snap_kind {
 	SNAP_OFFERS,
 	SNAP_PODS,
 	SNAP_HISTORY,
 	SNAP_WALLET,
+	SNAP_KEYS, /* the account's SSH keys */
 	SNAP_KINDS
 };
 
@@ -48,6 +50,8 @@ struct snap {
 	struct pod_list pods;
 	/* SNAP_WALLET */
 	struct wallet wallet;
+	/* SNAP_KEYS: every key, in the API's order, named (name_keys) */
+	struct key_list keys;
 	struct snap_index *ix;
 };
 
@@ -66,6 +70,12 @@ void snap_put(struct snap *s);
 struct snap *snap_from_offers(struct offer_list *l);
 /* Pods deduplicated by id (naming.h), then named. */
 struct snap *snap_from_pods(struct pod_list *l, bool history);
+
+/* Keys named (naming.h); takes the list's contents. */
+struct snap *snap_from_keys(struct key_list *l);
+/* ---- keys: by file name in ssh_keys/, and the primary one ---- */
+const struct ssh_key *snap_key(const struct snap *s, const char *dir);
+const struct ssh_key *snap_key_primary(const struct snap *s);
 
 /* ---- offers: types in name order, offers in name order ---- */
 size_t snap_n_types(const struct snap *s);

@@ -13,6 +13,7 @@
 
 #include "jobfiles.h"
 #include "jobs.h"
+#include "keyfiles.h"
 #include "naming.h"
 
 const struct file_def offer_files[] = {
@@ -141,6 +142,8 @@ static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
 					     {CHEAPEST_NAME, D_CHEAPEST},
 					     {"pods", D_PODS},
 					     {"history", D_HISTORY},
+					     {"ssh_keys", D_KEYS},
+					     {"plan", D_PLAN},
 					     {NULL, D_ROOT}};
 static const struct subdir pod_subdirs[] = {
     {"jobs", D_JOBS}, {"nodes", D_NODES}, {NULL, D_ROOT}};
@@ -160,6 +163,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_POD] = {pod_subdirs, pod_files, -1, D_POD},
     [D_HISTORY] = {no_subdirs, no_files, SNAP_HISTORY, D_HIST},
     [D_HIST] = {hist_subdirs, pod_files, -1, D_HIST},
+    [D_KEYS] = {no_subdirs, no_files, SNAP_KEYS, D_KEYS},
+    [D_PLAN] = {no_subdirs, no_files, -1, D_PLAN},
     [D_CHEAPEST] = {no_subdirs, no_files, SNAP_OFFERS, D_CHEAPEST},
     /* Their entries come from the job store (jobs_dir()), not a listing. */
     [D_JOBS] = {no_subdirs, no_files, -1, D_JOB},
@@ -191,6 +196,7 @@ struct tree *tree_new(const struct tree_opts *o)
 
 void tree_free(struct tree *t)
 {
+	keys_free();
 	free(t);
 }
 

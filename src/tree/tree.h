@@ -19,6 +19,8 @@ enum dir_kind {
 	D_POD,
 	D_HISTORY,
 	D_HIST,
+	D_KEYS, /* ssh_keys/: a file per key, `primary` a link (keyfiles.h) */
+	D_PLAN, /* plan/: any name resolves to its dry run, none listed */
 	D_CHEAPEST, /* cheapest/: a link per type with a rentable offer */
 	D_JOBS,	    /* pods/<p>/jobs/: a directory per job, and `latest` */
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
@@ -184,6 +186,13 @@ mode_t node_mode(const struct node *n);
 
 /* A pod's lease opened for writing (hold) or such a handle closed. */
 void tree_lease(struct tree *t, const char *pod_id, bool hold);
+
+/* In ssh_keys/ (keyfiles.h): a new file (create), a link, a link renamed
+ * over `primary`, a key removed. 0 or -errno (EPERM elsewhere). */
+int tree_key_create(struct tree *t, const char *path);
+int tree_symlink(struct tree *t, const char *target, const char *path);
+int tree_rename(struct tree *t, const char *from, const char *to);
+int tree_unlink(struct tree *t, const char *path);
 
 /* mkdir and rmdir of a path: 0 or -errno. */
 int tree_mkdir(struct tree *t, const char *path);

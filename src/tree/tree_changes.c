@@ -4,6 +4,8 @@
  * FUSE layer's invalidation, fs_inval.c). */
 #include "tree_int.h"
 
+#include "keyfiles.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -179,6 +181,9 @@ static void on_replace(void *arg, const struct snap *old,
 	case SNAP_HISTORY:
 		diff_pods(t, old, fresh);
 		break;
+	case SNAP_KEYS:
+		keys_changed(t);
+		break;
 	default:
 		tell(t, "/balance", false);
 		break;
@@ -203,7 +208,7 @@ void tree_changed_all(struct tree *t)
 		return;
 	atomic_fetch_add(&t->generation, 1);
 	static const char *const tops[] = {"/availability", ("/" CHEAPEST_NAME),
-					   "/pods", "/history"};
+					   "/pods", "/history", "/ssh_keys"};
 	for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
 		tell(t, tops[i], true);
 	for (const struct file_def *f = root_files; f->name; f++) {
@@ -213,7 +218,7 @@ void tree_changed_all(struct tree *t)
 	}
 	for (int k = 0; k < SNAP_KINDS; k++) {
 		struct snap *s;
-		if (k == SNAP_WALLET ||
+		if (k == SNAP_WALLET || k == SNAP_KEYS ||
 		    cache_get(t->o.cache, (enum snap_kind)k, CACHE_HELD, &s))
 			continue;
 		if (k == SNAP_OFFERS) {

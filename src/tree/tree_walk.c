@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "keyfiles.h"
+#include "planfile.h"
 #include "naming.h"
 
 /* From a jobs/ directory into its entry: `latest` (a link to the newest
@@ -74,6 +76,8 @@ static int step(struct tree *t, struct node *n, const char *name,
 		}
 		return 0;
 	}
+	if (n->dir == D_PLAN)
+		return plan_step(n, name);
 	if (d->listing < 0)
 		return -ENOENT;
 	/* Real names are safe and never start with '.', so a probe of a
@@ -100,6 +104,8 @@ static int step(struct tree *t, struct node *n, const char *name,
 			return -ENOENT;
 		n->type = N_LINK;
 		return 0;
+	case D_KEYS:
+		return keys_step(t, n, name);
 	case D_TYPE:
 		n->obj = type_offer(n->gtype, name);
 		if (!n->obj)
@@ -270,6 +276,9 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 				break;
 		}
 		break;
+	case D_KEYS:
+		keys_list(s, add, ctx);
+		break;
 	case D_TYPE:
 		for (size_t i = 0; i < type_n_offers(n->gtype); i++)
 			if (add(ctx, type_offer_at(n->gtype, i)->name))
@@ -332,6 +341,8 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
+	if (n->dir == D_KEYS)
+		return keys_readlink(n, out);
 	if (jobs_dir(n->dir)) { /* jobs/latest, relative: `latest -> 3` */
 		buf_adds(out, job_name(n->job));
 		return 0;
