@@ -22,6 +22,7 @@
 #include "jobs.h"
 #include "lifecycle.h"
 #include "pending.h"
+#include "podfiles.h"
 #include "podlog.h"
 #include "template.h"
 #include "log.h"
@@ -41,6 +42,7 @@ struct options {
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	double ssh_keepalive;
 	double history_ttl;
+	double fs_ttl;
 	double lease_grace, guards_every;
 	double jobs_keep_mib;
 	int show_help, show_version, check;
@@ -64,6 +66,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
     OPT("history_ttl=%lf", history_ttl),
+    OPT("fs_ttl=%lf", fs_ttl),
     OPT("timeout=%lf", timeout),
     OPT("ready_timeout=%lf", ready_timeout),
     OPT("output_cap=%lf", output_cap_mib),
@@ -118,6 +121,9 @@ static void usage(const char *prog)
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
 	    "    -o history_ttl=SECONDS freshness of history (default: "
 	    "offers_ttl)\n"
+	    "    -o fs_ttl=SECONDS    how long names and attributes of a "
+	    "pod's files\n"
+	    "                         are kept (default 1)\n"
 	    "    -o timeout=SECONDS   limit for one API call, retries "
 	    "included, and for\n"
 	    "                         SSH connect and auth (default 10)\n"
@@ -276,6 +282,7 @@ int main(int argc, char *argv[])
 	struct options o = {.pods_ttl = 5,
 			    .offers_ttl = 60,
 			    .history_ttl = -1,
+			    .fs_ttl = 1,
 			    .timeout = 10,
 			    .ready_timeout = 300,
 			    .output_cap_mib = -1, /* unset */
@@ -331,8 +338,8 @@ int main(int argc, char *argv[])
 	}
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
-	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
-	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
+	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.fs_ttl < 0 ||
+	    o.timeout <= 0 || o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
 	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
 	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9) {
 		fprintf(stderr, "primefs: ttls, ready_timeout, lease_grace and "
@@ -503,7 +510,9 @@ int main(int argc, char *argv[])
 			     .jobs = jobs,
 			     .guards = guards,
 			     .life = &life,
-			     .mountpoint = mountpoint};
+			     .mountpoint = mountpoint,
+			     .pods = podfiles_new(cache, &runs),
+			     .fs_ttl = o.fs_ttl};
 	/* The kernel keeps entries and attributes no longer than primefs
 	 * keeps the answers behind them (fs.c invalidates what changes). */
 	pf.kernel_ttl = o.pods_ttl;
@@ -527,6 +536,7 @@ int main(int argc, char *argv[])
 	pending_free(pending);
 	tree_free(pf.tree);
 	jobs_free(jobs);
+	podfiles_free(pf.pods);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

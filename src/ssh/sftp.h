@@ -114,6 +114,9 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a);
 /* Every write sent and answered, then fsync@openssh.com when the pod has
  * it. */
 int sftp_fsync(struct sftp_file *h);
+/* Every write sent and answered (no fsync): 0 or the first write error,
+ * as close() needs it. */
+int sftp_drain(struct sftp_file *h);
 
 int sftp_opendir(struct sftp *f, const char *path, struct sftp_file **out);
 /* The next batch of entries with their attributes ("." and ".." among

@@ -734,6 +734,17 @@ int sftp_fsync(struct sftp_file *h)
 	return rc;
 }
 
+int sftp_drain(struct sftp_file *h)
+{
+	if (h_enter(h))
+		return -EINTR;
+	int rc = wb_flush(h);
+	if (!rc)
+		rc = wq_drain(h);
+	h_leave(h);
+	return rc;
+}
+
 int sftp_close(struct sftp_file *h)
 {
 	struct sftp *f = h->f;

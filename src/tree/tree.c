@@ -136,6 +136,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
+    /* Only the directory itself: what is under it is podfiles.h's. */
+    [D_PODFS] = {no_subdirs, no_files, -1, D_PODFS},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -228,8 +230,8 @@ const struct file_def *find_file(const struct file_def *files,
 mode_t node_mode(const struct node *n)
 {
 	switch (n->type) {
-	case N_DIR:
-		return S_IFDIR | 0755;
+	case N_DIR: /* a pod's files are the mounting user's alone */
+		return S_IFDIR | (n->dir == D_PODFS ? 0700 : 0755);
 	case N_LINK:
 		return S_IFLNK | 0777;
 	default: {

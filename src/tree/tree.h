@@ -24,6 +24,7 @@ enum dir_kind {
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
 	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
 	D_HJOB,
+	D_PODFS, /* pods/<p>/.fs and .home: the pod's files (podfiles.h) */
 	D_KINDS
 };
 

@@ -8,6 +8,7 @@
 
 #include "jobs.h"
 #include "naming.h"
+#include "podfiles.h"
 
 /* From a jobs/ directory into its entry: `latest` (a link to the newest
  * job) or a job's directory. */
@@ -50,6 +51,16 @@ static int step(struct tree *t, struct node *n, const char *name,
 		}
 	if (jobs_dir(n->dir))
 		return step_job(t, n, name);
+	if (n->dir == D_POD) { /* fs and home, links to .fs and .home */
+		bool link;
+		const char *root = podfiles_root_of(name, &link);
+		if (root) {
+			n->type = link ? N_LINK : N_DIR;
+			n->dir = link ? D_POD : D_PODFS;
+			n->obj = root;
+			return 0;
+		}
+	}
 	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
@@ -234,6 +245,10 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 			return 0;
 	if (jobs_dir(n->dir))
 		return list_jobs(t, n, add, ctx);
+	if (n->dir == D_POD) /* .fs and .home are in no listing */
+		for (size_t i = 0; podfiles_links[i]; i++)
+			if (add(ctx, podfiles_links[i]))
+				return 0;
 	if (d->listing < 0)
 		return 0;
 	struct snap *s = n->snap;
@@ -317,6 +332,10 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 	(void)t;
 	if (n->type != N_LINK)
 		return -EINVAL;
+	if (n->dir == D_POD) { /* fs -> .fs, home -> .home */
+		buf_adds(out, n->obj);
+		return 0;
+	}
 	if (jobs_dir(n->dir)) { /* jobs/latest, relative: `latest -> 3` */
 		buf_adds(out, job_name(n->job));
 		return 0;
