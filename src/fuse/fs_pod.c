@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,9 +142,59 @@ void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pq_free(&q);
 }
 
+/* An open file. Every open file is on a list by inode, so that a change by
+ * path (utimens, chmod) first sends what its files hold back: a time set
+ * before the last write went would not stay. refs: the kernel's, and each
+ * thread draining it; the last one closes it. */
 struct pfile {
 	struct sftp_file *h;
+	fuse_ino_t ino;
+	int refs;
+	struct pfile *prev, *next;
 };
+
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pfile open_files = {.prev = &open_files, .next = &open_files};
+
+static void pfile_put(struct pfile *pf)
+{
+	pthread_mutex_lock(&open_mu);
+	bool last = --pf->refs == 0;
+	if (last) {
+		pf->prev->next = pf->next;
+		pf->next->prev = pf->prev;
+	}
+	pthread_mutex_unlock(&open_mu);
+	if (last) {
+		sftp_close(pf->h);
+		free(pf);
+	}
+}
+
+/* Every write of ino's open files sent and answered: 0 or an error. */
+static int drain_ino(fuse_ino_t ino)
+{
+	struct pfile **v = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&open_mu);
+	for (struct pfile *pf = open_files.next; pf != &open_files;
+	     pf = pf->next)
+		if (pf->ino == ino) {
+			v = xrealloc(v, (n + 1) * sizeof *v);
+			v[n++] = pf;
+			pf->refs++;
+		}
+	pthread_mutex_unlock(&open_mu);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int r = sftp_drain(v[i]->h);
+		if (!rc)
+			rc = r;
+		pfile_put(v[i]);
+	}
+	free(v);
+	return rc;
+}
 
 /* A pod's handles carry a tag in fh's low bits (malloc'd pointers are
  * aligned), so that a handle is known for what it is even once its path is
@@ -249,6 +300,8 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			rc = set_time(&a.mtime, &attr->st_mtim,
 				      to_set & FUSE_SET_ATTR_MTIME_NOW);
 	}
+	if (!rc && a.flags && !h)
+		rc = drain_ino(ino);
 	if (!rc && a.flags)
 		rc = h ? sftp_fsetstat(h, &a)
 		       : sftp_setstat(q.sf, q.remote.data, &a);
@@ -476,10 +529,19 @@ static int open_flags(int flags)
 	return flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND);
 }
 
-static void opened(struct fuse_file_info *fi, struct sftp_file *h)
+static void opened(struct fuse_file_info *fi, fuse_ino_t ino,
+		   struct sftp_file *h)
 {
 	struct pfile *pf = xcalloc(1, sizeof *pf);
 	pf->h = h;
+	pf->ino = ino;
+	pf->refs = 1;
+	pthread_mutex_lock(&open_mu);
+	pf->next = open_files.next;
+	pf->prev = &open_files;
+	open_files.next->prev = pf;
+	open_files.next = pf;
+	pthread_mutex_unlock(&open_mu);
 	fi->fh = (uint64_t)(uintptr_t)pf | FH_FILE;
 	fi->keep_cache = 0; /* close-to-open: every open reads the pod */
 	fi->direct_io = 0;
@@ -487,8 +549,7 @@ static void opened(struct fuse_file_info *fi, struct sftp_file *h)
 
 static void pfile_close(struct pfile *pf)
 {
-	sftp_close(pf->h);
-	free(pf);
+	pfile_put(pf);
 }
 
 void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -504,7 +565,7 @@ void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc) {
 		reply_err(req, rc);
 	} else {
-		opened(fi, h);
+		opened(fi, ino, h);
 		cur = NULL;
 		if (fuse_reply_open(req, fi) == -ENOENT)
 			pfile_close(pfile_of(fi));
@@ -539,7 +600,7 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc) {
 		reply_err(req, rc);
 	} else {
-		opened(fi, h);
+		opened(fi, e.ino, h);
 		cur = NULL;
 		if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 			pfile_close(pfile_of(fi));
@@ -547,6 +608,15 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 	}
 	pq_free(&q);
+}
+
+/* How long a read waits for a lost pod to answer again. */
+#define RECONNECT_WAIT 15.0
+
+static bool lost(ssize_t rc)
+{
+	return rc == -ENOTCONN || rc == -EHOSTUNREACH || rc == -ECONNREFUSED ||
+	       rc == -ECONNRESET || rc == -ETIMEDOUT;
 }
 
 void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -557,7 +627,13 @@ void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	cur = req;
 	sftp_set_interrupt(interrupted, NULL);
 	char *buf = xmalloc(size ? size : 1);
-	ssize_t n = sftp_read(pfile_of(fi)->h, buf, size, (uint64_t)off);
+	/* A connection lost mid-read is reconnected: the file reads on if it
+	 * is unchanged (sftp.h), once the pod answers again. */
+	ssize_t n;
+	double deadline = now_monotonic() + RECONNECT_WAIT;
+	while (lost(n = sftp_read(pfile_of(fi)->h, buf, size, (uint64_t)off)) &&
+	       now_monotonic() < deadline && !interrupted(NULL))
+		sleep_seconds(0.2);
 	if (n < 0) {
 		reply_err(req, (int)n);
 	} else {

@@ -22,9 +22,10 @@
  * it too), so nothing is lost silently. A lost connection is reopened at
  * the next request; a file opened read-only then reads on if it is
  * unchanged (size and mtime as at its open; what was read ahead before
- * the loss is served as it came), else every later call on it gives EIO
- * (never other bytes); a file open for writing gives EIO (what was in
- * flight may or may not have been written).
+ * the loss is served as it came; while the pod cannot be reached, a call
+ * gives the connection's error and the next one tries again), else every later
+ * call on it gives EIO (never other bytes); a file open for writing gives EIO
+ * (what was in flight may or may not have been written).
  *
  * Symlinks are as the pod stores them: sftp_readlink gives the target as
  * written (mapping absolute targets into the mount is the caller's job). */
