@@ -302,9 +302,17 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	}
 	if (!rc && a.flags && !h)
 		rc = drain_ino(ino);
-	if (!rc && a.flags)
-		rc = h ? sftp_fsetstat(h, &a)
-		       : sftp_setstat(q.sf, q.remote.data, &a);
+	if (!rc && a.flags && h) {
+		rc = sftp_fsetstat(h, &a);
+	} else if (!rc && a.flags) {
+		/* Owner and times of the object itself, a symlink's too (cp -a
+		 * and rsync -a set them on links); mode and size follow. */
+		rc = a.flags & (SFTP_ATTR_MODE | SFTP_ATTR_SIZE)
+			 ? -ENOTSUP
+			 : sftp_lsetstat(q.sf, q.remote.data, &a);
+		if (rc == -ENOTSUP)
+			rc = sftp_setstat(q.sf, q.remote.data, &a);
+	}
 	if (!rc)
 		rc = h ? sftp_fstat(h, &now)
 		       : sftp_lstat(q.sf, q.remote.data, &now);

@@ -445,6 +445,33 @@ int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a)
 	return rc;
 }
 
+int sftp_lsetstat(struct sftp *f, const char *path, const struct sftp_attr *a)
+{
+	struct sftp_attrs x;
+	int rc = sftp_path_check(path);
+	if (!rc)
+		rc = sftp_attr_to(&x, a);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	if (!f->x_lsetstat && !f->ready) {
+		/* No channel yet: ask something to learn the extensions. */
+		struct sftp_attr st;
+		stat_locked(f, SSH_FXP_LSTAT, "/", &st);
+	}
+	if (!f->x_lsetstat) {
+		pthread_mutex_unlock(&f->lock);
+		return -ENOTSUP;
+	}
+	struct buf b;
+	uint32_t id = sreq_begin_ext(f, &b, "lsetstat@openssh.com");
+	sftp_put_cstr(&b, path);
+	sftp_put_attrs(&b, &x);
+	rc = status_call(f, sreq_make(&b, id, 0), OP_SETSTAT, true, path, NULL);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
 int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode)
 {
 	int rc = sftp_path_check(path);

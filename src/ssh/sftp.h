@@ -87,6 +87,9 @@ int sftp_lstat(struct sftp *f, const char *path, struct sftp_attr *a);
  * times (both: the caller fills the one it keeps from a stat), size
  * (truncate). */
 int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a);
+/* The same on a symlink itself (lsetstat@openssh.com): owner and times;
+ * -ENOTSUP when the pod has not that extension. */
+int sftp_lsetstat(struct sftp *f, const char *path, const struct sftp_attr *a);
 int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode);
 int sftp_rmdir(struct sftp *f, const char *path);
 int sftp_unlink(struct sftp *f, const char *path);
