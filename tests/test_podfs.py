@@ -15,6 +15,8 @@ import uuid
 
 import pytest
 
+from conftest import sanitized
+
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root"),
     pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="no OpenSSH server"),
@@ -334,5 +336,8 @@ def test_big_file_memory_bounded(rig, work, tmp_path):
     pid = rig.proc.pid
     sh(f"head -c 1G /dev/zero > {mp}/big")
     assert os.stat(os.path.join(local, "big")).st_size == 1 << 30
-    sh(f"cat {mp}/big > /dev/null")
-    assert vmhwm(pid) < 200 * 1024, vmhwm(pid)
+    sh(f"cmp {mp}/big {local}/big")
+    # Bounded by the read-ahead and write-behind windows (8 MiB a file),
+    # not the file: well under its 1 GiB. (Sanitizers keep freed memory.)
+    if not sanitized():
+        assert vmhwm(pid) < 128 * 1024, vmhwm(pid)
