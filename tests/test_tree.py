@@ -26,6 +26,7 @@ HISTORY_FILES = {"id", "name", "status", "gpu_type", "gpu_count", "provider", "i
 POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lease", "guards"}
 STREAMS = {"run", "exit", "log"}
 POD_DIRS = {"jobs"}  # a pod's subdirectories, live or in history
+POD_LINKS = {"fs", "home"}  # to .fs and .home, which no listing shows
 
 
 def all_pages(api, path, key="data"):
@@ -163,7 +164,7 @@ def test_pods_listed_once_and_by_id(mnt, api):
     seen = set()
     for d in listing:
         assert SAFE.match(d) and d not in (".", "..")
-        assert set(os.listdir(mnt.p("pods", d))) == POD_FILES | POD_DIRS
+        assert set(os.listdir(mnt.p("pods", d))) == POD_FILES | POD_DIRS | POD_LINKS
         pid = mnt.read("pods", d, "id").strip()
         seen.add(pid)
         assert mnt.read("pods", pid, "id").strip() == pid
