@@ -299,12 +299,34 @@ def test_allow_other_only_the_owner(pod, keys, make_api, make_mount, tmp_path):
         assert r.returncode != 0 and "Permission denied" in r.stderr, r
 
 
-def test_pod_that_will_never_start(rig):
-    added = rig.api.admin("pods", {"add": [{"name": "dead", "status": "ERROR"}]})
-    assert added
-    rig.write("ctl", "refresh\n")
-    assert err(os.listdir, rig.p("pods/dead/home/")) == errno.ENOTCONN
-    assert os.path.isdir(rig.p("pods/dead/.home"))  # stat stays local
+def test_pod_that_will_never_start(rig, pod):
+    for name in ("a40-1", "error-1"):  # STOPPED, ERROR
+        assert err(os.listdir, rig.p("pods", name, "home/")) == errno.ENOTCONN
+        assert err(open, rig.p("pods", name, "fs/etc/hostname")) == errno.ENOTCONN
+        assert os.path.isdir(rig.p("pods", name, ".home"))  # stat stays local
+    assert accepted(pod) == 0
+
+
+def test_waits_for_a_starting_pod(rig):
+    rig.write("config", "max_pods = 100\ngpu_type = H100_80GB\nimage = ubuntu_22_cuda_12\n")
+    os.mkdir(rig.p("pods/fresh"))
+    assert rig.read("pods/fresh/status") == "PENDING\n"
+    assert os.path.exists(rig.p("pods/fresh/fs/etc/hostname"))  # waited
+    assert "waiting for the pod" in rig.log()
+    assert rig.read("pods/fresh/status") == "ACTIVE\n"
+
+
+def test_close_to_open_through_a_job(rig, work):
+    mp, local = work
+    with open(os.path.join(mp, "f"), "w") as f:
+        f.write("mine")
+    with open(rig.p("pods/demo/run"), "w") as f:
+        f.write(f"printf theirs > {local}/f\n")
+    assert rig.read("pods/demo/exit") == "0\n"
+    deadline = time.time() + 10
+    while open(os.path.join(mp, "f")).read() != "theirs":
+        assert time.time() < deadline
+        time.sleep(0.1)
 
 
 def test_reconnect_mid_read(rig, work, pod):
