@@ -31,6 +31,7 @@ struct pq {
 	struct podpath pp;
 	struct sftp *sf;
 	struct buf remote;
+	struct podids ids;
 };
 
 static void pq_free(struct pq *q)
@@ -66,17 +67,40 @@ static int pq_connect(struct pq *q, fuse_req_t req)
 		return -EACCES;
 	sftp_set_interrupt(interrupted, NULL);
 	return podfiles_client(fs()->pods, &q->pp, interrupted, NULL, &q->sf,
-			       &q->remote);
+			       &q->remote, &q->ids);
 }
 
-static void to_stat(const struct sftp_attr *a, fuse_ino_t ino, struct stat *st)
+/* The pod user's ids shown as the mounting user's (podfiles.h). */
+static uid_t show_uid(uint32_t id, const struct podids *ids)
+{
+	return ids->known && id == ids->uid ? getuid() : (uid_t)id;
+}
+
+static gid_t show_gid(uint32_t id, const struct podids *ids)
+{
+	return ids->known && id == ids->gid ? getgid() : (gid_t)id;
+}
+
+/* And back, for chown. */
+static uint32_t pod_uid(uid_t id, const struct podids *ids)
+{
+	return ids->known && id == getuid() ? ids->uid : (uint32_t)id;
+}
+
+static uint32_t pod_gid(gid_t id, const struct podids *ids)
+{
+	return ids->known && id == getgid() ? ids->gid : (uint32_t)id;
+}
+
+static void to_stat(const struct sftp_attr *a, fuse_ino_t ino,
+		    const struct podids *ids, struct stat *st)
 {
 	memset(st, 0, sizeof *st);
 	st->st_ino = ino;
 	st->st_mode = a->mode;
 	st->st_nlink = S_ISDIR(a->mode) ? 2 : 1;
-	st->st_uid = a->uid;
-	st->st_gid = a->gid;
+	st->st_uid = show_uid(a->uid, ids);
+	st->st_gid = show_gid(a->gid, ids);
 	st->st_size = (off_t)a->size;
 	st->st_atime = a->atime;
 	st->st_mtime = st->st_ctime = a->mtime; /* SFTP has no ctime */
@@ -86,7 +110,8 @@ static void to_stat(const struct sftp_attr *a, fuse_ino_t ino, struct stat *st)
 
 /* The entry name in parent with attributes a, its inode counted once. */
 static int make_entry(fuse_ino_t parent, const char *name,
-		      const struct sftp_attr *a, struct fuse_entry_param *e)
+		      const struct sftp_attr *a, const struct podids *ids,
+		      struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	uint64_t gen;
@@ -96,7 +121,7 @@ static int make_entry(fuse_ino_t parent, const char *name,
 		return -ENOENT;
 	if (added)
 		stats_add(ST_FUSE_INODES, 1);
-	to_stat(a, ino, &e->attr);
+	to_stat(a, ino, ids, &e->attr);
 	e->ino = ino;
 	e->generation = gen;
 	e->entry_timeout = fs()->fs_ttl;
@@ -105,10 +130,10 @@ static int make_entry(fuse_ino_t parent, const char *name,
 }
 
 static void reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
-			const struct sftp_attr *a)
+			const struct sftp_attr *a, const struct podids *ids)
 {
 	struct fuse_entry_param e;
-	int rc = make_entry(parent, name, a, &e);
+	int rc = make_entry(parent, name, a, ids, &e);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -130,7 +155,7 @@ static void lookup_pod(fuse_req_t req, struct pq *q, fuse_ino_t parent,
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a);
+		reply_entry(req, parent, name, &a, &q->ids);
 }
 
 void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -215,10 +240,10 @@ static bool is_pod_dir(const struct fuse_file_info *fi)
 }
 
 static void reply_attr(fuse_req_t req, fuse_ino_t ino,
-		       const struct sftp_attr *a)
+		       const struct sftp_attr *a, const struct podids *ids)
 {
 	struct stat st;
-	to_stat(a, ino, &st);
+	to_stat(a, ino, ids, &st);
 	cur = NULL;
 	fuse_reply_attr(req, &st, fs()->fs_ttl);
 }
@@ -240,7 +265,7 @@ void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_attr(req, ino, &a);
+		reply_attr(req, ino, &a, &q.ids);
 	pq_free(&q);
 }
 
@@ -282,8 +307,12 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	}
 	if (!rc && ids) {
 		a.flags |= SFTP_ATTR_UIDGID;
-		a.uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : now.uid;
-		a.gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : now.gid;
+		a.uid = to_set & FUSE_SET_ATTR_UID
+			    ? pod_uid(attr->st_uid, &q.ids)
+			    : now.uid;
+		a.gid = to_set & FUSE_SET_ATTR_GID
+			    ? pod_gid(attr->st_gid, &q.ids)
+			    : now.gid;
 	}
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE)) {
 		a.flags |= SFTP_ATTR_SIZE;
@@ -319,7 +348,7 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_attr(req, ino, &now);
+		reply_attr(req, ino, &now, &q.ids);
 	pq_free(&q);
 }
 
@@ -377,7 +406,7 @@ static void made(fuse_req_t req, struct pq *q, fuse_ino_t parent,
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a);
+		reply_entry(req, parent, name, &a, &q->ids);
 }
 
 void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -402,7 +431,7 @@ void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a);
+		reply_entry(req, parent, name, &a, &q.ids);
 	pq_free(&q);
 }
 
@@ -603,7 +632,7 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!rc && (rc = sftp_fstat(h, &a)))
 		sftp_close(h);
 	struct fuse_entry_param e;
-	if (!rc && (rc = make_entry(parent, name, &a, &e)))
+	if (!rc && (rc = make_entry(parent, name, &a, &q.ids, &e)))
 		sftp_close(h);
 	if (rc) {
 		reply_err(req, rc);
@@ -705,6 +734,7 @@ void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 struct pdir {
 	struct sftp_dirent *ents;
 	size_t n;
+	struct podids ids;
 };
 
 void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -746,6 +776,7 @@ void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		free(pd);
 		reply_err(req, rc);
 	} else {
+		pd->ids = q.ids;
 		fi->fh = (uint64_t)(uintptr_t)pd | FH_DIR;
 		cur = NULL;
 		if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -780,7 +811,7 @@ static void pfs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size,
 		if (i >= 2) {
 			const struct sftp_attr *a = &pd->ents[i - 2].attr;
 			if (plus && (a->flags & SFTP_ATTR_MODE) &&
-			    make_entry(ino, name, a, &e) == 0) {
+			    make_entry(ino, name, a, &pd->ids, &e) == 0) {
 				given = xrealloc(given,
 						 (n_given + 1) * sizeof *given);
 				given[n_given++] = e.ino;

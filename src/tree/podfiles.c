@@ -66,6 +66,7 @@ struct client {
 	char *conn;
 	struct sftp *sftp;
 	char *home; /* once known */
+	struct podids ids;
 	struct client *next;
 };
 
@@ -146,7 +147,8 @@ static int find_pod(struct podfiles *pf, const struct podpath *pp,
 
 int podfiles_client(struct podfiles *pf, const struct podpath *pp,
 		    bool (*interrupted)(void *arg), void *arg,
-		    struct sftp **client, struct buf *remote)
+		    struct sftp **client, struct buf *remote,
+		    struct podids *ids)
 {
 	char *id = NULL, *conn = NULL;
 	int rc = find_pod(pf, pp, CACHE_HELD, &id, &conn);
@@ -170,21 +172,31 @@ int podfiles_client(struct podfiles *pf, const struct podpath *pp,
 	free(id);
 	free(conn);
 	*client = c->sftp;
-	if (!pp->home) {
-		buf_adds(remote, *pp->rest ? pp->rest : "/");
-		return 0;
-	}
 	pthread_mutex_lock(&pf->mu);
 	char *home = c->home ? xstrdup(c->home) : NULL;
+	*ids = c->ids;
 	pthread_mutex_unlock(&pf->mu);
-	if (!home) {
+	if (!home) { /* once per client: the home and its owner */
+		struct sftp_attr a;
 		rc = sftp_realpath(c->sftp, ".", &home);
+		if (!rc && (rc = sftp_stat(c->sftp, home, &a)))
+			free(home);
 		if (rc)
 			return rc;
 		pthread_mutex_lock(&pf->mu);
-		if (!c->home)
+		if (!c->home) {
 			c->home = xstrdup(home);
+			c->ids.uid = a.uid;
+			c->ids.gid = a.gid;
+			c->ids.known = (a.flags & SFTP_ATTR_UIDGID) != 0;
+		}
+		*ids = c->ids;
 		pthread_mutex_unlock(&pf->mu);
+	}
+	if (!pp->home) {
+		buf_adds(remote, *pp->rest ? pp->rest : "/");
+		free(home);
+		return 0;
 	}
 	buf_adds(remote, home);
 	if (*pp->rest) {

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -48,12 +49,22 @@ struct podfiles *podfiles_new(struct cache *cache, struct runs *runs);
 /* Every file of every client must be closed first. */
 void podfiles_free(struct podfiles *pf);
 
+/* The pod user's ids (the owner of its home), shown as the mounting
+ * user's, as sshfs's idmap=user does: so that the kernel's permission
+ * checks under allow_other (default_permissions) let the mounting user do
+ * what the pod user may. */
+struct podids {
+	uint32_t uid, gid;
+	bool known;
+};
+
 /* The SFTP client of pp's pod (waiting for a starting pod as a job does;
  * interrupted as sftp_set_interrupt says) and the pod's path for pp,
  * appended to remote. 0 or -errno: ENOTCONN, EINTR, EHOSTUNREACH, ... */
 int podfiles_client(struct podfiles *pf, const struct podpath *pp,
 		    bool (*interrupted)(void *arg), void *arg,
-		    struct sftp **client, struct buf *remote);
+		    struct sftp **client, struct buf *remote,
+		    struct podids *ids);
 
 /* What readlink shows for a link at pp whose target on the pod is
  * target: as written when relative; an absolute one as a relative path
