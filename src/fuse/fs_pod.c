@@ -333,18 +333,22 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		rc = drain_ino(ino);
 	if (!rc && a.flags && h) {
 		rc = sftp_fsetstat(h, &a);
+		if (!rc)
+			rc = sftp_fstat(h, &now);
 	} else if (!rc && a.flags) {
 		/* Owner and times of the object itself, a symlink's too (cp -a
-		 * and rsync -a set them on links); mode and size follow. */
+		 * and rsync -a set them on links); mode and size follow. The
+		 * attributes after come in the same round trip. */
 		rc = a.flags & (SFTP_ATTR_MODE | SFTP_ATTR_SIZE)
 			 ? -ENOTSUP
-			 : sftp_lsetstat(q.sf, q.remote.data, &a);
+			 : sftp_setstat_ex(q.sf, q.remote.data, &a, true, &now);
 		if (rc == -ENOTSUP)
-			rc = sftp_setstat(q.sf, q.remote.data, &a);
-	}
-	if (!rc)
+			rc = sftp_setstat_ex(q.sf, q.remote.data, &a, false,
+					     &now);
+	} else if (!rc) {
 		rc = h ? sftp_fstat(h, &now)
 		       : sftp_lstat(q.sf, q.remote.data, &now);
+	}
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -621,15 +625,25 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int fl = open_flags(fi->flags) | O_CREAT;
 	/* A new file gets exactly the mode asked for (the kernel applied the
 	 * caller's umask) only through O_EXCL: tried first. */
+	bool made = false;
 	if (!rc) {
 		rc = sftp_open(q.sf, q.remote.data, fl | O_EXCL, mode & 07777,
 			       &h);
+		made = !rc;
 		if (rc == -EEXIST && !(fl & O_EXCL))
 			rc = sftp_open(q.sf, q.remote.data, fl & ~O_CREAT,
 				       mode & 07777, &h);
 	}
-	struct sftp_attr a;
-	if (!rc && (rc = sftp_fstat(h, &a)))
+	/* A file just made is empty, the pod user's, of that mode: no stat
+	 * (a round trip a file in cp -r). */
+	struct sftp_attr a = {.flags = SFTP_ATTR_SIZE | SFTP_ATTR_UIDGID |
+				       SFTP_ATTR_MODE | SFTP_ATTR_TIMES,
+			      .uid = q.ids.uid,
+			      .gid = q.ids.gid,
+			      .mode = S_IFREG | (mode & 07777),
+			      .atime = time(NULL),
+			      .mtime = time(NULL)};
+	if (!rc && !(made && q.ids.known) && (rc = sftp_fstat(h, &a)))
 		sftp_close(h);
 	struct fuse_entry_param e;
 	if (!rc && (rc = make_entry(parent, name, &a, &q.ids, &e)))

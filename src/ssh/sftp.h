@@ -90,6 +90,10 @@ int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a);
 /* The same on a symlink itself (lsetstat@openssh.com): owner and times;
  * -ENOTSUP when the pod has not that extension. */
 int sftp_lsetstat(struct sftp *f, const char *path, const struct sftp_attr *a);
+/* sftp_setstat (or with nofollow sftp_lsetstat), and with after the path's
+ * attributes once done (an LSTAT in the same round trip). */
+int sftp_setstat_ex(struct sftp *f, const char *path, const struct sftp_attr *a,
+		    bool nofollow, struct sftp_attr *after);
 int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode);
 int sftp_rmdir(struct sftp *f, const char *path);
 int sftp_unlink(struct sftp *f, const char *path);
