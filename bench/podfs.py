@@ -3,7 +3,7 @@
 over the same local sshd, at 0 ms and at --rtt ms round trip
 (bench/delay_proxy.py in front of sshd). Goal: each time at most sshfs's.
 
-    bench/podfs.py [--mib 256] [--files 2000] [--rtt 50]
+    bench/podfs.py [--mib 256] [--files 2000] [--rtt 50] [--rtt-files N]
 
 Times: read a --mib file (cat), write one (cp, close included), cp -a of a
 tree of --files files of 4 KiB up and back down, and a cold ls -lR of that
@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--rtt", type=float, default=50)
+    ap.add_argument("--rtt-files", type=int, default=0,
+                    help="files at --rtt (default --files; a file costs several round trips)")
     a = ap.parse_args()
     common.check_setup()
     if not shutil.which("sshfs"):
@@ -134,16 +136,19 @@ def main():
         src = t / "src"
         with open(src, "wb") as f:
             f.write(os.urandom(1 << 20) * a.mib)
-        tree = t / "tree"
-        for i in range(a.files):
-            d = tree / f"d{i // 100:03d}"
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f"f{i:05d}").write_bytes(os.urandom(4096))
-        print(f"read/write {a.mib} MiB, cp -a and ls -lR of {a.files} files of 4 KiB; "
-              f"load {os.getloadavg()[0]:.1f}")
+        trees = {}
+        for n in (a.files, a.rtt_files or a.files):
+            tree = trees[n] = t / f"tree{n}"
+            for i in range(n):
+                d = tree / f"d{i // 100:03d}"
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"f{i:05d}").write_bytes(os.urandom(4096))
+        print(f"read/write {a.mib} MiB, cp -a and ls -lR of {a.files} files of 4 KiB "
+              f"({a.rtt_files or a.files} at {a.rtt:.0f} ms); load {os.getloadavg()[0]:.1f}")
         print(f"{'rtt':>4} {'what':12} {'primefs s':>10} {'sshfs s':>10} {'ratio':>6}")
         try:
             for rtt in (0, a.rtt):
+                tree = trees[a.rtt_files or a.files] if rtt else trees[a.files]
                 proxy = DelayProxy(pod.port, one_way=rtt / 2000) if rtt else None
                 port = proxy.port if proxy else pod.port
                 out = {}
