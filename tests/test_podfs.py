@@ -363,3 +363,23 @@ def test_big_file_memory_bounded(rig, work, tmp_path):
     # not the file: well under its 1 GiB. (Sanitizers keep freed memory.)
     if not sanitized():
         assert vmhwm(pid) < 128 * 1024, vmhwm(pid)
+
+
+def test_unlinked_file_still_open(rig, work):
+    """An open file whose name is gone still answers fstat and ftruncate
+    through its handle; a new file of the same name is another file."""
+    mp, local = work
+    fd = os.open(os.path.join(mp, "f"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.write(fd, b"hello")
+        os.unlink(os.path.join(mp, "f"))
+        assert not os.path.exists(os.path.join(local, "f"))
+        with open(os.path.join(mp, "f"), "w") as g:
+            g.write("new")
+        assert os.fstat(fd).st_size == 5
+        os.ftruncate(fd, 2)
+        assert os.fstat(fd).st_size == 2
+        assert os.pread(fd, 10, 0) == b"he"
+        assert open(os.path.join(mp, "f")).read() == "new"
+    finally:
+        os.close(fd)

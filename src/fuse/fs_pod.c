@@ -32,6 +32,7 @@ struct pq {
 	struct sftp *sf;
 	struct buf remote;
 	struct podids ids;
+	bool handle_only; /* no path (an unlinked file still open) */
 };
 
 static void pq_free(struct pq *q)
@@ -46,6 +47,7 @@ static bool pq_of(struct pq *q, fuse_ino_t ino, const char *name)
 	buf_init(&q->path);
 	buf_init(&q->remote);
 	q->sf = NULL;
+	q->handle_only = false;
 	if (ino_path(ino, &q->path) || !podfiles_split(q->path.data, &q->pp)) {
 		pq_free(q);
 		return false;
@@ -66,6 +68,8 @@ static int pq_connect(struct pq *q, fuse_req_t req)
 	if (uid != getuid() && uid != 0)
 		return -EACCES;
 	sftp_set_interrupt(interrupted, NULL);
+	if (q->handle_only)
+		return 0;
 	return podfiles_client(fs()->pods, &q->pp, interrupted, NULL, &q->sf,
 			       &q->remote, &q->ids);
 }
@@ -174,6 +178,7 @@ void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 struct pfile {
 	struct sftp_file *h;
 	fuse_ino_t ino;
+	struct podids ids;
 	int refs;
 	struct pfile *prev, *next;
 };
@@ -194,6 +199,21 @@ static void pfile_put(struct pfile *pf)
 		sftp_close(pf->h);
 		free(pf);
 	}
+}
+
+/* An open file of ino, counted (pfile_put), or NULL. */
+static struct pfile *pfile_find(fuse_ino_t ino)
+{
+	pthread_mutex_lock(&open_mu);
+	struct pfile *pf = open_files.next;
+	while (pf != &open_files && pf->ino != ino)
+		pf = pf->next;
+	if (pf == &open_files)
+		pf = NULL;
+	else
+		pf->refs++;
+	pthread_mutex_unlock(&open_mu);
+	return pf;
 }
 
 /* Every write of ino's open files sent and answered: 0 or an error. */
@@ -239,6 +259,22 @@ static bool is_pod_dir(const struct fuse_file_info *fi)
 	return (fi->fh & 3u) == FH_DIR;
 }
 
+/* pq_of, or for a pod's open file whose path is gone, its handle alone. */
+static bool pq_handle(struct pq *q, fuse_ino_t ino,
+		      const struct fuse_file_info *fi)
+{
+	if (pq_of(q, ino, NULL))
+		return true;
+	if (!pfile_of(fi))
+		return false;
+	buf_init(&q->path);
+	buf_init(&q->remote);
+	q->sf = NULL;
+	q->handle_only = true;
+	q->ids = pfile_of(fi)->ids;
+	return true;
+}
+
 static void reply_attr(fuse_req_t req, fuse_ino_t ino,
 		       const struct sftp_attr *a, const struct podids *ids)
 {
@@ -252,9 +288,27 @@ void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pq q;
 	/* .fs and .home themselves: the tree answers, with no connection. */
-	if (!pq_of(&q, ino, NULL) || !*q.pp.rest) {
-		if (q.path.data)
-			pq_free(&q);
+	struct pfile *pf = NULL;
+	bool have = pq_handle(&q, ino, fi);
+	if (!have && !(pf = pfile_find(ino)))
+		return ll_getattr(req, ino, fi);
+	if (!have) {
+		/* fstat of an unlinked file comes without its handle. */
+		struct sftp_attr a;
+		cur = req;
+		sftp_set_interrupt(interrupted, NULL);
+		uid_t uid = caller()->uid;
+		int rc = uid != getuid() && uid != 0 ? -EACCES
+						     : sftp_fstat(pf->h, &a);
+		if (rc)
+			reply_err(req, rc);
+		else
+			reply_attr(req, ino, &a, &pf->ids);
+		pfile_put(pf);
+		return;
+	}
+	if (!q.handle_only && !*q.pp.rest) {
+		pq_free(&q);
 		return ll_getattr(req, ino, fi);
 	}
 	struct sftp_attr a;
@@ -286,7 +340,7 @@ void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		 struct fuse_file_info *fi)
 {
 	struct pq q;
-	if (!pq_of(&q, ino, NULL))
+	if (!pq_handle(&q, ino, fi))
 		return ll_setattr(req, ino, attr, to_set, fi);
 	struct sftp_file *h = pfile_of(fi) ? pfile_of(fi)->h : NULL;
 	struct sftp_attr now = {0}, a = {0};
@@ -571,10 +625,11 @@ static int open_flags(int flags)
 }
 
 static void opened(struct fuse_file_info *fi, fuse_ino_t ino,
-		   struct sftp_file *h)
+		   struct sftp_file *h, const struct podids *ids)
 {
 	struct pfile *pf = xcalloc(1, sizeof *pf);
 	pf->h = h;
+	pf->ids = *ids;
 	pf->ino = ino;
 	pf->refs = 1;
 	pthread_mutex_lock(&open_mu);
@@ -606,7 +661,7 @@ void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc) {
 		reply_err(req, rc);
 	} else {
-		opened(fi, ino, h);
+		opened(fi, ino, h, &q.ids);
 		cur = NULL;
 		if (fuse_reply_open(req, fi) == -ENOENT)
 			pfile_close(pfile_of(fi));
@@ -651,7 +706,7 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc) {
 		reply_err(req, rc);
 	} else {
-		opened(fi, e.ino, h);
+		opened(fi, e.ino, h, &q.ids);
 		cur = NULL;
 		if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 			pfile_close(pfile_of(fi));
