@@ -361,6 +361,7 @@ def test_big_file_memory_bounded(rig, work, tmp_path):
     sh(f"cmp {mp}/big {local}/big")
     # Bounded by the read-ahead and write-behind windows (8 MiB a file),
     # not the file: well under its 1 GiB. (Sanitizers keep freed memory.)
+    print("VmHWM after 1 GiB up and back: %d KiB" % vmhwm(pid))
     if not sanitized():
         assert vmhwm(pid) < 128 * 1024, vmhwm(pid)
 
