@@ -257,3 +257,19 @@ def test_a_retried_termination_brings_back_once(cm):
     assert "trying again" in m.log()
     assert m.log().count("bringing back what pod demo's collect names") == 1, m.log()
     assert tree(os.path.join(history_dir(m, pid), "files")) == {"results/r.txt": "5\n"}
+
+
+def test_collect_while_home_is_in_use(cm):
+    """The pool takes one SFTP client per pod: with the pod's home in use
+    through the mount (its client attached), collect borrows that client
+    instead of being refused one, and brings the files back."""
+    m = cm()
+    run(m, "rm -rf results; mkdir -p results; echo 7 > results/r.txt")
+    assert os.listdir(m.p("pods/demo/home/results")) == ["r.txt"]
+    with open(m.p("pods/demo/home/results/r.txt")) as f:  # held open
+        assert f.read() == "7\n"
+        m.write("pods/demo/collect", "results/\n")
+        pid = m.read("pods/demo/id").strip()
+        os.rmdir(m.p("pods/demo"))
+    files = os.path.join(history_dir(m, pid), "files")
+    assert tree(files) == {"results/r.txt": "7\n"}, m.log()

@@ -28,6 +28,7 @@ POD_FILES = HISTORY_FILES | {"run", "exit", "deadline", "idle", "max_cost", "lea
 STREAMS = {"run", "exit", "log"}
 POD_DIRS = {"jobs"}  # a pod's subdirectories, live or in history
 HIST_DIRS = POD_DIRS | {"files"}  # and a history pod's: what collect brought back
+POD_LINKS = {"fs", "home"}  # to .fs and .home, which no listing shows
 
 
 def all_pages(api, path, key="data"):
@@ -171,7 +172,7 @@ def test_pods_listed_once_and_by_id(mnt, api):
         multi = isinstance(pods_by_id[pid]["sshConnection"], list) and \
             len(pods_by_id[pid]["sshConnection"]) > 1
         assert set(os.listdir(mnt.p("pods", d))) == \
-            POD_FILES | POD_DIRS | ({"nodes"} if multi else set())
+            POD_FILES | POD_DIRS | POD_LINKS | ({"nodes"} if multi else set())
         seen.add(pid)
         assert mnt.read("pods", pid, "id").strip() == pid
     assert seen == ids

@@ -11,7 +11,7 @@ from conftest import BUILD, HERE
 UNITS = ["test_util", "test_sftp_proto", "test_model", "test_naming", "test_cache", "test_api",
          "test_template", "test_log", "test_intent", "test_choose",
          "test_jobs_store", "test_snapindex", "test_log_keep",
-         "test_pending", "test_budget"]
+         "test_pending", "test_budget", "test_inodes", "test_podfiles"]
 UNITS += ["test_watchers"]
 
 UNITS += ["test_sshkeys"]  # ssh_keys/ and plan/

@@ -181,7 +181,7 @@ static void ll_destroy(void *userdata)
 static void locked_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	kc_dir_enter(parent);
-	ll_lookup(req, parent, name);
+	pfs_lookup(req, parent, name);
 	kc_dir_leave(parent);
 }
 
@@ -189,7 +189,7 @@ static void locked_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			   int to_set, struct fuse_file_info *fi)
 {
 	kc_dir_enter(ino);
-	ll_setattr(req, ino, attr, to_set, fi);
+	pfs_setattr(req, ino, attr, to_set, fi);
 	kc_dir_leave(ino);
 }
 
@@ -197,7 +197,7 @@ static void locked_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode, dev_t rdev)
 {
 	kc_dir_enter(parent);
-	ll_mknod(req, parent, name, mode, rdev);
+	pfs_mknod(req, parent, name, mode, rdev);
 	kc_dir_leave(parent);
 }
 
@@ -205,14 +205,14 @@ static void locked_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode)
 {
 	kc_dir_enter(parent);
-	ll_mkdir(req, parent, name, mode);
+	pfs_mkdir(req, parent, name, mode);
 	kc_dir_leave(parent);
 }
 
 static void locked_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	kc_dir_enter(parent);
-	ll_unlink(req, parent, name);
+	pfs_unlink(req, parent, name);
 	kc_dir_leave(parent);
 }
 
@@ -223,7 +223,7 @@ static void locked_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	kc_dir_enter(parent);
 	if (victim)
 		kc_dir_enter(victim);
-	ll_rmdir(req, parent, name);
+	pfs_rmdir(req, parent, name);
 	if (victim)
 		kc_dir_leave(victim);
 	kc_dir_leave(parent);
@@ -233,7 +233,7 @@ static void locked_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			   const char *name)
 {
 	kc_dir_enter(parent);
-	ll_symlink(req, link, parent, name);
+	pfs_symlink(req, link, parent, name);
 	kc_dir_leave(parent);
 }
 
@@ -241,7 +241,7 @@ static void locked_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			  mode_t mode, struct fuse_file_info *fi)
 {
 	kc_dir_enter(parent);
-	ll_create(req, parent, name, mode, fi);
+	pfs_create(req, parent, name, mode, fi);
 	kc_dir_leave(parent);
 }
 
@@ -249,7 +249,7 @@ static void locked_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	kc_dir_enter(ino);
-	ll_readdir(req, ino, size, off, fi);
+	pfs_readdir(req, ino, size, off, fi);
 	kc_dir_leave(ino);
 }
 
@@ -257,38 +257,46 @@ static void locked_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			       off_t off, struct fuse_file_info *fi)
 {
 	kc_dir_enter(ino);
-	ll_readdirplus(req, ino, size, off, fi);
+	pfs_readdirplus(req, ino, size, off, fi);
 	kc_dir_leave(ino);
 }
 
-/* rename is refused at once: it registers nothing. */
+/* rename is refused at once outside a pod's files: it registers nothing.
+ * Under a pod's .fs and .home, every operation is the pod's (fs_pod.c):
+ * the pfs_* entries hand the tree's paths to the ll_* operations. */
 static const struct fuse_lowlevel_ops ops = {
     .init = ll_init,
     .destroy = ll_destroy,
     .lookup = locked_lookup,
     .forget = ll_forget,
     .forget_multi = ll_forget_multi,
-    .getattr = ll_getattr,
+    .getattr = pfs_getattr,
     .setattr = locked_setattr,
-    .readlink = ll_readlink,
+    .readlink = pfs_readlink,
     .mknod = locked_mknod,
     .mkdir = locked_mkdir,
     .unlink = locked_unlink,
     .rmdir = locked_rmdir,
     .symlink = locked_symlink,
-    .rename = ll_rename,
-    .open = ll_open,
-    .read = ll_read,
-    .write = ll_write,
-    .flush = ll_flush,
-    .release = ll_release,
-    .opendir = ll_opendir,
+    .rename = pfs_rename,
+    .open = pfs_open,
+    .read = pfs_read,
+    .write = pfs_write,
+    .flush = pfs_flush,
+    .release = pfs_release,
+    .opendir = pfs_opendir,
     .readdir = locked_readdir,
     .readdirplus = locked_readdirplus,
-    .releasedir = ll_releasedir,
-    .statfs = ll_statfs,
+    .releasedir = pfs_releasedir,
+    .statfs = pfs_statfs,
     .create = locked_create,
     .poll = ll_poll,
+    .link = pfs_link,
+    .fsync = pfs_fsync,
+    .setxattr = pfs_setxattr,
+    .getxattr = pfs_getxattr,
+    .listxattr = pfs_listxattr,
+    .removexattr = pfs_removexattr,
 };
 
 void fs_help(void)

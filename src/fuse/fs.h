@@ -12,6 +12,7 @@
 struct runs;
 struct jobs;
 struct guards;
+struct podfiles;
 
 struct primefs {
 	struct tree *tree;
@@ -24,6 +25,10 @@ struct primefs {
 	/* How long the kernel may keep entries and attributes (the shortest
 	 * freshness window); changes primefs learns of are told at once. */
 	double kernel_ttl;
+	/* A pod's files under fs and home (podfiles.h), and how long the
+	 * kernel keeps their entries and attributes (-o fs_ttl=). */
+	struct podfiles *pods;
+	double fs_ttl;
 };
 
 /* libfuse's own options, for --help. */

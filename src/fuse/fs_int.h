@@ -172,4 +172,49 @@ void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
 
+/* ---- a pod's files (fs_pod.c): each serves a path under a pod's .fs
+ * or .home, and hands any other to the ll_* operation of the tree ---- */
+
+void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		 struct fuse_file_info *fi);
+void pfs_readlink(fuse_req_t req, fuse_ino_t ino);
+void pfs_statfs(fuse_req_t req, fuse_ino_t ino);
+void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode);
+void pfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       dev_t rdev);
+void pfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		 const char *name);
+void pfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags);
+void pfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	      const char *newname);
+void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi);
+void pfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void pfs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
+	       off_t off, struct fuse_file_info *fi);
+void pfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi);
+void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void pfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void pfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		  const char *value, size_t size, int flags);
+void pfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		  size_t size);
+void pfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void pfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
 #endif

@@ -27,6 +27,7 @@
 #include "lifecycle.h"
 #include "nodes.h"
 #include "pending.h"
+#include "podfiles.h"
 #include "podlog.h"
 #include "template.h"
 #include "log.h"
@@ -46,6 +47,7 @@ struct options {
 	double pods_ttl, offers_ttl, timeout, ready_timeout, output_cap_mib;
 	double ssh_keepalive;
 	double history_ttl;
+	double fs_ttl;
 	double lease_grace, guards_every;
 	double jobs_keep_mib;
 	int api_budget;
@@ -74,6 +76,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("pods_ttl=%lf", pods_ttl),
     OPT("offers_ttl=%lf", offers_ttl),
     OPT("history_ttl=%lf", history_ttl),
+    OPT("fs_ttl=%lf", fs_ttl),
     OPT("timeout=%lf", timeout),
     OPT("ready_timeout=%lf", ready_timeout),
     OPT("output_cap=%lf", output_cap_mib),
@@ -136,6 +139,9 @@ static void usage(const char *prog)
 	    "    -o offers_ttl=SECONDS freshness of offers (default 60)\n"
 	    "    -o history_ttl=SECONDS freshness of history (default: "
 	    "offers_ttl)\n"
+	    "    -o fs_ttl=SECONDS    how long names and attributes of a "
+	    "pod's files\n"
+	    "                         are kept (default 1)\n"
 	    "    -o timeout=SECONDS   limit for one API call, retries "
 	    "included, and for\n"
 	    "                         SSH connect and auth (default 10)\n"
@@ -255,6 +261,22 @@ static void prune_pods(void *arg, const struct snap *s)
 	vanished_listing(vanished, s);
 }
 
+/* collect borrows the pod's SFTP client that fs and home use (the pool
+ * takes one per pod at a time); podfiles keeps it until unmount. */
+static struct podfiles *lender;
+
+static struct sftp *lend_sftp(void *arg, const char *id, const char *conn)
+{
+	struct podfiles *pf = *(struct podfiles **)arg;
+	return pf ? podfiles_lend(pf, id, conn) : NULL;
+}
+
+static void return_sftp(void *arg, struct sftp *f)
+{
+	(void)arg;
+	(void)f;
+}
+
 /* Whether an option word was given, in -o lists or on its own. */
 static bool has_opt(struct fuse_args *args, const char *word)
 {
@@ -308,6 +330,7 @@ int main(int argc, char *argv[])
 	struct options o = {.pods_ttl = 5,
 			    .offers_ttl = 60,
 			    .history_ttl = -1,
+			    .fs_ttl = 1,
 			    .timeout = 10,
 			    .ready_timeout = 300,
 			    .output_cap_mib = -1, /* unset */
@@ -368,8 +391,8 @@ int main(int argc, char *argv[])
 	}
 	if (o.history_ttl < 0)
 		o.history_ttl = o.offers_ttl;
-	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.timeout <= 0 ||
-	    o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
+	if (o.pods_ttl < 0 || o.offers_ttl < 0 || o.fs_ttl < 0 ||
+	    o.timeout <= 0 || o.ready_timeout < 0 || o.ssh_keepalive <= 0 ||
 	    !(o.lease_grace >= 0) || !(o.guards_every > 0) ||
 	    !(o.jobs_keep_mib >= 0) || o.jobs_keep_mib > 1e9 ||
 	    o.api_budget < 1 || !(o.api_budget_window > 0) ||
@@ -521,6 +544,9 @@ int main(int argc, char *argv[])
 	struct pending *pending = pending_new(o.state, state_fd);
 	lifecycle_set_pending(&life, pending);
 	struct collect_opts co = {
+	    .sftp_get = lend_sftp,
+	    .sftp_put = return_sftp,
+	    .sftp_arg = &lender,
 	    .dir_fd = state_fd,
 	    .cache = cache,
 	    .pool = pool,
@@ -564,7 +590,10 @@ int main(int argc, char *argv[])
 			     .jobs = jobs,
 			     .guards = guards,
 			     .life = &life,
-			     .mountpoint = mountpoint};
+			     .mountpoint = mountpoint,
+			     .pods = podfiles_new(cache, &runs),
+			     .fs_ttl = o.fs_ttl};
+	lender = pf.pods;
 	/* The kernel keeps entries and attributes no longer than primefs
 	 * keeps the answers behind them (fs.c invalidates what changes). */
 	pf.kernel_ttl = o.pods_ttl;
@@ -591,6 +620,7 @@ int main(int argc, char *argv[])
 	tree_free(pf.tree);
 	jobs_free(jobs);
 	vanished_free(vanished);
+	podfiles_free(pf.pods);
 	runs_destroy(&runs);
 	ssh_pool_free(pool);
 	free(known_hosts);

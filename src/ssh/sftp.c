@@ -445,6 +445,68 @@ int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a)
 	return rc;
 }
 
+int sftp_setstat_ex(struct sftp *f, const char *path, const struct sftp_attr *a,
+		    bool nofollow, struct sftp_attr *after)
+{
+	struct sftp_attrs x;
+	int rc = sftp_path_check(path);
+	if (!rc)
+		rc = sftp_attr_to(&x, a);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	if (nofollow && !f->x_lsetstat && !f->ready) {
+		/* No channel yet: ask something to learn the extensions. */
+		struct sftp_attr st;
+		stat_locked(f, SSH_FXP_LSTAT, "/", &st);
+	}
+	if (nofollow && !f->x_lsetstat) {
+		pthread_mutex_unlock(&f->lock);
+		return -ENOTSUP;
+	}
+	struct sreq *r;
+	if (nofollow) {
+		struct buf b;
+		uint32_t id = sreq_begin_ext(f, &b, "lsetstat@openssh.com");
+		sftp_put_cstr(&b, path);
+		sftp_put_attrs(&b, &x);
+		r = sreq_make(&b, id, 0);
+	} else {
+		r = setstat_req(f, path, &x);
+	}
+	if (!after) {
+		rc = status_call(f, r, OP_SETSTAT, true, path, NULL);
+		pthread_mutex_unlock(&f->lock);
+		return rc;
+	}
+	/* The attributes after it, in the same round trip. */
+	struct sreq *st = path_req(f, SSH_FXP_LSTAT, NULL, path, NULL);
+	sreq_submit(f, r);
+	rc = sftp_call(f, st, false);
+	if (!rc)
+		rc = sreq_wait(f, r);
+	else
+		sreq_abandon(f, r);
+	if (!rc) {
+		rc = r->type == SSH_FXP_STATUS && r->status == SSH_FX_OK
+			 ? 0
+			 : sftp_errno(f, OP_SETSTAT, r, path, NULL);
+		if (!rc)
+			rc = st->type == SSH_FXP_ATTRS
+				 ? sftp_reply_attrs(st, after)
+				 : sftp_errno(f, OP_STAT, st, path, NULL);
+		sreq_free(r);
+	}
+	sreq_free(st);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int sftp_lsetstat(struct sftp *f, const char *path, const struct sftp_attr *a)
+{
+	return sftp_setstat_ex(f, path, a, true, NULL);
+}
+
 int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode)
 {
 	int rc = sftp_path_check(path);

@@ -22,9 +22,10 @@
  * it too), so nothing is lost silently. A lost connection is reopened at
  * the next request; a file opened read-only then reads on if it is
  * unchanged (size and mtime as at its open; what was read ahead before
- * the loss is served as it came), else every later call on it gives EIO
- * (never other bytes); a file open for writing gives EIO (what was in
- * flight may or may not have been written).
+ * the loss is served as it came; while the pod cannot be reached, a call
+ * gives the connection's error and the next one tries again), else every later
+ * call on it gives EIO (never other bytes); a file open for writing gives EIO
+ * (what was in flight may or may not have been written).
  *
  * Symlinks are as the pod stores them: sftp_readlink gives the target as
  * written (mapping absolute targets into the mount is the caller's job). */
@@ -86,6 +87,13 @@ int sftp_lstat(struct sftp *f, const char *path, struct sftp_attr *a);
  * times (both: the caller fills the one it keeps from a stat), size
  * (truncate). */
 int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a);
+/* The same on a symlink itself (lsetstat@openssh.com): owner and times;
+ * -ENOTSUP when the pod has not that extension. */
+int sftp_lsetstat(struct sftp *f, const char *path, const struct sftp_attr *a);
+/* sftp_setstat (or with nofollow sftp_lsetstat), and with after the path's
+ * attributes once done (an LSTAT in the same round trip). */
+int sftp_setstat_ex(struct sftp *f, const char *path, const struct sftp_attr *a,
+		    bool nofollow, struct sftp_attr *after);
 int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode);
 int sftp_rmdir(struct sftp *f, const char *path);
 int sftp_unlink(struct sftp *f, const char *path);
@@ -114,6 +122,9 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a);
 /* Every write sent and answered, then fsync@openssh.com when the pod has
  * it. */
 int sftp_fsync(struct sftp_file *h);
+/* Every write sent and answered (no fsync): 0 or the first write error,
+ * as close() needs it. */
+int sftp_drain(struct sftp_file *h);
 
 int sftp_opendir(struct sftp *f, const char *path, struct sftp_file **out);
 /* The next batch of entries with their attributes ("." and ".." among

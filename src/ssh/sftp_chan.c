@@ -355,6 +355,8 @@ static void parse_version(struct sftp *f, const char *p, size_t n)
 			f->x_hardlink = true;
 		else if (IS("fsync@openssh.com"))
 			f->x_fsync = true;
+		else if (IS("lsetstat@openssh.com"))
+			f->x_lsetstat = true;
 #undef IS
 	}
 	pthread_mutex_unlock(&f->lock);

@@ -321,7 +321,9 @@ static int h_revive(struct sftp_file *h)
 	int rc = do_open(f, SSH_FXP_OPEN, h->path, SSH_FXF_READ,
 			 &(struct sftp_attrs){0}, true, &st, &have_st, &handle,
 			 &hlen, &gen);
-	if (rc == -EINTR)
+	/* Not reached again yet: a later call tries again. */
+	if (rc == -EINTR || rc == -ENOTCONN || rc == -EHOSTUNREACH ||
+	    rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == SREQ_LOST)
 		return rc;
 	bool same = !rc && have_st && st.size == h->size0 &&
 		    (uint32_t)st.mtime == h->mtime0;
@@ -730,6 +732,17 @@ int sftp_fsync(struct sftp_file *h)
 		rc = wq_drain(h);
 	if (!rc && h->f->x_fsync && !h->dir)
 		rc = h_simple(h, 0, NULL, "fsync@openssh.com", NULL);
+	h_leave(h);
+	return rc;
+}
+
+int sftp_drain(struct sftp_file *h)
+{
+	if (h_enter(h))
+		return -EINTR;
+	int rc = wb_flush(h);
+	if (!rc)
+		rc = wq_drain(h);
 	h_leave(h);
 	return rc;
 }

@@ -68,7 +68,7 @@ struct sftp {
 	struct sreq *pend[PEND_BUCKETS]; /* taken, waiting for a reply */
 	int n_pend;
 	/* What the server said in its VERSION. */
-	bool x_posix_rename, x_statvfs, x_hardlink, x_fsync;
+	bool x_posix_rename, x_statvfs, x_hardlink, x_fsync, x_lsetstat;
 };
 
 /* The rest are called with f->lock held. */

@@ -187,3 +187,10 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
 	buf_free(&path);
 	return rc;
 }
+
+int runs_wait(struct runs *r, const char *pod_id, const char *path,
+	      bool (*interrupted)(void *arg), void *arg, char **conn)
+{
+	*conn = NULL;
+	return wait_ready(r, pod_id, path, interrupted, arg, conn);
+}

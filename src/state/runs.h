@@ -40,4 +40,10 @@ int runs_start(struct runs *r, const char *pod_id, const char *script,
  * the first write of a job fails at once, where a shell reports it. */
 int runs_check(struct runs *r, const char *pod_id);
 
+/* Waits as runs_start does for the pod with this id to be ready (path
+ * names the file in log lines): 0 and *conn (malloc'd) its SSH connection,
+ * or -errno: ENOTCONN (it will never run, or did not in time), EINTR. */
+int runs_wait(struct runs *r, const char *pod_id, const char *path,
+	      bool (*interrupted)(void *arg), void *arg, char **conn);
+
 #endif

@@ -7,6 +7,7 @@
 #include "inodes.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,7 +236,7 @@ uint64_t inodes_walk(struct inodes *t, const char *path, uint64_t *parent)
 
 bool inodes_path(struct inodes *t, uint64_t ino, struct buf *out)
 {
-	const char *names[64];
+	const char *names[512];
 	size_t depth = 0;
 	bool ok = true;
 	pthread_mutex_lock(&t->mu);
@@ -245,7 +246,9 @@ bool inodes_path(struct inodes *t, uint64_t ino, struct buf *out)
 	} else {
 		for (uint64_t i = ino; i != INODES_ROOT && ok;) {
 			e = t->slot[i];
-			if (depth == sizeof names / sizeof *names)
+			if (e->name[0] == '/') /* detached */
+				ok = false;
+			else if (depth == sizeof names / sizeof *names)
 				ok = false;
 			else
 				names[depth++] = e->name;
@@ -258,6 +261,73 @@ bool inodes_path(struct inodes *t, uint64_t ino, struct buf *out)
 		while (depth) {
 			buf_addc(out, '/');
 			buf_adds(out, names[--depth]);
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	return ok;
+}
+
+/* Takes slot i out of its hash chain. */
+static void unchain(struct inodes *t, uint32_t i)
+{
+	struct ent *e = t->slot[i];
+	uint32_t *at =
+	    &t->bucket[hash(e->parent, e->name) & (t->n_buckets - 1)];
+	while (*at != i)
+		at = &t->slot[*at]->next;
+	*at = e->next;
+}
+
+/* Renames slot i to name in parent (parent's count is the caller's). */
+static void rename_slot(struct inodes *t, uint32_t i, uint32_t parent,
+			const char *name)
+{
+	unchain(t, i);
+	size_t len = strlen(name);
+	struct ent *e = xrealloc(t->slot[i], sizeof *e + len + 1);
+	memcpy(e->name, name, len + 1);
+	e->parent = parent;
+	t->slot[i] = e;
+	uint32_t h = hash(parent, name) & (t->n_buckets - 1);
+	e->next = t->bucket[h];
+	t->bucket[h] = i;
+}
+
+static void detach(struct inodes *t, uint32_t i)
+{
+	char name[32];
+	snprintf(name, sizeof name, "/%u", i); /* no real name has a '/' */
+	rename_slot(t, i, t->slot[i]->parent, name);
+}
+
+void inodes_detach(struct inodes *t, uint64_t parent, const char *name)
+{
+	pthread_mutex_lock(&t->mu);
+	uint32_t i = get(t, parent) ? find(t, (uint32_t)parent, name) : 0;
+	if (i)
+		detach(t, i);
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool inodes_move(struct inodes *t, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname)
+{
+	pthread_mutex_lock(&t->mu);
+	bool ok = get(t, parent) && get(t, newparent);
+	uint32_t i = ok ? find(t, (uint32_t)parent, name) : 0;
+	if (i) {
+		uint32_t old = find(t, (uint32_t)newparent, newname);
+		if (old && old != i)
+			detach(t, old);
+		if (old != i) {
+			uint32_t from = t->slot[i]->parent;
+			t->slot[newparent]->refs++;
+			rename_slot(t, i, (uint32_t)newparent, newname);
+			/* The old parent is held by the kernel (it sent the
+			 * rename), so its count stays above zero; were it
+			 * not, it is kept rather than freed under a caller. */
+			if (t->slot[from]->refs > 1 || from == INODES_ROOT)
+				t->slot[from]->refs--;
 		}
 	}
 	pthread_mutex_unlock(&t->mu);

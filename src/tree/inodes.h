@@ -39,6 +39,15 @@ uint64_t inodes_walk(struct inodes *t, const char *path, uint64_t *parent);
 /* ino's absolute path ("/" for the root) appended to out; false (out
  * unchanged) when ino is unknown. */
 bool inodes_path(struct inodes *t, uint64_t ino, struct buf *out);
+/* After a rename: the entry `name` of parent, if any, becomes `newname` of
+ * newparent (its children follow); an entry already there is detached
+ * first. false when parent or newparent is unknown. */
+bool inodes_move(struct inodes *t, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname);
+/* After an unlink or rmdir: the entry keeps its number until forgotten,
+ * but has no path any more (inodes_path says false), so a new file of the
+ * same name gets a new number. */
+void inodes_detach(struct inodes *t, uint64_t parent, const char *name);
 /* ino's generation (0 when unknown). */
 uint64_t inodes_gen(struct inodes *t, uint64_t ino);
 /* Entries held, the root included. */

@@ -177,6 +177,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_NODEALL] = {no_subdirs, nodeall_files, -1, D_NODEALL},
     /* Their entries come from the state directory (collected.c). */
     [D_FILES] = {no_subdirs, no_files, -1, D_FILES},
+    /* Only the directory itself: what is under it is podfiles.h's. */
+    [D_PODFS] = {no_subdirs, no_files, -1, D_PODFS},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -272,8 +274,8 @@ const struct file_def *find_file(const struct file_def *files,
 mode_t node_mode(const struct node *n)
 {
 	switch (n->type) {
-	case N_DIR:
-		return S_IFDIR | 0755;
+	case N_DIR: /* a pod's files are the mounting user's alone */
+		return S_IFDIR | (n->dir == D_PODFS ? 0700 : 0755);
 	case N_LINK:
 		return S_IFLNK | 0777;
 	default: {

@@ -31,6 +31,7 @@ enum dir_kind {
 		    * key, nodes.h) */
 	D_NODEALL, /* nodes/all/: run and exit on every node */
 	D_FILES,   /* history/<p>/files/ and every directory under it */
+	D_PODFS,   /* pods/<p>/.fs and .home: the pod's files (podfiles.h) */
 	D_KINDS
 };
 

@@ -10,6 +10,7 @@
 #include "keyfiles.h"
 #include "planfile.h"
 #include "naming.h"
+#include "podfiles.h"
 
 /* From a jobs/ directory into its entry: `latest` (a link to the newest
  * job) or a job's directory. */
@@ -58,6 +59,16 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return nodes_step(t, n, name);
 	if (n->dir == D_FILES)
 		return step_files(t, n, name);
+	if (n->dir == D_POD) { /* fs and home, links to .fs and .home */
+		bool link;
+		const char *root = podfiles_root_of(name, &link);
+		if (root) {
+			n->type = link ? N_LINK : N_DIR;
+			n->dir = link ? D_POD : D_PODFS;
+			n->obj = root;
+			return 0;
+		}
+	}
 	const struct file_def *f = find_file(d->files, n->dir, name);
 	if (f) {
 		n->type = N_FILE;
@@ -253,6 +264,10 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return nodes_list(t, n, add, ctx);
 	if (n->dir == D_FILES)
 		return list_files(t, n, add, ctx);
+	if (n->dir == D_POD) /* .fs and .home are in no listing */
+		for (size_t i = 0; podfiles_links[i]; i++)
+			if (add(ctx, podfiles_links[i]))
+				return 0;
 	if (d->listing < 0)
 		return 0;
 	struct snap *s = n->snap;
@@ -343,6 +358,10 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 		return -EINVAL;
 	if (n->dir == D_KEYS)
 		return keys_readlink(n, out);
+	if (n->dir == D_POD) { /* fs -> .fs, home -> .home */
+		buf_adds(out, n->obj);
+		return 0;
+	}
 	if (jobs_dir(n->dir)) { /* jobs/latest, relative: `latest -> 3` */
 		buf_adds(out, job_name(n->job));
 		return 0;

@@ -94,6 +94,26 @@ int main(void)
 	CHECK(inodes_count(t) == 1);
 	free(v);
 	buf_free(&b);
+
+	/* rename moves an entry (its children follow) and detaches one it
+	 * replaces; unlink detaches: no path, a new number for the name. */
+	uint64_t ma = inodes_ref(t, INODES_ROOT, "a", NULL, NULL);
+	uint64_t mf = inodes_ref(t, ma, "f", NULL, NULL);
+	uint64_t mc = inodes_ref(t, mf, "c", NULL, NULL);
+	uint64_t mg = inodes_ref(t, ma, "g", NULL, NULL);
+	CHECK(inodes_move(t, ma, "f", ma, "g"));
+	path_is(t, mc, "/a/g/c");
+	CHECK(inodes_find(t, ma, "g") == mf && inodes_find(t, ma, "f") == 0);
+	struct buf none;
+	buf_init(&none);
+	CHECK(!inodes_path(t, mg, &none) && none.len == 0);
+	CHECK(inodes_move(t, ma, "g", INODES_ROOT, "top"));
+	path_is(t, mc, "/top/c");
+	inodes_detach(t, INODES_ROOT, "top");
+	CHECK(!inodes_path(t, mc, &none));
+	uint64_t mtop = inodes_ref(t, INODES_ROOT, "top", NULL, &added);
+	CHECK(added && mtop != mf);
+	buf_free(&none);
 	inodes_free(t);
 	return t_done();
 }
