@@ -92,6 +92,10 @@ void cache_install(struct cache *c, struct snap *s);
  * predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
+/* The same for the disks snapshot (a disk made or deleted by this mount;
+ * disks are kept as pods, disks.h). */
+void cache_disks_change(struct cache *c, struct pod *add, const char *remove);
+
 /* The overlay of pending creates on every pods snapshot (pending.h): the
  * creates a fetched listing shows are settled by it (pending_settle runs
  * on the fetch's thread, no cache lock held), the others are added. Set

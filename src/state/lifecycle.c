@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "choose.h"
+#include "disk_life.h"
 #include "errmap.h"
 #include "guards.h"
 #include "log.h"
@@ -308,6 +310,8 @@ int pod_create(struct lifecycle *l, const char *name)
 	struct snap *pods = NULL, *offers = NULL;
 	const struct offer *offer = NULL;
 	json_object *body = NULL;
+	json_object *disk_ids = NULL; /* the create body's `disks` */
+	char budget_what[300] = "";
 	struct buf why;
 	buf_init(&why);
 
@@ -332,8 +336,18 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	if ((rc = cache_get(l->cache, SNAP_OFFERS, CACHE_TTL, &offers)))
 		goto out;
+	/* disks = a, b: only offers where they attach (disk_life.h). */
+	if ((rc = disks_for_pod(l, name, path.data, &offers, &disk_ids)))
+		goto out;
 	if ((rc = choose_offer(offers, &spec, &offer, &why))) {
 		plog("mkdir", path.data, "no offer chosen: %s", why.data);
+		goto out;
+	}
+	/* max_hourly (budget.h): refused before anything is sent. */
+	snprintf(budget_what, sizeof budget_what, "pods/%s", name);
+	if ((rc = budget_admit(l->cache, l->tmpl, budget_what, offer->price.d,
+			       path.data))) {
+		budget_what[0] = '\0';
 		goto out;
 	}
 	body = create_body(offer, &spec, name, l->team_id, &why);
@@ -341,6 +355,10 @@ int pod_create(struct lifecycle *l, const char *name)
 		plog("mkdir", path.data, "%s", why.data);
 		rc = -EINVAL;
 		goto out;
+	}
+	if (disk_ids) {
+		json_object_object_add(body, "disks", disk_ids);
+		disk_ids = NULL;
 	}
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
@@ -368,6 +386,11 @@ int pod_create(struct lifecycle *l, const char *name)
 	rc = post(l, name, path.data, body);
 out:
 	json_object_put(body);
+	json_object_put(disk_ids);
+	/* Refused: nothing will bill (a lost answer keeps its count). */
+	if (rc && budget_what[0] &&
+	    pending_state(l->pending, name, NULL) == PENDING_NONE)
+		budget_forget(budget_what);
 	if (pods)
 		snap_put(pods);
 	if (offers)

@@ -31,6 +31,8 @@ enum snap_kind {
 	SNAP_PODS,
 	SNAP_HISTORY,
 	SNAP_WALLET,
+	SNAP_DISKS,	  /* disks.h: disks kept as pods */
+	SNAP_DISK_OFFERS, /* disks.h: one type, DISK_OFFER_TYPE */
 	SNAP_KINDS
 };
 

@@ -30,18 +30,42 @@ static const struct {
 	const char *key;
 	enum kind kind;
 } keys[] = {
-    {"gpu_type", K_STR},      {"gpu_count", K_INT},
-    {"socket", K_STR},	      {"regions", K_LIST},
-    {"provider", K_STR},      {"data_center", K_STR},
-    {"security", K_SECURITY}, {"max_price", K_PRICE},
-    {"image", K_STR},	      {"disk_size", K_INT},
-    {"vcpus", K_INT},	      {"memory", K_INT},
-    {"spot", K_BOOL},	      {"custom_template_id", K_STR},
-    {"team_id", K_STR},	      {"max_pods", K_INT},
-    {"prepaid", K_BOOL},      {"offer", K_OFFER},
-    {"deadline", K_DURATION}, {"idle", K_DURATION},
+    {"gpu_type", K_STR},
+    {"gpu_count", K_INT},
+    {"socket", K_STR},
+    {"regions", K_LIST},
+    {"provider", K_STR},
+    {"data_center", K_STR},
+    {"security", K_SECURITY},
+    {"max_price", K_PRICE},
+    {"image", K_STR},
+    {"disk_size", K_INT},
+    {"vcpus", K_INT},
+    {"memory", K_INT},
+    {"spot", K_BOOL},
+    {"custom_template_id", K_STR},
+    {"team_id", K_STR},
+    {"max_pods", K_INT},
+    {"prepaid", K_BOOL},
+    {"offer", K_OFFER},
+    {"deadline", K_DURATION},
+    {"idle", K_DURATION},
     {"max_cost", K_USD},
+    /* The account's (disks.h, budget.h): disk.* and max_hourly are
+     * top-level keys only. */
+    {"disks", K_LIST},
+    {"max_hourly", K_PRICE},
+    {"disk.size", K_INT},
+    {"disk.offer", K_STR},
+    {"disk.data_center", K_STR},
+    {"disk.country", K_STR},
 };
+
+/* Keys that only the top of the template takes (not a [section]). */
+static bool top_only(const char *key)
+{
+	return !strcmp(key, "max_hourly") || !strncmp(key, "disk.", 5);
+}
 
 struct parse_ctx {
 	struct template *t;
@@ -199,6 +223,8 @@ static int on_entry(void *user, const char *section, const char *name,
 	const char *why = NULL;
 	if (*section && !glob_ok(section))
 		why = "bad glob in section name";
+	else if (*section && top_only(name))
+		why = "a top-level key, not for a section:";
 	else
 		why = check_value(name, value);
 	if (why) {
@@ -621,4 +647,24 @@ void template_store_text(struct template_store *s, struct buf *out)
 	if (s->text)
 		buf_adds(out, s->text);
 	pthread_mutex_unlock(&s->mu);
+}
+
+bool template_store_get(struct template_store *s, const char *pod_name,
+			const char *key, struct buf *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->mu);
+	sync_locked(s);
+	const struct template *t = &s->current;
+	for (size_t i = 0; i < t->n; i++) {
+		const char *sec = t->v[i].section;
+		if (strcmp(t->v[i].key, key) ||
+		    (*sec && (!pod_name || fnmatch(sec, pod_name, 0) != 0)))
+			continue;
+		buf_reset(out);
+		buf_adds(out, t->v[i].value);
+		found = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return found;
 }

@@ -105,6 +105,34 @@ const struct file_def root_files[] = {
     {.name = "log", .render = r_log, .flags = F_OWNER},
     {.name = "stats", .render = r_stats, .flags = F_OWNER},
     {.name = "ctl", .flags = F_WRITE_ONLY | F_PER_WRITE, .store = w_ctl},
+    {.name = "budget", .render = r_budget},
+    {.name = NULL},
+};
+
+/* disks/<disk>/: a disk is kept as a pod (disks.h), so the pods'
+ * renderers serve what the two share. */
+const struct file_def disk_files[] = {
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "size", .render = r_disk_size},
+    {.name = "status", .render = r_pod_status},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "pods", .render = r_disk_pods},
+    {.name = "created", .render = r_pod_created},
+    {.name = "json", .render = r_pod_json},
+    {.name = NULL},
+};
+
+/* disk_offers/<offer>/: price is USD per GB-hour. */
+const struct file_def doffer_files[] = {
+    {.name = "price", .render = r_offer_price},
+    {.name = "provider", .render = r_offer_provider},
+    {.name = "data_center", .render = r_offer_data_center},
+    {.name = "country", .render = r_offer_country},
+    {.name = "stock", .render = r_offer_stock},
+    {.name = "max_size", .render = r_doffer_max_size},
+    {.name = "json", .render = r_offer_json},
     {.name = NULL},
 };
 
@@ -116,6 +144,8 @@ static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
 					     {CHEAPEST_NAME, D_CHEAPEST},
 					     {"pods", D_PODS},
 					     {"history", D_HISTORY},
+					     {"disks", D_DISKS},
+					     {"disk_offers", D_DOFFERS},
 					     {NULL, D_ROOT}};
 static const struct subdir pod_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
 static const struct subdir hist_subdirs[] = {{"jobs", D_HJOBS}, {NULL, D_ROOT}};
@@ -136,6 +166,10 @@ const struct dir_def dirs[D_KINDS] = {
     [D_JOB] = {no_subdirs, job_files, -1, D_JOB},
     [D_HJOBS] = {no_subdirs, no_files, -1, D_HJOB},
     [D_HJOB] = {no_subdirs, hjob_files, -1, D_HJOB},
+    [D_DISKS] = {no_subdirs, no_files, SNAP_DISKS, D_DISK},
+    [D_DISK] = {no_subdirs, disk_files, -1, D_DISK},
+    [D_DOFFERS] = {no_subdirs, no_files, SNAP_DISK_OFFERS, D_DOFFER},
+    [D_DOFFER] = {no_subdirs, doffer_files, -1, D_DOFFER},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -261,7 +295,8 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_config || f->render == r_log ||
 	       f->render == r_stats || f->render == r_guards ||
 	       f->render == r_deadline || f->render == r_idle ||
-	       f->render == r_max_cost || f->render == r_lease;
+	       f->render == r_max_cost || f->render == r_lease ||
+	       f->render == r_disk_pods || f->render == r_budget;
 }
 
 bool tree_cacheable(const struct node *n)

@@ -24,6 +24,10 @@ enum dir_kind {
 	D_JOB,	    /* pods/<p>/jobs/<job>/: its cmd, out, exit, ... */
 	D_HJOBS,    /* history/<p>/jobs/: the same, read-only */
 	D_HJOB,
+	D_DISKS,   /* disks/: a directory per disk (disks.h) */
+	D_DISK,	   /* disks/<disk>/ */
+	D_DOFFERS, /* disk_offers/: a directory per disk offer */
+	D_DOFFER,  /* disk_offers/<offer>/ */
 	D_KINDS
 };
 
