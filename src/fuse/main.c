@@ -413,10 +413,12 @@ int main(int argc, char *argv[])
 			       .timeout = o.timeout};
 	struct http_client *http = http_new(&ho);
 	struct api api = {.http = http, .team_id = cr.team_id};
-	double ttl[SNAP_KINDS] = {
-	    [SNAP_OFFERS] = o.offers_ttl,   [SNAP_PODS] = o.pods_ttl,
-	    [SNAP_HISTORY] = o.history_ttl, [SNAP_WALLET] = o.pods_ttl,
-	    [SNAP_DISKS] = o.pods_ttl,	    [SNAP_DISK_OFFERS] = o.offers_ttl};
+	double ttl[SNAP_KINDS] = {[SNAP_OFFERS] = o.offers_ttl,
+				  [SNAP_PODS] = o.pods_ttl,
+				  [SNAP_HISTORY] = o.history_ttl,
+				  [SNAP_WALLET] = o.pods_ttl};
+	ttl[SNAP_DISKS] = o.pods_ttl; /* disks: as fresh as pods */
+	ttl[SNAP_DISK_OFFERS] = o.offers_ttl;
 	struct cache *cache = cache_new(&api, ttl);
 	cache_set_wait_limit(cache, o.timeout);
 	char *config_path =

@@ -60,9 +60,13 @@ struct cache {
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
-    [SNAP_OFFERS] = "availability", [SNAP_PODS] = "pods",
-    [SNAP_HISTORY] = "history",	    [SNAP_WALLET] = "balance",
-    [SNAP_DISKS] = "disks",	    [SNAP_DISK_OFFERS] = "disk_offers",
+    [SNAP_OFFERS] = "availability",
+    [SNAP_PODS] = "pods",
+    [SNAP_HISTORY] = "history",
+    [SNAP_WALLET] = "balance",
+    /* the account's (disks.h) */
+    [SNAP_DISKS] = "disks",
+    [SNAP_DISK_OFFERS] = "disk_offers",
 };
 
 static void cond_init_monotonic(pthread_cond_t *cv)

@@ -30,35 +30,30 @@ static const struct {
 	const char *key;
 	enum kind kind;
 } keys[] = {
-    {"gpu_type", K_STR},
-    {"gpu_count", K_INT},
-    {"socket", K_STR},
-    {"regions", K_LIST},
-    {"provider", K_STR},
-    {"data_center", K_STR},
-    {"security", K_SECURITY},
-    {"max_price", K_PRICE},
-    {"image", K_STR},
-    {"disk_size", K_INT},
-    {"vcpus", K_INT},
-    {"memory", K_INT},
-    {"spot", K_BOOL},
-    {"custom_template_id", K_STR},
-    {"team_id", K_STR},
-    {"max_pods", K_INT},
-    {"prepaid", K_BOOL},
-    {"offer", K_OFFER},
-    {"deadline", K_DURATION},
-    {"idle", K_DURATION},
+    {"gpu_type", K_STR},      {"gpu_count", K_INT},
+    {"socket", K_STR},	      {"regions", K_LIST},
+    {"provider", K_STR},      {"data_center", K_STR},
+    {"security", K_SECURITY}, {"max_price", K_PRICE},
+    {"image", K_STR},	      {"disk_size", K_INT},
+    {"vcpus", K_INT},	      {"memory", K_INT},
+    {"spot", K_BOOL},	      {"custom_template_id", K_STR},
+    {"team_id", K_STR},	      {"max_pods", K_INT},
+    {"prepaid", K_BOOL},      {"offer", K_OFFER},
+    {"deadline", K_DURATION}, {"idle", K_DURATION},
     {"max_cost", K_USD},
-    /* The account's (disks.h, budget.h): disk.* and max_hourly are
-     * top-level keys only. */
-    {"disks", K_LIST},
-    {"max_hourly", K_PRICE},
-    {"disk.size", K_INT},
-    {"disk.offer", K_STR},
-    {"disk.data_center", K_STR},
-    {"disk.country", K_STR},
+};
+
+/* The account's keys (disks.h, budget.h), each checked as the key whose
+ * kind of value it takes; disk.* and max_hourly are top-level keys only. */
+static const struct {
+	const char *key, *like;
+} account_keys[] = {
+    {"disks", "regions"},
+    {"max_hourly", "max_price"},
+    {"disk.size", "disk_size"},
+    {"disk.offer", "gpu_type"},
+    {"disk.data_center", "gpu_type"},
+    {"disk.country", "gpu_type"},
 };
 
 /* Keys that only the top of the template takes (not a [section]). */
@@ -172,6 +167,9 @@ static const char *check_value(const char *key, const char *value)
 {
 	long l;
 	double d;
+	for (size_t i = 0; i < sizeof account_keys / sizeof *account_keys; i++)
+		if (!strcmp(account_keys[i].key, key))
+			key = account_keys[i].like;
 	if (!strncmp(key, "env.", 4))
 		return env_name_ok(key + 4) ? NULL
 					    : "bad environment variable name";
