@@ -54,7 +54,7 @@ def all_offers(api):
 def test_root(mnt):
     assert sorted(os.listdir(mnt.path)) == sorted(
         ["availability", "cheapest", "pods", "history", "balance", "config", "log", "stats",
-         "ctl"])
+         "ctl", "disks", "disk_offers", "budget"])
     assert mnt.read("balance") == "100\n"
     assert stat.S_ISDIR(os.stat(mnt.p("pods")).st_mode)
 

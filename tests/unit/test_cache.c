@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 	CHECK(list_count("/history") == 3);
 
 	/* Root. */
-	CHECK(list_count("/") == 9);
+	CHECK(list_count("/") == 12); /* 9, and disks disk_offers budget */
 	CHECK_STR(cat("/config"), "");
 	CHECK_STR(cat("/nope"), "<errno 2>");
 	CHECK(strstr(cat("/stats"), "cache_hits") != NULL);
