@@ -151,3 +151,34 @@ def test_disk_cost_grows(api, m):
     while float(m.read("disks", "big", "cost")) <= c1 and time.time() < deadline:
         time.sleep(0.5)
     assert float(m.read("disks", "big", "cost")) > c1
+
+
+def test_deleted_disk_in_history(api, m):
+    make_disk(m, "old", "disk.size = 10\n")
+    disk_id = m.read("disks", "old", "id").strip()
+    os.rmdir(m.p("disks", "old"))
+    with open(m.p("ctl"), "w") as f:
+        f.write("refresh\n")
+    assert m.read("history", disk_id, "id") == disk_id + "\n"
+    assert m.read("history", disk_id, "name") == "old\n"
+    assert "size" in os.listdir(m.p("history", disk_id))
+    assert "jobs" not in os.listdir(m.p("history", disk_id))
+    assert err_of(lambda: os.stat(m.p("history", disk_id, "jobs"))) == errno.ENOENT
+
+
+def test_fake_refuses_what_the_server_would(api):
+    """The fake's disk endpoints: 422 on a body off the description, 404 on
+    an unknown id."""
+    import urllib.error
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api._call("POST", "/api/v1/disks/", {"disk": {"size": -1}, "provider": {"type": "runpod"}},
+                  auth=True)
+    assert e.value.code == 422
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api._call("POST", "/api/v1/disks/", {"disk": {"size": 5, "bogus": 1},
+                                             "provider": {"type": "runpod"}}, auth=True)
+    assert e.value.code == 422
+    for method in ("GET", "DELETE"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            api._call(method, "/api/v1/disks/nosuch", auth=True)
+        assert e.value.code == 404

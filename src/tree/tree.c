@@ -124,6 +124,19 @@ const struct file_def disk_files[] = {
     {.name = NULL},
 };
 
+/* history/<disk>/: a deleted disk, as the history row gives it. */
+const struct file_def hdisk_files[] = {
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "size", .render = r_disk_size},
+    {.name = "status", .render = r_pod_status},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "created", .render = r_pod_created},
+    {.name = "json", .render = r_pod_json},
+    {.name = NULL},
+};
+
 /* disk_offers/<offer>/: price is USD per GB-hour. */
 const struct file_def doffer_files[] = {
     {.name = "price", .render = r_offer_price},
@@ -170,6 +183,7 @@ const struct dir_def dirs[D_KINDS] = {
     [D_DISK] = {no_subdirs, disk_files, -1, D_DISK},
     [D_DOFFERS] = {no_subdirs, no_files, SNAP_DISK_OFFERS, D_DOFFER},
     [D_DOFFER] = {no_subdirs, doffer_files, -1, D_DOFFER},
+    [D_HDISK] = {no_subdirs, hdisk_files, -1, D_HDISK},
 };
 
 /* Whether a directory kind lists a pod's jobs. */

@@ -28,6 +28,7 @@ enum dir_kind {
 	D_DISK,	   /* disks/<disk>/ */
 	D_DOFFERS, /* disk_offers/: a directory per disk offer */
 	D_DOFFER,  /* disk_offers/<offer>/ */
+	D_HDISK,   /* history/<disk>/: a deleted disk (no jobs/) */
 	D_KINDS
 };
 

@@ -32,7 +32,7 @@ struct dir_def {
 
 extern const struct dir_def dirs[D_KINDS];
 extern const struct file_def offer_files[], pod_files[], job_files[],
-    hjob_files[], root_files[], disk_files[], doffer_files[];
+    hjob_files[], root_files[], disk_files[], doffer_files[], hdisk_files[];
 /* Whether a directory kind lists a pod's jobs. */
 bool jobs_dir(enum dir_kind k);
 /* History pods have the same files as live ones, but no run and exit. */

@@ -105,6 +105,10 @@ static int step(struct tree *t, struct node *n, const char *name,
 		if (!p)
 			return -ENOENT;
 		n->obj = p;
+		if (p->disk) { /* a deleted disk: a disk's files, no jobs/ */
+			n->dir = D_HDISK;
+			return 0;
+		}
 		n->pod_id = p->id;
 		if (!p->history && p->created_t >= 0)
 			n->mtime = p->created_t;
