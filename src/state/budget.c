@@ -14,6 +14,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char *what; /* "pods/<name>" or "disks/<name>" */
 	double price;
+	bool held; /* its mkdir still runs (budget_done not called) */
 } inflight[BUDGET_INFLIGHT_MAX];
 
 /* What a pod that bills adds to the burn rate, or -1 when it does not
@@ -39,28 +40,43 @@ static double disk_rate(const struct pod *d)
 	return n.set ? n.d : -1;
 }
 
-/* Whether what an in-flight record names is listed with a price now. */
-static bool priced(const struct snap *pods, const struct snap *disks,
-		   const char *what)
+/* Whether an in-flight record no longer counts on its own: what it names
+ * is listed with a price now (that price counts), or, its mkdir over, is
+ * not listed at all (gone, or refused). */
+static bool settled(const struct snap *pods, const struct snap *disks, size_t i)
 {
+	const char *what = inflight[i].what;
 	const struct snap *s = !strncmp(what, "pods/", 5) ? pods : disks;
-	const char *name = strchr(what, '/') + 1;
 	if (!s)
 		return false;
-	const struct pod *p = snap_pod(s, name);
+	const struct pod *p = snap_pod(s, strchr(what, '/') + 1);
 	if (!p)
-		return false;
+		return !inflight[i].held;
 	return s == pods ? p->price_hr.set : disk_rate(p) >= 0;
 }
 
-/* Called with mu held. */
-static double burn_locked(struct cache *c, struct buf *detail)
+/* The snapshots the burn rate is read from (NULL: none to be had); taken
+ * before the lock, as taking them may wait for a fetch. */
+static void take(struct cache *c, struct snap **pods, struct snap **disks)
 {
-	struct snap *pods = NULL, *disks = NULL;
-	if (cache_get(c, SNAP_PODS, CACHE_TTL, &pods))
-		pods = NULL;
-	if (cache_get(c, SNAP_DISKS, CACHE_TTL, &disks))
-		disks = NULL;
+	if (cache_get(c, SNAP_PODS, CACHE_TTL, pods))
+		*pods = NULL;
+	if (cache_get(c, SNAP_DISKS, CACHE_TTL, disks))
+		*disks = NULL;
+}
+
+static void put(struct snap *pods, struct snap *disks)
+{
+	if (pods)
+		snap_put(pods);
+	if (disks)
+		snap_put(disks);
+}
+
+/* Called with mu held. */
+static double burn_locked(const struct snap *pods, const struct snap *disks,
+			  struct buf *detail)
+{
 	double sum = 0, pods_sum = 0, disks_sum = 0, flight_sum = 0;
 	size_t np = 0, nd = 0, nf = 0;
 	for (size_t i = 0; pods && i < snap_n_pods(pods); i++) {
@@ -80,8 +96,7 @@ static double burn_locked(struct cache *c, struct buf *detail)
 	for (size_t i = 0; i < BUDGET_INFLIGHT_MAX; i++) {
 		if (!inflight[i].what)
 			continue;
-		if (priced(pods, disks, inflight[i].what)) {
-			/* Listed with its own price now: that one counts. */
+		if (settled(pods, disks, i)) {
 			free(inflight[i].what);
 			inflight[i].what = NULL;
 			continue;
@@ -95,18 +110,17 @@ static double burn_locked(struct cache *c, struct buf *detail)
 			   "%zu pods %.4f + %zu disks %.4f + %zu requests in "
 			   "flight %.4f = %.4f USD/h",
 			   np, pods_sum, nd, disks_sum, nf, flight_sum, sum);
-	if (pods)
-		snap_put(pods);
-	if (disks)
-		snap_put(disks);
 	return sum;
 }
 
 double budget_burn(struct cache *c, struct buf *detail)
 {
+	struct snap *pods, *disks;
+	take(c, &pods, &disks);
 	pthread_mutex_lock(&mu);
-	double sum = burn_locked(c, detail);
+	double sum = burn_locked(pods, disks, detail);
 	pthread_mutex_unlock(&mu);
+	put(pods, disks);
 	return sum;
 }
 
@@ -129,9 +143,12 @@ int budget_admit(struct cache *c, struct template_store *tmpl, const char *what,
 	struct buf detail;
 	buf_init(&detail);
 	int rc = 0;
+	struct snap *pods = NULL, *disks = NULL;
+	if (capped)
+		take(c, &pods, &disks);
 	pthread_mutex_lock(&mu);
 	if (capped) {
-		double burn = burn_locked(c, &detail);
+		double burn = burn_locked(pods, disks, &detail);
 		if (burn + price > max + 1e-9) {
 			rc = -EDQUOT;
 			buf_printf(&detail,
@@ -150,8 +167,10 @@ int budget_admit(struct cache *c, struct template_store *tmpl, const char *what,
 		free(inflight[slot].what);
 		inflight[slot].what = xstrdup(what);
 		inflight[slot].price = price;
+		inflight[slot].held = true;
 	}
 	pthread_mutex_unlock(&mu);
+	put(pods, disks);
 	if (rc)
 		plog("mkdir", path,
 		     "refused, nothing was sent: the burn rate "
@@ -161,13 +180,16 @@ int budget_admit(struct cache *c, struct template_store *tmpl, const char *what,
 	return rc;
 }
 
-void budget_forget(const char *what)
+void budget_done(const char *what, bool keep)
 {
 	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < BUDGET_INFLIGHT_MAX; i++)
 		if (inflight[i].what && !strcmp(inflight[i].what, what)) {
-			free(inflight[i].what);
-			inflight[i].what = NULL;
+			inflight[i].held = false;
+			if (!keep) {
+				free(inflight[i].what);
+				inflight[i].what = NULL;
+			}
 		}
 	pthread_mutex_unlock(&mu);
 }

@@ -27,8 +27,11 @@ double budget_burn(struct cache *c, struct buf *detail);
  * `path`. No max_hourly: always 0. */
 int budget_admit(struct cache *c, struct template_store *tmpl, const char *what,
 		 double price, const char *path);
-/* The request admitted as `what` was refused (nothing will bill). */
-void budget_forget(const char *what);
+/* The mkdir admitted as `what` is over. keep: its request may still be
+ * in flight with no price shown (a lost answer), so it counts on until a
+ * listing shows it priced, or not at all; else it stops counting on its
+ * own (refused, or shown with its price). */
+void budget_done(const char *what, bool keep);
 
 /* The template's max_hourly: true and *out when set. */
 bool budget_max_hourly(struct template_store *tmpl, double *out);

@@ -9,7 +9,42 @@
 #include "disks.h"
 #include "log.h"
 
-static pthread_mutex_t creating = PTHREAD_MUTEX_INITIALIZER;
+/* Names whose disk mkdir is under way (no lock is held across the
+ * request): a second mkdir of one of them is EEXIST. */
+#define DISK_CREATING_MAX 16
+static pthread_mutex_t creating_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *creating[DISK_CREATING_MAX];
+
+/* 0, or -EEXIST (that name is under way) or -EAGAIN (too many at once). */
+static int claim(const char *name)
+{
+	int rc = -EAGAIN;
+	pthread_mutex_lock(&creating_mu);
+	for (size_t i = 0; i < DISK_CREATING_MAX; i++)
+		if (creating[i] && !strcmp(creating[i], name)) {
+			pthread_mutex_unlock(&creating_mu);
+			return -EEXIST;
+		}
+	for (size_t i = 0; i < DISK_CREATING_MAX && rc; i++)
+		if (!creating[i]) {
+			creating[i] = xstrdup(name);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&creating_mu);
+	return rc;
+}
+
+static void unclaim(const char *name)
+{
+	pthread_mutex_lock(&creating_mu);
+	for (size_t i = 0; i < DISK_CREATING_MAX; i++)
+		if (creating[i] && !strcmp(creating[i], name)) {
+			free(creating[i]);
+			creating[i] = NULL;
+			break;
+		}
+	pthread_mutex_unlock(&creating_mu);
+}
 
 /* The offer a new disk is made from, or NULL with the reason in why. */
 static const struct offer *choose_disk_offer(const struct snap *s,
@@ -84,8 +119,12 @@ int disk_create(struct lifecycle *l, const char *name)
 	struct snap *disks = NULL, *offers = NULL;
 	char what[300];
 	snprintf(what, sizeof what, "disks/%s", name);
-	pthread_mutex_lock(&creating);
-	int rc = 0;
+	int rc = claim(name);
+	if (rc) {
+		plog("mkdir", path.data, "a mkdir of disk %s is under way",
+		     name);
+		goto done;
+	}
 	long size = size_s ? strtol(size_s, NULL, 10) : 0;
 	const struct offer *o = NULL;
 	if (size <= 0) {
@@ -118,17 +157,18 @@ int disk_create(struct lifecycle *l, const char *name)
 	     o->name, price);
 	struct pod made;
 	rc = api_create_disk(l->api, name, size, o, &made, path.data);
+	bool unread = rc == 1;
 	if (rc == 0) {
 		plog("mkdir", path.data, "made disk %s (id %s)", name, made.id);
 		cache_disks_change(l->cache, &made, NULL);
 	} else if (rc == 1) {
 		rc = 0; /* made; the next listing shows it */
 		cache_refresh(l->cache);
-	} else {
-		budget_forget(what);
 	}
+	budget_done(what, unread);
 out:
-	pthread_mutex_unlock(&creating);
+	unclaim(name);
+done:
 	if (disks)
 		snap_put(disks);
 	if (offers)
@@ -178,9 +218,6 @@ int disk_delete(struct lifecycle *l, const char *name)
 	if ((rc = api_delete_disk(l->api, id, path.data)))
 		goto out;
 	plog("rmdir", path.data, "disk %s (id %s) deleted", name, id);
-	char what[300];
-	snprintf(what, sizeof what, "disks/%s", name);
-	budget_forget(what);
 	cache_disks_change(l->cache, NULL, id);
 out:
 	strlist_free(&users);

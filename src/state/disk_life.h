@@ -5,8 +5,8 @@
  * else the cheapest in stock; its price (the offer's USD per GB-hour times
  * the size) must fit max_hourly (budget.h). It shows in disks/ as soon as
  * the API has answered. rmdir deletes it, EBUSY (nothing sent) while a
- * live pod uses it. Disk mkdirs are serialized: they are rare, and one at
- * a time cannot make two disks of one name. */
+ * live pod uses it. Two mkdirs of one name at once make one disk (the
+ * second: EEXIST). */
 #ifndef PRIMEFS_DISK_LIFE_H
 #define PRIMEFS_DISK_LIFE_H
 

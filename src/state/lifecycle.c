@@ -387,10 +387,11 @@ int pod_create(struct lifecycle *l, const char *name)
 out:
 	json_object_put(body);
 	json_object_put(disk_ids);
-	/* Refused: nothing will bill (a lost answer keeps its count). */
-	if (rc && budget_what[0] &&
-	    pending_state(l->pending, name, NULL) == PENDING_NONE)
-		budget_forget(budget_what);
+	/* A lost answer counts on until a listing settles it. */
+	if (budget_what[0])
+		budget_done(budget_what,
+			    pending_state(l->pending, name, NULL) ==
+				PENDING_PLACEHOLDER);
 	if (pods)
 		snap_put(pods);
 	if (offers)

@@ -105,7 +105,7 @@ const struct file_def root_files[] = {
     {.name = "log", .render = r_log, .flags = F_OWNER},
     {.name = "stats", .render = r_stats, .flags = F_OWNER},
     {.name = "ctl", .flags = F_WRITE_ONLY | F_PER_WRITE, .store = w_ctl},
-    {.name = "budget", .render = r_budget},
+    {.name = "budget", .render = r_budget, .flags = F_OWNER},
     {.name = NULL},
 };
 
