@@ -707,3 +707,11 @@ void cache_disks_change(struct cache *c, struct pod *add, const char *remove)
 	pthread_mutex_unlock(&sl->mu);
 	replaced(c, ch.old, ch.fresh);
 }
+
+void cache_stale(struct cache *c, enum snap_kind kind)
+{
+	struct slot *sl = &c->slots[kind];
+	pthread_mutex_lock(&sl->mu);
+	sl->valid_after = now_monotonic();
+	pthread_mutex_unlock(&sl->mu);
+}

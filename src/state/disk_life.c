@@ -219,6 +219,7 @@ int disk_delete(struct lifecycle *l, const char *name)
 		goto out;
 	plog("rmdir", path.data, "disk %s (id %s) deleted", name, id);
 	cache_disks_change(l->cache, NULL, id);
+	cache_stale(l->cache, SNAP_HISTORY); /* deleted disks show there */
 out:
 	strlist_free(&users);
 	free(id);

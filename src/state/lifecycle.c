@@ -356,6 +356,7 @@ int pod_create(struct lifecycle *l, const char *name)
 		rc = -EINVAL;
 		goto out;
 	}
+	bool attach = disk_ids != NULL;
 	if (disk_ids) {
 		json_object_object_add(body, "disks", disk_ids);
 		disk_ids = NULL;
@@ -384,6 +385,8 @@ int pod_create(struct lifecycle *l, const char *name)
 	show_pending(l, name, name);
 	wake_settler(l);
 	rc = post(l, name, path.data, body);
+	if (attach) /* the disks' `pods` show it */
+		cache_stale(l->cache, SNAP_DISKS);
 out:
 	json_object_put(body);
 	json_object_put(disk_ids);
