@@ -834,6 +834,7 @@ class State:
                  if (gpu_type is None or o.get("gpuType") == gpu_type)
                  and (gpu_count is None or o.get("gpuCount") == gpu_count)
                  and (not regions or o.get("region") in regions)]
+        items = disk_filter_offers(self, items, query)
         start = (page - 1) * size
         return 200, {"items": copy.deepcopy(items[start:start + size]), "totalCount": len(items)}
 
@@ -922,6 +923,9 @@ class State:
         if bad_key:
             return bad_key
         offer, multinode = self.find_offer(pod_req, provider_type)
+        refused = disk_check_pod(self, body, offer) if offer is not None else None
+        if refused:
+            return refused
         if offer is None:
             return 422, {"errors": [{"param": "pod", "details":
                 "No available offer matches cloudId=%r gpuType=%r gpuCount=%r socket=%r "
@@ -960,6 +964,7 @@ class State:
             pod["_life"]["cluster"] = self.new_id()
         if self.list_lag > 0:
             pod["_listed_after"] = time.monotonic() + self.list_lag
+        pod["_disks"] = list(body.get("disks") or [])
         self.pods.append(pod)
         return 200, self.render(pod)
 
@@ -1193,6 +1198,163 @@ class State:
         return 404, {"detail": "Not Found"}
 
 
+
+# --------------------------------------------------------------------------
+# disks: GET/POST /disks/, GET/PATCH/DELETE /disks/{id},
+# GET /availability/disks, and the create-pod body's `disks` (by id).
+# State lives on State as `disks` (APIDiskConfig objects plus private
+# '_' keys) and `disk_offers` (the fixture), made on first use.
+
+DISK_KEYS = {"GET /disks", "POST /disks", "GET /disks/{id}", "PATCH /disks/{id}",
+             "DELETE /disks/{id}", "GET /availability/disks"}
+
+
+def disk_state(state):
+    if not hasattr(state, "disks"):
+        fixtures = Path(state.args.fixtures)
+        state.disk_offers = json.loads(
+            (fixtures / "availability_disks.json").read_text())["items"]
+        state.disks = []
+    return state
+
+
+def disk_render(state, d):
+    out = {k: copy.deepcopy(v) for k, v in d.items() if not k.startswith("_")}
+    # The pods attached: live pods created with this disk.
+    out["pods"] = [p["id"] for p in state.pods
+                   if d["id"] in p.get("_disks", ()) and p.get("_deleting") is None]
+    return out
+
+
+def disk_find(state, disk_id):
+    for d in disk_state(state).disks:
+        if d["id"] == disk_id:
+            return d
+    return None
+
+
+def disk_create(state, op, body, body_error):
+    if body_error:
+        return 422, {"errors": [{"param": "body", "details": "invalid JSON: %s" % body_error}]}
+    problems = state.waive(op.check_body(body) if body is not None else ["body: field required"])
+    if problems:
+        return 422, openapi_check.error_response(problems)
+    req, provider = body["disk"], body["provider"]["type"]
+    match = [o for o in disk_state(state).disk_offers
+             if o.get("provider") == provider
+             and (req.get("dataCenterId") is None or o.get("dataCenter") == req["dataCenterId"])
+             and (req.get("country") is None or o.get("country") == req["country"])
+             and o.get("stockStatus") != "Unavailable"]
+    if not match:
+        return 422, {"errors": [{"param": "disk", "details":
+                                 "No disk offer in provider=%r dataCenterId=%r" % (
+                                     provider, req.get("dataCenterId"))}]}
+    offer = match[0]
+    spec = offer.get("spec") or {}
+    if spec.get("maxCount") is not None and req["size"] > spec["maxCount"]:
+        return 422, {"errors": [{"param": "disk.size", "details": "too large"}]}
+    if state.balance <= 0:
+        return 402, {"detail": "Payment required"}
+    now = time.time()
+    price = round((spec.get("pricePerUnit") or 0.0) * req["size"], 8)
+    d = {"id": state.new_id(), "name": req.get("name") or "disk", "createdAt": iso(now),
+         "updatedAt": iso(now), "terminatedAt": None, "status": "ACTIVE",
+         "providerType": provider, "size": req["size"],
+         "info": {"dataCenterId": offer.get("dataCenter"), "country": offer.get("country")},
+         "priceHr": price, "stoppedPriceHr": price, "provisioningPriceHr": 0.0,
+         "userId": USER_ID, "teamId": (body.get("team") or {}).get("teamId"),
+         "walletId": WALLET_ID, "pods": [], "clusters": [],
+         "_dc": offer.get("dataCenter")}
+    state.disks.append(d)
+    return 200, disk_render(state, d)
+
+
+def disk_delete(state, disk_id):
+    d = disk_find(state, disk_id)
+    if d is None:
+        return 404, {"detail": "Disk not found"}
+    r = disk_render(state, d)
+    if r["pods"]:
+        # the real server refuses to delete a disk a live pod uses
+        return 422, {"errors": [{"param": "disk_id", "details":
+                                 "Disk is attached to pods %s" % r["pods"]}]}
+    state.disks.remove(d)
+    now = time.time()
+    created = parse_iso(r.get("createdAt")) or now
+    state.history.insert(0, {
+        "id": r["id"], "name": r["name"], "providerType": r["providerType"],
+        "provisionedBy": None, "type": "Disk", "createdAt": r["createdAt"],
+        "terminatedAt": iso(now), "gpuName": "", "gpuCount": 0, "socket": None,
+        "priceHr": r["priceHr"], "userId": USER_ID, "teamId": r.get("teamId"),
+        "totalBilledPrice": round((r["priceHr"] or 0) * max(0.0, now - created) / 3600, 4)})
+    return 200, {"status": "TERMINATED"}
+
+
+def disk_check_pod(state, body, offer):
+    """The create-pod body's `disks`: each a known disk in the offer's data
+    center (None: fine), else the (status, answer) refusing it."""
+    ids = body.get("disks") or []
+    for disk_id in ids:
+        d = disk_find(state, disk_id)
+        if d is None:
+            return 422, {"errors": [{"param": "disks", "details": "Disk %s not found" % disk_id}]}
+        if d["_dc"] != offer.get("dataCenter"):
+            return 422, {"errors": [{"param": "disks", "details":
+                                     "Disk %s is in %s, the offer in %s" % (
+                                         disk_id, d["_dc"], offer.get("dataCenter"))}]}
+    return None
+
+
+def disk_filter_offers(state, items, query):
+    """/availability/gpus?disks=ID...: offers in the disks' data centers."""
+    ids = [i for i in query.get("disks", []) if i]
+    if not ids:
+        return items
+    dcs = set()
+    for disk_id in ids:
+        d = disk_find(state, disk_id)
+        dcs.add(d["_dc"] if d else None)
+    return [o for o in items if len(dcs) == 1 and o.get("dataCenter") in dcs]
+
+
+def disk_call(state, key, op, query, body, body_error, params):
+    """The disk endpoints: (status, obj), or None for another key."""
+    if key not in DISK_KEYS:
+        return None
+    disk_state(state)
+    if key == "GET /availability/disks":
+        errors = []
+        page = q_int(query, "page", 1, errors, minimum=1)
+        size = q_int(query, "page_size", 100, errors, minimum=1, maximum=100)
+        if errors:
+            return 422, verr_response(errors)
+        items = state.disk_offers
+        start = (page - 1) * size
+        return 200, {"items": copy.deepcopy(items[start:start + size]), "totalCount": len(items)}
+    if key == "GET /disks":
+        errors = []
+        offset = q_int(query, "offset", 0, errors, minimum=0)
+        limit = q_int(query, "limit", 100, errors, minimum=1, maximum=100)
+        if errors:
+            return 422, verr_response(errors)
+        data = [disk_render(state, d) for d in state.disks[offset:offset + limit]]
+        return 200, {"total_count": len(state.disks), "offset": offset, "limit": limit,
+                     "data": data}
+    if key == "POST /disks":
+        return disk_create(state, op, body, body_error)
+    d = disk_find(state, params["id"])
+    if key == "DELETE /disks/{id}":
+        return disk_delete(state, params["id"])
+    if d is None:
+        return 404, {"detail": "Disk not found"}
+    if key == "PATCH /disks/{id}":
+        if body_error or not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return 422, {"errors": [{"param": "name", "details": "field required"}]}
+        d["name"] = body["name"]
+        return 200, {"status": "ok"}
+    return 200, disk_render(state, d)
+
+
 # --------------------------------------------------------------------------
 # HTTP
 
@@ -1207,7 +1369,7 @@ def endpoint_key(template):
 IMPLEMENTED = {"GET /availability/gpus", "GET /availability/multi-node",
                "GET /availability/gpu-summary", "GET /pods", "POST /pods", "GET /pods/status",
                "GET /pods/history", "GET /pods/{id}", "DELETE /pods/{id}", "GET /pods/{id}/log",
-               "GET /billing/wallet"}
+               "GET /billing/wallet"} | DISK_KEYS
 
 
 # --------------------------------------------------------------------------
@@ -1549,6 +1711,9 @@ class Handler(BaseHTTPRequestHandler):
     def _call(state, key, op, query, body, body_error, params):
         if key.split(" ")[1].startswith("/ssh_keys"):
             return ssh_keys_call(state, key, query, body, body_error, params)
+        answer = disk_call(state, key, op, query, body, body_error, params)
+        if answer is not None:
+            return answer
         if key == "GET /availability/gpus":
             return state.api_availability(state.gpus, query)
         if key == "GET /availability/multi-node":

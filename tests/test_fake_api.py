@@ -276,7 +276,7 @@ def test_auth(srv):
     assert srv.api("GET", "/pods/")[0] == 200
     assert srv.api("GET", "/nope")[0] == 404
     assert srv.api("PUT", "/pods/", {})[0] == 405
-    assert srv.api("GET", "/disks/")[0] == 404         # documented, not implemented
+    assert srv.api("GET", "/availability/clusters")[0] == 404         # documented, not implemented
 
 
 def test_keep_alive_and_content_length(srv):

@@ -22,8 +22,9 @@ def test_history_lists_pods_only_by_name_when_unique(mnt, api):
     rows = all_pages(api, "/pods/history")
     assert {r["type"] for r in rows} >= {"Instance", "Cluster", "Disk", "Sandbox"}
     pods = history_pods(api)
-    names = [h["name"] for h in pods]
-    want = {h["name"] if names.count(h["name"]) == 1 else h["id"] for h in pods}
+    shown = pods + [r for r in rows if r["type"] == "Disk"]   # deleted disks too
+    names = [h["name"] for h in shown]
+    want = {h["name"] if names.count(h["name"]) == 1 else h["id"] for h in shown}
     listing = os.listdir(mnt.p("history"))
     assert sorted(listing) == sorted(want)
     assert "a100-1" in listing and "cluster-16" in listing
@@ -37,8 +38,14 @@ def test_history_lists_pods_only_by_name_when_unique(mnt, api):
     assert mnt.read("history/a100-1/name") == "a100-1\n"
     assert mnt.read("history/cluster-16/gpu_count") == "16\n"
     assert mnt.read("history/cluster-16/cost") == "80.1250\n"
-    # Disks and sandboxes are no pods: neither listed nor resolved.
+    # Sandboxes and the like are no pods: neither listed nor resolved.
+    # Deleted disks are listed beside the pods, with a disk's files.
     for r in rows:
+        if r["type"] == "Disk":
+            assert mnt.read("history", r["id"], "name") == r["name"] + "\n"
+            assert set(os.listdir(mnt.p("history", r["id"]))) == {
+                "id", "name", "size", "status", "price", "cost", "created", "json"}
+            continue
         if r["type"] not in PODS:
             assert r["name"] not in listing and r["id"] not in listing
             assert err_of(lambda: os.stat(mnt.p("history", r["id"]))) == errno.ENOENT

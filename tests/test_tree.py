@@ -57,7 +57,7 @@ def all_offers(api):
 def test_root(mnt):
     assert sorted(os.listdir(mnt.path)) == sorted(
         ["availability", "cheapest", "pods", "history", "balance", "config", "log", "stats",
-         "ctl", "ssh_keys", "plan"])
+         "ctl", "ssh_keys", "plan", "disks", "disk_offers", "budget"])
     assert mnt.read("balance") == "100\n"
     assert stat.S_ISDIR(os.stat(mnt.p("pods")).st_mode)
 
@@ -240,7 +240,8 @@ def test_cost_arithmetic(mnt):
 
 def test_history(mnt, api):
     hist = [h for h in all_pages(api, "/pods/history") if h["type"] in ("Instance", "Cluster")]
-    assert len(os.listdir(mnt.p("history"))) == len(hist)
+    disks = [h for h in all_pages(api, "/pods/history") if h["type"] == "Disk"]
+    assert len(os.listdir(mnt.p("history"))) == len(hist) + len(disks)
     for h in hist:
         assert set(os.listdir(mnt.p("history", h["id"]))) == HISTORY_FILES | HIST_DIRS
         assert mnt.read("history", h["id"], "cost") == "%.4f\n" % h["totalBilledPrice"]
@@ -718,7 +719,8 @@ def test_offer_crawl_costs_one_offers_listing(mnt, api):
     for d in os.listdir(mnt.p("pods")):
         mnt.read("pods", d, "offer")
     for d in os.listdir(mnt.p("history")):
-        mnt.read("history", d, "offer")
+        if os.path.exists(mnt.p("history", d, "offer")):   # deleted disks have none
+            mnt.read("history", d, "offer")
     pages = api.counts()["GET /availability/gpus"]
     assert pages == (len(all_offers(api)) - 6 + 99) // 100
 

@@ -136,7 +136,8 @@ int api_list_pods(struct api *a, bool history, struct pod_list *out)
 			json_object *it = json_object_array_get_idx(data, i);
 			/* History holds disks, sandboxes and more: pods only.
 			 */
-			if (history && !history_row_is_pod(it))
+			if (history && !history_row_is_pod(it) &&
+			    !history_row_is_disk(it))
 				continue;
 			if (pod_parse(it, history, &out->v[out->n]) == 0)
 				out->n++;

@@ -523,6 +523,7 @@ int pod_parse(json_object *o, bool history, struct pod *out)
 	    (str_is(status, "DELETING") || str_is(status, "TERMINATED")))
 		return 1;
 	out->history = history;
+	out->disk = history && history_row_is_disk(o);
 	out->id = jx_dup(o, "id");
 	if (!out->id)
 		out->id = jx_dup(o, "podId"); /* /pods/status items */
@@ -711,6 +712,12 @@ int pod_cost(const struct pod *p, const struct wallet *w, time_t now,
 }
 
 /* ---- history rows and a pod's offer ---- */
+
+bool history_row_is_disk(json_object *o)
+{
+	const char *type = jx_str(o, "type");
+	return type && !strcasecmp(type, "Disk");
+}
 
 bool history_row_is_pod(json_object *o)
 {

@@ -73,6 +73,7 @@ struct pod {
 	struct strlist ssh, ip;
 	time_t created_t; /* -1 when createdAt is missing or unreadable */
 	bool history;
+	bool disk; /* a /pods/history row of type Disk (disks.h) */
 	char *json;
 };
 
@@ -173,6 +174,9 @@ void strlist_free(struct strlist *l);
 /* A /pods/history row that is a pod: its `type` is Instance or Cluster
  * (not a disk, sandbox, image or other resource). */
 bool history_row_is_pod(json_object *o);
+/* A /pods/history row that is a deleted disk: shown in history/ beside
+ * the pods, with a disk's files (disks.h). */
+bool history_row_is_disk(json_object *o);
 
 /* What the pod's JSON says of the offer it was rented from; read from
  * p->json, as the API may or may not echo these keys. */

@@ -49,8 +49,13 @@ static int do_mkdir(const char *path)
 		return rc;
 	static const char prefix[] = "/pods/";
 	const char *name = path + sizeof prefix - 1;
-	if (strncmp(path, prefix, sizeof prefix - 1) || !*name ||
-	    strchr(name, '/')) {
+	/* disks/NAME: the same intent rules as pods/NAME. */
+	if (!strncmp(path, "/disks/", 7))
+		name = path + 7;
+	else if (strncmp(path, prefix, sizeof prefix - 1) || !*name ||
+		 strchr(name, '/'))
+		name = NULL;
+	if (!name || !*name || strchr(name, '/')) {
 		made_inside("mkdir", path);
 		return tree_mkdir(fs()->tree, path);
 	}
@@ -66,7 +71,7 @@ static int do_mkdir(const char *path)
 	}
 	buf_free(&why);
 	rc = tree_mkdir(fs()->tree, path);
-	if (rc == 0)
+	if (rc == 0 && strncmp(path, "/disks/", 7))
 		intent_note_rent(&recent, pid, name);
 	return rc;
 }

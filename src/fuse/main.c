@@ -487,6 +487,8 @@ int main(int argc, char *argv[])
 				  [SNAP_HISTORY] = o.history_ttl,
 				  [SNAP_WALLET] = o.pods_ttl,
 				  [SNAP_KEYS] = o.pods_ttl};
+	ttl[SNAP_DISKS] = o.pods_ttl; /* disks: as fresh as pods */
+	ttl[SNAP_DISK_OFFERS] = o.offers_ttl;
 	struct cache *cache = cache_new(&api, ttl);
 	cache_set_wait_limit(cache, o.timeout);
 	char *config_path =

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disks.h"
 #include "log.h"
 #include "pending.h"
 
@@ -64,9 +65,14 @@ struct cache {
 };
 
 static const char *const kind_names[SNAP_KINDS] = {
-    [SNAP_OFFERS] = "availability", [SNAP_PODS] = "pods",
-    [SNAP_HISTORY] = "history",	    [SNAP_WALLET] = "balance",
+    [SNAP_OFFERS] = "availability",
+    [SNAP_PODS] = "pods",
+    [SNAP_HISTORY] = "history",
+    [SNAP_WALLET] = "balance",
     [SNAP_KEYS] = "ssh_keys",
+    /* the account's (disks.h) */
+    [SNAP_DISKS] = "disks",
+    [SNAP_DISK_OFFERS] = "disk_offers",
 };
 
 static void cond_init_monotonic(pthread_cond_t *cv)
@@ -353,6 +359,23 @@ static int fetch(struct cache *c, enum snap_kind kind, struct snap **out)
 		if ((rc = api_list_keys(c->api, &l)))
 			return rc;
 		*out = snap_from_keys(&l);
+		return 0;
+	}
+	case SNAP_DISKS: {
+		struct pod_list l;
+		if ((rc = api_list_disks(c->api, &l)))
+			return rc;
+		drop_idless(&l);
+		*out = snap_from_pods(&l, false);
+		(*out)->kind = SNAP_DISKS;
+		return 0;
+	}
+	case SNAP_DISK_OFFERS: {
+		struct offer_list l;
+		if ((rc = api_list_disk_offers(c->api, &l)))
+			return rc;
+		*out = snap_from_offers(&l);
+		(*out)->kind = SNAP_DISK_OFFERS;
 		return 0;
 	}
 	default: {
@@ -730,6 +753,7 @@ static void change_held(struct slot *sl, struct pod *add, const char *rm1,
 	if (add)
 		l.v[l.n++] = *add;
 	struct snap *s = snap_from_pods(&l, false);
+	s->kind = sl->kind; /* pods, or disks (cache_disks_change) */
 	/* It is as fresh as the listing it came from. */
 	s->fetched = old->fetched;
 	s->fetched_mono = old->fetched_mono;
@@ -741,6 +765,16 @@ static void change_held(struct slot *sl, struct pod *add, const char *rm1,
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove)
 {
 	struct slot *sl = &c->slots[SNAP_PODS];
+	pthread_mutex_lock(&sl->mu);
+	struct change ch;
+	change_held(sl, add, remove, NULL, &ch);
+	pthread_mutex_unlock(&sl->mu);
+	replaced(c, ch.old, ch.fresh);
+}
+
+void cache_disks_change(struct cache *c, struct pod *add, const char *remove)
+{
+	struct slot *sl = &c->slots[SNAP_DISKS];
 	pthread_mutex_lock(&sl->mu);
 	struct change ch;
 	change_held(sl, add, remove, NULL, &ch);

@@ -102,6 +102,16 @@ void cache_install(struct cache *c, struct snap *s);
  * predate the change. */
 void cache_pods_change(struct cache *c, struct pod *add, const char *remove);
 
+/* Marks one kind's held answer stale, as cache_refresh does for all: a
+ * change of this mount that shows in a listing it cannot patch itself (a
+ * disk's pods after a pod's mkdir attached it; a deleted disk in history)
+ * shows at the next read. */
+void cache_stale(struct cache *c, enum snap_kind kind);
+
+/* The same for the disks snapshot (a disk made or deleted by this mount;
+ * disks are kept as pods, disks.h). */
+void cache_disks_change(struct cache *c, struct pod *add, const char *remove);
+
 /* The overlay of pending creates on every pods snapshot (pending.h): the
  * creates a fetched listing shows are settled by it (pending_settle runs
  * on the fetch's thread, no cache lock held), the others are added. Set

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "burn.h"
 #include "choose.h"
 #include "collect.h"
+#include "disk_life.h"
 #include "errmap.h"
 #include "guards.h"
 #include "jobkey.h"
@@ -311,6 +313,8 @@ int pod_create(struct lifecycle *l, const char *name)
 	struct snap *pods = NULL, *offers = NULL;
 	const struct offer *offer = NULL;
 	json_object *body = NULL;
+	json_object *disk_ids = NULL; /* the create body's `disks` */
+	char budget_what[300] = "";
 	struct buf why;
 	buf_init(&why);
 
@@ -335,6 +339,9 @@ int pod_create(struct lifecycle *l, const char *name)
 	}
 	if ((rc = cache_get(l->cache, SNAP_OFFERS, CACHE_TTL, &offers)))
 		goto out;
+	/* disks = a, b: only offers where they attach (disk_life.h). */
+	if ((rc = disks_for_pod(l, name, path.data, &offers, &disk_ids)))
+		goto out;
 	if ((rc = choose_offer(offers, &spec, &offer, &why))) {
 		plog("mkdir", path.data, "no offer chosen: %s", why.data);
 		goto out;
@@ -345,6 +352,13 @@ int pod_create(struct lifecycle *l, const char *name)
 		     "offer %s costs %g USD/h with the disk_size, vcpus and "
 		     "memory asked (listed at %g)",
 		     offer->name, price, offer->price.d);
+	/* max_hourly (budget.h): refused before anything is sent. */
+	snprintf(budget_what, sizeof budget_what, "pods/%s", name);
+	if ((rc = burn_admit(l->cache, l->tmpl, budget_what, price,
+			     path.data))) {
+		budget_what[0] = '\0';
+		goto out;
+	}
 	body = create_body(offer, &spec, name, l->team_id, &why);
 	if (!body) {
 		plog("mkdir", path.data, "%s", why.data);
@@ -360,6 +374,11 @@ int pod_create(struct lifecycle *l, const char *name)
 			    json_object_object_get(body, "pod"), "sshKeyId",
 			    json_object_new_string(kid));
 		free(kid);
+	}
+	bool attach = disk_ids != NULL;
+	if (disk_ids) {
+		json_object_object_add(body, "disks", disk_ids);
+		disk_ids = NULL;
 	}
 	plog("mkdir", path.data, "renting offer %s (%s) at %g USD/h",
 	     offer->name, offer->gpu_type ? offer->gpu_type : "?",
@@ -386,8 +405,15 @@ int pod_create(struct lifecycle *l, const char *name)
 	show_pending(l, name, name);
 	wake_settler(l);
 	rc = post(l, name, path.data, body);
+	if (attach) /* the disks' `pods` show it */
+		cache_stale(l->cache, SNAP_DISKS);
 out:
 	json_object_put(body);
+	json_object_put(disk_ids);
+	/* A lost answer counts on until a listing settles it. */
+	if (budget_what[0])
+		burn_done(budget_what, pending_state(l->pending, name, NULL) ==
+					   PENDING_PLACEHOLDER);
 	if (pods)
 		snap_put(pods);
 	if (offers)

@@ -32,7 +32,9 @@ enum snap_kind {
 	SNAP_PODS,
 	SNAP_HISTORY,
 	SNAP_WALLET,
-	SNAP_KEYS, /* the account's SSH keys */
+	SNAP_KEYS,	  /* the account's SSH keys */
+	SNAP_DISKS,	  /* disks.h: disks kept as pods */
+	SNAP_DISK_OFFERS, /* disks.h: one type, DISK_OFFER_TYPE */
 	SNAP_KINDS
 };
 

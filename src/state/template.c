@@ -45,6 +45,25 @@ static const struct {
     {"max_cost", K_USD},      {"collect", K_COLLECT},
 };
 
+/* The account's keys (disks.h, budget.h), each checked as the key whose
+ * kind of value it takes; disk.* and max_hourly are top-level keys only. */
+static const struct {
+	const char *key, *like;
+} account_keys[] = {
+    {"disks", "regions"},
+    {"max_hourly", "max_price"},
+    {"disk.size", "disk_size"},
+    {"disk.offer", "gpu_type"},
+    {"disk.data_center", "gpu_type"},
+    {"disk.country", "gpu_type"},
+};
+
+/* Keys that only the top of the template takes (not a [section]). */
+static bool top_only(const char *key)
+{
+	return !strcmp(key, "max_hourly") || !strncmp(key, "disk.", 5);
+}
+
 struct parse_ctx {
 	struct template *t;
 	struct buf *err;
@@ -150,6 +169,9 @@ static const char *check_value(const char *key, const char *value)
 {
 	long l;
 	double d;
+	for (size_t i = 0; i < sizeof account_keys / sizeof *account_keys; i++)
+		if (!strcmp(account_keys[i].key, key))
+			key = account_keys[i].like;
 	if (!strncmp(key, "env.", 4))
 		return env_name_ok(key + 4) ? NULL
 					    : "bad environment variable name";
@@ -213,6 +235,8 @@ static int on_entry(void *user, const char *section, const char *name,
 	const char *why = NULL;
 	if (*section && !glob_ok(section))
 		why = "bad glob in section name";
+	else if (*section && top_only(name))
+		why = "a top-level key, not for a section:";
 	else
 		why = check_value(name, value);
 	if (why) {
@@ -637,4 +661,24 @@ void template_store_text(struct template_store *s, struct buf *out)
 	if (s->text)
 		buf_adds(out, s->text);
 	pthread_mutex_unlock(&s->mu);
+}
+
+bool template_store_get(struct template_store *s, const char *pod_name,
+			const char *key, struct buf *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->mu);
+	sync_locked(s);
+	const struct template *t = &s->current;
+	for (size_t i = 0; i < t->n; i++) {
+		const char *sec = t->v[i].section;
+		if (strcmp(t->v[i].key, key) ||
+		    (*sec && (!pod_name || fnmatch(sec, pod_name, 0) != 0)))
+			continue;
+		buf_reset(out);
+		buf_adds(out, t->v[i].value);
+		found = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return found;
 }

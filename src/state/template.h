@@ -95,6 +95,12 @@ int template_store_replace(struct template_store *s, const char *text,
 			   size_t len);
 void template_store_resolve(struct template_store *s, const char *pod_name,
 			    struct pod_spec *out);
+/* The value of `key` as the template gives it for pod `pod_name` (NULL:
+ * the top-level value only): true and the value in out (replaced), or
+ * false when unset. For keys that are not a pod_spec's (disks,
+ * max_hourly, disk.*). */
+bool template_store_get(struct template_store *s, const char *pod_name,
+			const char *key, struct buf *out);
 /* The text config shows: the file's content as mkdir uses it. */
 void template_store_text(struct template_store *s, struct buf *out);
 

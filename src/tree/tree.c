@@ -131,6 +131,47 @@ const struct file_def root_files[] = {
     {.name = "log", .render = r_log, .flags = F_OWNER},
     {.name = "stats", .render = r_stats, .flags = F_OWNER},
     {.name = "ctl", .flags = F_WRITE_ONLY | F_PER_WRITE, .store = w_ctl},
+    {.name = "budget", .render = r_budget, .flags = F_OWNER},
+    {.name = NULL},
+};
+
+/* disks/<disk>/: a disk is kept as a pod (disks.h), so the pods'
+ * renderers serve what the two share. */
+const struct file_def disk_files[] = {
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "size", .render = r_disk_size},
+    {.name = "status", .render = r_pod_status},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "pods", .render = r_disk_pods},
+    {.name = "created", .render = r_pod_created},
+    {.name = "json", .render = r_pod_json},
+    {.name = NULL},
+};
+
+/* history/<disk>/: a deleted disk, as the history row gives it. */
+const struct file_def hdisk_files[] = {
+    {.name = "id", .render = r_pod_id},
+    {.name = "name", .render = r_pod_name},
+    {.name = "size", .render = r_disk_size},
+    {.name = "status", .render = r_pod_status},
+    {.name = "price", .render = r_pod_price},
+    {.name = "cost", .render = r_pod_cost},
+    {.name = "created", .render = r_pod_created},
+    {.name = "json", .render = r_pod_json},
+    {.name = NULL},
+};
+
+/* disk_offers/<offer>/: price is USD per GB-hour. */
+const struct file_def doffer_files[] = {
+    {.name = "price", .render = r_offer_price},
+    {.name = "provider", .render = r_offer_provider},
+    {.name = "data_center", .render = r_offer_data_center},
+    {.name = "country", .render = r_offer_country},
+    {.name = "stock", .render = r_offer_stock},
+    {.name = "max_size", .render = r_doffer_max_size},
+    {.name = "json", .render = r_offer_json},
     {.name = NULL},
 };
 
@@ -138,13 +179,10 @@ static const struct file_def no_files[] = {{.name = NULL}};
 
 /* ---- directories ---- */
 
-static const struct subdir root_subdirs[] = {{"availability", D_AVAIL},
-					     {CHEAPEST_NAME, D_CHEAPEST},
-					     {"pods", D_PODS},
-					     {"history", D_HISTORY},
-					     {"ssh_keys", D_KEYS},
-					     {"plan", D_PLAN},
-					     {NULL, D_ROOT}};
+static const struct subdir root_subdirs[] = {
+    {"availability", D_AVAIL}, {CHEAPEST_NAME, D_CHEAPEST}, {"pods", D_PODS},
+    {"history", D_HISTORY},    {"ssh_keys", D_KEYS},	    {"plan", D_PLAN},
+    {"disks", D_DISKS},	       {"disk_offers", D_DOFFERS},  {NULL, D_ROOT}};
 static const struct subdir pod_subdirs[] = {
     {"jobs", D_JOBS}, {"nodes", D_NODES}, {NULL, D_ROOT}};
 static const struct subdir node_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
@@ -179,6 +217,11 @@ const struct dir_def dirs[D_KINDS] = {
     [D_FILES] = {no_subdirs, no_files, -1, D_FILES},
     /* Only the directory itself: what is under it is podfiles.h's. */
     [D_PODFS] = {no_subdirs, no_files, -1, D_PODFS},
+    [D_DISKS] = {no_subdirs, no_files, SNAP_DISKS, D_DISK},
+    [D_DISK] = {no_subdirs, disk_files, -1, D_DISK},
+    [D_DOFFERS] = {no_subdirs, no_files, SNAP_DISK_OFFERS, D_DOFFER},
+    [D_DOFFER] = {no_subdirs, doffer_files, -1, D_DOFFER},
+    [D_HDISK] = {no_subdirs, hdisk_files, -1, D_HDISK},
 };
 
 /* Whether a directory kind lists a pod's jobs. */
@@ -308,7 +351,8 @@ bool tree_volatile(const struct node *n)
 	       f->render == r_stats || f->render == r_guards ||
 	       f->render == r_deadline || f->render == r_idle ||
 	       f->render == r_max_cost || f->render == r_lease ||
-	       f->render == r_collect;
+	       f->render == r_collect || f->render == r_disk_pods ||
+	       f->render == r_budget;
 }
 
 bool tree_cacheable(const struct node *n)

@@ -32,6 +32,11 @@ enum dir_kind {
 	D_NODEALL, /* nodes/all/: run and exit on every node */
 	D_FILES,   /* history/<p>/files/ and every directory under it */
 	D_PODFS,   /* pods/<p>/.fs and .home: the pod's files (podfiles.h) */
+	D_DISKS,   /* disks/: a directory per disk (disks.h) */
+	D_DISK,	   /* disks/<disk>/ */
+	D_DOFFERS, /* disk_offers/: a directory per disk offer */
+	D_DOFFER,  /* disk_offers/<offer>/ */
+	D_HDISK,   /* history/<disk>/: a deleted disk (no jobs/) */
 	D_KINDS
 };
 

@@ -168,6 +168,42 @@ static void diff_offers(struct tree *t, const struct snap *old,
 	buf_free(&b);
 }
 
+/* disks/ or disk_offers/: each entry of either snapshot, and the
+ * directory itself (few entries: no diff). */
+static void tell_disks(struct tree *t, const struct snap *old,
+		       const struct snap *fresh)
+{
+	bool disks = fresh->kind == SNAP_DISKS;
+	const char *top = disks ? "/disks" : "/disk_offers";
+	const struct file_def *files = disks ? disk_files : doffer_files;
+	const struct snap *both[2] = {old, fresh};
+	struct buf b;
+	buf_init(&b);
+	tell(t, top, false);
+	for (int k = 0; k < 2; k++) {
+		const struct snap *s = both[k];
+		size_t n = !s		     ? 0
+			   : disks	     ? snap_n_pods(s)
+			   : snap_n_types(s) ? type_n_offers(snap_type_at(s, 0))
+					     : 0;
+		for (size_t i = 0; i < n; i++) {
+			const char *name =
+			    disks ? snap_pod_at(s, i)->dir
+				  : type_offer_at(snap_type_at(s, 0), i)->name;
+			buf_reset(&b);
+			buf_printf(&b, "%s/%s", top, name);
+			tell(t, b.data, k == 0);
+			size_t len = b.len;
+			for (const struct file_def *f = files; f->name; f++) {
+				b.len = len;
+				buf_printf(&b, "/%s", f->name);
+				tell(t, b.data, k == 0);
+			}
+		}
+	}
+	buf_free(&b);
+}
+
 static void on_replace(void *arg, const struct snap *old,
 		       const struct snap *fresh)
 {
@@ -183,6 +219,10 @@ static void on_replace(void *arg, const struct snap *old,
 		break;
 	case SNAP_KEYS:
 		keys_changed(t);
+		break;
+	case SNAP_DISKS:
+	case SNAP_DISK_OFFERS:
+		tell_disks(t, old, fresh);
 		break;
 	default:
 		tell(t, "/balance", false);
@@ -208,7 +248,9 @@ void tree_changed_all(struct tree *t)
 		return;
 	atomic_fetch_add(&t->generation, 1);
 	static const char *const tops[] = {"/availability", ("/" CHEAPEST_NAME),
-					   "/pods", "/history", "/ssh_keys"};
+					   "/pods",	    "/history",
+					   "/ssh_keys",	    "/disks",
+					   "/disk_offers"};
 	for (size_t i = 0; i < sizeof tops / sizeof *tops; i++)
 		tell(t, tops[i], true);
 	for (const struct file_def *f = root_files; f->name; f++) {
@@ -218,7 +260,8 @@ void tree_changed_all(struct tree *t)
 	}
 	for (int k = 0; k < SNAP_KINDS; k++) {
 		struct snap *s;
-		if (k == SNAP_WALLET || k == SNAP_KEYS ||
+		if (k == SNAP_WALLET || k == SNAP_KEYS || k == SNAP_DISKS ||
+		    k == SNAP_DISK_OFFERS ||
 		    cache_get(t->o.cache, (enum snap_kind)k, CACHE_HELD, &s))
 			continue;
 		if (k == SNAP_OFFERS) {

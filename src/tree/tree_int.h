@@ -32,7 +32,8 @@ struct dir_def {
 
 extern const struct dir_def dirs[D_KINDS];
 extern const struct file_def offer_files[], pod_files[], job_files[],
-    hjob_files[], root_files[], node_files[], nodeall_files[];
+    hjob_files[], root_files[], node_files[], nodeall_files[], disk_files[],
+    doffer_files[], hdisk_files[];
 /* Whether a directory kind lists a pod's jobs. */
 bool jobs_dir(enum dir_kind k);
 /* History pods have the same files as live ones, but no run and exit. */
@@ -92,6 +93,12 @@ TREE_RENDER(r_balance);
 TREE_RENDER(r_config);
 TREE_RENDER(r_log);
 TREE_RENDER(r_stats);
+
+/* tree_disks.c */
+TREE_RENDER(r_disk_size);
+TREE_RENDER(r_disk_pods);
+TREE_RENDER(r_doffer_max_size);
+TREE_RENDER(r_budget);
 
 /* tree_writes.c */
 TREE_RENDER(r_deadline);

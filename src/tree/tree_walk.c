@@ -128,11 +128,31 @@ static int step(struct tree *t, struct node *n, const char *name,
 		if (!p)
 			return -ENOENT;
 		n->obj = p;
+		if (p->disk) { /* a deleted disk: a disk's files, no jobs/ */
+			n->dir = D_HDISK;
+			return 0;
+		}
 		n->pod_id = p->id;
 		if (!p->history && p->created_t >= 0)
 			n->mtime = p->created_t;
 		break;
 	}
+	case D_DISKS: { /* a disk, kept as a pod (disks.h); no pod_id */
+		const struct pod *p = snap_pod(n->snap, name);
+		if (!p)
+			return -ENOENT;
+		n->obj = p;
+		if (p->created_t >= 0)
+			n->mtime = p->created_t;
+		break;
+	}
+	case D_DOFFERS: /* one type holds every disk offer */
+		n->obj = snap_n_types(n->snap)
+			     ? type_offer(snap_type_at(n->snap, 0), name)
+			     : NULL;
+		if (!n->obj)
+			return -ENOENT;
+		break;
 	default:
 		return -ENOENT;
 	}
@@ -297,6 +317,14 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	case D_TYPE:
 		for (size_t i = 0; i < type_n_offers(n->gtype); i++)
 			if (add(ctx, type_offer_at(n->gtype, i)->name))
+				break;
+		break;
+	case D_DOFFERS:
+		for (size_t i = 0;
+		     snap_n_types(s) && i < type_n_offers(snap_type_at(s, 0));
+		     i++)
+			if (add(ctx,
+				type_offer_at(snap_type_at(s, 0), i)->name))
 				break;
 		break;
 	default:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "guards.h"
+#include "disk_life.h"
 #include "jobs.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -180,6 +181,8 @@ int tree_mkdir(struct tree *t, const char *path)
 {
 	static const char prefix[] = "/pods/";
 	const char *name = path + sizeof prefix - 1;
+	if (!strncmp(path, "/disks/", 7) && path[7] && !strchr(path + 7, '/'))
+		return t->o.life ? disk_create(t->o.life, path + 7) : -EPERM;
 	if (strncmp(path, prefix, sizeof prefix - 1) || strchr(name, '/')) {
 		struct node n;
 		int rc = tree_resolve(t, path, &n);
@@ -208,6 +211,8 @@ int tree_rmdir(struct tree *t, const char *path)
 		if (rc == 0)
 			tree_jobs_changed(t, n.pod_id, name);
 		free(name);
+	} else if (n.dir == D_DISK && t->o.life) {
+		rc = disk_delete(t->o.life, strrchr(path, '/') + 1);
 	} else if (n.dir != D_POD || !t->o.life)
 		rc = -EPERM;
 	else

@@ -428,7 +428,8 @@ int main(int argc, char **argv)
 	CHECK(list_count("/history") == 3);
 
 	/* Root. */
-	CHECK(list_count("/") == 11); /* with ssh_keys/ and plan/ */
+	CHECK(list_count("/") ==
+	      14); /* 9, ssh_keys plan disks disk_offers budget */
 	CHECK_STR(cat("/config"), "");
 	CHECK_STR(cat("/nope"), "<errno 2>");
 	CHECK(strstr(cat("/stats"), "cache_hits") != NULL);

@@ -377,6 +377,26 @@ static void test_store(void)
 	template_store_destroy(&st);
 }
 
+/* The account's keys (disks.h, budget.h): checked as the key whose kind
+ * of value they take; disk.* and max_hourly at the top only. */
+static void test_account_keys(void)
+{
+	struct buf err;
+	buf_init(&err);
+	CHECK(parse_err("disks = a, b\nmax_hourly = 12.5\ndisk.size = 100\n"
+			"disk.offer = runpod-US-WA-1\ndisk.data_center = X\n"
+			"disk.country = US\n",
+			&err) == 0);
+	CHECK(parse_err("max_hourly = lots\n", &err) == -EINVAL);
+	CHECK(parse_err("disk.size = big\n", &err) == -EINVAL);
+	CHECK(parse_err("disk.colour = red\n", &err) == -EINVAL);
+	CHECK(parse_err("[gpu*]\nmax_hourly = 3\n", &err) == -EINVAL);
+	CHECK(strstr(err.data, "top-level"));
+	CHECK(parse_err("[gpu*]\ndisk.size = 3\n", &err) == -EINVAL);
+	CHECK(parse_err("[gpu*]\ndisks = a\n", &err) == 0);
+	buf_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	dir = argc > 1 ? argv[1] : "tests/fixtures";
@@ -389,6 +409,7 @@ int main(int argc, char **argv)
 	test_check_lines();
 	test_collect();
 	test_store();
+	test_account_keys();
 	log_shutdown();
 	return t_done();
 }
