@@ -140,3 +140,32 @@ def test_root_ctl_log_and_guards_answer_while_the_api_hangs(api, make_mount):
         api.admin("release")
     assert balance.join(90)
     assert m.read("pods", "demo", "deadline").strip()
+
+
+def test_guard_write_after_refresh_while_the_api_hangs(api, make_mount):
+    """`echo refresh > ctl` marks every listing stale; a guard write to a
+    pod this mount knows must still answer while the API hangs: resolving
+    a name the held listing has needs no refetch (src/tree/tree_walk.c's
+    step: a name of pods/ in the held snapshot). Without that, the write
+    waits for the hung listing up to timeout= (60 s here), and the fake
+    would no longer hold the request when it returns."""
+    m = make_mount(api, options=("timeout=60",))
+    assert "demo" in os.listdir(m.p("pods"))
+    os.stat(m.p("pods", "demo", "deadline"))
+    api.fault(kind="slow", delay=120)  # answered by release below
+    try:
+        sh(m, "echo refresh > ctl")
+        # A reader that does wait for the fresh listing (as refresh
+        # promises): it holds the hung request.
+        status = Background(lambda: m.read("pods", "demo", "status"))
+        wait_for(lambda: held(api) >= 1)
+        write = Background(lambda: sh(m, "echo 3h > pods/demo/deadline"))
+        assert write.join(30), "the guard write waited for the hung API"
+        assert held(api) >= 1, "the hang ended first"
+        assert write.error is None, write.error
+        assert not status.done()
+    finally:
+        api.clear_faults()
+        api.admin("release")
+    assert status.join(90)
+    assert m.read("pods", "demo", "deadline").strip()

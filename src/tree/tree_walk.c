@@ -75,6 +75,15 @@ static int step(struct tree *t, struct node *n, const char *name,
 	 * other probes are answered from what is held. */
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
+	/* A pod this mount holds is resolved by its name at once, even
+	 * past a refresh: a guard write to it never waits for the API (a
+	 * read of a value still waits for the fresh answer, tree_render). */
+	if (!n->snap && n->dir == D_PODS &&
+	    cache_get(t->o.cache, d->listing, CACHE_HELD, &n->snap) == 0 &&
+	    !snap_pod(n->snap, name)) {
+		snap_put(n->snap);
+		n->snap = NULL;
+	}
 	if (!n->snap) {
 		int rc = cache_get(t->o.cache, d->listing, mode, &n->snap);
 		if (rc)
@@ -273,7 +282,8 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	return 0;
 }
 
-int tree_render(struct tree *t, const struct node *n, struct buf *out)
+/* A file's value from the node as resolved. */
+static int render(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
 		return -EISDIR;
@@ -293,6 +303,32 @@ int tree_render(struct tree *t, const struct node *n, struct buf *out)
 	return n->file->render ? n->file->render(t, n->obj, out) : 0;
 }
 
+int tree_render(struct tree *t, const struct node *n, struct buf *out)
+{
+	if (n->type != N_FILE || n->dir != D_POD || !n->obj || n->file->needs)
+		return render(t, n, out);
+	/* A pod's own value, read: from a listing as fresh as the freshness
+	 * window (step may have resolved the pod from the held one). */
+	struct snap *s;
+	int rc = cache_get(t->o.cache, SNAP_PODS, CACHE_TTL, &s);
+	if (rc)
+		return rc;
+	struct node f = *n;
+	const struct pod *p = snap_pod(s, ((const struct pod *)n->obj)->dir);
+	if (!p)
+		rc = -ENOENT;
+	else if (s == n->snap)
+		rc = render(t, n, out);
+	else {
+		f.snap = s;
+		f.obj = p;
+		f.pod_id = p->id;
+		rc = render(t, &f, out);
+	}
+	snap_put(s);
+	return rc;
+}
+
 int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
@@ -309,7 +345,7 @@ int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 			return -EAGAIN;
 		snap_put(w);
 	}
-	return tree_render(t, n, out);
+	return render(t, n, out);
 }
 
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
