@@ -143,29 +143,31 @@ def test_root_ctl_log_and_guards_answer_while_the_api_hangs(api, make_mount):
 
 
 def test_guard_write_after_refresh_while_the_api_hangs(api, make_mount):
-    """`echo refresh > ctl` marks every listing stale; a guard write to a
-    pod this mount knows must still answer while the API hangs: resolving
-    a name the held listing has needs no refetch (src/tree/tree_walk.c's
-    step: a name of pods/ in the held snapshot). Without that, the write
-    waits for the hung listing up to timeout= (60 s here), and the fake
-    would no longer hold the request when it returns."""
+    """`echo refresh > ctl` marks every listing stale and the kernel forgets
+    its names; a guard write to a pod this mount knows must still answer
+    while the API hangs: a pod's directory and guard files are resolved by
+    the pod's name in the held listing (src/tree/tree_walk.c,
+    by_pod_name). Without that, the lookup of pods/demo waits for the hung
+    listing up to timeout= (60 s here), and the fake would no longer hold
+    the request when the write returns. (A reader of pods/demo/status
+    waits in its lookup, holding pods/demo's lock that the kernel takes
+    for an O_CREAT open there: the hang is held by a wallet reader.)"""
     m = make_mount(api, options=("timeout=60",))
     assert "demo" in os.listdir(m.p("pods"))
     os.stat(m.p("pods", "demo", "deadline"))
     api.fault(kind="slow", delay=120)  # answered by release below
     try:
         sh(m, "echo refresh > ctl")
-        # A reader that does wait for the fresh listing (as refresh
-        # promises): it holds the hung request.
-        status = Background(lambda: m.read("pods", "demo", "status"))
+        # A reader of the never-fetched wallet holds the hung request.
+        balance = Background(lambda: m.read("balance"))
         wait_for(lambda: held(api) >= 1)
         write = Background(lambda: sh(m, "echo 3h > pods/demo/deadline"))
         assert write.join(30), "the guard write waited for the hung API"
         assert held(api) >= 1, "the hang ended first"
         assert write.error is None, write.error
-        assert not status.done()
+        assert not balance.done()
     finally:
         api.clear_faults()
         api.admin("release")
-    assert status.join(90)
+    assert balance.join(90)
     assert m.read("pods", "demo", "deadline").strip()

@@ -36,9 +36,10 @@ static int step_job(struct tree *t, struct node *n, const char *name)
 }
 
 /* Steps from directory n into its entry `name`; listings are taken from
- * the cache in `mode`. */
+ * the cache in `mode`, but a pod named in the held listing is taken from
+ * it when `by_name`. */
 static int step(struct tree *t, struct node *n, const char *name,
-		enum cache_mode mode)
+		enum cache_mode mode, bool by_name)
 {
 	const struct dir_def *d = &dirs[n->dir];
 	if (n->type != N_DIR)
@@ -75,10 +76,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 	 * other probes are answered from what is held. */
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
-	/* A pod this mount holds is resolved by its name at once, even
-	 * past a refresh: a guard write to it never waits for the API (a
-	 * read of a value still waits for the fresh answer, tree_render). */
-	if (!n->snap && n->dir == D_PODS &&
+	if (!n->snap && by_name && n->dir == D_PODS &&
 	    cache_get(t->o.cache, d->listing, CACHE_HELD, &n->snap) == 0 &&
 	    !snap_pod(n->snap, name)) {
 		snap_put(n->snap);
@@ -126,6 +124,26 @@ static int step(struct tree *t, struct node *n, const char *name,
 	return 0;
 }
 
+/* Whether path is a pod's directory, /pods/NAME, or one of its guard
+ * files, /pods/NAME/FILE: neither shows a value of the listing (a guard's
+ * is the guards'), so the pod is resolved by its name in the held
+ * listing, past a refresh too: a guard write never waits for the API
+ * (DESIGN, "Freshness"). A pod's other files still wait for the fetch a
+ * refresh asks for. */
+static bool by_pod_name(const char *path)
+{
+	static const char prefix[] = "/pods/";
+	if (strncmp(path, prefix, sizeof prefix - 1))
+		return false;
+	const char *file = strchr(path + sizeof prefix - 1, '/');
+	if (!file || !file[1])
+		return true;
+	if (strchr(file + 1, '/'))
+		return false;
+	const struct file_def *f = find_file(pod_files, D_POD, file + 1);
+	return f && f->store;
+}
+
 /* Whether the last component of path is a probed name. */
 static bool probes_last(const char *path)
 {
@@ -156,6 +174,7 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 	 * must not refetch the listing that holds the pod. (A probed name in
 	 * the middle has resolved, so it is a real entry.) */
 	enum cache_mode mode = probes_last(path) ? CACHE_HELD : CACHE_TTL;
+	bool by_name = by_pod_name(path);
 	char name[256];
 	const char *p = path;
 	while (*p) {
@@ -175,7 +194,7 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 			node_release(n);
 			return -ENOTDIR;
 		}
-		int rc = step(t, n, name, mode);
+		int rc = step(t, n, name, mode, by_name);
 		if (rc) {
 			node_release(n);
 			return rc;
@@ -208,7 +227,7 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 	if (out->snap)
 		snap_ref(out->snap);
 	job_get(out->job);
-	int rc = step(t, out, name, CACHE_TTL);
+	int rc = step(t, out, name, CACHE_TTL, false);
 	if (rc)
 		node_release(out);
 	return rc;
@@ -282,8 +301,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 	return 0;
 }
 
-/* A file's value from the node as resolved. */
-static int render(struct tree *t, const struct node *n, struct buf *out)
+int tree_render(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
 		return -EISDIR;
@@ -303,32 +321,6 @@ static int render(struct tree *t, const struct node *n, struct buf *out)
 	return n->file->render ? n->file->render(t, n->obj, out) : 0;
 }
 
-int tree_render(struct tree *t, const struct node *n, struct buf *out)
-{
-	if (n->type != N_FILE || n->dir != D_POD || !n->obj || n->file->needs)
-		return render(t, n, out);
-	/* A pod's own value, read: from a listing as fresh as the freshness
-	 * window (step may have resolved the pod from the held one). */
-	struct snap *s;
-	int rc = cache_get(t->o.cache, SNAP_PODS, CACHE_TTL, &s);
-	if (rc)
-		return rc;
-	struct node f = *n;
-	const struct pod *p = snap_pod(s, ((const struct pod *)n->obj)->dir);
-	if (!p)
-		rc = -ENOENT;
-	else if (s == n->snap)
-		rc = render(t, n, out);
-	else {
-		f.snap = s;
-		f.obj = p;
-		f.pod_id = p->id;
-		rc = render(t, &f, out);
-	}
-	snap_put(s);
-	return rc;
-}
-
 int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 {
 	if (n->type != N_FILE)
@@ -345,7 +337,7 @@ int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 			return -EAGAIN;
 		snap_put(w);
 	}
-	return render(t, n, out);
+	return tree_render(t, n, out);
 }
 
 int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
