@@ -114,8 +114,10 @@ def test_restart_after_kill9_on_the_same_mount_point(make_api, certs, tmp_path, 
     d1 = Daemon(api, certs, mp, state, home, out)
     daemons.append(d1)
     d1.write("pods/soon/deadline", "+3s\n")   # falls due while primefs is dead
-    d1.write("pods/later/deadline", "+15s\n")  # falls due after the restart
+    # Taken before the write: the guard's due time is not earlier (a
+    # busy machine may return from the write seconds later).
     later_due = time.time() + 15
+    d1.write("pods/later/deadline", "+15s\n")  # falls due after the restart
     holder = os.open(os.path.join(mp, "pods/leased/lease"), os.O_WRONLY)  # held...
     d1.proc.kill()
     d1.proc.wait()

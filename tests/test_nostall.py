@@ -86,10 +86,11 @@ def test_guard_write_while_a_slow_mkdir_holds_pods(api, make_mount):
         os.stat(m.p("pods", "demo", "status"))  # that listing is in
         assert not mkdir.done()
         write = Background(lambda: sh(m, "echo 3h > pods/demo/deadline"))
-        # Released within 4 s of the write at the latest (less than the
-        # 5 s primefs waits for the kernel before it gives up), so a write
-        # that waits for pods/'s lock returns only after the mkdir does.
-        write.join(4)
+        # The mkdir is held until release: a write that waits for pods/'s
+        # lock in the kernel returns only after it; one that waits in
+        # primefs gives up after 5 s (KC_SYNC_WAIT) with the log line
+        # checked below. The bound only catches a hang.
+        write.join(30)
         write_first = write.done() and not mkdir.done()
     finally:
         api.admin("release")
@@ -135,6 +136,37 @@ def test_root_ctl_log_and_guards_answer_while_the_api_hangs(api, make_mount):
         assert "balance" in answers("ls -l").split()
         assert "refresh" in answers("cat log")
         assert not balance.done()  # still waiting for the hung API
+    finally:
+        api.clear_faults()
+        api.admin("release")
+    assert balance.join(90)
+    assert m.read("pods", "demo", "deadline").strip()
+
+
+def test_guard_write_after_refresh_while_the_api_hangs(api, make_mount):
+    """`echo refresh > ctl` marks every listing stale and the kernel forgets
+    its names; a guard write to a pod this mount knows must still answer
+    while the API hangs: a pod's directory and guard files are resolved by
+    the pod's name in the held listing (src/tree/tree_walk.c,
+    by_pod_name). Without that, the lookup of pods/demo waits for the hung
+    listing up to timeout= (60 s here), and the fake would no longer hold
+    the request when the write returns. (A reader of pods/demo/status
+    waits in its lookup, holding pods/demo's lock that the kernel takes
+    for an O_CREAT open there: the hang is held by a wallet reader.)"""
+    m = make_mount(api, options=("timeout=60",))
+    assert "demo" in os.listdir(m.p("pods"))
+    os.stat(m.p("pods", "demo", "deadline"))
+    api.fault(kind="slow", delay=120)  # answered by release below
+    try:
+        sh(m, "echo refresh > ctl")
+        # A reader of the never-fetched wallet holds the hung request.
+        balance = Background(lambda: m.read("balance"))
+        wait_for(lambda: held(api) >= 1)
+        write = Background(lambda: sh(m, "echo 3h > pods/demo/deadline"))
+        assert write.join(30), "the guard write waited for the hung API"
+        assert held(api) >= 1, "the hang ended first"
+        assert write.error is None, write.error
+        assert not balance.done()
     finally:
         api.clear_faults()
         api.admin("release")

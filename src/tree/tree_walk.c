@@ -39,9 +39,10 @@ static int step_job(struct tree *t, struct node *n, const char *name)
 }
 
 /* Steps from directory n into its entry `name`; listings are taken from
- * the cache in `mode`. */
+ * the cache in `mode`, but a pod named in the held listing is taken from
+ * it when `by_name`. */
 static int step(struct tree *t, struct node *n, const char *name,
-		enum cache_mode mode)
+		enum cache_mode mode, bool by_name)
 {
 	const struct dir_def *d = &dirs[n->dir];
 	if (n->type != N_DIR)
@@ -96,6 +97,12 @@ static int step(struct tree *t, struct node *n, const char *name,
 	 * other probes are answered from what is held. */
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
+	if (!n->snap && by_name && n->dir == D_PODS &&
+	    cache_get(t->o.cache, d->listing, CACHE_HELD, &n->snap) == 0 &&
+	    !snap_pod(n->snap, name)) {
+		snap_put(n->snap);
+		n->snap = NULL;
+	}
 	if (!n->snap) {
 		int rc = cache_get(t->o.cache, d->listing, mode, &n->snap);
 		if (rc)
@@ -160,6 +167,26 @@ static int step(struct tree *t, struct node *n, const char *name,
 	return 0;
 }
 
+/* Whether path is a pod's directory, /pods/NAME, or one of its guard
+ * files, /pods/NAME/FILE: neither shows a value of the listing (a guard's
+ * is the guards'), so the pod is resolved by its name in the held
+ * listing, past a refresh too: a guard write never waits for the API
+ * (DESIGN, "Freshness"). A pod's other files still wait for the fetch a
+ * refresh asks for. */
+static bool by_pod_name(const char *path)
+{
+	static const char prefix[] = "/pods/";
+	if (strncmp(path, prefix, sizeof prefix - 1))
+		return false;
+	const char *file = strchr(path + sizeof prefix - 1, '/');
+	if (!file || !file[1])
+		return true;
+	if (strchr(file + 1, '/'))
+		return false;
+	const struct file_def *f = find_file(pod_files, D_POD, file + 1);
+	return f && f->store;
+}
+
 /* Whether the last component of path is a probed name. */
 static bool probes_last(const char *path)
 {
@@ -190,6 +217,7 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 	 * must not refetch the listing that holds the pod. (A probed name in
 	 * the middle has resolved, so it is a real entry.) */
 	enum cache_mode mode = probes_last(path) ? CACHE_HELD : CACHE_TTL;
+	bool by_name = by_pod_name(path);
 	char name[256];
 	const char *p = path;
 	while (*p) {
@@ -209,7 +237,7 @@ int tree_resolve(struct tree *t, const char *path, struct node *n)
 			node_release(n);
 			return -ENOTDIR;
 		}
-		int rc = step(t, n, name, mode);
+		int rc = step(t, n, name, mode, by_name);
 		if (rc) {
 			node_release(n);
 			return rc;
@@ -244,7 +272,7 @@ int tree_child(struct tree *t, const struct node *dir, const char *name,
 	job_get(out->job);
 	if (out->rel)
 		out->rel = xstrdup(out->rel);
-	int rc = step(t, out, name, CACHE_TTL);
+	int rc = step(t, out, name, CACHE_TTL, false);
 	if (rc)
 		node_release(out);
 	return rc;
@@ -373,6 +401,15 @@ int tree_render_held(struct tree *t, const struct node *n, struct buf *out)
 	    !((const struct pod *)n->obj)->history) {
 		struct snap *w;
 		if (cache_get(t->o.cache, SNAP_WALLET, CACHE_HELD, &w))
+			return -EAGAIN;
+		snap_put(w);
+	}
+	/* budget: the wallet (spent_24h), pods and disks (the burn rate). */
+	static const enum snap_kind budget_needs[] = {SNAP_WALLET, SNAP_PODS,
+						      SNAP_DISKS};
+	for (size_t k = 0; n->file->render == r_budget && k < 3; k++) {
+		struct snap *w;
+		if (cache_get(t->o.cache, budget_needs[k], CACHE_HELD, &w))
 			return -EAGAIN;
 		snap_put(w);
 	}
