@@ -1,6 +1,6 @@
 /* t_server.c — the unit tests' in-process HTTP server (see t_server.h):
- * reads a request's head, asks the script for the answer, sends it with
- * Connection: close. */
+ * reads a request's head, asks the script for the answer, waits while the
+ * test holds answers, sends it with Connection: close. */
 #include "t_server.h"
 
 #include <arpa/inet.h>
@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t released = PTHREAD_COND_INITIALIZER;
+static bool hold;
 static t_script_fn script;
 static int requests, answered;
 static char last_path[4096];
@@ -45,6 +48,11 @@ static void *serve_one(void *arg)
 	snprintf(last_path, sizeof last_path, "%s", path);
 	if (script)
 		script(path, nth, &a);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 60;
+	while (hold && pthread_cond_timedwait(&released, &mu, &until) == 0)
+		;
 	pthread_mutex_unlock(&mu);
 	sleep_seconds(a.delay);
 	char head[512];
@@ -52,9 +60,10 @@ static void *serve_one(void *arg)
 			  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
 			  a.status, strlen(a.body), a.headers);
-	if (write(fd, head, (size_t)hl) < 0 ||
-	    write(fd, a.body, strlen(a.body)) < 0)
-		perror("write");
+	/* A client that gave up has closed: no SIGPIPE for the test. */
+	if (send(fd, head, (size_t)hl, MSG_NOSIGNAL) < 0 ||
+	    send(fd, a.body, strlen(a.body), MSG_NOSIGNAL) < 0)
+		perror("send");
 	close(fd);
 	pthread_mutex_lock(&mu);
 	answered++;
@@ -95,6 +104,14 @@ void t_server_script(t_script_fn fn)
 	pthread_mutex_lock(&mu);
 	script = fn;
 	requests = answered = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+void t_server_hold(bool on)
+{
+	pthread_mutex_lock(&mu);
+	hold = on;
+	pthread_cond_broadcast(&released);
 	pthread_mutex_unlock(&mu);
 }
 

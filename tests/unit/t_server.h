@@ -5,6 +5,8 @@
 #ifndef PRIMEFS_T_SERVER_H
 #define PRIMEFS_T_SERVER_H
 
+#include <stdbool.h>
+
 struct t_answer {
 	int status;	     /* 200 unless the script says */
 	const char *headers; /* extra header lines, each ending in \r\n */
@@ -25,6 +27,11 @@ void t_server_script(t_script_fn fn);
 /* Requests that have come, answers sent (both since the script was set). */
 int t_server_requests(void);
 int t_server_answered(void);
+/* While on, every answer waits, once its request has come and been
+ * counted, until it is turned off (a minute at most, so that a test that
+ * forgets fails rather than hangs): "on the wire" for as long as the test
+ * needs, whatever the machine's load. */
+void t_server_hold(bool on);
 /* The path of the last request that came (valid until the next one). */
 const char *t_server_last_path(void);
 

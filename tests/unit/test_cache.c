@@ -108,12 +108,21 @@ static void answer(const char *names, int status, double delay)
 }
 
 /* Waits (bounded: a hang fails the test, not a slow machine) until the
- * server has answered n requests. */
+ * server has answered n requests: counted once the answer is sent, which
+ * may be just after the client has it. */
 static bool answered(int n)
 {
 	for (int i = 0; i < 2000 && t_server_answered() < n; i++)
 		sleep_seconds(0.01);
 	return t_server_answered() >= n;
+}
+
+/* The same for n requests come (their answers may be held). */
+static bool requested(int n)
+{
+	for (int i = 0; i < 2000 && t_server_requests() < n; i++)
+		sleep_seconds(0.01);
+	return t_server_requests() >= n;
 }
 
 static bool has(const struct snap *s, const char *name)
@@ -159,6 +168,9 @@ static int hooked(void)
 }
 
 static bool give_up;
+/* Set by the test's own thread: held answers go once its reader waits. */
+static bool release_when_waiting;
+static pthread_t tester;
 /* The hook runs on the fetch's thread just after the install that woke
  * the reader: the count once it reaches n (bounded wait). */
 static int hooked_soon(int n)
@@ -168,9 +180,14 @@ static int hooked_soon(int n)
 	return hooked();
 }
 
+/* Asked by a waiting reader (and by libcurl on the fetch's thread). */
 static bool gave_up(void *arg)
 {
 	(void)arg;
+	if (pthread_equal(pthread_self(), tester) && release_when_waiting) {
+		release_when_waiting = false;
+		t_server_hold(false);
+	}
 	return give_up;
 }
 
@@ -199,6 +216,7 @@ static void cache_behaviour(void)
 	struct api api = {.http = http};
 	double ttl[SNAP_KINDS] = {1e9, 0.2, 1e9, 1e9};
 	struct cache *c = cache_new(&api, ttl);
+	tester = pthread_self();
 	int one = 1;
 	cache_set_pods_hook(c, pods_hook, &one);
 	cache_set_interrupt(c, gave_up, NULL);
@@ -214,41 +232,50 @@ static void cache_behaviour(void)
 	CHECK_STR(hook_saw, "2 pods");
 	pthread_mutex_unlock(&hook_mu);
 
-	/* Past the TTL with a slow API: every reader gets the held snapshot
-	 * while the one fetch is on the wire. */
+	/* Past the TTL with a slow API (its answer held until the test lets
+	 * it go): every reader gets the held snapshot while the one fetch is
+	 * on the wire. */
+	CHECK(answered(1)); /* counted just after the client had it */
 	sleep_seconds(0.3);
-	answer("a b c", 200, 3);
+	t_server_hold(true);
+	answer("a b c", 200, 0);
 	for (int i = 0; i < 3; i++) {
 		CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0);
 		CHECK(has(s, "a") && !has(s, "c"));
 		snap_put(s);
 		CHECK(t_server_answered() == 1); /* the refresh still pending */
 	}
+	CHECK(requested(2));
 	CHECK(t_server_requests() == 2); /* one fetch for them all */
-	/* A FRESH reader waits for a fetch that started after it began. */
+	/* A FRESH reader waits for a fetch that started after it began: the
+	 * older one's answer goes once it waits. */
 	answer("a b c d", 200, 0);
+	release_when_waiting = true;
 	CHECK(cache_get(c, SNAP_PODS, CACHE_FRESH, &s) == 0);
+	CHECK(!release_when_waiting); /* it did wait */
 	CHECK(has(s, "d"));
 	snap_put(s);
 	CHECK(t_server_requests() == 3);
 	CHECK(hooked_soon(3) == 3);
 
-	/* A listing in flight does not undo a change made meanwhile. The
-	 * answer comes well after the reader stops waiting for it
-	 * (CACHE_REVALIDATE_WAIT): with a delay equal to that wait, a reader
-	 * or a test thread scheduled a few ms late saw it installed before
-	 * the change was made, and the hook count below was 4. */
+	/* A listing in flight does not undo a change made meanwhile. Its
+	 * answer is held until the change is made: a delay (even 3 s past the
+	 * reader's CACHE_REVALIDATE_WAIT) let a busy machine run the test
+	 * thread after the answer, so the change came after the listing and
+	 * the listing was rightly installed (hooked() was 4). */
 	sleep_seconds(0.3);
-	answer("a b c d", 200, CACHE_REVALIDATE_WAIT + 3);
+	t_server_hold(true);
+	answer("a b c d", 200, 0);
 	CHECK(cache_get(c, SNAP_PODS, CACHE_TTL, &s) == 0); /* starts it */
+	CHECK(!has(s, "e"));
 	snap_put(s);
-	for (int i = 0; i < 500 && t_server_requests() < 4; i++)
-		sleep_seconds(0.01);
+	CHECK(requested(4)); /* on the wire, its answer held */
 	struct pod e = local_pod("e");
 	cache_pods_change(c, &e, "p-a");
 	CHECK(cache_get(c, SNAP_PODS, CACHE_HELD, &s) == 0);
 	CHECK(has(s, "e") && !has(s, "a"));
 	snap_put(s);
+	t_server_hold(false);
 	CHECK(answered(4));
 	CHECK(!held_has_soon(c, "a", true));
 	CHECK(held_has_soon(c, "e", true));
@@ -274,8 +301,12 @@ static void cache_behaviour(void)
 	CHECK(t_server_requests() == before + 2);
 
 	/* Nothing held: the wait ends when the caller gives up, or at the
-	 * time limit, before the slow server answers. */
-	answer("x", 200, 3);
+	 * time limit, before the server answers (held until then). The count
+	 * starts once the earlier answers are all counted: the last one was
+	 * counted just after the client had it. */
+	CHECK(answered(t_server_requests()));
+	t_server_hold(true);
+	answer("x", 200, 0);
 	int done = t_server_answered();
 	give_up = true;
 	CHECK(cache_get(c, SNAP_HISTORY, CACHE_TTL, &s) == -EINTR);
@@ -283,9 +314,10 @@ static void cache_behaviour(void)
 	CHECK(t_server_answered() == done);
 	cache_set_wait_limit(c, 0.3);
 	/* -ETIMEDOUT says it came before the answer (which would have been
-	 * served); counting answers here would race the history fetch's
-	 * answer, due 3 s after it started, on a busy machine. */
+	 * served). */
 	CHECK(cache_get(c, SNAP_WALLET, CACHE_TTL, &s) == -ETIMEDOUT);
+	CHECK(t_server_answered() == done);
+	t_server_hold(false);
 
 	cache_free(c); /* waits for the fetches still running */
 	http_free(http);
