@@ -106,7 +106,7 @@ const struct file_def hjob_files[] = {
 
 /* nodes/<n>/ of a multi-node pod: its run, exit and jobs/ are the node's
  * (by its node key, nodes.h); ip and ssh its entries of the pod's lists.
- * (fs and home per node: see tree_nodes.c.) */
+ * (fs and home, links to .fs and .home: the node's files, podfiles.h.) */
 const struct file_def node_files[] = {
     {.name = "ip", .render = r_node_value},
     {.name = "ssh", .render = r_node_value},

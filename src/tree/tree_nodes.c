@@ -7,9 +7,9 @@
  * output, each line prefixed with "[n] ", and whose exit is 0 when every
  * node's is, else the first other status by node order.
  *
- * fs and home per node: they come with the pod's files over SFTP; that
- * work adds them to node_files (tree.c), keyed by the node's key (its
- * h->pod_id / n->pod_id here), as the pod's own are by its id. */
+ * nodes/<n>/fs and home (links to the hidden .fs and .home) are the
+ * node's files over its own SFTP client: tree_walk.c resolves them as a
+ * pod's, podfiles.h serves them. */
 #include "tree_int.h"
 
 #include <errno.h>

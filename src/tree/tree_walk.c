@@ -59,7 +59,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return nodes_step(t, n, name);
 	if (n->dir == D_FILES)
 		return step_files(t, n, name);
-	if (n->dir == D_POD) { /* fs and home, links to .fs and .home */
+	if (n->dir == D_POD || n->dir == D_NODE) { /* fs, home: links */
 		bool link;
 		const char *root = podfiles_root_of(name, &link);
 		if (root) {
@@ -264,7 +264,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return nodes_list(t, n, add, ctx);
 	if (n->dir == D_FILES)
 		return list_files(t, n, add, ctx);
-	if (n->dir == D_POD) /* .fs and .home are in no listing */
+	if (n->dir == D_POD || n->dir == D_NODE) /* .fs, .home: unlisted */
 		for (size_t i = 0; podfiles_links[i]; i++)
 			if (add(ctx, podfiles_links[i]))
 				return 0;
@@ -358,7 +358,7 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 		return -EINVAL;
 	if (n->dir == D_KEYS)
 		return keys_readlink(n, out);
-	if (n->dir == D_POD) { /* fs -> .fs, home -> .home */
+	if (n->dir == D_POD || n->dir == D_NODE) { /* fs -> .fs etc. */
 		buf_adds(out, n->obj);
 		return 0;
 	}
