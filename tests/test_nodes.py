@@ -315,3 +315,42 @@ def test_each_node_has_its_own_files(duo):
             os.unlink(os.path.join(home, name))
     # a node the pod does not have has no files
     assert not os.path.exists(duo.p("pods/duo/nodes/2/home"))
+
+
+def test_a_crawl_never_waits_on_all_while_exit_still_waits(duo, tmp_path):
+    """nodes/all/run and exit follow the crawl rule of run and exit: a
+    crawl reads them as they are now (whole lines so far; exit empty while
+    a node's job runs), never waiting; `cat nodes/all/exit` still waits."""
+    run(duo, "pods/duo/nodes/all/run", "echo started; sleep 600\n")
+    for n in (0, 1):
+        deadline = time.time() + 60  # only against a hang
+        while duo.read(f"pods/duo/nodes/{n}/jobs/1/out") != "started\n":
+            assert time.time() < deadline
+            time.sleep(0.1)
+    waiter = subprocess.Popen(["cat", duo.p("pods/duo/nodes/all/exit")],
+                              stdout=subprocess.PIPE)
+    pod = duo.p("pods/duo")
+    try:
+        out = {}
+        for argv in (["grep", "-r", ".", pod],
+                     ["cp", "-r", pod, str(tmp_path / "copy")]):
+            # a hang bound far below the jobs' 600 s
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            assert r.stderr == "", (argv, r.stderr)
+            assert r.returncode == 0, argv
+            out[argv[0]] = r.stdout
+        assert f"{pod}/nodes/all/run:[1] started\n" in out["grep"]
+        assert f"{pod}/nodes/all/exit:" not in out["grep"]
+        all_dir = tmp_path / "copy" / "nodes" / "all"
+        assert sorted((all_dir / "run").read_text().splitlines()) == \
+            ["[0] started", "[1] started"]
+        assert (all_dir / "exit").read_text() == ""
+        # `cat nodes/all/exit` in a script still waits for every node's job
+        assert waiter.poll() is None
+        for n in (0, 1):
+            with open(duo.p(f"pods/duo/nodes/{n}/jobs/1/signal"), "w") as f:
+                f.write("TERM\n")
+        assert waiter.communicate(timeout=60)[0] == b"signal TERM\n"
+    finally:
+        waiter.kill()
+        waiter.wait()

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intent.h"
 #include "jobfiles.h"
 #include "jobs.h"
 #include "log.h"
@@ -106,10 +107,12 @@ int nodes_render(struct tree *t, const struct node *n, struct buf *out)
 /* ---- nodes/all/run and exit ----
  *
  * A handle follows one job per node: a reader the nodes' latest as of its
- * open, a writer those its own script started. mu guards everything but
- * what is fixed at open (n, keys, run, own); read_mu lets one read at a
- * time walk the nodes' output (it is held while waiting for output, never
- * across network I/O: jobs start outside it). */
+ * open, a writer those its own script started. A crawl's handle reads
+ * what is there now and never waits, as run and exit do (jobfiles.h): run
+ * the whole lines so far, exit empty while a node's job runs. mu guards
+ * everything but what is fixed at open (n, keys, run, own, crawl);
+ * read_mu lets one read at a time walk the nodes' output (it is held while
+ * waiting for output, never across network I/O: jobs start outside it). */
 struct allfile {
 	bool run, own;
 	size_t n;    /* nodes */
@@ -118,6 +121,7 @@ struct allfile {
 	struct buf data;   /* run: the script so far; exit: the exit text */
 	bool too_big;	   /* run: over RUNS_MAX_SCRIPT */
 	bool exit_done;	   /* exit: data holds the text */
+	bool crawl;	   /* a crawl's handle (intent.h) */
 	struct job **jobs; /* per node, or NULL */
 	unsigned long long *cur;
 	struct buf *part; /* per node: a line not yet whole */
@@ -144,6 +148,7 @@ static int all_open(struct tree_handle *h, const struct node *n, bool run)
 	struct allfile *a = xcalloc(1, sizeof *a);
 	a->run = run;
 	a->own = h->acc != O_RDONLY;
+	a->crawl = !a->own && intent_crawler(h->pid);
 	a->n = nodes_count(p);
 	a->keys = xcalloc(a->n, sizeof *a->keys);
 	a->jobs = xcalloc(a->n, sizeof *a->jobs);
@@ -344,8 +349,8 @@ static int all_read(struct tree_handle *h, char *out, size_t size, off_t off)
 			rc = (int)n;
 		}
 		pthread_mutex_unlock(&a->mu);
-		if (have || done) {
-			job_put(w);
+		if (have || done || (a->crawl && woff != ~0ULL)) {
+			job_put(w); /* a crawl: nothing more now is the end */
 			break;
 		}
 		if (h->nonblock)
@@ -363,7 +368,8 @@ static int all_read(struct tree_handle *h, char *out, size_t size, off_t off)
 }
 
 /* 0 when every node's is, else the first other by node order; an empty
- * line before any job. Waits (interruptibly) for every node's job. */
+ * line before any job. Waits (interruptibly) for every node's job; for a
+ * crawl, 1 at once while one runs (read as empty). */
 static int all_exit_fill(struct tree_handle *h)
 {
 	struct allfile *a = af(h);
@@ -381,8 +387,11 @@ static int all_exit_fill(struct tree_handle *h)
 	for (size_t i = 0; i < a->n && !done && !rc; i++) {
 		if (!jobs[i])
 			continue;
-		while (!rc && !job_wait_done(jobs[i], 0.2))
-			rc = h->nonblock ? -EAGAIN : gave_up(h) ? -EINTR : 0;
+		while (!rc && !job_wait_done(jobs[i], a->crawl ? 0 : 0.2))
+			rc = a->crawl	   ? 1
+			     : h->nonblock ? -EAGAIN
+			     : gave_up(h)  ? -EINTR
+					   : 0;
 		if (rc)
 			break;
 		one.len = 0;
@@ -416,7 +425,7 @@ static int all_exit_read(struct tree_handle *h, char *out, size_t size,
 {
 	int rc = all_exit_fill(h);
 	if (rc)
-		return rc;
+		return rc < 0 ? rc : 0;
 	struct allfile *a = af(h); /* data no longer changes */
 	if (off < 0 || (size_t)off >= a->data.len)
 		return 0;
