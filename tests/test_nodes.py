@@ -354,3 +354,31 @@ def test_a_crawl_never_waits_on_all_while_exit_still_waits(duo, tmp_path):
     finally:
         waiter.kill()
         waiter.wait()
+
+
+def test_history_keeps_every_node_jobs(duo):
+    """Once the pod is gone, history/<pod>/jobs/ are node 0's and
+    history/<pod>/nodes/<n>/jobs/ node n's, read-only."""
+    run(duo, "pods/duo/nodes/all/run", "echo from $PRIME_NODE_RANK\n")
+    assert duo.read("pods/duo/nodes/all/exit") == "0\n"
+    run(duo, "pods/duo/nodes/1/run", "echo again\n")
+    assert duo.read("pods/duo/nodes/1/exit") == "0\n"
+    os.rmdir(duo.p("pods/duo"))
+    h = "history/duo"
+    duo.write("ctl", "refresh\n")
+    assert "nodes" in os.listdir(duo.p(h))
+    assert sorted(os.listdir(duo.p(h, "nodes"))) == ["0", "1"]
+    assert duo.read(h + "/jobs/1/out") == "from 0\n"
+    assert duo.read(h + "/nodes/0/jobs/1/out") == "from 0\n"
+    assert os.listdir(duo.p(h, "nodes/1/jobs")) == ["1", "2", "latest"]
+    assert duo.read(h + "/nodes/1/jobs/1/out") == "from 1\n"
+    assert duo.read(h + "/nodes/1/jobs/latest/out") == "again\n"
+    assert duo.read(h + "/nodes/1/jobs/2/exit") == "0\n"
+    assert os.listdir(duo.p(h, "nodes/1")) == ["jobs"]
+    assert not os.path.exists(duo.p(h, "nodes/2"))
+    assert not os.path.exists(duo.p(h, "nodes/all"))
+    with pytest.raises(OSError):
+        os.mkdir(duo.p(h, "nodes/1/jobs/named"))
+    # a history pod no other node ran a job on has no nodes/
+    assert all("nodes" not in os.listdir(duo.p("history", p))
+               for p in os.listdir(duo.p("history")) if p != "duo")

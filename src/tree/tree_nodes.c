@@ -27,21 +27,41 @@
 
 /* ---- nodes/ and nodes/<n>/ ---- */
 
-bool nodes_shown(const struct node *n)
+/* Nodes past this one are not looked for in a history pod's jobs. */
+#define HIST_NODES_MAX 64
+
+/* How many nodes a pod's nodes/ has: a live pod's node count; a history
+ * pod's, up to the last node other than 0 whose jobs are on record (0
+ * when none: node 0's are history/<p>/jobs/ itself). */
+static size_t shown_count(struct tree *t, const struct pod *p, bool history)
 {
-	return n->dir == D_POD && n->obj &&
-	       nodes_count((const struct pod *)n->obj) >= 2;
+	if (!history)
+		return nodes_count(p);
+	struct jobs *js = tree_jobs(t);
+	size_t count = 0;
+	for (size_t i = 1; js && p->id && i < HIST_NODES_MAX; i++) {
+		char *key = node_key(p->id, i);
+		if (jobs_pod_has(js, key))
+			count = i + 1;
+		free(key);
+	}
+	return count;
+}
+
+bool nodes_shown(struct tree *t, const struct node *n)
+{
+	return (n->dir == D_POD || n->dir == D_HIST) && n->obj &&
+	       shown_count(t, n->obj, n->dir == D_HIST) >= 2;
 }
 
 int nodes_step(struct tree *t, struct node *n, const char *name)
 {
-	(void)t;
 	const struct pod *p = n->obj;
 	if (!p || strspn(name, "0123456789") != strlen(name) ||
 	    (name[0] == '0' && name[1]) || strlen(name) > 6)
 		return -ENOENT;
 	size_t ix = (size_t)strtoul(name, NULL, 10);
-	if (ix >= nodes_count(p))
+	if (ix >= shown_count(t, p, n->dir == D_HNODES))
 		return -ENOENT;
 	if (ix) {
 		/* The interned key outlives every node struct that copies
@@ -50,15 +70,14 @@ int nodes_step(struct tree *t, struct node *n, const char *name)
 		n->pod_id = str_intern(key);
 		free(key);
 	}
-	n->dir = D_NODE;
+	n->dir = dirs[n->dir].child;
 	return 0;
 }
 
 int nodes_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 {
-	(void)t;
 	const struct pod *p = n->obj;
-	size_t count = p ? nodes_count(p) : 0;
+	size_t count = p ? shown_count(t, p, n->dir == D_HNODES) : 0;
 	for (size_t i = 0; i < count; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "%zu", i);

@@ -48,14 +48,15 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return -ENOTDIR;
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
 		if (!strcmp(sd->name, name)) {
-			if (sd->kind == D_NODES && !nodes_shown(n))
+			if ((sd->kind == D_NODES || sd->kind == D_HNODES) &&
+			    !nodes_shown(t, n))
 				return -ENOENT;
 			n->dir = sd->kind;
 			return 0;
 		}
 	if (jobs_dir(n->dir))
 		return step_job(t, n, name);
-	if (n->dir == D_NODES)
+	if (n->dir == D_NODES || n->dir == D_HNODES)
 		return nodes_step(t, n, name);
 	if (n->dir == D_FILES)
 		return step_files(t, n, name);
@@ -252,7 +253,8 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return -ENOTDIR;
 	const struct dir_def *d = &dirs[n->dir];
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
-		if ((sd->kind != D_NODES || nodes_shown(n)) &&
+		if (((sd->kind != D_NODES && sd->kind != D_HNODES) ||
+		     nodes_shown(t, n)) &&
 		    add(ctx, sd->name))
 			return 0;
 	for (const struct file_def *f = d->files; f->name; f++)
@@ -260,7 +262,7 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 			return 0;
 	if (jobs_dir(n->dir))
 		return list_jobs(t, n, add, ctx);
-	if (n->dir == D_NODES)
+	if (n->dir == D_NODES || n->dir == D_HNODES)
 		return nodes_list(t, n, add, ctx);
 	if (n->dir == D_FILES)
 		return list_files(t, n, add, ctx);
