@@ -20,7 +20,7 @@ def make_duo(tmp_path, keys, make_api, make_mount):
     two-node pod: node 0 at 127.0.0.1, node 1 at 127.0.0.2, both played by
     one sshd."""
     s = Sshd(tmp_path / "sshd", authorized_keys=[keys[1]],
-             extra_config=["ListenAddress 127.0.0.2"])
+             extra_config=["ListenAddress 127.0.0.2"], sftp_in_home=True)
 
     def make(*options):
         api = make_api("--ssh", f"root@127.0.0.1:{s.port}",
@@ -60,7 +60,7 @@ def test_cluster_is_one_pod_with_lists(duo):
     assert sorted(os.listdir(duo.p("pods/duo/nodes"))) == ["0", "1", "all"]
     for n, ip in ((0, "127.0.0.1"), (1, "127.0.0.2")):
         d = f"pods/duo/nodes/{n}"
-        assert sorted(os.listdir(duo.p(d))) == ["exit", "ip", "jobs", "run", "ssh"]
+        assert sorted(os.listdir(duo.p(d))) == ["exit", "fs", "home", "ip", "jobs", "run", "ssh"]
         assert duo.read(d + "/ip") == ip + "\n"
         assert duo.read(d + "/ssh") == f"root@{ip} -p {port}\n"
     assert sorted(os.listdir(duo.p("pods/duo/nodes/all"))) == ["exit", "run"]
@@ -266,3 +266,122 @@ def test_created_cluster_lists_every_node(make_api):
     assert pod["sshConnection"] == ["root@127.0.0.1 -p 2222", "root@127.0.0.2 -p 2223"]
     assert pod["ip"] == ["127.0.0.1", "127.0.0.2"]
     assert pod["clusterId"]
+
+
+def test_each_node_has_its_own_files(duo):
+    """nodes/<n>/fs and home: links to hidden .fs and .home, served over
+    node n's own SSH session (its node key); node 0's are the pod's."""
+    home = str(duo.sshd.home)  # SFTP's "." and the jobs' HOME, as on a pod
+    d1 = duo.p("pods/duo/nodes/1")
+    assert os.readlink(os.path.join(d1, "fs")) == ".fs"
+    assert os.readlink(os.path.join(d1, "home")) == ".home"
+    assert ".fs" not in os.listdir(d1) and ".home" not in os.listdir(d1)
+    # a crawl of the pod enters no node's files: no connection at all
+    r = subprocess.run(["ls", "-lR", duo.p("pods/duo")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "/.fs" not in r.stdout and "/.home" not in r.stdout
+    assert duo.stats().get("ssh_sessions", 0) == 0
+    assert "Accepted publickey" not in duo.sshd.log_text()
+    name = "from-node-1"
+    try:
+        with open(os.path.join(d1, "home", name), "w") as f:
+            f.write("written through node 1\n")
+        # node 1's session alone, learned under node 1's key, at its address
+        assert duo.stats()["ssh_sessions"] == 1
+        names = [l.split()[0] for l in duo.known_hosts.read_text().splitlines()]
+        assert names == [duo.pod_id + "-1"], names
+        conns = [l for l in duo.sshd.log_text().splitlines()
+                 if l.startswith("Connection from")]
+        assert len(conns) == 1 and f"on 127.0.0.2 port {duo.sshd_port}" in conns[0], conns
+        run(duo, "pods/duo/nodes/1/run", f"cat ~/{name}\n")
+        assert duo.read("pods/duo/nodes/1/run") == "written through node 1\n"
+        assert duo.read("pods/duo/nodes/1/exit") == "0\n"
+        assert open(os.path.join(d1, "fs", home.lstrip("/"), name)).read() == \
+            "written through node 1\n"
+        # node 0's files are the pod's own (one sshd plays both nodes here)
+        assert open(duo.p("pods/duo/nodes/0/home", name)).read() == \
+            "written through node 1\n"
+        assert sorted(os.listdir(duo.p("pods/duo/nodes/0/home"))) == \
+            sorted(os.listdir(duo.p("pods/duo/home")))
+        assert os.readlink(duo.p("pods/duo/nodes/0/home")) == ".home"
+        os.unlink(duo.p("pods/duo/nodes/0/home", name))
+        deadline = time.time() + 10  # node 1's names are kept for fs_ttl
+        while os.path.exists(os.path.join(d1, "home", name)):
+            assert time.time() < deadline
+            time.sleep(0.1)
+        names = [l.split()[0] for l in duo.known_hosts.read_text().splitlines()]
+        assert sorted(names) == sorted([duo.pod_id, duo.pod_id + "-1"])
+        assert duo.stats()["ssh_sessions"] == 2
+    finally:
+        if os.path.exists(os.path.join(home, name)):
+            os.unlink(os.path.join(home, name))
+    # a node the pod does not have has no files
+    assert not os.path.exists(duo.p("pods/duo/nodes/2/home"))
+
+
+def test_a_crawl_never_waits_on_all_while_exit_still_waits(duo, tmp_path):
+    """nodes/all/run and exit follow the crawl rule of run and exit: a
+    crawl reads them as they are now (whole lines so far; exit empty while
+    a node's job runs), never waiting; `cat nodes/all/exit` still waits."""
+    run(duo, "pods/duo/nodes/all/run", "echo started; sleep 600\n")
+    for n in (0, 1):
+        deadline = time.time() + 60  # only against a hang
+        while duo.read(f"pods/duo/nodes/{n}/jobs/1/out") != "started\n":
+            assert time.time() < deadline
+            time.sleep(0.1)
+    waiter = subprocess.Popen(["cat", duo.p("pods/duo/nodes/all/exit")],
+                              stdout=subprocess.PIPE)
+    pod = duo.p("pods/duo")
+    try:
+        out = {}
+        for argv in (["grep", "-r", ".", pod],
+                     ["cp", "-r", pod, str(tmp_path / "copy")]):
+            # a hang bound far below the jobs' 600 s
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            assert r.stderr == "", (argv, r.stderr)
+            assert r.returncode == 0, argv
+            out[argv[0]] = r.stdout
+        assert f"{pod}/nodes/all/run:[1] started\n" in out["grep"]
+        assert f"{pod}/nodes/all/exit:" not in out["grep"]
+        all_dir = tmp_path / "copy" / "nodes" / "all"
+        assert sorted((all_dir / "run").read_text().splitlines()) == \
+            ["[0] started", "[1] started"]
+        assert (all_dir / "exit").read_text() == ""
+        # `cat nodes/all/exit` in a script still waits for every node's job
+        assert waiter.poll() is None
+        for n in (0, 1):
+            with open(duo.p(f"pods/duo/nodes/{n}/jobs/1/signal"), "w") as f:
+                f.write("TERM\n")
+        assert waiter.communicate(timeout=60)[0] == b"signal TERM\n"
+    finally:
+        waiter.kill()
+        waiter.wait()
+
+
+def test_history_keeps_every_node_jobs(duo):
+    """Once the pod is gone, history/<pod>/jobs/ are node 0's and
+    history/<pod>/nodes/<n>/jobs/ node n's, read-only."""
+    run(duo, "pods/duo/nodes/all/run", "echo from $PRIME_NODE_RANK\n")
+    assert duo.read("pods/duo/nodes/all/exit") == "0\n"
+    run(duo, "pods/duo/nodes/1/run", "echo again\n")
+    assert duo.read("pods/duo/nodes/1/exit") == "0\n"
+    os.rmdir(duo.p("pods/duo"))
+    h = "history/duo"
+    duo.write("ctl", "refresh\n")
+    assert "nodes" in os.listdir(duo.p(h))
+    assert sorted(os.listdir(duo.p(h, "nodes"))) == ["0", "1"]
+    assert duo.read(h + "/jobs/1/out") == "from 0\n"
+    assert duo.read(h + "/nodes/0/jobs/1/out") == "from 0\n"
+    assert os.listdir(duo.p(h, "nodes/1/jobs")) == ["1", "2", "latest"]
+    assert duo.read(h + "/nodes/1/jobs/1/out") == "from 1\n"
+    assert duo.read(h + "/nodes/1/jobs/latest/out") == "again\n"
+    assert duo.read(h + "/nodes/1/jobs/2/exit") == "0\n"
+    assert os.listdir(duo.p(h, "nodes/1")) == ["jobs"]
+    assert not os.path.exists(duo.p(h, "nodes/2"))
+    assert not os.path.exists(duo.p(h, "nodes/all"))
+    with pytest.raises(OSError):
+        os.mkdir(duo.p(h, "nodes/1/jobs/named"))
+    # a history pod no other node ran a job on has no nodes/
+    assert all("nodes" not in os.listdir(duo.p("history", p))
+               for p in os.listdir(duo.p("history")) if p != "duo")

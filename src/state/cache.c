@@ -600,6 +600,18 @@ int cache_get(struct cache *c, enum snap_kind kind, enum cache_mode mode,
 		}
 		bool valid = s && s->fetched_mono >= sl->valid_after;
 		bool usable = s && now - s->fetched_mono < CACHE_STALE_MAX;
+		if (mode == CACHE_NOWAIT) {
+			if (!s) {
+				pthread_mutex_unlock(&sl->mu);
+				return -ENOENT;
+			}
+			char note[200] = "";
+			if ((!valid || now - s->fetched_mono >= sl->ttl) &&
+			    !sl->fetching && now >= sl->retry_at &&
+			    pace(sl, now, note, sizeof note))
+				start_fetch(sl);
+			return serve(sl, out, ST_CACHE_HITS);
+		}
 		/* A listing fetched since this call began is as fresh as the
 		 * call can ask (with a freshness window shorter than a fetch,
 		 * waiting for a younger one would never end). */

@@ -78,6 +78,11 @@ enum cache_mode {
 	/* From a fetch that started after this call began (mkdir's checks);
 	 * never a held answer when the API fails. */
 	CACHE_FRESH,
+	/* What is held, at once, however old (-ENOENT when nothing is); a
+	 * fetch is started behind it when it is past its freshness window or
+	 * marked stale by a refresh (as CACHE_TTL would, but never waiting
+	 * for it): a lookup by a name the held listing has. */
+	CACHE_NOWAIT,
 };
 
 /* A referenced snapshot in *out, or -errno: the fetch's error,

@@ -13,6 +13,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "nodes.h"
 #include "runs.h"
 #include "sftp.h"
 #include "snapindex.h"
@@ -46,6 +47,16 @@ bool podfiles_split(const char *path, struct podpath *pp)
 		return false;
 	memcpy(pp->pod, p, len);
 	p += len + 1;
+	/* nodes/<n>/ (n as nodes/ names it: digits, no leading zero) */
+	if (!strncmp(p, "nodes/", 6)) {
+		const char *d = p + 6;
+		len = strspn(d, "0123456789");
+		if (!len || len > 6 || d[len] != '/' ||
+		    (d[0] == '0' && len > 1))
+			return false;
+		pp->node = (int)strtol(d, NULL, 10);
+		p = d + len + 1;
+	}
 	len = strcspn(p, "/");
 	if (len == 3 && !strncmp(p, ".fs", 3))
 		pp->home = false;
@@ -117,7 +128,9 @@ static struct client *client_of(struct podfiles *pf, const char *id, int node,
 		c->pod_id = xstrdup(id);
 		c->node = node;
 		c->conn = xstrdup(conn);
-		c->sftp = sftp_new(pf->runs->pool, id, conn);
+		char *key = node_key(id, (size_t)node); /* the pool's key */
+		c->sftp = sftp_new(pf->runs->pool, key, conn);
+		free(key);
 		c->next = pf->clients;
 		pf->clients = c;
 	}
@@ -151,6 +164,31 @@ static int find_pod(struct podfiles *pf, const struct podpath *pp,
 	return rc;
 }
 
+/* Once the pod is ready, node pp->node's connection in *conn (replaced):
+ * -ENOTCONN (logged) when the pod has no such node or it has none. */
+static int node_conn(struct podfiles *pf, const struct podpath *pp,
+		     const char *path, char **conn)
+{
+	struct snap *s;
+	int rc = cache_get(pf->cache, SNAP_PODS, CACHE_HELD, &s);
+	if (rc)
+		return rc;
+	const struct pod *p = snap_pod(s, pp->pod);
+	const char *ssh = p && (size_t)pp->node < nodes_count(p)
+			      ? node_entry(&p->ssh, (size_t)pp->node)
+			      : "";
+	if (*ssh) {
+		free(*conn);
+		*conn = xstrdup(ssh);
+	} else {
+		plog("run", path, "node %d of the pod has no ssh connection",
+		     pp->node);
+		rc = -ENOTCONN;
+	}
+	snap_put(s);
+	return rc;
+}
+
 int podfiles_client(struct podfiles *pf, const struct podpath *pp,
 		    bool (*interrupted)(void *arg), void *arg,
 		    struct sftp **client, struct buf *remote,
@@ -163,10 +201,14 @@ int podfiles_client(struct podfiles *pf, const struct podpath *pp,
 	if (rc == 0 && !conn) { /* starting, or gone since: as a job waits */
 		struct buf path;
 		buf_init(&path);
-		buf_printf(&path, "/pods/%s/%s", pp->pod,
-			   pp->home ? "home" : "fs");
+		buf_printf(&path, "/pods/%s/", pp->pod);
+		if (pp->node)
+			buf_printf(&path, "nodes/%d/", pp->node);
+		buf_adds(&path, pp->home ? "home" : "fs");
 		rc =
 		    runs_wait(pf->runs, id, path.data, interrupted, arg, &conn);
+		if (rc == 0 && pp->node) /* ready: node n's connection */
+			rc = node_conn(pf, pp, path.data, &conn);
 		buf_free(&path);
 	}
 	if (rc) {

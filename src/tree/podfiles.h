@@ -9,8 +9,10 @@
  * them is the pod's (fs_pod.c serves it through the SFTP client).
  *
  * A pod still starting is waited for as a job waits (runs_wait); one that
- * will never start gives ENOTCONN at once. A node index is carried so that
- * nodes/<n>/fs can use the same code (node 0 for now). Thread-safe. */
+ * will never start gives ENOTCONN at once. A multi-node pod's
+ * nodes/<n>/ has its own fs, home, .fs and .home, served by node n's
+ * client (its own SSH session, under the node key of nodes.h); the pod's
+ * own are node 0's. Thread-safe. */
 #ifndef PRIMEFS_PODFILES_H
 #define PRIMEFS_PODFILES_H
 
@@ -35,13 +37,14 @@ const char *podfiles_root_of(const char *name, bool *is_link);
 /* A path of the mount under a pod's .fs or .home. */
 struct podpath {
 	char pod[256];	  /* the pod's name in pods/ */
-	int node;	  /* 0: the pod's own */
+	int node;	  /* from nodes/<n>/; 0: the pod's own */
 	bool home;	  /* under .home, else .fs */
 	const char *rest; /* into the path: "" (the root) or "/a/b" */
 	int depth;	  /* components in rest */
 };
 
-/* Whether path is .fs or .home of a pod, or under one. */
+/* Whether path is .fs or .home of a pod or of a node of it
+ * (pods/<p>/nodes/<n>/.fs), or under one. */
 bool podfiles_split(const char *path, struct podpath *pp);
 
 struct podfiles;

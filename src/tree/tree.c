@@ -106,7 +106,7 @@ const struct file_def hjob_files[] = {
 
 /* nodes/<n>/ of a multi-node pod: its run, exit and jobs/ are the node's
  * (by its node key, nodes.h); ip and ssh its entries of the pod's lists.
- * (fs and home per node: see tree_nodes.c.) */
+ * (fs and home, links to .fs and .home: the node's files, podfiles.h.) */
 const struct file_def node_files[] = {
     {.name = "ip", .render = r_node_value},
     {.name = "ssh", .render = r_node_value},
@@ -189,7 +189,9 @@ static const struct subdir node_subdirs[] = {{"jobs", D_JOBS}, {NULL, D_ROOT}};
 static const struct subdir nodes_subdirs[] = {{"all", D_NODEALL},
 					      {NULL, D_ROOT}};
 static const struct subdir hist_subdirs[] = {
-    {"jobs", D_HJOBS}, {"files", D_FILES}, {NULL, D_ROOT}};
+    {"jobs", D_HJOBS}, {"files", D_FILES}, {"nodes", D_HNODES}, {NULL, D_ROOT}};
+static const struct subdir hnode_subdirs[] = {{"jobs", D_HJOBS},
+					      {NULL, D_ROOT}};
 static const struct subdir no_subdirs[] = {{NULL, D_ROOT}};
 
 const struct dir_def dirs[D_KINDS] = {
@@ -213,6 +215,8 @@ const struct dir_def dirs[D_KINDS] = {
     [D_NODES] = {nodes_subdirs, no_files, -1, D_NODE},
     [D_NODE] = {node_subdirs, node_files, -1, D_NODE},
     [D_NODEALL] = {no_subdirs, nodeall_files, -1, D_NODEALL},
+    [D_HNODES] = {no_subdirs, no_files, -1, D_HNODE},
+    [D_HNODE] = {hnode_subdirs, no_files, -1, D_HNODE},
     /* Their entries come from the state directory (collected.c). */
     [D_FILES] = {no_subdirs, no_files, -1, D_FILES},
     /* Only the directory itself: what is under it is podfiles.h's. */

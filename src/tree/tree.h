@@ -30,6 +30,8 @@ enum dir_kind {
 	D_NODE,	   /* nodes/<n>/: ip ssh run exit jobs/ (its pod_id: the node
 		    * key, nodes.h) */
 	D_NODEALL, /* nodes/all/: run and exit on every node */
+	D_HNODES,  /* history/<p>/nodes/: the nodes that ran jobs */
+	D_HNODE,   /* history/<p>/nodes/<n>/: its jobs/, read-only */
 	D_FILES,   /* history/<p>/files/ and every directory under it */
 	D_PODFS,   /* pods/<p>/.fs and .home: the pod's files (podfiles.h) */
 	D_DISKS,   /* disks/: a directory per disk (disks.h) */

@@ -114,11 +114,12 @@ TREE_STORE(w_config);
 TREE_STORE(w_ctl);
 int c_config(struct tree *t, const char *data, size_t len, size_t from);
 
-/* tree_nodes.c: nodes/ of a multi-node pod (nodes.h). Whether the pod
- * directory n shows `nodes` (two nodes or more); from nodes/ into its
+/* tree_nodes.c: nodes/ of a multi-node pod (nodes.h), and of one in
+ * history. Whether the pod directory n shows `nodes` (two nodes or more;
+ * in history: a node other than 0 has jobs on record); from nodes/ into its
  * entry `name`; its entries (`all` comes from the table); node files'
  * values (r_node_value is their table mark: nodes_render renders them). */
-bool nodes_shown(const struct node *n);
+bool nodes_shown(struct tree *t, const struct node *n);
 int nodes_step(struct tree *t, struct node *n, const char *name);
 int nodes_list(struct tree *t, const struct node *n, add_fn add, void *ctx);
 TREE_RENDER(r_node_value);

@@ -7,9 +7,9 @@
  * output, each line prefixed with "[n] ", and whose exit is 0 when every
  * node's is, else the first other status by node order.
  *
- * fs and home per node: they come with the pod's files over SFTP; that
- * work adds them to node_files (tree.c), keyed by the node's key (its
- * h->pod_id / n->pod_id here), as the pod's own are by its id. */
+ * nodes/<n>/fs and home (links to the hidden .fs and .home) are the
+ * node's files over its own SFTP client: tree_walk.c resolves them as a
+ * pod's, podfiles.h serves them. */
 #include "tree_int.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intent.h"
 #include "jobfiles.h"
 #include "jobs.h"
 #include "log.h"
@@ -26,21 +27,41 @@
 
 /* ---- nodes/ and nodes/<n>/ ---- */
 
-bool nodes_shown(const struct node *n)
+/* Nodes past this one are not looked for in a history pod's jobs. */
+#define HIST_NODES_MAX 64
+
+/* How many nodes a pod's nodes/ has: a live pod's node count; a history
+ * pod's, up to the last node other than 0 whose jobs are on record (0
+ * when none: node 0's are history/<p>/jobs/ itself). */
+static size_t shown_count(struct tree *t, const struct pod *p, bool history)
 {
-	return n->dir == D_POD && n->obj &&
-	       nodes_count((const struct pod *)n->obj) >= 2;
+	if (!history)
+		return nodes_count(p);
+	struct jobs *js = tree_jobs(t);
+	size_t count = 0;
+	for (size_t i = 1; js && p->id && i < HIST_NODES_MAX; i++) {
+		char *key = node_key(p->id, i);
+		if (jobs_pod_has(js, key))
+			count = i + 1;
+		free(key);
+	}
+	return count;
+}
+
+bool nodes_shown(struct tree *t, const struct node *n)
+{
+	return (n->dir == D_POD || n->dir == D_HIST) && n->obj &&
+	       shown_count(t, n->obj, n->dir == D_HIST) >= 2;
 }
 
 int nodes_step(struct tree *t, struct node *n, const char *name)
 {
-	(void)t;
 	const struct pod *p = n->obj;
 	if (!p || strspn(name, "0123456789") != strlen(name) ||
 	    (name[0] == '0' && name[1]) || strlen(name) > 6)
 		return -ENOENT;
 	size_t ix = (size_t)strtoul(name, NULL, 10);
-	if (ix >= nodes_count(p))
+	if (ix >= shown_count(t, p, n->dir == D_HNODES))
 		return -ENOENT;
 	if (ix) {
 		/* The interned key outlives every node struct that copies
@@ -49,15 +70,14 @@ int nodes_step(struct tree *t, struct node *n, const char *name)
 		n->pod_id = str_intern(key);
 		free(key);
 	}
-	n->dir = D_NODE;
+	n->dir = dirs[n->dir].child;
 	return 0;
 }
 
 int nodes_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 {
-	(void)t;
 	const struct pod *p = n->obj;
-	size_t count = p ? nodes_count(p) : 0;
+	size_t count = p ? shown_count(t, p, n->dir == D_HNODES) : 0;
 	for (size_t i = 0; i < count; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "%zu", i);
@@ -106,10 +126,12 @@ int nodes_render(struct tree *t, const struct node *n, struct buf *out)
 /* ---- nodes/all/run and exit ----
  *
  * A handle follows one job per node: a reader the nodes' latest as of its
- * open, a writer those its own script started. mu guards everything but
- * what is fixed at open (n, keys, run, own); read_mu lets one read at a
- * time walk the nodes' output (it is held while waiting for output, never
- * across network I/O: jobs start outside it). */
+ * open, a writer those its own script started. A crawl's handle reads
+ * what is there now and never waits, as run and exit do (jobfiles.h): run
+ * the whole lines so far, exit empty while a node's job runs. mu guards
+ * everything but what is fixed at open (n, keys, run, own, crawl);
+ * read_mu lets one read at a time walk the nodes' output (it is held while
+ * waiting for output, never across network I/O: jobs start outside it). */
 struct allfile {
 	bool run, own;
 	size_t n;    /* nodes */
@@ -118,6 +140,7 @@ struct allfile {
 	struct buf data;   /* run: the script so far; exit: the exit text */
 	bool too_big;	   /* run: over RUNS_MAX_SCRIPT */
 	bool exit_done;	   /* exit: data holds the text */
+	bool crawl;	   /* a crawl's handle (intent.h) */
 	struct job **jobs; /* per node, or NULL */
 	unsigned long long *cur;
 	struct buf *part; /* per node: a line not yet whole */
@@ -144,6 +167,7 @@ static int all_open(struct tree_handle *h, const struct node *n, bool run)
 	struct allfile *a = xcalloc(1, sizeof *a);
 	a->run = run;
 	a->own = h->acc != O_RDONLY;
+	a->crawl = !a->own && intent_crawler(h->pid);
 	a->n = nodes_count(p);
 	a->keys = xcalloc(a->n, sizeof *a->keys);
 	a->jobs = xcalloc(a->n, sizeof *a->jobs);
@@ -344,8 +368,8 @@ static int all_read(struct tree_handle *h, char *out, size_t size, off_t off)
 			rc = (int)n;
 		}
 		pthread_mutex_unlock(&a->mu);
-		if (have || done) {
-			job_put(w);
+		if (have || done || (a->crawl && woff != ~0ULL)) {
+			job_put(w); /* a crawl: nothing more now is the end */
 			break;
 		}
 		if (h->nonblock)
@@ -363,7 +387,8 @@ static int all_read(struct tree_handle *h, char *out, size_t size, off_t off)
 }
 
 /* 0 when every node's is, else the first other by node order; an empty
- * line before any job. Waits (interruptibly) for every node's job. */
+ * line before any job. Waits (interruptibly) for every node's job; for a
+ * crawl, 1 at once while one runs (read as empty). */
 static int all_exit_fill(struct tree_handle *h)
 {
 	struct allfile *a = af(h);
@@ -381,8 +406,11 @@ static int all_exit_fill(struct tree_handle *h)
 	for (size_t i = 0; i < a->n && !done && !rc; i++) {
 		if (!jobs[i])
 			continue;
-		while (!rc && !job_wait_done(jobs[i], 0.2))
-			rc = h->nonblock ? -EAGAIN : gave_up(h) ? -EINTR : 0;
+		while (!rc && !job_wait_done(jobs[i], a->crawl ? 0 : 0.2))
+			rc = a->crawl	   ? 1
+			     : h->nonblock ? -EAGAIN
+			     : gave_up(h)  ? -EINTR
+					   : 0;
 		if (rc)
 			break;
 		one.len = 0;
@@ -416,7 +444,7 @@ static int all_exit_read(struct tree_handle *h, char *out, size_t size,
 {
 	int rc = all_exit_fill(h);
 	if (rc)
-		return rc;
+		return rc < 0 ? rc : 0;
 	struct allfile *a = af(h); /* data no longer changes */
 	if (off < 0 || (size_t)off >= a->data.len)
 		return 0;

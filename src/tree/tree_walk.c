@@ -40,7 +40,8 @@ static int step_job(struct tree *t, struct node *n, const char *name)
 
 /* Steps from directory n into its entry `name`; listings are taken from
  * the cache in `mode`, but a pod named in the held listing is taken from
- * it when `by_name`. */
+ * it at once when `by_name` (CACHE_NOWAIT: a fetch starts behind it when
+ * it is old or marked stale, so the next lookup sees what it brings). */
 static int step(struct tree *t, struct node *n, const char *name,
 		enum cache_mode mode, bool by_name)
 {
@@ -49,18 +50,19 @@ static int step(struct tree *t, struct node *n, const char *name,
 		return -ENOTDIR;
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
 		if (!strcmp(sd->name, name)) {
-			if (sd->kind == D_NODES && !nodes_shown(n))
+			if ((sd->kind == D_NODES || sd->kind == D_HNODES) &&
+			    !nodes_shown(t, n))
 				return -ENOENT;
 			n->dir = sd->kind;
 			return 0;
 		}
 	if (jobs_dir(n->dir))
 		return step_job(t, n, name);
-	if (n->dir == D_NODES)
+	if (n->dir == D_NODES || n->dir == D_HNODES)
 		return nodes_step(t, n, name);
 	if (n->dir == D_FILES)
 		return step_files(t, n, name);
-	if (n->dir == D_POD) { /* fs and home, links to .fs and .home */
+	if (n->dir == D_POD || n->dir == D_NODE) { /* fs, home: links */
 		bool link;
 		const char *root = podfiles_root_of(name, &link);
 		if (root) {
@@ -98,7 +100,7 @@ static int step(struct tree *t, struct node *n, const char *name,
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
 	if (!n->snap && by_name && n->dir == D_PODS &&
-	    cache_get(t->o.cache, d->listing, CACHE_HELD, &n->snap) == 0 &&
+	    cache_get(t->o.cache, d->listing, CACHE_NOWAIT, &n->snap) == 0 &&
 	    !snap_pod(n->snap, name)) {
 		snap_put(n->snap);
 		n->snap = NULL;
@@ -300,7 +302,8 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 		return -ENOTDIR;
 	const struct dir_def *d = &dirs[n->dir];
 	for (const struct subdir *sd = d->subdirs; sd->name; sd++)
-		if ((sd->kind != D_NODES || nodes_shown(n)) &&
+		if (((sd->kind != D_NODES && sd->kind != D_HNODES) ||
+		     nodes_shown(t, n)) &&
 		    add(ctx, sd->name))
 			return 0;
 	for (const struct file_def *f = d->files; f->name; f++)
@@ -308,11 +311,11 @@ int tree_list(struct tree *t, const struct node *n, add_fn add, void *ctx)
 			return 0;
 	if (jobs_dir(n->dir))
 		return list_jobs(t, n, add, ctx);
-	if (n->dir == D_NODES)
+	if (n->dir == D_NODES || n->dir == D_HNODES)
 		return nodes_list(t, n, add, ctx);
 	if (n->dir == D_FILES)
 		return list_files(t, n, add, ctx);
-	if (n->dir == D_POD) /* .fs and .home are in no listing */
+	if (n->dir == D_POD || n->dir == D_NODE) /* .fs, .home: unlisted */
 		for (size_t i = 0; podfiles_links[i]; i++)
 			if (add(ctx, podfiles_links[i]))
 				return 0;
@@ -423,7 +426,7 @@ int tree_readlink(struct tree *t, const struct node *n, struct buf *out)
 		return -EINVAL;
 	if (n->dir == D_KEYS)
 		return keys_readlink(n, out);
-	if (n->dir == D_POD) { /* fs -> .fs, home -> .home */
+	if (n->dir == D_POD || n->dir == D_NODE) { /* fs -> .fs etc. */
 		buf_adds(out, n->obj);
 		return 0;
 	}
