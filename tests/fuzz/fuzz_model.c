@@ -215,7 +215,9 @@ static void visit(struct tree *t, const char *dir, const char *name, int depth)
 
 static void walk(struct tree *t, const char *path, int depth)
 {
-	if (depth > 4)
+	/* The deepest: /pods/<p>/nodes/<n>/jobs/<job>/ (a multi-node pod's
+	 * node jobs; history/<p>/nodes/<n>/jobs/<job>/ likewise). */
+	if (depth > 6)
 		fail("%s: the tree is deeper than DESIGN.md's", path);
 	struct node n;
 	if (tree_resolve(t, path, &n))
@@ -322,6 +324,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cache_install(cache, pods);
 	cache_install(cache, hist);
 	cache_install(cache, wallet_snap(&l.wallet));
+	/* The account's other kinds, empty: every kind is held, so nothing
+	 * is ever fetched (the api has no client). */
+	struct key_list no_keys = {0};
+	cache_install(cache, snap_from_keys(&no_keys));
+	struct pod_list no_disks = {0};
+	struct snap *disks = snap_from_pods(&no_disks, false);
+	disks->kind = SNAP_DISKS;
+	cache_install(cache, disks);
+	struct offer_list no_doffers = {0};
+	struct snap *doffers = snap_from_offers(&no_doffers);
+	doffers->kind = SNAP_DISK_OFFERS;
+	cache_install(cache, doffers);
 	free(l.offers.v);
 	free(l.pods.v);
 	free(l.hist.v);
