@@ -58,7 +58,7 @@ def test_idle_acts_on_every_state_that_bills(api, make_mount, tmp_path):
     assert m.read("pods/stopped/status") == "STOPPED\n"
     for name in ("failed", "stopped", "coming"):
         m.write(f"pods/{name}/idle", "1s")
-    assert "idle: terminates after 1s" in m.read("pods/failed/guards")
+    assert "after 1s with no job running" in m.read("pods/failed/guards")
     assert wait_for(lambda: ok_deletes(api, failed) and ok_deletes(api, stopped)), m.log()
     assert "idle guard fired: terminating pod failed" in m.log()
     assert "idle guard fired: terminating pod stopped" in m.log()

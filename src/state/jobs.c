@@ -83,6 +83,10 @@ struct jobs {
 	struct pod_jobs *pods;
 	size_t npods;
 	unsigned long long seq;
+	/* The activity hook, called with hook_mu held. */
+	pthread_mutex_t hook_mu;
+	void (*hook)(void *arg, const char *pod_id);
+	void *hook_arg;
 };
 
 static void end_now(struct job *jb);
@@ -619,6 +623,27 @@ static void enforce_cap(struct jobs *j)
 
 /* --- running -------------------------------------------------------- */
 
+/* A job of the pod started or ended: jobs_set_activity_hook's call. */
+static void activity(struct jobs *j, const char *pod_id)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->hook_mu);
+	if (j->hook)
+		j->hook(j->hook_arg, pod_id);
+	pthread_mutex_unlock(&j->hook_mu);
+}
+
+void jobs_set_activity_hook(struct jobs *j,
+			    void (*fn)(void *arg, const char *pod_id),
+			    void *arg)
+{
+	pthread_mutex_lock(&j->hook_mu);
+	j->hook = fn;
+	j->hook_arg = arg;
+	pthread_mutex_unlock(&j->hook_mu);
+}
+
 /* The job's command ended (or its pod went): the record says how, once. */
 static void finish(struct job *jb, bool force_lost)
 {
@@ -640,6 +665,7 @@ static void finish(struct job *jb, bool force_lost)
 	pthread_mutex_unlock(&jb->mu);
 	write_meta(jb);
 	notify(jb);
+	activity(store, jb->pod_id);
 	if (store)
 		enforce_cap(store);
 }
@@ -707,6 +733,7 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->size = 0;
 	pthread_mutex_unlock(&jb->mu);
 	write_meta(jb);
+	activity(j, jb->pod_id);
 	int w = ssh_cmd_watch(cmd, on_cmd, jb);
 	pthread_mutex_lock(&jb->mu);
 	jb->cmd_watch = w;
@@ -1209,6 +1236,7 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	j->runs = o->runs;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_mutex_init(&j->cap_mu, NULL);
+	pthread_mutex_init(&j->hook_mu, NULL);
 	struct dirent *e;
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
@@ -1249,6 +1277,7 @@ void jobs_free(struct jobs *j)
 	free(j->pods);
 	pthread_mutex_destroy(&j->mu);
 	pthread_mutex_destroy(&j->cap_mu);
+	pthread_mutex_destroy(&j->hook_mu);
 	root_put(j->root);
 	free(j->dir);
 	free(j);
