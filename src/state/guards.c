@@ -41,11 +41,14 @@ struct guard {
 	double idle;	   /* seconds; < 0: none */
 	time_t idle_since; /* the later of arming, ACTIVE and the last job */
 	bool seen_active;
-	bool running;	 /* a job of the pod runs (as last looked) */
-	bool dirty;	 /* look again now: a job, a listing, a change */
-	double cost_due; /* the predicted max_cost crossing; 0: none */
-	double max_cost; /* USD; < 0: none */
-	bool lease;	 /* armed: it has been held */
+	bool running;	    /* a job of the pod runs (as last looked) */
+	bool dirty;	    /* look again now: a job, a listing, a change */
+	time_t idle_looked; /* the idle due time looked at without firing
+			       (the pod unlisted or not billing): not again
+			       before something changes */
+	double cost_due;    /* the predicted max_cost crossing; 0: none */
+	double max_cost;    /* USD; < 0: none */
+	bool lease;	    /* armed: it has been held */
 	int holders;
 	time_t released; /* when the last holder let go; 0 while held */
 	/* Terminating: which guard fired, and when to try again. */
@@ -282,7 +285,8 @@ static double next_due(struct guards *g)
 			EARLIER(1); /* now */
 		EARLIER(x->deadline);
 		EARLIER(lease_due(g, x));
-		EARLIER(idle_due(x));
+		if (idle_due(x) != x->idle_looked)
+			EARLIER(idle_due(x));
 		if (x->max_cost >= 0)
 			EARLIER(x->cost_due);
 		if (needs_poll(x))
@@ -312,7 +316,8 @@ static size_t collect(struct guards *g, double now, struct work **out)
 	for (size_t i = 0; i < g->n; i++) {
 		struct guard *x = g->v[i];
 		struct work *k = &w[n];
-		time_t idle_at = idle_due(x);
+		time_t idle_at =
+		    idle_due(x) != x->idle_looked ? idle_due(x) : 0;
 		bool crossing =
 		    x->max_cost >= 0 && x->cost_due > 0 && x->cost_due <= now;
 		if (x->firing) {
@@ -335,6 +340,8 @@ static size_t collect(struct guards *g, double now, struct work **out)
 			k->idle = x->idle;
 			k->max_cost = x->max_cost;
 			x->dirty = false;
+			if (idle_at && idle_at <= now)
+				x->idle_looked = idle_at;
 			if (crossing)
 				x->cost_due = 0; /* evaluate sets the next */
 		} else {
