@@ -83,10 +83,6 @@ struct jobs {
 	struct pod_jobs *pods;
 	size_t npods;
 	unsigned long long seq;
-	/* The activity hook, called with hook_mu held. */
-	pthread_mutex_t hook_mu;
-	void (*hook)(void *arg, const char *pod_id);
-	void *hook_arg;
 };
 
 static void end_now(struct job *jb);
@@ -623,25 +619,31 @@ static void enforce_cap(struct jobs *j)
 
 /* --- running -------------------------------------------------------- */
 
+/* The activity hook (jobs_set_activity_hook): one store has it (the
+ * mount's), called with hook_mu held. */
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static const struct jobs *hook_store;
+static void (*hook)(void *arg, const char *pod_id);
+static void *hook_arg;
+
 /* A job of the pod started or ended: jobs_set_activity_hook's call. */
-static void activity(struct jobs *j, const char *pod_id)
+static void activity(const struct jobs *j, const char *pod_id)
 {
-	if (!j)
-		return;
-	pthread_mutex_lock(&j->hook_mu);
-	if (j->hook)
-		j->hook(j->hook_arg, pod_id);
-	pthread_mutex_unlock(&j->hook_mu);
+	pthread_mutex_lock(&hook_mu);
+	if (j && j == hook_store && hook)
+		hook(hook_arg, pod_id);
+	pthread_mutex_unlock(&hook_mu);
 }
 
 void jobs_set_activity_hook(struct jobs *j,
 			    void (*fn)(void *arg, const char *pod_id),
 			    void *arg)
 {
-	pthread_mutex_lock(&j->hook_mu);
-	j->hook = fn;
-	j->hook_arg = arg;
-	pthread_mutex_unlock(&j->hook_mu);
+	pthread_mutex_lock(&hook_mu);
+	hook_store = fn ? j : NULL;
+	hook = fn;
+	hook_arg = arg;
+	pthread_mutex_unlock(&hook_mu);
 }
 
 /* The job's command ended (or its pod went): the record says how, once. */
@@ -1236,7 +1238,6 @@ struct jobs *jobs_new(const struct jobs_opts *o)
 	j->runs = o->runs;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_mutex_init(&j->cap_mu, NULL);
-	pthread_mutex_init(&j->hook_mu, NULL);
 	struct dirent *e;
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
@@ -1277,7 +1278,6 @@ void jobs_free(struct jobs *j)
 	free(j->pods);
 	pthread_mutex_destroy(&j->mu);
 	pthread_mutex_destroy(&j->cap_mu);
-	pthread_mutex_destroy(&j->hook_mu);
 	root_put(j->root);
 	free(j->dir);
 	free(j);
