@@ -562,8 +562,17 @@ void guards_listing(struct guards *g, const struct snap *s)
 void guards_job_activity(void *arg, const char *pod_id)
 {
 	struct guards *g = arg;
+	/* A node's jobs are keyed <pod id>-<n> (n > 0): the pod's guard. */
+	size_t len = strlen(pod_id), d = len;
+	while (d && isdigit((unsigned char)pod_id[d - 1]))
+		d--;
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, pod_id);
+	if (!x && d > 1 && d < len && pod_id[d - 1] == '-') {
+		char *id = xstrndup(pod_id, d - 1);
+		x = find(g, id);
+		free(id);
+	}
 	if (x && x->idle >= 0 && !x->firing) {
 		x->dirty = true;
 		pthread_cond_broadcast(&g->cv);
