@@ -1636,6 +1636,7 @@ class Handler(BaseHTTPRequestHandler):
             state.counts[key] = state.counts.get(key, 0) + 1
             fault = state.pick_fault(key, query) if params is not None else None
         entry = {"method": method, "path": path, "query": query, "body": body, "status": None,
+                 "t": time.time(),  # when it came (the guards' timing tests)
                  "headers": {h: self.headers.get(h) for h in
                              ("authorization", "user-agent", "content-type")}}
         if fault:

@@ -59,7 +59,7 @@ def test_idle_acts_on_every_state_that_bills(api, make_mount, tmp_path):
     # Checked at 1h: at 1s it may have fired (and the pod gone) before
     # a busy machine reads guards.
     m.write("pods/failed/idle", "1h")
-    assert "idle: terminates after 1h" in m.read("pods/failed/guards")
+    assert "(after 1h with no job running)" in m.read("pods/failed/guards")
     for name in ("failed", "stopped", "coming"):
         m.write(f"pods/{name}/idle", "1s")
     assert wait_for(lambda: ok_deletes(api, failed) and ok_deletes(api, stopped)), m.log()

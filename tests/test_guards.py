@@ -247,7 +247,8 @@ def test_idle_terminates_after_the_last_job(pod, keys, make_api, make_mount, tmp
     with open(m.p("pods/demo/run"), "w") as f:
         f.write("sleep 4; echo ok\n")
     m.write("pods/demo/idle", "2s")
-    assert "idle: terminates after 2s" in m.read("pods/demo/guards")
+    assert wait_for(lambda: "idle: a job is running; terminates 2s after the last one ends"
+                    in m.read("pods/demo/guards")), m.read("pods/demo/guards")
     assert m.read("pods/demo/exit") == "0\n"  # waits for the job's end
     assert not deletes(api, pid)  # never while the job ran
     assert wait_for(lambda: ok_deletes(api, pid)), m.log()

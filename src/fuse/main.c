@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <json-c/json.h>
 #include <libssh2.h>
 #include <stddef.h>
@@ -130,8 +131,10 @@ static void usage(const char *prog)
 	    "be taken again\n"
 	    "                         before its pod is terminated "
 	    "(default 60)\n"
-	    "    -o guards_every=SECONDS how often idle and max_cost are "
-	    "checked\n"
+	    "    -o guards_every=SECONDS how often a listing is asked for "
+	    "an idle guard\n"
+	    "                         not yet counting and a max_cost "
+	    "guard's re-guess\n"
 	    "                         (default 60; never more often than "
 	    "pods_ttl)\n"
 	    "    -o pods_ttl=SECONDS  freshness of pods, balance and pod "
@@ -254,11 +257,17 @@ static void forget_pod(void *arg, const char *pod_id)
 /* A pods listing fetched from the API: the pods it lacks for sure were
  * deleted elsewhere (vanished.h, which ends their jobs). */
 static struct vanished *vanished;
+/* ... and the guards look at it (set while they exist). */
+static pthread_mutex_t listing_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct guards *listing_guards;
 
 static void prune_pods(void *arg, const struct snap *s)
 {
 	(void)arg;
 	vanished_listing(vanished, s);
+	pthread_mutex_lock(&listing_mu);
+	guards_listing(listing_guards, s);
+	pthread_mutex_unlock(&listing_mu);
 }
 
 /* collect borrows the pod's SFTP client that fs and home use (the pool
@@ -568,7 +577,7 @@ int main(int argc, char *argv[])
 				 .cache = cache,
 				 .life = &life,
 				 .jobs = jobs,
-				 .cost = cost_pod_now,
+				 .cost = cost_pod_at,
 				 .cost_arg = cache};
 	struct guards *guards = guards_new(&go);
 	life.guards = guards;
@@ -576,6 +585,10 @@ int main(int argc, char *argv[])
 				.key_explicit = so.key_explicit,
 				.mountpoint = mountpoint};
 	life.jobkey = &jobkey;
+	pthread_mutex_lock(&listing_mu);
+	listing_guards = guards;
+	pthread_mutex_unlock(&listing_mu);
+	jobs_set_activity_hook(jobs, guards_job_activity, guards);
 	struct podlog_opts plo = {.ttl = o.pods_ttl};
 	struct podlog *podlog = podlog_new(&api, &plo);
 	struct tree_opts to = {.cache = cache,
@@ -611,6 +624,10 @@ int main(int argc, char *argv[])
 	lifecycle_stop(&life);
 	pending_set_hook(pending, NULL, NULL);
 	collect_stop(collect); /* a guard's termination does not wait for it */
+	jobs_set_activity_hook(jobs, NULL, NULL);
+	pthread_mutex_lock(&listing_mu);
+	listing_guards = NULL;
+	pthread_mutex_unlock(&listing_mu);
 	guards_free(guards);
 	podlog_free(podlog);
 	lifecycle_destroy(&life);

@@ -69,19 +69,25 @@ static bool tell_estimate(const char *id, bool estimate)
 /* cost needs two snapshots, the pod's and the wallet's billing rows. */
 int cost_pod_now(void *cache, const struct pod *p, double *out)
 {
+	return cost_pod_at(cache, p, true, time(NULL), out);
+}
+
+int cost_pod_at(void *cache, const struct pod *p, bool fetch, time_t now,
+		double *out)
+{
 	struct snap *w = NULL;
 	if (!p->history && cache) {
 		if (cache_get(cache, SNAP_WALLET, CACHE_HELD, &w) == 0 &&
+		    fetch &&
 		    now_monotonic() - w->fetched_mono > COST_WALLET_MAX_AGE) {
 			snap_put(w);
 			w = NULL;
 		}
-		if (!w && cache_get(cache, SNAP_WALLET, CACHE_TTL, &w))
+		if (!w && fetch && cache_get(cache, SNAP_WALLET, CACHE_TTL, &w))
 			w = NULL;
 	}
 	bool estimate;
-	int rc =
-	    cost_of_pod(p, w ? &w->wallet : NULL, time(NULL), out, &estimate);
+	int rc = cost_of_pod(p, w ? &w->wallet : NULL, now, out, &estimate);
 	if (w)
 		snap_put(w);
 	if (p->id && !p->history && tell_estimate(p->id, estimate)) {

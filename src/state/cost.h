@@ -14,6 +14,11 @@
  * struct cache; void * so that it is a guards_opts cost function): 0, or
  * -1 when unknown. */
 int cost_pod_now(void *cache, const struct pod *p, double *out);
+/* The same at `now`; without `fetch`, from the wallet held however old
+ * (no API call: an older wallet moves money from its rows to price × time,
+ * so while the price holds the figure is the same), or none. */
+int cost_pod_at(void *cache, const struct pod *p, bool fetch, time_t now,
+		double *out);
 
 /* The same from a wallet in hand (NULL: none could be had) at `now`;
  * *estimate tells whether the lower bound applied. No log. */

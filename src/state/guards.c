@@ -1,7 +1,14 @@
 /* guards.c — see guards.h. One mutex guards the table; the timer thread
- * waits on a condition until the earliest due time (a deadline, a released
- * lease's grace, a retry, or the next idle/cost check), takes what is due
+ * waits on a condition until the earliest due time (a deadline, the end of
+ * an idle count, a released lease's grace, a predicted max_cost crossing,
+ * a retry, or a poll for what cannot be predicted), woken early when a job
+ * starts or ends, a listing comes or a guard changes; it takes what is due
  * out under the lock, and evaluates and terminates with the lock released.
+ * Idle needs no API call once it counts: its start is the latest of the
+ * guard's setting, the first listing that showed the pod billing, and the
+ * end of the pod's last job (jobs' activity hook). max_cost is predicted
+ * from the cost and price now, and checked against a fresh listing at the
+ * crossing (the held one, if the call budget holds the read).
  * Each pod's guards are one file, DIR/guards/<id>, replaced atomically
  * (atomic_write_file) whenever they change; a change that cannot be saved
  * is not made (statedir.h). */
@@ -35,8 +42,14 @@ struct guard {
 	double idle;	   /* seconds; < 0: none */
 	time_t idle_since; /* the later of arming, ACTIVE and the last job */
 	bool seen_active;
-	double max_cost; /* USD; < 0: none */
-	bool lease;	 /* armed: it has been held */
+	bool running;	    /* a job of the pod runs (as last looked) */
+	bool dirty;	    /* look again now: a job, a listing, a change */
+	time_t idle_looked; /* the idle due time looked at without firing
+			       (the pod unlisted or not billing): not again
+			       before something changes */
+	double cost_due;    /* the predicted max_cost crossing; 0: none */
+	double max_cost;    /* USD; < 0: none */
+	bool lease;	    /* armed: it has been held */
 	int holders;
 	time_t released; /* when the last holder let go; 0 while held */
 	/* Terminating: which guard fired, and when to try again. */
@@ -55,7 +68,7 @@ struct guards {
 	pthread_t thread;
 	struct guard **v;
 	size_t n;
-	time_t last_check;
+	double last_poll;
 };
 
 static const char *const kind_names[G_KINDS] = {"deadline", "idle", "max_cost",
@@ -197,6 +210,7 @@ static void load_one(struct guards *g, const char *id, time_t now)
 		}
 	}
 	fclose(f);
+	x->dirty = true;
 	if (!armed(x))
 		drop(g, x);
 }
@@ -220,6 +234,14 @@ static void load(struct guards *g)
 
 /* ---- the timer ---- */
 
+/* The wall clock, to the nanosecond: guards fall due at wall times. */
+static double now_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static time_t lease_due(const struct guards *g, const struct guard *x)
 {
 	if (!x->lease || x->holders || !x->released)
@@ -227,19 +249,36 @@ static time_t lease_due(const struct guards *g, const struct guard *x)
 	return x->released + (time_t)ceil(g->o.lease_grace);
 }
 
-static bool needs_check(const struct guard *x)
+/* When the idle guard fires if no job starts: 0 while it does not count
+ * (not yet seen billing, or a job runs). */
+static time_t idle_due(const struct guard *x)
 {
-	return !x->firing && (x->idle >= 0 || x->max_cost >= 0);
+	if (x->idle < 0 || !x->seen_active || x->running)
+		return 0;
+	return x->idle_since + (time_t)ceil(x->idle);
+}
+
+/* Whether the guard needs a listing now and then: an idle guard until its
+ * pod is seen billing, a max_cost guard (a price may change unseen). */
+static bool needs_poll(const struct guard *x)
+{
+	/* An idle due time looked at without firing (the listing held then
+	 * lacked the pod: a partial one, or it did not bill) is looked at
+	 * again against a listing of the API's, not only when one comes. */
+	bool idle_unjudged =
+	    x->idle >= 0 && x->idle_looked && x->idle_looked == idle_due(x);
+	return !x->firing && ((x->idle >= 0 && !x->seen_active) ||
+			      idle_unjudged || x->max_cost >= 0);
 }
 
 /* The earliest time something is due; 0 for nothing at all. */
-static time_t next_due(struct guards *g)
+static double next_due(struct guards *g)
 {
-	time_t next = 0;
+	double next = 0;
 #define EARLIER(t)                                                             \
 	do {                                                                   \
-		time_t t_ = (t);                                               \
-		if (t_ && (!next || t_ < next))                                \
+		double t_ = (double)(t);                                       \
+		if (t_ > 0 && (!next || t_ < next))                            \
 			next = t_;                                             \
 	} while (0)
 	for (size_t i = 0; i < g->n; i++) {
@@ -248,10 +287,16 @@ static time_t next_due(struct guards *g)
 			EARLIER(x->retry_at);
 			continue;
 		}
+		if (x->dirty)
+			EARLIER(1); /* now */
 		EARLIER(x->deadline);
 		EARLIER(lease_due(g, x));
-		if (needs_check(x))
-			EARLIER(g->last_check + (time_t)ceil(g->o.check_every));
+		if (idle_due(x) != x->idle_looked)
+			EARLIER(idle_due(x));
+		if (x->max_cost >= 0)
+			EARLIER(x->cost_due);
+		if (needs_poll(x))
+			EARLIER(g->last_poll + ceil(g->o.check_every));
 	}
 #undef EARLIER
 	return next;
@@ -262,20 +307,25 @@ struct work {
 	const char *why; /* set: terminate now */
 	bool first;	 /* the guard fired just now (not a retry) */
 	bool check;	 /* evaluate idle and cost */
+	bool fresh;	 /* ... against the API (a poll, a crossing) */
+	bool crossing;	 /* the predicted max_cost crossing is due */
 	double idle, max_cost;
-	time_t idle_since;
 };
 
 /* Under g->mu: what is due now. */
-static size_t collect(struct guards *g, time_t now, struct work **out)
+static size_t collect(struct guards *g, double now, struct work **out)
 {
-	bool check = g->last_check + (time_t)ceil(g->o.check_every) <= now;
+	bool poll = g->last_poll + ceil(g->o.check_every) <= now;
 	struct work *w = xcalloc(g->n ? g->n : 1, sizeof *w);
 	size_t n = 0;
-	bool checked = false;
+	bool polled = false;
 	for (size_t i = 0; i < g->n; i++) {
 		struct guard *x = g->v[i];
 		struct work *k = &w[n];
+		time_t idle_at =
+		    idle_due(x) != x->idle_looked ? idle_due(x) : 0;
+		bool crossing =
+		    x->max_cost >= 0 && x->cost_due > 0 && x->cost_due <= now;
 		if (x->firing) {
 			if (x->retry_at > now)
 				continue;
@@ -286,23 +336,31 @@ static size_t collect(struct guards *g, time_t now, struct work **out)
 		} else if (lease_due(g, x) && lease_due(g, x) <= now) {
 			k->why = x->firing = "lease";
 			k->first = true;
-		} else if (check && needs_check(x)) {
+		} else if (x->dirty || crossing ||
+			   (idle_at && idle_at <= now) ||
+			   (poll && needs_poll(x))) {
 			k->check = true;
+			k->crossing = crossing;
+			k->fresh = crossing || (poll && needs_poll(x));
+			polled |= poll && needs_poll(x);
 			k->idle = x->idle;
 			k->max_cost = x->max_cost;
-			k->idle_since = x->idle_since;
-			checked = true;
+			x->dirty = false;
+			if (idle_at && idle_at <= now)
+				x->idle_looked = idle_at;
+			if (crossing)
+				x->cost_due = 0; /* evaluate sets the next */
 		} else {
 			continue;
 		}
 		if (k->why)
-			x->retry_at = now + 3600; /* until this attempt ends */
+			x->retry_at = (time_t)now + 3600; /* until it ends */
 		k->id = xstrdup(x->id);
 		k->name = xstrdup(x->name ? x->name : x->id);
 		n++;
 	}
-	if (checked || check)
-		g->last_check = now;
+	if (polled || poll)
+		g->last_poll = now;
 	*out = w;
 	return n;
 }
@@ -319,46 +377,93 @@ static bool idle_starts(const struct pod *p)
 		!strcmp(s, "STOPPED"));
 }
 
-/* Without g->mu: whether an idle or cost guard fires now. Notes what it
- * saw of the pod's jobs back in the table. */
+struct activity {
+	struct jobs *jobs;
+	const char *pod_id;
+	bool running;
+	time_t last_end;
+};
+
+static int add_activity(void *ctx, const char *name)
+{
+	struct activity *a = ctx;
+	struct job *jb = jobs_get(a->jobs, a->pod_id, name);
+	if (!jb)
+		return 0;
+	enum job_state s = job_state(jb);
+	if (s == JOB_RUNNING)
+		a->running = true;
+	else if (s == JOB_EXITED || s == JOB_LOST) {
+		time_t e = job_ended(jb);
+		if (e > a->last_end)
+			a->last_end = e;
+	}
+	job_put(jb);
+	return 0;
+}
+
+/* Without g->mu: whether an idle or cost guard fires now, and when it
+ * falls due next (the idle count's start, the predicted crossing), noted
+ * back in the table. */
 static void evaluate(struct guards *g, struct work *k, const struct snap *s,
-		     time_t now)
+		     double now)
 {
 	const struct pod *p = s ? snap_pod(s, k->id) : NULL;
-	if (!p)
+	if (!p && !(k->crossing && !s))
 		return; /* not listed (yet, or any more): nothing to judge */
-	double cost;
-	bool costly = k->max_cost >= 0 && g->o.cost &&
-		      g->o.cost(g->o.cost_arg, p, &cost) == 0 &&
-		      cost >= k->max_cost;
-	bool bills = pod_bills(p);
 	/* A job on any node of a multi-node pod counts (nodes.h's keys). */
-	bool busy = false;
-	size_t nodes = nodes_count(p) > 1 ? nodes_count(p) : 1;
-	for (size_t i = 0; k->idle >= 0 && g->o.jobs && i < nodes && !busy;
-	     i++) {
+	struct activity a = {.jobs = g->o.jobs};
+	size_t nodes = p && nodes_count(p) > 1 ? nodes_count(p) : 1;
+	for (size_t i = 0; p && k->idle >= 0 && g->o.jobs && i < nodes; i++) {
 		char *key = node_key(k->id, i);
-		busy = jobs_busy(g->o.jobs, key, k->idle_since);
+		a.pod_id = key;
+		jobs_list(g->o.jobs, key, add_activity, &a);
 		free(key);
 	}
+	a.pod_id = k->id;
+	/* Cost at a whole second, so that the crossing is one too: at it
+	 * the cost has reached max_cost if the price held. */
+	time_t t = (time_t)floor(now);
+	double cost = 0;
+	bool cost_known = p && k->max_cost >= 0 && g->o.cost &&
+			  g->o.cost(g->o.cost_arg, p, k->fresh, t, &cost) == 0;
+	struct num price = p ? pod_price(p) : (struct num){0};
 	pthread_mutex_lock(&g->mu);
 	struct guard *x = find(g, k->id);
-	if (x && costly && !x->firing) {
-		x->firing = k->why = "max_cost";
-		x->retry_at = now + 3600;
-		k->first = true;
-	} else if (x && x->idle >= 0) {
+	if (!x || x->firing) {
+		pthread_mutex_unlock(&g->mu);
+		return;
+	}
+	if (x->max_cost >= 0) {
+		/* No listing to check against at the crossing: the
+		 * prediction is trusted. */
+		bool reached = !p || (cost_known && cost >= x->max_cost);
+		if (reached) {
+			x->firing = k->why = "max_cost";
+			x->retry_at = t + 3600;
+			k->first = true;
+		} else if (cost_known && pod_bills(p) && price.set &&
+			   price.d > 0) {
+			double secs = (x->max_cost - cost) / price.d * 3600;
+			double due = (double)t + ceil(secs);
+			x->cost_due = due > t ? due : t + 1;
+		} else {
+			x->cost_due = 0; /* the next listing or poll guesses */
+		}
+	}
+	if (p && x->idle >= 0 && !x->firing) {
 		if (idle_starts(p) && !x->seen_active) {
 			x->seen_active = true;
-			if (x->idle_since < now)
-				x->idle_since = now;
+			if (x->idle_since < t)
+				x->idle_since = t;
 		}
-		if (busy) /* a job runs, or one ran since the last look */
-			x->idle_since = now;
-		if (bills && !busy && x->seen_active &&
-		    now - x->idle_since >= x->idle && !x->firing) {
+		if (a.last_end > x->idle_since)
+			x->idle_since = a.last_end;
+		x->running = a.running;
+		time_t due = idle_due(x);
+		if (pod_bills(p) && due && due <= now) {
 			x->firing = k->why = "idle";
-			x->retry_at = now + 3600;
+			x->retry_at = t + 3600;
 			k->first = true;
 		}
 	}
@@ -397,34 +502,45 @@ static void fire(struct guards *g, struct work *k)
 		     k->name, k->why, strerror(-rc), wait);
 }
 
+/* The listing to judge by: a fresh one (within its freshness window, as
+ * far as the call budget allows; else the held one) for a poll or a
+ * crossing, else the one held (no API call), fetched only if none is. */
+static struct snap *listing(struct guards *g, bool fresh)
+{
+	struct snap *s = NULL;
+	if (!fresh && cache_get(g->o.cache, SNAP_PODS, CACHE_HELD, &s) == 0)
+		return s;
+	if (cache_get(g->o.cache, SNAP_PODS, CACHE_TTL, &s) != 0)
+		s = NULL;
+	return s;
+}
+
 static void *timer(void *arg)
 {
 	struct guards *g = arg;
 	pthread_mutex_lock(&g->mu);
 	while (!g->stop) {
-		time_t now = time(NULL);
-		time_t next = next_due(g);
+		double now = now_wall();
+		double next = next_due(g);
 		if (!next || next > now) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec = next ? next : now + 3600;
-			ts.tv_nsec = 0;
+			double until = next ? next : now + 3600;
+			struct timespec ts = {.tv_sec = (time_t)floor(until)};
+			ts.tv_nsec = (long)((until - floor(until)) * 1e9);
 			pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 			continue;
 		}
 		struct work *w;
 		size_t n = collect(g, now, &w);
 		pthread_mutex_unlock(&g->mu);
-		bool check = false;
-		for (size_t i = 0; i < n; i++)
+		bool check = false, fresh = false;
+		for (size_t i = 0; i < n; i++) {
 			check |= w[i].check;
-		struct snap *s = NULL;
-		if (check &&
-		    cache_get(g->o.cache, SNAP_PODS, CACHE_TTL, &s) != 0)
-			s = NULL;
+			fresh |= w[i].fresh;
+		}
+		struct snap *s = check ? listing(g, fresh) : NULL;
 		for (size_t i = 0; i < n; i++) {
 			if (w[i].check)
-				evaluate(g, &w[i], s, now);
+				evaluate(g, &w[i], s, now_wall());
 			if (w[i].why)
 				fire(g, &w[i]);
 			free(w[i].id);
@@ -437,6 +553,44 @@ static void *timer(void *arg)
 	}
 	pthread_mutex_unlock(&g->mu);
 	return NULL;
+}
+
+void guards_listing(struct guards *g, const struct snap *s)
+{
+	(void)s; /* judged from the cache's held listing, this one or newer */
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->mu);
+	bool any = false;
+	for (size_t i = 0; i < g->n; i++) {
+		struct guard *x = g->v[i];
+		if (!x->firing && (x->idle >= 0 || x->max_cost >= 0))
+			any = x->dirty = true;
+	}
+	if (any)
+		pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+void guards_job_activity(void *arg, const char *pod_id)
+{
+	struct guards *g = arg;
+	/* A node's jobs are keyed <pod id>-<n> (n > 0): the pod's guard. */
+	size_t len = strlen(pod_id), d = len;
+	while (d && isdigit((unsigned char)pod_id[d - 1]))
+		d--;
+	pthread_mutex_lock(&g->mu);
+	struct guard *x = find(g, pod_id);
+	if (!x && d > 1 && d < len && pod_id[d - 1] == '-') {
+		char *id = xstrndup(pod_id, d - 1);
+		x = find(g, id);
+		free(id);
+	}
+	if (x && x->idle >= 0 && !x->firing) {
+		x->dirty = true;
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- the interface ---- */
@@ -637,10 +791,12 @@ int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 		break;
 	case G_MAX_COST:
 		x->max_cost = off ? -1 : d;
+		x->cost_due = 0;
 		break;
 	default:
 		break;
 	}
+	x->dirty = true;
 	int rc = save(g, x);
 	if (rc) {
 		x->deadline = was.deadline;
@@ -677,6 +833,7 @@ void guards_arm(struct guards *g, const char *pod_id, const char *pod_name,
 	}
 	if (max_cost >= 0)
 		x->max_cost = max_cost;
+	x->dirty = true;
 	/* The pod is rented already: its guards act while mounted even if
 	 * they cannot be kept for the next mount. */
 	int rc = save(g, x);
@@ -751,22 +908,34 @@ void guards_list(struct guards *g, const char *pod_id, struct buf *out)
 		if (x->idle >= 0 && !x->seen_active) {
 			buf_adds(out, "idle: terminates after ");
 			add_duration(out, x->idle);
-			buf_adds(out, " with no job running, counted from the "
-				      "first check that sees the pod ACTIVE, "
+			buf_adds(out, " with no job running, counted from when "
+				      "this mount first sees the pod ACTIVE, "
 				      "INSTALL_FAILED or STOPPED (none has "
 				      "yet)\n");
-		} else if (x->idle >= 0) {
-			buf_adds(out, "idle: terminates after ");
+		} else if (x->idle >= 0 && x->running) {
+			buf_adds(out, "idle: a job is running; terminates ");
 			add_duration(out, x->idle);
-			buf_adds(out, " with no job running, counted from ");
+			buf_adds(out, " after the last one ends\n");
+		} else if (x->idle >= 0) {
+			buf_adds(out, "idle: idle since ");
 			add_time(out, x->idle_since);
-			buf_adds(out, " or the end of the next job\n");
+			buf_adds(out, "; terminates at ");
+			add_time(out, idle_due(x));
+			buf_adds(out, " (after ");
+			add_duration(out, x->idle);
+			buf_adds(out, " with no job running)\n");
 		}
 		if (x->max_cost >= 0) {
 			buf_adds(out,
 				 "max_cost: terminates when cost reaches ");
 			fmt_number(out, x->max_cost);
-			buf_adds(out, " USD\n");
+			buf_adds(out, " USD");
+			if (x->cost_due > 0) {
+				buf_adds(out, ", at ");
+				add_time(out, (time_t)x->cost_due);
+				buf_adds(out, " at the current price");
+			}
+			buf_addc(out, '\n');
 		}
 		if (x->lease && x->holders) {
 			buf_printf(out,
@@ -863,6 +1032,7 @@ void guards_rekey(struct guards *g, const char *from, const char *to)
 			x->was = xstrdup(from);
 			if (x->firing) /* it fell due on the placeholder */
 				x->retry_at = time(NULL);
+			x->dirty = true;
 			save(g, x); /* before the old file goes */
 		}
 		unsave(g, from);

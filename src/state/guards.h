@@ -15,16 +15,22 @@ struct jobs;
 enum guard_kind { G_DEADLINE, G_IDLE, G_MAX_COST, G_LEASE, G_KINDS };
 
 struct guards_opts {
-	const char *dir;     /* the state directory: guards in DIR/guards/ */
-	int dir_fd;	     /* > 0: dir, open and checked (statedir.h),
-				borrowed; else dir is opened by its path */
-	double lease_grace;  /* seconds a released lease waits to be retaken */
-	double check_every;  /* seconds between idle and cost checks */
-	struct cache *cache; /* pods' status and cost */
+	const char *dir;    /* the state directory: guards in DIR/guards/ */
+	int dir_fd;	    /* > 0: dir, open and checked (statedir.h),
+			       borrowed; else dir is opened by its path */
+	double lease_grace; /* seconds a released lease waits to be retaken */
+	/* Seconds between the checks that need a listing: an idle guard's
+	 * until the pod is first seen billing, a max_cost guard's re-guess
+	 * of its crossing. Idle, once counting, and a predicted crossing are
+	 * timers of their own. */
+	double check_every;
+	struct cache *cache;	/* pods' status and cost */
 	struct lifecycle *life; /* terminates (pod_terminate) */
 	struct jobs *jobs;	/* for idle; may be NULL */
-	/* The pod's cost now, as its `cost` file says: 0, or -1 unknown. */
-	int (*cost)(void *arg, const struct pod *p, double *out);
+	/* The pod's cost at `now`, as its `cost` file says (cost_pod_at);
+	 * without `fetch`, from what is held (no API call): 0, or -1. */
+	int (*cost)(void *arg, const struct pod *p, bool fetch, time_t now,
+		    double *out);
 	void *cost_arg;
 };
 
@@ -64,6 +70,13 @@ void guards_rekey(struct guards *g, const char *from, const char *to);
  * directory as a deadline passed. */
 void guards_doom(struct guards *g, const char *pod_id, const char *pod_name,
 		 const char *why);
+/* A pods listing came (the cache's pods hook): idle and max_cost guards
+ * look at it at once (a state or price change moves a predicted
+ * crossing). Takes only the guards' own lock. */
+void guards_listing(struct guards *g, const struct snap *s);
+/* A job of the pod started or ended (jobs_set_activity_hook; arg is the
+ * struct guards): its idle guard looks at once. */
+void guards_job_activity(void *arg, const char *pod_id);
 /* The pod is gone: its guards go with it. */
 void guards_forget(struct guards *g, const char *pod_id);
 

@@ -280,6 +280,33 @@ void job_unwatch(struct job *jb, int id)
 
 /* --- running -------------------------------------------------------- */
 
+/* The activity hook (jobs_set_activity_hook): one store has it (the
+ * mount's), called with hook_mu held. */
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static const struct jobs *hook_store;
+static void (*hook)(void *arg, const char *pod_id);
+static void *hook_arg;
+
+/* A job of the pod started or ended: jobs_set_activity_hook's call. */
+static void activity(const struct jobs *j, const char *pod_id)
+{
+	pthread_mutex_lock(&hook_mu);
+	if (j && j == hook_store && hook)
+		hook(hook_arg, pod_id);
+	pthread_mutex_unlock(&hook_mu);
+}
+
+void jobs_set_activity_hook(struct jobs *j,
+			    void (*fn)(void *arg, const char *pod_id),
+			    void *arg)
+{
+	pthread_mutex_lock(&hook_mu);
+	hook_store = fn ? j : NULL;
+	hook = fn;
+	hook_arg = arg;
+	pthread_mutex_unlock(&hook_mu);
+}
+
 /* The job's command ended (or its pod went): the record says how, once. */
 static void finish(struct job *jb, bool force_lost)
 {
@@ -301,6 +328,7 @@ static void finish(struct job *jb, bool force_lost)
 	pthread_mutex_unlock(&jb->mu);
 	jobs_write_meta(jb);
 	notify(jb);
+	activity(store, jb->pod_id);
 	if (store)
 		jobs_enforce_cap(store);
 }
@@ -370,6 +398,7 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	jb->size = 0;
 	pthread_mutex_unlock(&jb->mu);
 	jobs_write_meta(jb);
+	activity(j, jb->pod_id);
 	int w = ssh_cmd_watch(cmd, on_cmd, jb);
 	pthread_mutex_lock(&jb->mu);
 	jb->cmd_watch = w;

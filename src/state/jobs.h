@@ -110,6 +110,15 @@ void jobs_prune(struct jobs *j, bool (*listed)(void *arg, const char *pod_id),
  * (the idle guard: a job that ran between two looks counts). */
 bool jobs_busy(struct jobs *j, const char *pod_id, time_t since);
 
+/* fn(arg, pod_id) is called when a job of the pod starts or ends in this
+ * store (the idle guard; one store at a time has a hook: the mount's), on
+ * the thread that saw it, with a lock of jobs.c's held that nothing else
+ * takes: fn takes only its own short locks and calls nothing of jobs.
+ * fn NULL unhooks; once this returns, the previous fn is not running. */
+void jobs_set_activity_hook(struct jobs *j,
+			    void (*fn)(void *arg, const char *pod_id),
+			    void *arg);
+
 struct job *job_get(struct job *jb);
 void job_put(struct job *jb);
 const char *job_name(const struct job *jb);
