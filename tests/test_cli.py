@@ -148,7 +148,7 @@ def test_background_mount_with_relative_paths(api, certs, tmp_path):
 # --- primefs --check: one line per check, "ok" or what to do; exit 0 only
 # when every check is ok.
 
-def check(api, tmp_path, *opts, env=None, key="test-key", ssh="ed25519"):
+def check(api, tmp_path, *opts, env=None, key="test-key", ssh="ed25519", register=True):
     from sshd import make_key
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -162,7 +162,10 @@ def check(api, tmp_path, *opts, env=None, key="test-key", ssh="ed25519"):
         o.append("cafile=" + str(api.ca))
     if ssh:
         (tmp_path / "keys").mkdir(exist_ok=True)
-        o.append("ssh_key=" + make_key(tmp_path / "keys", ssh)[0])
+        path, pub = make_key(tmp_path / "keys", ssh)
+        o.append("ssh_key=" + path)
+        if api and register:  # as a user who registered it
+            api.admin("ssh_key", {"name": "laptop", "publicKey": pub})
     if not any(x.startswith("state=") for x in o):
         state = tmp_path / "state"
         state.mkdir(mode=0o700, exist_ok=True)
@@ -190,17 +193,27 @@ def test_check_all_ok(capi, tmp_path):
     assert rc == 0, out
     for what in ("API key", "team", "SSH key", "state directory", "FUSE"):
         assert line(lines, what).startswith("ok "), out
-    assert "not checked" in line(lines, "SSH key registered")
+    assert line(lines, "SSH key registered").startswith("ok "), out
     assert all(l.startswith(("ok ", "--")) for l in lines), out
-    # one API call: the wallet
-    assert [r["path"] for r in capi.requests()] == ["/api/v1/billing/wallet"]
+    # one API call for the key (the wallet), one for the SSH keys
+    assert [r["path"] for r in capi.requests()] == ["/api/v1/billing/wallet",
+                                                     "/api/v1/ssh_keys/"]
+
+
+def test_check_ssh_key_not_registered(capi, tmp_path):
+    rc, lines, out = check(capi, tmp_path, register=False)
+    assert rc == 1
+    assert line(lines, "SSH key registered").startswith("FAIL"), out
+    assert "ssh_keys/" in line(lines, "SSH key registered"), out
+    assert line(lines, "SSH key ").startswith("ok "), out
 
 
 def test_check_team_is_sent_and_named(capi, tmp_path):
     rc, lines, out = check(capi, tmp_path, env={"PRIME_TEAM_ID": "team-7"})
     assert rc == 0, out
     assert "team-7" in line(lines, "team")
-    assert capi.requests()[-1]["query"].get("teamId") == ["team-7"]
+    wallet = [r for r in capi.requests() if r["path"] == "/api/v1/billing/wallet"]
+    assert wallet[-1]["query"].get("teamId") == ["team-7"]
 
 
 def test_check_no_key(capi, tmp_path):

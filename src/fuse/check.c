@@ -12,8 +12,11 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "snapindex.h"
+#include "sshkeys.h"
 #include "creds.h"
 #include "http.h"
+#include "jobkey.h"
 #include "log.h"
 #include "ssh.h"
 #include "util.h"
@@ -114,6 +117,47 @@ static void check_api(const struct check_opts *o, struct creds *cr)
 	}
 }
 
+/* Whether the account has the key jobs use registered, as mkdir asks it
+ * (jobkey.h: else mkdir is refused): one GET /ssh_keys/. */
+static void check_registered(const struct check_opts *o, const struct creds *cr,
+			     const char *path)
+{
+	const char *what = "SSH key registered with your account";
+	if (!cr->api_key || base_url_check(cr->base_url, NULL, 0)) {
+		printf("--    %s: not checked without the API\n", what);
+		return;
+	}
+	struct http_opts ho = {.base_url = cr->base_url,
+			       .api_key = cr->api_key,
+			       .cafile = o->cafile,
+			       .timeout = o->timeout};
+	struct http_client *http = http_new(&ho);
+	struct api api = {.http = http, .team_id = cr->team_id};
+	struct key_list l;
+	int rc = api_list_keys(&api, &l);
+	http_free(http);
+	char *id = NULL;
+	if (rc == 0) {
+		struct snap *keys = snap_from_keys(&l);
+		struct jobkey k = {.key_path = path,
+				   .key_explicit = o->ssh_key};
+		rc = jobkey_id_in(&k, keys, "--check", &id);
+		snap_put(keys);
+	}
+	if (rc == 0 && id)
+		ok("%s (key id %s)", what, id);
+	else if (rc == 0)
+		printf("--    %s: not checked (no key of primefs's own)\n",
+		       what);
+	else if (rc == -EACCES)
+		fail("%s: not registered, so mkdir is refused: once mounted, "
+		     "cp %s.pub MOUNTPOINT/ssh_keys/NAME",
+		     what, path);
+	else
+		fail("%s: not checked (%s)", what, strerror(-rc));
+	free(id);
+}
+
 static void check_ssh(const struct check_opts *o, const struct creds *cr)
 {
 	const char *path = o->ssh_key ? o->ssh_key : cr->ssh_key_path;
@@ -149,7 +193,7 @@ static void check_ssh(const struct check_opts *o, const struct creds *cr)
 	else
 		ok("SSH key %s (%s)%s", path, type,
 		   has_agent ? ", after the ssh agent's keys" : "");
-	printf("--    SSH key registered with your account: not checked\n");
+	check_registered(o, cr, path);
 }
 
 static void check_state(const char *dir)

@@ -74,8 +74,10 @@ static void key_name(const char *key_path, struct buf *out)
 		buf_adds(out, "mykey");
 }
 
-int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
-	      char **id)
+/* jobkey_id's work, with the keys from the cache c (fetched again once
+ * when none matches), or from `given` alone. */
+static int find_id(const struct jobkey *k, struct cache *c,
+		   const struct snap *given, const char *path, char **id)
 {
 	*id = NULL;
 	struct blobs b = {.n = 0};
@@ -103,9 +105,9 @@ int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
 		return bare ? -EACCES : 0;
 	}
 	struct snap *s = NULL;
-	int rc = cache_get(c, SNAP_KEYS, CACHE_TTL, &s);
-	const struct ssh_key *m = rc ? NULL : match(s, &b);
-	if (!rc && !m) { /* registered a moment ago elsewhere? */
+	int rc = given ? 0 : cache_get(c, SNAP_KEYS, CACHE_TTL, &s);
+	const struct ssh_key *m = rc ? NULL : match(given ? given : s, &b);
+	if (!rc && !m && !given) { /* registered a moment ago elsewhere? */
 		snap_put(s);
 		s = NULL;
 		rc = cache_get(c, SNAP_KEYS, CACHE_FRESH, &s);
@@ -147,4 +149,16 @@ int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
 	for (size_t i = 0; i < b.n; i++)
 		free(b.v[i]);
 	return rc;
+}
+
+int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
+	      char **id)
+{
+	return find_id(k, c, NULL, path, id);
+}
+
+int jobkey_id_in(const struct jobkey *k, const struct snap *keys,
+		 const char *path, char **id)
+{
+	return find_id(k, NULL, keys, path, id);
 }

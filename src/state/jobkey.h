@@ -24,5 +24,9 @@ struct jobkey {
  * listing's -errno. `path` names the mkdir in the log. */
 int jobkey_id(const struct jobkey *k, struct cache *c, const char *path,
 	      char **id);
+/* The same against the keys listing `keys` alone (primefs --check, which
+ * lists them itself): nothing is fetched. */
+int jobkey_id_in(const struct jobkey *k, const struct snap *keys,
+		 const char *path, char **id);
 
 #endif
