@@ -99,8 +99,10 @@ static void usage(const char *prog)
 	    "       %s --check [-o option[,option...]]\n"
 	    "       fusermount3 -u MOUNTPOINT\n"
 	    "\n"
-	    "The Prime Intellect GPU cloud as files: availability/, pods/,\n"
-	    "history/, balance, config, log, stats, ctl. See primefs(1).\n"
+	    "The Prime Intellect GPU cloud as files: availability/, "
+	    "cheapest/,\n"
+	    "pods/, history/, disks/, disk_offers/, ssh_keys/, plan/, budget,\n"
+	    "balance, config, log, stats, ctl. See primefs(1).\n"
 	    "\n"
 	    "primefs options:\n"
 	    "    -o cafile=FILE       CA bundle to verify the API's TLS with\n"
@@ -169,8 +171,9 @@ static void usage(const char *prog)
 	    "~/.prime/config.json), XDG_CONFIG_HOME, XDG_STATE_HOME.\n"
 	    "\n"
 	    "--check tells, one line each, whether the API key is found and\n"
-	    "accepted, the team, the SSH key, the state directory and FUSE\n"
-	    "are usable (exit status 0 when all are); it mounts nothing.\n"
+	    "accepted, the team, the SSH key (and whether the account has it\n"
+	    "registered), the state directory and FUSE are usable (exit\n"
+	    "status 0 when all are); it mounts nothing.\n"
 	    "\n",
 	    prog, prog);
 }
