@@ -99,7 +99,9 @@ static int step(struct tree *t, struct node *n, const char *name,
 	 * other probes are answered from what is held. */
 	if (name[0] == '.' || !safe_name(name))
 		return -ENOENT;
-	if (!n->snap && by_name && n->dir == D_PODS &&
+	/* (A probed name is walked through what is held, and starts no
+	 * fetch: CACHE_HELD is never loosened to CACHE_NOWAIT.) */
+	if (!n->snap && by_name && mode != CACHE_HELD && n->dir == D_PODS &&
 	    cache_get(t->o.cache, d->listing, CACHE_NOWAIT, &n->snap) == 0 &&
 	    !snap_pod(n->snap, name)) {
 		snap_put(n->snap);
