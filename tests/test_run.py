@@ -100,6 +100,10 @@ def test_pod_deleted_elsewhere_is_forgotten(rig, pod):
     pid = rig.read("pods/demo/id").strip()
     assert text.startswith(pid + " ssh-ed25519 "), text
     assert "someone.example.com" in text
+    # Logged once the file is written (no lock is held while logging).
+    deadline = time.time() + 10
+    while "gone" not in rig.log() and time.time() < deadline:
+        time.sleep(0.05)
     assert "gone" in rig.log()
 
 

@@ -139,8 +139,10 @@ long ssh_cmd_pgid(struct ssh_cmd *c);
  * command's whole process group, by running `kill -s NAME -- -PGID` on
  * the same pod (libssh2 1.10 has no signal request, and sshd would signal
  * one process only), and waits up to the pool's timeout for that to end.
+ * A command whose pgid is not known yet (its wrapper's first line not
+ * read) is waited for, up to the pool's timeout.
  * 0, -EINVAL (no such name or number: nothing sent), -ESRCH (the command
- * ended, its group is gone, or its pgid is not known yet), -EPERM, or
+ * ended, its group is gone, or its pgid never came), -EPERM, or
  * ssh_run's errors; a log line says why for all but EINVAL and ESRCH. */
 int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig);
 
