@@ -59,7 +59,10 @@ def test_idle_acts_on_every_state_that_bills(api, make_mount, tmp_path):
     # Checked at 1h: at 1s it may have fired (and the pod gone) before
     # a busy machine reads guards.
     m.write("pods/failed/idle", "1h")
-    assert "(after 1h with no job running)" in m.read("pods/failed/guards")
+    # The guard thread judges a new guard against the held listing just
+    # after the write (on a busy machine, a moment after).
+    assert wait_for(lambda: "(after 1h with no job running)" in
+                    m.read("pods/failed/guards")), m.read("pods/failed/guards")
     for name in ("failed", "stopped", "coming"):
         m.write(f"pods/{name}/idle", "1s")
     assert wait_for(lambda: ok_deletes(api, failed) and ok_deletes(api, stopped)), m.log()
