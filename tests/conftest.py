@@ -10,6 +10,7 @@ Environment:
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -272,6 +273,12 @@ def make_mount(certs):
             assert rc == 0, "daemon exited %s:\n%s" % (rc, m.output()[-4000:])
         assert "ERROR: AddressSanitizer" not in m.output(), m.output()[-4000:]
         assert "runtime error:" not in m.output(), m.output()[-4000:]
+    # Its state (a job's output may be 1 GiB) goes with it: a run leaves
+    # nothing behind in /tmp but what a failed test shows.
+    for m in mounts:
+        if not mounted(m.path):
+            m.stderr.close()
+            shutil.rmtree(m.dir, ignore_errors=True)
 
 
 @pytest.fixture
