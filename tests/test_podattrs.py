@@ -153,3 +153,27 @@ def test_a_new_connection_keeps_nothing(podmount, pod):
     pod.restart()
     assert open(os.path.join(home, "g")).read() == "b"  # reconnected
     assert os.lstat(os.path.join(fs, "f")).st_size == 18
+
+
+def test_a_long_walk_keeps_its_path(podmount):
+    """A walk that outlasts fs_ttl many times over: the directories above
+    it (which the kernel asks about again each time its entry expires)
+    are stated again in the background, so the walk seldom waits."""
+    m, home, fs, local = podmount(1)
+    n = 300
+    for i in range(n):
+        write(os.path.join(local, f"f{i:03d}"), "x" * i)
+    names = os.listdir(fs)
+    before = m.stats()
+    t0 = time.monotonic()
+    for name in names:
+        assert os.lstat(os.path.join(fs, name)).st_size == int(name[1:])
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    after = m.stats()
+    waited = after.get("podfs_attrs_waited", 0) - before.get("podfs_attrs_waited", 0)
+    print(f"waited {waited} in {took:.1f}s")
+    # Once everything the listing brought expired together (three waits:
+    # the two directories above and a name); without the stats again,
+    # those two directories are waited for anew each second.
+    assert waited <= 3 + took / 3, (waited, took)

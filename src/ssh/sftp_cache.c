@@ -6,13 +6,18 @@
  * the names that follow it in listing order whose attributes are not
  * fresh, so that a walker (cp -a, ls -lR, rsync, find) finds them kept.
  * How many: as many as the walker's pace uses within half the ttl (at
- * most AHEAD_MAX), none for one slower than that. Memory work only, under
- * f->lock (the I/O thread fills what comes back: sreq.on_done); bounded:
- * KEEP_DIRS listings, KEEP_NAMES names in all, the least recently used
- * going first. */
+ * most AHEAD_MAX), none for one slower than that. A path found by a stat
+ * outside a listing is kept too (loose: the directories above a walk),
+ * and a lookup stats again in the background the directories above it
+ * that are known and half their ttl old: the kernel revalidates each of
+ * them once its entry expires, every fs_ttl, and finds them kept. Memory
+ * work only, under f->lock (the I/O thread fills what comes back:
+ * sreq.on_done); bounded: KEEP_DIRS listings, KEEP_NAMES names in all,
+ * KEEP_LOOSE paths, the least recently used going first. */
 #include "sftp_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 #define KEEP_DIRS  64
 #define KEEP_NAMES 65536
 #define AHEAD_MAX  32
+#define KEEP_LOOSE 128
 
 struct kname {
 	char *name;
@@ -42,9 +48,18 @@ struct kdir {
 	struct kdir *prev, *next;
 };
 
+/* A path found by a stat outside a listing. */
+struct kloose {
+	char *path;
+	struct kname e;
+	double used;
+};
+
 struct sftp_cache {
 	struct kdir lru; /* most recently used first */
 	size_t n_dirs, n_names;
+	struct kloose loose[KEEP_LOOSE];
+	size_t n_loose;
 	uint64_t epoch; /* moved by every drop: a listing under way
 			   across one is not kept */
 };
@@ -112,7 +127,48 @@ static int by_name(const void *x, const void *y)
 		      (*(struct kname *const *)y)->name);
 }
 
-/* What is kept of path, and its directory in *dp. */
+static struct kloose *loose_find(struct sftp_cache *c, const char *path)
+{
+	for (size_t i = 0; i < c->n_loose; i++)
+		if (!strcmp(c->loose[i].path, path))
+			return &c->loose[i];
+	return NULL;
+}
+
+/* The loose path e is kept for, or NULL (e is a listing's). */
+static struct kloose *loose_of(struct sftp_cache *c, struct kname *e)
+{
+	char *p = (char *)e;
+	if (p < (char *)c->loose || p >= (char *)(c->loose + KEEP_LOOSE))
+		return NULL;
+	return (struct kloose *)(p - offsetof(struct kloose, e));
+}
+
+static void loose_free(struct sftp_cache *c, struct kloose *l)
+{
+	free(l->path);
+	*l = c->loose[--c->n_loose];
+}
+
+/* A loose entry for path (the least recently used one goes if full). */
+static struct kname *loose_add(struct sftp_cache *c, const char *path,
+			       double now)
+{
+	struct kloose *l = &c->loose[c->n_loose];
+	if (c->n_loose == KEEP_LOOSE) {
+		l = &c->loose[0];
+		for (size_t i = 1; i < c->n_loose; i++)
+			if (c->loose[i].used < l->used)
+				l = &c->loose[i];
+		free(l->path);
+	} else {
+		c->n_loose++;
+	}
+	*l = (struct kloose){.path = xstrdup(path), .used = now};
+	return &l->e;
+}
+
+/* What is kept of path, and in *dp its listing (NULL: loose). */
 static struct kname *entry(struct sftp *f, const char *path, struct kdir **dp)
 {
 	size_t dlen;
@@ -125,8 +181,11 @@ static struct kname *entry(struct sftp *f, const char *path, struct kdir **dp)
 		e = bsearch(&kp, d->by_name, d->n, sizeof *d->by_name, by_name);
 	}
 	if (dp)
-		*dp = d;
-	return e ? *e : NULL;
+		*dp = e ? d : NULL;
+	if (e)
+		return *e;
+	struct kloose *l = f->cache ? loose_find(f->cache, path) : NULL;
+	return l ? &l->e : NULL;
 }
 
 static void forget(struct sftp *f, const char *path)
@@ -152,14 +211,21 @@ void sftp_cache_drop(struct sftp *f, const char *path)
 		forget(f, dir);
 		free(dir);
 	}
-	/* The listings of it and below it (a directory renamed, removed). */
+	/* The listings of it and below it (a directory renamed, removed),
+	 * and loose paths below it. */
+	bool root = !strcmp(path, "/");
 	for (struct kdir *d = c->lru.next, *next; d != &c->lru; d = next) {
 		next = d->next;
 		if (!strncmp(d->path, path, plen) &&
-		    (!d->path[plen] || d->path[plen] == '/' ||
-		     !strcmp(path, "/")))
+		    (!d->path[plen] || d->path[plen] == '/' || root))
 			kdir_free(c, d);
 	}
+	for (size_t i = 0; i < c->n_loose;)
+		if (!strncmp(c->loose[i].path, path, plen) &&
+		    (c->loose[i].path[plen] == '/' || root))
+			loose_free(c, &c->loose[i]);
+		else
+			i++;
 }
 
 void sftp_cache_clear(struct sftp *f)
@@ -170,6 +236,8 @@ void sftp_cache_clear(struct sftp *f)
 	c->epoch++;
 	while (c->lru.next != &c->lru)
 		kdir_free(c, c->lru.next);
+	while (c->n_loose)
+		loose_free(c, &c->loose[0]);
 }
 
 void sftp_cache_free(struct sftp *f)
@@ -284,6 +352,21 @@ static void pace(struct kdir *d, double now)
 	d->last = now;
 }
 
+/* A stat of path (kept in e) sent in the background. */
+static bool send_stat(struct sftp *f, struct kname *e, const char *path,
+		      double now)
+{
+	if (sftp_path_check(path))
+		return false;
+	struct sreq *r = sftp_lstat_req(f, path);
+	r->path = xstrdup(path);
+	r->on_done = ahead_done;
+	e->pend = r->id;
+	e->pend_at = now;
+	sreq_submit(f, r);
+	return true;
+}
+
 /* Stats ahead of a lookup of d's name i: how many were sent. */
 static size_t send_ahead(struct sftp *f, struct kdir *d, size_t i, double ttl,
 			 double now)
@@ -305,18 +388,31 @@ static size_t send_ahead(struct sftp *f, struct kdir *d, size_t i, double ttl,
 		size_t pn = d->plen + strlen(e->name) + 2;
 		char *p = xmalloc(pn);
 		snprintf(p, pn, "%s/%s", d->plen == 1 ? "" : d->path, e->name);
-		if (sftp_path_check(p)) {
-			free(p);
-			continue;
-		}
-		struct sreq *r = sftp_lstat_req(f, p);
-		r->path = p;
-		r->on_done = ahead_done;
-		e->pend = r->id;
-		e->pend_at = now;
-		sreq_submit(f, r);
-		sent++;
+		sent += send_stat(f, e, p, now);
+		free(p);
 	}
+	return sent;
+}
+
+/* The directories above path that are known, stated again once half
+ * their ttl old: how many were sent. */
+static size_t refresh_above(struct sftp *f, const char *path, double ttl,
+			    double now)
+{
+	if (!f->cache)
+		return 0;
+	char *p = xstrdup(path);
+	size_t sent = 0;
+	for (char *s = strrchr(p, '/'); s && s > p; s = strrchr(p, '/')) {
+		*s = '\0';
+		struct kname *e = entry(f, p, NULL);
+		struct kloose *l = e ? loose_of(f->cache, e) : NULL;
+		if (l)
+			l->used = now;
+		if (e && !e->pend && e->has && now - e->at >= ttl / 2)
+			sent += send_stat(f, e, p, now);
+	}
+	free(p);
 	return sent;
 }
 
@@ -344,12 +440,14 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 	double now = now_monotonic(), end = now + sreq_wait_limit(f);
 	struct kdir *d;
 	struct kname *e = entry(f, path, &d);
-	size_t ahead = 0;
-	if (e) {
+	size_t ahead = refresh_above(f, path, ttl, now);
+	if (d) {
 		kdir_unlink(d);
 		kdir_front(f->cache, d);
 		pace(d, now);
-		ahead = send_ahead(f, d, (size_t)(e - d->names), ttl, now);
+		ahead += send_ahead(f, d, (size_t)(e - d->names), ttl, now);
+	} else if (e) {
+		loose_of(f->cache, e)->used = now;
 	}
 	/* Kept, or a stat of it in flight (ahead, or another lookup's). */
 	bool waited = false;
@@ -378,7 +476,9 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 	struct sreq *r = sftp_lstat_req(f, path);
 	uint32_t id = r->id;
 	double asked = now_monotonic();
-	if ((e = entry(f, path, NULL)) && !e->pend)
+	if (!(e = entry(f, path, NULL)))
+		e = loose_add(cache_of(f), path, asked);
+	if (!e->pend)
 		e->pend = id, e->pend_at = asked;
 	rc = sftp_call(f, r, true);
 	if (!rc) {
@@ -393,6 +493,8 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 		if (e->has) {
 			e->a = *a;
 			e->at = asked;
+		} else if (loose_of(f->cache, e)) { /* nothing loose to keep */
+			loose_free(f->cache, loose_of(f->cache, e));
 		}
 	}
 	double age = now_monotonic() - asked;
