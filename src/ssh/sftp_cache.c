@@ -5,7 +5,9 @@
  * listed directory sends, in the background and all at once, LSTATs of
  * the names that follow it in listing order whose attributes are not
  * fresh, so that a walker (cp -a, ls -lR, rsync, find) finds them kept.
- * How many: as many as the walker's pace uses within half the ttl (at
+ * Or in name order, when that is the order the walker's lookups follow
+ * (rsync; cp, which goes by inode number, once this mount made the
+ * files). How many: as many as the walker's pace uses within half the ttl (at
  * most AHEAD_MAX), none for one slower than that. A path found by a stat
  * outside a listing is kept too (loose: the directories above a walk),
  * and a lookup stats again in the background the directories above it
@@ -36,6 +38,7 @@ struct kname {
 	bool has;      /* a is set */
 	uint32_t pend; /* the id of the LSTAT in flight for it; 0: none */
 	double pend_at;
+	size_t rank; /* in by_name */
 };
 
 struct kdir {
@@ -44,7 +47,9 @@ struct kdir {
 	struct kname *names;	/* in listing order */
 	struct kname **by_name; /* sorted by name */
 	size_t n;
-	double last, gap; /* the walker's last lookup here, its pace */
+	double last, gap;     /* the walker's last lookup here, its pace */
+	size_t last_i;	      /* and its name (in listing order) */
+	int in_list, in_name; /* how well each order foretold it */
 	struct kdir *prev, *next;
 };
 
@@ -270,6 +275,8 @@ static void kdir_put(struct sftp_cache *c, const char *path,
 		d->by_name[i] = e;
 	}
 	qsort(d->by_name, n, sizeof *d->by_name, by_name);
+	for (size_t i = 0; i < n; i++)
+		d->by_name[i]->rank = i;
 	kdir_front(c, d);
 	c->n_dirs++;
 	c->n_names += n;
@@ -343,13 +350,31 @@ static void ahead_done(struct sftp *f, struct sreq *r)
 	sreq_free(r);
 }
 
-/* The walker's pace in d: the time between two of its lookups. */
-static void pace(struct kdir *d, double now)
+/* A score moved towards whether an order foretold a lookup. */
+static void score(int *s, bool hit)
 {
-	if (d->last > 0)
+	*s = hit ? (*s < 8 ? *s + 1 : 8) : (*s > 0 ? *s - 1 : 0);
+}
+
+/* The walker's pace in d (the time between two of its lookups) and
+ * order, at its lookup of name i. */
+static void pace(struct kdir *d, size_t i, double now)
+{
+	if (d->last > 0) {
 		d->gap = d->gap > 0 ? 0.75 * d->gap + 0.25 * (now - d->last)
 				    : now - d->last;
+		score(&d->in_list, i == d->last_i + 1);
+		score(&d->in_name,
+		      d->names[i].rank == d->names[d->last_i].rank + 1);
+	}
 	d->last = now;
+	d->last_i = i;
+}
+
+/* The name at pos in the order the walker seems to follow. */
+static struct kname *nth(struct kdir *d, size_t pos)
+{
+	return d->in_name > d->in_list ? d->by_name[pos] : &d->names[pos];
 }
 
 /* A stat of path (kept in e) sent in the background. */
@@ -374,15 +399,17 @@ static size_t send_ahead(struct sftp *f, struct kdir *d, size_t i, double ttl,
 	size_t k = AHEAD_MAX;
 	if (d->gap > 0 && ttl / (2 * d->gap) < AHEAD_MAX)
 		k = (size_t)(ttl / (2 * d->gap));
+	if (d->in_name > d->in_list)
+		i = d->names[i].rank;
 	size_t end = min_sz(d->n, i + 1 + k), ready = 0, sent = 0;
 	for (size_t j = i + 1; j < end; j++) {
-		const struct kname *e = &d->names[j];
+		const struct kname *e = nth(d, j);
 		ready += e->pend || (e->has && now - e->at < ttl / 2);
 	}
 	if (k < 2 || 2 * ready >= k)
 		return 0;
 	for (size_t j = i + 1; j < end; j++) {
-		struct kname *e = &d->names[j];
+		struct kname *e = nth(d, j);
 		if (e->pend || (e->has && now - e->at < ttl / 2))
 			continue;
 		size_t pn = d->plen + strlen(e->name) + 2;
@@ -444,7 +471,7 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 	if (d) {
 		kdir_unlink(d);
 		kdir_front(f->cache, d);
-		pace(d, now);
+		pace(d, (size_t)(e - d->names), now);
 		ahead += send_ahead(f, d, (size_t)(e - d->names), ttl, now);
 	} else if (e) {
 		loose_of(f->cache, e)->used = now;
