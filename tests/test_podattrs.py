@@ -177,3 +177,13 @@ def test_a_long_walk_keeps_its_path(podmount):
     # the two directories above and a name); without the stats again,
     # those two directories are waited for anew each second.
     assert waited <= 3 + took / 3, (waited, took)
+
+
+def test_fs_ttl_zero_keeps_nothing(podmount):
+    m, home, fs, local = podmount(0)
+    write(os.path.join(local, "f"), "a")
+    assert os.listdir(home) == ["f"]
+    write(os.path.join(local, "f"), "changed on the pod")
+    assert os.lstat(os.path.join(home, "f")).st_size == 18
+    assert os.lstat(os.path.join(fs, "f")).st_size == 18
+    assert m.stats().get("podfs_attrs_kept", 0) == 0

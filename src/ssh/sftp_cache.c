@@ -467,13 +467,13 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 	double now = now_monotonic(), end = now + sreq_wait_limit(f);
 	struct kdir *d;
 	struct kname *e = entry(f, path, &d);
-	size_t ahead = refresh_above(f, path, ttl, now);
-	if (d) {
+	size_t ahead = ttl > 0 ? refresh_above(f, path, ttl, now) : 0;
+	if (d && ttl > 0) {
 		kdir_unlink(d);
 		kdir_front(f->cache, d);
 		pace(d, (size_t)(e - d->names), now);
 		ahead += send_ahead(f, d, (size_t)(e - d->names), ttl, now);
-	} else if (e) {
+	} else if (e && !d) {
 		loose_of(f->cache, e)->used = now;
 	}
 	/* Kept, or a stat of it in flight (ahead, or another lookup's). */
