@@ -4,18 +4,18 @@
  * within the ttl costs no round trip; and stats ahead: a lookup in a
  * listed directory sends, in the background and all at once, LSTATs of
  * the names that follow it in listing order whose attributes are not
- * fresh, so that a walker (cp -a, ls -lR, rsync, find) finds them kept.
- * Or in name order, when that is the order the walker's lookups follow
+ * fresh, so that a walker (cp -a, ls -lR, rsync, find) finds them kept;
+ * or in name order, when that is the order the walker's lookups follow
  * (rsync; cp, which goes by inode number, once this mount made the
- * files). How many: as many as the walker's pace uses within half the ttl (at
- * most AHEAD_MAX), none for one slower than that. A path found by a stat
- * outside a listing is kept too (loose: the directories above a walk),
- * and a lookup stats again in the background the directories above it
- * that are known and half their ttl old: the kernel revalidates each of
- * them once its entry expires, every fs_ttl, and finds them kept. Memory
- * work only, under f->lock (the I/O thread fills what comes back:
- * sreq.on_done); bounded: KEEP_DIRS listings, KEEP_NAMES names in all,
- * KEEP_LOOSE paths, the least recently used going first. */
+ * files). How many: as many as the walker's pace uses within half the
+ * ttl (at most AHEAD_MAX), none for one slower than that. A path found by a
+ * stat outside a listing is kept too (loose: the directories above a walk), and
+ * a lookup stats again in the background the directories above it that are
+ * known and half their ttl old: the kernel revalidates each of them once its
+ * entry expires, every fs_ttl, and finds them kept. Memory work only, under
+ * f->lock (the I/O thread fills what comes back: sreq.on_done); bounded:
+ * KEEP_DIRS listings, KEEP_NAMES names in all, KEEP_LOOSE paths, the least
+ * recently used going first. */
 #include "sftp_int.h"
 
 #include <errno.h>
