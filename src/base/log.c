@@ -480,6 +480,9 @@ static const char *const counter_names[ST_COUNTERS] = {
     [ST_FUSE_FORGET] = "fuse_forget",
     [ST_FUSE_INODES] = "fuse_inodes",
     [ST_KERNEL_INVAL] = "kernel_invalidations",
+    [ST_PODFS_KEPT] = "podfs_attrs_kept",
+    [ST_PODFS_WAITED] = "podfs_attrs_waited",
+    [ST_PODFS_AHEAD] = "podfs_stats_ahead",
 };
 
 void stats_count(enum stat_counter c)

@@ -32,6 +32,12 @@ enum stat_counter {
 	ST_FUSE_FORGET,	 /* inodes forgotten (FORGET, BATCH_FORGET) */
 	ST_FUSE_INODES,	 /* not a count of events: inodes held now */
 	ST_KERNEL_INVAL, /* kernel cache entries invalidated */
+	/* Lookups under a pod's fs and home (sftp_lookup): answered from
+	 * attributes kept, or after waiting for the pod; and stats sent
+	 * ahead of a walker. */
+	ST_PODFS_KEPT,
+	ST_PODFS_WAITED,
+	ST_PODFS_AHEAD,
 	ST_COUNTERS
 };
 

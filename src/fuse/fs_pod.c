@@ -4,9 +4,11 @@
  * other to the tree's ll_* operation.
  *
  * Inodes are primefs's own (inodes.h), one per path the kernel holds;
- * rename moves the entry, unlink and rmdir detach it. The kernel keeps
- * entries and attributes for fs_ttl; what this mount changes, it learns
- * from the replies. Files are opened without keep_cache, so every open
+ * rename moves the entry, unlink and rmdir detach it. Entries and
+ * attributes are kept fs_ttl from when they were asked for: by the
+ * kernel, for what the client kept (sftp_lookup, sftp.h) what is left of
+ * it; what this mount changes, the kernel learns from the replies and the
+ * client drops. Files are opened without keep_cache, so every open
  * reads what the pod has (close-to-open); close returns the error of any
  * write (flush drains them). Only the mounting user (or root) reaches a
  * pod's files. */
@@ -112,10 +114,11 @@ static void to_stat(const struct sftp_attr *a, fuse_ino_t ino,
 	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
 }
 
-/* The entry name in parent with attributes a, its inode counted once. */
+/* The entry name in parent with attributes a, its inode counted once,
+ * kept by the kernel ttl seconds. */
 static int make_entry(fuse_ino_t parent, const char *name,
 		      const struct sftp_attr *a, const struct podids *ids,
-		      struct fuse_entry_param *e)
+		      double ttl, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof *e);
 	uint64_t gen;
@@ -128,16 +131,17 @@ static int make_entry(fuse_ino_t parent, const char *name,
 	to_stat(a, ino, ids, &e->attr);
 	e->ino = ino;
 	e->generation = gen;
-	e->entry_timeout = fs()->fs_ttl;
-	e->attr_timeout = fs()->fs_ttl;
+	e->entry_timeout = ttl;
+	e->attr_timeout = ttl;
 	return 0;
 }
 
 static void reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
-			const struct sftp_attr *a, const struct podids *ids)
+			const struct sftp_attr *a, const struct podids *ids,
+			double ttl)
 {
 	struct fuse_entry_param e;
-	int rc = make_entry(parent, name, a, ids, &e);
+	int rc = make_entry(parent, name, a, ids, ttl, &e);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -153,13 +157,15 @@ static void lookup_pod(fuse_req_t req, struct pq *q, fuse_ino_t parent,
 		       const char *name)
 {
 	struct sftp_attr a;
+	double left;
 	int rc = strlen(name) > NAME_MAX ? -ENAMETOOLONG : pq_connect(q, req);
 	if (!rc)
-		rc = sftp_lstat(q->sf, q->remote.data, &a);
+		rc =
+		    sftp_lookup(q->sf, q->remote.data, fs()->fs_ttl, &a, &left);
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a, &q->ids);
+		reply_entry(req, parent, name, &a, &q->ids, left);
 }
 
 void pfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -464,7 +470,7 @@ static void made(fuse_req_t req, struct pq *q, fuse_ino_t parent,
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a, &q->ids);
+		reply_entry(req, parent, name, &a, &q->ids, fs()->fs_ttl);
 }
 
 void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -489,7 +495,7 @@ void pfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	if (rc)
 		reply_err(req, rc);
 	else
-		reply_entry(req, parent, name, &a, &q.ids);
+		reply_entry(req, parent, name, &a, &q.ids, fs()->fs_ttl);
 	pq_free(&q);
 }
 
@@ -701,7 +707,8 @@ void pfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!rc && !(made && q.ids.known) && (rc = sftp_fstat(h, &a)))
 		sftp_close(h);
 	struct fuse_entry_param e;
-	if (!rc && (rc = make_entry(parent, name, &a, &q.ids, &e)))
+	if (!rc &&
+	    (rc = make_entry(parent, name, &a, &q.ids, fs()->fs_ttl, &e)))
 		sftp_close(h);
 	if (rc) {
 		reply_err(req, rc);
@@ -799,11 +806,13 @@ void pfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- directories ---- */
 
-/* An open directory of a pod: its entries as of opendir. */
+/* An open directory of a pod: its entries as of opendir (asked for at
+ * at: their attributes go to the kernel only while younger than fs_ttl). */
 struct pdir {
 	struct sftp_dirent *ents;
 	size_t n;
 	struct podids ids;
+	double at;
 };
 
 void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -811,37 +820,11 @@ void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pq q;
 	if (!pq_of(&q, ino, NULL))
 		return ll_opendir(req, ino, fi);
-	struct sftp_file *d = NULL;
 	struct pdir *pd = xcalloc(1, sizeof *pd);
 	int rc = pq_connect(&q, req);
-	if (!rc)
-		rc = sftp_opendir(q.sf, q.remote.data, &d);
-	size_t cap = 0;
-	while (!rc) {
-		struct sftp_dirent *e;
-		size_t n;
-		rc = sftp_readdir(d, &e, &n);
-		if (rc || !n)
-			break;
-		for (size_t i = 0; i < n; i++) {
-			if (!strcmp(e[i].name, ".") ||
-			    !strcmp(e[i].name, "..")) {
-				free(e[i].name);
-				continue;
-			}
-			if (pd->n == cap) {
-				cap = cap ? 2 * cap : 64;
-				pd->ents =
-				    xrealloc(pd->ents, cap * sizeof *pd->ents);
-			}
-			pd->ents[pd->n++] = e[i];
-		}
-		free(e);
-	}
-	if (d)
-		sftp_close(d);
+	if (!rc) /* kept for lookups too (sftp.h) */
+		rc = sftp_list(q.sf, q.remote.data, &pd->ents, &pd->n, &pd->at);
 	if (rc) {
-		sftp_dirents_free(pd->ents, pd->n);
 		free(pd);
 		reply_err(req, rc);
 	} else {
@@ -864,6 +847,7 @@ static void pfs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size,
 	size_t pos = 0;
 	fuse_ino_t *given = NULL;
 	size_t n_given = 0;
+	double left = fs()->fs_ttl - (now_monotonic() - pd->at);
 	for (size_t i = off < 0 ? 0 : (size_t)off; i < pd->n + 2; i++) {
 		const char *name = i == 0   ? "."
 				   : i == 1 ? ".."
@@ -879,8 +863,8 @@ static void pfs_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size,
 		e.attr.st_mode = S_IFDIR;
 		if (i >= 2) {
 			const struct sftp_attr *a = &pd->ents[i - 2].attr;
-			if (plus && (a->flags & SFTP_ATTR_MODE) &&
-			    make_entry(ino, name, a, &pd->ids, &e) == 0) {
+			if (plus && (a->flags & SFTP_ATTR_MODE) && left > 0 &&
+			    make_entry(ino, name, a, &pd->ids, left, &e) == 0) {
 				given = xrealloc(given,
 						 (n_given + 1) * sizeof *given);
 				given[n_given++] = e.ino;

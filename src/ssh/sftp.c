@@ -271,6 +271,11 @@ static int stat_locked(struct sftp *f, uint8_t type, const char *path,
 	return rc;
 }
 
+struct sreq *sftp_lstat_req(struct sftp *f, const char *path)
+{
+	return path_req(f, SSH_FXP_LSTAT, NULL, path, NULL);
+}
+
 int sftp_lstat_locked(struct sftp *f, const char *path, struct sftp_attr *a)
 {
 	return stat_locked(f, SSH_FXP_LSTAT, path, a);
@@ -376,6 +381,9 @@ static int path_op(struct sftp *f, uint8_t type, const char *ext,
 	}
 	struct sreq *r = path_req(f, type, ext, a1, a2);
 	rc = status_call(f, r, op, again, a1, a2);
+	sftp_cache_drop(f, a1);
+	if (a2)
+		sftp_cache_drop(f, a2);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -416,6 +424,7 @@ int sftp_symlink(struct sftp *f, const char *target, const char *linkpath)
 	pthread_mutex_lock(&f->lock);
 	struct sreq *r = path_req(f, SSH_FXP_SYMLINK, NULL, target, linkpath);
 	rc = status_call(f, r, OP_SYMLINK, false, target, linkpath);
+	sftp_cache_drop(f, linkpath);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -441,6 +450,7 @@ int sftp_setstat(struct sftp *f, const char *path, const struct sftp_attr *a)
 	pthread_mutex_lock(&f->lock);
 	rc = status_call(f, setstat_req(f, path, &x), OP_SETSTAT, true, path,
 			 NULL);
+	sftp_cache_drop(f, path);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -476,6 +486,7 @@ int sftp_setstat_ex(struct sftp *f, const char *path, const struct sftp_attr *a,
 	}
 	if (!after) {
 		rc = status_call(f, r, OP_SETSTAT, true, path, NULL);
+		sftp_cache_drop(f, path);
 		pthread_mutex_unlock(&f->lock);
 		return rc;
 	}
@@ -498,6 +509,7 @@ int sftp_setstat_ex(struct sftp *f, const char *path, const struct sftp_attr *a,
 		sreq_free(r);
 	}
 	sreq_free(st);
+	sftp_cache_drop(f, path);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -541,6 +553,7 @@ int sftp_mkdir(struct sftp *f, const char *path, uint32_t mode)
 		sreq_free(r);
 	}
 	sreq_free(st);
+	sftp_cache_drop(f, path);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }

@@ -137,4 +137,31 @@ void sftp_dirents_free(struct sftp_dirent *ents, size_t n);
  * writes or of the close. */
 int sftp_close(struct sftp_file *h);
 
+/* ---- attributes kept (sftp_cache.c) ----
+ *
+ * The rule: attributes are kept for the caller's ttl from when they were
+ * asked for (a listing's from its OPENDIR, a stat's from its sending), and
+ * never served older. Whatever this client changes drops what is kept for
+ * the paths it touches before the call returns, whatever its outcome:
+ * creating, opening for writing, writing (each write, and once the
+ * writes are answered: fsync, drain, close), truncating and every setstat,
+ * mkdir, rmdir, unlink, symlink, link, rename (both names, and a
+ * directory's whole subtree); each drops the directory's own attributes
+ * too. A reply to a stat asked for before a drop is not kept. A lost
+ * connection, and a new one, drop everything. Only sftp_lookup serves what
+ * is kept: sftp_stat, sftp_lstat and sftp_fstat always ask the pod. */
+
+/* The whole listing of the directory path ("." and ".." left out), kept
+ * for sftp_lookup; *at: the monotonic time it was asked for. Free with
+ * sftp_dirents_free. */
+int sftp_list(struct sftp *f, const char *path, struct sftp_dirent **ents,
+	      size_t *n, double *at);
+/* sftp_lstat, answered from what is kept when younger than ttl; *left:
+ * how long *a stays younger than ttl. A lookup in a directory listed
+ * lately also stats ahead the names that follow in the listing, in the
+ * background, so that a walk in listing order finds them kept; a lookup
+ * of a name whose stat is in flight waits for it. */
+int sftp_lookup(struct sftp *f, const char *path, double ttl,
+		struct sftp_attr *a, double *left);
+
 #endif

@@ -81,6 +81,7 @@ void sreq_free(struct sreq *r)
 		return;
 	free(r->pkt);
 	free(r->reply);
+	free(r->path);
 	free(r);
 }
 
@@ -127,6 +128,11 @@ void sreq_abandon(struct sftp *f, struct sreq *r)
 static double wait_limit(const struct ssh_pool *p)
 {
 	return 4 * p->keepalive + 3 * p->timeout + 60;
+}
+
+double sreq_wait_limit(const struct sftp *f)
+{
+	return wait_limit(f->pool);
 }
 
 static _Thread_local bool (*intr_fn)(void *);
@@ -200,6 +206,7 @@ void sftp_unref_unlock(struct sftp *f)
 		f->q_head = r->next;
 		sreq_free(r);
 	}
+	sftp_cache_free(f);
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);
 	free(f->key);
@@ -230,12 +237,14 @@ static struct sreq *pend_take(struct sftp *f, uint32_t id)
 	return NULL;
 }
 
-/* r ends with err (no reply); freed if its caller let go. */
-static void finish(struct sreq *r, int err)
+/* r ends with err (0: its reply is here); freed if its caller let go. */
+static void finish(struct sftp *f, struct sreq *r, int err)
 {
 	r->done = true;
 	r->err = err;
-	if (r->abandoned)
+	if (r->on_done)
+		r->on_done(f, r);
+	else if (r->abandoned)
 		sreq_free(r);
 }
 
@@ -246,7 +255,7 @@ static void fail_pending(struct sftp *f, int err)
 		while (f->pend[i]) {
 			struct sreq *r = f->pend[i];
 			f->pend[i] = r->next;
-			finish(r, err);
+			finish(f, r, err);
 		}
 	f->n_pend = 0;
 }
@@ -256,7 +265,7 @@ static void fail_queued(struct sftp *f, int err)
 	while (f->q_head) {
 		struct sreq *r = f->q_head;
 		f->q_head = r->next;
-		finish(r, err);
+		finish(f, r, err);
 	}
 	f->q_tail = NULL;
 }
@@ -317,6 +326,7 @@ static void chan_down(struct sess *s, struct sftp *f, int err)
 	if (err)
 		fail_queued(f, err);
 	f->ready = false;
+	sftp_cache_clear(f);
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 	c->cur = NULL;
@@ -388,6 +398,7 @@ static void dispatch(struct sess *s, struct sftp *f, bool *bad)
 			pthread_mutex_lock(&f->lock);
 			c->gen = ++f->gen;
 			f->ready = true;
+			sftp_cache_clear(f);
 			pthread_mutex_unlock(&f->lock);
 			c->st = CH_READY;
 			continue;
@@ -410,7 +421,7 @@ static void dispatch(struct sess *s, struct sftp *f, bool *bad)
 				if (!sftp_get_u32(&sd, &r->status))
 					r->status = SSH_FX_BAD_MESSAGE;
 			}
-			finish(r, 0);
+			finish(f, r, 0);
 			any = true;
 		}
 		pthread_mutex_unlock(&f->lock);
@@ -441,7 +452,8 @@ static int write_some(struct sess *s, struct sftp *f, bool *progress)
 					f->q_tail = NULL;
 				if (!r->gen || r->gen == c->gen)
 					break;
-				finish(r, SREQ_LOST); /* its handle is gone */
+				finish(f, r,
+				       SREQ_LOST); /* its handle is gone */
 				pthread_cond_broadcast(&f->cond);
 			}
 			if (r) {
@@ -685,6 +697,7 @@ void sftp_sess_end(struct sess *s, bool was_up, bool stopping, int code)
 	/* else they wait for the next session, which their callers start */
 	f->owner = NULL;
 	f->ready = false;
+	sftp_cache_clear(f);
 	pthread_cond_broadcast(&f->cond);
 	sftp_unref_unlock(f);
 }

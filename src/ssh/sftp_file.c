@@ -263,6 +263,8 @@ int sftp_open(struct sftp *f, const char *path, int flags, uint32_t mode,
 	rc = do_open(f, SSH_FXP_OPEN, path, pf, &x, h->rdonly,
 		     h->rdonly ? &st : NULL, &have_st, &h->handle, &h->hlen,
 		     &h->gen);
+	if (pf != SSH_FXF_READ) /* made, truncated or to be written */
+		sftp_cache_drop(f, path);
 	if (!rc && h->rdonly && !have_st) {
 		struct buf b;
 		uint32_t id = hreq_begin(h, &b, SSH_FXP_FSTAT);
@@ -620,6 +622,7 @@ ssize_t sftp_write(struct sftp_file *h, const void *buf, size_t n, uint64_t off)
 	if (h_enter(h))
 		return -EINTR;
 	ra_drop(h); /* what it read ahead may be older than this */
+	sftp_cache_drop(f, h->path);
 	h->eof_known = false;
 	h->seq = UINT64_MAX;
 	while (h->wq_n && h->wq[h->wq_head]->done)
@@ -719,6 +722,7 @@ int sftp_fsetstat(struct sftp_file *h, const struct sftp_attr *a)
 	if (!rc)
 		rc = h->err ? h->err
 			    : h_simple(h, SSH_FXP_FSETSTAT, &x, NULL, NULL);
+	sftp_cache_drop(h->f, h->path);
 	h_leave(h);
 	return rc;
 }
@@ -732,6 +736,8 @@ int sftp_fsync(struct sftp_file *h)
 		rc = wq_drain(h);
 	if (!rc && h->f->x_fsync && !h->dir)
 		rc = h_simple(h, 0, NULL, "fsync@openssh.com", NULL);
+	if (h->writable) /* its writes are in */
+		sftp_cache_drop(h->f, h->path);
 	h_leave(h);
 	return rc;
 }
@@ -743,6 +749,8 @@ int sftp_drain(struct sftp_file *h)
 	int rc = wb_flush(h);
 	if (!rc)
 		rc = wq_drain(h);
+	if (h->writable) /* its writes are in */
+		sftp_cache_drop(h->f, h->path);
 	h_leave(h);
 	return rc;
 }
@@ -782,6 +790,8 @@ int sftp_close(struct sftp_file *h)
 	}
 	if (!rc)
 		rc = h->err;
+	if (h->writable)
+		sftp_cache_drop(f, h->path);
 	h_leave(h);
 	file_free(h);
 	return rc;

@@ -47,6 +47,10 @@ struct sreq {
 	char *reply;	 /* the reply after type and id */
 	size_t rlen;
 	struct sreq *next; /* in the queue, or a bucket of the table */
+	/* A request nobody waits for (sftp_cache.c's stats ahead): called
+	 * once it ends, f->lock held, in place of a waiter; it frees r. */
+	void (*on_done)(struct sftp *f, struct sreq *r);
+	char *path; /* for on_done; freed with r */
 };
 
 #define PEND_BUCKETS 256
@@ -69,6 +73,7 @@ struct sftp {
 	int n_pend;
 	/* What the server said in its VERSION. */
 	bool x_posix_rename, x_statvfs, x_hardlink, x_fsync, x_lsetstat;
+	struct sftp_cache *cache; /* attributes kept (sftp_cache.c) */
 };
 
 /* The rest are called with f->lock held. */
@@ -91,6 +96,8 @@ void sreq_abandon(struct sftp *f, struct sreq *r);
 void sreq_free(struct sreq *r);
 /* The calling thread's interruption check (sftp_set_interrupt) says so. */
 bool sftp_interrupted(void);
+/* How long a wait goes before it gives up on a pod that says nothing. */
+double sreq_wait_limit(const struct sftp *f);
 
 /* Drops a reference (f->lock held; unlocks it). */
 void sftp_unref_unlock(struct sftp *f);
@@ -129,6 +136,17 @@ int sftp_reply_attrs(const struct sreq *r, struct sftp_attr *a);
 /* -EINVAL for times SFTP v3 cannot carry. */
 int sftp_attr_to(struct sftp_attrs *o, const struct sftp_attr *a);
 int sftp_lstat_locked(struct sftp *f, const char *path, struct sftp_attr *a);
+/* An LSTAT of path, encoded (not sent). */
+struct sreq *sftp_lstat_req(struct sftp *f, const char *path);
+
+/* ---- sftp_cache.c (f->lock held) ---- */
+
+/* What this client did to path (made, wrote, changed, removed, renamed
+ * from or to), whatever the outcome: sftp_cache.h's rule. */
+void sftp_cache_drop(struct sftp *f, const char *path);
+/* Everything kept goes (the connection was lost or is new). */
+void sftp_cache_clear(struct sftp *f);
+void sftp_cache_free(struct sftp *f);
 int sftp_statvfs_locked(struct sftp *f, const char *path, struct statvfs *o);
 
 #endif
