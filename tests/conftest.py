@@ -113,6 +113,14 @@ class FakeAPI:
                 self.proc.wait()
 
 
+# Tests press Ctrl-C on a child (SIGINT to a cat or rmdir waiting in the
+# mount). A suite started in the background by a shell without job control
+# (run-all's `&`, a nohup) inherits SIGINT ignored, and so would every child:
+# a handler of our own is reset to the default at exec, as a terminal's is.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def sanitized():
     """Whether BUILD was built with a sanitizer (ASan/UBSan)."""
     try:
