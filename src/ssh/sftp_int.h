@@ -136,17 +136,17 @@ int sftp_reply_attrs(const struct sreq *r, struct sftp_attr *a);
 /* -EINVAL for times SFTP v3 cannot carry. */
 int sftp_attr_to(struct sftp_attrs *o, const struct sftp_attr *a);
 int sftp_lstat_locked(struct sftp *f, const char *path, struct sftp_attr *a);
+int sftp_statvfs_locked(struct sftp *f, const char *path, struct statvfs *o);
 /* An LSTAT of path, encoded (not sent). */
 struct sreq *sftp_lstat_req(struct sftp *f, const char *path);
 
 /* ---- sftp_cache.c (f->lock held) ---- */
 
 /* What this client did to path (made, wrote, changed, removed, renamed
- * from or to), whatever the outcome: sftp_cache.h's rule. */
+ * from or to), whatever the outcome: the rule in sftp.h. */
 void sftp_cache_drop(struct sftp *f, const char *path);
 /* Everything kept goes (the connection was lost or is new). */
 void sftp_cache_clear(struct sftp *f);
 void sftp_cache_free(struct sftp *f);
-int sftp_statvfs_locked(struct sftp *f, const char *path, struct statvfs *o);
 
 #endif

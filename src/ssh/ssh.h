@@ -119,6 +119,9 @@ bool ssh_cmd_wait(struct ssh_cmd *c, const struct ssh_cursor *cur,
 bool ssh_cmd_done(struct ssh_cmd *c);
 /* Waits up to timeout for the end; true when done. */
 bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout);
+/* Waits up to timeout for the command's pgid (its wrapper's first line):
+ * the pgid, or 0 when it has ended or the pgid never came. */
+long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout);
 /* After done: "0\n", "3\n", "signal KILL\n", or "lost\n" (the connection
  * died mid-command). Before: nothing is added. */
 void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out);

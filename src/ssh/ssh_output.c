@@ -304,16 +304,31 @@ bool ssh_cmd_done(struct ssh_cmd *c)
 	return r;
 }
 
-bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout)
+/* Waits up to timeout until the command has ended, or (want_pgid) until
+ * its pgid is known; c->lock held on return. */
+static void wait_locked(struct ssh_cmd *c, double timeout, bool want_pgid)
 {
 	struct timespec ts;
 	monotonic_abs(&ts, timeout);
 	pthread_mutex_lock(&c->lock);
-	while (!c->done)
+	while (!c->done && !(want_pgid && c->pgid > 0))
 		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
+}
+
+bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout)
+{
+	wait_locked(c, timeout, false);
 	bool r = c->done;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout)
+{
+	wait_locked(c, timeout, true);
+	long r = c->done ? 0 : c->pgid;
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

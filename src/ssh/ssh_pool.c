@@ -457,20 +457,10 @@ int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
 	if (!sig || !signal_name(sig, name))
 		return -EINVAL;
 	/* A job just started may be running before its wrapper's pid line
-	 * has been read (a busy machine): the signal waits for it, up to the
-	 * pool's timeout, rather than being lost (an rmdir'ed job would run
-	 * on, forgotten). */
-	struct timespec ts;
-	monotonic_abs(&ts, p->timeout);
-	pthread_mutex_lock(&c->lock);
-	while (!c->done && c->pgid <= 0)
-		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
-		    ETIMEDOUT)
-			break;
-	bool done = c->done;
-	long pgid = c->pgid;
-	pthread_mutex_unlock(&c->lock);
-	if (done || pgid <= 0)
+	 * has been read (a busy machine): the signal waits for it rather
+	 * than being lost (an rmdir'ed job would run on, forgotten). */
+	long pgid = ssh_cmd_wait_pgid(c, p->timeout);
+	if (pgid <= 0)
 		return -ESRCH;
 	/* Through sh, whatever the user's shell is (csh's kill knows no
 	 * "--"); kill -s takes a number too (dash, bash, busybox). */
