@@ -44,8 +44,17 @@ struct sftp_chan {
 	struct sreq *cur; /* being written */
 	char *rx;	  /* replies read, not yet whole */
 	size_t rxlen;
+	/* A big reply (a READ's data) read straight into its own buffer,
+	 * past rx: no copy out of rx, no move of what follows it. */
+	char *body;
+	size_t body_len, body_have;
+	uint8_t body_type;
+	uint32_t body_id;
 	unsigned gen;
 };
+
+/* Replies at least this big are read into their own buffer. */
+#define DIRECT_MIN ((size_t)16 << 10)
 
 /* ---- requests: the callers' side ---- */
 
@@ -316,6 +325,13 @@ void sftp_take(struct sftp *f, struct sess *s)
 	s->sftp = f;
 }
 
+static void body_drop(struct sftp_chan *c)
+{
+	free(c->body);
+	c->body = NULL;
+	c->body_len = c->body_have = 0;
+}
+
 /* The channel is gone (the SFTP server ended, or sshd refused it): what
  * was in flight is lost; the next request opens a new one. */
 static void chan_down(struct sess *s, struct sftp *f, int err)
@@ -331,6 +347,7 @@ static void chan_down(struct sess *s, struct sftp *f, int err)
 	pthread_mutex_unlock(&f->lock);
 	c->cur = NULL;
 	c->rxlen = 0;
+	body_drop(c);
 	c->st = c->ch ? CH_FREEING : CH_NONE;
 }
 
@@ -372,12 +389,38 @@ static void parse_version(struct sftp *f, const char *p, size_t n)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Hands a reply (payload: after type and id; owned) to the request of its
+ * id, if one waits; true if one did. */
+static bool deliver(struct sftp *f, uint8_t type, uint32_t id, char *payload,
+		    size_t len)
+{
+	pthread_mutex_lock(&f->lock);
+	struct sreq *r = pend_take(f, id);
+	if (r) {
+		r->type = type;
+		r->reply = payload;
+		r->rlen = len;
+		payload = NULL;
+		if (type == SSH_FXP_STATUS) {
+			struct sftp_dec sd;
+			sftp_dec_init(&sd, r->reply, r->rlen);
+			if (!sftp_get_u32(&sd, &r->status))
+				r->status = SSH_FX_BAD_MESSAGE;
+		}
+		finish(f, r, 0);
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(payload);
+	return r != NULL;
+}
+
 /* Hands every whole reply in c->rx to its request (each copied out
- * before f->lock is taken). */
+ * before f->lock is taken); a big one not yet whole becomes c->body, its
+ * bytes so far moved there. */
 static void dispatch(struct sess *s, struct sftp *f, bool *bad)
 {
 	struct sftp_chan *c = s->sch;
-	size_t at = 0, total;
+	size_t at = 0, total = 0;
 	int fr;
 	bool any = false;
 	while ((fr = sftp_frame(c->rx + at, c->rxlen - at, MAX_REPLY,
@@ -408,33 +451,56 @@ static void dispatch(struct sess *s, struct sftp *f, bool *bad)
 			copy = xmalloc(d.left);
 			memcpy(copy, d.p, d.left);
 		}
-		pthread_mutex_lock(&f->lock);
-		struct sreq *r = pend_take(f, id);
-		if (r) {
-			r->type = type;
-			r->reply = copy;
-			r->rlen = d.left;
-			copy = NULL;
-			if (type == SSH_FXP_STATUS) {
-				struct sftp_dec sd;
-				sftp_dec_init(&sd, r->reply, r->rlen);
-				if (!sftp_get_u32(&sd, &r->status))
-					r->status = SSH_FX_BAD_MESSAGE;
-			}
-			finish(f, r, 0);
-			any = true;
-		}
-		pthread_mutex_unlock(&f->lock);
-		free(copy);
+		any |= deliver(f, type, id, copy, d.left);
 	}
 	if (fr < 0)
 		*bad = true;
+	/* A big reply begun: the rest goes straight to its buffer. Its head
+	 * (length, type, id) must be here; a VERSION is never big. */
+	const size_t head = 4 + 1 + 4;
+	if (fr == 0 && c->st == CH_READY && total >= DIRECT_MIN &&
+	    c->rxlen - at >= head) {
+		struct sftp_dec d;
+		sftp_dec_init(&d, c->rx + at + 4, head - 4);
+		uint8_t type;
+		uint32_t id;
+		if (!sftp_reply_head(&d, &type, &id) ||
+		    type == SSH_FXP_VERSION) {
+			*bad = true;
+		} else {
+			c->body_type = type;
+			c->body_id = id;
+			c->body_len = total - head;
+			c->body_have = c->rxlen - at - head;
+			c->body = xmalloc(c->body_len);
+			memcpy(c->body, c->rx + at + head, c->body_have);
+			at = c->rxlen;
+		}
+	}
 	if (any)
 		pthread_cond_broadcast(&f->cond);
 	if (at) {
 		memmove(c->rx, c->rx + at, c->rxlen - at);
 		c->rxlen -= at;
 	}
+}
+
+/* Reads into c->body; hands it over once whole. As libssh2_channel_read. */
+static ssize_t body_read(struct sftp *f, struct sftp_chan *c)
+{
+	ssize_t n = libssh2_channel_read(c->ch, c->body + c->body_have,
+					 c->body_len - c->body_have);
+	if (n <= 0)
+		return n;
+	c->body_have += (size_t)n;
+	if (c->body_have == c->body_len) {
+		char *b = c->body;
+		c->body = NULL;
+		if (deliver(f, c->body_type, c->body_id, b, c->body_len))
+			pthread_cond_broadcast(&f->cond);
+		c->body_len = c->body_have = 0;
+	}
+	return n;
 }
 
 /* Writes queued requests until the channel would block. -1: session
@@ -488,8 +554,11 @@ static int read_some(struct sess *s, struct sftp *f, bool *progress)
 	struct sftp_chan *c = s->sch;
 	size_t budget = ROUND_BUDGET;
 	while (budget) {
-		ssize_t n = libssh2_channel_read(c->ch, c->rx + c->rxlen,
-						 RX_SIZE - c->rxlen);
+		bool direct = c->body != NULL;
+		ssize_t n = direct
+				? body_read(f, c)
+				: libssh2_channel_read(c->ch, c->rx + c->rxlen,
+						       RX_SIZE - c->rxlen);
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			return 0;
 		if (n < 0)
@@ -497,8 +566,10 @@ static int read_some(struct sess *s, struct sftp *f, bool *progress)
 		if (n == 0)
 			return libssh2_channel_eof(c->ch) ? 1 : 0;
 		*progress = true;
-		c->rxlen += (size_t)n;
 		budget -= min_sz(budget, (size_t)n);
+		if (direct)
+			continue;
+		c->rxlen += (size_t)n;
 		bool bad = false;
 		dispatch(s, f, &bad);
 		if (bad) {
@@ -678,6 +749,7 @@ void sftp_sess_end(struct sess *s, bool was_up, bool stopping, int code)
 {
 	if (s->sch) {
 		/* The channel goes with the libssh2 session. */
+		body_drop(s->sch);
 		free(s->sch->rx);
 		free(s->sch);
 		s->sch = NULL;

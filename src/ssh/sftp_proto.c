@@ -163,10 +163,8 @@ int sftp_frame(const void *buf, size_t n, size_t max, size_t *total)
 		       (uint32_t)p[2] << 8 | p[3];
 	if (len == 0 || len > max)
 		return -1;
-	if (n - 4 < len)
-		return 0;
 	*total = (size_t)len + 4;
-	return 1;
+	return n - 4 < len ? 0 : 1;
 }
 
 bool sftp_reply_head(struct sftp_dec *d, uint8_t *type, uint32_t *id)

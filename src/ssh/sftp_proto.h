@@ -111,9 +111,9 @@ bool sftp_get_str(struct sftp_dec *d, const char **p, size_t *n);
 /* Skips extended pairs. */
 bool sftp_get_attrs(struct sftp_dec *d, struct sftp_attrs *a);
 
-/* Whether buf[0..n) starts with a whole packet: 1 and *total (length
- * field included), 0 if more bytes are needed, -1 if its length is 0 or
- * over max (a broken stream). */
+/* Whether buf[0..n) starts with a whole packet: 1, 0 if more bytes are
+ * needed, -1 if its length is 0 or over max (a broken stream). *total (the
+ * packet's length, length field included) is set once its length is in. */
 int sftp_frame(const void *buf, size_t n, size_t max, size_t *total);
 
 /* A reply's head: type, and id for all but VERSION. false if short. */
