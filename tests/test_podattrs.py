@@ -187,3 +187,58 @@ def test_fs_ttl_zero_keeps_nothing(podmount):
     assert os.lstat(os.path.join(home, "f")).st_size == 18
     assert os.lstat(os.path.join(fs, "f")).st_size == 18
     assert m.stats().get("podfs_attrs_kept", 0) == 0
+
+
+def waits(m, before):
+    return m.stats().get("podfs_attrs_waited", 0) - before.get("podfs_attrs_waited", 0)
+
+
+def test_a_walk_by_listings_keeps_its_path_and_next_directory(podmount):
+    """ls -l of one directory after another, for several fs_ttl: the
+    walker reaches each directory by a name the kernel took from the
+    parent's listing and looks nothing up until those names expire. Each
+    listing is a step of the walk as a lookup is: the directories above
+    it are stated again in the background, and the next directories stated
+    ahead, so the walk waits at most once, not at each expiry."""
+    m, home, fs, local = podmount(1)
+    dirs = [f"d{i:02d}" for i in range(24)]
+    for d in dirs:
+        os.mkdir(os.path.join(local, d))
+        for j in range(5):
+            write(os.path.join(local, d, f"f{j}"), "x" * j)
+    assert sorted(os.listdir(fs)) == dirs  # names and attributes: 1 s
+    before = m.stats()
+    t0 = time.monotonic()
+    for d in dirs:
+        out = sh(f"ls -l {os.path.join(fs, d)}")
+        assert out.count(" f") == 5, out
+        time.sleep(0.15)
+    took = time.monotonic() - t0
+    waited = waits(m, before)
+    print(f"waited {waited} in {took:.1f}s")
+    # Without: the two directories above and the next name, waited for
+    # at each second's expiry (three or more a second).
+    assert waited <= 1 + took / 4, (waited, took)
+
+
+def test_a_walk_by_opens_keeps_its_path(podmount, tmp_path):
+    """cat of one file after another in listing order, for several
+    fs_ttl: an open is a step of the walk as a lookup is, so when the
+    kernel's names expire the lookups find the directories above and the
+    next names stated already."""
+    m, home, fs, local = podmount(1)
+    n = 60
+    for i in range(n):
+        write(os.path.join(local, f"f{i:03d}"), "x" * i)
+    names = tmp_path / "names"
+    sh(f"ls -U {fs} > {names}")  # listed (the kernel's names: 1 s)
+    before = m.stats()
+    t0 = time.monotonic()
+    # Full paths: each open walks the directories above too.
+    out = sh(f"while read -r f; do cat \"{fs}/$f\"; echo; sleep 0.05; done < {names}")
+    took = time.monotonic() - t0
+    assert sorted(out.split()) == sorted("x" * i for i in range(1, n))
+    waited = waits(m, before)
+    print(f"waited {waited} in {took:.1f}s")
+    # Without: the two directories above and a name at the first expiry.
+    assert took > 2 and waited <= 1, (waited, took)

@@ -661,9 +661,11 @@ void pfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return ll_open(req, ino, fi);
 	struct sftp_file *h = NULL;
 	int rc = pq_connect(&q, req);
-	if (!rc)
+	if (!rc) {
+		sftp_walked(q.sf, q.remote.data, fs()->fs_ttl);
 		rc = sftp_open(q.sf, q.remote.data, open_flags(fi->flags), 0,
 			       &h);
+	}
 	if (rc) {
 		reply_err(req, rc);
 	} else {
@@ -823,7 +825,8 @@ void pfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pdir *pd = xcalloc(1, sizeof *pd);
 	int rc = pq_connect(&q, req);
 	if (!rc) /* kept for lookups too (sftp.h) */
-		rc = sftp_list(q.sf, q.remote.data, &pd->ents, &pd->n, &pd->at);
+		rc = sftp_list(q.sf, q.remote.data, fs()->fs_ttl, &pd->ents,
+			       &pd->n, &pd->at);
 	if (rc) {
 		free(pd);
 		reply_err(req, rc);

@@ -153,9 +153,11 @@ int sftp_close(struct sftp_file *h);
 
 /* The whole listing of the directory path ("." and ".." left out), kept
  * for sftp_lookup; *at: the monotonic time it was asked for. Free with
- * sftp_dirents_free. */
-int sftp_list(struct sftp *f, const char *path, struct sftp_dirent **ents,
-	      size_t *n, double *at);
+ * sftp_dirents_free. A listing is a walker's step as a lookup is (see
+ * sftp_lookup): the directories above it and the names after it in its
+ * directory are stated in the background, kept ttl. */
+int sftp_list(struct sftp *f, const char *path, double ttl,
+	      struct sftp_dirent **ents, size_t *n, double *at);
 /* sftp_lstat, answered from what is kept when younger than ttl; *left:
  * how long *a stays younger than ttl. A lookup in a directory listed
  * lately also stats ahead the names that follow in the listing, in the
@@ -163,5 +165,8 @@ int sftp_list(struct sftp *f, const char *path, struct sftp_dirent **ents,
  * of a name whose stat is in flight waits for it. */
 int sftp_lookup(struct sftp *f, const char *path, double ttl,
 		struct sftp_attr *a, double *left);
+/* A walker reached path by other means than a lookup (an open, a listing):
+ * what sftp_lookup would send in the background, sent. */
+void sftp_walked(struct sftp *f, const char *path, double ttl);
 
 #endif

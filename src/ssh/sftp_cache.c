@@ -1,21 +1,22 @@
 /* sftp_cache.c — attributes kept a while (sftp.h says for how long and
  * what drops them): the listings of the directories listed lately, each
  * name with its attributes and when they were asked for, so that a lookup
- * within the ttl costs no round trip; and stats ahead: a lookup in a
- * listed directory sends, in the background and all at once, LSTATs of
- * the names that follow it in listing order whose attributes are not
- * fresh, so that a walker (cp -a, ls -lR, rsync, find) finds them kept;
- * or in name order, when that is the order the walker's lookups follow
- * (rsync; cp, which goes by inode number, once this mount made the
- * files). How many: as many as the walker's pace uses within half the
- * ttl (at most AHEAD_MAX), none for one slower than that. A path found by a
- * stat outside a listing is kept too (loose: the directories above a walk), and
- * a lookup stats again in the background the directories above it that are
- * known and half their ttl old: the kernel revalidates each of them once its
- * entry expires, every fs_ttl, and finds them kept. Memory work only, under
- * f->lock (the I/O thread fills what comes back: sreq.on_done); bounded:
- * KEEP_DIRS listings, KEEP_NAMES names in all, KEEP_LOOSE paths, the least
- * recently used going first. */
+ * within the ttl costs no round trip; and stats ahead: a walker's step
+ * (a lookup, or a listing or open of a name the kernel had from a
+ * listing: walk_step) in a listed directory sends, in the background and
+ * all at once, LSTATs of the names that follow it in listing order whose
+ * attributes are not fresh, so that a walker (cp -a, ls -lR, rsync, find)
+ * finds them kept; or in name order, when that is the order the walker's
+ * lookups follow (rsync; cp, which goes by inode number, once this mount made
+ * the files). How many: as many as the walker's pace uses within half the ttl
+ * (at most AHEAD_MAX), none for one slower than that. A path found by a stat
+ * outside a listing is kept too (loose: the directories above a walk), and a
+ * step stats again in the background the directories above it that are known
+ * and half their ttl old, and beside each the name the walker will step to next
+ * there: the kernel revalidates each of them once its entry expires, every
+ * fs_ttl, and finds them kept. Memory work only, under f->lock (the I/O thread
+ * fills what comes back: sreq.on_done); bounded: KEEP_DIRS listings, KEEP_NAMES
+ * names in all, KEEP_LOOSE paths, the least recently used going first. */
 #include "sftp_int.h"
 
 #include <errno.h>
@@ -285,54 +286,6 @@ static void kdir_put(struct sftp_cache *c, const char *path,
 		kdir_free(c, c->lru.prev);
 }
 
-int sftp_list(struct sftp *f, const char *path, struct sftp_dirent **out,
-	      size_t *n_out, double *at)
-{
-	*out = NULL;
-	*n_out = 0;
-	pthread_mutex_lock(&f->lock);
-	uint64_t epoch = cache_of(f)->epoch;
-	pthread_mutex_unlock(&f->lock);
-	*at = now_monotonic();
-	struct sftp_file *d = NULL;
-	struct sftp_dirent *v = NULL;
-	size_t n = 0, cap = 0;
-	int rc = sftp_opendir(f, path, &d);
-	while (!rc) {
-		struct sftp_dirent *e;
-		size_t k;
-		rc = sftp_readdir(d, &e, &k);
-		if (rc || !k)
-			break;
-		for (size_t i = 0; i < k; i++) {
-			if (!strcmp(e[i].name, ".") ||
-			    !strcmp(e[i].name, "..")) {
-				free(e[i].name);
-				continue;
-			}
-			if (n == cap) {
-				cap = cap ? 2 * cap : 64;
-				v = xrealloc(v, cap * sizeof *v);
-			}
-			v[n++] = e[i];
-		}
-		free(e);
-	}
-	if (d)
-		sftp_close(d);
-	if (rc) {
-		sftp_dirents_free(v, n);
-		return rc;
-	}
-	pthread_mutex_lock(&f->lock);
-	if (cache_of(f)->epoch == epoch) /* else it may predate a change */
-		kdir_put(f->cache, path, v, n, *at);
-	pthread_mutex_unlock(&f->lock);
-	*out = v;
-	*n_out = n;
-	return 0;
-}
-
 /* A stat ahead's reply, kept unless its name was dropped meanwhile. */
 static void ahead_done(struct sftp *f, struct sreq *r)
 {
@@ -377,6 +330,13 @@ static struct kname *nth(struct kdir *d, size_t pos)
 	return d->in_name > d->in_list ? d->by_name[pos] : &d->names[pos];
 }
 
+/* Whether e is worth stating again in the background: not in flight,
+ * and unknown or half its ttl old. */
+static bool stale(const struct kname *e, double ttl, double now)
+{
+	return !e->pend && (!e->has || now - e->at >= ttl / 2);
+}
+
 /* A stat of path (kept in e) sent in the background. */
 static bool send_stat(struct sftp *f, struct kname *e, const char *path,
 		      double now)
@@ -392,6 +352,18 @@ static bool send_stat(struct sftp *f, struct kname *e, const char *path,
 	return true;
 }
 
+/* A stat of d's name e sent in the background. */
+static bool send_child_stat(struct sftp *f, struct kdir *d, struct kname *e,
+			    double now)
+{
+	size_t pn = d->plen + strlen(e->name) + 2;
+	char *p = xmalloc(pn);
+	snprintf(p, pn, "%s/%s", d->plen == 1 ? "" : d->path, e->name);
+	bool sent = send_stat(f, e, p, now);
+	free(p);
+	return sent;
+}
+
 /* Stats ahead of a lookup of d's name i: how many were sent. */
 static size_t send_ahead(struct sftp *f, struct kdir *d, size_t i, double ttl,
 			 double now)
@@ -404,25 +376,23 @@ static size_t send_ahead(struct sftp *f, struct kdir *d, size_t i, double ttl,
 	size_t end = min_sz(d->n, i + 1 + k), ready = 0, sent = 0;
 	for (size_t j = i + 1; j < end; j++) {
 		const struct kname *e = nth(d, j);
-		ready += e->pend || (e->has && now - e->at < ttl / 2);
+		ready += !stale(e, ttl, now);
 	}
 	if (k < 2 || 2 * ready >= k)
 		return 0;
 	for (size_t j = i + 1; j < end; j++) {
 		struct kname *e = nth(d, j);
-		if (e->pend || (e->has && now - e->at < ttl / 2))
+		if (!stale(e, ttl, now))
 			continue;
-		size_t pn = d->plen + strlen(e->name) + 2;
-		char *p = xmalloc(pn);
-		snprintf(p, pn, "%s/%s", d->plen == 1 ? "" : d->path, e->name);
-		sent += send_stat(f, e, p, now);
-		free(p);
+		sent += send_child_stat(f, d, e, now);
 	}
 	return sent;
 }
 
 /* The directories above path that are known, stated again once half
- * their ttl old: how many were sent. */
+ * their ttl old, and beside each the name the walker will step to next
+ * in the listing it is in (a walk that spends longer than the ttl in each
+ * directory, cp -a, finds the next one kept): how many were sent. */
 static size_t refresh_above(struct sftp *f, const char *path, double ttl,
 			    double now)
 {
@@ -432,15 +402,52 @@ static size_t refresh_above(struct sftp *f, const char *path, double ttl,
 	size_t sent = 0;
 	for (char *s = strrchr(p, '/'); s && s > p; s = strrchr(p, '/')) {
 		*s = '\0';
-		struct kname *e = entry(f, p, NULL);
-		struct kloose *l = e ? loose_of(f->cache, e) : NULL;
+		struct kdir *d;
+		struct kname *e = entry(f, p, &d);
+		struct kloose *l = e && !d ? loose_of(f->cache, e) : NULL;
 		if (l)
 			l->used = now;
-		if (e && !e->pend && e->has && now - e->at >= ttl / 2)
+		if (e && e->has && stale(e, ttl, now))
 			sent += send_stat(f, e, p, now);
+		if (d && d->last > 0 && e == &d->names[d->last_i]) {
+			size_t pos =
+			    d->in_name > d->in_list ? e->rank : d->last_i;
+			struct kname *next =
+			    pos + 1 < d->n ? nth(d, pos + 1) : NULL;
+			if (next && stale(next, ttl, now))
+				sent += send_child_stat(f, d, next, now);
+		}
 	}
 	free(p);
 	return sent;
+}
+
+/* A walker's step to path: a lookup, a listing or an open of it (ls -lR
+ * reaches directories, and cp -a files, through names the kernel has
+ * from a listing, and looks nothing up until they expire): the directories
+ * above it stated again at half their ttl and, in a listing kept of its
+ * directory, its pace noted and the names after it stated ahead. How many stats
+ * were sent. f->lock held. */
+static size_t walk_step(struct sftp *f, const char *path, double ttl,
+			double now)
+{
+	if (ttl <= 0)
+		return 0;
+	struct kdir *d;
+	struct kname *e = entry(f, path, &d);
+	size_t ahead = refresh_above(f, path, ttl, now);
+	if (d) {
+		size_t i = (size_t)(e - d->names);
+		kdir_unlink(d);
+		kdir_front(f->cache, d);
+		if (d->last <= 0 ||
+		    i != d->last_i) /* a lookup, then its list */
+			pace(d, i, now);
+		ahead += send_ahead(f, d, i, ttl, now);
+	} else if (e) {
+		loose_of(f->cache, e)->used = now;
+	}
+	return ahead;
 }
 
 /* Kept attributes of path fresh at now: *a, and in *left how long they
@@ -457,6 +464,65 @@ static bool fresh(struct sftp *f, const char *path, double ttl,
 	return true;
 }
 
+void sftp_walked(struct sftp *f, const char *path, double ttl)
+{
+	if (sftp_path_check(path))
+		return;
+	pthread_mutex_lock(&f->lock);
+	size_t ahead = walk_step(f, path, ttl, now_monotonic());
+	pthread_mutex_unlock(&f->lock);
+	stats_add(ST_PODFS_AHEAD, (long)ahead);
+}
+
+int sftp_list(struct sftp *f, const char *path, double ttl,
+	      struct sftp_dirent **out, size_t *n_out, double *at)
+{
+	*out = NULL;
+	*n_out = 0;
+	pthread_mutex_lock(&f->lock);
+	uint64_t epoch = cache_of(f)->epoch;
+	pthread_mutex_unlock(&f->lock);
+	sftp_walked(f, path, ttl);
+	*at = now_monotonic();
+	struct sftp_file *d = NULL;
+	struct sftp_dirent *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = sftp_opendir(f, path, &d);
+	while (!rc) {
+		struct sftp_dirent *e;
+		size_t k;
+		rc = sftp_readdir(d, &e, &k);
+		if (rc || !k)
+			break;
+		for (size_t i = 0; i < k; i++) {
+			if (!strcmp(e[i].name, ".") ||
+			    !strcmp(e[i].name, "..")) {
+				free(e[i].name);
+				continue;
+			}
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				v = xrealloc(v, cap * sizeof *v);
+			}
+			v[n++] = e[i];
+		}
+		free(e);
+	}
+	if (d)
+		sftp_close(d);
+	if (rc) {
+		sftp_dirents_free(v, n);
+		return rc;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (cache_of(f)->epoch == epoch) /* else it may predate a change */
+		kdir_put(f->cache, path, v, n, *at);
+	pthread_mutex_unlock(&f->lock);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
 int sftp_lookup(struct sftp *f, const char *path, double ttl,
 		struct sftp_attr *a, double *left)
 {
@@ -465,17 +531,8 @@ int sftp_lookup(struct sftp *f, const char *path, double ttl,
 		return rc;
 	pthread_mutex_lock(&f->lock);
 	double now = now_monotonic(), end = now + sreq_wait_limit(f);
-	struct kdir *d;
-	struct kname *e = entry(f, path, &d);
-	size_t ahead = ttl > 0 ? refresh_above(f, path, ttl, now) : 0;
-	if (d && ttl > 0) {
-		kdir_unlink(d);
-		kdir_front(f->cache, d);
-		pace(d, (size_t)(e - d->names), now);
-		ahead += send_ahead(f, d, (size_t)(e - d->names), ttl, now);
-	} else if (e && !d) {
-		loose_of(f->cache, e)->used = now;
-	}
+	size_t ahead = walk_step(f, path, ttl, now);
+	struct kname *e;
 	/* Kept, or a stat of it in flight (ahead, or another lookup's). */
 	bool waited = false;
 	while (!fresh(f, path, ttl, a, left)) {

@@ -25,10 +25,11 @@
 #define WPACKET	 ((size_t)128 << 10)
 #define RA_SLOTS ((int)(SFTP_READ_AHEAD / CHUNK) + 16)
 #define WB_SLOTS 256
-/* READDIRs in flight: from 2 (a small directory in one round trip, its
- * EOF with it), doubling with each batch to 32 (OpenSSH's server answers
- * 100 names a READDIR, so 10k entries take a few round trips). */
-#define DIR_AHEAD     2
+/* READDIRs in flight: from 4 (OpenSSH's server answers 100 names a
+ * READDIR, so a directory of up to 300 names comes in one round trip, its
+ * EOF with it; sshfs's 2 take a second round trip from 99), doubling with
+ * each batch to 32 (10k entries take a few round trips). */
+#define DIR_AHEAD     4
 #define DIR_AHEAD_MAX 32
 
 struct ra {
