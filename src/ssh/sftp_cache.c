@@ -426,8 +426,8 @@ static size_t refresh_above(struct sftp *f, const char *path, double ttl,
  * reaches directories, and cp -a files, through names the kernel has
  * from a listing, and looks nothing up until they expire): the directories
  * above it stated again at half their ttl and, in a listing kept of its
- * directory, its pace noted and the names after it stated ahead. How many stats
- * were sent. f->lock held. */
+ * directory, its pace noted and the names after it stated ahead. How many
+ * stats were sent. f->lock held. */
 static size_t walk_step(struct sftp *f, const char *path, double ttl,
 			double now)
 {
@@ -440,8 +440,8 @@ static size_t walk_step(struct sftp *f, const char *path, double ttl,
 		size_t i = (size_t)(e - d->names);
 		kdir_unlink(d);
 		kdir_front(f->cache, d);
-		if (d->last <= 0 ||
-		    i != d->last_i) /* a lookup, then its list */
+		/* Not again for the same name (a lookup, then its listing). */
+		if (d->last <= 0 || i != d->last_i)
 			pace(d, i, now);
 		ahead += send_ahead(f, d, i, ttl, now);
 	} else if (e) {
