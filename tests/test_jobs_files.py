@@ -9,6 +9,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 
@@ -196,6 +197,29 @@ def test_term_signal_ends_the_job_and_its_process_group(rig, tmp_path):
     assert err_of(lambda: write(jp(rig, "2", "signal"), "NOSUCH\n")) == errno.EINVAL
     write(jp(rig, "2", "signal"), "SIGINT")
     assert read(jp(rig, "2", "exit")) == "signal INT\n"
+
+
+def test_ctrl_c_ends_a_signal_waiting_for_the_jobs_group(rig, pod):
+    """A job whose wrapper has not told its process group yet (the pod's
+    ~/.bashrc is slow) makes a write to its signal wait for it; Ctrl-C
+    ends that wait: EINTR, and nothing was sent (not ESRCH once the wait
+    ran out)."""
+    bashrc = pod.home / ".bashrc"
+    bashrc.write_text(bashrc.read_text() + "sleep 30\n")
+    run(rig, "sleep 60")
+    wait_for(lambda: read(jp(rig, "1", "state")) == "running\n", "job started")
+    # Python's own SIGINT handler: the kernel waits for primefs's answer.
+    p = subprocess.Popen([sys.executable, "-c",
+                          "import os, sys\n"
+                          f"fd = os.open({jp(rig, '1', 'signal')!r}, os.O_WRONLY)\n"
+                          "os.write(fd, b'TERM')\n"], stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)  # a hang bound
+    assert b"KeyboardInterrupt" in err
+    assert "TERM not sent: Interrupted system call" in rig.log(), rig.log()
+    assert read(jp(rig, "1", "signal")) in ("", "\n")
+    assert read(jp(rig, "1", "state")) == "running\n"
 
 
 def test_out_is_a_regular_file_head_and_grep(rig):

@@ -117,11 +117,15 @@ size_t ssh_cmd_read(struct ssh_cmd *c, struct ssh_cursor *cur, char *buf,
 bool ssh_cmd_wait(struct ssh_cmd *c, const struct ssh_cursor *cur,
 		  double timeout);
 bool ssh_cmd_done(struct ssh_cmd *c);
-/* Waits up to timeout for the end; true when done. */
-bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout);
-/* Waits up to timeout for the command's pgid (its wrapper's first line):
- * the pgid, or 0 when it has ended or the pgid never came. */
-long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout);
+/* Waits up to timeout for the end, or until interrupted(arg) (may be
+ * NULL) says so: 1 when done, 0 when not within timeout, -EINTR. */
+int ssh_cmd_wait_done(struct ssh_cmd *c, double timeout,
+		      bool (*interrupted)(void *arg), void *arg);
+/* Waits up to timeout for the command's pgid (its wrapper's first line),
+ * or until interrupted(arg) says so: the pgid, 0 when it has ended or the
+ * pgid never came, or -EINTR. */
+long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout,
+		       bool (*interrupted)(void *arg), void *arg);
 /* After done: "0\n", "3\n", "signal KILL\n", or "lost\n" (the connection
  * died mid-command). Before: nothing is added. */
 void ssh_cmd_exit_text(struct ssh_cmd *c, struct buf *out);
@@ -146,7 +150,11 @@ long ssh_cmd_pgid(struct ssh_cmd *c);
  * read) is waited for, up to the pool's timeout.
  * 0, -EINVAL (no such name or number: nothing sent), -ESRCH (the command
  * ended, its group is gone, or its pgid never came), -EPERM, or
- * ssh_run's errors; a log line says why for all but EINVAL and ESRCH. */
-int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig);
+ * ssh_run's errors; a log line says why for all but EINVAL and ESRCH.
+ * -EINTR when interrupted(arg) (may be NULL) said so during a wait: before
+ * the pgid came nothing was sent; after, the kill went out, its outcome
+ * unknown (logged). */
+int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig,
+		   bool (*interrupted)(void *arg), void *arg);
 
 #endif

@@ -305,30 +305,45 @@ bool ssh_cmd_done(struct ssh_cmd *c)
 }
 
 /* Waits up to timeout until the command has ended, or (want_pgid) until
- * its pgid is known; c->lock held on return. */
-static void wait_locked(struct ssh_cmd *c, double timeout, bool want_pgid)
+ * its pgid is known, or until interrupted(arg) says so (checked every
+ * 0.1 s, c->lock not held): false then. c->lock held on return. */
+static bool wait_locked(struct ssh_cmd *c, double timeout, bool want_pgid,
+			bool (*interrupted)(void *arg), void *arg)
 {
-	struct timespec ts;
-	monotonic_abs(&ts, timeout);
+	double end = now_monotonic() + timeout;
 	pthread_mutex_lock(&c->lock);
-	while (!c->done && !(want_pgid && c->pgid > 0))
-		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) ==
-		    ETIMEDOUT)
+	while (!c->done && !(want_pgid && c->pgid > 0)) {
+		if (interrupted) {
+			pthread_mutex_unlock(&c->lock);
+			bool stop = interrupted(arg);
+			pthread_mutex_lock(&c->lock);
+			if (stop)
+				return false;
+		}
+		double left = end - now_monotonic();
+		if (left <= 0)
 			break;
+		struct timespec ts;
+		monotonic_abs(&ts, left < 0.1 ? left : 0.1);
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	}
+	return true;
 }
 
-bool ssh_cmd_wait_done(struct ssh_cmd *c, double timeout)
+int ssh_cmd_wait_done(struct ssh_cmd *c, double timeout,
+		      bool (*interrupted)(void *arg), void *arg)
 {
-	wait_locked(c, timeout, false);
-	bool r = c->done;
+	bool whole = wait_locked(c, timeout, false, interrupted, arg);
+	int r = c->done ? 1 : whole ? 0 : -EINTR;
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }
 
-long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout)
+long ssh_cmd_wait_pgid(struct ssh_cmd *c, double timeout,
+		       bool (*interrupted)(void *arg), void *arg)
 {
-	wait_locked(c, timeout, true);
-	long r = c->done ? 0 : c->pgid;
+	bool whole = wait_locked(c, timeout, true, interrupted, arg);
+	long r = c->done ? 0 : c->pgid > 0 ? c->pgid : whole ? 0 : -EINTR;
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

@@ -451,7 +451,8 @@ static bool signal_name(const char *sig, char out[8])
 	return false;
 }
 
-int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
+int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig,
+		   bool (*interrupted)(void *arg), void *arg)
 {
 	char name[8];
 	if (!sig || !signal_name(sig, name))
@@ -459,9 +460,9 @@ int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
 	/* A job just started may be running before its wrapper's pid line
 	 * has been read (a busy machine): the signal waits for it rather
 	 * than being lost (an rmdir'ed job would run on, forgotten). */
-	long pgid = ssh_cmd_wait_pgid(c, p->timeout);
+	long pgid = ssh_cmd_wait_pgid(c, p->timeout, interrupted, arg);
 	if (pgid <= 0)
-		return -ESRCH;
+		return pgid == -EINTR ? -EINTR : -ESRCH;
 	/* Through sh, whatever the user's shell is (csh's kill knows no
 	 * "--"); kill -s takes a number too (dash, bash, busybox). */
 	char script[96];
@@ -471,12 +472,20 @@ int ssh_cmd_signal(struct ssh_pool *p, struct ssh_cmd *c, const char *sig)
 	int rc = ssh_run(p, c->pod_key, c->conn, script, -1, NULL, NULL, &k);
 	if (rc)
 		return rc;
-	if (!ssh_cmd_wait_done(k, p->timeout)) {
-		plog("ssh", c->pod_key,
-		     "kill -s %s of process group %ld did not end within %gs",
-		     name, pgid, p->timeout);
+	int done = ssh_cmd_wait_done(k, p->timeout, interrupted, arg);
+	if (done <= 0) {
+		if (done == -EINTR)
+			plog("ssh", c->pod_key,
+			     "kill -s %s of process group %ld sent; "
+			     "interrupted before it ended",
+			     name, pgid);
+		else
+			plog("ssh", c->pod_key,
+			     "kill -s %s of process group %ld did not end "
+			     "within %gs",
+			     name, pgid, p->timeout);
 		ssh_cmd_put(k);
-		return -EIO;
+		return done == -EINTR ? -EINTR : -EIO;
 	}
 	struct buf ex;
 	buf_init(&ex);

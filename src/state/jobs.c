@@ -408,7 +408,7 @@ static int launch(struct jobs *j, struct job *jb, const char *script,
 	bool removed = jb->removed;
 	pthread_mutex_unlock(&jb->mu);
 	if (removed) { /* rmdir'ed while it was starting */
-		job_signal(j, jb, "KILL");
+		job_signal(j, jb, "KILL", NULL, NULL);
 		end_now(jb);
 	}
 	return 0;
@@ -742,13 +742,16 @@ bool job_exit_text(struct job *jb, struct buf *out)
 	return done;
 }
 
-int job_signal(struct jobs *j, struct job *jb, const char *sig)
+int job_signal(struct jobs *j, struct job *jb, const char *sig,
+	       bool (*interrupted)(void *arg), void *arg)
 {
 	pthread_mutex_lock(&jb->mu);
 	struct ssh_cmd *c =
 	    jb->state == JOB_RUNNING && jb->cmd ? ssh_cmd_get(jb->cmd) : NULL;
 	pthread_mutex_unlock(&jb->mu);
-	int rc = c && j->runs ? ssh_cmd_signal(j->runs->pool, c, sig) : -ESRCH;
+	int rc = c && j->runs
+		     ? ssh_cmd_signal(j->runs->pool, c, sig, interrupted, arg)
+		     : -ESRCH;
 	ssh_cmd_put(c);
 	if (rc == 0) { /* a name upper case without SIG, or a number */
 		char name[sizeof jb->last_signal];
@@ -997,7 +1000,7 @@ int jobs_remove(struct jobs *j, const char *pod_id, const char *name)
 	if (!jb)
 		return -ENOENT;
 	if (job_state(jb) == JOB_RUNNING)
-		job_signal(j, jb, "KILL");
+		job_signal(j, jb, "KILL", NULL, NULL);
 	pthread_mutex_lock(&jb->mu);
 	jb->removed = true;
 	pthread_mutex_unlock(&jb->mu);

@@ -152,8 +152,10 @@ int job_watch(struct job *jb, void (*fn)(void *arg), void *arg);
 void job_unwatch(struct job *jb, int id);
 /* Sends a signal (a name as kill -l gives it, with or without SIG, or its
  * number) to the job's whole process group on the pod: 0, -EINVAL (unknown
- * name or number), -ESRCH (not running), or an SSH errno. */
-int job_signal(struct jobs *j, struct job *jb, const char *sig);
+ * name or number), -ESRCH (not running), -EINTR (interrupted(arg), may be
+ * NULL, said so while it waited: ssh_cmd_signal), or an SSH errno. */
+int job_signal(struct jobs *j, struct job *jb, const char *sig,
+	       bool (*interrupted)(void *arg), void *arg);
 /* The last signal sent by this mount (`TERM`, `KILL`, `9`...), or
  * nothing. */
 void job_last_signal(struct job *jb, struct buf *out);

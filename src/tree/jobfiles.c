@@ -665,7 +665,9 @@ static int signal_write(struct tree_handle *h, const char *data, size_t size,
 	memcpy(name, data + a, b - a);
 	name[b - a] = '\0';
 	struct jobs *js = tree_jobs(h->tree);
-	int rc = js ? job_signal(js, h->priv, name) : -ESRCH;
+	int rc = js ? job_signal(js, h->priv, name, h->interrupted,
+				 h->interrupted_arg)
+		    : -ESRCH;
 	/* A job that has just started (or whose last holder has just closed
 	 * its run) may not have told its process group yet: while it runs or
 	 * is about to, that is asked again for a little while. */
@@ -674,7 +676,8 @@ static int signal_write(struct tree_handle *h, const char *data, size_t size,
 	       (job_state(h->priv) == JOB_RUNNING || job_pending(h->priv)) &&
 	       !gave_up(h) && now_monotonic() < until) {
 		job_wait_done(h->priv, 0.05);
-		rc = job_signal(js, h->priv, name);
+		rc = job_signal(js, h->priv, name, h->interrupted,
+				h->interrupted_arg);
 	}
 	if (rc)
 		plog("signal", h->path, "%s not sent: %s", name, strerror(-rc));

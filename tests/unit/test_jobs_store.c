@@ -164,7 +164,7 @@ static void test_reload(void)
 		CHECK(job_wait_done(jb, 0));
 		char tmp[8];
 		CHECK(job_read(jb, 100, tmp, sizeof tmp, &eof) == 0 && eof);
-		CHECK(job_signal(j, jb, "TERM") == -ESRCH);
+		CHECK(job_signal(j, jb, "TERM", NULL, NULL) == -ESRCH);
 		job_put(jb);
 	}
 	jb = jobs_get(j, "pod1", "2");

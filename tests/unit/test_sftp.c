@@ -798,7 +798,7 @@ static void sc_mixed(struct sftp *f, struct ssh_pool *p)
 	}
 	CHECK(got == size && !memcmp(buf, data, size));
 	CHECK(h && sftp_close(h) == 0);
-	CHECK(c && ssh_cmd_wait_done(c, 60));
+	CHECK(c && ssh_cmd_wait_done(c, 60, NULL, NULL));
 	if (c) {
 		CHECK(ssh_cmd_total(c) == 20000000);
 		ssh_cmd_put(c);

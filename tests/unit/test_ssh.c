@@ -187,7 +187,7 @@ static void sc_basic(struct ssh_pool *p)
 		CHECK(!ssh_cmd_done(c));
 		ssh_cmd_exit_text(c, &e);
 		CHECK(e.len == 0);
-		CHECK(ssh_cmd_wait_done(c, 10));
+		CHECK(ssh_cmd_wait_done(c, 10, NULL, NULL));
 		ssh_cmd_exit_text(c, &e);
 		CHECK_STR(S(&e), "0\n");
 		buf_free(&e);
@@ -387,7 +387,7 @@ static void sc_pods(struct ssh_pool *p)
 	CHECK(st.took < atof(arg("timeout", "10")) + 10); /* not a hang */
 	CHECK(log_has("SSH handshake with 127.0.0.1"));
 	if (a) {
-		CHECK(ssh_cmd_wait_done(a, 10));
+		CHECK(ssh_cmd_wait_done(a, 10, NULL, NULL));
 		ssh_cmd_put(a);
 	}
 }
@@ -493,7 +493,7 @@ static void sc_lost(struct ssh_pool *p)
 		return;
 	action("kill");
 	double t0 = now_monotonic();
-	CHECK(ssh_cmd_wait_done(c, 5));
+	CHECK(ssh_cmd_wait_done(c, 5, NULL, NULL));
 	printf("# lost_ms %.1f\n", (now_monotonic() - t0) * 1000);
 	struct buf rest, e;
 	buf_init(&rest);
@@ -588,7 +588,7 @@ static void sc_file(struct ssh_pool *p)
 	close(fd);
 	if (!c)
 		goto out;
-	CHECK(ssh_cmd_wait_done(c, 30));
+	CHECK(ssh_cmd_wait_done(c, 30, NULL, NULL));
 	CHECK(ssh_cmd_total(c) == want.len);
 	struct ssh_cursor cur = {0, false};
 	struct buf got;
@@ -614,7 +614,7 @@ static void sc_file(struct ssh_pool *p)
 	CHECK(ssh_run(p, "pod-a", conn_a, cmd, -1, NULL, NULL, &c) == 0);
 	if (!c)
 		goto out;
-	CHECK(ssh_cmd_wait_done(c, 60));
+	CHECK(ssh_cmd_wait_done(c, 60, NULL, NULL));
 	CHECK(ssh_cmd_total(c) == big + 4);
 	struct ssh_cursor end = {big, false};
 	char tail[16];
@@ -645,7 +645,7 @@ static void sc_full(struct ssh_pool *p)
 		      NULL, &c) == 0);
 	close(fd);
 	if (c) {
-		CHECK(ssh_cmd_wait_done(c, 30));
+		CHECK(ssh_cmd_wait_done(c, 30, NULL, NULL));
 		struct buf ex;
 		buf_init(&ex);
 		ssh_cmd_exit_text(c, &ex);
@@ -687,6 +687,12 @@ static void exit_of(struct ssh_cmd *c, struct buf *out, struct buf *ex)
 /* The wrapper's pid is the job's process group id, known to ssh_cmd_pgid,
  * and the output stays the script's alone; a signal goes to the whole
  * group and the exit text says it. */
+/* An interruption check that says so at its third call. */
+static bool third_call(void *arg)
+{
+	return ++*(int *)arg >= 3;
+}
+
 static void sc_signal(struct ssh_pool *p)
 {
 	struct ssh_cmd *c = NULL;
@@ -707,7 +713,7 @@ static void sc_signal(struct ssh_pool *p)
 	printf("# ssh_cmd_pgid %ld\n", ssh_cmd_pgid(c));
 	CHECK(pid > 0 && pid == pg && ssh_cmd_pgid(c) == pg);
 	CHECK(!strstr(S(&out), "primefs"));
-	CHECK(ssh_cmd_signal(p, c, "TERM") == -ESRCH); /* ended */
+	CHECK(ssh_cmd_signal(p, c, "TERM", NULL, NULL) == -ESRCH); /* ended */
 	ssh_cmd_put(c);
 	buf_free(&out);
 	buf_free(&ex);
@@ -717,12 +723,16 @@ static void sc_signal(struct ssh_pool *p)
 	if (!c)
 		return;
 	CHECK(pgid_of(c) > 0);
-	CHECK(ssh_cmd_signal(p, c, "NOPE") == -EINVAL);
-	CHECK(ssh_cmd_signal(p, c, "SIGFOO") == -EINVAL);
+	CHECK(ssh_cmd_signal(p, c, "NOPE", NULL, NULL) == -EINVAL);
+	CHECK(ssh_cmd_signal(p, c, "SIGFOO", NULL, NULL) == -EINVAL);
 	CHECK(!ssh_cmd_done(c));
+	/* A wait for it ends when its interruption check says so. */
+	int calls = 0;
+	CHECK(ssh_cmd_wait_done(c, 60, third_call, &calls) == -EINTR);
+	CHECK(calls == 3 && !ssh_cmd_done(c));
 	double t0 = now_monotonic();
-	CHECK(ssh_cmd_signal(p, c, "TERM") == 0);
-	CHECK(ssh_cmd_wait_done(c, 10)); /* not a hang */
+	CHECK(ssh_cmd_signal(p, c, "TERM", NULL, NULL) == 0);
+	CHECK(ssh_cmd_wait_done(c, 10, NULL, NULL)); /* not a hang */
 	printf("# term_s %.3f\n", now_monotonic() - t0);
 	buf_init(&ex);
 	ssh_cmd_exit_text(c, &ex);
@@ -749,8 +759,8 @@ static void sc_signal(struct ssh_pool *p)
 	}
 	long child = atol(line);
 	CHECK(child > 0);
-	CHECK(ssh_cmd_signal(p, c, "SIGTERM") == 0);
-	CHECK(ssh_cmd_wait_done(c, 10));
+	CHECK(ssh_cmd_signal(p, c, "SIGTERM", NULL, NULL) == 0);
+	CHECK(ssh_cmd_wait_done(c, 10, NULL, NULL));
 	buf_init(&ex);
 	ssh_cmd_exit_text(c, &ex);
 	CHECK_STR(S(&ex), "signal TERM\n");
@@ -824,7 +834,7 @@ static double timed_run(struct ssh_pool *p, const char *cmd,
 		return 1e9;
 	struct reader r = {c, 0, 0, false};
 	if (atoi(arg("after", "0")))
-		ssh_cmd_wait_done(c, 60); /* the I/O thread alone */
+		ssh_cmd_wait_done(c, 60, NULL, NULL); /* the I/O thread alone */
 	reader_main(&r);
 	double t = now_monotonic() - t0;
 	if (r.bytes != size || r.marker)
@@ -939,7 +949,7 @@ static void sc_watch(struct ssh_pool *p)
 		return;
 	int id = ssh_cmd_watch(c, on_change, &w);
 	CHECK(id > 0);
-	CHECK(ssh_cmd_wait_done(c, 10));
+	CHECK(ssh_cmd_wait_done(c, 10, NULL, NULL));
 	sleep_seconds(0.05);
 	ssh_cmd_unwatch(c, id);
 	pthread_mutex_lock(&w.lock);
@@ -954,7 +964,7 @@ static void sc_watch(struct ssh_pool *p)
 	if (!c)
 		return;
 	ssh_pool_forget(p, "pod-a");
-	CHECK(ssh_cmd_wait_done(c, 5));
+	CHECK(ssh_cmd_wait_done(c, 5, NULL, NULL));
 	struct buf e;
 	buf_init(&e);
 	ssh_cmd_exit_text(c, &e);
@@ -1040,7 +1050,7 @@ static void sc_frozen(struct ssh_pool *p)
 	action("freeze");
 	double ka = atof(arg("keepalive", "15"));
 	double t0 = now_monotonic();
-	CHECK(ssh_cmd_wait_done(c, 3 * (ka < 2 ? 2 : ka) + 10));
+	CHECK(ssh_cmd_wait_done(c, 3 * (ka < 2 ? 2 : ka) + 10, NULL, NULL));
 	printf("# lost_s %.1f\n", now_monotonic() - t0);
 	struct buf e;
 	buf_init(&e);
