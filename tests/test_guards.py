@@ -182,6 +182,28 @@ def test_bad_values_are_einval(api, gm, file, text):
     assert "refused" in m.log()
 
 
+@pytest.mark.parametrize("file,text", [
+    ("deadline", "2hours"), ("idle", "5"), ("max_cost", "$5"), ("lease", "1h"),
+])
+def test_a_bad_value_fails_bashs_own_echo(api, gm, file, text):
+    """bash's builtin echo ignores the close that stores a guard: a value
+    it cannot take fails the write itself, so a script sees the typo."""
+    m = gm()
+    add(api, "typo")
+    path = m.p(f"pods/typo/{file}")
+    r = subprocess.run(["bash", "-c", 'echo "$2" > "$1"', "-", path, text],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Invalid argument" in r.stderr, r
+    assert "refused" in m.log()
+    if file != "lease":  # (opening the lease for writing holds it)
+        assert m.read("pods/typo/guards") == "\n"  # nothing armed
+        good = {"deadline": "2h", "idle": "30m", "max_cost": "5"}[file]
+        r = subprocess.run(["bash", "-c", 'echo "$2" > "$1"', "-", path, good],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        assert file in m.read("pods/typo/guards")
+
+
 def test_bad_time_logs_the_accepted_forms(api, gm):
     m = gm()
     add(api, "forms")

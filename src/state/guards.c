@@ -717,6 +717,67 @@ static void trim(const char **s, size_t *len)
 		(*len)--;
 }
 
+/* The value written to a guard file of kind k (trimmed; len 0: off):
+ * NULL and *deadline (G_DEADLINE) or *d (G_IDLE, G_MAX_COST), or why it
+ * is refused. */
+static const char *parse_value(enum guard_kind k, const char *text, size_t len,
+			       time_t now, time_t *deadline, double *d)
+{
+	char v[128];
+	*deadline = 0;
+	*d = -1;
+	if (len >= sizeof v || memchr(text, '\0', len))
+		return "too long";
+	if (!len) /* off; a lease is not let go by a write */
+		return NULL;
+	memcpy(v, text, len);
+	v[len] = '\0';
+	switch (k) {
+	case G_DEADLINE:
+		*d = parse_duration(v);
+		if (*d >= 0)
+			*deadline = now + (time_t)ceil(*d);
+		else if ((*deadline = parse_iso8601(v)) < 0)
+			return "not a time: write a duration from now "
+			       "(45s, 90m, +2h, 1d) or an ISO-8601 "
+			       "time (2026-05-01T12:00:00Z)";
+		else if (*deadline < now)
+			return "that time has passed";
+		return NULL;
+	case G_IDLE:
+		*d = parse_duration(v);
+		return *d <= 0 ? "not a duration: write a positive number "
+				 "with s, m, h or d (45s, 90m, 2h)"
+			       : NULL;
+	case G_MAX_COST: {
+		char *end;
+		*d = strtod(v, &end);
+		return end == v || *end || !isfinite(*d) || *d < 0
+			   ? "not an amount: write USD as a "
+			     "non-negative number (5, 12.50)"
+			   : NULL;
+	}
+	case G_LEASE:
+	default:
+		return "the lease is held by opening it for writing "
+		       "(exec 9>lease), not by what is written";
+	}
+}
+
+int guards_check(enum guard_kind k, const char *pod_id, const char *text,
+		 size_t len)
+{
+	trim(&text, &len);
+	time_t deadline;
+	double d;
+	const char *bad = parse_value(k, text, len, time(NULL), &deadline, &d);
+	if (!bad)
+		return 0;
+	plog("write", pod_id ? pod_id : "?", "%s refused: %s", kind_names[k],
+	     bad);
+	return -EINVAL;
+}
+
 int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	       enum guard_kind k, const char *text, size_t len)
 {
@@ -724,54 +785,12 @@ int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	struct buf path;
 	buf_init(&path);
 	buf_printf(&path, "/pods/%s/%s", pod_name, kind_names[k]);
-	char v[128];
 	bool off = len == 0;
 	time_t now = time(NULL);
-	time_t deadline = 0;
-	double d = -1;
-	const char *bad = NULL;
-	if (len >= sizeof v || memchr(text, '\0', len)) {
-		bad = "too long";
-	} else if (!off) {
-		memcpy(v, text, len);
-		v[len] = '\0';
-		switch (k) {
-		case G_DEADLINE:
-			d = parse_duration(v);
-			if (d >= 0)
-				deadline = now + (time_t)ceil(d);
-			else if ((deadline = parse_iso8601(v)) < 0)
-				bad = "not a time: write a duration from now "
-				      "(45s, 90m, +2h, 1d) or an ISO-8601 "
-				      "time (2026-05-01T12:00:00Z)";
-			else if (deadline < now)
-				bad = "that time has passed";
-			break;
-		case G_IDLE:
-			d = parse_duration(v);
-			if (d <= 0)
-				bad = "not a duration: write a positive number "
-				      "with s, m, h or d (45s, 90m, 2h)";
-			break;
-		case G_MAX_COST: {
-			char *end;
-			d = strtod(v, &end);
-			if (end == v || *end || !isfinite(d) || d < 0)
-				bad = "not an amount: write USD as a "
-				      "non-negative number (5, 12.50)";
-			break;
-		}
-		case G_LEASE:
-		default:
-			bad = "the lease is held by opening it for writing "
-			      "(exec 9>lease), not by what is written";
-			break;
-		}
-	}
-	if (k == G_LEASE && !bad)
-		bad = "the lease is held by opening it for writing "
-		      "(exec 9>lease); it cannot be disarmed by a write";
-	if (bad && !(k == G_LEASE && off)) {
+	time_t deadline;
+	double d;
+	const char *bad = parse_value(k, text, len, now, &deadline, &d);
+	if (bad) {
 		plog("write", path.data, "refused: %s", bad);
 		buf_free(&path);
 		return -EINVAL;
