@@ -235,7 +235,19 @@ static int do_write(struct handle *h, const char *data, size_t size, off_t off)
 			return rc;
 		}
 	}
-	return h->refused ? -EINVAL : (int)size;
+	if (h->refused)
+		return -EINVAL;
+	if ((h->file->flags & F_STORE_LINE) && size && end == h->data.len &&
+	    h->data.data[end - 1] == '\n') {
+		h->dirty = false;
+		h->truncated = false;
+		h->store_err = h->file->store(fs()->tree, h->pod_id,
+					      h->data.data, h->data.len);
+		kc_sync();
+		if (h->store_err)
+			return h->store_err;
+	}
+	return (int)size;
 }
 
 void ll_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size,
@@ -267,7 +279,7 @@ static int do_flush(struct handle *h)
 		return -EINVAL;
 	}
 	if (!h->dirty || !h->file->store || (h->file->flags & F_PER_WRITE))
-		return 0;
+		return h->store_err; /* F_STORE_LINE's, told again at close */
 	h->dirty = false;
 	h->truncated = false;
 	int rc = h->file->store(fs()->tree, h->pod_id,

@@ -132,6 +132,7 @@ struct handle {
 	bool dirty;	/* written since the last store */
 	bool truncated; /* opened with O_TRUNC and nothing stored yet */
 	bool refused;	/* a write failed its check: nothing is stored */
+	int store_err;	/* F_STORE_LINE: the last store's, at a write */
 	char *path;	/* as opened */
 	char *pod_id;	/* the pod the file belongs to, or NULL */
 	bool lease;	/* holds its pod's lease (F_LEASE opened for writing) */

@@ -66,6 +66,10 @@ enum file_flags {
 	F_LIVE = 32,	 /* only in live pods, not in history */
 	F_OWNER = 64,	 /* the mounting user's alone, though read-only */
 	F_LEASE = 128,	 /* a pod's lease: held while open for writing */
+	/* Stored at the write() that ends a line too, so that what the store
+	 * cannot keep (ENOSPC) fails that write: bash's builtin echo ignores
+	 * the close (the guards' values). Again at close if written since. */
+	F_STORE_LINE = 256,
 };
 
 struct node;
