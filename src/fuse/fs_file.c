@@ -228,8 +228,8 @@ static int do_write(struct handle *h, const char *data, size_t size, off_t off)
 	memcpy(h->data.data + off, data, size);
 	h->dirty = true;
 	if (!h->refused && h->file->check) {
-		int rc = h->file->check(fs()->tree, h->pod_id, h->data.data,
-					h->data.len, (size_t)off);
+		int rc = h->file->check(fs()->tree, h->data.data, h->data.len,
+					(size_t)off);
 		if (rc) {
 			h->refused = true;
 			return rc;

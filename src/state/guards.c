@@ -764,20 +764,6 @@ static const char *parse_value(enum guard_kind k, const char *text, size_t len,
 	}
 }
 
-int guards_check(enum guard_kind k, const char *pod_id, const char *text,
-		 size_t len)
-{
-	trim(&text, &len);
-	time_t deadline;
-	double d;
-	const char *bad = parse_value(k, text, len, time(NULL), &deadline, &d);
-	if (!bad)
-		return 0;
-	plog("write", pod_id ? pod_id : "?", "%s refused: %s", kind_names[k],
-	     bad);
-	return -EINVAL;
-}
-
 int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	       enum guard_kind k, const char *text, size_t len)
 {

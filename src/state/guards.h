@@ -50,10 +50,6 @@ void guards_free(struct guards *g);
  * and the guard stays as it was). */
 int guards_set(struct guards *g, const char *pod_id, const char *pod_name,
 	       enum guard_kind k, const char *text, size_t len);
-/* What guards_set would refuse in text (its syntax: a time, a duration,
- * an amount), checked without arming anything: 0, or -EINVAL (logged). */
-int guards_check(enum guard_kind k, const char *pod_id, const char *text,
-		 size_t len);
 /* Arms a pod's guards from its template (mkdir): seconds from now, seconds,
  * USD; a negative value leaves that guard unarmed. */
 void guards_arm(struct guards *g, const char *pod_id, const char *pod_name,

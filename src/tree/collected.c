@@ -53,11 +53,9 @@ int w_collect(struct tree *t, const char *pod_id, const char *data, size_t len)
 }
 
 /* A complete line that is refused fails the write() that wrote it. */
-int c_collect(struct tree *t, const char *pod_id, const char *data, size_t len,
-	      size_t from)
+int c_collect(struct tree *t, const char *data, size_t len, size_t from)
 {
 	(void)t;
-	(void)pod_id;
 	size_t end = len;
 	while (end && data[end - 1] != '\n')
 		end--;

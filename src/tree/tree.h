@@ -54,10 +54,10 @@ typedef int (*render_fn)(struct tree *t, const void *obj, struct buf *out);
 typedef int (*store_fn)(struct tree *t, const char *pod_id, const char *data,
 			size_t len);
 /* What can be judged of a whole-file write before close: the content so
- * far, and where this write began; pod_id as for store_fn. 0, or -errno
- * (logged) to fail the write() itself, as shells ignore close errors. */
-typedef int (*check_fn)(struct tree *t, const char *pod_id, const char *data,
-			size_t len, size_t from);
+ * far, and where this write began. 0, or -errno (logged) to fail the
+ * write() itself, as shells ignore close errors. */
+typedef int (*check_fn)(struct tree *t, const char *data, size_t len,
+			size_t from);
 
 enum file_flags {
 	F_STREAM = 1, /* size 0, read until end of file (run, exit, log) */
@@ -67,8 +67,9 @@ enum file_flags {
 	F_OWNER = 64,	 /* the mounting user's alone, though read-only */
 	F_LEASE = 128,	 /* a pod's lease: held while open for writing */
 	/* Stored at the write() that ends a line too, so that what the store
-	 * cannot keep (ENOSPC) fails that write: bash's builtin echo ignores
-	 * the close (the guards' values). Again at close if written since. */
+	 * refuses (EINVAL: `echo 2hours > deadline`) or cannot keep (ENOSPC)
+	 * fails that write: bash's builtin echo ignores the close (the guards'
+	 * values). Again at close if written since. */
 	F_STORE_LINE = 256,
 };
 

@@ -46,9 +46,6 @@ const struct file_def *find_file(const struct file_def *files,
 #define TREE_RENDER(fn) int fn(struct tree *t, const void *obj, struct buf *out)
 #define TREE_STORE(fn)                                                         \
 	int fn(struct tree *t, const char *pod_id, const char *data, size_t len)
-#define TREE_CHECK(fn)                                                         \
-	int fn(struct tree *t, const char *pod_id, const char *data,           \
-	       size_t len, size_t from)
 
 /* tree_values.c */
 TREE_RENDER(r_offer_price);
@@ -115,11 +112,7 @@ TREE_STORE(w_max_cost);
 TREE_STORE(w_lease);
 TREE_STORE(w_config);
 TREE_STORE(w_ctl);
-TREE_CHECK(c_deadline);
-TREE_CHECK(c_idle);
-TREE_CHECK(c_max_cost);
-TREE_CHECK(c_lease);
-TREE_CHECK(c_config);
+int c_config(struct tree *t, const char *data, size_t len, size_t from);
 
 /* tree_nodes.c: nodes/ of a multi-node pod (nodes.h), and of one in
  * history. Whether the pod directory n shows `nodes` (two nodes or more;
@@ -135,7 +128,7 @@ extern const struct file_hooks nodeall_run_hooks, nodeall_exit_hooks;
 /* collected.c: pods/<p>/collect, and history/<p>/files/ (D_FILES) */
 TREE_RENDER(r_collect);
 TREE_STORE(w_collect);
-TREE_CHECK(c_collect);
+int c_collect(struct tree *t, const char *data, size_t len, size_t from);
 int step_files(struct tree *t, struct node *n, const char *name);
 int list_files(struct tree *t, const struct node *n, add_fn add, void *ctx);
 

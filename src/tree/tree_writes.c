@@ -57,18 +57,7 @@ static int store_guard(struct tree *t, const char *pod_id, enum guard_kind k,
 	return rc;
 }
 
-/* A guard's value judged at the write() that ends its line, so that
- * `echo 2hours > deadline` fails in bash (whose builtin echo ignores the
- * close that stores it): what is not a time, a duration or an amount. */
-static int check_guard(const char *pod_id, enum guard_kind k, const char *data,
-		       size_t len)
-{
-	if (!len || data[len - 1] != '\n')
-		return 0; /* judged whole at close */
-	return guards_check(k, pod_id, data, len);
-}
-
-#define GUARD_FILE(r, w, c, k)                                                 \
+#define GUARD_FILE(r, w, k)                                                    \
 	int r(struct tree *t, const void *obj, struct buf *out)                \
 	{                                                                      \
 		return render_guard(t, obj, k, out);                           \
@@ -76,19 +65,12 @@ static int check_guard(const char *pod_id, enum guard_kind k, const char *data,
 	int w(struct tree *t, const char *id, const char *d, size_t n)         \
 	{                                                                      \
 		return store_guard(t, id, k, d, n);                            \
-	}                                                                      \
-	int c(struct tree *t, const char *id, const char *d, size_t n,         \
-	      size_t from)                                                     \
-	{                                                                      \
-		(void)t;                                                       \
-		(void)from;                                                    \
-		return check_guard(id, k, d, n);                               \
 	}
 
-GUARD_FILE(r_deadline, w_deadline, c_deadline, G_DEADLINE)
-GUARD_FILE(r_idle, w_idle, c_idle, G_IDLE)
-GUARD_FILE(r_max_cost, w_max_cost, c_max_cost, G_MAX_COST)
-GUARD_FILE(r_lease, w_lease, c_lease, G_LEASE)
+GUARD_FILE(r_deadline, w_deadline, G_DEADLINE)
+GUARD_FILE(r_idle, w_idle, G_IDLE)
+GUARD_FILE(r_max_cost, w_max_cost, G_MAX_COST)
+GUARD_FILE(r_lease, w_lease, G_LEASE)
 
 /* One line per armed guard; none: one empty line, as an empty list. */
 int r_guards(struct tree *t, const void *obj, struct buf *out)
@@ -129,10 +111,8 @@ int w_config(struct tree *t, const char *pod_id, const char *data, size_t len)
 }
 
 /* A complete line that is bad alone fails the write() that wrote it. */
-int c_config(struct tree *t, const char *pod_id, const char *data, size_t len,
-	     size_t from)
+int c_config(struct tree *t, const char *data, size_t len, size_t from)
 {
-	(void)pod_id;
 	struct buf err;
 	buf_init(&err);
 	int rc = template_check_lines(data, len, from, &err);
